@@ -1,0 +1,72 @@
+#include "core/arena.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+static size_t round_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+static void *xaligned(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, ALIGN, bytes ? bytes : ALIGN) != 0 || !p) {
+        fprintf(stderr, "mixtape: out of memory allocating %zu bytes for the arena\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+void arena_init(Arena *a, size_t cap) {
+    memset(a, 0, sizeof *a);
+    a->cap = round_up(cap);
+    a->base = a->cap ? xaligned(a->cap) : NULL;
+}
+
+void arena_free(Arena *a) {
+    for (int i = 0; i < a->nextra; i++) free(a->extra[i]);
+    free(a->extra);
+    free(a->base);
+    memset(a, 0, sizeof *a);
+}
+
+void *arena_alloc(Arena *a, size_t bytes) {
+    bytes = round_up(bytes ? bytes : 1);
+    if (a->used + bytes <= a->cap) {
+        void *p = a->base + a->used;
+        a->used += bytes;
+        if (arena_used(a) > a->peak) a->peak = arena_used(a);
+        return p;
+    }
+    /* Spill: a chunk of its own. Only happens until the arena has seen a full step. */
+    if (a->nextra == a->extra_cap) {
+        a->extra_cap = a->extra_cap ? 2 * a->extra_cap : 16;
+        void **e = realloc(a->extra, (size_t)a->extra_cap * sizeof *e);
+        if (!e) { fprintf(stderr, "mixtape: out of memory (arena spill list)\n"); abort(); }
+        a->extra = e;
+    }
+    void *p = xaligned(bytes);
+    a->extra[a->nextra++] = p;
+    a->extra_used += bytes;
+    if (arena_used(a) > a->peak) a->peak = arena_used(a);
+    return p;
+}
+
+void *arena_calloc(Arena *a, size_t bytes) {
+    void *p = arena_alloc(a, bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+size_t arena_used(const Arena *a) { return a->used + a->extra_used; }
+
+void arena_reset(Arena *a) {
+    if (a->nextra) {
+        for (int i = 0; i < a->nextra; i++) free(a->extra[i]);
+        a->nextra = 0;
+        a->extra_used = 0;
+        size_t want = round_up(a->peak + a->peak / 8);
+        free(a->base);
+        a->base = xaligned(want);
+        a->cap = want;
+    }
+    a->used = 0;
+}

@@ -1,0 +1,116 @@
+/* GEMM-backed ops: linear over the last axis and linear over the token axis.
+ * Transposes are expressed with sgemm's flags; nothing is copied. */
+#include "core/ops.h"
+#include <cblas.h>
+#include <string.h>
+
+/* out[r, :] = bias for every row (so the GEMM can accumulate with beta = 1). */
+static void fill_rows(float *out, const float *bias, size_t rows, int n) {
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * n, bias, (size_t)n * sizeof(float));
+}
+
+/* db[j] += sum_r dy[r, j], split over column blocks so threads never share a write. */
+static void colsum_acc(float *db, const float *dy, size_t rows, int n) {
+#pragma omp parallel for schedule(static)
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int j1 = j0 + 64 < n ? j0 + 64 : n;
+        float acc[64] = {0};
+        for (size_t r = 0; r < rows; r++)
+            for (int j = j0; j < j1; j++) acc[j - j0] += dy[r * n + j];
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
+
+/* ---- linear: y (M, N) = x (M, K) @ w^T (K, N) + b ---- */
+
+static void linear_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
+    int K = mt_last(x), N = mt_last(y);
+    int M = (int)mt_rows(x);
+    if (x->requires_grad)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, y->grad, N, w->data, K,
+                    1.0f, x->grad, K);
+    if (w->requires_grad)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, y->grad, N, x->data, K,
+                    1.0f, w->grad, K);
+    if (b && b->requires_grad) colsum_acc(b->grad, y->grad, (size_t)M, N);
+}
+
+Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    if (c->failed || !x || !w) return NULL;
+    char sx[96], sw[96], sb[96];
+    if (w->ndim != 2 || mt_last(x) != w->shape[1] || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
+        return mt_fail(c, "linear", "x %s, weight %s, bias %s: need x (..., in), weight (out, in), bias (out)%s%s",
+                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw),
+                       b ? mt_shape_str(b, sb, sizeof sb) : "none", w->name ? " for " : "", w->name ? w->name : "");
+    int K = w->shape[1], N = w->shape[0];
+    int M = (int)mt_rows(x);
+    int shape[MT_MAXDIM];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = N;
+    Tensor *y = mt_new(c, x->ndim, shape);
+    if (!y) return NULL;
+    if (b) fill_rows(y->data, b->data, (size_t)M, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x->data, K, w->data, K,
+                b ? 1.0f : 0.0f, y->data, N);
+    Tensor *in[3] = {x, w, b};
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3);
+    return y;
+}
+
+/* ---- token mixing: y[b] (N2, C) = w (N2, N) @ x[b] (N, C) + bias[:, None] ---- */
+
+static void token_linear_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
+    int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
+    for (int b = 0; b < B; b++) {
+        const float *dy = y->grad + (size_t)b * N2 * C;
+        if (x->requires_grad)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, C, N2, 1.0f, w->data, N, dy, C, 1.0f,
+                        x->grad + (size_t)b * N * C, C);
+        if (w->requires_grad)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N2, N, C, 1.0f, dy, C,
+                        x->data + (size_t)b * N * C, C, 1.0f, w->grad, N);
+    }
+    if (bias && bias->requires_grad) {
+        float *db = bias->grad;
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < N2; j++) {
+            double s = 0;
+            for (int b = 0; b < B; b++) {
+                const float *row = y->grad + ((size_t)b * N2 + j) * C;
+                for (int k = 0; k < C; k++) s += row[k];
+            }
+            db[j] += (float)s;
+        }
+    }
+}
+
+Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+    if (c->failed || !x || !w) return NULL;
+    char sx[96], sw[96], sb[96];
+    if (x->ndim != 3 || w->ndim != 2 || w->shape[1] != x->shape[1] ||
+        (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0])))
+        return mt_fail(c, "token_linear", "x %s, weight %s, bias %s: need x (B, N, C), weight (N2, N), bias (N2)%s%s",
+                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw),
+                       bias ? mt_shape_str(bias, sb, sizeof sb) : "none", w->name ? " for " : "",
+                       w->name ? w->name : "");
+    int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
+    Tensor *y = mt_new3(c, B, N2, C);
+    if (!y) return NULL;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < B * N2; r++) {
+            float v = bias->data[r % N2];
+            float *row = y->data + (size_t)r * C;
+            for (int k = 0; k < C; k++) row[k] = v;
+        }
+    }
+    for (int b = 0; b < B; b++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N2, C, N, 1.0f, w->data, N,
+                    x->data + (size_t)b * N * C, C, bias ? 1.0f : 0.0f, y->data + (size_t)b * N2 * C, C);
+    Tensor *in[3] = {x, w, bias};
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "token_linear", token_linear_backward, y, in, 3);
+    return y;
+}

@@ -1,0 +1,82 @@
+/* Differentiable ops. Each takes the context, returns a new arena tensor (or
+ * NULL after recording an error in c->err naming the op, scope and shapes),
+ * and records a tape node when an input requires grad.
+ *
+ * Layout convention: activations are channels-last. Image-like tensors are
+ * (B, H, W, C); token tensors are (B, N, C) with N = H*W. Only the network input
+ * is NCHW, and conv2d reads it directly (MT_NCHW). Weights keep timm's layouts:
+ * linear (out, in), conv (out, in, kh, kw). */
+#pragma once
+#include "core/tape.h"
+
+/* ---- GEMM family (OpenBLAS sgemm with transpose flags, never a copy) ---- */
+/* y = x @ w^T + b over the last axis. x (..., in), w (out, in), b (out) or NULL. */
+Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
+/* Mixing along the token axis: y[b] = w @ x[b] + b[:,None]. x (B, N, C), w (N2, N), b (N2) or NULL. */
+Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
+/* Batched matmul over all leading axes: a (..., M, K) or (..., K, M) if ta;
+ * b (..., K, N) or (..., N, K) if tb; leading axes equal. Result (..., M, N). */
+Tensor *mt_bmm(Ctx *c, Tensor *a, Tensor *b, int ta, int tb);
+
+/* ---- element-wise and per-channel (channel = last axis) ---- */
+Tensor *mt_add(Ctx *c, Tensor *a, Tensor *b);                  /* same shapes */
+Tensor *mt_mul(Ctx *c, Tensor *a, Tensor *b);                  /* same shapes */
+Tensor *mt_bias_add(Ctx *c, Tensor *x, Tensor *bias);          /* bias (C) */
+Tensor *mt_scale(Ctx *c, Tensor *x, Tensor *gamma);            /* x * gamma, gamma (C): layer scale */
+Tensor *mt_affine(Ctx *c, Tensor *x, Tensor *alpha, Tensor *beta); /* alpha*x + beta: ResMLP Aff */
+/* Fused residual: res + gamma * x (gamma may be NULL: res + x). */
+Tensor *mt_residual(Ctx *c, Tensor *res, Tensor *x, Tensor *gamma);
+
+/* ---- normalisation ---- */
+/* LayerNorm over the last axis; w, b (C) or NULL. */
+Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
+/* GroupNorm with one group: statistics over every element of a sample (all axes
+ * but the first), affine per channel (last axis). PoolFormer's GroupNorm1. */
+Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
+/* RMSNorm over the last axis; w (C) or NULL. */
+Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
+
+/* ---- activations ---- */
+typedef enum { MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU, MT_ACT_NONE } mt_act;
+Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act);
+Tensor *mt_gelu(Ctx *c, Tensor *x);       /* PyTorch exact: 0.5 x (1 + erf(x / sqrt 2)) */
+Tensor *mt_gelu_tanh(Ctx *c, Tensor *x);  /* PyTorch approximate='tanh' */
+Tensor *mt_relu(Ctx *c, Tensor *x);
+Tensor *mt_silu(Ctx *c, Tensor *x);
+/* Fused y = act(x + bias) (the linear layer's epilogue). */
+Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act);
+
+/* ---- convolution and pooling ---- */
+typedef enum { MT_NHWC = 0, MT_NCHW = 1 } mt_layout;
+/* conv2d via im2col + sgemm. x (B,C,H,W) if layout==MT_NCHW else (B,H,W,C);
+ * w (Cout, Cin, kh, kw); b (Cout) or NULL. Output (B, OH, OW, Cout). */
+Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int stride, int pad);
+/* Average pool k x k, stride 1, padding k/2, count_include_pad=False, on (B,H,W,C).
+ * subtract_input: return pool(x) - x (PoolFormer's token mixer). */
+Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input);
+/* Mean over the token axis: (B, N, C) -> (B, C). Also global average over H x W of (B,H,W,C). */
+Tensor *mt_mean_tokens(Ctx *c, Tensor *x);
+
+/* ---- layout ---- */
+Tensor *mt_nchw_to_nhwc(Ctx *c, Tensor *x);  /* (B,C,H,W) -> (B,H,W,C) */
+Tensor *mt_nhwc_to_nchw(Ctx *c, Tensor *x);  /* (B,H,W,C) -> (B,C,H,W) */
+/* Same data, new shape (numel must match). */
+Tensor *mt_reshape(Ctx *c, Tensor *x, int ndim, const int *shape);
+/* Swap axes 1 and 2 of a (A, B, C, D...) tensor: (A, B, C, rest) -> (A, C, B, rest). */
+Tensor *mt_transpose12(Ctx *c, Tensor *x);
+
+/* ---- softmax, attention, loss ---- */
+Tensor *mt_softmax(Ctx *c, Tensor *x);  /* over the last axis */
+/* Multi-head self-attention core on a fused qkv (B, N, 3C) laid out as timm's
+ * qkv linear: [q | k | v], each split into `heads` heads of C/heads.
+ * Returns softmax(q k^T * scale) v merged back to (B, N, C). */
+Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads);
+/* Mean softmax cross-entropy over the batch. logits (B, K). Exactly one of:
+ * labels (B) hard class indices with optional label smoothing, or
+ * soft (B, K) target distributions (mixup / cutmix). Returns a scalar (1). */
+Tensor *mt_cross_entropy(Ctx *c, Tensor *logits, const int *labels, const float *soft, float smoothing);
+
+/* ---- regularisation (active only when c->training) ---- */
+Tensor *mt_dropout(Ctx *c, Tensor *x, float p);
+/* Stochastic depth: zero whole samples (axis 0) with prob p, scale kept ones by 1/(1-p). */
+Tensor *mt_drop_path(Ctx *c, Tensor *x, float p);

@@ -1,0 +1,171 @@
+#include "core/tape.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mt_ctx_init(Ctx *c, size_t arena_bytes) {
+    memset(c, 0, sizeof *c);
+    arena_init(&c->arena, arena_bytes);
+    c->cap = 1024;
+    c->nodes = malloc((size_t)c->cap * sizeof *c->nodes);
+    if (!c->nodes) { fprintf(stderr, "mixtape: out of memory (tape)\n"); abort(); }
+    c->grad_enabled = 1;
+    c->training = 1;
+    c->seed = 0x6d69787461706521ull;
+}
+
+void mt_ctx_free(Ctx *c) {
+    arena_free(&c->arena);
+    free(c->nodes);
+    memset(c, 0, sizeof *c);
+}
+
+void mt_ctx_reset(Ctx *c) {
+    arena_reset(&c->arena);
+    c->nnodes = 0;
+    c->backward_done = 0;
+    c->failed = 0;
+    c->err[0] = 0;
+    c->scope[0] = 0;
+}
+
+void mt_scope(Ctx *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->scope, sizeof c->scope, fmt, ap);
+    va_end(ap);
+}
+
+void *mt_fail(Ctx *c, const char *op, const char *fmt, ...) {
+    if (c->failed) return NULL;
+    c->failed = 1;
+    int k = snprintf(c->err, sizeof c->err, "%s%s%s: ", op, c->scope[0] ? " in " : "", c->scope);
+    if (k < 0 || (size_t)k >= sizeof c->err) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + k, sizeof c->err - (size_t)k, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+Tensor *mt_new(Ctx *c, int ndim, const int *shape) {
+    if (ndim < 1 || ndim > MT_MAXDIM) return mt_fail(c, "new", "rank %d outside 1..%d", ndim, MT_MAXDIM);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) {
+            char s[96];
+            return mt_fail(c, "new", "non-positive dimension in shape %s", mt_dims_str(ndim, shape, s, sizeof s));
+        }
+    Tensor *t = arena_calloc(&c->arena, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = mt_numel(ndim, shape);
+    t->data = arena_alloc(&c->arena, t->numel * sizeof(float));
+    return t;
+}
+Tensor *mt_new2(Ctx *c, int d0, int d1) { int s[2] = {d0, d1}; return mt_new(c, 2, s); }
+Tensor *mt_new3(Ctx *c, int d0, int d1, int d2) { int s[3] = {d0, d1, d2}; return mt_new(c, 3, s); }
+Tensor *mt_new4(Ctx *c, int d0, int d1, int d2, int d3) { int s[4] = {d0, d1, d2, d3}; return mt_new(c, 4, s); }
+
+Tensor *mt_wrap(Ctx *c, float *data, int ndim, const int *shape) {
+    if (ndim < 1 || ndim > MT_MAXDIM) return mt_fail(c, "wrap", "rank %d outside 1..%d", ndim, MT_MAXDIM);
+    Tensor *t = arena_calloc(&c->arena, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = mt_numel(ndim, shape);
+    t->data = data;
+    t->name = "input";
+    return t;
+}
+
+float *mt_grad(Ctx *c, Tensor *t) {
+    if (!t->grad) t->grad = arena_calloc(&c->arena, t->numel * sizeof(float));
+    return t->grad;
+}
+
+int mt_needs_grad(Ctx *c, Tensor *const *in, int nin) {
+    if (!c->grad_enabled) return 0;
+    for (int i = 0; i < nin; i++)
+        if (in[i] && in[i]->requires_grad) return 1;
+    return 0;
+}
+
+Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *const *in, int nin) {
+    if (c->nnodes == c->cap) {
+        /* Grows during the first step only; the tape length is fixed per model. */
+        int cap = 2 * c->cap;
+        Node *n = realloc(c->nodes, (size_t)cap * sizeof *n);
+        if (!n) { fprintf(stderr, "mixtape: out of memory (tape)\n"); abort(); }
+        c->nodes = n;
+        c->cap = cap;
+    }
+    Node *n = &c->nodes[c->nnodes++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->backward = bw;
+    n->out = out;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) n->in[i] = in[i];
+    out->requires_grad = 1;
+    if (!out->name) out->name = op;
+    return n;
+}
+
+static int sweep(Ctx *c) {
+    for (int k = c->nnodes - 1; k >= 0; k--) {
+        Node *n = &c->nodes[k];
+        if (!n->out->grad) continue; /* nothing flowed into this node's output */
+        for (int i = 0; i < n->nin; i++)
+            if (n->in[i] && n->in[i]->requires_grad) mt_grad(c, n->in[i]);
+        n->backward(c, n);
+    }
+    c->backward_done = 1;
+    return c->failed ? -1 : 0;
+}
+
+static int check_tape(Ctx *c, Tensor *t, const char *what) {
+    if (c->failed) return -1;
+    if (!t) { mt_fail(c, "backward", "%s is NULL (an earlier op failed)", what); return -1; }
+    if (c->backward_done) {
+        mt_fail(c, "backward", "the tape was already consumed by an earlier backward(); "
+                               "run the forward pass again (mt_ctx_reset) before a second backward");
+        return -1;
+    }
+    if (!t->requires_grad) {
+        mt_fail(c, "backward", "%s does not depend on any parameter that requires grad (no-grad mode?)", what);
+        return -1;
+    }
+    return 0;
+}
+
+int mt_backward_seed(Ctx *c, Tensor *out, const float *seed) {
+    if (check_tape(c, out, "output") != 0) return -1;
+    float *g = mt_grad(c, out);
+    for (size_t i = 0; i < out->numel; i++) g[i] += seed[i];
+    return sweep(c);
+}
+
+int mt_backward(Ctx *c, Tensor *loss) {
+    if (c->failed) return -1;
+    if (loss && loss->numel != 1) {
+        char s[96];
+        mt_fail(c, "backward", "loss must be a scalar, got shape %s", mt_shape_str(loss, s, sizeof s));
+        return -1;
+    }
+    if (check_tape(c, loss, "loss") != 0) return -1;
+    mt_grad(c, loss)[0] += 1.0f;
+    return sweep(c);
+}
+
+/* splitmix64 finaliser: a counter-based generator, so dropout masks do not
+ * depend on how elements are split across threads. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i) {
+    uint64_t z = mix64(seed ^ mix64(counter * 0x9e3779b97f4a7c15ull + i));
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}

@@ -1,0 +1,79 @@
+/* The context of one model evaluation: the step arena, the tape of recorded
+ * ops, the first error, the RNG stream for dropout, the layer scope for messages.
+ *
+ * Ops append a Node when grad is enabled and any input requires grad.
+ * mt_backward(loss) walks the nodes in reverse; each node's backward reads
+ * out->grad and ADDS into its inputs' grads, so a tensor used twice receives
+ * both contributions, and parameter grads accumulate across micro-batches
+ * until the caller zeroes them.
+ *
+ * Errors are sticky: the first failing op records a message naming the op,
+ * the layer scope and the shapes, returns NULL, and every later op given a
+ * NULL input returns NULL too. Callers check once at the end. */
+#pragma once
+#include "core/arena.h"
+#include "core/tensor.h"
+
+typedef struct Ctx Ctx;
+typedef struct Node Node;
+typedef void (*mt_backward_fn)(Ctx *c, Node *n);
+
+#define MT_NODE_MAXIN 4
+struct Node {
+    const char *op;
+    mt_backward_fn backward;
+    Tensor *out;
+    Tensor *in[MT_NODE_MAXIN];
+    int nin;
+    void *saved;        /* op-specific, arena-allocated */
+    float f[4];         /* small scalar arguments (eps, p, ...) */
+    int i[4];           /* small integer arguments (stride, k, ...) */
+};
+
+struct Ctx {
+    Arena arena;
+    Node *nodes;
+    int nnodes, cap;
+    int grad_enabled;   /* record the tape (0 = no-grad evaluation) */
+    int training;       /* dropout / drop path active */
+    int backward_done;  /* tape already consumed by mt_backward */
+    uint64_t seed;      /* dropout stream: counter-based, independent of threads */
+    uint64_t counter;
+    int failed;
+    char err[1024];
+    char scope[160];    /* current layer name, used in messages */
+};
+
+void mt_ctx_init(Ctx *c, size_t arena_bytes);
+void mt_ctx_free(Ctx *c);
+/* Start a new step: frees activations (arena reset) and clears the tape. */
+void mt_ctx_reset(Ctx *c);
+/* Layer name shown in error messages, printf-style. */
+void mt_scope(Ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record the first error; later calls keep the first one. Always returns NULL. */
+void *mt_fail(Ctx *c, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Fresh activation from the arena (data uninitialised). */
+Tensor *mt_new(Ctx *c, int ndim, const int *shape);
+Tensor *mt_new2(Ctx *c, int d0, int d1);
+Tensor *mt_new3(Ctx *c, int d0, int d1, int d2);
+Tensor *mt_new4(Ctx *c, int d0, int d1, int d2, int d3);
+/* Wrap caller-owned memory as a constant input (no grad), e.g. a batch of images. */
+Tensor *mt_wrap(Ctx *c, float *data, int ndim, const int *shape);
+/* Gradient buffer of t, zero-filled from the arena on first use. */
+float *mt_grad(Ctx *c, Tensor *t);
+
+/* Does an op with these inputs need a tape node? (grad on and some input requires grad) */
+int mt_needs_grad(Ctx *c, Tensor *const *in, int nin);
+/* Append a node for out = op(in...). Marks out->requires_grad. Returns the node to fill. */
+Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *const *in, int nin);
+
+/* Reverse-mode sweep from a scalar loss (numel 1): seeds d loss = 1.
+ * Returns 0, or -1 with c->err set (non-scalar loss, tape already consumed). */
+int mt_backward(Ctx *c, Tensor *loss);
+/* Reverse sweep seeded with d out = seed (out->numel floats), for tests and
+ * benchmarks that differentiate a non-scalar output. Same errors as mt_backward. */
+int mt_backward_seed(Ctx *c, Tensor *out, const float *seed);
+
+/* Deterministic uniform [0,1) for dropout: element i of the current draw. */
+float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i);

@@ -1,0 +1,66 @@
+/* The model interface the commands use. A model is a config (family, sizes,
+ * overrides, ablation switches), the parameters it registers under timm's
+ * state_dict names, and a forward pass on the tape. */
+#pragma once
+#include "core/ops.h"
+#include "core/params.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_MAX_STAGES 4
+
+typedef struct ModelConfig {
+    char name[64];          /* registry name, e.g. "mixer_s16_224" */
+    char family[16];        /* "mixer" | "resmlp" | "poolformer" (more later) */
+    int num_classes, img_size, in_chans;
+    float drop_rate, drop_path_rate;
+    /* isotropic families (mixer, resmlp) */
+    int patch_size, embed_dim, depth;
+    float mlp_ratio_tokens, mlp_ratio;   /* mixer: (0.5, 4.0); resmlp: mlp_ratio 4 */
+    /* hierarchical (poolformer / metaformer) */
+    int num_stages, depths[MT_MAX_STAGES], dims[MT_MAX_STAGES], pool_size;
+    /* ablation switches; token_mixer per stage (isotropic models use [0] for all blocks):
+     * "mlp" | "linear" | "pool" | "identity" | "random" | "attention" */
+    char token_mixer[MT_MAX_STAGES][16];
+    char norm[16];          /* "layernorm" | "groupnorm" | "affine" | "rmsnorm" | "none" */
+    char act[16];           /* "gelu" | "relu" | "silu" | "gelu_tanh" */
+    int layer_scale;        /* 1 = on */
+    float layer_scale_init;
+    int heads;              /* attention mixer */
+} ModelConfig;
+
+typedef struct Model {
+    ModelConfig cfg;
+    ParamList params;
+    void *priv;             /* family-specific layer table, owned */
+} Model;
+
+/* Registry. */
+int model_count(void);
+const char *model_name(int i);
+/* Defaults of a registered model (timm's), or -1 with err naming the unknown model. */
+int model_config_default(const char *name, ModelConfig *cfg, char *err, size_t n);
+/* One override by its command-line name without dashes: "num-classes", "img-size",
+ * "in-chans", "drop", "drop-path", "patch-size", "embed-dim", "depth", "depths",
+ * "dims", "mlp-ratio", "pool-size", "token-mixer", "norm", "act", "layer-scale",
+ * "layer-scale-init", "heads". -1 with err naming key and value when invalid. */
+int model_config_set(ModelConfig *cfg, const char *key, const char *value, char *err, size_t n);
+/* NULL-terminated list of the keys model_config_set accepts. */
+const char *const *model_override_keys(void);
+/* Flat JSON object of every field; round-trips through model_config_from_json. */
+int model_config_to_json(const ModelConfig *cfg, char *buf, size_t n);
+int model_config_from_json(const char *json, ModelConfig *cfg, char *err, size_t n);
+/* One line for the start of a run: every switch and its value. */
+void model_config_describe(const ModelConfig *cfg, char *buf, size_t n);
+
+/* Build: validates the config (shapes divisible, etc.) and registers every
+ * parameter in timm's state_dict order, zero-filled. -1 with err on a bad config. */
+int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n);
+/* timm's initialisation, deterministic in seed. */
+void model_init(Model *m, uint64_t seed);
+/* images (B, in_chans, img_size, img_size) NCHW -> logits (B, num_classes).
+ * Dropout / drop path follow c->training. NULL on error (c->err). */
+Tensor *model_forward(Ctx *c, Model *m, Tensor *images);
+/* Forward GFLOPs for one image (multiply-add = 2 FLOPs), GEMM/conv dominated. */
+double model_gflops(const ModelConfig *cfg);
+void model_free(Model *m);

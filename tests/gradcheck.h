@@ -1,0 +1,120 @@
+/* Finite-difference gradient checks for ops, shared by the op tests.
+ *
+ * The scalar checked is L = sum(out * R) for a fixed random R, so every output
+ * element contributes with its own weight. Analytic gradients come from
+ * mt_backward_seed(out, R); numeric ones from central differences
+ * (L(x+h) - L(x-h)) / 2h evaluated in no-grad mode, accumulated in double.
+ * An element passes when |analytic - numeric| <= atol + rtol * |numeric|. */
+#pragma once
+#include "core/ops.h"
+#include "core/params.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Tensor *(*gc_forward)(Ctx *c, Tensor **in, void *arg);
+
+static int gc_failures = 0;
+
+static uint64_t gc_state = 0x1234567887654321ull;
+static float gc_uniform(void) { /* xorshift64*, test data only */
+    gc_state ^= gc_state >> 12; gc_state ^= gc_state << 25; gc_state ^= gc_state >> 27;
+    return (float)((gc_state * 2685821657736338717ull) >> 40) * (1.0f / 16777216.0f);
+}
+static void gc_fill(Tensor *t, float lo, float hi) {
+    for (size_t i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * gc_uniform();
+}
+
+/* A parameter-like leaf tensor for tests (persistent, requires grad). */
+static Tensor *gc_input(ParamList *p, const char *name, int ndim, const int *shape, float lo, float hi) {
+    Tensor *t = mt_param_new(p, name, ndim, shape);
+    gc_fill(t, lo, hi);
+    return t;
+}
+
+static double gc_loss(Ctx *c, gc_forward f, Tensor **in, void *arg, const float *R, uint64_t counter) {
+    mt_ctx_reset(c);
+    c->counter = counter;
+    int g = c->grad_enabled;
+    c->grad_enabled = 0;
+    Tensor *out = f(c, in, arg);
+    c->grad_enabled = g;
+    if (!out) { fprintf(stderr, "forward failed: %s\n", c->err); exit(1); }
+    double s = 0;
+    for (size_t i = 0; i < out->numel; i++) s += (double)out->data[i] * R[i];
+    return s;
+}
+
+/* Checks every input with requires_grad (at most max_elems elements each, spread evenly). */
+static int gradcheck(const char *name, gc_forward f, Tensor **in, int nin, void *arg, float h, double atol,
+                     double rtol) {
+    Ctx c;
+    mt_ctx_init(&c, 1 << 20);
+    c.training = 1;
+    uint64_t counter = 77;
+    mt_ctx_reset(&c);
+    c.counter = counter;
+    Tensor *out = f(&c, in, arg);
+    if (!out) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
+    float *R = malloc(out->numel * sizeof(float));
+    for (size_t i = 0; i < out->numel; i++) R[i] = gc_uniform() * 2.0f - 1.0f;
+    for (int k = 0; k < nin; k++)
+        if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
+    if (mt_backward_seed(&c, out, R) != 0) {
+        fprintf(stderr, "[%s] backward failed: %s\n", name, c.err);
+        gc_failures++; free(R); mt_ctx_free(&c); return 1;
+    }
+    int bad = 0;
+    double worst = 0;
+    const size_t max_elems = 400;
+    for (int k = 0; k < nin; k++) {
+        Tensor *t = in[k];
+        if (!t->requires_grad) continue;
+        float *ana = malloc(t->numel * sizeof(float));
+        memcpy(ana, t->grad, t->numel * sizeof(float));
+        size_t step = t->numel > max_elems ? t->numel / max_elems : 1;
+        for (size_t i = 0; i < t->numel; i += step) {
+            float x0 = t->data[i];
+            t->data[i] = x0 + h;
+            double lp = gc_loss(&c, f, in, arg, R, counter);
+            t->data[i] = x0 - h;
+            double lm = gc_loss(&c, f, in, arg, R, counter);
+            t->data[i] = x0;
+            double num = (lp - lm) / (2.0 * (double)h);
+            double err = fabs((double)ana[i] - num);
+            double lim = atol + rtol * fabs(num);
+            if (err / lim > worst) worst = err / lim;
+            if (err > lim) {
+                if (bad < 5)
+                    fprintf(stderr, "[%s] input %d (%s) elem %zu: analytic %.6g numeric %.6g\n", name, k,
+                            t->name, i, ana[i], num);
+                bad++;
+            }
+        }
+        free(ana);
+    }
+    printf("%-28s %s (worst err/tol %.3f)\n", name, bad ? "FAIL" : "ok", worst);
+    if (bad) gc_failures++;
+    free(R);
+    mt_ctx_free(&c);
+    return bad != 0;
+}
+
+/* Forward-value check against an expected array. */
+static int gc_expect(const char *name, const float *got, const float *want, size_t n, double tol) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs((double)want[i])))) {
+            fprintf(stderr, "[%s] value %zu: got %.7g want %.7g\n", name, i, got[i], want[i]);
+            gc_failures++;
+            return 1;
+        }
+    printf("%-28s ok\n", name);
+    return 0;
+}
+
+static int gc_report(void) {
+    if (gc_failures) { fprintf(stderr, "%d check(s) failed\n", gc_failures); return 1; }
+    printf("all checks passed\n");
+    return 0;
+}

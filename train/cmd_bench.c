@@ -1,0 +1,8 @@
+/* placeholder until the command is implemented */
+#include "train/commands.h"
+#include <stdio.h>
+int cmd_bench(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "mixtape: 'bench' is not implemented yet\n");
+    return 1;
+}
