@@ -1,0 +1,191 @@
+/* Activations (GELU exact and tanh, ReLU, SiLU) and the fused linear epilogue
+ * y = act(x + bias). Backward recomputes the derivative from the kept input
+ * (and bias), so no pre-activation copy is stored. */
+#include "core/ops.h"
+#include <math.h>
+#include <omp.h>
+
+#define PAR_MIN 16384
+
+static const char *act_name(mt_act a) {
+    switch (a) {
+    case MT_ACT_GELU: return "gelu";
+    case MT_ACT_GELU_TANH: return "gelu_tanh";
+    case MT_ACT_RELU: return "relu";
+    case MT_ACT_SILU: return "silu";
+    case MT_ACT_NONE: return "none";
+    }
+    return "unknown";
+}
+
+/* ---- scalar forms: value and derivative ---- */
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f /* 1 / sqrt(2 pi) */
+#define SQRT_2_OVER_PI 0.79788456080286535588f
+#define GELU_TANH_K 0.044715f
+
+static inline float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * INV_SQRT2)); }
+static inline float gelu_d(float x) {
+    return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+}
+static inline float gelu_tanh_f(float x) {
+    float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+static inline float gelu_tanh_d(float x) {
+    float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
+    float t = tanhf(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_K * x * x);
+}
+static inline float relu_f(float x) { return x > 0.0f ? x : 0.0f; }
+static inline float relu_d(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+static inline float none_f(float x) { return x; }
+static inline float none_d(float x) { return 1.0f; }
+static inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu_d(float x) {
+    float s = 1.0f / (1.0f + expf(-x));
+    return s * (1.0f + x * (1.0f - s));
+}
+
+/* ---- plain activations: one flat loop per kind so each vectorises on its own ---- */
+
+#define ACT_LOOP(F, dst, src, N)                                                                                 \
+    _Pragma("omp parallel for simd if (N >= PAR_MIN) schedule(static)") for (size_t i = 0; i < N; i++)        \
+        dst[i] = F(src[i])
+#define ACT_GRAD_LOOP(D, gx, dy, x, N)                                                                           \
+    _Pragma("omp parallel for simd if (N >= PAR_MIN) schedule(static)") for (size_t i = 0; i < N; i++)        \
+        gx[i] += dy[i] * D(x[i])
+
+static void act_forward(mt_act a, float *restrict y, const float *x, size_t N) {
+    switch (a) {
+    case MT_ACT_GELU: ACT_LOOP(gelu_f, y, x, N); break;
+    case MT_ACT_GELU_TANH: ACT_LOOP(gelu_tanh_f, y, x, N); break;
+    case MT_ACT_RELU: ACT_LOOP(relu_f, y, x, N); break;
+    case MT_ACT_SILU: ACT_LOOP(silu_f, y, x, N); break;
+    case MT_ACT_NONE: ACT_LOOP(none_f, y, x, N); break;
+    }
+}
+
+static void act_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    const float *dy = n->out->grad, *px = x->data;
+    float *gx = x->grad;
+    size_t N = x->numel;
+    switch ((mt_act)n->i[0]) {
+    case MT_ACT_GELU: ACT_GRAD_LOOP(gelu_d, gx, dy, px, N); break;
+    case MT_ACT_GELU_TANH: ACT_GRAD_LOOP(gelu_tanh_d, gx, dy, px, N); break;
+    case MT_ACT_RELU: ACT_GRAD_LOOP(relu_d, gx, dy, px, N); break;
+    case MT_ACT_SILU: ACT_GRAD_LOOP(silu_d, gx, dy, px, N); break;
+    case MT_ACT_NONE: ACT_GRAD_LOOP(none_d, gx, dy, px, N); break;
+    }
+}
+
+static int valid_act(mt_act a) { return (int)a >= (int)MT_ACT_GELU && (int)a <= (int)MT_ACT_NONE; }
+
+Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act) {
+    if (c->failed || !x) return NULL;
+    if (!valid_act(act)) {
+        char sx[96];
+        return mt_fail(c, "activation", "unknown activation %d for x %s", (int)act, mt_shape_str(x, sx, sizeof sx));
+    }
+    if (act == MT_ACT_NONE) return x; /* identity: no copy, no node */
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    act_forward(act, y->data, x->data, x->numel);
+    Tensor *in[1] = {x};
+    if (mt_needs_grad(c, in, 1)) {
+        Node *n = mt_record(c, act_name(act), act_backward, y, in, 1);
+        n->i[0] = (int)act;
+    }
+    return y;
+}
+
+Tensor *mt_gelu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_GELU); }
+Tensor *mt_gelu_tanh(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_GELU_TANH); }
+Tensor *mt_relu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_RELU); }
+Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
+
+/* ---- fused y = act(x + bias), bias (C) per last-axis channel or NULL ---- */
+
+#define BIAS_ACT_ROWS(F)                                                                                         \
+    _Pragma("omp parallel for if (x->numel >= PAR_MIN) schedule(static)") for (size_t r = 0; r < rows; r++) { \
+        const float *xr = px + r * C;                                                                            \
+        float *restrict yr = py + r * C;                                                                         \
+        _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + pb[j]);                              \
+    }
+
+/* Per row: g = dy * act'(x + b); dx += g; thread partial db += g. */
+#define BIAS_ACT_GRAD(D)                                                                                         \
+    _Pragma("omp for schedule(static)") for (size_t r = 0; r < rows; r++) {                                     \
+        const float *xr = px + r * C, *g = dy + r * C;                                                           \
+        if (want_dx) {                                                                                           \
+            float *dx = gx + r * C;                                                                              \
+            _Pragma("omp simd") for (int j = 0; j < C; j++) dx[j] += g[j] * D(xr[j] + pb[j]);                  \
+        }                                                                                                        \
+        if (want_db) {                                                                                           \
+            _Pragma("omp simd") for (int j = 0; j < C; j++) pdb[j] += (double)(g[j] * D(xr[j] + pb[j]));       \
+        }                                                                                                        \
+    }
+
+static void bias_act_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *bias = n->in[1];
+    mt_act act = (mt_act)n->i[0];
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    int want_dx = x->requires_grad, want_db = bias->requires_grad;
+    const float *dy = n->out->grad, *px = x->data, *pb = bias->data; /* bias is never NULL here */
+    float *gx = x->grad;
+    int nt = omp_get_max_threads(), stride = ((C + 7) / 8) * 8;
+    double *part = want_db ? arena_calloc(&c->arena, (size_t)nt * stride * sizeof(double)) : NULL;
+#pragma omp parallel if (x->numel >= PAR_MIN)
+    {
+        double *pdb = part ? part + (size_t)omp_get_thread_num() * stride : NULL;
+        switch (act) {
+        case MT_ACT_GELU: BIAS_ACT_GRAD(gelu_d); break;
+        case MT_ACT_GELU_TANH: BIAS_ACT_GRAD(gelu_tanh_d); break;
+        case MT_ACT_RELU: BIAS_ACT_GRAD(relu_d); break;
+        case MT_ACT_SILU: BIAS_ACT_GRAD(silu_d); break;
+        case MT_ACT_NONE: BIAS_ACT_GRAD(none_d); break;
+        }
+    }
+    if (want_db)
+        for (int j = 0; j < C; j++) {
+            double s = 0;
+            for (int t = 0; t < nt; t++) s += part[(size_t)t * stride + j];
+            bias->grad[j] += (float)s;
+        }
+}
+
+Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
+    if (c->failed || !x) return NULL;
+    char sx[96], sb[96];
+    if (!valid_act(act))
+        return mt_fail(c, "bias_act", "unknown activation %d for x %s", (int)act, mt_shape_str(x, sx, sizeof sx));
+    if (bias && (bias->ndim != 1 || bias->shape[0] != mt_last(x)))
+        return mt_fail(c, "bias_act", "x %s, bias %s: bias must be (C) = (%d), the last axis of x%s%s",
+                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(bias, sb, sizeof sb), mt_last(x),
+                       bias->name ? " for " : "", bias->name ? bias->name : "");
+    if (!bias) return mt_activation(c, x, act);
+    if (act == MT_ACT_NONE) return mt_bias_add(c, x, bias);
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    const float *px = x->data, *pb = bias->data;
+    float *py = y->data;
+    switch (act) {
+    case MT_ACT_GELU: BIAS_ACT_ROWS(gelu_f); break;
+    case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
+    case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
+    case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
+    case MT_ACT_NONE: BIAS_ACT_ROWS(none_f); break;
+    }
+    Tensor *in[2] = {x, bias};
+    if (mt_needs_grad(c, in, 2)) {
+        Node *n = mt_record(c, "bias_act", bias_act_backward, y, in, 2);
+        n->i[0] = (int)act;
+    }
+    return y;
+}

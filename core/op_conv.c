@@ -1,0 +1,240 @@
+/* conv2d via im2col + one sgemm.
+ *
+ * The input is NCHW (the network's images) or channels-last (B, H, W, C); the
+ * output is always channels-last (B, OH, OW, Cout). Each output pixel is one
+ * row of the column buffer, cols (B*OH*OW, Cin*kh*kw), with columns in
+ * (cin, ky, kx) order so that the weight (Cout, Cin, kh, kw) is already the
+ * (Cout, K) matrix: y = cols @ W^T (+ b), exactly a linear layer.
+ *
+ * Backward: dW += dy^T @ cols, db += colsum(dy), and dcols = dy @ W followed by
+ * col2im, which adds every column entry back into the input pixel it came from.
+ *
+ * A 1x1, stride-1, unpadded conv on channels-last input needs no column buffer:
+ * the input already is cols. The column buffers come from the step arena. */
+#include "core/ops.h"
+#include <cblas.h>
+#include <string.h>
+
+typedef struct {
+    int B, Cin, H, W, Cout, kh, kw, s, p, OH, OW, nchw;
+    size_t M, K; /* GEMM rows (output pixels) and depth (Cin*kh*kw) */
+} ConvDims;
+
+static ConvDims conv_dims(const Tensor *x, int nchw, const Tensor *w, int stride, int pad) {
+    ConvDims d;
+    d.nchw = nchw;
+    d.B = x->shape[0];
+    d.Cin = nchw ? x->shape[1] : x->shape[3];
+    d.H = nchw ? x->shape[2] : x->shape[1];
+    d.W = nchw ? x->shape[3] : x->shape[2];
+    d.Cout = w->shape[0];
+    d.kh = w->shape[2];
+    d.kw = w->shape[3];
+    d.s = stride;
+    d.p = pad;
+    d.OH = (d.H + 2 * pad - d.kh) / stride + 1;
+    d.OW = (d.W + 2 * pad - d.kw) / stride + 1;
+    d.M = (size_t)d.B * d.OH * d.OW;
+    d.K = (size_t)d.Cin * d.kh * d.kw;
+    return d;
+}
+
+static int is_direct(const ConvDims *d) { return !d->nchw && d->kh == 1 && d->kw == 1 && d->s == 1 && d->p == 0; }
+
+/* ---- im2col: cols[r, (ci, ky, kx)] = x[b, ci, oy*s - p + ky, ox*s - p + kx] or 0 ---- */
+
+static void im2col_nchw(const ConvDims *d, const float *x, float *cols) {
+    const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
+    const size_t M = d->M, K = d->K;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < M; r++) {
+        int ox = (int)(r % OW), oy = (int)(r / OW % OH), b = (int)(r / ((size_t)OW * OH));
+        int ix0 = ox * s - p;
+        int full = ix0 >= 0 && ix0 + kw <= W;
+        float *dst = cols + r * K;
+        for (int ci = 0; ci < Cin; ci++)
+            for (int ky = 0; ky < kh; ky++) {
+                float *o = dst + ((size_t)ci * kh + ky) * kw;
+                int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= H) {
+                    memset(o, 0, (size_t)kw * sizeof(float));
+                    continue;
+                }
+                const float *src = x + (((size_t)b * Cin + ci) * H + iy) * W;
+                if (full) memcpy(o, src + ix0, (size_t)kw * sizeof(float));
+                else
+                    for (int kx = 0; kx < kw; kx++) {
+                        int ix = ix0 + kx;
+                        o[kx] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+                    }
+            }
+    }
+}
+
+static void im2col_nhwc(const ConvDims *d, const float *x, float *cols) {
+    const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
+    const size_t M = d->M, K = d->K, KK = (size_t)kh * kw;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < M; r++) {
+        int ox = (int)(r % OW), oy = (int)(r / OW % OH), b = (int)(r / ((size_t)OW * OH));
+        float *dst = cols + r * K;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * s - p + ky;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ox * s - p + kx;
+                float *o = dst + (size_t)ky * kw + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+                    for (int ci = 0; ci < Cin; ci++) o[ci * KK] = 0.0f;
+                } else {
+                    const float *src = x + (((size_t)b * H + iy) * W + ix) * Cin;
+                    for (int ci = 0; ci < Cin; ci++) o[ci * KK] = src[ci];
+                }
+            }
+        }
+    }
+}
+
+/* ---- col2im: dx[pixel] += every dcols entry that was copied from that pixel ---- */
+
+/* NCHW: one task per (b, ci) image plane, so threads never write the same element. */
+static void col2im_nchw_add(const ConvDims *d, const float *dcols, float *dx) {
+    const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
+    const size_t K = d->K;
+    const int planes = d->B * Cin;
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; pl++) {
+        int b = pl / Cin, ci = pl % Cin;
+        float *plane = dx + (size_t)pl * H * W;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ky = 0; ky < kh; ky++) {
+                int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= H) continue;
+                float *drow = plane + (size_t)iy * W;
+                for (int ox = 0; ox < OW; ox++) {
+                    size_t r = ((size_t)b * OH + oy) * OW + ox;
+                    const float *g = dcols + r * K + ((size_t)ci * kh + ky) * kw;
+                    int ix0 = ox * s - p;
+                    if (ix0 >= 0 && ix0 + kw <= W) {
+                        float *o = drow + ix0;
+                        for (int kx = 0; kx < kw; kx++) o[kx] += g[kx];
+                    } else {
+                        for (int kx = 0; kx < kw; kx++) {
+                            int ix = ix0 + kx;
+                            if (ix >= 0 && ix < W) drow[ix] += g[kx];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* NHWC: a gather per input row (b, iy): input pixel (iy, ix) was copied into
+ * output (oy, ox) at tap (ky, kx) when iy = oy*s - p + ky and ix = ox*s - p + kx. */
+static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
+    const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
+    const size_t K = d->K, KK = (size_t)kh * kw;
+    const int rows = d->B * H;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < rows; t++) {
+        int b = t / H, iy = t % H;
+        for (int ky = 0; ky < kh; ky++) {
+            int ty = iy + p - ky;
+            if (ty < 0 || ty % s) continue;
+            int oy = ty / s;
+            if (oy >= OH) continue;
+            for (int ix = 0; ix < W; ix++) {
+                float *o = dx + (((size_t)b * H + iy) * W + ix) * Cin;
+                for (int kx = 0; kx < kw; kx++) {
+                    int tx = ix + p - kx;
+                    if (tx < 0 || tx % s) continue;
+                    int ox = tx / s;
+                    if (ox >= OW) continue;
+                    const float *g = dcols + (((size_t)b * OH + oy) * OW + ox) * K + (size_t)ky * kw + kx;
+                    for (int ci = 0; ci < Cin; ci++) o[ci] += g[ci * KK];
+                }
+            }
+        }
+    }
+}
+
+/* db[j] += sum_r dy[r, j], split over column blocks so threads never share a write. */
+static void colsum_add(float *db, const float *dy, size_t rows, int n) {
+#pragma omp parallel for schedule(static)
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int j1 = j0 + 64 < n ? j0 + 64 : n;
+        float acc[64] = {0};
+        for (size_t r = 0; r < rows; r++)
+            for (int j = j0; j < j1; j++) acc[j - j0] += dy[r * n + j];
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
+
+static void conv2d_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
+    ConvDims d = conv_dims(x, n->i[2], w, n->i[0], n->i[1]);
+    const float *cols = n->saved ? (const float *)n->saved : x->data;
+    const float *dy = y->grad;
+    int M = (int)d.M, K = (int)d.K, N = d.Cout;
+    if (w->requires_grad) /* dW (Cout, K) += dy^T (Cout, M) @ cols (M, K) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, cols, K, 1.0f, w->grad, K);
+    if (b && b->requires_grad) colsum_add(b->grad, dy, d.M, N);
+    if (x->requires_grad) {
+        if (is_direct(&d)) { /* dx (M, Cin) += dy @ W */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w->data, K, 1.0f, x->grad,
+                        K);
+        } else {
+            float *dcols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w->data, K, 0.0f, dcols,
+                        K);
+            if (d.nchw) col2im_nchw_add(&d, dcols, x->grad);
+            else col2im_nhwc_add(&d, dcols, x->grad);
+        }
+    }
+}
+
+Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int stride, int pad) {
+    if (c->failed || !x || !w) return NULL;
+    char sx[96], sw[96], sb[96];
+    int nchw = layout == MT_NCHW;
+    int ok = (layout == MT_NCHW || layout == MT_NHWC) && x->ndim == 4 && w->ndim == 4 && stride >= 1 && pad >= 0 &&
+             (b == NULL || (b->ndim == 1 && b->shape[0] == w->shape[0]));
+    if (ok) {
+        int Cin = nchw ? x->shape[1] : x->shape[3];
+        int H = nchw ? x->shape[2] : x->shape[1], W = nchw ? x->shape[3] : x->shape[2];
+        ok = w->shape[1] == Cin && H + 2 * pad >= w->shape[2] && W + 2 * pad >= w->shape[3];
+    }
+    if (!ok)
+        return mt_fail(c, "conv2d",
+                       "x %s (%s), weight %s, bias %s, stride %d, pad %d: need x %s, weight (Cout, Cin, kh, kw), "
+                       "bias (Cout), stride >= 1, pad >= 0 and the kernel within the padded input%s%s",
+                       mt_shape_str(x, sx, sizeof sx), nchw ? "NCHW" : layout == MT_NHWC ? "NHWC" : "unknown layout",
+                       mt_shape_str(w, sw, sizeof sw), b ? mt_shape_str(b, sb, sizeof sb) : "none", stride, pad,
+                       nchw ? "(B, Cin, H, W)" : "(B, H, W, Cin)", w->name ? " for " : "", w->name ? w->name : "");
+    ConvDims d = conv_dims(x, nchw, w, stride, pad);
+    Tensor *y = mt_new4(c, d.B, d.OH, d.OW, d.Cout);
+    if (!y) return NULL;
+    float *cols = NULL;
+    if (!is_direct(&d)) {
+        cols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
+        if (nchw) im2col_nchw(&d, x->data, cols);
+        else im2col_nhwc(&d, x->data, cols);
+    }
+    int M = (int)d.M, K = (int)d.K, N = d.Cout;
+    if (b) {
+        float *yd = y->data;
+        const float *bd = b->data;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < M; r++) memcpy(yd + (size_t)r * N, bd, (size_t)N * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,
+                b ? 1.0f : 0.0f, y->data, N);
+    Tensor *in[3] = {x, w, b};
+    if (mt_needs_grad(c, in, 3)) {
+        Node *n = mt_record(c, "conv2d", conv2d_backward, y, in, 3);
+        n->i[0] = stride;
+        n->i[1] = pad;
+        n->i[2] = nchw;
+        n->saved = cols;
+    }
+    return y;
+}

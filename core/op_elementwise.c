@@ -1,0 +1,323 @@
+/* Element-wise and per-channel ops (channel = last axis): add, mul, bias add,
+ * layer scale, ResMLP's affine, and the fused residual res + gamma * x.
+ *
+ * Per-channel parameter gradients are sums over all rows. Each thread sums its
+ * own block of rows into a private double accumulator (arena memory); the
+ * partials are added in thread order, so results are deterministic for a given
+ * thread count and each parameter gradient element receives a single +=. */
+#include "core/ops.h"
+#include <omp.h>
+#include <string.h>
+
+#define PAR_MIN 16384 /* below this many elements a parallel region costs more than it saves */
+
+/* ---- helpers ---- */
+
+/* One row of doubles per thread, padded to a cache line so threads never share one. */
+typedef struct {
+    double *buf;
+    int nt, stride;
+} Partials;
+
+static Partials partials_new(Ctx *c, int nsum, int C) {
+    Partials p;
+    p.nt = omp_get_max_threads();
+    p.stride = ((nsum * C + 7) / 8) * 8;
+    p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
+    return p;
+}
+
+/* dst[j] += sum over threads of partial k (k-th sum of nsum) at channel j. */
+static void partials_flush(const Partials *p, int k, int C, float *dst) {
+    if (!dst) return;
+    for (int j = 0; j < C; j++) {
+        double s = 0;
+        for (int t = 0; t < p->nt; t++) s += p->buf[(size_t)t * p->stride + (size_t)k * C + j];
+        dst[j] += (float)s;
+    }
+}
+
+/* Per-channel sums of dy (-> sum_dy) and dy * x (-> sum_dyx) over all rows, added into
+ * the given gradient buffers (either may be NULL). One pass over dy. */
+static void chan_reduce(Ctx *c, const float *dy, const float *x, size_t rows, int C, float *sum_dyx,
+                        float *sum_dy) {
+    if (!sum_dyx && !sum_dy) return;
+    Partials p = partials_new(c, 2, C);
+    int want_x = sum_dyx != NULL, want_1 = sum_dy != NULL;
+#pragma omp parallel if (rows * (size_t)C >= PAR_MIN)
+    {
+        double *px = p.buf + (size_t)omp_get_thread_num() * p.stride, *p1 = px + C;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *g = dy + r * C, *xr = x ? x + r * C : NULL;
+            if (want_x) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) px[j] += (double)g[j] * xr[j];
+            }
+            if (want_1) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) p1[j] += g[j];
+            }
+        }
+    }
+    partials_flush(&p, 0, C, sum_dyx);
+    partials_flush(&p, 1, C, sum_dy);
+}
+
+/* Output of the same shape as x. */
+static Tensor *like(Ctx *c, const Tensor *x) { return mt_new(c, x->ndim, x->shape); }
+
+/* Is v a (C) vector matching x's last axis? */
+static int is_chan_vec(const Tensor *v, const Tensor *x) { return v->ndim == 1 && v->shape[0] == mt_last(x); }
+
+static void *fail_chan(Ctx *c, const char *op, const Tensor *x, const char *vname, const Tensor *v) {
+    char sx[96], sv[96];
+    return mt_fail(c, op, "x %s, %s %s: %s must be (C) = (%d), the last axis of x%s%s", mt_shape_str(x, sx, sizeof sx),
+                   vname, mt_shape_str(v, sv, sizeof sv), vname, mt_last(x), v->name ? " for " : "",
+                   v->name ? v->name : "");
+}
+
+static void *fail_same(Ctx *c, const char *op, const char *an, const Tensor *a, const char *bn, const Tensor *b) {
+    char sa[96], sb[96];
+    return mt_fail(c, op, "%s %s and %s %s must have the same shape%s%s", an, mt_shape_str(a, sa, sizeof sa), bn,
+                   mt_shape_str(b, sb, sizeof sb), b->name ? " for " : "", b->name ? b->name : "");
+}
+
+/* ---- add: y = a + b ---- */
+
+static void add_backward(Ctx *c, Node *n) {
+    Tensor *a = n->in[0], *b = n->in[1];
+    const float *dy = n->out->grad;
+    size_t N = n->out->numel;
+    /* a and b may be the same tensor: two separate += keep both contributions. */
+    if (a->requires_grad) {
+        float *ga = a->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) ga[i] += dy[i];
+    }
+    if (b->requires_grad) {
+        float *gb = b->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) gb[i] += dy[i];
+    }
+}
+
+Tensor *mt_add(Ctx *c, Tensor *a, Tensor *b) {
+    if (c->failed || !a || !b) return NULL;
+    if (!mt_same_shape(a, b)) return fail_same(c, "add", "a", a, "b", b);
+    Tensor *y = like(c, a);
+    if (!y) return NULL;
+    const float *pa = a->data, *pb = b->data;
+    float *restrict py = y->data;
+    size_t N = y->numel;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+    for (size_t i = 0; i < N; i++) py[i] = pa[i] + pb[i];
+    Tensor *in[2] = {a, b};
+    if (mt_needs_grad(c, in, 2)) mt_record(c, "add", add_backward, y, in, 2);
+    return y;
+}
+
+/* ---- mul: y = a * b ---- */
+
+static void mul_backward(Ctx *c, Node *n) {
+    Tensor *a = n->in[0], *b = n->in[1];
+    const float *dy = n->out->grad, *pa = a->data, *pb = b->data;
+    size_t N = n->out->numel;
+    if (a->requires_grad) {
+        float *ga = a->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) ga[i] += dy[i] * pb[i];
+    }
+    if (b->requires_grad) {
+        float *gb = b->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) gb[i] += dy[i] * pa[i];
+    }
+}
+
+Tensor *mt_mul(Ctx *c, Tensor *a, Tensor *b) {
+    if (c->failed || !a || !b) return NULL;
+    if (!mt_same_shape(a, b)) return fail_same(c, "mul", "a", a, "b", b);
+    Tensor *y = like(c, a);
+    if (!y) return NULL;
+    const float *pa = a->data, *pb = b->data;
+    float *restrict py = y->data;
+    size_t N = y->numel;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+    for (size_t i = 0; i < N; i++) py[i] = pa[i] * pb[i];
+    Tensor *in[2] = {a, b};
+    if (mt_needs_grad(c, in, 2)) mt_record(c, "mul", mul_backward, y, in, 2);
+    return y;
+}
+
+/* ---- bias_add: y[r, j] = x[r, j] + bias[j] ---- */
+
+static void bias_add_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *bias = n->in[1];
+    const float *dy = n->out->grad;
+    size_t N = x->numel;
+    if (x->requires_grad) {
+        float *gx = x->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) gx[i] += dy[i];
+    }
+    if (bias->requires_grad) chan_reduce(c, dy, NULL, mt_rows(x), mt_last(x), NULL, bias->grad);
+}
+
+Tensor *mt_bias_add(Ctx *c, Tensor *x, Tensor *bias) {
+    if (c->failed || !x || !bias) return NULL;
+    if (!is_chan_vec(bias, x)) return fail_chan(c, "bias_add", x, "bias", bias);
+    Tensor *y = like(c, x);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    const float *px = x->data, *pb = bias->data;
+    float *py = y->data;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = px + r * C;
+        float *restrict yr = py + r * C;
+#pragma omp simd
+        for (int j = 0; j < C; j++) yr[j] = xr[j] + pb[j];
+    }
+    Tensor *in[2] = {x, bias};
+    if (mt_needs_grad(c, in, 2)) mt_record(c, "bias_add", bias_add_backward, y, in, 2);
+    return y;
+}
+
+/* ---- scale (layer scale): y[r, j] = x[r, j] * gamma[j] ---- */
+
+static void scale_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *gamma = n->in[1];
+    const float *dy = n->out->grad, *pg = gamma->data;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    if (x->requires_grad) {
+        float *gx = x->grad;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+#pragma omp simd
+            for (int j = 0; j < C; j++) gx[r * C + j] += dy[r * C + j] * pg[j];
+        }
+    }
+    if (gamma->requires_grad) chan_reduce(c, dy, x->data, rows, C, gamma->grad, NULL);
+}
+
+Tensor *mt_scale(Ctx *c, Tensor *x, Tensor *gamma) {
+    if (c->failed || !x || !gamma) return NULL;
+    if (!is_chan_vec(gamma, x)) return fail_chan(c, "scale", x, "gamma", gamma);
+    Tensor *y = like(c, x);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    const float *px = x->data, *pg = gamma->data;
+    float *py = y->data;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = px + r * C;
+        float *restrict yr = py + r * C;
+#pragma omp simd
+        for (int j = 0; j < C; j++) yr[j] = xr[j] * pg[j];
+    }
+    Tensor *in[2] = {x, gamma};
+    if (mt_needs_grad(c, in, 2)) mt_record(c, "scale", scale_backward, y, in, 2);
+    return y;
+}
+
+/* ---- affine (ResMLP Aff): y[r, j] = alpha[j] * x[r, j] + beta[j] ---- */
+
+static void affine_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *alpha = n->in[1], *beta = n->in[2];
+    const float *dy = n->out->grad, *pa = alpha->data;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    if (x->requires_grad) {
+        float *gx = x->grad;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+#pragma omp simd
+            for (int j = 0; j < C; j++) gx[r * C + j] += dy[r * C + j] * pa[j];
+        }
+    }
+    chan_reduce(c, dy, x->data, rows, C, alpha->requires_grad ? alpha->grad : NULL,
+                beta->requires_grad ? beta->grad : NULL);
+}
+
+Tensor *mt_affine(Ctx *c, Tensor *x, Tensor *alpha, Tensor *beta) {
+    if (c->failed || !x || !alpha || !beta) return NULL;
+    if (!is_chan_vec(alpha, x)) return fail_chan(c, "affine", x, "alpha", alpha);
+    if (!is_chan_vec(beta, x)) return fail_chan(c, "affine", x, "beta", beta);
+    Tensor *y = like(c, x);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    const float *px = x->data, *pa = alpha->data, *pb = beta->data;
+    float *py = y->data;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = px + r * C;
+        float *restrict yr = py + r * C;
+#pragma omp simd
+        for (int j = 0; j < C; j++) yr[j] = pa[j] * xr[j] + pb[j];
+    }
+    Tensor *in[3] = {x, alpha, beta};
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "affine", affine_backward, y, in, 3);
+    return y;
+}
+
+/* ---- residual: y = res + gamma * x  (gamma (C) or NULL: y = res + x) ---- */
+
+static void residual_backward(Ctx *c, Node *n) {
+    Tensor *res = n->in[0], *x = n->in[1], *gamma = n->in[2];
+    const float *dy = n->out->grad;
+    size_t N = x->numel, rows = mt_rows(x);
+    int C = mt_last(x);
+    if (res->requires_grad) {
+        float *gr = res->grad;
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) gr[i] += dy[i];
+    }
+    if (x->requires_grad) {
+        float *gx = x->grad;
+        if (gamma) {
+            const float *pg = gamma->data;
+#pragma omp parallel for if (N >= PAR_MIN) schedule(static)
+            for (size_t r = 0; r < rows; r++) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) gx[r * C + j] += dy[r * C + j] * pg[j];
+            }
+        } else {
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+            for (size_t i = 0; i < N; i++) gx[i] += dy[i];
+        }
+    }
+    if (gamma && gamma->requires_grad) chan_reduce(c, dy, x->data, rows, C, gamma->grad, NULL);
+}
+
+Tensor *mt_residual(Ctx *c, Tensor *res, Tensor *x, Tensor *gamma) {
+    if (c->failed || !res || !x) return NULL;
+    if (!mt_same_shape(res, x)) return fail_same(c, "residual", "res", res, "x", x);
+    if (gamma && !is_chan_vec(gamma, x)) return fail_chan(c, "residual", x, "gamma", gamma);
+    Tensor *y = like(c, x);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x), N = x->numel;
+    int C = mt_last(x);
+    const float *pr = res->data, *px = x->data;
+    float *py = y->data;
+    if (gamma) {
+        const float *pg = gamma->data;
+#pragma omp parallel for if (N >= PAR_MIN) schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *rr = pr + r * C, *xr = px + r * C;
+            float *restrict yr = py + r * C;
+#pragma omp simd
+            for (int j = 0; j < C; j++) yr[j] = rr[j] + pg[j] * xr[j];
+        }
+    } else {
+#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
+        for (size_t i = 0; i < N; i++) py[i] = pr[i] + px[i];
+    }
+    Tensor *in[3] = {res, x, gamma};
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "residual", residual_backward, y, in, 3);
+    return y;
+}

@@ -1,0 +1,337 @@
+/* Normalisation ops: LayerNorm and RMSNorm over the last axis, GroupNorm with
+ * one group (statistics over a whole sample, affine per channel).
+ *
+ * Statistics are two-pass (mean, then mean of squared deviations) with double
+ * accumulators; mean and rstd are saved in the arena for backward, which
+ * recomputes x_hat from the kept input. Weight/bias gradients are summed per
+ * thread in double and added once, in thread order (deterministic). */
+#include "core/ops.h"
+#include <math.h>
+#include <omp.h>
+
+#define PAR_MIN 16384
+
+typedef struct {
+    double *buf;
+    int nt, stride;
+} Partials;
+
+static Partials partials_new(Ctx *c, int nsum, int C) {
+    Partials p;
+    p.nt = omp_get_max_threads();
+    p.stride = ((nsum * C + 7) / 8) * 8;
+    p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
+    return p;
+}
+
+static void partials_flush(const Partials *p, int k, int C, float *dst) {
+    if (!dst) return;
+    for (int j = 0; j < C; j++) {
+        double s = 0;
+        for (int t = 0; t < p->nt; t++) s += p->buf[(size_t)t * p->stride + (size_t)k * C + j];
+        dst[j] += (float)s;
+    }
+}
+
+/* The weight's data, or a row of ones from the arena when there is no weight. */
+static const float *weight_or_ones(Ctx *c, const Tensor *w, int C) {
+    if (w) return w->data;
+    float *one = arena_alloc(&c->arena, (size_t)C * sizeof(float));
+    for (int j = 0; j < C; j++) one[j] = 1.0f;
+    return one;
+}
+
+/* w and b must be (C) vectors (or NULL). */
+static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w, const Tensor *b, int min_ndim) {
+    const Tensor *badp = NULL;
+    if (w && (w->ndim != 1 || w->shape[0] != mt_last(x))) badp = w;
+    else if (b && (b->ndim != 1 || b->shape[0] != mt_last(x))) badp = b;
+    if (!badp && x->ndim >= min_ndim) return 0;
+    char sx[96], sw[96], sb[96];
+    mt_fail(c, op, "x %s, weight %s, bias %s: need x with at least %d axes, weight and bias (C) = (%d)%s%s",
+            mt_shape_str(x, sx, sizeof sx), w ? mt_shape_str(w, sw, sizeof sw) : "none",
+            b ? mt_shape_str(b, sb, sizeof sb) : "none", min_ndim, mt_last(x),
+            badp && badp->name ? " for " : "", badp && badp->name ? badp->name : "");
+    return -1;
+}
+
+/* y_row = x_hat * w + b, with x_hat = (x - m) * rs. */
+static inline void norm_out_row(float *restrict y, const float *x, float m, float rs, const float *w,
+                                const float *b, int C) {
+#pragma omp simd
+    for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rs;
+    if (w) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) y[j] *= w[j];
+    }
+    if (b) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) y[j] += b[j];
+    }
+}
+
+/* ---- LayerNorm over the last axis ---- */
+
+static void layernorm_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const float *dy = n->out->grad, *mean = n->saved;
+    size_t rows = mt_rows(x);
+    const float *rstd = mean + rows;
+    int C = mt_last(x);
+    const float *pw = weight_or_ones(c, w, C);
+    int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
+    Partials p = partials_new(c, 2, C);
+    float *gx = x->grad;
+#pragma omp parallel if (x->numel >= PAR_MIN)
+    {
+        double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x->data + r * C, *g = dy + r * C;
+            float m = mean[r], rs = rstd[r];
+            if (want_w) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
+            }
+            if (want_b) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) pdb[j] += g[j];
+            }
+            if (!want_dx) continue;
+            double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int j = 0; j < C; j++) {
+                float gw = g[j] * pw[j];
+                sg += gw;
+                sgx += (double)gw * ((xr[j] - m) * rs);
+            }
+            float mg = (float)(sg / C), mgx = (float)(sgx / C);
+            float *dx = gx + r * C;
+#pragma omp simd
+            for (int j = 0; j < C; j++) dx[j] += rs * (g[j] * pw[j] - mg - (xr[j] - m) * rs * mgx);
+        }
+    }
+    partials_flush(&p, 0, C, want_w ? w->grad : NULL);
+    partials_flush(&p, 1, C, want_b ? b->grad : NULL);
+}
+
+Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    if (c->failed || !x) return NULL;
+    if (check_affine(c, "layernorm", x, w, b, 1)) return NULL;
+    if (!(eps >= 0)) return mt_fail(c, "layernorm", "eps %g must be >= 0", (double)eps);
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    float *mean = arena_alloc(&c->arena, 2 * rows * sizeof(float)), *rstd = mean + rows;
+    const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * C;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < C; j++) s += xr[j];
+        double m = s / C, v = 0;
+#pragma omp simd reduction(+ : v)
+        for (int j = 0; j < C; j++) {
+            double d = xr[j] - m;
+            v += d * d;
+        }
+        mean[r] = (float)m;
+        rstd[r] = (float)(1.0 / sqrt(v / C + eps));
+        norm_out_row(y->data + r * C, xr, mean[r], rstd[r], pw, pb, C);
+    }
+    Tensor *in[3] = {x, w, b};
+    if (mt_needs_grad(c, in, 3)) {
+        Node *n = mt_record(c, "layernorm", layernorm_backward, y, in, 3);
+        n->saved = mean;
+        n->f[0] = eps;
+    }
+    return y;
+}
+
+/* ---- GroupNorm(1, C) on channels-last: statistics over a whole sample ---- */
+
+static void groupnorm1_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const float *dy = n->out->grad, *mean = n->saved;
+    int B = x->shape[0], C = mt_last(x);
+    const float *rstd = mean + B;
+    size_t rows = mt_rows(x), rps = rows / B; /* rows per sample */
+    double S = (double)(x->numel / B);
+    const float *pw = weight_or_ones(c, w, C);
+    int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
+    Partials p = partials_new(c, 2, C);
+    /* Pass 1: per-row sums of g = dy * w and g * x_hat (for dx), per-channel partials for dw, db. */
+    double *rsum = arena_alloc(&c->arena, 2 * rows * sizeof(double));
+#pragma omp parallel if (x->numel >= PAR_MIN)
+    {
+        double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x->data + r * C, *g = dy + r * C;
+            float m = mean[r / rps], rs = rstd[r / rps];
+            if (want_w) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
+            }
+            if (want_b) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) pdb[j] += g[j];
+            }
+            if (!want_dx) continue;
+            double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int j = 0; j < C; j++) {
+                float gw = g[j] * pw[j];
+                sg += gw;
+                sgx += (double)gw * ((xr[j] - m) * rs);
+            }
+            rsum[2 * r] = sg;
+            rsum[2 * r + 1] = sgx;
+        }
+    }
+    partials_flush(&p, 0, C, want_w ? w->grad : NULL);
+    partials_flush(&p, 1, C, want_b ? b->grad : NULL);
+    if (!want_dx) return;
+    float *mg = arena_alloc(&c->arena, 2 * (size_t)B * sizeof(float)), *mgx = mg + B;
+    for (int s = 0; s < B; s++) {
+        double a = 0, bb = 0;
+        for (size_t r = s * rps; r < (s + 1) * rps; r++) a += rsum[2 * r], bb += rsum[2 * r + 1];
+        mg[s] = (float)(a / S);
+        mgx[s] = (float)(bb / S);
+    }
+    /* Pass 2: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). */
+    float *gx = x->grad;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        size_t s = r / rps;
+        const float *xr = x->data + r * C, *g = dy + r * C;
+        float m = mean[s], rs = rstd[s], a = mg[s], bb = mgx[s];
+        float *dx = gx + r * C;
+#pragma omp simd
+        for (int j = 0; j < C; j++) dx[j] += rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb);
+    }
+}
+
+Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    if (c->failed || !x) return NULL;
+    if (check_affine(c, "groupnorm1", x, w, b, 2)) return NULL;
+    if (!(eps >= 0)) return mt_fail(c, "groupnorm1", "eps %g must be >= 0", (double)eps);
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    int B = x->shape[0], C = mt_last(x);
+    size_t rows = mt_rows(x), rps = rows / B;
+    double S = (double)(x->numel / B);
+    float *mean = arena_alloc(&c->arena, 2 * (size_t)B * sizeof(float)), *rstd = mean + B;
+    double *rsum = arena_alloc(&c->arena, rows * sizeof(double));
+    double *dmean = arena_alloc(&c->arena, (size_t)B * sizeof(double));
+    /* Pass 1: row sums -> per-sample mean. Rows, not samples, are split over
+     * threads so a small batch still uses every core. */
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * C;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < C; j++) s += xr[j];
+        rsum[r] = s;
+    }
+    for (int s = 0; s < B; s++) {
+        double a = 0;
+        for (size_t r = s * rps; r < (s + 1) * rps; r++) a += rsum[r];
+        dmean[s] = a / S;
+        mean[s] = (float)dmean[s];
+    }
+    /* Pass 2: row sums of squared deviations -> per-sample rstd. */
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * C;
+        double m = dmean[r / rps], v = 0;
+#pragma omp simd reduction(+ : v)
+        for (int j = 0; j < C; j++) {
+            double d = xr[j] - m;
+            v += d * d;
+        }
+        rsum[r] = v;
+    }
+    for (int s = 0; s < B; s++) {
+        double v = 0;
+        for (size_t r = s * rps; r < (s + 1) * rps; r++) v += rsum[r];
+        rstd[s] = (float)(1.0 / sqrt(v / S + eps));
+    }
+    /* Pass 3: normalise and apply the per-channel affine. */
+    const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        norm_out_row(y->data + r * C, x->data + r * C, mean[r / rps], rstd[r / rps], pw, pb, C);
+    Tensor *in[3] = {x, w, b};
+    if (mt_needs_grad(c, in, 3)) {
+        Node *n = mt_record(c, "groupnorm1", groupnorm1_backward, y, in, 3);
+        n->saved = mean;
+        n->f[0] = eps;
+    }
+    return y;
+}
+
+/* ---- RMSNorm over the last axis: y = x * rsqrt(mean(x^2) + eps) * w ---- */
+
+static void rmsnorm_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1];
+    const float *dy = n->out->grad, *rstd = n->saved;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    const float *pw = weight_or_ones(c, w, C);
+    int want_dx = x->requires_grad, want_w = w && w->requires_grad;
+    Partials p = partials_new(c, 1, C);
+    float *gx = x->grad;
+#pragma omp parallel if (x->numel >= PAR_MIN)
+    {
+        double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x->data + r * C, *g = dy + r * C;
+            float rs = rstd[r];
+            if (want_w) {
+#pragma omp simd
+                for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * (xr[j] * rs);
+            }
+            if (!want_dx) continue;
+            double sgx = 0;
+#pragma omp simd reduction(+ : sgx)
+            for (int j = 0; j < C; j++) sgx += (double)(g[j] * pw[j]) * (xr[j] * rs);
+            float mgx = (float)(sgx / C);
+            float *dx = gx + r * C;
+#pragma omp simd
+            for (int j = 0; j < C; j++) dx[j] += rs * (g[j] * pw[j] - xr[j] * rs * mgx);
+        }
+    }
+    partials_flush(&p, 0, C, want_w ? w->grad : NULL);
+}
+
+Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps) {
+    if (c->failed || !x) return NULL;
+    if (check_affine(c, "rmsnorm", x, w, NULL, 1)) return NULL;
+    if (!(eps >= 0)) return mt_fail(c, "rmsnorm", "eps %g must be >= 0", (double)eps);
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+    float *rstd = arena_alloc(&c->arena, rows * sizeof(float));
+    const float *pw = w ? w->data : NULL;
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * C;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < C; j++) s += (double)xr[j] * xr[j];
+        rstd[r] = (float)(1.0 / sqrt(s / C + eps));
+        norm_out_row(y->data + r * C, xr, 0.0f, rstd[r], pw, NULL, C);
+    }
+    Tensor *in[2] = {x, w};
+    if (mt_needs_grad(c, in, 2)) {
+        Node *n = mt_record(c, "rmsnorm", rmsnorm_backward, y, in, 2);
+        n->saved = rstd;
+        n->f[0] = eps;
+    }
+    return y;
+}

@@ -1,0 +1,125 @@
+#include "data/source_util.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int src_seterr(char *err, size_t errn, const char *fmt, ...) {
+    if (err && errn) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errn, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void src_strlcpy(char *dst, const char *src, size_t n) {
+    if (!n) return;
+    size_t l = strlen(src);
+    if (l >= n) l = n - 1;
+    memcpy(dst, src, l);
+    dst[l] = 0;
+}
+
+int src_ends_with_ci(const char *s, const char *suffix) {
+    size_t ls = strlen(s), lx = strlen(suffix);
+    if (lx > ls) return 0;
+    for (size_t i = 0; i < lx; i++)
+        if (tolower((unsigned char)s[ls - lx + i]) != tolower((unsigned char)suffix[i])) return 0;
+    return 1;
+}
+
+int src_is_image_name(const char *name) {
+    return src_ends_with_ci(name, ".jpg") || src_ends_with_ci(name, ".jpeg") || src_ends_with_ci(name, ".png");
+}
+
+char *src_dirname(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    size_t l = (size_t)(slash - path);
+    char *d = malloc(l + 1);
+    if (!d) return NULL;
+    memcpy(d, path, l);
+    d[l] = 0;
+    return d;
+}
+
+char *src_join(const char *a, const char *b) {
+    if (b[0] == '/' || !a[0] || !strcmp(a, ".")) return strdup(b);
+    size_t la = strlen(a), lb = strlen(b);
+    int slash = a[la - 1] != '/';
+    char *p = malloc(la + slash + lb + 1);
+    if (!p) return NULL;
+    memcpy(p, a, la);
+    if (slash) p[la] = '/';
+    memcpy(p + la + slash, b, lb + 1);
+    return p;
+}
+
+int src_path_kind(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (S_ISREG(st.st_mode)) return 1;
+    if (S_ISDIR(st.st_mode)) return 2;
+    return 0;
+}
+
+int src_read_file(const char *path, size_t max, uint8_t **out, size_t *n, char *err, size_t errn) {
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return src_seterr(err, errn, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) { fclose(f); return src_seterr(err, errn, "%s: out of memory", path); }
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) break;
+            size_t nc = cap * 2;
+            uint8_t *nb = realloc(buf, nc);
+            if (!nb) { free(buf); fclose(f); return src_seterr(err, errn, "%s: out of memory", path); }
+            buf = nb;
+            cap = nc;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    int ioerr = ferror(f);
+    fclose(f);
+    if (ioerr) { free(buf); return src_seterr(err, errn, "%s: read error", path); }
+    if (len > max) { free(buf); return src_seterr(err, errn, "%s: larger than %zu bytes", path, max); }
+    *out = buf;
+    *n = len;
+    return 0;
+}
+
+int src_mkdirs(const char *dir, char *err, size_t errn) {
+    size_t l = strlen(dir);
+    char *p = malloc(l + 1);
+    if (!p) return src_seterr(err, errn, "out of memory");
+    memcpy(p, dir, l + 1);
+    for (size_t i = 1; i <= l; i++) {
+        if (p[i] == '/' || p[i] == 0) {
+            char c = p[i];
+            p[i] = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                src_seterr(err, errn, "cannot create directory %s: %s", p, strerror(errno));
+                free(p);
+                return -1;
+            }
+            p[i] = c;
+        }
+    }
+    free(p);
+    if (src_path_kind(dir) != 2) return src_seterr(err, errn, "%s is not a directory", dir);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+void src_sort_strings(char **v, int n) {
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_str);
+}

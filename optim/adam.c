@@ -1,0 +1,46 @@
+/* Adam and AdamW, element for element as torch.optim.Adam / AdamW (single-tensor path):
+ *   AdamW: p *= 1 - lr*wd                      (decoupled decay)
+ *   Adam:  g += wd*p                           (L2 decay coupled into the gradient)
+ *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+ *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+ * Scalars are formed in double as torch does in Python, then applied in fp32. */
+#include "optim/optimizer.h"
+#include <math.h>
+
+#define OMP_MIN 32768
+
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
+                 float beta2, float eps, long step, int decoupled) {
+    double bc1 = 1.0 - pow((double)beta1, (double)step);
+    double bc2 = 1.0 - pow((double)beta2, (double)step);
+    const float step_size = (float)((double)lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float decay = (float)(1.0 - (double)lr * (double)wd);
+    const float b1 = beta1, b2 = beta2, a1 = (float)(1.0 - (double)beta1), a2 = (float)(1.0 - (double)beta2);
+    const long N = (long)n;
+    if (decoupled) {
+#pragma omp parallel for schedule(static) if (N >= OMP_MIN)
+        for (long j = 0; j < N; j++) {
+            float pj = wd != 0.0f ? p[j] * decay : p[j];
+            float gj = g[j];
+            float mj = m[j] * b1 + a1 * gj;
+            float vj = v[j] * b2 + a2 * gj * gj;
+            float denom = sqrtf(vj) / bc2_sqrt + eps;
+            m[j] = mj;
+            v[j] = vj;
+            p[j] = pj + (-step_size) * mj / denom;
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (N >= OMP_MIN)
+        for (long j = 0; j < N; j++) {
+            float pj = p[j];
+            float gj = wd != 0.0f ? g[j] + wd * pj : g[j];
+            float mj = m[j] * b1 + a1 * gj;
+            float vj = v[j] * b2 + a2 * gj * gj;
+            float denom = sqrtf(vj) / bc2_sqrt + eps;
+            m[j] = mj;
+            v[j] = vj;
+            p[j] = pj + (-step_size) * mj / denom;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+#include "train/progress.h"
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void format_duration(double s, char *buf, int n) {
+    if (s < 0 || s != s) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, (size_t)n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60) snprintf(buf, (size_t)n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, (size_t)n, "%lds", t);
+}
+
+void progress_start(Progress *p, FILE *out, int epoch, int epochs, long total, long log_every) {
+    memset(p, 0, sizeof *p);
+    p->out = out;
+    p->tty = isatty(fileno(out));
+    p->epoch = epoch;
+    p->epochs = epochs;
+    p->total = total;
+    p->t0 = now_seconds();
+    p->log_every = log_every > 0 ? log_every : 50;
+}
+
+void progress_update(Progress *p, long step, double loss, double lr, double ips) {
+    double t = now_seconds();
+    char eta[32] = "?";
+    if (p->total > 0 && step > 0) format_duration((t - p->t0) / (double)step * (double)(p->total - step), eta, sizeof eta);
+    if (p->tty) {
+        if (t - p->last_draw < 0.1 && step != p->total) return;
+        p->last_draw = t;
+        char bar[31];
+        int fill = p->total > 0 ? (int)(30.0 * (double)step / (double)p->total) : 0;
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(p->out, "\r\033[Kepoch %d/%d [%s] %ld/%ld  loss %.4f  lr %.3g  %.0f img/s  ETA %s", p->epoch + 1,
+                p->epochs, bar, step, p->total, loss, lr, ips, eta);
+        fflush(p->out);
+    } else if (step % p->log_every == 0 || step == p->total) {
+        fprintf(p->out, "epoch %d/%d step %ld/%ld loss %.4f lr %.3g %.0f img/s ETA %s\n", p->epoch + 1, p->epochs,
+                step, p->total, loss, lr, ips, eta);
+        fflush(p->out);
+    }
+}
+
+void progress_end(Progress *p, const char *summary) {
+    if (p->tty) fprintf(p->out, "\r\033[K");
+    if (summary) fprintf(p->out, "%s\n", summary);
+    fflush(p->out);
+}

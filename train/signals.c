@@ -1,0 +1,25 @@
+#include "train/signals.h"
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_sig = 0;
+
+static void on_signal(int s) {
+    if (g_sig) _exit(128 + s); /* second signal: the user really means it */
+    g_sig = s;
+    static const char msg[] = "\nmixtape: stopping after this step, writing a checkpoint (signal again to abort)\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+}
+
+void signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int signals_pending(void) { return (int)g_sig; }
