@@ -4,6 +4,7 @@
 #include "core/ops.h"
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 
 #define PAR_MIN 16384
 
@@ -18,33 +19,81 @@ static const char *act_name(mt_act a) {
     return "unknown";
 }
 
-/* ---- scalar forms: value and derivative ---- */
+/* ---- scalar forms: value and derivative ----
+ * libm's erff/expf/tanhf are not vectorised without -ffast-math, so exp and
+ * erfc are written out here in branch-free float code that the `omp simd`
+ * loops turn into vector instructions. Accuracy: vexp ~2 ulp; verfc relative
+ * error < 1.2e-7 (Numerical Recipes' Chebyshev fit), i.e. float precision. */
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f /* 1 / sqrt(2 pi) */
 #define SQRT_2_OVER_PI 0.79788456080286535588f
 #define GELU_TANH_K 0.044715f
 
-static inline float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * INV_SQRT2)); }
-static inline float gelu_d(float x) {
-    return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+/* exp(x) for float; inputs clamped to [-87, 88] (results stay normal floats). */
+static inline float vexp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2) with the 1.5 * 2^23 trick; r = x - n ln 2 in two parts */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)n + 127) << 23;
+    return p * sc.f;
 }
+
+/* erfc(z) for z >= 0. */
+static inline float verfc_pos(float z) {
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float q = 0.17087277f;
+    q = q * t - 0.82215223f;
+    q = q * t + 1.48851587f;
+    q = q * t - 1.13520398f;
+    q = q * t + 0.27886807f;
+    q = q * t - 0.18628806f;
+    q = q * t + 0.09678418f;
+    q = q * t + 0.37409196f;
+    q = q * t + 1.00002368f;
+    q = q * t - 1.26551223f;
+    return t * vexp(q - z * z);
+}
+
+/* 1 + erf(x / sqrt 2), accurate in both tails (no cancellation for x < 0). */
+static inline float one_plus_erf(float x) {
+    float e = verfc_pos(fabsf(x) * INV_SQRT2);
+    return x >= 0.0f ? 2.0f - e : e;
+}
+static inline float sigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
+
+static inline float gelu_f(float x) { return 0.5f * x * one_plus_erf(x); }
+static inline float gelu_d(float x) { return 0.5f * one_plus_erf(x) + x * INV_SQRT_2PI * vexp(-0.5f * x * x); }
+/* 0.5 x (1 + tanh u) = x sigmoid(2u), and 1 - tanh(u)^2 = 4 s (1 - s) with s = sigmoid(2u). */
 static inline float gelu_tanh_f(float x) {
     float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(u));
+    return x * sigmoid(2.0f * u);
 }
 static inline float gelu_tanh_d(float x) {
     float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
-    float t = tanhf(u);
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_K * x * x);
+    float s = sigmoid(2.0f * u);
+    float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_K * x * x);
+    return s + 2.0f * x * s * (1.0f - s) * du;
 }
 static inline float relu_f(float x) { return x > 0.0f ? x : 0.0f; }
 static inline float relu_d(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 static inline float none_f(float x) { return x; }
 static inline float none_d(float x) { return 1.0f; }
-static inline float silu_f(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu_f(float x) { return x * sigmoid(x); }
 static inline float silu_d(float x) {
-    float s = 1.0f / (1.0f + expf(-x));
+    float s = sigmoid(x);
     return s * (1.0f + x * (1.0f - s));
 }
 
@@ -116,15 +165,21 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
         _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + pb[j]);                              \
     }
 
-/* Per row: g = dy * act'(x + b); dx += g; thread partial db += g. */
+/* Per row: g = dy * act'(x + b); dx += g; thread partial db += g. The
+ * derivative is evaluated once per element when both are wanted. */
 #define BIAS_ACT_GRAD(D)                                                                                         \
     _Pragma("omp for schedule(static)") for (size_t r = 0; r < rows; r++) {                                     \
         const float *xr = px + r * C, *g = dy + r * C;                                                           \
-        if (want_dx) {                                                                                           \
-            float *dx = gx + r * C;                                                                              \
+        float *dx = gx ? gx + r * C : NULL;                                                                      \
+        if (dx && pdb) {                                                                                         \
+            _Pragma("omp simd") for (int j = 0; j < C; j++) {                                                   \
+                float gd = g[j] * D(xr[j] + pb[j]);                                                              \
+                dx[j] += gd;                                                                                     \
+                pdb[j] += gd;                                                                                    \
+            }                                                                                                    \
+        } else if (dx) {                                                                                         \
             _Pragma("omp simd") for (int j = 0; j < C; j++) dx[j] += g[j] * D(xr[j] + pb[j]);                  \
-        }                                                                                                        \
-        if (want_db) {                                                                                           \
+        } else {                                                                                                 \
             _Pragma("omp simd") for (int j = 0; j < C; j++) pdb[j] += (double)(g[j] * D(xr[j] + pb[j]));       \
         }                                                                                                        \
     }
@@ -136,7 +191,7 @@ static void bias_act_backward(Ctx *c, Node *n) {
     int C = mt_last(x);
     int want_dx = x->requires_grad, want_db = bias->requires_grad;
     const float *dy = n->out->grad, *px = x->data, *pb = bias->data; /* bias is never NULL here */
-    float *gx = x->grad;
+    float *gx = want_dx ? x->grad : NULL;
     int nt = omp_get_max_threads(), stride = ((C + 7) / 8) * 8;
     double *part = want_db ? arena_calloc(&c->arena, (size_t)nt * stride * sizeof(double)) : NULL;
 #pragma omp parallel if (x->numel >= PAR_MIN)
@@ -164,9 +219,10 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     if (!valid_act(act))
         return mt_fail(c, "bias_act", "unknown activation %d for x %s", (int)act, mt_shape_str(x, sx, sizeof sx));
     if (bias && (bias->ndim != 1 || bias->shape[0] != mt_last(x)))
-        return mt_fail(c, "bias_act", "x %s, bias %s: bias must be (C) = (%d), the last axis of x%s%s",
-                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(bias, sb, sizeof sb), mt_last(x),
-                       bias->name ? " for " : "", bias->name ? bias->name : "");
+        return mt_fail(c, "bias_act", "x %s, bias %s%s%s%s: bias must be (C) = (%d), the last axis of x",
+                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(bias, sb, sizeof sb),
+                       bias->is_param && bias->name ? " [" : "", bias->is_param && bias->name ? bias->name : "",
+                       bias->is_param && bias->name ? "]" : "", mt_last(x));
     if (!bias) return mt_activation(c, x, act);
     if (act == MT_ACT_NONE) return mt_bias_add(c, x, bias);
     Tensor *y = mt_new(c, x->ndim, x->shape);

@@ -15,6 +15,9 @@
 #include <cblas.h>
 #include <string.h>
 
+/* Below this many elements of work a loop runs on one thread: waking the team costs more. */
+#define PAR_MIN 32768
+
 typedef struct {
     int B, Cin, H, W, Cout, kh, kw, s, p, OH, OW, nchw;
     size_t M, K; /* GEMM rows (output pixels) and depth (Cin*kh*kw) */
@@ -46,7 +49,7 @@ static int is_direct(const ConvDims *d) { return !d->nchw && d->kh == 1 && d->kw
 static void im2col_nchw(const ConvDims *d, const float *x, float *cols) {
     const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
     const size_t M = d->M, K = d->K;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(M * K) >= PAR_MIN)
     for (size_t r = 0; r < M; r++) {
         int ox = (int)(r % OW), oy = (int)(r / OW % OH), b = (int)(r / ((size_t)OW * OH));
         int ix0 = ox * s - p;
@@ -74,7 +77,7 @@ static void im2col_nchw(const ConvDims *d, const float *x, float *cols) {
 static void im2col_nhwc(const ConvDims *d, const float *x, float *cols) {
     const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
     const size_t M = d->M, K = d->K, KK = (size_t)kh * kw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(M * K) >= PAR_MIN)
     for (size_t r = 0; r < M; r++) {
         int ox = (int)(r % OW), oy = (int)(r / OW % OH), b = (int)(r / ((size_t)OW * OH));
         float *dst = cols + r * K;
@@ -101,7 +104,7 @@ static void col2im_nchw_add(const ConvDims *d, const float *dcols, float *dx) {
     const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
     const size_t K = d->K;
     const int planes = d->B * Cin;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(d->M * K) >= PAR_MIN)
     for (int pl = 0; pl < planes; pl++) {
         int b = pl / Cin, ci = pl % Cin;
         float *plane = dx + (size_t)pl * H * W;
@@ -134,7 +137,7 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
     const int Cin = d->Cin, H = d->H, W = d->W, kh = d->kh, kw = d->kw, s = d->s, p = d->p, OH = d->OH, OW = d->OW;
     const size_t K = d->K, KK = (size_t)kh * kw;
     const int rows = d->B * H;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(d->M * K) >= PAR_MIN)
     for (int t = 0; t < rows; t++) {
         int b = t / H, iy = t % H;
         for (int ky = 0; ky < kh; ky++) {
@@ -159,7 +162,7 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
 
 /* db[j] += sum_r dy[r, j], split over column blocks so threads never share a write. */
 static void colsum_add(float *db, const float *dy, size_t rows, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(rows * (size_t)n) >= PAR_MIN)
     for (int j0 = 0; j0 < n; j0 += 64) {
         int j1 = j0 + 64 < n ? j0 + 64 : n;
         float acc[64] = {0};
@@ -223,7 +226,7 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     if (b) {
         float *yd = y->data;
         const float *bd = b->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)((size_t)M * N) >= PAR_MIN)
         for (int r = 0; r < M; r++) memcpy(yd + (size_t)r * N, bd, (size_t)N * sizeof(float));
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,

@@ -7,6 +7,7 @@
  * thread count and each parameter gradient element receives a single +=. */
 #include "core/ops.h"
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PAR_MIN 16384 /* below this many elements a parallel region costs more than it saves */
@@ -70,17 +71,24 @@ static Tensor *like(Ctx *c, const Tensor *x) { return mt_new(c, x->ndim, x->shap
 /* Is v a (C) vector matching x's last axis? */
 static int is_chan_vec(const Tensor *v, const Tensor *x) { return v->ndim == 1 && v->shape[0] == mt_last(x); }
 
+/* " [name]" for a parameter (its timm key), "" for an activation. */
+static const char *pname(const Tensor *t, char *buf, size_t n) {
+    if (t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
+    else buf[0] = 0;
+    return buf;
+}
+
 static void *fail_chan(Ctx *c, const char *op, const Tensor *x, const char *vname, const Tensor *v) {
-    char sx[96], sv[96];
-    return mt_fail(c, op, "x %s, %s %s: %s must be (C) = (%d), the last axis of x%s%s", mt_shape_str(x, sx, sizeof sx),
-                   vname, mt_shape_str(v, sv, sizeof sv), vname, mt_last(x), v->name ? " for " : "",
-                   v->name ? v->name : "");
+    char sx[96], sv[96], nx[96], nv[96];
+    return mt_fail(c, op, "x %s%s, %s %s%s: %s must be (C) = (%d), the last axis of x", mt_shape_str(x, sx, sizeof sx),
+                   pname(x, nx, sizeof nx), vname, mt_shape_str(v, sv, sizeof sv), pname(v, nv, sizeof nv), vname,
+                   mt_last(x));
 }
 
 static void *fail_same(Ctx *c, const char *op, const char *an, const Tensor *a, const char *bn, const Tensor *b) {
-    char sa[96], sb[96];
-    return mt_fail(c, op, "%s %s and %s %s must have the same shape%s%s", an, mt_shape_str(a, sa, sizeof sa), bn,
-                   mt_shape_str(b, sb, sizeof sb), b->name ? " for " : "", b->name ? b->name : "");
+    char sa[96], sb[96], na[96], nb[96];
+    return mt_fail(c, op, "%s %s%s and %s %s%s must have the same shape", an, mt_shape_str(a, sa, sizeof sa),
+                   pname(a, na, sizeof na), bn, mt_shape_str(b, sb, sizeof sb), pname(b, nb, sizeof nb));
 }
 
 /* ---- add: y = a + b ---- */

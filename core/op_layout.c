@@ -3,6 +3,9 @@
 #include "core/ops.h"
 #include <string.h>
 
+/* Below this many elements of work a loop runs on one thread: waking the team costs more. */
+#define PAR_MIN 32768
+
 #define TILE 32
 
 /* dst (A, Cd, Bd, R) = or += permutation of src (A, Bd, Cd, R). */
@@ -11,7 +14,7 @@ static void permute12(float *dst, const float *src, size_t A, size_t Bd, size_t 
         /* batched 2-D transpose in cache tiles; every tile owns its destination block */
         size_t tb = (Bd + TILE - 1) / TILE, tc = (Cd + TILE - 1) / TILE;
         size_t ntiles = A * tb * tc;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(A * Bd * Cd * R) >= PAR_MIN)
         for (size_t t = 0; t < ntiles; t++) {
             size_t a = t / (tb * tc), rem = t % (tb * tc);
             size_t b0 = (rem / tc) * TILE, c0 = (rem % tc) * TILE;
@@ -29,7 +32,7 @@ static void permute12(float *dst, const float *src, size_t A, size_t Bd, size_t 
         return;
     }
     size_t nrows = A * Bd * Cd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(A * Bd * Cd * R) >= PAR_MIN)
     for (size_t i = 0; i < nrows; i++) { /* i indexes destination rows (a, c, b) */
         size_t a = i / (Bd * Cd), rem = i % (Bd * Cd);
         size_t c = rem / Bd, b = rem % Bd;
@@ -123,7 +126,7 @@ static void reshape_backward(Ctx *c, Node *n) {
     float *dx = x->grad;
     const float *dy = y->grad;
     size_t N = x->numel;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(N) >= PAR_MIN)
     for (size_t i = 0; i < N; i++) dx[i] += dy[i];
 }
 

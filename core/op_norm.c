@@ -8,6 +8,7 @@
 #include "core/ops.h"
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 
 #define PAR_MIN 16384
 
@@ -41,17 +42,29 @@ static const float *weight_or_ones(Ctx *c, const Tensor *w, int C) {
     return one;
 }
 
-/* w and b must be (C) vectors (or NULL). */
-static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w, const Tensor *b, int min_ndim) {
-    const Tensor *badp = NULL;
-    if (w && (w->ndim != 1 || w->shape[0] != mt_last(x))) badp = w;
-    else if (b && (b->ndim != 1 || b->shape[0] != mt_last(x))) badp = b;
-    if (!badp && x->ndim >= min_ndim) return 0;
-    char sx[96], sw[96], sb[96];
-    mt_fail(c, op, "x %s, weight %s, bias %s: need x with at least %d axes, weight and bias (C) = (%d)%s%s",
-            mt_shape_str(x, sx, sizeof sx), w ? mt_shape_str(w, sw, sizeof sw) : "none",
-            b ? mt_shape_str(b, sb, sizeof sb) : "none", min_ndim, mt_last(x),
-            badp && badp->name ? " for " : "", badp && badp->name ? badp->name : "");
+/* " [name]" for a parameter (its timm key), "" otherwise. */
+static const char *pname(const Tensor *t, char *buf, size_t n) {
+    if (t && t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
+    else buf[0] = 0;
+    return buf;
+}
+
+/* x needs at least min_ndim axes; w and b must be (C) vectors (or NULL). has_b: the op takes a bias. */
+static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w, const Tensor *b, int has_b,
+                        int min_ndim) {
+    int bad_w = w && (w->ndim != 1 || w->shape[0] != mt_last(x));
+    int bad_b = b && (b->ndim != 1 || b->shape[0] != mt_last(x));
+    if (!bad_w && !bad_b && x->ndim >= min_ndim) return 0;
+    char sx[96], sw[96], sb[96], nx[96], nw[96], nb[96], tail[96] = "";
+    if (has_b)
+        snprintf(tail, sizeof tail, ", bias %s%s", b ? mt_shape_str(b, sb, sizeof sb) : "none", pname(b, nb, sizeof nb));
+    if (x->ndim < min_ndim)
+        mt_fail(c, op, "x %s%s: need at least %d axes (sample axis first, channels last)", mt_shape_str(x, sx, sizeof sx),
+                pname(x, nx, sizeof nx), min_ndim);
+    else
+        mt_fail(c, op, "x %s%s, weight %s%s%s: %s must be (C) = (%d), the last axis of x",
+                mt_shape_str(x, sx, sizeof sx), pname(x, nx, sizeof nx), w ? mt_shape_str(w, sw, sizeof sw) : "none",
+                pname(w, nw, sizeof nw), tail, has_b ? "weight and bias" : "weight", mt_last(x));
     return -1;
 }
 
@@ -117,8 +130,11 @@ static void layernorm_backward(Ctx *c, Node *n) {
 
 Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
-    if (check_affine(c, "layernorm", x, w, b, 1)) return NULL;
-    if (!(eps >= 0)) return mt_fail(c, "layernorm", "eps %g must be >= 0", (double)eps);
+    if (check_affine(c, "layernorm", x, w, b, 1, 1)) return NULL;
+    if (!(eps >= 0)) {
+        char sx[96];
+        return mt_fail(c, "layernorm", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    }
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -216,8 +232,11 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
 
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
-    if (check_affine(c, "groupnorm1", x, w, b, 2)) return NULL;
-    if (!(eps >= 0)) return mt_fail(c, "groupnorm1", "eps %g must be >= 0", (double)eps);
+    if (check_affine(c, "groupnorm1", x, w, b, 1, 2)) return NULL;
+    if (!(eps >= 0)) {
+        char sx[96];
+        return mt_fail(c, "groupnorm1", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    }
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     int B = x->shape[0], C = mt_last(x);
@@ -310,8 +329,11 @@ static void rmsnorm_backward(Ctx *c, Node *n) {
 
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps) {
     if (c->failed || !x) return NULL;
-    if (check_affine(c, "rmsnorm", x, w, NULL, 1)) return NULL;
-    if (!(eps >= 0)) return mt_fail(c, "rmsnorm", "eps %g must be >= 0", (double)eps);
+    if (check_affine(c, "rmsnorm", x, w, NULL, 0, 1)) return NULL;
+    if (!(eps >= 0)) {
+        char sx[96];
+        return mt_fail(c, "rmsnorm", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    }
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);

@@ -12,6 +12,9 @@
 #include "core/ops.h"
 #include <string.h>
 
+/* Below this many elements of work a loop runs on one thread: waking the team costs more. */
+#define PAR_MIN 32768
+
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
@@ -22,7 +25,7 @@ static void avgpool_backward(Ctx *c, Node *n) {
     int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     const float *dy = y->grad;
     float *dx = x->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel * (size_t)(k * k)) >= PAR_MIN)
     for (int bi = 0; bi < B * H; bi++) {
         int b = bi / H, i = bi % H;
         int i0 = imax(i - r, 0), i1 = imin(i + r, H - 1);
@@ -58,7 +61,7 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input) {
     if (!y) return NULL;
     const float *xd = x->data;
     float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel * (size_t)(k * k)) >= PAR_MIN)
     for (int bi = 0; bi < B * H; bi++) {
         int b = bi / H, i = bi % H;
         int i0 = imax(i - r, 0), i1 = imin(i + r, H - 1);
@@ -97,7 +100,7 @@ static void mean_tokens_backward(Ctx *c, Node *n) {
     size_t N = x->numel / ((size_t)B * C);
     float inv = 1.0f / (float)N;
     size_t rows = (size_t)B * N;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel) >= PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *g = y->grad + (r / N) * C;
         float *d = x->grad + r * C;
@@ -117,7 +120,7 @@ Tensor *mt_mean_tokens(Ctx *c, Tensor *x) {
     float inv = 1.0f / (float)N;
     /* parallel over (sample, channel block) so small batches still split */
     int CB = 64, nblk = (C + CB - 1) / CB;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel) >= PAR_MIN)
     for (int t = 0; t < B * nblk; t++) {
         int b = t / nblk, c0 = (t % nblk) * CB, c1 = imin(c0 + CB, C);
         float acc[64] = {0};

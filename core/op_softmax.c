@@ -3,12 +3,15 @@
 #include "core/ops.h"
 #include <math.h>
 
+/* Below this many elements of work a loop runs on one thread: waking the team costs more. */
+#define PAR_MIN 32768
+
 static void softmax_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
     int K = mt_last(y);
     size_t rows = mt_rows(y);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(y->numel) >= PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *yr = y->data + r * K, *dyr = y->grad + r * K;
         float *dxr = x->grad + r * K;
@@ -24,7 +27,7 @@ Tensor *mt_softmax(Ctx *c, Tensor *x) {
     if (!y) return NULL;
     int K = mt_last(x);
     size_t rows = mt_rows(x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel) >= PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x->data + r * K;
         float *yr = y->data + r * K;

@@ -3,6 +3,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static OpProfile *prof_slot(Ctx *c, const char *op) {
+    for (int i = 0; i < c->nprof; i++)
+        if (c->prof[i].op == op || strcmp(c->prof[i].op, op) == 0) return &c->prof[i];
+    if (c->nprof == MT_PROF_MAX) return NULL;
+    OpProfile *p = &c->prof[c->nprof++];
+    p->op = op;
+    return p;
+}
+
+void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
 
 void mt_ctx_init(Ctx *c, size_t arena_bytes) {
     memset(c, 0, sizeof *c);
@@ -99,6 +117,12 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
         c->nodes = n;
         c->cap = cap;
     }
+    if (c->profile) {
+        double t = seconds();
+        OpProfile *p = prof_slot(c, op);
+        if (p) { p->fwd += t - c->prof_t; p->calls++; }
+        c->prof_t = t;
+    }
     Node *n = &c->nodes[c->nnodes++];
     memset(n, 0, sizeof *n);
     n->op = op;
@@ -117,7 +141,14 @@ static int sweep(Ctx *c) {
         if (!n->out->grad) continue; /* nothing flowed into this node's output */
         for (int i = 0; i < n->nin; i++)
             if (n->in[i] && n->in[i]->requires_grad) mt_grad(c, n->in[i]);
-        n->backward(c, n);
+        if (c->profile) {
+            double t = seconds();
+            n->backward(c, n);
+            OpProfile *p = prof_slot(c, n->op);
+            if (p) p->bwd += seconds() - t;
+        } else {
+            n->backward(c, n);
+        }
     }
     c->backward_done = 1;
     return c->failed ? -1 : 0;

@@ -30,8 +30,22 @@ struct Node {
     int i[4];           /* small integer arguments (stride, k, ...) */
 };
 
+/* Per-op time for `mixtape bench --profile`: forward time is the span between
+ * one recorded node and the next (an op computes, then records), backward is
+ * timed around each node's backward call. */
+#define MT_PROF_MAX 48
+typedef struct OpProfile {
+    const char *op;
+    double fwd, bwd;   /* seconds */
+    long calls;
+} OpProfile;
+
 struct Ctx {
     Arena arena;
+    int profile;        /* 1: fill prof[] */
+    double prof_t;      /* time of the last recorded node */
+    OpProfile prof[MT_PROF_MAX];
+    int nprof;
     Node *nodes;
     int nnodes, cap;
     int grad_enabled;   /* record the tape (0 = no-grad evaluation) */
@@ -74,6 +88,9 @@ int mt_backward(Ctx *c, Tensor *loss);
 /* Reverse sweep seeded with d out = seed (out->numel floats), for tests and
  * benchmarks that differentiate a non-scalar output. Same errors as mt_backward. */
 int mt_backward_seed(Ctx *c, Tensor *out, const float *seed);
+
+/* Start the forward clock of a profiled step (call right before the forward). */
+void mt_profile_mark(Ctx *c);
 
 /* Deterministic uniform [0,1) for dropout: element i of the current draw. */
 float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i);

@@ -26,7 +26,9 @@ typedef struct ModelConfig {
     char act[16];           /* "gelu" | "relu" | "silu" | "gelu_tanh" */
     int layer_scale;        /* 1 = on */
     float layer_scale_init;
-    int heads;              /* attention mixer */
+    int heads;              /* attention mixer: 0 = timm's head_dim 32 rule, else heads of dim/heads */
+    /* hierarchical stem conv (poolformer: 7, 4, 2); the tiny preset uses 3, 2, 1 */
+    int stem_kernel, stem_stride, stem_pad;
 } ModelConfig;
 
 typedef struct Model {

@@ -9,14 +9,15 @@
 
 #define OMP_MIN 32768
 
-void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
-                 float beta2, float eps, long step, int decoupled) {
-    double bc1 = 1.0 - pow((double)beta1, (double)step);
-    double bc2 = 1.0 - pow((double)beta2, (double)step);
-    const float step_size = (float)((double)lr / bc1);
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, double lr, double wd_, double beta1,
+                 double beta2, double eps_, long step, int decoupled) {
+    const double bc1 = 1.0 - pow(beta1, (double)step);
+    const double bc2 = 1.0 - pow(beta2, (double)step);
+    const float step_size = (float)(lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float decay = (float)(1.0 - (double)lr * (double)wd);
-    const float b1 = beta1, b2 = beta2, a1 = (float)(1.0 - (double)beta1), a2 = (float)(1.0 - (double)beta2);
+    const float decay = (float)(1.0 - lr * wd_);
+    const float wd = (float)wd_, eps = (float)eps_;
+    const float b1 = (float)beta1, b2 = (float)beta2, a1 = (float)(1.0 - beta1), a2 = (float)(1.0 - beta2);
     const long N = (long)n;
     if (decoupled) {
 #pragma omp parallel for schedule(static) if (N >= OMP_MIN)

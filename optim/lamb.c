@@ -13,12 +13,12 @@
 
 #define OMP_MIN 32768
 
-float lamb_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
-                  float beta2, float eps, long step, float grad_div, int trust_clip, int always_adapt) {
-    const double bc1d = 1.0 - pow((double)beta1, (double)step);
-    const float bc1 = (float)bc1d;
-    const float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)step));
-    const float b1 = beta1, b2 = beta2, a1 = (float)(1.0 - (double)beta1), a2 = (float)(1.0 - (double)beta2);
+float lamb_update(float *p, const float *g, float *m, float *v, size_t n, double lr_, double wd_, double beta1,
+                  double beta2, double eps_, long step, float grad_div, int trust_clip, int always_adapt) {
+    const float bc1 = (float)(1.0 - pow(beta1, (double)step));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)step));
+    const float lr = (float)lr_, wd = (float)wd_, eps = (float)eps_;
+    const float b1 = (float)beta1, b2 = (float)beta2, a1 = (float)(1.0 - beta1), a2 = (float)(1.0 - beta2);
     const long N = (long)n;
     double wn2 = 0, un2 = 0;
 #pragma omp parallel for schedule(static) reduction(+ : wn2, un2) if (N >= OMP_MIN)

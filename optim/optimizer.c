@@ -11,14 +11,14 @@
 void optim_config_default(OptimConfig *c) {
     memset(c, 0, sizeof *c);
     c->opt = "adamw";
-    c->lr = 1e-3f;
-    c->weight_decay = 0.05f;
-    c->eps = 1e-8f;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.999f;
-    c->momentum = 0.9f;
+    c->lr = 1e-3;
+    c->weight_decay = 0.05;
+    c->eps = 1e-8;
+    c->beta1 = 0.9;
+    c->beta2 = 0.999;
+    c->momentum = 0.9;
     c->nesterov = -1;
-    c->lamb_max_grad_norm = 1.0f;
+    c->lamb_max_grad_norm = 1.0;
 }
 
 static int fail(char *err, size_t n, const char *fmt, const char *a, double x) {
@@ -79,8 +79,8 @@ int optim_create(Optimizer *o, ParamList *p, const OptimConfig *cfg, char *err, 
     o->params = p;
     o->n = p->n;
     o->lr = cfg->lr;
-    o->wd = calloc((size_t)(p->n ? p->n : 1), sizeof(float));
-    o->lr_mult = calloc((size_t)(p->n ? p->n : 1), sizeof(float));
+    o->wd = calloc((size_t)(p->n ? p->n : 1), sizeof(double));
+    o->lr_mult = calloc((size_t)(p->n ? p->n : 1), sizeof(double));
     if (!o->wd || !o->lr_mult) goto oom;
     /* freeze first so the "no parameter matched" checks see every name */
     if (pg_freeze(p, cfg->freeze, err, errn) < 0 ||
@@ -122,7 +122,7 @@ void optim_free(Optimizer *o) {
     memset(o, 0, sizeof *o);
 }
 
-void optim_set_lr(Optimizer *o, float lr) { o->lr = lr; }
+void optim_set_lr(Optimizer *o, double lr) { o->lr = lr; }
 
 void optim_zero_grad(Optimizer *o) { mt_params_zero_grad(o->params); }
 
@@ -151,7 +151,7 @@ int optim_step(Optimizer *o) {
     for (int i = 0; i < o->n; i++) {
         Tensor *t = o->params->t[i];
         if (!t->requires_grad || !t->grad) continue;
-        float lr = o->lr * o->lr_mult[i];
+        double lr = o->lr * o->lr_mult[i];
         switch (o->kind) {
         case OPT_ADAMW:
         case OPT_ADAM:
@@ -182,7 +182,7 @@ void optim_describe(const Optimizer *o, char *buf, size_t n) {
     size_t el[3] = {0, 0, 0};
     for (int i = 0; i < o->n; i++) {
         const Tensor *t = o->params->t[i];
-        int g = !t->requires_grad ? 2 : o->wd[i] != 0.0f ? 0 : 1;
+        int g = !t->requires_grad ? 2 : o->wd[i] != 0.0 ? 0 : 1;
         cnt[g]++;
         el[g] += t->numel;
     }

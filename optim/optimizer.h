@@ -23,14 +23,16 @@
 
 typedef struct OptimConfig {
     const char *opt;      /* "adamw" | "adam" | "lamb" | "sgd" | "nesterov" | "momentum" */
-    float lr;             /* initial lr (optim_set_lr changes it, e.g. from the schedule) */
-    float weight_decay;
-    float eps;            /* adam/adamw/lamb */
-    float beta1, beta2;   /* adam/adamw/lamb */
-    float momentum;       /* sgd */
+    /* Hyper-parameters are doubles, as in Python: torch forms 1 - beta2, lr / (1 - beta1^t),
+     * 1 - lr * wd in double and rounds the result to fp32 once; so do we. */
+    double lr;            /* initial lr (optim_set_lr changes it, e.g. from the schedule) */
+    double weight_decay;
+    double eps;           /* adam/adamw/lamb */
+    double beta1, beta2;  /* adam/adamw/lamb */
+    double momentum;      /* sgd */
     int nesterov;         /* sgd: -1 = by name as timm ("sgd"/"nesterov" -> on, "momentum" -> off), 0/1 explicit */
     /* LAMB (timm's Lamb defaults in optim_config_default) */
-    float lamb_max_grad_norm; /* grads divided by max(global_norm / this, 1) inside the step; <= 0: off */
+    double lamb_max_grad_norm; /* grads divided by max(global_norm / this, 1) inside the step; <= 0: off */
     int lamb_trust_clip;      /* trust ratio clamped to <= 1 */
     int lamb_always_adapt;    /* trust ratio also where weight decay is 0 */
     /* parameter groups (see optim/param_groups.h for the rules); NULL or "" = none */
@@ -50,24 +52,25 @@ typedef struct Optimizer {
     char name[16];        /* canonical opt name as given */
     ParamList *params;
     int n;                /* params->n at creation */
-    float lr;             /* current base lr */
+    double lr;            /* current base lr */
     long step;            /* completed steps (torch's state 'step') */
-    float *wd;            /* per parameter weight decay (0 in the no-decay group) */
-    float *lr_mult;       /* per parameter lr multiplier */
+    double *wd;           /* per parameter weight decay (0 in the no-decay group) */
+    double *lr_mult;      /* per parameter lr multiplier */
     int nstates;
     const char *state_names[OPTIM_MAX_STATES];
     float **state[OPTIM_MAX_STATES]; /* state[s][i]: params->t[i]->numel floats, zero-initialised */
 } Optimizer;
 
-/* timm / torch defaults: adamw, lr 1e-3, wd 0.05 (timm train.py), eps 1e-8, betas (0.9, 0.999),
- * momentum 0.9, nesterov -1, lamb_max_grad_norm 1.0, no patterns. */
+/* torch defaults for the AdamW recipe of MLP-Mixer / ResMLP / PoolFormer: adamw, lr 1e-3, wd 0.05,
+ * eps 1e-8, betas (0.9, 0.999),
+ * momentum 0.9 (timm), nesterov -1, lamb_max_grad_norm 1.0 (timm Lamb), no patterns. */
 void optim_config_default(OptimConfig *c);
 /* Validates the config, resolves parameter groups (applies cfg.freeze to
  * requires_grad) and allocates the state. 0, or -1 with a message in err. */
 int optim_create(Optimizer *o, ParamList *p, const OptimConfig *cfg, char *err, size_t errn);
 void optim_free(Optimizer *o);
 /* Base lr for the next step(s); each parameter uses lr * its multiplier. */
-void optim_set_lr(Optimizer *o, float lr);
+void optim_set_lr(Optimizer *o, double lr);
 /* One update from the current grads. Increments the step count. Returns 0. */
 int optim_step(Optimizer *o);
 /* Zero the grads of every parameter (the end of an accumulation cycle). */
@@ -88,11 +91,11 @@ long optim_get_step(const Optimizer *o);
 void optim_set_step(Optimizer *o, long step);
 
 /* Per-element update kernels (one tensor), used by optim_step; exposed for tests. */
-void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
-                 float beta2, float eps, long step, int decoupled);
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, double lr, double wd, double beta1,
+                 double beta2, double eps, long step, int decoupled);
 /* The gradient is divided by grad_div first (LAMB's global clip, >= 1); returns the trust ratio used. */
-float lamb_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
-                  float beta2, float eps, long step, float grad_div, int trust_clip, int always_adapt);
+float lamb_update(float *p, const float *g, float *m, float *v, size_t n, double lr, double wd, double beta1,
+                  double beta2, double eps, long step, float grad_div, int trust_clip, int always_adapt);
 /* buf may be NULL when momentum == 0. With dampening 0, a zero buffer gives torch's first
  * step (buf = d_p) exactly, so no special case is needed. */
-void sgd_update(float *p, const float *g, float *buf, size_t n, float lr, float wd, float momentum, int nesterov);
+void sgd_update(float *p, const float *g, float *buf, size_t n, double lr, double wd, double momentum, int nesterov);

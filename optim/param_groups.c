@@ -54,9 +54,9 @@ static int count_matches(const ParamList *p, const char *pat) {
     return k;
 }
 
-int pg_weight_decay(const ParamList *p, float weight_decay, int wd_all, const char *no_wd, float *wd, char *err,
+int pg_weight_decay(const ParamList *p, double weight_decay, int wd_all, const char *no_wd, double *wd, char *err,
                     size_t n) {
-    for (int i = 0; i < p->n; i++) wd[i] = wd_all || !pg_is_no_decay_shape(p->t[i]) ? weight_decay : 0.0f;
+    for (int i = 0; i < p->n; i++) wd[i] = wd_all || !pg_is_no_decay_shape(p->t[i]) ? weight_decay : 0.0;
     if (!no_wd) return 0;
     char pat[256];
     const char *s = no_wd;
@@ -67,13 +67,13 @@ int pg_weight_decay(const ParamList *p, float weight_decay, int wd_all, const ch
         }
         if (wd_all) continue; /* wd everywhere overrides the no-decay list */
         for (int i = 0; i < p->n; i++)
-            if (pg_match(pat, p->t[i]->name)) wd[i] = 0.0f;
+            if (pg_match(pat, p->t[i]->name)) wd[i] = 0.0;
     }
     return 0;
 }
 
-int pg_lr_mult(const ParamList *p, const char *spec, float *mult, char *err, size_t n) {
-    for (int i = 0; i < p->n; i++) mult[i] = -1.0f; /* unset */
+int pg_lr_mult(const ParamList *p, const char *spec, double *mult, char *err, size_t n) {
+    for (int i = 0; i < p->n; i++) mult[i] = -1.0; /* unset */
     char item[256];
     const char *s = spec ? spec : "";
     while (next_item(&s, item, sizeof item)) {
@@ -95,10 +95,10 @@ int pg_lr_mult(const ParamList *p, const char *spec, float *mult, char *err, siz
             return -1;
         }
         for (int i = 0; i < p->n; i++)
-            if (mult[i] < 0 && pg_match(item, p->t[i]->name)) mult[i] = (float)m;
+            if (mult[i] < 0 && pg_match(item, p->t[i]->name)) mult[i] = m;
     }
     for (int i = 0; i < p->n; i++)
-        if (mult[i] < 0) mult[i] = 1.0f;
+        if (mult[i] < 0) mult[i] = 1.0;
     return 0;
 }
 

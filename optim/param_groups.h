@@ -29,11 +29,11 @@ int pg_is_no_decay_shape(const Tensor *t);
 
 /* Per-parameter weight decay: wd[i] = weight_decay or 0 by the rules above.
  * no_wd may be NULL / "". 0, or -1 with err (pattern matching nothing). */
-int pg_weight_decay(const ParamList *p, float weight_decay, int wd_all, const char *no_wd, float *wd, char *err,
+int pg_weight_decay(const ParamList *p, double weight_decay, int wd_all, const char *no_wd, double *wd, char *err,
                     size_t n);
 /* Per-parameter lr multiplier from "PATTERN=MULT,...". spec may be NULL / "" (all 1).
  * -1 with err on a malformed rule, a negative/NaN multiplier or a pattern matching nothing. */
-int pg_lr_mult(const ParamList *p, const char *spec, float *mult, char *err, size_t n);
+int pg_lr_mult(const ParamList *p, const char *spec, double *mult, char *err, size_t n);
 /* Sets requires_grad = 0 on every parameter matching one of the patterns.
  * Returns the number frozen, or -1 with err (pattern matching nothing). */
 int pg_freeze(ParamList *p, const char *patterns, char *err, size_t n);

@@ -7,9 +7,10 @@
 
 #define OMP_MIN 32768
 
-void sgd_update(float *p, const float *g, float *buf, size_t n, float lr, float wd, float momentum, int nesterov) {
+void sgd_update(float *p, const float *g, float *buf, size_t n, double lr_, double wd_, double momentum,
+                int nesterov) {
     const long N = (long)n;
-    const float mu = momentum;
+    const float mu = (float)momentum, lr = (float)lr_, wd = (float)wd_;
     if (mu == 0.0f || !buf) {
 #pragma omp parallel for schedule(static) if (N >= OMP_MIN)
         for (long j = 0; j < N; j++) {

@@ -1,8 +1,127 @@
-/* placeholder until the command is implemented */
+/* mixtape eval: top-1, top-5, loss and per-class accuracy of a checkpoint on a
+ * dataset, with the eval transform stored in the checkpoint (mean/std) unless
+ * flags override it. */
 #include "train/commands.h"
+#include "train/data_flags.h"
+#include "train/evaluate.h"
+#include "train/model_io.h"
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    printf("usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
+           "                    [--crop-pct F] [--interpolation bilinear|bicubic] [--mean ...] [--std ...]\n"
+           "Prints top-1 / top-5 / loss and per-class accuracy. --ema evaluates the /ema weights.\n");
+}
+
+typedef struct EmaLoad {
+    ParamList *p;
+    int n;
+} EmaLoad;
+
+static int load_ema(const char *key, int ndim, const int64_t *shape, const float *data, size_t numel, void *ud) {
+    EmaLoad *e = ud;
+    Tensor *t = mt_param_find(e->p, key);
+    if (!t || t->numel != numel) return 0;
+    memcpy(t->data, data, numel * sizeof(float));
+    e->n++;
+    return 0;
+}
+
+static int next_batch(void *ud, Batch *b) { return loader_next((Loader *)ud, b); }
+
 int cmd_eval(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "mixtape: 'eval' is not implemented yet\n");
-    return 1;
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
+    Args a;
+    args_init(&a, "eval", argc, argv);
+    const char *ck = args_str(&a, "--checkpoint", NULL, NULL);
+    const char *data = args_str(&a, "--data", NULL, NULL);
+    int B = (int)args_int(&a, "--batch-size", "-b", 256);
+    int workers = (int)args_int(&a, "--workers", "-j", 0);
+    int use_ema = args_flag(&a, "--ema", 0);
+    const char *confusion = args_str(&a, "--confusion", NULL, NULL);
+    threads_from_args(&a);
+    LoaderConfig lc;
+    loader_config_default(&lc, 0);
+    char err[2048];
+    int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
+    if (data_flags_parse(&a, &lc.aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
+    if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    if (!ck || !data) { fprintf(stderr, "mixtape eval: --checkpoint and --data are required\n"); args_free(&a); return 2; }
+
+    Model m;
+    CkptInfo *info = calloc(1, sizeof *info);
+    if (model_from_checkpoint(ck, &m, info, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape eval: %s\n", err);
+        free(info);
+        args_free(&a);
+        return 2;
+    }
+    if (use_ema) {
+        EmaLoad e = {&m.params, 0};
+        int found = 0;
+        if (ckpt_visit(ck, "ema", load_ema, &e, &found, err, sizeof err) != 0 || !found) {
+            fprintf(stderr, "mixtape eval: --ema: checkpoint %s has no /ema group%s%s\n", ck, found ? ": " : "",
+                    found ? err : "");
+            free(info);
+            args_free(&a);
+            return 2;
+        }
+    }
+    /* The checkpoint's normalisation unless overridden. */
+    if (info->n_chan > 0) {
+        if (!has_mean) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.mean[i] = info->mean[i]; lc.aug.n_mean = info->n_chan; }
+        if (!has_std) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.std[i] = info->std[i]; lc.aug.n_std = info->n_chan; }
+    }
+    free(info);
+    lc.spec = data;
+    lc.batch_size = B;
+    lc.img_size = m.cfg.img_size;
+    lc.in_chans = m.cfg.in_chans;
+    lc.workers = workers;
+    lc.num_classes = m.cfg.num_classes;
+    Loader *L = loader_open(&lc, err, sizeof err);
+    if (!L) { fprintf(stderr, "mixtape eval: --data: %s\n", err); model_free(&m); args_free(&a); return 2; }
+    Ctx c;
+    mt_ctx_init(&c, (size_t)64 << 20);
+    EvalResult r;
+    int rc = 0;
+    if (loader_start_epoch(L, 0) != 0 ||
+        evaluate(&m, &c, next_batch, L, confusion != NULL, NULL, NULL, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape eval: %s\n", loader_error(L)[0] ? loader_error(L) : err);
+        rc = 1;
+    } else {
+        const char *const *names = loader_class_names(L);
+        printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
+               100 * r.top1, 100 * r.top5, r.loss, loader_skipped(L));
+        printf("per-class accuracy:\n");
+        for (int k = 0; k < r.num_classes; k++)
+            if (r.class_count[k])
+                printf("  %3d %-20s %6.2f%%  (%ld)\n", k, names ? names[k] : "", 100.0 * r.class_correct[k] / r.class_count[k],
+                       r.class_count[k]);
+        if (confusion) {
+            FILE *f = fopen(confusion, "w");
+            if (!f) { fprintf(stderr, "mixtape eval: cannot write --confusion %s\n", confusion); rc = 1; }
+            else {
+                fprintf(f, "truth\\pred");
+                for (int k = 0; k < r.num_classes; k++) fprintf(f, ",%d", k);
+                fprintf(f, "\n");
+                for (int i = 0; i < r.num_classes; i++) {
+                    fprintf(f, "%d", i);
+                    for (int k = 0; k < r.num_classes; k++) fprintf(f, ",%ld", r.confusion[(size_t)i * r.num_classes + k]);
+                    fprintf(f, "\n");
+                }
+                fclose(f);
+                printf("confusion matrix written to %s\n", confusion);
+            }
+        }
+        eval_result_free(&r);
+    }
+    loader_close(L);
+    mt_ctx_free(&c);
+    model_free(&m);
+    args_free(&a);
+    return rc;
 }

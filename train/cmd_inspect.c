@@ -1,8 +1,142 @@
-/* placeholder until the command is implemented */
+/* mixtape inspect C.h5: format, model, config, training state, parameter
+ * table (key, shape, count, mean, std) and which optimizer / EMA state the
+ * checkpoint holds. Reads only the file (no model zoo needed). */
+#include "train/args.h"
+#include "train/checkpoint.h"
 #include "train/commands.h"
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mixtape inspect C.h5 [--no-params]\n\n"
+               "Prints the checkpoint's format version, model, config, epoch / step / best top-1,\n"
+               "the parameter table (key, shape, count, mean, std) and optimizer / EMA presence.\n\n"
+               "  --no-params   skip the parameter table\n");
+}
+
+/* A flat (or shallow) JSON object, one member a line. Strings are copied as is. */
+static void print_json_pretty(const char *s) {
+    int depth = 0, in_str = 0, brackets = 0;
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        if (in_str) {
+            putchar(ch);
+            if (ch == '\\' && p[1]) putchar(*++p);
+            else if (ch == '"') in_str = 0;
+            continue;
+        }
+        if (ch == '"') { in_str = 1; putchar(ch); }
+        else if (ch == '{') { depth++; printf("{\n%*s", 2 * depth, ""); }
+        else if (ch == '}') { depth--; printf("\n%*s}", 2 * (depth > 0 ? depth : 0), ""); }
+        else if (ch == '[') { brackets++; putchar(ch); }
+        else if (ch == ']') { brackets--; putchar(ch); }
+        else if (ch == ',' && brackets > 0) printf(", ");
+        else if (ch == ',' && depth == 1) printf(",\n%*s", 2 * depth, "");
+        else if (ch == ':' && depth == 1) printf(": ");
+        else if (ch != ' ' && ch != '\n') putchar(ch);
+    }
+    putchar('\n');
+}
+
+typedef struct Table { int rows; double total; } Table;
+
+static int row_cb(const char *key, int ndim, const int64_t *shape, const float *data, size_t numel, void *ud) {
+    Table *t = ud;
+    char s[128];
+    size_t k = (size_t)snprintf(s, sizeof s, "(");
+    for (int i = 0; i < ndim && k < sizeof s; i++) k += (size_t)snprintf(s + k, sizeof s - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (k < sizeof s) snprintf(s + k, sizeof s - k, ")");
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < numel; i++) sum += data[i];
+    double mean = numel ? sum / (double)numel : 0;
+    for (size_t i = 0; i < numel; i++) sq += ((double)data[i] - mean) * ((double)data[i] - mean);
+    double sd = numel > 1 ? sqrt(sq / (double)(numel - 1)) : 0;
+    printf("  %-44s %-18s %11zu %12.4g %12.4g\n", key, s, numel, mean, sd);
+    t->rows++;
+    t->total += (double)numel;
+    return 0;
+}
+
+static int count_cb(const char *key, int ndim, const int64_t *shape, const float *data, size_t numel, void *ud) {
+    Table *t = ud;
+    t->rows++;
+    t->total += (double)numel;
+    return 0;
+}
+
 int cmd_inspect(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "mixtape: 'inspect' is not implemented yet\n");
-    return 1;
+    Args a;
+    args_init(&a, "inspect", argc, argv);
+    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
+    int no_params = args_flag(&a, "--no-params", 0);
+    (void)args_int(&a, "--threads", NULL, 0); /* accepted for uniformity; reading is single-threaded */
+    const char *path = args_positional(&a);
+    if (!path) path = args_str(&a, "--checkpoint", NULL, NULL);
+    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    args_free(&a);
+    if (!path) { fprintf(stderr, "mixtape inspect: which checkpoint? (mixtape inspect C.h5)\n"); usage(stderr); return 2; }
+
+    char err[2048];
+    CkptInfo *in = malloc(sizeof *in);
+    if (!in) return 1;
+    if (ckpt_read_info(path, in, err, sizeof err) < 0) { fprintf(stderr, "mixtape inspect: %s\n", err); free(in); return 2; }
+    printf("checkpoint      %s\n", path);
+    printf("format          mixtape v%d\n", in->format_version);
+    printf("model           %s\n", in->model);
+    printf("epoch           %lld\n", (long long)in->epoch);
+    printf("step            %lld\n", (long long)in->step);
+    printf("best_top1       %.4f\n", in->best_top1);
+    if (in->n_rng) {
+        printf("rng_state      ");
+        for (int i = 0; i < in->n_rng; i++) printf(" %llu", (unsigned long long)in->rng[i]);
+        printf("\n");
+    }
+    if (in->n_chan) {
+        printf("data mean/std  ");
+        for (int i = 0; i < in->n_chan; i++) printf(" %.4g/%.4g", in->mean[i], in->std[i]);
+        printf("\n");
+    }
+    if (in->train_state[0] && strcmp(in->train_state, "{}")) printf("train_state     %s\n", in->train_state);
+    printf("config          ");
+    print_json_pretty(in->config);
+
+    int rc = 0, found = 0;
+    Table t = {0};
+    if (!no_params) {
+        printf("\nparameters (/model):\n  %-44s %-18s %11s %12s %12s\n", "key", "shape", "count", "mean", "std");
+        if (ckpt_visit(path, "model", row_cb, &t, &found, err, sizeof err) < 0) {
+            fprintf(stderr, "mixtape inspect: %s\n", err);
+            rc = 2;
+        }
+    } else if (ckpt_visit(path, "model", count_cb, &t, &found, err, sizeof err) < 0) {
+        fprintf(stderr, "mixtape inspect: %s\n", err);
+        rc = 2;
+    }
+    printf("%s%d tensors, %.0f parameters (%.3fM)\n", no_params ? "\nmodel: " : "  total: ", t.rows, t.total, t.total / 1e6);
+
+    char **groups = NULL;
+    int ng = 0;
+    if (ckpt_list_groups(path, "optimizer", &groups, &ng, err, sizeof err) < 0) { fprintf(stderr, "mixtape inspect: %s\n", err); rc = 2; }
+    if (ng) {
+        printf("optimizer       %s, step %lld, state:", in->optimizer[0] ? in->optimizer : "?", (long long)in->optimizer_step);
+        for (int i = 0; i < ng; i++) {
+            char g[512];
+            Table s = {0};
+            snprintf(g, sizeof g, "optimizer/%s", groups[i]);
+            if (ckpt_visit(path, g, count_cb, &s, &found, err, sizeof err) < 0) { fprintf(stderr, "mixtape inspect: %s\n", err); rc = 2; }
+            printf(" %s (%d tensors)", groups[i], s.rows);
+        }
+        printf("\n");
+    } else {
+        printf("optimizer       none\n");
+    }
+    ckpt_names_free(groups, ng);
+    Table e = {0};
+    if (ckpt_visit(path, "ema", count_cb, &e, &found, err, sizeof err) < 0) { fprintf(stderr, "mixtape inspect: %s\n", err); rc = 2; }
+    if (found) printf("ema             yes (%d tensors, %.0f parameters)\n", e.rows, e.total);
+    else printf("ema             none\n");
+    free(in);
+    return rc;
 }

@@ -1,0 +1,122 @@
+/* mt_gemm: dispatch by precision and CPU. See core/gemm.h for the contract and
+ * core/gemm_bf16.c for the AVX-512 kernels. */
+#include "core/gemm.h"
+#include <cblas.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
+
+static int g_force_fallback = 0;
+
+static int cpu_has_f32(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    return cached;
+}
+static int cpu_has_bf16(void) {
+    static int cached = -1;
+    if (cached < 0) cached = cpu_has_f32() && __builtin_cpu_supports("avx512bf16");
+    return cached;
+}
+
+int mt_gemm_bf16_native(void) { return !g_force_fallback && cpu_has_bf16(); }
+int mt_gemm_fp32_native(void) { return !g_force_fallback && cpu_has_f32(); }
+void mt_gemm_force_fallback(int on) { g_force_fallback = on; }
+
+const char *mt_gemm_backend(int precision) {
+    if (precision == MT_BF16) return mt_gemm_bf16_native() ? "avx512bf16" : "bf16-emulated+openblas";
+    if (precision == MT_FP32_FAST) return mt_gemm_fp32_native() ? "avx512f" : "openblas";
+    return "openblas";
+}
+
+float mt_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* NaN: keep it a (quiet) NaN */
+    else u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* Fallback buffers for the bf16-rounded copies (grown on demand, kept). */
+static float *g_fa, *g_fb;
+static size_t g_fa_n, g_fb_n;
+
+static float *grow(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        float *p = realloc(*buf, n * sizeof(float));
+        if (!p) return NULL;
+        *buf = p;
+        *cap = n;
+    }
+    return *buf;
+}
+
+/* rows x cols stored with leading dimension ld -> bf16-rounded contiguous copy (ld = cols). */
+static void round_copy(float *dst, const float *src, int rows, int cols, int ld) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 65536)
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = mt_bf16_round(src[(size_t)r * ld + c]);
+}
+
+static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
+}
+
+/* C = beta * C (beta == 0: zeros, C not read). */
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc) {
+    int ar = ta ? K : M, ac = ta ? M : K; /* A as stored */
+    int br = tb ? N : K, bc = tb ? K : N;
+    float *a = grow(&g_fa, &g_fa_n, (size_t)ar * ac), *b = grow(&g_fb, &g_fb_n, (size_t)br * bc);
+    if (!a || !b) { /* out of memory: plain fp32 is the closest we can do */
+        sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    round_copy(a, A, ar, ac, lda);
+    round_copy(b, B, br, bc, ldb);
+    sgemm(ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
+}
+
+void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (precision == MT_FP32 || (precision != MT_BF16 && precision != MT_FP32_FAST)) {
+        sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (precision == MT_BF16) {
+        if (mt_gemm_bf16_native() &&
+            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+            return;
+        bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (mt_gemm_fp32_native() &&
+        mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
+    sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

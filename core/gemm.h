@@ -1,0 +1,38 @@
+/* One GEMM entry point for every op: row-major C = alpha * op(A) @ op(B) + beta * C,
+ * with exactly cblas_sgemm's semantics (op(A) is M x K, op(B) is K x N; lda/ldb/ldc are
+ * row strides of the matrices as stored, so views into wider buffers work).
+ *
+ * precision
+ *   MT_FP32       cblas_sgemm (OpenBLAS, its own threads).
+ *   MT_BF16       inputs rounded to bfloat16 (round-to-nearest-even) while being packed,
+ *                 products accumulated in fp32 (vdpbf16ps), result fp32. Own kernel,
+ *                 OpenMP threads (omp_get_max_threads()). On CPUs without AVX512_BF16
+ *                 the same numbers are produced by rounding copies of A and B to bf16
+ *                 and calling cblas_sgemm (products of two bf16 values are exact in fp32,
+ *                 so only the summation order differs).
+ *   MT_FP32_FAST  own AVX-512 fp32 kernel (same blocking as the bf16 one); falls back to
+ *                 cblas_sgemm without AVX-512F.
+ *
+ * beta == 0 overwrites C without reading it (NaN in C does not propagate), as in BLAS.
+ * alpha == 0 or K == 0 only scales C by beta.
+ * Never call mt_gemm from inside an OpenMP parallel region (it opens its own).
+ * Not reentrant from several threads at once (packing buffers are a per-OpenMP-thread pool). */
+#pragma once
+
+enum { MT_FP32 = 0, MT_BF16 = 1, MT_FP32_FAST = 2 };
+enum { MT_NOTRANS = 0, MT_TRANS = 1 };
+
+void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
+int mt_gemm_bf16_native(void);
+/* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */
+int mt_gemm_fp32_native(void);
+/* Tests: force the portable fallbacks (1) or go back to the CPU check (0). */
+void mt_gemm_force_fallback(int on);
+/* Name of the code path used for a precision, e.g. "avx512bf16", "bf16-emulated+sgemm", "openblas". */
+const char *mt_gemm_backend(int precision);
+
+/* Round-to-nearest-even to bfloat16, returned as the fp32 value (NaN stays NaN). */
+float mt_bf16_round(float x);

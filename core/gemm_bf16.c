@@ -1,0 +1,292 @@
+/* AVX-512 GEMM kernels behind mt_gemm: bf16 (vdpbf16ps, fp32 accumulation) and fp32 (FMA).
+ *
+ * Goto/BLIS-style blocking, written for row-major C and vectors along N:
+ *
+ *   for jc (NC columns of C)            each thread owns a rectangle of C (see split below)
+ *     for pc (KC of K)                  pack op(B)[pc.., jc..] -> panels of NR=32 columns
+ *       for ic (MC rows)                pack op(A)[ic.., pc..] -> MC rows of KCW words
+ *         for jr (NR panel), ir (MR rows): 12 x 32 microkernel, 24 zmm accumulators
+ *
+ * A "word" is 32 bits: in bf16 mode a pair of bf16 (k even in the low half, k odd in the
+ * high half), which is what vdpbf16ps multiplies lane-wise; in fp32 mode one float.
+ *   packed B panel: word (w, j) at pb[w * NR + j]      -> two zmm loads per word row
+ *   packed A block: word (i, w) at pa[i * KCW + w]     -> one 32-bit broadcast per row,
+ *                   KCW is a compile-time stride, so the 12 rows are 12 fixed displacements.
+ * Rounding fp32 -> bf16 happens while packing (vcvtne2ps2bf16: round-to-nearest-even,
+ * NaN stays NaN, denormals flush to zero). Edges (M, N, odd K) are zero-padded in the packs
+ * and C is written with masked stores, so any M, N, K, lda, ldb, ldc work.
+ *
+ * Threads: the caller is never inside an OpenMP region, so we open one. C is split into a
+ * tm x tn grid of rectangles (tm * tn = threads, chosen to minimise padded work plus
+ * repacking); each thread packs its own A and B into a per-thread buffer allocated once.
+ * No barriers, no shared writes. */
+#include "core/gemm.h"
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 12
+#define NR 32
+#define KCW 128    /* words per K block: 256 k in bf16 mode, 128 k in fp32 mode */
+#define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 = 72 KB, L2-resident */
+#define NC 2048    /* columns of B per block (multiple of NR): NC*KCW*4 = 1 MB */
+#define MAXT 256
+
+#define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
+#define INL __attribute__((always_inline)) inline
+
+enum { MODE_F32 = 0, MODE_BF16 = 1 };
+
+typedef struct {
+    int mode, ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} Job;
+
+static struct {
+    uint32_t *a;
+} g_pool[MAXT];
+
+static INL int imin(int a, int b) { return a < b ? a : b; }
+static INL int roundup(int a, int m) { return (a + m - 1) / m * m; }
+static INL __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 16 words from a source row whose k run is contiguous: k values src[0 .. kleft) (rest zero). */
+TGT static INL __m512i load_words_k(int mode, const float *src, int kleft) {
+    if (mode == MODE_BF16) {
+        __m512 x0 = _mm512_maskz_loadu_ps(mask16(kleft), src);
+        __m512 x1 = _mm512_maskz_loadu_ps(mask16(kleft - 16), src + 16);
+        return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* low 16 bf16 from x0, high from x1 */
+    }
+    return _mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kleft), src));
+}
+
+/* 16 words for 16 consecutive columns c at one word index: rows k (src0) and k+1 (src1,
+ * NULL when k+1 is past the end), columns contiguous, cm masks the valid columns. */
+TGT static INL __m512i load_words_cols(int mode, const float *src0, const float *src1, __mmask16 cm) {
+    __m512 r0 = _mm512_maskz_loadu_ps(cm, src0);
+    if (mode != MODE_BF16) return _mm512_castps_si512(r0);
+    __m512 r1 = src1 ? _mm512_maskz_loadu_ps(cm, src1) : _mm512_setzero_ps();
+    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(r1, r0); /* [r0 x16 | r1 x16] */
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                         6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, v); /* (r0[j], r1[j]) pairs */
+}
+
+/* In-register 16 x 16 transpose of 32-bit words: four butterfly stages of vpermt2d. */
+TGT static INL void transpose16(__m512i r[16]) {
+    for (int d = 1; d < 16; d <<= 1) {
+        int lo[16], hi[16];
+        for (int c = 0; c < 16; c++) {
+            lo[c] = (c & d) ? 16 + c - d : c;
+            hi[c] = (c & d) ? 16 + c : c + d;
+        }
+        __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_loadu_si512(hi);
+        for (int j = 0; j < 16; j++) {
+            if (j & d) continue;
+            __m512i a = r[j], b = r[j + d];
+            r[j] = _mm512_permutex2var_epi32(a, ilo, b);
+            r[j + d] = _mm512_permutex2var_epi32(a, ihi, b);
+        }
+    }
+}
+
+/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc) into pa[i * KCW + w], rows padded with zeros to MR. */
+TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int kc, uint32_t *pa) {
+    int kpw = mode == MODE_BF16 ? 2 : 1;
+    int kw = (kc + kpw - 1) / kpw;
+    int mcp = roundup(mc, MR);
+    if (!j->ta) { /* A stored M x K: k contiguous */
+        for (int i = 0; i < mc; i++) {
+            const float *src = j->A + (size_t)(i0 + i) * j->lda + k0;
+            uint32_t *dst = pa + (size_t)i * KCW;
+            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, src + w * kpw, kc - w * kpw));
+        }
+        for (int i = mc; i < mcp; i++)
+            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW + w, _mm512_setzero_si512());
+    } else { /* A stored K x M: rows of A contiguous along a k row */
+        for (int ib = 0; ib < mcp; ib += 16) {
+            __mmask16 cm = mask16(mc - ib);
+            int nrow = imin(16, mcp - ib);
+            for (int w0 = 0; w0 < kw; w0 += 16) {
+                __m512i v[16];
+                for (int t = 0; t < 16; t++) {
+                    int w = w0 + t, k = w * kpw;
+                    if (w >= kw) { v[t] = _mm512_setzero_si512(); continue; }
+                    const float *s0 = j->A + (size_t)(k0 + k) * j->lda + i0 + ib;
+                    const float *s1 = (mode == MODE_BF16 && k + 1 < kc) ? s0 + j->lda : NULL;
+                    v[t] = load_words_cols(mode, s0, s1, cm);
+                }
+                transpose16(v);
+                for (int r = 0; r < nrow; r++) _mm512_storeu_si512(pa + (size_t)(ib + r) * KCW + w0, v[r]);
+            }
+        }
+    }
+}
+
+/* Pack panel p of op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at
+ * pb[p * kw * NR + w * NR + j]; columns past nc are zero. */
+TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, int p, uint32_t *pb) {
+    int kpw = mode == MODE_BF16 ? 2 : 1;
+    int kw = (kc + kpw - 1) / kpw;
+    {
+        uint32_t *panel = pb + (size_t)p * kw * NR;
+        for (int h = 0; h < NR / 16; h++) {
+            int jj = p * NR + h * 16; /* first column of this half panel, relative to j0 */
+            int ncol = nc - jj;
+            if (!j->tb) { /* B stored K x N: columns contiguous */
+                __mmask16 cm = mask16(ncol);
+                for (int w = 0; w < kw; w++) {
+                    int k = w * kpw;
+                    __m512i v = _mm512_setzero_si512();
+                    if (ncol > 0) {
+                        const float *s0 = j->B + (size_t)(k0 + k) * j->ldb + j0 + jj;
+                        const float *s1 = (mode == MODE_BF16 && k + 1 < kc) ? s0 + j->ldb : NULL;
+                        v = load_words_cols(mode, s0, s1, cm);
+                    }
+                    _mm512_storeu_si512(panel + (size_t)w * NR + h * 16, v);
+                }
+            } else { /* B stored N x K: k contiguous per column */
+                for (int w0 = 0; w0 < kw; w0 += 16) {
+                    __m512i v[16];
+                    for (int t = 0; t < 16; t++)
+                        v[t] = t < ncol ? load_words_k(mode, j->B + (size_t)(j0 + jj + t) * j->ldb + k0 + w0 * kpw,
+                                                       kc - w0 * kpw)
+                                        : _mm512_setzero_si512();
+                    transpose16(v);
+                    int nw = imin(16, kw - w0);
+                    for (int r = 0; r < nw; r++) _mm512_storeu_si512(panel + (size_t)(w0 + r) * NR + h * 16, v[r]);
+                }
+            }
+        }
+    }
+}
+
+/* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read). */
+TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr,
+                            int nr, float alpha, float beta) {
+    __m512 c[MR][2];
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    if (mode == MODE_BF16) {
+        for (int w = 0; w < kw; w++) {
+            __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
+            pb += NR;
+            for (int r = 0; r < MR; r++) {
+                __m512bh a = (__m512bh)_mm512_set1_epi32((int)pa[r * KCW + w]);
+                c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
+                c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
+            }
+        }
+    } else {
+        const float *pf = (const float *)pa;
+        for (int w = 0; w < kw; w++) {
+            __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+            pb += NR;
+            for (int r = 0; r < MR; r++) {
+                __m512 a = _mm512_set1_ps(pf[r * KCW + w]);
+                c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+                c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+            }
+        }
+    }
+    __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr) break;
+        float *cr = C + (size_t)r * ldc;
+        __m512 v0 = _mm512_mul_ps(c[r][0], va), v1 = _mm512_mul_ps(c[r][1], va);
+        if (beta != 0.0f) {
+            v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, v0);
+            v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+/* The blocked loops. Called inside a parallel region (the orphaned worksharing loops split
+ * the work) or outside one (they run serially). B blocks are packed cooperatively into one
+ * shared buffer; (MC-row block, column chunk) tasks are handed out dynamically, so a thread
+ * that the OS preempts does not hold the others up; a thread repacks A only when its next
+ * task has another row block. */
+TGT static INL void driver(int mode, const Job *j, uint32_t *pb, int nthreads) {
+    int kpw = mode == MODE_BF16 ? 2 : 1, kc_max = KCW * kpw;
+    int nic = (j->M + MC - 1) / MC;
+    int mc_step = roundup((j->M + nic - 1) / nic, MR); /* balanced row blocks */
+    nic = (j->M + mc_step - 1) / mc_step;
+    uint32_t *pa = g_pool[omp_get_thread_num()].a;
+    for (int jc = 0; jc < j->N; jc += NC) {
+        int nc = imin(NC, j->N - jc), np = (nc + NR - 1) / NR;
+        /* enough tasks for load balance: split columns when there are few row blocks */
+        int nch = 1;
+        if (nthreads > 1 && nic < 4 * nthreads) nch = imin(np, (4 * nthreads + nic - 1) / nic);
+        int pstep = (np + nch - 1) / nch;
+        nch = (np + pstep - 1) / pstep;
+        for (int pc = 0; pc < j->K; pc += kc_max) {
+            int kc = imin(kc_max, j->K - pc), kw = (kc + kpw - 1) / kpw;
+            float beta = pc == 0 ? j->beta : 1.0f;
+#pragma omp for schedule(static)
+            for (int p = 0; p < np; p++) pack_b(mode, j, jc, nc, pc, kc, p, pb);
+            int packed_ic = -1;
+#pragma omp for schedule(dynamic, 1)
+            for (int task = 0; task < nic * nch; task++) {
+                int ib = task / nch, ch = task % nch;
+                int ic = ib * mc_step, mc = imin(mc_step, j->M - ic);
+                if (ib != packed_ic) {
+                    pack_a(mode, j, ic, mc, pc, kc, pa);
+                    packed_ic = ib;
+                }
+                int p1 = imin(np, (ch + 1) * pstep);
+                for (int p = ch * pstep; p < p1; p++) {
+                    int jr = p * NR;
+                    const uint32_t *bp = pb + (size_t)p * kw * NR;
+                    for (int ir = 0; ir < mc; ir += MR)
+                        ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr,
+                                j->ldc, imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+TGT static void driver_bf16(const Job *j, uint32_t *pb, int T) { driver(MODE_BF16, j, pb, T); }
+TGT static void driver_f32(const Job *j, uint32_t *pb, int T) { driver(MODE_F32, j, pb, T); }
+
+/* Packing buffers, allocated on first use and kept: one A block per thread, one shared B
+ * block (reachable from globals, so leak checkers stay quiet). Returns 0 when out of memory. */
+static uint32_t *g_bshared;
+
+static int pool_get(int T) {
+    if (!g_bshared) g_bshared = aligned_alloc(64, (size_t)NC * KCW * sizeof(uint32_t));
+    if (!g_bshared) return 0;
+    for (int t = 0; t < T; t++) {
+        if (!g_pool[t].a) g_pool[t].a = aligned_alloc(64, (size_t)MC * KCW * sizeof(uint32_t));
+        if (!g_pool[t].a) return 0;
+    }
+    return 1;
+}
+
+/* Returns 0 on success, -1 when buffers could not be allocated (C untouched; the caller falls back). */
+int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    int T = omp_get_max_threads();
+    if (T > MAXT) T = MAXT;
+    if ((double)M * N * K < 300000.0) T = 1;
+    if (!pool_get(T)) return -1;
+    if (T == 1) {
+        if (bf16) driver_bf16(&j, g_bshared, 1);
+        else driver_f32(&j, g_bshared, 1);
+        return 0;
+    }
+#pragma omp parallel num_threads(T)
+    {
+        if (bf16) driver_bf16(&j, g_bshared, omp_get_num_threads());
+        else driver_f32(&j, g_bshared, omp_get_num_threads());
+    }
+    return 0;
+}

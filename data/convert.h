@@ -1,0 +1,33 @@
+/* Converters from common dataset layouts to WebDataset-style tar shards
+ * (PREFIX-000000.tar, ... plus classes.txt in PREFIX's directory). Used by `mixtape shards`. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ConvertOpts {
+    const char *out_prefix;   /* "out/train" -> out/train-000000.tar ... (directory created) */
+    long per_shard;           /* samples per shard, 0 = no limit */
+    uint64_t max_bytes;       /* bytes per shard, 0 = no limit */
+    const char *labels;       /* IDX: labels file (NULL: found beside the images by name) */
+    const char *split;        /* CIFAR directory: "train" (default) or "test" */
+} ConvertOpts;
+
+typedef struct ConvertResult {
+    long samples;
+    int classes;
+    int shards;
+    uint64_t bytes;
+    long skipped;             /* ImageFolder files whose header could not be read */
+} ConvertResult;
+
+/* Each: 0 ok, -1 error (err set; shards written so far are left in place). */
+int convert_imagefolder(const char *src, const ConvertOpts *o, ConvertResult *r, char *err, size_t errn);
+int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char *err, size_t errn);
+int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char *err, size_t errn);
+
+/* Shared by the converters: classes.txt beside the shards of prefix. */
+int convert_write_classes(const char *prefix, char *const *names, int n, char *err, size_t errn);
+/* Creates the directory of prefix. */
+int convert_prepare_out(const char *prefix, char *err, size_t errn);
+/* Width of zero-padded keys for n samples (at least 6). */
+int convert_key_width(long n);

@@ -1,0 +1,198 @@
+/* Building blocks shared by every family: norms, MLPs, token mixers and the
+ * MetaFormer block, as parameter registration + forward on the tape.
+ * Activations are channels-last: blocks see (B, H, W, C); mixers that work on
+ * the token axis view it as (B, N, C) with N = H*W (a free reshape). */
+#include "layers/layers.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ---- registration ---- */
+
+int norm_register(Model *m, Norm *nm, NormKind kind, float eps, const char *prefix, int dim, char *err, size_t n) {
+    memset(nm, 0, sizeof *nm);
+    nm->kind = kind;
+    nm->eps = eps;
+    InitSpec one = init_spec(INIT_ONES, 0), zero = init_spec(INIT_ZEROS, 0);
+    switch (kind) {
+    case NORM_LAYERNORM:
+    case NORM_GROUPNORM:
+        if (!(nm->w = reg1(m, err, n, one, prefix, "weight", dim))) return -1;
+        if (!(nm->b = reg1(m, err, n, zero, prefix, "bias", dim))) return -1;
+        break;
+    case NORM_AFFINE: { /* timm's Affine: alpha, beta of shape (1, 1, dim) */
+        int s[3] = {1, 1, dim};
+        if (!(nm->w = reg_param(m, err, n, one, prefix, "alpha", 3, s))) return -1;
+        if (!(nm->b = reg_param(m, err, n, zero, prefix, "beta", 3, s))) return -1;
+        break;
+    }
+    case NORM_RMSNORM:
+        if (!(nm->w = reg1(m, err, n, one, prefix, "weight", dim))) return -1;
+        break;
+    case NORM_NONE: break;
+    }
+    return 0;
+}
+
+/* ---- views of parameters (share data and the persistent grad buffer) ---- */
+
+static Tensor *view(Ctx *c, Tensor *p, int ndim, const int *shape) {
+    if (!p) return NULL;
+    Tensor *v = arena_alloc(&c->arena, sizeof *v);
+    *v = *p;
+    v->ndim = ndim;
+    memset(v->shape, 0, sizeof v->shape);
+    memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+    return v;
+}
+
+Tensor *vec_view(Ctx *c, Tensor *p) {
+    if (!p || p->ndim == 1) return p;
+    int s[1] = {(int)p->numel};
+    return view(c, p, 1, s);
+}
+
+Tensor *mat_view(Ctx *c, Tensor *p) {
+    if (!p || p->ndim == 2) return p;
+    int s[2] = {p->shape[0], (int)(p->numel / (size_t)p->shape[0])};
+    return view(c, p, 2, s);
+}
+
+/* ---- forward ---- */
+
+Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
+    switch (nm->kind) {
+    case NORM_LAYERNORM: return mt_layernorm(c, x, nm->w, nm->b, nm->eps);
+    case NORM_GROUPNORM: return mt_groupnorm1(c, x, nm->w, nm->b, nm->eps);
+    case NORM_AFFINE: return mt_affine(c, x, vec_view(c, nm->w), vec_view(c, nm->b));
+    case NORM_RMSNORM: return mt_rmsnorm(c, x, nm->w, nm->eps);
+    case NORM_NONE: return x;
+    }
+    return x;
+}
+
+/* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in). */
+Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act) {
+    Tensor *h = mt_linear(c, x, mat_view(c, mlp->fc1_w), NULL);
+    h = mlp->fc1_b ? mt_bias_act(c, h, mlp->fc1_b, act) : mt_activation(c, h, act);
+    return mt_linear(c, h, mat_view(c, mlp->fc2_w), mlp->fc2_b);
+}
+
+static Tensor *as_tokens(Ctx *c, Tensor *x) {
+    if (!x) return NULL;
+    int s[3] = {x->shape[0], x->shape[1] * x->shape[2], x->shape[3]};
+    return mt_reshape(c, x, 3, s);
+}
+
+static Tensor *as_grid(Ctx *c, Tensor *t, const Tensor *like) {
+    if (!t || !like) return NULL;
+    return mt_reshape(c, t, 4, like->shape);
+}
+
+static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_act act) {
+    Tensor *t;
+    switch (tm->kind) {
+    case MIX_IDENTITY: return x;
+    case MIX_POOL: return mt_avgpool2d(c, x, tm->pool_size, 1);
+    case MIX_MLP:
+        t = mt_token_linear(c, as_tokens(c, x), tm->mlp.fc1_w, tm->mlp.fc1_b);
+        t = mt_activation(c, t, act);
+        t = mt_token_linear(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b);
+        return as_grid(c, t, x);
+    case MIX_LINEAR:
+    case MIX_RANDOM:
+        return as_grid(c, mt_token_linear(c, as_tokens(c, x), tm->w, tm->b), x);
+    case MIX_ATTENTION:
+        t = mt_linear(c, as_tokens(c, x), tm->qkv_w, NULL);
+        t = mt_attention(c, t, tm->heads);
+        t = mt_linear(c, t, tm->proj_w, tm->proj_b);
+        return as_grid(c, t, x);
+    }
+    return x;
+}
+
+Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
+    mt_scope(c, "%s.norm1", blk->name);
+    Tensor *y = norm_forward(c, &blk->norm1, x);
+    mt_scope(c, "%s.%s", blk->name, blk->mix_name);
+    y = token_mixer_forward(c, &blk->mix, y, act);
+    if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
+    x = mt_residual(c, x, y, vec_view(c, blk->ls1));
+    mt_scope(c, "%s.norm2", blk->name);
+    y = norm_forward(c, &blk->norm2, x);
+    mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
+    y = mlp_forward(c, &blk->mlp, y, act);
+    if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
+    return mt_residual(c, x, y, vec_view(c, blk->ls2));
+}
+
+/* ---- flops ---- */
+
+double mixer_flops(const ModelConfig *cfg, int kind, int N, int C, int h, int w) {
+    (void)h, (void)w;
+    switch (kind) {
+    case MIX_MLP: {
+        double Nh = (int)((double)cfg->mlp_ratio_tokens * C);
+        return 2.0 * C * (2.0 * N * Nh);
+    }
+    case MIX_LINEAR:
+    case MIX_RANDOM: return 2.0 * C * (double)N * N;
+    case MIX_ATTENTION: {
+        int heads, A;
+        attention_dims(cfg, C, &heads, &A);
+        return 2.0 * N * (double)C * 3 * A + 2.0 * 2.0 * (double)N * N * A + 2.0 * N * (double)A * C;
+    }
+    default: return 0; /* pool, identity: no multiply-adds worth counting */
+    }
+}
+
+/* ---- token mixer and MLP registration ---- */
+
+int mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int hidden, int conv1x1, FamilyInit fi,
+                 char *err, size_t n) {
+    char p[200];
+    int k = conv1x1 ? 4 : 2;
+    int s1[4] = {hidden, in, 1, 1}, s2[4] = {in, hidden, 1, 1};
+    InitSpec bi = strstr(prefix, "mlp") ? fi.mlp_bias : fi.bias;
+    snprintf(p, sizeof p, "%s.fc1", prefix);
+    if (!(mlp->fc1_w = reg_param(m, err, n, fi.weight, p, "weight", k, s1))) return -1;
+    if (!(mlp->fc1_b = reg1(m, err, n, bi, p, "bias", hidden))) return -1;
+    snprintf(p, sizeof p, "%s.fc2", prefix);
+    if (!(mlp->fc2_w = reg_param(m, err, n, fi.weight, p, "weight", k, s2))) return -1;
+    if (!(mlp->fc2_b = reg1(m, err, n, bi, p, "bias", in))) return -1;
+    return 0;
+}
+
+int mixer_register(Model *m, TokenMixer *tm, MixKind kind, const char *prefix, int N, int C, FamilyInit fi,
+                   char *err, size_t n) {
+    memset(tm, 0, sizeof *tm);
+    tm->kind = kind;
+    tm->pool_size = m->cfg.pool_size;
+    char p[200];
+    switch (kind) {
+    case MIX_MLP: /* timm Mixer: hidden = int(mlp_ratio_tokens * C), over the N tokens */
+        return mlp_register(m, &tm->mlp, prefix, N, (int)((double)m->cfg.mlp_ratio_tokens * C), 0, fi, err, n);
+    case MIX_LINEAR: {
+        InitSpec bi = strstr(prefix, "mlp") ? fi.mlp_bias : fi.bias;
+        if (!(tm->w = reg2(m, err, n, fi.weight, prefix, "weight", N, N))) return -1;
+        if (!(tm->b = reg1(m, err, n, bi, prefix, "bias", N))) return -1;
+        return 0;
+    }
+    case MIX_RANDOM: /* RandFormer: frozen softmax(rand(N, N)) */
+        if (!(tm->w = reg2(m, err, n, init_spec(INIT_RANDOM_MIX, 0), prefix, "random_matrix", N, N))) return -1;
+        tm->w->requires_grad = 0;
+        return 0;
+    case MIX_ATTENTION: {
+        int A;
+        attention_dims(&m->cfg, C, &tm->heads, &A);
+        snprintf(p, sizeof p, "%s.qkv", prefix);
+        if (!(tm->qkv_w = reg2(m, err, n, fi.weight, p, "weight", 3 * A, C))) return -1;
+        snprintf(p, sizeof p, "%s.proj", prefix);
+        if (!(tm->proj_w = reg2(m, err, n, fi.weight, p, "weight", C, A))) return -1;
+        if (!(tm->proj_b = reg1(m, err, n, fi.bias, p, "bias", C))) return -1;
+        return 0;
+    }
+    case MIX_POOL:
+    case MIX_IDENTITY: return 0;
+    }
+    return 0;
+}

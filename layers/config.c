@@ -1,0 +1,266 @@
+/* Model config: overrides by command-line name, validation, the one-line description. */
+#include "layers/layers.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const norm_names[] = {"layernorm", "groupnorm", "affine", "rmsnorm", "none"};
+static const char *const mixer_names[] = {"mlp", "linear", "pool", "identity", "random", "attention"};
+
+static int lookup(const char *const *names, int count, const char *s) {
+    for (int i = 0; s && i < count; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+int parse_norm(const char *s) { return lookup(norm_names, 5, s); }
+int parse_mixer(const char *s) { return lookup(mixer_names, 6, s); }
+const char *norm_str(int k) { return k >= 0 && k < 5 ? norm_names[k] : "?"; }
+const char *mixer_str(int k) { return k >= 0 && k < 6 ? mixer_names[k] : "?"; }
+int parse_act(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "gelu") == 0) return MT_ACT_GELU;
+    if (strcmp(s, "gelu_tanh") == 0) return MT_ACT_GELU_TANH;
+    if (strcmp(s, "relu") == 0) return MT_ACT_RELU;
+    if (strcmp(s, "silu") == 0 || strcmp(s, "swish") == 0) return MT_ACT_SILU;
+    return -1;
+}
+
+static const char *const override_keys[] = {
+    "num-classes", "img-size", "in-chans", "drop", "drop-path", "patch-size", "embed-dim", "depth", "depths",
+    "dims", "mlp-ratio", "mlp-ratio-tokens", "pool-size", "token-mixer", "norm", "act", "layer-scale",
+    "layer-scale-init", "heads", "stem-kernel", "stem-stride", "stem-pad", NULL};
+
+const char *const *model_override_keys(void) { return override_keys; }
+
+static int is_hier(const ModelConfig *cfg) { return strcmp(cfg->family, "poolformer") == 0; }
+
+/* Strict integer / float parsing: the whole string, in range. */
+static int parse_int(const char *v, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+static int parse_float(const char *v, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) return -1;
+    *out = (float)x;
+    return 0;
+}
+
+/* Comma list of up to MT_MAX_STAGES items copied into items[][16]; returns the count or -1. */
+static int split_list(const char *v, char items[MT_MAX_STAGES][16]) {
+    int k = 0;
+    const char *p = v;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (k == MT_MAX_STAGES || len == 0 || len >= 16) return -1;
+        memset(items[k], 0, 16);
+        memcpy(items[k], p, len);
+        items[k][len] = 0;
+        k++;
+        if (!e) break;
+        p = e + 1;
+    }
+    return k;
+}
+
+static int parse_int_list(const char *v, int lo, int hi, int out[MT_MAX_STAGES]) {
+    char items[MT_MAX_STAGES][16];
+    int k = split_list(v, items);
+    if (k < 0) return -1;
+    int tmp[MT_MAX_STAGES] = {0};
+    for (int i = 0; i < k; i++)
+        if (parse_int(items[i], lo, hi, &tmp[i]) != 0) return -1;
+    memcpy(out, tmp, sizeof tmp);
+    return k;
+}
+
+#define BAD(fmt, ...) (snprintf(err, n, "override %s=%s: " fmt, key, value, ##__VA_ARGS__), -1)
+
+int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char *err, size_t n) {
+    char key[48];
+    if (!key0 || !value) return snprintf(err, n, "override: missing key or value"), -1;
+    while (*key0 == '-') key0++;
+    snprintf(key, sizeof key, "%s", key0);
+    for (char *p = key; *p; p++)
+        if (*p == '_') *p = '-';
+    int hier = is_hier(cfg);
+    if (strcmp(key, "num-classes") == 0) {
+        if (parse_int(value, 1, 1 << 20, &cfg->num_classes)) return BAD("need an integer >= 1");
+    } else if (strcmp(key, "img-size") == 0) {
+        if (parse_int(value, 1, 8192, &cfg->img_size)) return BAD("need an integer in 1..8192");
+    } else if (strcmp(key, "in-chans") == 0) {
+        if (parse_int(value, 1, 1024, &cfg->in_chans)) return BAD("need an integer in 1..1024");
+    } else if (strcmp(key, "drop") == 0) {
+        if (parse_float(value, 0, 0.999, &cfg->drop_rate)) return BAD("need a rate in [0, 1)");
+    } else if (strcmp(key, "drop-path") == 0) {
+        if (parse_float(value, 0, 0.999, &cfg->drop_path_rate)) return BAD("need a rate in [0, 1)");
+    } else if (strcmp(key, "patch-size") == 0) {
+        if (hier) return BAD("poolformer has no patch size (use stem-kernel, stem-stride, stem-pad)");
+        if (parse_int(value, 1, 1024, &cfg->patch_size)) return BAD("need an integer in 1..1024");
+    } else if (strcmp(key, "embed-dim") == 0) {
+        if (hier) return BAD("poolformer has per-stage dims (use dims=64,128,320,512)");
+        if (parse_int(value, 1, 65536, &cfg->embed_dim)) return BAD("need an integer in 1..65536");
+    } else if (strcmp(key, "depth") == 0) {
+        if (hier) return BAD("poolformer has per-stage depths (use depths=2,2,6,2)");
+        if (parse_int(value, 1, 1024, &cfg->depth)) return BAD("need an integer in 1..1024");
+    } else if (strcmp(key, "depths") == 0) {
+        if (!hier) return BAD("only hierarchical models (poolformer) have depths; use depth");
+        int k = parse_int_list(value, 1, 1024, cfg->depths);
+        if (k < 0) return BAD("need 1..%d comma-separated integers >= 1", MT_MAX_STAGES);
+        cfg->num_stages = k;
+    } else if (strcmp(key, "dims") == 0) {
+        if (!hier) return BAD("only hierarchical models (poolformer) have dims; use embed-dim");
+        if (parse_int_list(value, 1, 65536, cfg->dims) < 0)
+            return BAD("need 1..%d comma-separated integers >= 1", MT_MAX_STAGES);
+    } else if (strcmp(key, "mlp-ratio") == 0) {
+        /* "4" (channel MLP) or "0.5,4" (token MLP, channel MLP) as timm's mlp_ratio tuple */
+        char items[MT_MAX_STAGES][16];
+        int k = split_list(value, items);
+        float a, b;
+        if (k == 1 && parse_float(items[0], 1e-3, 1024, &b) == 0) cfg->mlp_ratio = b;
+        else if (k == 2 && parse_float(items[0], 1e-3, 1024, &a) == 0 && parse_float(items[1], 1e-3, 1024, &b) == 0)
+            cfg->mlp_ratio_tokens = a, cfg->mlp_ratio = b;
+        else return BAD("need a ratio > 0 (channel MLP) or two, tokens,channels (e.g. 0.5,4)");
+    } else if (strcmp(key, "mlp-ratio-tokens") == 0) {
+        if (parse_float(value, 1e-3, 1024, &cfg->mlp_ratio_tokens)) return BAD("need a ratio > 0");
+    } else if (strcmp(key, "pool-size") == 0) {
+        int k;
+        if (parse_int(value, 1, 63, &k) || k % 2 == 0) return BAD("need an odd integer in 1..63");
+        cfg->pool_size = k;
+    } else if (strcmp(key, "token-mixer") == 0) {
+        char items[MT_MAX_STAGES][16];
+        int k = split_list(value, items);
+        if (k < 0) return BAD("need one mixer or a comma list of up to %d (one per stage)", MT_MAX_STAGES);
+        for (int i = 0; i < k; i++)
+            if (parse_mixer(items[i]) < 0)
+                return BAD("unknown token mixer '%s' (mlp, linear, pool, identity, random, attention)", items[i]);
+        if (!hier && k > 1) return BAD("isotropic models take one token mixer for all blocks");
+        for (int s = 0; s < MT_MAX_STAGES; s++) {
+            if (k == 1) memcpy(cfg->token_mixer[s], items[0], 16);
+            else if (s < k) memcpy(cfg->token_mixer[s], items[s], 16);
+            else cfg->token_mixer[s][0] = 0;
+        }
+    } else if (strcmp(key, "norm") == 0) {
+        if (parse_norm(value) < 0) return BAD("unknown norm (layernorm, groupnorm, affine, rmsnorm, none)");
+        snprintf(cfg->norm, sizeof cfg->norm, "%s", value);
+    } else if (strcmp(key, "act") == 0) {
+        if (parse_act(value) < 0) return BAD("unknown activation (gelu, gelu_tanh, relu, silu)");
+        snprintf(cfg->act, sizeof cfg->act, "%s", strcmp(value, "swish") == 0 ? "silu" : value);
+    } else if (strcmp(key, "layer-scale") == 0) {
+        if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true")) cfg->layer_scale = 1;
+        else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false")) cfg->layer_scale = 0;
+        else return BAD("need on or off");
+    } else if (strcmp(key, "layer-scale-init") == 0) {
+        if (parse_float(value, -1e6, 1e6, &cfg->layer_scale_init)) return BAD("need a number");
+    } else if (strcmp(key, "heads") == 0) {
+        if (parse_int(value, 0, 4096, &cfg->heads)) return BAD("need an integer >= 0 (0: head_dim 32)");
+    } else if (strcmp(key, "stem-kernel") == 0 || strcmp(key, "stem-stride") == 0 || strcmp(key, "stem-pad") == 0) {
+        if (!hier) return BAD("only poolformer has a conv stem; isotropic models use patch-size");
+        int *dst = key[5] == 'k' ? &cfg->stem_kernel : key[5] == 's' ? &cfg->stem_stride : &cfg->stem_pad;
+        if (parse_int(value, key[5] == 'p' ? 0 : 1, 64, dst)) return BAD("need an integer in %d..64", key[5] == 'p' ? 0 : 1);
+    } else {
+        int k = snprintf(err, n, "unknown override '%s'; known:", key0);
+        for (int i = 0; override_keys[i] && k > 0 && (size_t)k < n; i++)
+            k += snprintf(err + k, n - (size_t)k, " %s", override_keys[i]);
+        return -1;
+    }
+    return 0;
+}
+
+int conv_out(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+void attention_dims(const ModelConfig *cfg, int dim, int *heads, int *attn_dim) {
+    if (cfg->heads > 0) {
+        *heads = cfg->heads;
+        *attn_dim = dim;
+    } else { /* timm metaformer Attention: head_dim 32, num_heads = dim // 32 (at least 1) */
+        *heads = dim / 32 > 0 ? dim / 32 : 1;
+        *attn_dim = *heads * 32;
+    }
+}
+
+#define VFAIL(...) (snprintf(err, n, "model %s: " __VA_ARGS__), -1)
+
+int config_validate(const ModelConfig *cfg, char *err, size_t n) {
+    const char *nm = cfg->name[0] ? cfg->name : cfg->family;
+    int hier = is_hier(cfg);
+    if (!hier && strcmp(cfg->family, "mixer") && strcmp(cfg->family, "resmlp"))
+        return VFAIL("unknown family '%s' (mixer, resmlp, poolformer)", nm, cfg->family);
+    if (cfg->num_classes < 1 || cfg->img_size < 1 || cfg->in_chans < 1)
+        return VFAIL("num_classes %d, img_size %d, in_chans %d must be >= 1", nm, cfg->num_classes, cfg->img_size,
+                     cfg->in_chans);
+    if (!(cfg->drop_rate >= 0 && cfg->drop_rate < 1) || !(cfg->drop_path_rate >= 0 && cfg->drop_path_rate < 1))
+        return VFAIL("drop %g and drop-path %g must be in [0, 1)", nm, cfg->drop_rate, cfg->drop_path_rate);
+    if (!(cfg->mlp_ratio > 0) || !(cfg->mlp_ratio_tokens > 0))
+        return VFAIL("mlp ratios (%g, %g) must be > 0", nm, cfg->mlp_ratio_tokens, cfg->mlp_ratio);
+    if (parse_norm(cfg->norm) < 0)
+        return VFAIL("unknown norm '%s' (layernorm, groupnorm, affine, rmsnorm, none)", nm, cfg->norm);
+    if (parse_act(cfg->act) < 0) return VFAIL("unknown act '%s' (gelu, gelu_tanh, relu, silu)", nm, cfg->act);
+    if (cfg->pool_size < 1 || cfg->pool_size % 2 == 0) return VFAIL("pool_size %d must be odd", nm, cfg->pool_size);
+    if (cfg->heads < 0) return VFAIL("heads %d must be >= 0", nm, cfg->heads);
+    int nst = hier ? cfg->num_stages : 1;
+    if (nst < 1 || nst > MT_MAX_STAGES) return VFAIL("num_stages %d outside 1..%d", nm, nst, MT_MAX_STAGES);
+    for (int s = 0; s < nst; s++)
+        if (parse_mixer(cfg->token_mixer[s]) < 0)
+            return VFAIL("stage %d: unknown token mixer '%s' (mlp, linear, pool, identity, random, attention)%s", nm,
+                         s, cfg->token_mixer[s], hier ? "; give one mixer or one per stage" : "");
+    if (!hier) {
+        if (cfg->patch_size < 1 || cfg->embed_dim < 1 || cfg->depth < 1)
+            return VFAIL("patch_size %d, embed_dim %d, depth %d must be >= 1", nm, cfg->patch_size, cfg->embed_dim,
+                         cfg->depth);
+        if (cfg->img_size % cfg->patch_size)
+            return VFAIL("img-size %d is not divisible by patch-size %d", nm, cfg->img_size, cfg->patch_size);
+        if (cfg->heads > 0 && parse_mixer(cfg->token_mixer[0]) == MIX_ATTENTION && cfg->embed_dim % cfg->heads)
+            return VFAIL("embed-dim %d is not divisible by heads %d", nm, cfg->embed_dim, cfg->heads);
+        return 0;
+    }
+    for (int s = 0; s < MT_MAX_STAGES; s++) {
+        if (s < nst && (cfg->depths[s] < 1 || cfg->dims[s] < 1))
+            return VFAIL("stage %d: depth %d and dim %d must be >= 1 (depths and dims need %d entries each)", nm, s,
+                         cfg->depths[s], cfg->dims[s], nst);
+        if (s >= nst && cfg->dims[s] != 0)
+            return VFAIL("dims has more entries than depths (%d stages)", nm, nst);
+        if (cfg->heads > 0 && s < nst && parse_mixer(cfg->token_mixer[s]) == MIX_ATTENTION && cfg->dims[s] % cfg->heads)
+            return VFAIL("stage %d: dim %d is not divisible by heads %d", nm, s, cfg->dims[s], cfg->heads);
+    }
+    if (cfg->stem_kernel < 1 || cfg->stem_stride < 1 || cfg->stem_pad < 0)
+        return VFAIL("stem kernel %d, stride %d, pad %d invalid", nm, cfg->stem_kernel, cfg->stem_stride,
+                     cfg->stem_pad);
+    int h = conv_out(cfg->img_size, cfg->stem_kernel, cfg->stem_stride, cfg->stem_pad);
+    if (h < 1)
+        return VFAIL("img-size %d is too small for the stem (kernel %d, stride %d, pad %d)", nm, cfg->img_size,
+                     cfg->stem_kernel, cfg->stem_stride, cfg->stem_pad);
+    return 0;
+}
+
+void model_config_describe(const ModelConfig *cfg, char *buf, size_t n) {
+    int k = snprintf(buf, n, "model=%s family=%s num_classes=%d img_size=%d in_chans=%d", cfg->name, cfg->family,
+                     cfg->num_classes, cfg->img_size, cfg->in_chans);
+#define ADD(...) do { if (k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, __VA_ARGS__); } while (0)
+    if (is_hier(cfg)) {
+        ADD(" depths=");
+        for (int s = 0; s < cfg->num_stages; s++) ADD("%s%d", s ? "," : "", cfg->depths[s]);
+        ADD(" dims=");
+        for (int s = 0; s < cfg->num_stages; s++) ADD("%s%d", s ? "," : "", cfg->dims[s]);
+        ADD(" stem=k%d/s%d/p%d", cfg->stem_kernel, cfg->stem_stride, cfg->stem_pad);
+        ADD(" token_mixer=");
+        for (int s = 0; s < cfg->num_stages; s++) ADD("%s%s", s ? "," : "", cfg->token_mixer[s]);
+    } else {
+        ADD(" patch_size=%d embed_dim=%d depth=%d token_mixer=%s", cfg->patch_size, cfg->embed_dim, cfg->depth,
+            cfg->token_mixer[0]);
+    }
+    ADD(" mlp_ratio=%g mlp_ratio_tokens=%g pool_size=%d heads=%d norm=%s act=%s layer_scale=%s", cfg->mlp_ratio,
+        cfg->mlp_ratio_tokens, cfg->pool_size, cfg->heads, cfg->norm, cfg->act, cfg->layer_scale ? "on" : "off");
+    if (cfg->layer_scale) ADD(" layer_scale_init=%g", cfg->layer_scale_init);
+    ADD(" drop=%g drop_path=%g", cfg->drop_rate, cfg->drop_path_rate);
+#undef ADD
+}

@@ -1,0 +1,77 @@
+/* The model interface: build (dispatch to the family), forward, flops, free.
+ * One forward serves every family:
+ *   stem conv (NCHW in, channels-last out) -> per stage: [downsample conv] + blocks
+ *   -> isotropic: norm, mean over tokens | hierarchical: mean over H x W, norm
+ *   -> dropout (drop_rate) -> head linear */
+#include "layers/layers.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_hier(const ModelConfig *cfg) { return strcmp(cfg->family, "poolformer") == 0; }
+
+int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n) {
+    memset(m, 0, sizeof *m);
+    if (config_validate(cfg, err, n)) return -1;
+    m->cfg = *cfg;
+    Net *net = calloc(1, sizeof *net);
+    if (!net) return snprintf(err, n, "out of memory"), -1;
+    m->priv = net;
+    net->act = (mt_act)parse_act(cfg->act);
+    int rc = is_hier(cfg) ? poolformer_build(m, err, n) : isotropic_build(m, err, n);
+    if (rc) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void model_free(Model *m) {
+    Net *net = m->priv;
+    if (net) {
+        free(net->init);
+        free(net->blocks);
+        free(net);
+    }
+    mt_params_free(&m->params);
+    m->priv = NULL;
+}
+
+double model_gflops(const ModelConfig *cfg) { return is_hier(cfg) ? poolformer_gflops(cfg) : isotropic_gflops(cfg); }
+
+Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
+    Net *net = m->priv;
+    const ModelConfig *cfg = &m->cfg;
+    if (c->failed || !images) return NULL;
+    if (!net) return mt_fail(c, "model_forward", "model %s was not built", cfg->name);
+    char s[96];
+    if (images->ndim != 4 || images->shape[1] != cfg->in_chans || images->shape[2] != cfg->img_size ||
+        images->shape[3] != cfg->img_size)
+        return mt_fail(c, "model_forward", "model %s expects images (B, %d, %d, %d) NCHW, got %s", cfg->name,
+                       cfg->in_chans, cfg->img_size, cfg->img_size, mt_shape_str(images, s, sizeof s));
+    mt_scope(c, "%s", is_hier(cfg) ? "stem.conv" : "stem.proj");
+    Tensor *x = mt_conv2d(c, images, MT_NCHW, net->stem_w, net->stem_b, net->stem_s, net->stem_p);
+    for (int si = 0; si < net->nstages; si++) {
+        const Stage *st = &net->stages[si];
+        if (st->ds_w) {
+            mt_scope(c, "stages.%d.downsample.conv", si);
+            x = mt_conv2d(c, x, MT_NHWC, st->ds_w, st->ds_b, 2, 1);
+        }
+        for (int j = 0; j < st->nblocks; j++) x = block_forward(c, &net->blocks[st->first + j], x, net->act);
+    }
+    if (net->norm_before_pool) {
+        mt_scope(c, "norm");
+        x = norm_forward(c, &net->head_norm, x);
+        mt_scope(c, "head");
+        x = mt_mean_tokens(c, x);
+    } else {
+        mt_scope(c, "head.norm");
+        x = mt_mean_tokens(c, x);
+        x = norm_forward(c, &net->head_norm, x);
+    }
+    mt_scope(c, "%s", is_hier(cfg) ? "head.fc" : "head");
+    if (cfg->drop_rate > 0) x = mt_dropout(c, x, cfg->drop_rate);
+    x = mt_linear(c, x, net->head_w, net->head_b);
+    if (x) mt_scope(c, "%s", "");
+    return x;
+}

@@ -1,0 +1,238 @@
+/* mt_gemm: correctness of the bf16 and fp32-fast kernels against double-precision references,
+ * for all transpose combinations, odd and tiny sizes, strided views, alpha/beta, NaN in C with
+ * beta = 0, and the portable fallback.
+ *
+ *   test_gemm            correctness checks (ctest)
+ *   test_gemm --bench    GFLOP/s of OpenBLAS sgemm vs the bf16 and fp32 kernels on the
+ *                        models' GEMM shapes (threads: OMP_NUM_THREADS, default 2) */
+#include "core/gemm.h"
+#include "core/threads.h"
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float urand(void) { /* uniform in [-1, 1) */
+    rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27;
+    return (float)((rng * 2685821657736338717ull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+static int irand(int n) { return (int)(((urand() + 1.0f) * 0.5f) * n) % n; }
+
+static int failures = 0, cases = 0;
+
+/* One case: op(A) M x K, op(B) K x N, padded leading dimensions, C with a sentinel in the
+ * padding. Checks precision `prec` against references; returns the worst error ratio. */
+static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, int pb, int pc, float alpha,
+                       float beta, int nan_c, const char *tag) {
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int lda = ac + pa, ldb = bc + pb, ldc = N + pc;
+    float *A = malloc(sizeof(float) * ((size_t)ar * lda + 1));
+    float *B = malloc(sizeof(float) * ((size_t)br * ldb + 1));
+    float *C = malloc(sizeof(float) * ((size_t)M * ldc + 1));
+    float *C0 = malloc(sizeof(float) * ((size_t)M * ldc + 1));
+    float *Cs = malloc(sizeof(float) * ((size_t)M * ldc + 1));
+    for (size_t i = 0; i < (size_t)ar * lda; i++) A[i] = urand();
+    for (size_t i = 0; i < (size_t)br * ldb; i++) B[i] = urand();
+    for (size_t i = 0; i < (size_t)M * ldc; i++) C0[i] = nan_c ? NAN : urand();
+    for (int i = 0; i < M; i++) /* padding columns of C: a sentinel that must survive */
+        for (int j = N; j < ldc; j++) C0[(size_t)i * ldc + j] = 12345.0f;
+    memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
+    memcpy(Cs, C0, sizeof(float) * (size_t)M * ldc);
+    mt_gemm(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mt_gemm(MT_FP32, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cs, ldc);
+    int round = prec == MT_BF16;
+    double worst = 0, worst_s = 0;
+    int bad = 0;
+    for (int i = 0; i < M && !bad; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = 0, sabs = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                if (round) a = mt_bf16_round(a), b = mt_bf16_round(b);
+                s += (double)a * b;
+                sabs += fabs((double)a * b);
+            }
+            double c0 = beta == 0.0f ? 0.0 : C0[(size_t)i * ldc + j];
+            double ref = (double)alpha * s + (beta == 0.0f ? 0.0 : (double)beta * c0);
+            double scale = fabs(alpha) * sabs + fabs(beta * c0) + 1e-30;
+            double got = C[(size_t)i * ldc + j];
+            double e = fabs(got - ref) / scale;
+            double es = fabs(got - (double)Cs[(size_t)i * ldc + j]) / scale;
+            if (!(e <= 1e-5) || !(es <= 1e-2)) {
+                if (!bad)
+                    fprintf(stderr,
+                            "FAIL %s prec=%d ta=%d tb=%d M=%d N=%d K=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g nan=%d: "
+                            "C[%d,%d]=%.8g ref=%.8g sgemm=%.8g (rel %.3g / %.3g)\n",
+                            tag, prec, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, nan_c, i, j, got, ref,
+                            Cs[(size_t)i * ldc + j], e, es);
+                bad = 1;
+                break;
+            }
+            if (e > worst) worst = e;
+            if (es > worst_s) worst_s = es;
+        }
+        for (int j = N; j < ldc && !bad; j++)
+            if (C[(size_t)i * ldc + j] != 12345.0f) {
+                fprintf(stderr, "FAIL %s: padding C[%d,%d] overwritten (ta=%d tb=%d M=%d N=%d K=%d ldc=%d)\n", tag, i,
+                        j, ta, tb, M, N, K, ldc);
+                bad = 1;
+            }
+    }
+    failures += bad;
+    cases++;
+    free(A), free(B), free(C), free(C0), free(Cs);
+}
+
+static const int dims[] = {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 37, 41, 47, 48, 49,
+                           53, 59, 63, 64, 65, 67, 129, 257};
+static const int kdims[] = {1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 64, 67, 129, 255, 256, 257, 259, 513};
+#define NDIMS ((int)(sizeof dims / sizeof dims[0]))
+#define NKDIMS ((int)(sizeof kdims / sizeof kdims[0]))
+
+static void run_suite(int prec, const char *tag, int n_random) {
+    /* every small size on each axis at least once, all transpose combos */
+    for (int t = 0; t < 4; t++)
+        for (int d = 1; d <= 67; d += (d < 20 ? 1 : 3)) {
+            int ta = t & 1, tb = t >> 1;
+            check_case(prec, ta, tb, d, 1 + (d * 7) % 67, 1 + (d * 13) % 67, d % 3, (d + 1) % 3, d % 2, 1.0f, 0.0f,
+                       0, tag);
+        }
+    /* the blocking edges: more rows than MC, more columns than NC, K spanning K blocks, threads on */
+    int big[][3] = {{300, 70, 300}, {13, 2100, 40}, {257, 129, 513}, {150, 300, 257}, {1, 2049, 3}, {400, 1, 259}};
+    for (int t = 0; t < 4; t++)
+        for (int s = 0; s < 6; s++)
+            check_case(prec, t & 1, t >> 1, big[s][0], big[s][1], big[s][2], 5, 3, 7, 0.75f, 0.5f, 0, tag);
+    /* random combinations of odd sizes, strides, alpha, beta */
+    const float alphas[] = {1.0f, -1.0f, 0.5f, 2.5f}, betas[] = {0.0f, 1.0f, -0.5f, 0.25f};
+    for (int r = 0; r < n_random; r++) {
+        int ta = irand(2), tb = irand(2);
+        int M = dims[irand(NDIMS)], N = dims[irand(NDIMS)], K = kdims[irand(NKDIMS)];
+        check_case(prec, ta, tb, M, N, K, irand(3) * 7, irand(3) * 5, irand(3) * 3, alphas[irand(4)],
+                   betas[irand(4)], 0, tag);
+    }
+    /* beta = 0 with NaN in C: must be overwritten */
+    for (int t = 0; t < 4; t++) {
+        check_case(prec, t & 1, t >> 1, 37, 45, 67, 1, 2, 3, 1.0f, 0.0f, 1, tag);
+        check_case(prec, t & 1, t >> 1, 129, 257, 300, 0, 0, 0, 2.0f, 0.0f, 1, tag);
+    }
+}
+
+static int check_special(void) {
+    int bad = 0;
+    /* alpha = 0 and K = 0: C = beta * C, A and B not used (NULL is fine for K = 0) */
+    float C[6] = {1, 2, 3, 4, NAN, 6};
+    mt_gemm(MT_BF16, 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 2.0f, C, 3);
+    if (C[0] != 2 || C[1] != 4 || C[3] != 8 || C[2] != 3 || !isnan(C[4])) bad++;
+    float A[4] = {1, 2, 3, 4}, B[4] = {INFINITY, 1, 1, 1};
+    float D[4] = {NAN, NAN, NAN, NAN};
+    mt_gemm(MT_BF16, 0, 0, 2, 2, 2, 1.0f, A, 2, B, 2, 0.0f, D, 2);
+    if (!isinf(D[0]) || D[1] != 3 || D[3] != 7) bad++;
+    /* NaN in an input propagates (not silently dropped) */
+    float An[4] = {NAN, 1, 1, 1}, E[4];
+    mt_gemm(MT_BF16, 0, 0, 2, 2, 2, 1.0f, An, 2, A, 2, 0.0f, E, 2);
+    if (!isnan(E[0]) || !isnan(E[1]) || isnan(E[2])) bad++;
+    /* rounding: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 in bf16 -> even (1) */
+    if (mt_bf16_round(1.0f + 1.0f / 256) != 1.0f || mt_bf16_round(1.0f + 3.0f / 256) != 1.0f + 4.0f / 256) bad++;
+    float one = 1.0f + 1.0f / 256, x[2] = {one, 0}, y[1] = {0};
+    mt_gemm(MT_BF16, 0, 0, 1, 1, 1, 1.0f, x, 1, x, 1, 0.0f, y, 1);
+    if (y[0] != 1.0f) bad++;
+    if (bad) fprintf(stderr, "FAIL special cases (%d)\n", bad);
+    return bad;
+}
+
+/* ---------------- benchmark ---------------- */
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static double bench_one(int prec, int ta, int tb, int M, int N, int K, int reps, float *A, float *B, float *C) {
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N); /* warm up */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        int iters = 0;
+        double t0 = now(), t;
+        do {
+            mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+            iters++;
+            t = now() - t0;
+        } while (t < 0.15);
+        if (t / iters < best) best = t / iters;
+    }
+    return 2.0 * M * N * K / best * 1e-9;
+}
+
+static int bench(int reps) {
+    struct { const char *name; int ta, tb, M, N, K; } sh[] = {
+        {"mixer-s16 b32 token fc1 (per sample) NN", 0, 0, 256, 512, 196},
+        {"mixer-s16 b32 token fc2 (per sample) NN", 0, 0, 196, 512, 256},
+        {"mixer token fc1 bwd dx (per sample) TN", 1, 0, 196, 512, 256},
+        {"mixer token fc1 bwd dw (per sample) NT", 0, 1, 256, 196, 512},
+        {"mixer-s16 b32 channel fc1 NT", 0, 1, 6272, 2048, 512},
+        {"mixer-s16 b32 channel fc2 NT", 0, 1, 6272, 512, 2048},
+        {"mixer channel fc1 bwd dx NN", 0, 0, 6272, 512, 2048},
+        {"mixer channel fc1 bwd dw TN", 1, 0, 2048, 512, 6272},
+        {"poolformer-s12 b32 stem im2col NT", 0, 1, 100352, 64, 147},
+        {"poolformer stem bwd dw TN", 1, 0, 64, 147, 100352},
+        {"poolformer s1 fc1 1x1 NT", 0, 1, 100352, 256, 64},
+        {"poolformer s1 fc2 1x1 NT", 0, 1, 100352, 64, 256},
+        {"poolformer s1 fc2 bwd dx NN", 0, 0, 100352, 256, 64},
+        {"poolformer s1 fc1 bwd dw TN", 1, 0, 256, 64, 100352},
+        {"poolformer s3 fc1 1x1 NT", 0, 1, 6272, 1280, 320},
+        {"poolformer s4 fc2 1x1 NT", 0, 1, 1568, 512, 2048},
+    };
+    int ns = (int)(sizeof sh / sizeof sh[0]);
+    size_t maxa = 0, maxb = 0, maxc = 0;
+    for (int s = 0; s < ns; s++) {
+        size_t a = (size_t)sh[s].M * sh[s].K, b = (size_t)sh[s].K * sh[s].N, c = (size_t)sh[s].M * sh[s].N;
+        if (a > maxa) maxa = a;
+        if (b > maxb) maxb = b;
+        if (c > maxc) maxc = c;
+    }
+    float *A = malloc(maxa * sizeof(float)), *B = malloc(maxb * sizeof(float)), *C = malloc(maxc * sizeof(float));
+    if (!A || !B || !C) return 1;
+    for (size_t i = 0; i < maxa; i++) A[i] = urand();
+    for (size_t i = 0; i < maxb; i++) B[i] = urand();
+    printf("threads %d; bf16: %s; fp32 fast: %s; best of %d\n", mt_get_threads(), mt_gemm_backend(MT_BF16),
+           mt_gemm_backend(MT_FP32_FAST), reps);
+    printf("%-42s %6s %6s %6s | %8s %8s %8s | %5s %5s\n", "shape", "M", "N", "K", "sgemm", "bf16", "fp32fast",
+           "bf16x", "f32x");
+    for (int s = 0; s < ns; s++) {
+        double g0 = bench_one(MT_FP32, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
+        double g1 = bench_one(MT_BF16, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
+        double g2 = bench_one(MT_FP32_FAST, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
+        printf("%-42s %6d %6d %6d | %8.1f %8.1f %8.1f | %5.2f %5.2f\n", sh[s].name, sh[s].M, sh[s].N, sh[s].K, g0,
+               g1, g2, g1 / g0, g2 / g0);
+        fflush(stdout);
+    }
+    free(A), free(B), free(C);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--bench")) {
+        const char *e = getenv("OMP_NUM_THREADS");
+        mt_set_threads(e ? atoi(e) : 2);
+        return bench(argc > 2 ? atoi(argv[2]) : 3);
+    }
+    mt_set_threads(0);
+    printf("bf16 backend: %s, fp32-fast backend: %s\n", mt_gemm_backend(MT_BF16), mt_gemm_backend(MT_FP32_FAST));
+    failures += check_special();
+    run_suite(MT_BF16, "bf16", 300);
+    run_suite(MT_FP32_FAST, "fp32fast", 100);
+    mt_gemm_force_fallback(1);
+    failures += check_special();
+    run_suite(MT_BF16, "bf16-fallback", 40);
+    run_suite(MT_FP32_FAST, "fp32fast-fallback", 10);
+    mt_gemm_force_fallback(0);
+    printf("%d cases, %d failures\n", cases, failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,190 @@
+/* gelu (erf), gelu_tanh, relu, silu, activation dispatch and the fused
+ * bias_act: forward against closed-form values (gelu(1) = 0.8413447,
+ * gelu_tanh(1) = 0.8411920, silu(1) = 0.7310586, ...), fused == unfused,
+ * gradients of every input against finite differences on odd shapes
+ * (h = 1e-2, atol 1e-3, rtol 1e-2 in float32; ReLU inputs kept >= 0.05 away
+ * from the kink), the multi-threaded path (3,9,11,57) against 1 thread, and errors. */
+#include "gradcheck.h"
+#include <omp.h>
+
+/* The multi-threaded path (>= 16384 elements) against the single-threaded one:
+ * same forward values and gradients of every input within tol (only the order of
+ * the per-thread partial sums differs). Cheap, unlike a gradcheck on a big tensor. */
+static void thread_check(const char *name, gc_forward f, Tensor **in, int nin, void *arg, double tol) {
+    float *out[2] = {NULL, NULL}, *grads[2][4] = {{NULL}};
+    size_t n_out = 0;
+    int nt = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run ? 2 : 1);
+        Ctx c;
+        mt_ctx_init(&c, 1 << 20);
+        c.counter = 7;
+        for (int k = 0; k < nin; k++)
+            if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
+        Tensor *y = f(&c, in, arg);
+        if (!y) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return; }
+        n_out = y->numel;
+        float *seed = malloc(n_out * sizeof(float));
+        for (size_t i = 0; i < n_out; i++) seed[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+        mt_backward_seed(&c, y, seed);
+        free(seed);
+        out[run] = malloc(n_out * sizeof(float));
+        memcpy(out[run], y->data, n_out * sizeof(float));
+        for (int k = 0; k < nin; k++) {
+            grads[run][k] = malloc(in[k]->numel * sizeof(float));
+            memcpy(grads[run][k], in[k]->grad, in[k]->numel * sizeof(float));
+        }
+        mt_ctx_free(&c);
+    }
+    omp_set_num_threads(nt);
+    char what[96];
+    snprintf(what, sizeof what, "%s 1 vs 2 thr fwd", name);
+    gc_expect(what, out[1], out[0], n_out, tol);
+    for (int k = 0; k < nin; k++) {
+        snprintf(what, sizeof what, "%s 1 vs 2 thr d%s", name, in[k]->name);
+        gc_expect(what, grads[1][k], grads[0][k], in[k]->numel, tol);
+        free(grads[0][k]);
+        free(grads[1][k]);
+    }
+    free(out[0]);
+    free(out[1]);
+}
+
+typedef struct {
+    mt_act act;
+    int use_bias;
+} ActArg;
+
+static Tensor *f_act(Ctx *c, Tensor **in, void *arg) { return mt_activation(c, in[0], ((ActArg *)arg)->act); }
+static Tensor *f_bias_act(Ctx *c, Tensor **in, void *arg) {
+    ActArg *a = arg;
+    return mt_bias_act(c, in[0], a->use_bias ? in[1] : NULL, a->act);
+}
+/* The named entry points too (gradients through the wrappers). */
+static Tensor *f_gelu(Ctx *c, Tensor **in, void *arg) { return mt_gelu(c, in[0]); }
+static Tensor *f_gelu_tanh(Ctx *c, Tensor **in, void *arg) { return mt_gelu_tanh(c, in[0]); }
+static Tensor *f_relu(Ctx *c, Tensor **in, void *arg) { return mt_relu(c, in[0]); }
+static Tensor *f_silu(Ctx *c, Tensor **in, void *arg) { return mt_silu(c, in[0]); }
+
+static void fail_msg(const char *what, const char *msg) {
+    fprintf(stderr, "[%s] %s\n", what, msg);
+    gc_failures++;
+}
+
+/* Move values of x (+ bias per channel) at least `gap` away from 0, for ReLU's kink. */
+static void away_from_zero(Tensor *x, const Tensor *bias, float gap) {
+    int C = mt_last(x);
+    for (size_t i = 0; i < x->numel; i++) {
+        float bb = bias ? bias->data[i % C] : 0.0f;
+        float z = x->data[i] + bb;
+        if (fabsf(z) < gap) x->data[i] = (z < 0 ? -gap : gap) * 2.0f - bb;
+    }
+}
+
+int main(void) {
+    ParamList p = {0};
+    Ctx c;
+    mt_ctx_init(&c, 1 << 16);
+
+    /* ---- closed-form values ---- */
+    Tensor *v = gc_input(&p, "v", 1, (int[]){6}, 0, 1);
+    const float xs[6] = {1.0f, -1.0f, 0.0f, 2.0f, -3.0f, 0.5f};
+    memcpy(v->data, xs, sizeof xs);
+    const float gelu_w[6] = {0.8413447f, -0.1586553f, 0.0f, 1.9544997f, -0.0040496941f, 0.3457312f};
+    const float gelut_w[6] = {0.8411920f, -0.1588080f, 0.0f, 1.9545977f, -0.0036373921f, 0.3457140f};
+    const float silu_w[6] = {0.7310586f, -0.2689414f, 0.0f, 1.7615942f, -0.1422776f, 0.3112297f};
+    const float relu_w[6] = {1.0f, 0.0f, 0.0f, 2.0f, 0.0f, 0.5f};
+    gc_expect("gelu values", mt_gelu(&c, v)->data, gelu_w, 6, 2e-6);
+    gc_expect("gelu_tanh values", mt_gelu_tanh(&c, v)->data, gelut_w, 6, 2e-6);
+    gc_expect("silu values", mt_silu(&c, v)->data, silu_w, 6, 2e-6);
+    gc_expect("relu values", mt_relu(&c, v)->data, relu_w, 6, 0);
+    if (mt_activation(&c, v, MT_ACT_NONE) != v) fail_msg("activation none", "identity must return x itself");
+    else printf("%-28s ok\n", "activation none = identity");
+
+    /* ---- fused bias_act == activation(bias_add) exactly, every act, large tensor too ---- */
+    const int s3[3] = {3, 5, 7}, s4[4] = {2, 3, 5, 7}, sl[4] = {3, 9, 11, 57};
+    Tensor *x3 = gc_input(&p, "x3", 3, s3, -3, 3);
+    Tensor *x4 = gc_input(&p, "x4", 4, s4, -3, 3);
+    Tensor *xl = gc_input(&p, "xl", 4, sl, -3, 3);
+    Tensor *b7 = gc_input(&p, "fc1.bias", 1, (int[]){7}, -1, 1);
+    Tensor *bl = gc_input(&p, "bl", 1, (int[]){57}, -1, 1);
+    const mt_act acts[4] = {MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU};
+    const char *names[4] = {"gelu", "gelu_tanh", "relu", "silu"};
+    for (int k = 0; k < 4; k++) {
+        Tensor *xx[2] = {x4, xl}, *bb[2] = {b7, bl};
+        for (int t = 0; t < 2; t++) {
+            mt_ctx_reset(&c);
+            Tensor *fused = mt_bias_act(&c, xx[t], bb[t], acts[k]);
+            Tensor *ref = mt_activation(&c, mt_bias_add(&c, xx[t], bb[t]), acts[k]);
+            char what[64];
+            snprintf(what, sizeof what, "bias_act %s fused%s", names[k], t ? " large" : "");
+            if (!fused || !ref || memcmp(fused->data, ref->data, ref->numel * sizeof(float)))
+                fail_msg(what, "differs from activation(bias_add)");
+            else printf("%-28s ok\n", what);
+        }
+    }
+    mt_ctx_reset(&c);
+    Tensor *y = mt_bias_act(&c, x3, b7, MT_ACT_NONE), *r = mt_bias_add(&c, x3, b7);
+    if (!y || memcmp(y->data, r->data, r->numel * sizeof(float))) fail_msg("bias_act none", "differs from bias_add");
+    else printf("%-28s ok\n", "bias_act none = bias_add");
+    y = mt_bias_act(&c, x3, NULL, MT_ACT_SILU);
+    r = mt_silu(&c, x3);
+    if (!y || memcmp(y->data, r->data, r->numel * sizeof(float))) fail_msg("bias_act no bias", "differs from silu");
+    else printf("%-28s ok\n", "bias_act no bias = act");
+
+    /* ---- gradients ---- */
+    const float h = 1e-2f;
+    const double atol = 1e-3, rtol = 1e-2;
+    Tensor *x3r = gc_input(&p, "x3r", 3, s3, -3, 3);
+    Tensor *x4r = gc_input(&p, "x4r", 4, s4, -3, 3);
+    Tensor *xlr = gc_input(&p, "xlr", 4, sl, -3, 3);
+    away_from_zero(x3r, NULL, 0.05f);
+    away_from_zero(x4r, b7, 0.05f);
+    away_from_zero(xlr, bl, 0.05f);
+    for (int k = 0; k < 4; k++) {
+        ActArg a = {acts[k], 1}, nb = {acts[k], 0};
+        int relu = acts[k] == MT_ACT_RELU;
+        char what[64];
+        snprintf(what, sizeof what, "%s (3,5,7)", names[k]);
+        gradcheck(what, f_act, (Tensor *[]){relu ? x3r : x3}, 1, &a, h, atol, rtol);
+        snprintf(what, sizeof what, "bias_act %s (2,3,5,7)", names[k]);
+        gradcheck(what, f_bias_act, (Tensor *[]){relu ? x4r : x4, b7}, 2, &a, h, atol, rtol);
+        snprintf(what, sizeof what, "bias_act %s no bias", names[k]);
+        gradcheck(what, f_bias_act, (Tensor *[]){relu ? x3r : x3}, 1, &nb, h, atol, rtol);
+        snprintf(what, sizeof what, "bias_act %s big", names[k]);
+        thread_check(what, f_bias_act, (Tensor *[]){relu ? xlr : xl, bl}, 2, &a, 1e-5);
+    }
+    gradcheck("mt_gelu (2,3,5,7)", f_gelu, (Tensor *[]){x4}, 1, NULL, h, atol, rtol);
+    gradcheck("mt_gelu_tanh (2,3,5,7)", f_gelu_tanh, (Tensor *[]){x4}, 1, NULL, h, atol, rtol);
+    gradcheck("mt_relu (2,3,5,7)", f_relu, (Tensor *[]){x4r}, 1, NULL, h, atol, rtol);
+    gradcheck("mt_silu (2,3,5,7)", f_silu, (Tensor *[]){x4}, 1, NULL, h, atol, rtol);
+    {
+        ActArg a = {MT_ACT_NONE, 1};
+        gradcheck("bias_act none (2,3,5,7)", f_bias_act, (Tensor *[]){x4, b7}, 2, &a, h, atol, rtol);
+        ActArg g = {MT_ACT_GELU, 1};
+        x4->requires_grad = 0; /* only the bias gets a gradient */
+        gradcheck("bias_act gelu (x constant)", f_bias_act, (Tensor *[]){x4, b7}, 2, &g, h, atol, rtol);
+        x4->requires_grad = 1;
+    }
+
+    /* ---- errors ---- */
+    mt_ctx_reset(&c);
+    mt_scope(&c, "blocks.2.mlp_channels");
+    Tensor *b5 = gc_input(&p, "blocks.2.mlp_channels.fc1.bias", 1, (int[]){5}, -1, 1);
+    Tensor *bad = mt_bias_act(&c, x4, b5, MT_ACT_GELU);
+    if (bad || !strstr(c.err, "bias_act in blocks.2.mlp_channels") || !strstr(c.err, "(2,3,5,7)") ||
+        !strstr(c.err, "(5)") || !strstr(c.err, "blocks.2.mlp_channels.fc1.bias"))
+        fail_msg("bias_act shape error", c.err);
+    else printf("%-28s ok: %s\n", "bias_act shape error", c.err);
+    if (mt_gelu(&c, x4) || mt_activation(&c, bad, MT_ACT_RELU) || !strstr(c.err, "bias_act"))
+        fail_msg("sticky", "op ran after failure");
+    mt_ctx_reset(&c);
+    bad = mt_activation(&c, x3, (mt_act)42);
+    if (bad || !strstr(c.err, "activation") || !strstr(c.err, "42") || !strstr(c.err, "(3,5,7)"))
+        fail_msg("unknown activation", c.err);
+    else printf("%-28s ok: %s\n", "unknown activation", c.err);
+
+    mt_ctx_free(&c);
+    mt_params_free(&p);
+    return gc_report();
+}

@@ -1,0 +1,26 @@
+/* Data-pipeline flags shared by train / eval / predict / grads / bench-data:
+ * timm's augmentation flag names -> AugConfig, and the loader's own knobs -> LoaderConfig. */
+#pragma once
+#include "data/augment.h"
+#include "data/loader.h"
+#include "train/args.h"
+#include <stddef.h>
+#include <stdio.h>
+
+/* Augmentation flags, timm names (values as timm takes them: `--mean 0.5 0.5 0.5`,
+ * `--mean=0.5,0.5,0.5`, `--scale 0.08 1.0`):
+ *   --scale --ratio --hflip --vflip --aa --color-jitter --reprob --remode --recount
+ *   --mixup --cutmix --cutmix-minmax --mixup-prob --mixup-switch-prob --mixup-mode
+ *   --smoothing --interpolation --train-interpolation --crop-pct --mean --std
+ * (--img-size / --in-chans belong to the model / loader and are not read here.)
+ * Only flags present change *aug. 0 ok, -1 with err ("mixtape: --reprob '2': ..."). */
+int data_flags_parse(Args *a, AugConfig *aug, char *err, size_t errn);
+
+/* Loader flags: --shuffle-buffer N (tar shards; 0 = none), --prefetch N (ready batches),
+ * --fast-decode (JPEG DCT-scaled decode to about the output size; faster, not timm-exact),
+ * --data-warnings N (warning lines before counting silently), --num-classes-data N is not
+ * needed: num_classes comes from the model. Only flags present change *c. 0 ok, -1 err. */
+int data_flags_loader(Args *a, LoaderConfig *c, char *err, size_t errn);
+
+/* The flags above, for --help. */
+void data_flags_help(FILE *f);

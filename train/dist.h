@@ -1,0 +1,24 @@
+/* Data-parallel training across processes. Without MPI (or when not launched
+ * by mpirun) every call is the single-process identity, so the training loop
+ * is written once. */
+#pragma once
+#include <stddef.h>
+
+/* Initialises MPI when built with it and launched under mpirun/mpiexec. */
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_world(void);
+static inline int dist_is_root(void) { return dist_rank() == 0; }
+/* In-place average over ranks. */
+void dist_allreduce_mean(float *buf, size_t n);
+/* In-place sum of doubles over ranks (metrics). */
+void dist_allreduce_sum_d(double *buf, int n);
+/* Max of an int over ranks (stop flags: signal, NaN, error). */
+int dist_any_max(int v);
+/* Root's bytes to every rank. */
+void dist_bcast(void *buf, size_t bytes);
+/* Stop every rank with this exit code (after a message). */
+void dist_abort(int code);
+/* Seconds spent inside allreduce calls so far. */
+double dist_comm_seconds(void);

@@ -1,0 +1,80 @@
+#include "train/evaluate.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int eval_in_topk(const float *z, int K, int label, int k) {
+    /* label is in the top k when fewer than k classes beat it (ties go to the lower index, as torch.topk) */
+    int better = 0;
+    for (int j = 0; j < K; j++)
+        if (z[j] > z[label] || (z[j] == z[label] && j < label)) better++;
+    return better < k;
+}
+
+void eval_result_free(EvalResult *r) {
+    free(r->class_count);
+    free(r->class_correct);
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
+}
+
+int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
+             void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
+             EvalResult *r, char *err, size_t errn) {
+    int K = m->cfg.num_classes;
+    memset(r, 0, sizeof *r);
+    r->num_classes = K;
+    r->class_count = calloc((size_t)K, sizeof(long));
+    r->class_correct = calloc((size_t)K, sizeof(long));
+    if (want_confusion) r->confusion = calloc((size_t)K * K, sizeof(long));
+    double loss_sum = 0;
+    long top1 = 0, top5 = 0;
+    int saved_grad = c->grad_enabled, saved_train = c->training;
+    c->grad_enabled = 0;
+    c->training = 0;
+    int rc = 0;
+    Batch b;
+    int got;
+    while ((got = next(ud, &b)) == 1) {
+        mt_ctx_reset(c);
+        int shape[4] = {b.n, b.c, b.h, b.w};
+        Tensor *x = mt_wrap(c, b.images, 4, shape);
+        Tensor *logits = model_forward(c, m, x);
+        if (!logits) { snprintf(err, errn, "%s", c->err); rc = -1; break; }
+        if (on_logits) on_logits(logits_ud, logits->data, &b, K);
+        for (int i = 0; i < b.n; i++) {
+            int y = b.labels ? b.labels[i] : -1;
+            if (y < 0) continue;
+            if (y >= K) {
+                snprintf(err, errn, "evaluate: label %d of sample %d is outside the model's %d classes", y, i, K);
+                rc = -1;
+                break;
+            }
+            const float *z = logits->data + (size_t)i * K;
+            float mx = z[0];
+            for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
+            double se = 0;
+            for (int j = 0; j < K; j++) se += exp((double)z[j] - mx);
+            loss_sum += log(se) + mx - z[y];
+            int best = 0;
+            for (int j = 1; j < K; j++)
+                if (z[j] > z[best]) best = j;
+            r->n++;
+            r->class_count[y]++;
+            if (best == y) { top1++; r->class_correct[y]++; }
+            if (eval_in_topk(z, K, y, K < 5 ? K : 5)) top5++;
+            if (r->confusion) r->confusion[(size_t)y * K + best]++;
+        }
+        if (rc) break;
+    }
+    if (got < 0 && !rc) { snprintf(err, errn, "evaluate: the data source failed"); rc = -1; }
+    c->grad_enabled = saved_grad;
+    c->training = saved_train;
+    if (r->n) {
+        r->loss = loss_sum / (double)r->n;
+        r->top1 = (double)top1 / (double)r->n;
+        r->top5 = (double)top5 / (double)r->n;
+    }
+    return rc;
+}

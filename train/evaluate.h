@@ -1,0 +1,27 @@
+/* Evaluation of a model over a stream of batches: mean cross-entropy, top-1,
+ * top-5, per-class accuracy and optionally the confusion matrix. Used by
+ * `mixtape eval` and by validation inside `mixtape train`. */
+#pragma once
+#include "data/batch.h"
+#include "layers/model.h"
+
+/* 1 = a batch, 0 = end, -1 = error (message in err of the source). */
+typedef int (*batch_next_fn)(void *ud, Batch *b);
+
+typedef struct EvalResult {
+    long n;                 /* samples with a known label */
+    double loss, top1, top5;  /* mean loss, fractions in [0,1] */
+    int num_classes;
+    long *class_count, *class_correct;  /* (num_classes) */
+    long *confusion;        /* (num_classes, num_classes) rows = truth, or NULL */
+} EvalResult;
+
+/* Runs the model in no-grad, eval mode (no dropout / drop path). Logits of
+ * every batch may be handed to on_logits (may be NULL), e.g. for `predict`.
+ * 0, or -1 with err (op error, label out of range, source error). */
+int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
+             void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
+             EvalResult *r, char *err, size_t errn);
+void eval_result_free(EvalResult *r);
+/* Top-k correctness of one row of logits. */
+int eval_in_topk(const float *logits, int k_classes, int label, int k);

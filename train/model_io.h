@@ -1,0 +1,61 @@
+/* Helpers shared by the commands: a model config from --model plus override
+ * flags, a model from a checkpoint, the --threads flag, and the evaluation
+ * data source behind --data (HDF5 images/labels today; other sources slot in
+ * behind the same three function pointers). */
+#pragma once
+#include "data/batch.h"
+#include "data/h5data.h"
+#include "layers/model.h"
+#include "train/args.h"
+#include "train/checkpoint.h"
+#include <stdio.h>
+
+/* --model M plus every model_override_keys() flag (--num-classes 10 ...).
+ * 0 ok; -1 with err (unknown model, bad value; exit code 2). */
+int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn);
+/* The override flags, one per line, for --help. */
+void model_overrides_help(FILE *f);
+
+/* Config from the checkpoint's attributes, build, strict load of /model.
+ * info may be NULL. 0 ok; -1 with err (missing file, bad config, key or shape mismatch). */
+int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn);
+
+/* --threads N (0 / absent: OMP_NUM_THREADS or all cores). */
+void threads_from_args(Args *a);
+
+/* Samples by index, for predict / grads / eval-like commands. */
+typedef struct DataIn DataIn;
+struct DataIn {
+    long n;                 /* samples */
+    int c, h, w;            /* image shape (NCHW, normalised float32) */
+    int has_labels;
+    char desc[600];         /* what --data pointed at, for messages */
+    /* rows [start, start + count) into b (allocated for >= count rows of c,h,w). 0 / -1 with err */
+    int (*read)(DataIn *d, long start, int count, Batch *b, char *err, size_t errn);
+    void (*close)(DataIn *d);
+    H5Data h5;              /* the HDF5 source's state */
+};
+/* Opens --data: an HDF5 file with images (N,C,H,W) float32 and labels (N) int.
+ * 0 ok; -1 with err (exit code 2). */
+int datain_open(DataIn *d, const char *spec, char *err, size_t errn);
+/* Checks that the samples fit the model's in_chans / img_size. */
+int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
+
+/* Atomic output file for command results (predict, grads): created as
+ * <path>.tmp.<pid>, renamed into place by outfile_commit. */
+typedef struct OutFile {
+    int64_t f;              /* hid_t */
+    char path[1024], tmp[1100];
+} OutFile;
+int outfile_create(OutFile *o, const char *path, char *err, size_t errn);
+/* float32 dataset of the given shape (ndim 0 = scalar), data may be NULL (fill later with outfile_rows). */
+int outfile_dataset(OutFile *o, const char *name, int ndim, const long *shape, const float *data, char *err,
+                    size_t errn);
+/* Rows [start, start + count) of a 2-D float dataset, or of a 1-D int64 one when ints != NULL. */
+int outfile_rows(OutFile *o, const char *name, long start, long count, const float *data, const int64_t *ints,
+                 char *err, size_t errn);
+int outfile_ints(OutFile *o, const char *name, long n, const int64_t *data, char *err, size_t errn);
+int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err, size_t errn);
+/* Flush, close, fsync, rename. On failure the temp file is removed. */
+int outfile_commit(OutFile *o, char *err, size_t errn);
+void outfile_abort(OutFile *o);

@@ -1,0 +1,115 @@
+#include "train/train_ckpt.h"
+#include "train/checkpoint.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXG (OPTIM_MAX_STATES + 1)
+
+/* Per-parameter buffer arrays for the optimizer states and the EMA. */
+static int make_groups(Model *m, Optimizer *opt, Ema *ema, CkptGroup *g, char names[][64]) {
+    int ng = 0, n = m->params.n;
+    if (opt)
+        for (int s = 0; s < optim_num_states(opt); s++) {
+            snprintf(names[ng], 64, "optimizer/%s", optim_state_name(opt, s));
+            g[ng].prefix = names[ng];
+            g[ng].buf = calloc((size_t)n, sizeof(float *));
+            for (int i = 0; i < n; i++) g[ng].buf[i] = optim_state_buf(opt, s, i);
+            ng++;
+        }
+    if (ema) {
+        g[ng].prefix = "ema";
+        g[ng].buf = calloc((size_t)n, sizeof(float *));
+        for (int i = 0; i < n; i++) g[ng].buf[i] = ema_buf(ema, i);
+        ng++;
+    }
+    return ng;
+}
+
+static void free_groups(CkptGroup *g, int ng) {
+    for (int i = 0; i < ng; i++) free(g[i].buf);
+}
+
+int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
+                    const float *mean, const float *std, int nchan, char *err, size_t errn) {
+    CkptInfo *info = calloc(1, sizeof *info);
+    if (!info) { snprintf(err, errn, "out of memory"); return -1; }
+    snprintf(info->model, sizeof info->model, "%s", m->cfg.name);
+    model_config_to_json(&m->cfg, info->config, sizeof info->config);
+    info->epoch = st->epoch; /* epochs completed (the one in progress when batch > 0) */
+    info->step = st->step;
+    info->best_top1 = st->best_top1;
+    info->rng[0] = st->seed;
+    info->rng[1] = st->counter;
+    info->n_rng = 2;
+    info->n_chan = nchan < CKPT_CHAN_MAX ? nchan : CKPT_CHAN_MAX;
+    for (int i = 0; i < info->n_chan; i++) { info->mean[i] = mean[i]; info->std[i] = std[i]; }
+    if (opt) {
+        snprintf(info->optimizer, sizeof info->optimizer, "%s", opt->name);
+        info->optimizer_step = optim_get_step(opt);
+    }
+    snprintf(info->train_state, sizeof info->train_state,
+             "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.9g, \"best_epoch\": %d, "
+             "\"seed\": %" PRIu64 ", \"counter\": %" PRIu64 "}",
+             st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->seed, st->counter);
+    CkptGroup g[MAXG];
+    char names[MAXG][64];
+    memset(g, 0, sizeof g);
+    int ng = make_groups(m, opt, ema, g, names);
+    int rc = ckpt_save(path, &m->params, g, ng, info, err, errn);
+    free_groups(g, ng);
+    free(info);
+    return rc;
+}
+
+/* Number after "key": in a flat JSON object; def when absent. */
+static double json_num(const char *js, const char *key, double def) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(js, pat);
+    if (!p) return def;
+    return strtod(p + strlen(pat), NULL);
+}
+static uint64_t json_u64(const char *js, const char *key, uint64_t def) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(js, pat);
+    if (!p) return def;
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainState *st, char *err, size_t errn) {
+    CkptInfo *info = calloc(1, sizeof *info);
+    if (!info) { snprintf(err, errn, "out of memory"); return -1; }
+    CkptGroup g[MAXG];
+    char names[MAXG][64];
+    memset(g, 0, sizeof g);
+    int ng = make_groups(m, opt, ema, g, names);
+    int rc = ckpt_load(path, &m->params, g, ng, info, err, errn);
+    if (rc == 0 && opt) {
+        for (int i = 0; i < ng; i++)
+            if (strncmp(g[i].prefix, "optimizer/", 10) == 0 && !g[i].found) {
+                snprintf(err, errn, "checkpoint %s has no /%s (saved with another optimizer than '%s'?)", path,
+                         g[i].prefix, opt->name);
+                rc = -1;
+                break;
+            }
+        if (rc == 0) optim_set_step(opt, info->optimizer_step);
+    }
+    if (rc == 0 && ema && !g[ng - 1].found) ema_reset(ema);
+    if (rc == 0) {
+        memset(st, 0, sizeof *st);
+        const char *js = info->train_state;
+        st->epoch = (int)json_num(js, "epoch", (double)info->epoch);
+        st->batch = (long)json_num(js, "batch", 0);
+        st->step = (long)json_num(js, "step", (double)info->step);
+        st->best_top1 = json_num(js, "best_top1", info->best_top1);
+        st->best_epoch = (int)json_num(js, "best_epoch", -1);
+        st->seed = json_u64(js, "seed", info->n_rng > 0 ? info->rng[0] : 0);
+        st->counter = json_u64(js, "counter", info->n_rng > 1 ? info->rng[1] : 0);
+    }
+    free_groups(g, ng);
+    free(info);
+    return rc;
+}

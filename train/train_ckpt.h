@@ -1,0 +1,26 @@
+/* The whole state of a training run in one checkpoint: weights, optimizer
+ * state, EMA, position (epoch, batch within it, optimizer step), best top-1,
+ * the dropout RNG counter and the data mean/std — enough to continue exactly. */
+#pragma once
+#include "layers/model.h"
+#include "optim/ema.h"
+#include "optim/optimizer.h"
+#include <stdint.h>
+
+typedef struct TrainState {
+    int epoch;            /* epoch in progress (epochs completed when batch == 0) */
+    long batch;           /* batches of `epoch` already consumed */
+    long step;            /* optimizer steps taken */
+    double best_top1;     /* best validation top-1 so far (-1 none) */
+    int best_epoch;
+    uint64_t seed;        /* run seed */
+    uint64_t counter;     /* dropout / drop-path stream position (Ctx.counter) */
+} TrainState;
+
+/* Atomic write (see train/checkpoint.h). opt / ema may be NULL. */
+int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
+                    const float *mean, const float *std, int nchan, char *err, size_t errn);
+/* Strict load into an already built model of the checkpoint's config; the
+ * optimizer's states must be present when opt != NULL; EMA loaded when present
+ * (else reset from the weights). st filled from the attributes. */
+int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainState *st, char *err, size_t errn);

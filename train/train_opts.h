@@ -1,0 +1,41 @@
+/* Everything `mixtape train` is told, resolved from flags (and --config YAML). */
+#pragma once
+#include "data/loader.h"
+#include "layers/model.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/args.h"
+
+typedef struct TrainOpts {
+    ModelConfig model;
+    int model_given;          /* --model was on the command line */
+    const char *train_spec, *val_spec;
+    int batch_size, epochs, workers, threads;
+    long max_steps;           /* stop after this many optimizer steps (0 = no limit) */
+    uint64_t seed;
+    OptimConfig opt;
+    SchedConfig sched;
+    float lr;                 /* < 0: from --lr-base */
+    float lr_base;
+    long lr_base_size;
+    const char *lr_base_scale;
+    float clip_grad;
+    const char *clip_mode;    /* "norm" | "value" */
+    int grad_accum;
+    int model_ema;
+    float model_ema_decay;
+    float smoothing;
+    LoaderConfig train_data, val_data;
+    const char *output;
+    const char *resume;
+    const char *initial_checkpoint;
+    long log_interval;
+    long checkpoint_every;    /* steps; 0 = only at epoch ends */
+    int keep_last;
+    int val_every;            /* epochs */
+    char dd_train[1024], dd_val[1024];  /* --data-dir D resolved to D/train, D/val */
+} TrainOpts;
+
+/* Parses and validates; 0 ok, -1 with err (exit code 2). */
+int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn);
+void train_opts_help(FILE *f);
