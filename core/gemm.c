@@ -7,7 +7,8 @@
 #include <string.h>
 
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc);
+                       long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
+                       int batch);
 
 static int g_force_fallback = 0;
 
@@ -110,13 +111,28 @@ void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float a
     }
     if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     if (mt_gemm_fp32_native() &&
-        mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1) == 0)
         return;
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                     long strideC, int batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
+                 (precision == MT_FP32_FAST && mt_gemm_fp32_native());
+    if (native && K > 0 && alpha != 0.0f &&
+        mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+                           beta, C, ldc, strideC, batch) == 0)
+        return;
+    for (int i = 0; i < batch; i++)
+        mt_gemm(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B, ldb,
+                beta, C + i * strideC, ldc);
 }

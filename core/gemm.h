@@ -25,6 +25,14 @@ enum { MT_NOTRANS = 0, MT_TRANS = 1 };
 void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
+/* batch independent GEMMs, X_i = X + i * strideX (floats), in one parallel region: whole
+ * GEMMs are handed to threads when batch >= threads (per-sample token mixing, attention
+ * heads, bmm), so small GEMMs do not pay a fork/join each. Same semantics per entry as
+ * mt_gemm; the C_i must not overlap. MT_FP32 (and the fallbacks) loop over cblas_sgemm. */
+void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                     long strideC, int batch);
+
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);
 /* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */

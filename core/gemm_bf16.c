@@ -48,7 +48,7 @@ typedef struct {
 } Job;
 
 static struct {
-    uint32_t *a;
+    uint32_t *a, *b;
 } g_pool[MAXT];
 
 static INL int imin(int a, int b) { return a < b ? a : b; }
@@ -128,12 +128,13 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
     }
 }
 
-/* Pack panel p of op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at
+/* Pack op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at
  * pb[p * kw * NR + w * NR + j]; columns past nc are zero. */
-TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, int p, uint32_t *pb) {
+TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, uint32_t *pb) {
     int kpw = mode == MODE_BF16 ? 2 : 1;
     int kw = (kc + kpw - 1) / kpw;
-    {
+    int np = (nc + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
         uint32_t *panel = pb + (size_t)p * kw * NR;
         for (int h = 0; h < NR / 16; h++) {
             int jj = p * NR + h * 16; /* first column of this half panel, relative to j0 */
@@ -208,85 +209,119 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
     }
 }
 
-/* The blocked loops. Called inside a parallel region (the orphaned worksharing loops split
- * the work) or outside one (they run serially). B blocks are packed cooperatively into one
- * shared buffer; (MC-row block, column chunk) tasks are handed out dynamically, so a thread
- * that the OS preempts does not hold the others up; a thread repacks A only when its next
- * task has another row block. */
-TGT static INL void driver(int mode, const Job *j, uint32_t *pb, int nthreads) {
+/* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). */
+TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb) {
     int kpw = mode == MODE_BF16 ? 2 : 1, kc_max = KCW * kpw;
-    int nic = (j->M + MC - 1) / MC;
-    int mc_step = roundup((j->M + nic - 1) / nic, MR); /* balanced row blocks */
-    nic = (j->M + mc_step - 1) / mc_step;
-    uint32_t *pa = g_pool[omp_get_thread_num()].a;
-    for (int jc = 0; jc < j->N; jc += NC) {
-        int nc = imin(NC, j->N - jc), np = (nc + NR - 1) / NR;
-        /* enough tasks for load balance: split columns when there are few row blocks */
-        int nch = 1;
-        if (nthreads > 1 && nic < 4 * nthreads) nch = imin(np, (4 * nthreads + nic - 1) / nic);
-        int pstep = (np + nch - 1) / nch;
-        nch = (np + pstep - 1) / pstep;
+    int nic = (m1 - m0 + MC - 1) / MC;
+    int mc_step = roundup((m1 - m0 + nic - 1) / nic, MR); /* balanced row blocks, <= MC */
+    for (int jc = n0; jc < n1; jc += NC) {
+        int nc = imin(NC, n1 - jc);
         for (int pc = 0; pc < j->K; pc += kc_max) {
             int kc = imin(kc_max, j->K - pc), kw = (kc + kpw - 1) / kpw;
             float beta = pc == 0 ? j->beta : 1.0f;
-#pragma omp for schedule(static)
-            for (int p = 0; p < np; p++) pack_b(mode, j, jc, nc, pc, kc, p, pb);
-            int packed_ic = -1;
-#pragma omp for schedule(dynamic, 1)
-            for (int task = 0; task < nic * nch; task++) {
-                int ib = task / nch, ch = task % nch;
-                int ic = ib * mc_step, mc = imin(mc_step, j->M - ic);
-                if (ib != packed_ic) {
-                    pack_a(mode, j, ic, mc, pc, kc, pa);
-                    packed_ic = ib;
-                }
-                int p1 = imin(np, (ch + 1) * pstep);
-                for (int p = ch * pstep; p < p1; p++) {
-                    int jr = p * NR;
-                    const uint32_t *bp = pb + (size_t)p * kw * NR;
+            pack_b(mode, j, jc, nc, pc, kc, pb);
+            for (int ic = m0; ic < m1; ic += mc_step) {
+                int mc = imin(mc_step, m1 - ic);
+                pack_a(mode, j, ic, mc, pc, kc, pa);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const uint32_t *bp = pb + (size_t)(jr / NR) * kw * NR;
                     for (int ir = 0; ir < mc; ir += MR)
-                        ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr,
-                                j->ldc, imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta);
+                        ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
+                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta);
                 }
             }
         }
     }
 }
 
-TGT static void driver_bf16(const Job *j, uint32_t *pb, int T) { driver(MODE_BF16, j, pb, T); }
-TGT static void driver_f32(const Job *j, uint32_t *pb, int T) { driver(MODE_F32, j, pb, T); }
+TGT static void run_block_bf16(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb) {
+    run_block(MODE_BF16, j, m0, m1, n0, n1, pa, pb);
+}
+TGT static void run_block_f32(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb) {
+    run_block(MODE_F32, j, m0, m1, n0, n1, pa, pb);
+}
 
-/* Packing buffers, allocated on first use and kept: one A block per thread, one shared B
- * block (reachable from globals, so leak checkers stay quiet). Returns 0 when out of memory. */
-static uint32_t *g_bshared;
-
+/* Per-thread packing buffers (A block and B block), allocated on first use and kept (the
+ * pool is reachable from a global, so leak checkers stay quiet). Returns 0 when out of memory. */
 static int pool_get(int T) {
-    if (!g_bshared) g_bshared = aligned_alloc(64, (size_t)NC * KCW * sizeof(uint32_t));
-    if (!g_bshared) return 0;
     for (int t = 0; t < T; t++) {
         if (!g_pool[t].a) g_pool[t].a = aligned_alloc(64, (size_t)MC * KCW * sizeof(uint32_t));
-        if (!g_pool[t].a) return 0;
+        if (!g_pool[t].b) g_pool[t].b = aligned_alloc(64, (size_t)NC * KCW * sizeof(uint32_t));
+        if (!g_pool[t].a || !g_pool[t].b) return 0;
     }
     return 1;
 }
 
-/* Returns 0 on success, -1 when buffers could not be allocated (C untouched; the caller falls back). */
+/* Thread grid: tm x tn rectangles minimising padded microkernel work plus repacking. */
+static void choose_grid(int T, int M, int N, int K, int *tm_out, int *tn_out) {
+    double best = -1;
+    int btm = 1, btn = 1;
+    for (int tm = 1; tm <= T; tm++) {
+        if (T % tm) continue;
+        int tn = T / tm;
+        if (tm > 1 && (M + tm - 1) / tm < MR / 2) continue;
+        if (tn > 1 && (N + tn - 1) / tn < NR / 2) continue;
+        double pm = roundup((M + tm - 1) / tm, MR), pn = roundup((N + tn - 1) / tn, NR);
+        double work = pm * pn * K + 4.0 * K * (pm * ((pn + NC - 1) / NC) + pn * ((pm + MC - 1) / MC));
+        if (best < 0 || work < best) best = work, btm = tm, btn = tn;
+    }
+    *tm_out = btm;
+    *tn_out = btn;
+}
+
+static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t) {
+    if (j->mode == MODE_BF16) run_block_bf16(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b);
+    else run_block_f32(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b);
+}
+
+/* batch GEMMs C_i = alpha op(A_i) op(B_i) + beta C_i with X_i = X + i * strideX.
+ * One parallel region: a single GEMM is split into a thread grid of C rectangles; a batch
+ * of at least as many GEMMs as threads hands whole GEMMs to threads. No barriers inside.
+ * Returns 0 on success, -1 when buffers could not be allocated (C untouched; the caller
+ * falls back). */
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
+                       long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
+                       int batch) {
     Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;
-    if ((double)M * N * K < 300000.0) T = 1;
+    double work = (double)M * N * K;
+    if (work * batch < 300000.0) T = 1;
     if (!pool_get(T)) return -1;
-    if (T == 1) {
-        if (bf16) driver_bf16(&j, g_bshared, 1);
-        else driver_f32(&j, g_bshared, 1);
+    if (batch >= T && (batch >= 2 * T || work < 4e7)) { /* whole GEMMs per thread */
+        if (T == 1) {
+            for (int i = 0; i < batch; i++) {
+                Job ji = j;
+                ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC;
+                run_one(&ji, 0, M, 0, N, 0);
+            }
+            return 0;
+        }
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+        for (int i = 0; i < batch; i++) {
+            Job ji = j;
+            ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC;
+            run_one(&ji, 0, M, 0, N, omp_get_thread_num());
+        }
         return 0;
     }
-#pragma omp parallel num_threads(T)
-    {
-        if (bf16) driver_bf16(&j, g_bshared, omp_get_num_threads());
-        else driver_f32(&j, g_bshared, omp_get_num_threads());
+    int tm = 1, tn = 1;
+    if (T > 1) choose_grid(T, M, N, K, &tm, &tn);
+    T = tm * tn;
+    int rows = roundup((M + tm - 1) / tm, MR), cols = roundup((N + tn - 1) / tn, NR);
+    for (int i = 0; i < batch; i++) {
+        j.A = A + i * sA, j.B = B + i * sB, j.C = C + i * sC;
+        if (T == 1) {
+            run_one(&j, 0, M, 0, N, 0);
+            continue;
+        }
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+        for (int cell = 0; cell < T; cell++) {
+            int ti = cell / tn, tj = cell % tn;
+            int m0 = imin(M, ti * rows), m1 = imin(M, m0 + rows);
+            int n0 = imin(N, tj * cols), n1 = imin(N, n0 + cols);
+            if (m0 < m1 && n0 < n1) run_one(&j, m0, m1, n0, n1, omp_get_thread_num());
+        }
     }
     return 0;
 }

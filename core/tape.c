@@ -41,6 +41,7 @@ void mt_ctx_free(Ctx *c) {
 
 void mt_ctx_reset(Ctx *c) {
     arena_reset(&c->arena);
+    c->grad_pool = NULL;
     c->nnodes = 0;
     c->backward_done = 0;
     c->failed = 0;
@@ -96,9 +97,35 @@ Tensor *mt_wrap(Ctx *c, float *data, int ndim, const int *shape) {
     return t;
 }
 
+/* A freed gradient buffer: the first bytes of the buffer itself. */
+typedef struct PoolItem {
+    struct PoolItem *next;
+    size_t bytes;
+} PoolItem;
+
 float *mt_grad(Ctx *c, Tensor *t) {
-    if (!t->grad) t->grad = arena_calloc(&c->arena, t->numel * sizeof(float));
-    return t->grad;
+    if (t->grad) return t->grad;
+    size_t bytes = t->numel * sizeof(float);
+    for (PoolItem **pp = (PoolItem **)&c->grad_pool; *pp; pp = &(*pp)->next)
+        if ((*pp)->bytes == bytes) {
+            PoolItem *it = *pp;
+            *pp = it->next;
+            memset(it, 0, bytes);
+            return t->grad = (float *)(void *)it;
+        }
+    return t->grad = arena_calloc(&c->arena, bytes < sizeof(PoolItem) ? sizeof(PoolItem) : bytes);
+}
+
+/* The output's gradient is consumed: its producer has run backward. */
+static void release_grad(Ctx *c, Tensor *t) {
+    if (t->is_param || !t->grad || c->keep_grads) return;
+    size_t bytes = t->numel * sizeof(float);
+    if (bytes < sizeof(PoolItem)) return; /* too small to hold the link: leave it */
+    PoolItem *it = (PoolItem *)(void *)t->grad;
+    it->bytes = bytes;
+    it->next = c->grad_pool;
+    c->grad_pool = it;
+    t->grad = NULL;
 }
 
 int mt_needs_grad(Ctx *c, Tensor *const *in, int nin) {
@@ -138,7 +165,10 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
 static int sweep(Ctx *c) {
     for (int k = c->nnodes - 1; k >= 0; k--) {
         Node *n = &c->nodes[k];
-        if (!n->out->grad) continue; /* nothing flowed into this node's output */
+        if (!n->out->grad) { /* nothing flowed into this node's output */
+            if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
+            continue;
+        }
         for (int i = 0; i < n->nin; i++)
             if (n->in[i] && n->in[i]->requires_grad) mt_grad(c, n->in[i]);
         if (c->profile) {
@@ -149,6 +179,8 @@ static int sweep(Ctx *c) {
         } else {
             n->backward(c, n);
         }
+        if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
+        release_grad(c, n->out);
     }
     c->backward_done = 1;
     return c->failed ? -1 : 0;

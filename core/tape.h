@@ -55,7 +55,21 @@ struct Ctx {
     uint64_t counter;
     int failed;
     char err[1024];
+    /* Activation gradients are dead once their producer's backward has run;
+     * their buffers go on this free list and are reused by later mt_grad calls
+     * of the same size (repeated blocks make this the common case), so backward
+     * needs about one block's worth of gradient memory, not the whole net's. */
+    void *grad_pool;
+    int keep_grads;     /* 1: keep every activation gradient (debugging, tests) */
     char scope[160];    /* current layer name, used in messages */
+    /* Optional hook, called by the reverse sweep after node k has run its
+     * backward (or was skipped because no gradient reached it), for
+     * k = nnodes-1 down to 0. A parameter's gradient is final once the
+     * earliest node that reads it is done, so data-parallel training uses
+     * this to start reducing finished gradients while the sweep goes on
+     * (train/dist_buckets.c). NULL = none; kept across mt_ctx_reset. */
+    void (*on_node_done)(Ctx *c, int k, void *ud);
+    void *on_node_done_ud;
 };
 
 void mt_ctx_init(Ctx *c, size_t arena_bytes);

@@ -122,6 +122,36 @@ static void run_suite(int prec, const char *tag, int n_random) {
     }
 }
 
+/* mt_gemm_batched == a loop of mt_gemm (bit for bit: the k order per element does not depend
+ * on the thread split): attention-like strided heads inside a (N, 3C) buffer, and a shared A. */
+static int check_batched(int prec) {
+    int bad = 0;
+    int Nt = 37, H = 5, D = 13, C3 = 3 * H * D;
+    float *qkv = malloc(sizeof(float) * Nt * C3), *P = malloc(sizeof(float) * H * Nt * Nt),
+          *Q = malloc(sizeof(float) * H * Nt * Nt);
+    for (int i = 0; i < Nt * C3; i++) qkv[i] = urand();
+    for (int i = 0; i < H * Nt * Nt; i++) P[i] = Q[i] = urand();
+    mt_gemm_batched(prec, 0, 1, Nt, Nt, D, 0.5f, qkv, C3, D, qkv + H * D, C3, D, 1.0f, P, Nt, (long)Nt * Nt, H);
+    for (int h = 0; h < H; h++)
+        mt_gemm(prec, 0, 1, Nt, Nt, D, 0.5f, qkv + h * D, C3, qkv + H * D + h * D, C3, 1.0f, Q + h * Nt * Nt, Nt);
+    if (memcmp(P, Q, sizeof(float) * H * Nt * Nt)) bad++;
+    free(qkv), free(P), free(Q);
+    /* token mixing: one weight (strideA = 0), 9 samples, big enough for threads */
+    int B = 9, N2 = 40, N = 49, Cc = 70;
+    float *w = malloc(sizeof(float) * N2 * N), *x = malloc(sizeof(float) * B * N * Cc),
+          *y = malloc(sizeof(float) * B * N2 * Cc), *z = malloc(sizeof(float) * B * N2 * Cc);
+    for (int i = 0; i < N2 * N; i++) w[i] = urand();
+    for (int i = 0; i < B * N * Cc; i++) x[i] = urand();
+    for (int i = 0; i < B * N2 * Cc; i++) y[i] = z[i] = NAN;
+    mt_gemm_batched(prec, 0, 0, N2, Cc, N, 1.0f, w, N, 0, x, Cc, (long)N * Cc, 0.0f, y, Cc, (long)N2 * Cc, B);
+    for (int b = 0; b < B; b++)
+        mt_gemm(prec, 0, 0, N2, Cc, N, 1.0f, w, N, x + (size_t)b * N * Cc, Cc, 0.0f, z + (size_t)b * N2 * Cc, Cc);
+    if (memcmp(y, z, sizeof(float) * B * N2 * Cc)) bad++;
+    free(w), free(x), free(y), free(z);
+    if (bad) fprintf(stderr, "FAIL batched prec=%d (%d)\n", prec, bad);
+    return bad;
+}
+
 static int check_special(void) {
     int bad = 0;
     /* alpha = 0 and K = 0: C = beta * C, A and B not used (NULL is fine for K = 0) */
@@ -153,46 +183,54 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static double bench_one(int prec, int ta, int tb, int M, int N, int K, int reps, float *A, float *B, float *C) {
+static double bench_one(int prec, int ta, int tb, int M, int N, int K, int batch, int reps, float *A, float *B,
+                        float *C) {
     int lda = ta ? M : K, ldb = tb ? K : N;
-    mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N); /* warm up */
+#define RUN()                                                                                                   \
+    (batch > 1 ? mt_gemm_batched(prec, ta, tb, M, N, K, 1.0f, A, lda, 0, B, ldb, (long)K * N, 0.0f, C, N,        \
+                                 (long)M * N, batch)                                                            \
+               : mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N))
+    RUN(); /* warm up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         int iters = 0;
         double t0 = now(), t;
         do {
-            mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+            RUN();
             iters++;
             t = now() - t0;
         } while (t < 0.15);
         if (t / iters < best) best = t / iters;
     }
-    return 2.0 * M * N * K / best * 1e-9;
+    return 2.0 * M * N * K * batch / best * 1e-9;
 }
 
 static int bench(int reps) {
-    struct { const char *name; int ta, tb, M, N, K; } sh[] = {
-        {"mixer-s16 b32 token fc1 (per sample) NN", 0, 0, 256, 512, 196},
-        {"mixer-s16 b32 token fc2 (per sample) NN", 0, 0, 196, 512, 256},
-        {"mixer token fc1 bwd dx (per sample) TN", 1, 0, 196, 512, 256},
-        {"mixer token fc1 bwd dw (per sample) NT", 0, 1, 256, 196, 512},
-        {"mixer-s16 b32 channel fc1 NT", 0, 1, 6272, 2048, 512},
-        {"mixer-s16 b32 channel fc2 NT", 0, 1, 6272, 512, 2048},
-        {"mixer channel fc1 bwd dx NN", 0, 0, 6272, 512, 2048},
-        {"mixer channel fc1 bwd dw TN", 1, 0, 2048, 512, 6272},
-        {"poolformer-s12 b32 stem im2col NT", 0, 1, 100352, 64, 147},
-        {"poolformer stem bwd dw TN", 1, 0, 64, 147, 100352},
-        {"poolformer s1 fc1 1x1 NT", 0, 1, 100352, 256, 64},
-        {"poolformer s1 fc2 1x1 NT", 0, 1, 100352, 64, 256},
-        {"poolformer s1 fc2 bwd dx NN", 0, 0, 100352, 256, 64},
-        {"poolformer s1 fc1 bwd dw TN", 1, 0, 256, 64, 100352},
-        {"poolformer s3 fc1 1x1 NT", 0, 1, 6272, 1280, 320},
-        {"poolformer s4 fc2 1x1 NT", 0, 1, 1568, 512, 2048},
+    struct { const char *name; int ta, tb, M, N, K, batch; } sh[] = {
+        {"mixer-s16 b32 token fc1 (per sample) NN", 0, 0, 256, 512, 196, 1},
+        {"mixer-s16 b32 token fc2 (per sample) NN", 0, 0, 196, 512, 256, 1},
+        {"mixer token fc1 bwd dx (per sample) TN", 1, 0, 196, 512, 256, 1},
+        {"mixer token fc1 bwd dw (per sample) NT", 0, 1, 256, 196, 512, 1},
+        {"mixer token fc1 batched x32 NN", 0, 0, 256, 512, 196, 32},
+        {"attention-like per head x8 NT", 0, 1, 197, 197, 64, 8},
+        {"mixer-s16 b32 channel fc1 NT", 0, 1, 6272, 2048, 512, 1},
+        {"mixer-s16 b32 channel fc2 NT", 0, 1, 6272, 512, 2048, 1},
+        {"mixer channel fc1 bwd dx NN", 0, 0, 6272, 512, 2048, 1},
+        {"mixer channel fc1 bwd dw TN", 1, 0, 2048, 512, 6272, 1},
+        {"poolformer-s12 b32 stem im2col NT", 0, 1, 100352, 64, 147, 1},
+        {"poolformer stem bwd dw TN", 1, 0, 64, 147, 100352, 1},
+        {"poolformer s1 fc1 1x1 NT", 0, 1, 100352, 256, 64, 1},
+        {"poolformer s1 fc2 1x1 NT", 0, 1, 100352, 64, 256, 1},
+        {"poolformer s1 fc2 bwd dx NN", 0, 0, 100352, 256, 64, 1},
+        {"poolformer s1 fc1 bwd dw TN", 1, 0, 256, 64, 100352, 1},
+        {"poolformer s3 fc1 1x1 NT", 0, 1, 6272, 1280, 320, 1},
+        {"poolformer s4 fc2 1x1 NT", 0, 1, 1568, 512, 2048, 1},
     };
     int ns = (int)(sizeof sh / sizeof sh[0]);
     size_t maxa = 0, maxb = 0, maxc = 0;
     for (int s = 0; s < ns; s++) {
-        size_t a = (size_t)sh[s].M * sh[s].K, b = (size_t)sh[s].K * sh[s].N, c = (size_t)sh[s].M * sh[s].N;
+        int nb = sh[s].batch > 1 ? sh[s].batch : 1;
+        size_t a = (size_t)sh[s].M * sh[s].K, b = (size_t)sh[s].K * sh[s].N * nb, c = (size_t)sh[s].M * sh[s].N * nb;
         if (a > maxa) maxa = a;
         if (b > maxb) maxb = b;
         if (c > maxc) maxc = c;
@@ -206,9 +244,9 @@ static int bench(int reps) {
     printf("%-42s %6s %6s %6s | %8s %8s %8s | %5s %5s\n", "shape", "M", "N", "K", "sgemm", "bf16", "fp32fast",
            "bf16x", "f32x");
     for (int s = 0; s < ns; s++) {
-        double g0 = bench_one(MT_FP32, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
-        double g1 = bench_one(MT_BF16, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
-        double g2 = bench_one(MT_FP32_FAST, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, reps, A, B, C);
+        double g0 = bench_one(MT_FP32, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
+        double g1 = bench_one(MT_BF16, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
+        double g2 = bench_one(MT_FP32_FAST, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
         printf("%-42s %6d %6d %6d | %8.1f %8.1f %8.1f | %5.2f %5.2f\n", sh[s].name, sh[s].M, sh[s].N, sh[s].K, g0,
                g1, g2, g1 / g0, g2 / g0);
         fflush(stdout);
@@ -226,10 +264,12 @@ int main(int argc, char **argv) {
     mt_set_threads(0);
     printf("bf16 backend: %s, fp32-fast backend: %s\n", mt_gemm_backend(MT_BF16), mt_gemm_backend(MT_FP32_FAST));
     failures += check_special();
+    for (int p = 0; p < 3; p++) failures += check_batched(p);
     run_suite(MT_BF16, "bf16", 300);
     run_suite(MT_FP32_FAST, "fp32fast", 100);
     mt_gemm_force_fallback(1);
     failures += check_special();
+    for (int p = 0; p < 3; p++) failures += check_batched(p);
     run_suite(MT_BF16, "bf16-fallback", 40);
     run_suite(MT_FP32_FAST, "fp32fast-fallback", 10);
     mt_gemm_force_fallback(0);
