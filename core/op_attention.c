@@ -9,7 +9,7 @@
  * Each pass is: a serial loop of sgemms, one OpenMP loop over all rows, a
  * serial loop of sgemms, so OpenBLAS never runs inside an OpenMP region. */
 #include "core/ops.h"
-#include <cblas.h>
+#include "core/gemm.h"
 #include <math.h>
 
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
@@ -31,8 +31,8 @@ static void attention_backward(Ctx *c, Node *n) {
         const float *dO = y->grad + b * N * C + h * D;
         const float *v = qkv->data + b * N * C3 + 2 * C + h * D;
         float *dv = qkv->grad + b * N * C3 + 2 * C + h * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, D, 1.0f, dO, C, v, C3, 0.0f, dS + m * NN, N);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, N, 1.0f, P + m * NN, N, dO, C, 1.0f, dv, C3);
+        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N, N, D, 1.0f, dO, C, v, C3, 0.0f, dS + m * NN, N);
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, D, N, 1.0f, P + m * NN, N, dO, C, 1.0f, dv, C3);
     }
     /* softmax backward in place: dS = P * (dP - sum(dP * P)) */
     size_t rows = nmat * N;
@@ -49,8 +49,8 @@ static void attention_backward(Ctx *c, Node *n) {
         size_t b = m / heads, h = m % heads;
         const float *q = qkv->data + b * N * C3 + h * D, *k = q + C;
         float *dq = qkv->grad + b * N * C3 + h * D, *dk = dq + C;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, N, scale, dS + m * NN, N, k, C3, 1.0f, dq, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, N, scale, dS + m * NN, N, q, C3, 1.0f, dk, C3);
+        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, k, C3, 1.0f, dq, C3);
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, q, C3, 1.0f, dk, C3);
     }
 }
 
@@ -69,7 +69,7 @@ Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {
     for (size_t m = 0; m < nmat; m++) {
         size_t b = m / heads, h = m % heads;
         const float *q = qkv->data + b * N * C3 + h * D, *k = q + C;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, D, scale, q, C3, k, C3, 0.0f, P + m * NN, N);
+        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N, N, D, scale, q, C3, k, C3, 0.0f, P + m * NN, N);
     }
     size_t rows = nmat * N;
 #pragma omp parallel for schedule(static) if ((size_t)(rows * N) >= PAR_MIN)
@@ -88,7 +88,7 @@ Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {
     for (size_t m = 0; m < nmat; m++) {
         size_t b = m / heads, h = m % heads;
         const float *v = qkv->data + b * N * C3 + 2 * C + h * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, N, 1.0f, P + m * NN, N, v, C3, 0.0f,
+        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, N, D, N, 1.0f, P + m * NN, N, v, C3, 0.0f,
                     y->data + b * N * C + h * D, C);
     }
     if (mt_needs_grad(c, &qkv, 1)) {

@@ -1,12 +1,12 @@
-/* Batched matmul over all leading axes: one cblas_sgemm per batch entry, the
- * transposes expressed with sgemm's flags (nothing is copied).
+/* Batched matmul over all leading axes: one GEMM per batch entry, the
+ * transposes expressed with the GEMM's flags (nothing is copied).
  *   C (M, N) = op(A) op(B), op(A) = A (M, K) or A^T with A stored (K, M) if ta,
  *                           op(B) = B (K, N) or B^T with B stored (N, K) if tb. */
 #include "core/ops.h"
-#include <cblas.h>
+#include "core/gemm.h"
 #include <string.h>
 
-#define TR(t) ((t) ? CblasTrans : CblasNoTrans)
+#define TR(t) ((t) ? MT_TRANS : MT_NOTRANS)
 
 static void bmm_dims(const Tensor *a, const Tensor *b, int ta, int tb, int *M, int *N, int *K, size_t *batch) {
     int nd = a->ndim;
@@ -29,19 +29,19 @@ static void bmm_backward(Ctx *c, Node *n) {
         if (a->requires_grad) {
             float *da = a->grad + i * sa;
             if (!ta) /* dA (M,K) = dY op(B)^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, TR(!tb), M, K, N, 1.0f, dy, N, b->data + i * sb, ldb, 1.0f,
+                mt_gemm(c->precision, MT_NOTRANS, TR(!tb), M, K, N, 1.0f, dy, N, b->data + i * sb, ldb, 1.0f,
                             da, K);
             else /* dA stored (K,M) = op(B) dY^T */
-                cblas_sgemm(CblasRowMajor, TR(tb), CblasTrans, K, M, N, 1.0f, b->data + i * sb, ldb, dy, N, 1.0f,
+                mt_gemm(c->precision, TR(tb), MT_TRANS, K, M, N, 1.0f, b->data + i * sb, ldb, dy, N, 1.0f,
                             da, M);
         }
         if (b->requires_grad) {
             float *db = b->grad + i * sb;
             if (!tb) /* dB (K,N) = op(A)^T dY */
-                cblas_sgemm(CblasRowMajor, TR(!ta), CblasNoTrans, K, N, M, 1.0f, a->data + i * sa, lda, dy, N, 1.0f,
+                mt_gemm(c->precision, TR(!ta), MT_NOTRANS, K, N, M, 1.0f, a->data + i * sa, lda, dy, N, 1.0f,
                             db, N);
             else /* dB stored (N,K) = dY^T op(A) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, TR(ta), N, K, M, 1.0f, dy, N, a->data + i * sa, lda, 1.0f,
+                mt_gemm(c->precision, MT_TRANS, TR(ta), N, K, M, 1.0f, dy, N, a->data + i * sa, lda, 1.0f,
                             db, K);
         }
     }
@@ -72,7 +72,7 @@ Tensor *mt_bmm(Ctx *c, Tensor *a, Tensor *b, int ta, int tb) {
     if (!y) return NULL;
     int lda = ta ? M : K, ldb = tb ? K : N;
     for (size_t i = 0; i < batch; i++)
-        cblas_sgemm(CblasRowMajor, TR(ta), TR(tb), M, N, K, 1.0f, a->data + i * (size_t)M * K, lda,
+        mt_gemm(c->precision, TR(ta), TR(tb), M, N, K, 1.0f, a->data + i * (size_t)M * K, lda,
                     b->data + i * (size_t)K * N, ldb, 0.0f, y->data + i * (size_t)M * N, N);
     Tensor *in[2] = {a, b};
     if (mt_needs_grad(c, in, 2)) {

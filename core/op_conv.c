@@ -12,7 +12,7 @@
  * A 1x1, stride-1, unpadded conv on channels-last input needs no column buffer:
  * the input already is cols. The column buffers come from the step arena. */
 #include "core/ops.h"
-#include <cblas.h>
+#include "core/gemm.h"
 #include <string.h>
 
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
@@ -179,15 +179,15 @@ static void conv2d_backward(Ctx *c, Node *n) {
     const float *dy = y->grad;
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     if (w->requires_grad) /* dW (Cout, K) += dy^T (Cout, M) @ cols (M, K) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, cols, K, 1.0f, w->grad, K);
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, cols, K, 1.0f, w->grad, K);
     if (b && b->requires_grad) colsum_add(b->grad, dy, d.M, N);
     if (x->requires_grad) {
         if (is_direct(&d)) { /* dx (M, Cin) += dy @ W */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w->data, K, 1.0f, x->grad,
+            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, w->data, K, 1.0f, x->grad,
                         K);
         } else {
             float *dcols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w->data, K, 0.0f, dcols,
+            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, w->data, K, 0.0f, dcols,
                         K);
             if (d.nchw) col2im_nchw_add(&d, dcols, x->grad);
             else col2im_nhwc_add(&d, dcols, x->grad);
@@ -229,7 +229,7 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
 #pragma omp parallel for schedule(static) if ((size_t)((size_t)M * N) >= PAR_MIN)
         for (int r = 0; r < M; r++) memcpy(yd + (size_t)r * N, bd, (size_t)N * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,
+    mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,
                 b ? 1.0f : 0.0f, y->data, N);
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {

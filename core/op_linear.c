@@ -1,7 +1,7 @@
 /* GEMM-backed ops: linear over the last axis and linear over the token axis.
  * Transposes are expressed with sgemm's flags; nothing is copied. */
 #include "core/ops.h"
-#include <cblas.h>
+#include "core/gemm.h"
 #include <string.h>
 
 /* out[r, :] = bias for every row (so the GEMM can accumulate with beta = 1). */
@@ -29,10 +29,10 @@ static void linear_backward(Ctx *c, Node *n) {
     int K = mt_last(x), N = mt_last(y);
     int M = (int)mt_rows(x);
     if (x->requires_grad)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, y->grad, N, w->data, K,
+        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, y->grad, N, w->data, K,
                     1.0f, x->grad, K);
     if (w->requires_grad)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, y->grad, N, x->data, K,
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, y->grad, N, x->data, K,
                     1.0f, w->grad, K);
     if (b && b->requires_grad) colsum_acc(b->grad, y->grad, (size_t)M, N);
 }
@@ -52,7 +52,7 @@ Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *y = mt_new(c, x->ndim, shape);
     if (!y) return NULL;
     if (b) fill_rows(y->data, b->data, (size_t)M, N);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x->data, K, w->data, K,
+    mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x->data, K, w->data, K,
                 b ? 1.0f : 0.0f, y->data, N);
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3);
@@ -64,13 +64,14 @@ Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
 static void token_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
+    if (x->requires_grad)
+        mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
+                        1.0f, x->grad, C, (long)N * C, B);
+    /* dW sums over samples into one buffer: the GEMMs overlap, so they stay a loop */
     for (int b = 0; b < B; b++) {
         const float *dy = y->grad + (size_t)b * N2 * C;
-        if (x->requires_grad)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, C, N2, 1.0f, w->data, N, dy, C, 1.0f,
-                        x->grad + (size_t)b * N * C, C);
         if (w->requires_grad)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N2, N, C, 1.0f, dy, C,
+            mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
                         x->data + (size_t)b * N * C, C, 1.0f, w->grad, N);
     }
     if (bias && bias->requires_grad) {
@@ -107,9 +108,9 @@ Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
             for (int k = 0; k < C; k++) row[k] = v;
         }
     }
-    for (int b = 0; b < B; b++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N2, C, N, 1.0f, w->data, N,
-                    x->data + (size_t)b * N * C, C, bias ? 1.0f : 0.0f, y->data + (size_t)b * N2 * C, C);
+    /* one GEMM per sample, the weight shared (stride 0) */
+    mt_gemm_batched(c->precision, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, x->data, C, (long)N * C,
+                    bias ? 1.0f : 0.0f, y->data, C, (long)N2 * C, B);
     Tensor *in[3] = {x, w, bias};
     if (mt_needs_grad(c, in, 3)) mt_record(c, "token_linear", token_linear_backward, y, in, 3);
     return y;

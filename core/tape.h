@@ -61,6 +61,7 @@ struct Ctx {
      * needs about one block's worth of gradient memory, not the whole net's. */
     void *grad_pool;
     int keep_grads;     /* 1: keep every activation gradient (debugging, tests) */
+    int precision;      /* GEMM precision for every op: MT_FP32 (default) | MT_BF16 | MT_FP32_FAST (core/gemm.h) */
     char scope[160];    /* current layer name, used in messages */
     /* Optional hook, called by the reverse sweep after node k has run its
      * backward (or was skipped because no gradient reached it), for

@@ -1,4 +1,5 @@
 #include "train/train_opts.h"
+#include "core/gemm.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
 #include <math.h>
@@ -29,6 +30,8 @@ void train_opts_help(FILE *f) {
             "data:      --train S --val S | --data-dir D (D/train, D/val)   -b/--batch-size 128  -j/--workers N\n"
             "           (S: shard brace pattern, shard directory, list file, ImageFolder dir or .h5)\n"
             "run:       --epochs 300 --seed 42 --output DIR --threads N --max-steps N --config FILE.yaml\n"
+            "           --precision fp32|bf16 (bf16: GEMM inputs rounded to bf16, fp32 accumulation, fp32\n"
+            "           master weights and optimizer state)\n"
             "           --log-interval 50 --checkpoint-every STEPS --keep-last K --val-every 1\n"
             "optimizer: --opt adamw|adam|lamb|sgd|momentum --lr LR | --lr-base 1e-3 --lr-base-size 1024\n"
             "           --lr-base-scale linear|sqrt --weight-decay 0.05 --opt-eps 1e-8 --opt-betas 0.9,0.999\n"
@@ -104,6 +107,10 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->clip_grad = (float)args_float(a, "--clip-grad", NULL, 0);
     o->clip_mode = args_str(a, "--clip-mode", NULL, "norm");
     o->grad_accum = (int)args_int(a, "--grad-accum-steps", NULL, 1);
+    const char *prec = args_str(a, "--precision", NULL, "fp32");
+    if (!strcmp(prec, "fp32")) o->precision = MT_FP32;
+    else if (!strcmp(prec, "bf16")) o->precision = MT_BF16;
+    else return fail(err, errn, "mixtape train: --precision must be fp32 or bf16, got '%s'%s", prec, "");
     o->model_ema = args_flag(a, "--model-ema", 0);
     o->model_ema_decay = (float)args_float(a, "--model-ema-decay", NULL, 0.9998);
 
