@@ -5,54 +5,6 @@
  * and shape errors. Shapes are odd and non-square: B 2, Cin 3, H 11, W 9, Cout 5. */
 #include "gradcheck.h"
 
-/* Large shapes take the OpenMP paths (small ones run serially): the output and
- * every input gradient must agree between 2 threads and 1 thread (tolerance
- * 1e-5 relative: only OpenBLAS may split its sums differently). */
-#include <omp.h>
-static int threads_agree(const char *name, gc_forward f, Tensor **in, int nin, void *arg) {
-    float *res[2][MT_NODE_MAXIN + 1] = {{0}};
-    size_t nout = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        omp_set_num_threads(pass == 0 ? 2 : 1);
-        Ctx c;
-        mt_ctx_init(&c, 1 << 20);
-        for (int k = 0; k < nin; k++)
-            if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
-        Tensor *out = f(&c, in, arg);
-        if (!out) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
-        nout = out->numel;
-        float *seed = malloc(nout * sizeof(float));
-        for (size_t i = 0; i < nout; i++) seed[i] = (float)((i * 7919u) % 1000u) / 500.0f - 1.0f;
-        res[pass][0] = malloc(nout * sizeof(float));
-        memcpy(res[pass][0], out->data, nout * sizeof(float));
-        if (mt_backward_seed(&c, out, seed) != 0) { fprintf(stderr, "[%s] backward failed: %s\n", name, c.err); gc_failures++; }
-        for (int k = 0; k < nin; k++)
-            if (in[k]->requires_grad) {
-                res[pass][k + 1] = malloc(in[k]->numel * sizeof(float));
-                memcpy(res[pass][k + 1], in[k]->grad, in[k]->numel * sizeof(float));
-            }
-        free(seed);
-        mt_ctx_free(&c);
-    }
-    omp_set_num_threads(2);
-    int bad = 0;
-    for (int k = 0; k <= nin && !bad; k++) {
-        if (!res[0][k]) continue;
-        size_t n = k ? in[k - 1]->numel : nout;
-        for (size_t i = 0; i < n; i++)
-            if (!(fabs((double)res[0][k][i] - res[1][k][i]) <= 1e-5 * (1.0 + fabs((double)res[1][k][i])))) {
-                fprintf(stderr, "[%s] %s %zu: 2 threads %.7g, 1 thread %.7g\n", name, k ? in[k - 1]->name : "output", i,
-                        res[0][k][i], res[1][k][i]);
-                bad = 1;
-                break;
-            }
-    }
-    for (int p = 0; p < 2; p++)
-        for (int k = 0; k <= nin; k++) free(res[p][k]);
-    printf("%-28s %s\n", name, bad ? "FAIL" : "ok");
-    gc_failures += bad;
-    return bad;
-}
 
 typedef struct {
     mt_layout layout;
@@ -254,9 +206,9 @@ int main(void) {
         gc_expect("conv large NHWC 3/2/1 fwd", y->data, want, y->numel, 1e-5);
         free(want);
         mt_ctx_free(&c);
-        threads_agree("conv large NCHW 7/4/2 threads", f_conv, in1, 3, &g1);
-        threads_agree("conv large NHWC 3/2/1 threads", f_conv, in2, 3, &g2);
-        threads_agree("conv large NHWC 1/1/0 threads", f_conv, in3, 3, &g3);
+        gc_threads_agree("conv large NCHW 7/4/2 threads", f_conv, in1, 3, &g1, 1e-5);
+        gc_threads_agree("conv large NHWC 3/2/1 threads", f_conv, in2, 3, &g2, 1e-5);
+        gc_threads_agree("conv large NHWC 1/1/0 threads", f_conv, in3, 3, &g3, 1e-5);
         mt_params_free(&p);
     }
     return gc_report();

@@ -6,54 +6,6 @@
  * tiles in one case so tile edges are exercised. */
 #include "gradcheck.h"
 
-/* Large shapes take the OpenMP paths (small ones run serially): the output and
- * every input gradient must agree between 2 threads and 1 thread (tolerance
- * 1e-5 relative: only OpenBLAS may split its sums differently). */
-#include <omp.h>
-static int threads_agree(const char *name, gc_forward f, Tensor **in, int nin, void *arg) {
-    float *res[2][MT_NODE_MAXIN + 1] = {{0}};
-    size_t nout = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        omp_set_num_threads(pass == 0 ? 2 : 1);
-        Ctx c;
-        mt_ctx_init(&c, 1 << 20);
-        for (int k = 0; k < nin; k++)
-            if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
-        Tensor *out = f(&c, in, arg);
-        if (!out) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
-        nout = out->numel;
-        float *seed = malloc(nout * sizeof(float));
-        for (size_t i = 0; i < nout; i++) seed[i] = (float)((i * 7919u) % 1000u) / 500.0f - 1.0f;
-        res[pass][0] = malloc(nout * sizeof(float));
-        memcpy(res[pass][0], out->data, nout * sizeof(float));
-        if (mt_backward_seed(&c, out, seed) != 0) { fprintf(stderr, "[%s] backward failed: %s\n", name, c.err); gc_failures++; }
-        for (int k = 0; k < nin; k++)
-            if (in[k]->requires_grad) {
-                res[pass][k + 1] = malloc(in[k]->numel * sizeof(float));
-                memcpy(res[pass][k + 1], in[k]->grad, in[k]->numel * sizeof(float));
-            }
-        free(seed);
-        mt_ctx_free(&c);
-    }
-    omp_set_num_threads(2);
-    int bad = 0;
-    for (int k = 0; k <= nin && !bad; k++) {
-        if (!res[0][k]) continue;
-        size_t n = k ? in[k - 1]->numel : nout;
-        for (size_t i = 0; i < n; i++)
-            if (!(fabs((double)res[0][k][i] - res[1][k][i]) <= 1e-5 * (1.0 + fabs((double)res[1][k][i])))) {
-                fprintf(stderr, "[%s] %s %zu: 2 threads %.7g, 1 thread %.7g\n", name, k ? in[k - 1]->name : "output", i,
-                        res[0][k][i], res[1][k][i]);
-                bad = 1;
-                break;
-            }
-    }
-    for (int p = 0; p < 2; p++)
-        for (int k = 0; k <= nin; k++) free(res[p][k]);
-    printf("%-28s %s\n", name, bad ? "FAIL" : "ok");
-    gc_failures += bad;
-    return bad;
-}
 
 static Tensor *f_to_nhwc(Ctx *c, Tensor **in, void *arg) { return mt_nchw_to_nhwc(c, in[0]); }
 static Tensor *f_to_nchw(Ctx *c, Tensor **in, void *arg) { return mt_nhwc_to_nchw(c, in[0]); }
@@ -193,11 +145,11 @@ int main(void) {
         Tensor *b3 = gc_input(&p, "big3", 3, (int[]){4, 101, 90}, -1, 1);
         Tensor *b5 = gc_input(&p, "big5", 4, (int[]){3, 40, 37, 9}, -1, 1);
         Tensor *ia[1] = {a}, *i3[1] = {b3}, *i5[1] = {b5};
-        threads_agree("nchw_to_nhwc large threads", f_to_nhwc, ia, 1, NULL);
-        threads_agree("nhwc_to_nchw large threads", f_to_nchw, ia, 1, NULL);
-        threads_agree("transpose12 large 3-d threads", f_t12, i3, 1, NULL);
-        threads_agree("transpose12 large 4-d threads", f_t12, i5, 1, NULL);
-        threads_agree("reshape large threads", f_reshape_big, ia, 1, NULL);
+        gc_threads_agree("nchw_to_nhwc large threads", f_to_nhwc, ia, 1, NULL, 1e-5);
+        gc_threads_agree("nhwc_to_nchw large threads", f_to_nchw, ia, 1, NULL, 1e-5);
+        gc_threads_agree("transpose12 large 3-d threads", f_t12, i3, 1, NULL, 1e-5);
+        gc_threads_agree("transpose12 large 4-d threads", f_t12, i5, 1, NULL, 1e-5);
+        gc_threads_agree("reshape large threads", f_reshape_big, ia, 1, NULL, 1e-5);
         /* and the threaded forward against the index formula */
         mt_ctx_reset(&c);
         Tensor *y = mt_transpose12(&c, b5);

@@ -7,48 +7,6 @@
 #include "gradcheck.h"
 #include <omp.h>
 
-/* The multi-threaded path (>= 16384 elements) against the single-threaded one:
- * same forward values and gradients of every input within tol (only the order of
- * the per-thread partial sums differs). Cheap, unlike a gradcheck on a big tensor. */
-static void thread_check(const char *name, gc_forward f, Tensor **in, int nin, void *arg, double tol) {
-    float *out[2] = {NULL, NULL}, *grads[2][4] = {{NULL}};
-    size_t n_out = 0;
-    int nt = omp_get_max_threads();
-    for (int run = 0; run < 2; run++) {
-        omp_set_num_threads(run ? 2 : 1);
-        Ctx c;
-        mt_ctx_init(&c, 1 << 20);
-        c.counter = 7;
-        for (int k = 0; k < nin; k++)
-            if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
-        Tensor *y = f(&c, in, arg);
-        if (!y) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return; }
-        n_out = y->numel;
-        float *seed = malloc(n_out * sizeof(float));
-        for (size_t i = 0; i < n_out; i++) seed[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
-        mt_backward_seed(&c, y, seed);
-        free(seed);
-        out[run] = malloc(n_out * sizeof(float));
-        memcpy(out[run], y->data, n_out * sizeof(float));
-        for (int k = 0; k < nin; k++) {
-            grads[run][k] = malloc(in[k]->numel * sizeof(float));
-            memcpy(grads[run][k], in[k]->grad, in[k]->numel * sizeof(float));
-        }
-        mt_ctx_free(&c);
-    }
-    omp_set_num_threads(nt);
-    char what[96];
-    snprintf(what, sizeof what, "%s 1 vs 2 thr fwd", name);
-    gc_expect(what, out[1], out[0], n_out, tol);
-    for (int k = 0; k < nin; k++) {
-        snprintf(what, sizeof what, "%s 1 vs 2 thr d%s", name, in[k]->name);
-        gc_expect(what, grads[1][k], grads[0][k], in[k]->numel, tol);
-        free(grads[0][k]);
-        free(grads[1][k]);
-    }
-    free(out[0]);
-    free(out[1]);
-}
 
 typedef struct {
     float eps;
@@ -216,9 +174,9 @@ int main(void) {
         Tensor *wl = gc_input(&p, "wl", 1, (int[]){57}, 0.5, 1.5);
         Tensor *bl = gc_input(&p, "bl", 1, (int[]){57}, -1, 1);
         Tensor *inl[3] = {xl, wl, bl};
-        thread_check("layernorm", f_ln, inl, 3, &full, 1e-5);
-        thread_check("groupnorm1", f_gn, inl, 3, &full, 1e-5);
-        thread_check("rmsnorm", f_rms, inl, 2, &full, 1e-5);
+        gc_threads_agree("layernorm", f_ln, inl, 3, &full, 1e-5);
+        gc_threads_agree("groupnorm1", f_gn, inl, 3, &full, 1e-5);
+        gc_threads_agree("rmsnorm", f_rms, inl, 2, &full, 1e-5);
     }
 
     /* ---- errors ---- */

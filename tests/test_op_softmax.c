@@ -3,54 +3,6 @@
  * (h = 1e-2, atol 1e-3, rtol 1e-2), threaded path on a large shape. */
 #include "gradcheck.h"
 
-/* Large shapes take the OpenMP paths (small ones run serially): the output and
- * every input gradient must agree between 2 threads and 1 thread (tolerance
- * 1e-5 relative: only OpenBLAS may split its sums differently). */
-#include <omp.h>
-static int threads_agree(const char *name, gc_forward f, Tensor **in, int nin, void *arg) {
-    float *res[2][MT_NODE_MAXIN + 1] = {{0}};
-    size_t nout = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        omp_set_num_threads(pass == 0 ? 2 : 1);
-        Ctx c;
-        mt_ctx_init(&c, 1 << 20);
-        for (int k = 0; k < nin; k++)
-            if (in[k]->grad) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
-        Tensor *out = f(&c, in, arg);
-        if (!out) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
-        nout = out->numel;
-        float *seed = malloc(nout * sizeof(float));
-        for (size_t i = 0; i < nout; i++) seed[i] = (float)((i * 7919u) % 1000u) / 500.0f - 1.0f;
-        res[pass][0] = malloc(nout * sizeof(float));
-        memcpy(res[pass][0], out->data, nout * sizeof(float));
-        if (mt_backward_seed(&c, out, seed) != 0) { fprintf(stderr, "[%s] backward failed: %s\n", name, c.err); gc_failures++; }
-        for (int k = 0; k < nin; k++)
-            if (in[k]->requires_grad) {
-                res[pass][k + 1] = malloc(in[k]->numel * sizeof(float));
-                memcpy(res[pass][k + 1], in[k]->grad, in[k]->numel * sizeof(float));
-            }
-        free(seed);
-        mt_ctx_free(&c);
-    }
-    omp_set_num_threads(2);
-    int bad = 0;
-    for (int k = 0; k <= nin && !bad; k++) {
-        if (!res[0][k]) continue;
-        size_t n = k ? in[k - 1]->numel : nout;
-        for (size_t i = 0; i < n; i++)
-            if (!(fabs((double)res[0][k][i] - res[1][k][i]) <= 1e-5 * (1.0 + fabs((double)res[1][k][i])))) {
-                fprintf(stderr, "[%s] %s %zu: 2 threads %.7g, 1 thread %.7g\n", name, k ? in[k - 1]->name : "output", i,
-                        res[0][k][i], res[1][k][i]);
-                bad = 1;
-                break;
-            }
-    }
-    for (int p = 0; p < 2; p++)
-        for (int k = 0; k <= nin; k++) free(res[p][k]);
-    printf("%-28s %s\n", name, bad ? "FAIL" : "ok");
-    gc_failures += bad;
-    return bad;
-}
 
 static Tensor *f_softmax(Ctx *c, Tensor **in, void *arg) { return mt_softmax(c, in[0]); }
 
@@ -113,7 +65,7 @@ int main(void) {
         gc_expect("softmax large fwd", y->data, want, xl->numel, 1e-6);
         free(want);
         Tensor *in[1] = {xl};
-        threads_agree("softmax large threads", f_softmax, in, 1, NULL);
+        gc_threads_agree("softmax large threads", f_softmax, in, 1, NULL, 1e-5);
     }
 
     mt_ctx_reset(&c);

@@ -1,0 +1,29 @@
+/* channel_gate: x * sigmoid(g)[b, c] forward, finite-difference gradients of x and g. */
+#include "gradcheck.h"
+
+static Tensor *f_cg(Ctx *c, Tensor **in, void *arg) { return mt_channel_gate(c, in[0], in[1]); }
+int main(void) {
+    ParamList p = {0};
+    int B = 2, H = 3, W = 2, C = 5;
+    Tensor *x = gc_input(&p, "x", 4, (int[]){B, H, W, C}, -1, 1);
+    Tensor *g = gc_input(&p, "g", 2, (int[]){B, C}, -2, 2);
+    Ctx c;
+    mt_ctx_init(&c, 1 << 16);
+    Tensor *y = mt_channel_gate(&c, x, g);
+    float want[2 * 3 * 2 * 5];
+    for (int i = 0; i < B * H * W * C; i++) {
+        int b = i / (H * W * C), j = i % C;
+        want[i] = (float)(x->data[i] / (1 + exp(-g->data[b * C + j])));
+    }
+    gc_expect("channel_gate forward", y->data, want, 60, 1e-6);
+    Tensor *in[2] = {x, g};
+    gradcheck("channel_gate", f_cg, in, 2, NULL, 1e-2f, 1e-3, 1e-2);
+    mt_ctx_reset(&c);
+    if (mt_channel_gate(&c, x, x) || !strstr(c.err, "channel_gate")) {
+        fprintf(stderr, "bad error: '%s'\n", c.err);
+        gc_failures++;
+    } else printf("%-28s ok: %s\n", "shape error", c.err);
+    mt_ctx_free(&c);
+    mt_params_free(&p);
+    return gc_report();
+}
