@@ -12,6 +12,7 @@
  * A 1x1, stride-1, unpadded conv on channels-last input needs no column buffer:
  * the input already is cols. The column buffers come from the step arena. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include "core/gemm.h"
 #include <string.h>
 
@@ -160,17 +161,6 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
     }
 }
 
-/* db[j] += sum_r dy[r, j], split over column blocks so threads never share a write. */
-static void colsum_add(float *db, const float *dy, size_t rows, int n) {
-#pragma omp parallel for schedule(static) if ((size_t)(rows * (size_t)n) >= PAR_MIN)
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int j1 = j0 + 64 < n ? j0 + 64 : n;
-        float acc[64] = {0};
-        for (size_t r = 0; r < rows; r++)
-            for (int j = j0; j < j1; j++) acc[j - j0] += dy[r * n + j];
-        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
-    }
-}
 
 static void conv2d_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;

@@ -6,6 +6,7 @@
  * partials are added in thread order, so results are deterministic for a given
  * thread count and each parameter gradient element receives a single +=. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,29 +15,6 @@
 
 /* ---- helpers ---- */
 
-/* One row of doubles per thread, padded to a cache line so threads never share one. */
-typedef struct {
-    double *buf;
-    int nt, stride;
-} Partials;
-
-static Partials partials_new(Ctx *c, int nsum, int C) {
-    Partials p;
-    p.nt = omp_get_max_threads();
-    p.stride = ((nsum * C + 7) / 8) * 8;
-    p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
-    return p;
-}
-
-/* dst[j] += sum over threads of partial k (k-th sum of nsum) at channel j. */
-static void partials_flush(const Partials *p, int k, int C, float *dst) {
-    if (!dst) return;
-    for (int j = 0; j < C; j++) {
-        double s = 0;
-        for (int t = 0; t < p->nt; t++) s += p->buf[(size_t)t * p->stride + (size_t)k * C + j];
-        dst[j] += (float)s;
-    }
-}
 
 /* Per-channel sums of dy (-> sum_dy) and dy * x (-> sum_dyx) over all rows, added into
  * the given gradient buffers (either may be NULL). One pass over dy. */

@@ -1,6 +1,7 @@
 /* GEMM-backed ops: linear over the last axis and linear over the token axis.
  * Transposes are expressed with sgemm's flags; nothing is copied. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include "core/gemm.h"
 #include <string.h>
 
@@ -10,17 +11,6 @@ static void fill_rows(float *out, const float *bias, size_t rows, int n) {
     for (size_t r = 0; r < rows; r++) memcpy(out + r * n, bias, (size_t)n * sizeof(float));
 }
 
-/* db[j] += sum_r dy[r, j], split over column blocks so threads never share a write. */
-static void colsum_acc(float *db, const float *dy, size_t rows, int n) {
-#pragma omp parallel for schedule(static)
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int j1 = j0 + 64 < n ? j0 + 64 : n;
-        float acc[64] = {0};
-        for (size_t r = 0; r < rows; r++)
-            for (int j = j0; j < j1; j++) acc[j - j0] += dy[r * n + j];
-        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
-    }
-}
 
 /* ---- linear: y (M, N) = x (M, K) @ w^T (K, N) + b ---- */
 
@@ -34,7 +24,7 @@ static void linear_backward(Ctx *c, Node *n) {
     if (w->requires_grad)
         mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, y->grad, N, x->data, K,
                     1.0f, w->grad, K);
-    if (b && b->requires_grad) colsum_acc(b->grad, y->grad, (size_t)M, N);
+    if (b && b->requires_grad) colsum_add(b->grad, y->grad, (size_t)M, N);
 }
 
 Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {

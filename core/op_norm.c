@@ -6,33 +6,13 @@
  * recomputes x_hat from the kept input. Weight/bias gradients are summed per
  * thread in double and added once, in thread order (deterministic). */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 
 #define PAR_MIN 16384
 
-typedef struct {
-    double *buf;
-    int nt, stride;
-} Partials;
-
-static Partials partials_new(Ctx *c, int nsum, int C) {
-    Partials p;
-    p.nt = omp_get_max_threads();
-    p.stride = ((nsum * C + 7) / 8) * 8;
-    p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
-    return p;
-}
-
-static void partials_flush(const Partials *p, int k, int C, float *dst) {
-    if (!dst) return;
-    for (int j = 0; j < C; j++) {
-        double s = 0;
-        for (int t = 0; t < p->nt; t++) s += p->buf[(size_t)t * p->stride + (size_t)k * C + j];
-        dst[j] += (float)s;
-    }
-}
 
 /* The weight's data, or a row of ones from the arena when there is no weight. */
 static const float *weight_or_ones(Ctx *c, const Tensor *w, int C) {

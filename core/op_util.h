@@ -1,0 +1,46 @@
+/* Small helpers shared by the op files (internal to core/). */
+#pragma once
+#include "core/tape.h"
+#include <omp.h>
+#include <stddef.h>
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define MT_PAR_MIN 16384
+
+/* Per-thread partial sums for reductions over rows into per-channel gradients:
+ * one row of doubles per thread, padded to a cache line so threads never share
+ * one; flushed in thread order, so results do not depend on scheduling. */
+typedef struct {
+    double *buf;
+    int nt, stride;
+} Partials;
+
+static inline Partials partials_new(Ctx *c, int nsum, int C) {
+    Partials p;
+    p.nt = omp_get_max_threads();
+    p.stride = ((nsum * C + 7) / 8) * 8;
+    p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
+    return p;
+}
+
+/* dst[j] += sum over threads of partial k (k-th sum of nsum) at channel j. */
+static inline void partials_flush(const Partials *p, int k, int C, float *dst) {
+    if (!dst) return;
+    for (int j = 0; j < C; j++) {
+        double s = 0;
+        for (int t = 0; t < p->nt; t++) s += p->buf[(size_t)t * p->stride + (size_t)k * C + j];
+        dst[j] += (float)s;
+    }
+}
+
+/* db[j] += sum_r dy[r, j] (a bias gradient), split over column blocks so threads never share a write. */
+static inline void colsum_add(float *db, const float *dy, size_t rows, int n) {
+#pragma omp parallel for schedule(static) if (rows * (size_t)n >= 2 * MT_PAR_MIN)
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int j1 = j0 + 64 < n ? j0 + 64 : n;
+        float acc[64] = {0};
+        for (size_t r = 0; r < rows; r++)
+            for (int j = j0; j < j1; j++) acc[j - j0] += dy[r * n + j];
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
