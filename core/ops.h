@@ -80,3 +80,19 @@ Tensor *mt_cross_entropy(Ctx *c, Tensor *logits, const int *labels, const float 
 Tensor *mt_dropout(Ctx *c, Tensor *x, float p);
 /* Stochastic depth: zero whole samples (axis 0) with prob p, scale kept ones by 1/(1-p). */
 Tensor *mt_drop_path(Ctx *c, Tensor *x, float p);
+
+/* ---- channel splitting, gating, tokens (gMLP, GLU MLPs, ViT, RepMLP, External Attention) ---- */
+/* torch.narrow: elements [start, start + len) of one axis (negative axis counts from the end).
+ * A copy; backward adds into that slice of x's gradient. Chunking channels, slicing the cls token. */
+Tensor *mt_narrow(Ctx *c, Tensor *x, int axis, int start, int len);
+/* Gated linear unit on the last axis, timm GluMlp (gate_last): x (..., 2h) = [a | g]
+ * -> a * act(g) (..., h). act: sigmoid (GLU), gelu (erf, GEGLU), silu (SwiGLU), relu (ReGLU). */
+typedef enum { MT_GATE_SIGMOID, MT_GATE_GELU, MT_GATE_SILU, MT_GATE_RELU } mt_gate;
+Tensor *mt_glu(Ctx *c, Tensor *x, mt_gate act);
+/* Class token: x (B, N, C), tok (numel C, e.g. timm's (1,1,C)) -> (B, N+1, C) with tok first. */
+Tensor *mt_prepend_token(Ctx *c, Tensor *x, Tensor *tok);
+/* External attention's double normalisation on x (B, N, S): softmax over the token axis N,
+ * then each token's row divided by its sum over the S memory units (+ eps). */
+Tensor *mt_double_norm(Ctx *c, Tensor *x, float eps);
+/* Per-sample channel gate (squeeze-excitation): x (B, ..., C), g (B, C) -> x * sigmoid(g)[b, c]. */
+Tensor *mt_channel_gate(Ctx *c, Tensor *x, Tensor *g);

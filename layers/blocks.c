@@ -70,10 +70,28 @@ Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
     return x;
 }
 
-/* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in). */
+/* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in).
+ * Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))). */
 Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act) {
     Tensor *h = mt_linear(c, x, mat_view(c, mlp->fc1_w), NULL);
-    h = mlp->fc1_b ? mt_bias_act(c, h, mlp->fc1_b, act) : mt_activation(c, h, act);
+    if (mlp->gated) {
+        if (mlp->fc1_b) h = mt_bias_add(c, h, mlp->fc1_b);
+        h = mt_glu(c, h, mlp->gate);
+    } else h = mlp->fc1_b ? mt_bias_act(c, h, mlp->fc1_b, act) : mt_activation(c, h, act);
+    if (mlp->sgu && h) {
+        int B = h->shape[0], W = mt_last(h), half = W / 2;
+        int s3[3] = {B, (int)(h->numel / ((size_t)B * W)), W};
+        Tensor *t = mt_reshape(c, h, 3, s3);
+        Tensor *u = mt_narrow(c, t, 2, 0, half), *v = mt_narrow(c, t, 2, half, half);
+        v = norm_forward(c, &mlp->sgu_norm, v);
+        v = mt_token_linear(c, v, mlp->sgu_w, mlp->sgu_b);
+        t = mt_mul(c, u, v);
+        if (!t) return NULL;
+        int s[MT_MAXDIM];
+        memcpy(s, h->shape, sizeof s);
+        s[h->ndim - 1] = half;
+        h = mt_reshape(c, t, h->ndim, s);
+    }
     return mt_linear(c, h, mat_view(c, mlp->fc2_w), mlp->fc2_b);
 }
 
@@ -102,15 +120,26 @@ static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_a
     case MIX_RANDOM:
         return as_grid(c, mt_token_linear(c, as_tokens(c, x), tm->w, tm->b), x);
     case MIX_ATTENTION:
-        t = mt_linear(c, as_tokens(c, x), tm->qkv_w, NULL);
+        t = mt_linear(c, as_tokens(c, x), tm->qkv_w, tm->qkv_b);
         t = mt_attention(c, t, tm->heads);
         t = mt_linear(c, t, tm->proj_w, tm->proj_b);
         return as_grid(c, t, x);
+    case MIX_EXTERNAL: return as_grid(c, external_forward(c, tm, as_tokens(c, x)), x);
+    case MIX_REPMLP: return repmlp_forward(c, tm, x);
+    case MIX_SGU: return x; /* gMLP: the gating unit lives in the channel MLP */
     }
     return x;
 }
 
 Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
+    if (blk->gmlp) { /* timm SpatialGatingBlock: x + drop_path(mlp_channels(norm(x))) */
+        mt_scope(c, "%s.norm", blk->name);
+        Tensor *y = norm_forward(c, &blk->norm1, x);
+        mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
+        y = mlp_forward(c, &blk->mlp, y, act);
+        if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
+        return mt_residual(c, x, y, NULL);
+    }
     mt_scope(c, "%s.norm1", blk->name);
     Tensor *y = norm_forward(c, &blk->norm1, x);
     mt_scope(c, "%s.%s", blk->name, blk->mix_name);
@@ -141,6 +170,13 @@ double mixer_flops(const ModelConfig *cfg, int kind, int N, int C, int h, int w)
         attention_dims(cfg, C, &heads, &A);
         return 2.0 * N * (double)C * 3 * A + 2.0 * 2.0 * (double)N * N * A + 2.0 * N * (double)A * C;
     }
+    case MIX_EXTERNAL: return 2.0 * 2.0 * N * (double)C * cfg->mem_units;
+    case MIX_REPMLP: {
+        double f = 2.0 * C * (double)N * N;
+        for (int i = 0; !cfg->rep_deploy && i < MT_MAX_STAGES && cfg->rep_kernels[i]; i++)
+            f += 2.0 * C * (double)N * cfg->rep_kernels[i] * cfg->rep_kernels[i];
+        return f;
+    }
     default: return 0; /* pool, identity: no multiply-adds worth counting */
     }
 }
@@ -160,6 +196,32 @@ int mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int hidden, int
     if (!(mlp->fc2_w = reg_param(m, err, n, fi.weight, p, "weight", k, s2))) return -1;
     if (!(mlp->fc2_b = reg1(m, err, n, bi, p, "bias", in))) return -1;
     return 0;
+}
+
+int chan_mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int conv1x1, FamilyInit fi, char *err,
+                      size_t n) {
+    int gate, h = mlp_hidden(&m->cfg, in, &gate);
+    memset(mlp, 0, sizeof *mlp);
+    if (gate < 0) return mlp_register(m, mlp, prefix, in, h, conv1x1, fi, err, n);
+    /* timm GluMlp: fc1 (2h, in) -> [value | gate], fc2 (in, h) */
+    char p[200];
+    int k = conv1x1 ? 4 : 2;
+    int s1[4] = {2 * h, in, 1, 1}, s2[4] = {in, h, 1, 1};
+    InitSpec bi = strstr(prefix, "mlp") ? fi.mlp_bias : fi.bias;
+    mlp->gated = 1;
+    mlp->gate = (mt_gate)gate;
+    snprintf(p, sizeof p, "%s.fc1", prefix);
+    if (!(mlp->fc1_w = reg_param(m, err, n, fi.weight, p, "weight", k, s1))) return -1;
+    if (!(mlp->fc1_b = reg1(m, err, n, bi, p, "bias", 2 * h))) return -1;
+    snprintf(p, sizeof p, "%s.fc2", prefix);
+    if (!(mlp->fc2_w = reg_param(m, err, n, fi.weight, p, "weight", k, s2))) return -1;
+    if (!(mlp->fc2_b = reg1(m, err, n, bi, p, "bias", in))) return -1;
+    return 0;
+}
+
+double chan_mlp_flops(const ModelConfig *cfg, int N, int C) {
+    int gate, h = mlp_hidden(cfg, C, &gate);
+    return gate < 0 ? 2.0 * N * 2.0 * C * h : 2.0 * N * 3.0 * C * h;
 }
 
 int mixer_register(Model *m, TokenMixer *tm, MixKind kind, const char *prefix, int N, int C, FamilyInit fi,
@@ -186,13 +248,23 @@ int mixer_register(Model *m, TokenMixer *tm, MixKind kind, const char *prefix, i
         attention_dims(&m->cfg, C, &tm->heads, &A);
         snprintf(p, sizeof p, "%s.qkv", prefix);
         if (!(tm->qkv_w = reg2(m, err, n, fi.weight, p, "weight", 3 * A, C))) return -1;
+        if (!strcmp(m->cfg.family, "vit") && !(tm->qkv_b = reg1(m, err, n, fi.bias, p, "bias", 3 * A))) return -1;
         snprintf(p, sizeof p, "%s.proj", prefix);
         if (!(tm->proj_w = reg2(m, err, n, fi.weight, p, "weight", C, A))) return -1;
         if (!(tm->proj_b = reg1(m, err, n, fi.bias, p, "bias", C))) return -1;
         return 0;
     }
+    case MIX_EXTERNAL: return external_register(m, tm, prefix, C, fi, err, n);
+    case MIX_REPMLP: {
+        int h = 1;
+        while (h * h < N) h++;
+        if (h * h != N) return snprintf(err, n, "model %s: %s: repmlp needs a square grid, got %d tokens", m->cfg.name,
+                                        prefix, N), -1;
+        return repmlp_register(m, tm, prefix, h, h, C, fi, err, n);
+    }
     case MIX_POOL:
-    case MIX_IDENTITY: return 0;
+    case MIX_IDENTITY:
+    case MIX_SGU: return 0;
     }
     return 0;
 }

@@ -7,7 +7,10 @@
 #include <string.h>
 
 static const char *const norm_names[] = {"layernorm", "groupnorm", "affine", "rmsnorm", "none"};
-static const char *const mixer_names[] = {"mlp", "linear", "pool", "identity", "random", "attention"};
+static const char *const mixer_names[] = {"mlp",       "linear",   "pool",   "identity", "random",
+                                          "attention", "external", "repmlp", "sgu"};
+#define NMIXERS 9
+static const char *const mlp_names[] = {"mlp", "glu", "geglu", "swiglu", "reglu"};
 
 static int lookup(const char *const *names, int count, const char *s) {
     for (int i = 0; s && i < count; i++)
@@ -15,9 +18,11 @@ static int lookup(const char *const *names, int count, const char *s) {
     return -1;
 }
 int parse_norm(const char *s) { return lookup(norm_names, 5, s); }
-int parse_mixer(const char *s) { return lookup(mixer_names, 6, s); }
+int parse_mixer(const char *s) { return lookup(mixer_names, NMIXERS, s); }
+int parse_mlp(const char *s) { return lookup(mlp_names, 5, s); }
 const char *norm_str(int k) { return k >= 0 && k < 5 ? norm_names[k] : "?"; }
-const char *mixer_str(int k) { return k >= 0 && k < 6 ? mixer_names[k] : "?"; }
+const char *mixer_str(int k) { return k >= 0 && k < NMIXERS ? mixer_names[k] : "?"; }
+#define MIXER_LIST "mlp, linear, pool, identity, random, attention, external, repmlp"
 int parse_act(const char *s) {
     if (!s) return -1;
     if (strcmp(s, "gelu") == 0) return MT_ACT_GELU;
@@ -30,7 +35,8 @@ int parse_act(const char *s) {
 static const char *const override_keys[] = {
     "num-classes", "img-size", "in-chans", "drop", "drop-path", "patch-size", "embed-dim", "depth", "depths",
     "dims", "mlp-ratio", "mlp-ratio-tokens", "pool-size", "token-mixer", "norm", "act", "layer-scale",
-    "layer-scale-init", "heads", "stem-kernel", "stem-stride", "stem-pad", NULL};
+    "layer-scale-init", "heads", "stem-kernel", "stem-stride", "stem-pad", "mlp", "mlp-hidden-scale", "mem-units",
+    "rep-kernels", "rep-reduction", "rep-deploy", NULL};
 
 const char *const *model_override_keys(void) { return override_keys; }
 
@@ -142,7 +148,7 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         if (k < 0) return BAD("need one mixer or a comma list of up to %d (one per stage)", MT_MAX_STAGES);
         for (int i = 0; i < k; i++)
             if (parse_mixer(items[i]) < 0)
-                return BAD("unknown token mixer '%s' (mlp, linear, pool, identity, random, attention)", items[i]);
+                return BAD("unknown token mixer '%s' (" MIXER_LIST "; sgu on gmlp)", items[i]);
         if (!hier && k > 1) return BAD("isotropic models take one token mixer for all blocks");
         for (int s = 0; s < MT_MAX_STAGES; s++) {
             if (k == 1) memcpy(cfg->token_mixer[s], items[0], 16);
@@ -163,6 +169,26 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         if (parse_float(value, -1e6, 1e6, &cfg->layer_scale_init)) return BAD("need a number");
     } else if (strcmp(key, "heads") == 0) {
         if (parse_int(value, 0, 4096, &cfg->heads)) return BAD("need an integer >= 0 (0: head_dim 32)");
+    } else if (strcmp(key, "mlp") == 0) {
+        if (parse_mlp(value) < 0) return BAD("unknown channel MLP (mlp, glu, geglu, swiglu, reglu)");
+        snprintf(cfg->mlp, sizeof cfg->mlp, "%s", value);
+    } else if (strcmp(key, "mlp-hidden-scale") == 0) {
+        if (parse_float(value, 0, 1024, &cfg->mlp_hidden_scale)) return BAD("need a number >= 0 (0: auto)");
+    } else if (strcmp(key, "mem-units") == 0) {
+        if (parse_int(value, 1, 1 << 16, &cfg->mem_units)) return BAD("need an integer >= 1");
+    } else if (strcmp(key, "rep-kernels") == 0) {
+        int tmp[MT_MAX_STAGES] = {0};
+        int k = parse_int_list(value, 1, 63, tmp);
+        for (int i = 0; i < k; i++)
+            if (tmp[i] % 2 == 0) k = -1;
+        if (k < 0) return BAD("need 1..%d odd conv kernel sizes, e.g. 1,3", MT_MAX_STAGES);
+        memcpy(cfg->rep_kernels, tmp, sizeof tmp);
+    } else if (strcmp(key, "rep-reduction") == 0) {
+        if (parse_int(value, 1, 4096, &cfg->rep_reduction)) return BAD("need an integer >= 1");
+    } else if (strcmp(key, "rep-deploy") == 0) {
+        if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true")) cfg->rep_deploy = 1;
+        else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false")) cfg->rep_deploy = 0;
+        else return BAD("need on or off");
     } else if (strcmp(key, "stem-kernel") == 0 || strcmp(key, "stem-stride") == 0 || strcmp(key, "stem-pad") == 0) {
         if (!hier) return BAD("only poolformer has a conv stem; isotropic models use patch-size");
         int *dst = key[5] == 'k' ? &cfg->stem_kernel : key[5] == 's' ? &cfg->stem_stride : &cfg->stem_pad;
@@ -177,6 +203,15 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
 }
 
 int conv_out(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+int mlp_hidden(const ModelConfig *cfg, int dim, int *gate) {
+    int k = parse_mlp(cfg->mlp);
+    if (gate) *gate = k <= 0 ? -1 : k == 1 ? MT_GATE_SIGMOID : k == 2 ? MT_GATE_GELU : k == 3 ? MT_GATE_SILU : MT_GATE_RELU;
+    if (cfg->mlp_hidden_scale > 0 || k <= 0)
+        return (int)((double)cfg->mlp_ratio * dim * (cfg->mlp_hidden_scale > 0 ? (double)cfg->mlp_hidden_scale : 1.0));
+    /* auto 2/3 of the width: + 1e-6 so that 2/3 of a multiple of 3 is exact (1536 -> 1024) */
+    return (int)((double)cfg->mlp_ratio * dim * 2.0 / 3.0 + 1e-6);
+}
 
 void attention_dims(const ModelConfig *cfg, int dim, int *heads, int *attn_dim) {
     if (cfg->heads > 0) {
@@ -193,8 +228,10 @@ void attention_dims(const ModelConfig *cfg, int dim, int *heads, int *attn_dim) 
 int config_validate(const ModelConfig *cfg, char *err, size_t n) {
     const char *nm = cfg->name[0] ? cfg->name : cfg->family;
     int hier = is_hier(cfg);
-    if (!hier && strcmp(cfg->family, "mixer") && strcmp(cfg->family, "resmlp"))
-        return VFAIL("unknown family '%s' (mixer, resmlp, poolformer)", nm, cfg->family);
+    const char *fam = cfg->family;
+    int gmlp = !strcmp(fam, "gmlp"), vit = !strcmp(fam, "vit");
+    if (!hier && strcmp(fam, "mixer") && strcmp(fam, "resmlp") && !gmlp && !vit && strcmp(fam, "repmlp"))
+        return VFAIL("unknown family '%s' (mixer, resmlp, poolformer, gmlp, vit, repmlp)", nm, cfg->family);
     if (cfg->num_classes < 1 || cfg->img_size < 1 || cfg->in_chans < 1)
         return VFAIL("num_classes %d, img_size %d, in_chans %d must be >= 1", nm, cfg->num_classes, cfg->img_size,
                      cfg->in_chans);
@@ -209,10 +246,30 @@ int config_validate(const ModelConfig *cfg, char *err, size_t n) {
     if (cfg->heads < 0) return VFAIL("heads %d must be >= 0", nm, cfg->heads);
     int nst = hier ? cfg->num_stages : 1;
     if (nst < 1 || nst > MT_MAX_STAGES) return VFAIL("num_stages %d outside 1..%d", nm, nst, MT_MAX_STAGES);
-    for (int s = 0; s < nst; s++)
-        if (parse_mixer(cfg->token_mixer[s]) < 0)
-            return VFAIL("stage %d: unknown token mixer '%s' (mlp, linear, pool, identity, random, attention)%s", nm,
-                         s, cfg->token_mixer[s], hier ? "; give one mixer or one per stage" : "");
+    for (int s = 0; s < nst; s++) {
+        int mk = parse_mixer(cfg->token_mixer[s]);
+        if (mk < 0)
+            return VFAIL("stage %d: unknown token mixer '%s' (" MIXER_LIST ")%s", nm, s, cfg->token_mixer[s],
+                         hier ? "; give one mixer or one per stage" : "");
+        if ((mk == MIX_SGU) != gmlp)
+            return VFAIL("token mixer '%s': gmlp blocks are spatial gating units ('sgu'), other families cannot use "
+                         "'sgu'",
+                         nm, cfg->token_mixer[s]);
+        if (vit && (mk == MIX_POOL || mk == MIX_REPMLP))
+            return VFAIL("token mixer '%s' needs an image grid; vit's tokens have a class token in front "
+                         "(use attention, mlp, linear, random, identity, external)",
+                         nm, cfg->token_mixer[s]);
+    }
+    if (parse_mlp(cfg->mlp) < 0) return VFAIL("unknown channel mlp '%s' (mlp, glu, geglu, swiglu, reglu)", nm, cfg->mlp);
+    if (!(cfg->mlp_hidden_scale >= 0)) return VFAIL("mlp-hidden-scale %g must be >= 0", nm, cfg->mlp_hidden_scale);
+    if (cfg->mem_units < 1) return VFAIL("mem-units %d must be >= 1", nm, cfg->mem_units);
+    if (cfg->rep_reduction < 1) return VFAIL("rep-reduction %d must be >= 1", nm, cfg->rep_reduction);
+    for (int i = 0; i < MT_MAX_STAGES && cfg->rep_kernels[i]; i++)
+        if (cfg->rep_kernels[i] < 1 || cfg->rep_kernels[i] % 2 == 0)
+            return VFAIL("rep-kernels: %d is not an odd kernel size", nm, cfg->rep_kernels[i]);
+    if (gmlp && mlp_hidden(cfg, cfg->embed_dim, NULL) % 2)
+        return VFAIL("gmlp: the gated width %d must be even (the spatial gating unit halves it)", nm,
+                     mlp_hidden(cfg, cfg->embed_dim, NULL));
     if (!hier) {
         if (cfg->patch_size < 1 || cfg->embed_dim < 1 || cfg->depth < 1)
             return VFAIL("patch_size %d, embed_dim %d, depth %d must be >= 1", nm, cfg->patch_size, cfg->embed_dim,
@@ -257,6 +314,19 @@ void model_config_describe(const ModelConfig *cfg, char *buf, size_t n) {
     } else {
         ADD(" patch_size=%d embed_dim=%d depth=%d token_mixer=%s", cfg->patch_size, cfg->embed_dim, cfg->depth,
             cfg->token_mixer[0]);
+    }
+    ADD(" mlp=%s", cfg->mlp);
+    if (cfg->mlp_hidden_scale > 0) ADD(" mlp_hidden_scale=%g", cfg->mlp_hidden_scale);
+    for (int s = 0; s < (is_hier(cfg) ? cfg->num_stages : 1); s++) {
+        if (!strcmp(cfg->token_mixer[s], "external")) { ADD(" mem_units=%d", cfg->mem_units); break; }
+    }
+    for (int s = 0; s < (is_hier(cfg) ? cfg->num_stages : 1); s++) {
+        if (!strcmp(cfg->token_mixer[s], "repmlp")) {
+            ADD(" rep_kernels=");
+            for (int i = 0; i < MT_MAX_STAGES && cfg->rep_kernels[i]; i++) ADD("%s%d", i ? "," : "", cfg->rep_kernels[i]);
+            ADD(" rep_reduction=%d rep_deploy=%d", cfg->rep_reduction, cfg->rep_deploy);
+            break;
+        }
     }
     ADD(" mlp_ratio=%g mlp_ratio_tokens=%g pool_size=%d heads=%d norm=%s act=%s layer_scale=%s", cfg->mlp_ratio,
         cfg->mlp_ratio_tokens, cfg->pool_size, cfg->heads, cfg->norm, cfg->act, cfg->layer_scale ? "on" : "off");

@@ -26,6 +26,9 @@ static const Field fields[] = {
     FI("pool_size", pool_size), {"token_mixer", F_STRS, offsetof(ModelConfig, token_mixer), 0},
     FS("norm", norm), FS("act", act), FI("layer_scale", layer_scale), FF("layer_scale_init", layer_scale_init),
     FI("heads", heads), FI("stem_kernel", stem_kernel), FI("stem_stride", stem_stride), FI("stem_pad", stem_pad),
+    FS("mlp", mlp), FF("mlp_hidden_scale", mlp_hidden_scale), FI("mem_units", mem_units),
+    {"rep_kernels", F_INTS, offsetof(ModelConfig, rep_kernels), 0}, FI("rep_reduction", rep_reduction),
+    FI("rep_deploy", rep_deploy),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 

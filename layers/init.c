@@ -71,6 +71,9 @@ static void init_one(Tensor *t, InitSpec spec, uint64_t seed) {
         for (size_t i = 0; i < n; i++) d[i] = (float)(trunc_normal(&r, -2.0 / sd, 2.0 / sd) * sd);
         break;
     }
+    case INIT_UNIFORM:
+        for (size_t i = 0; i < n; i++) d[i] = (float)((2.0 * uniform(&r) - 1.0) * spec.v);
+        break;
     case INIT_NORMAL:
         for (size_t i = 0; i < n; i++) d[i] = (float)(normal(&r) * spec.v);
         break;

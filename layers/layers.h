@@ -19,28 +19,52 @@ typedef enum {
     INIT_LECUN,                         /* timm lecun_normal_: truncated normal, fan_in */
     INIT_TRUNC_NORMAL,                  /* trunc_normal_(std=v, a=-2, b=2) */
     INIT_NORMAL,                        /* normal_(std=v) */
-    INIT_RANDOM_MIX                     /* softmax(rand(N, N), -1): RandFormer's frozen matrix */
+    INIT_RANDOM_MIX,                    /* softmax(rand(N, N), -1): RandFormer's frozen matrix */
+    INIT_UNIFORM                        /* uniform(-v, v): PyTorch's default conv init (ViT patch embed) */
 } InitKind;
 typedef struct InitSpec { InitKind kind; float v; } InitSpec;
 
 /* ---- string switches ---- */
 typedef enum { NORM_LAYERNORM, NORM_GROUPNORM, NORM_AFFINE, NORM_RMSNORM, NORM_NONE } NormKind;
-typedef enum { MIX_MLP, MIX_LINEAR, MIX_POOL, MIX_IDENTITY, MIX_RANDOM, MIX_ATTENTION } MixKind;
+typedef enum {
+    MIX_MLP, MIX_LINEAR, MIX_POOL, MIX_IDENTITY, MIX_RANDOM, MIX_ATTENTION, MIX_EXTERNAL, MIX_REPMLP, MIX_SGU
+} MixKind;
 int parse_norm(const char *s);   /* -1 when unknown */
 int parse_mixer(const char *s);
 int parse_act(const char *s);    /* mt_act or -1 */
+int parse_mlp(const char *s);    /* 0 mlp, 1 glu, 2 geglu, 3 swiglu, 4 reglu, -1 unknown */
+/* Hidden width h of a channel MLP on `dim` channels (fc1 is (2h, dim) when gated);
+ * *gate (may be NULL) = mt_gate of the variant or -1 for the plain MLP. */
+int mlp_hidden(const ModelConfig *cfg, int dim, int *gate);
 const char *norm_str(int k);
 const char *mixer_str(int k);
 
 /* ---- layers ---- */
 typedef struct Norm { NormKind kind; Tensor *w, *b; float eps; } Norm;
-typedef struct Mlp { Tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b; } Mlp; /* weights may be 1x1 convs */
+typedef struct Mlp {
+    Tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b; /* weights may be 1x1 convs */
+    int gated;               /* GLU variant: fc1 gives [value | gate], y = value * gate_act(gate) */
+    mt_gate gate;
+    /* gMLP's spatial gating unit after the activation: [u | v], v = norm(v),
+     * v = proj over tokens (N, N) + bias, out u * v */
+    int sgu;
+    Norm sgu_norm;
+    Tensor *sgu_w, *sgu_b;
+} Mlp;
 typedef struct TokenMixer {
     MixKind kind;
     Mlp mlp;                 /* MIX_MLP over tokens: fc1 (Nh, N), fc2 (N, Nh) */
     Tensor *w, *b;           /* MIX_LINEAR (N, N) + (N); MIX_RANDOM (N, N), frozen */
-    Tensor *qkv_w, *proj_w, *proj_b;
+    Tensor *qkv_w, *qkv_b, *proj_w, *proj_b; /* qkv_b: ViT only */
     int heads, pool_size;
+    Tensor *mk_w, *mv_w;     /* MIX_EXTERNAL: memory units M_k (S, C), M_v (C, S) */
+    /* MIX_REPMLP: global perceptron gp (fc1 (C/r, C), fc2 (C, C/r)), partition perceptron
+     * fc3 (N, N) + (N) shared over channels, local perceptron convs (1, 1, k, k) + (1) shared
+     * over channels; none after re-parameterisation (deploy) */
+    Mlp gp;
+    Tensor *fc3_w, *fc3_b;
+    Tensor *conv_w[MT_MAX_STAGES], *conv_b[MT_MAX_STAGES];
+    int nconv, conv_k[MT_MAX_STAGES];
 } TokenMixer;
 typedef struct Block {
     Norm norm1, norm2;
@@ -51,6 +75,7 @@ typedef struct Block {
     char name[64];           /* "blocks.3" / "stages.1.blocks.0", for error scopes */
     const char *mix_name;    /* "mlp_tokens" | "linear_tokens" | "token_mixer" */
     const char *mlp_name;    /* "mlp_channels" | "mlp" */
+    int gmlp;                /* gMLP block: x + drop_path(mlp(norm1(x))), no token mixer branch */
 } Block;
 typedef struct Stage {
     Tensor *ds_w, *ds_b;     /* downsample conv 3x3 s2 p1, or NULL */
@@ -71,6 +96,7 @@ typedef struct Net {
     int norm_before_pool;    /* isotropic: norm(x) then mean; hierarchical: mean then norm */
     Norm head_norm;
     Tensor *head_w, *head_b;
+    Tensor *cls_token, *pos_embed; /* ViT: (1, 1, D), (1, N + 1, D); pooled by the class token */
 } Net;
 
 /* Register a parameter "prefix.leaf" with its init; NULL (err filled) on failure. */
@@ -94,6 +120,17 @@ int mixer_register(Model *m, TokenMixer *tm, MixKind kind, const char *prefix, i
 /* fc1 (hidden, in[,1,1]), fc2 (in, hidden[,1,1]) with biases; conv1x1 adds the 1x1 kernel axes. */
 int mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int hidden, int conv1x1, FamilyInit fi,
                  char *err, size_t n);
+/* The channel MLP of a block: plain or GLU variant per cfg->mlp (width from mlp_hidden). */
+int chan_mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int conv1x1, FamilyInit fi, char *err,
+                      size_t n);
+/* FLOPs of one channel MLP on N tokens of C channels. */
+double chan_mlp_flops(const ModelConfig *cfg, int N, int C);
+/* RepMLP / External Attention mixers (repmlp.c). */
+int repmlp_register(Model *m, TokenMixer *tm, const char *prefix, int h, int w, int C, FamilyInit fi, char *err,
+                    size_t n);
+Tensor *repmlp_forward(Ctx *c, const TokenMixer *tm, Tensor *x);
+int external_register(Model *m, TokenMixer *tm, const char *prefix, int C, FamilyInit fi, char *err, size_t n);
+Tensor *external_forward(Ctx *c, const TokenMixer *tm, Tensor *x);
 
 /* ---- forward helpers (blocks.c) ---- */
 /* 1-D (C) view of a parameter of numel C (ResMLP's (1,1,C) affine). */
@@ -108,6 +145,10 @@ Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act);
 /* ---- family builders / flops ---- */
 int isotropic_build(Model *m, char *err, size_t n);   /* mixer, resmlp (mixer.c) */
 int poolformer_build(Model *m, char *err, size_t n);  /* poolformer.c */
+int gmlp_build(Model *m, char *err, size_t n);        /* gmlp.c */
+int vit_build(Model *m, char *err, size_t n);         /* vit.c */
+double gmlp_gflops(const ModelConfig *cfg);
+double vit_gflops(const ModelConfig *cfg);
 double isotropic_gflops(const ModelConfig *cfg);
 double poolformer_gflops(const ModelConfig *cfg);
 /* FLOPs of one block's token mixer on N tokens of C channels (blocks.c). */

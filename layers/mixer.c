@@ -8,7 +8,8 @@
  *   | blocks.i.linear_tokens.*            ResMLP token linear (N, N)
  *   | blocks.i.token_mixer.*              other ablations (random_matrix, qkv, proj)
  *   blocks.i.norm2.*, blocks.i.mlp_channels.fc1/fc2.*
- * around them stem.proj.{weight,bias} first and norm.*, head.{weight,bias} last. */
+ * around them stem.proj.{weight,bias} first and norm.*, head.{weight,bias} last.
+ * The repmlp family is this skeleton with the RepMLP token mixer (blocks.i.token_mixer.*). */
 #include "layers/layers.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,7 @@ int isotropic_build(Model *m, char *err, size_t n) {
         snprintf(p, sizeof p, "%s.norm2", pre);
         if (norm_register(m, &b->norm2, nk, eps, p, D, err, n)) return -1;
         snprintf(p, sizeof p, "%s.mlp_channels", pre);
-        if (mlp_register(m, &b->mlp, p, D, (int)((double)cfg->mlp_ratio * D), 0, fi, err, n)) return -1;
+        if (chan_mlp_register(m, &b->mlp, p, D, 0, fi, err, n)) return -1;
     }
     net->norm_before_pool = 1;
     if (norm_register(m, &net->head_norm, nk, eps, "norm", D, err, n)) return -1;
@@ -76,8 +77,7 @@ int isotropic_build(Model *m, char *err, size_t n) {
 double isotropic_gflops(const ModelConfig *cfg) {
     int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P, N = g * g;
     double f = 2.0 * N * D * (double)cfg->in_chans * P * P;                        /* stem */
-    double hid = (int)((double)cfg->mlp_ratio * D);
-    double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[0]), N, D, g, g) + 2.0 * N * 2.0 * D * hid;
+    double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[0]), N, D, g, g) + chan_mlp_flops(cfg, N, D);
     f += cfg->depth * blk + 2.0 * D * cfg->num_classes;
     return f * 1e-9;
 }

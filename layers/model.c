@@ -18,7 +18,10 @@ int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n) {
     if (!net) return snprintf(err, n, "out of memory"), -1;
     m->priv = net;
     net->act = (mt_act)parse_act(cfg->act);
-    int rc = is_hier(cfg) ? poolformer_build(m, err, n) : isotropic_build(m, err, n);
+    int rc = is_hier(cfg)                     ? poolformer_build(m, err, n)
+             : !strcmp(cfg->family, "gmlp") ? gmlp_build(m, err, n)
+             : !strcmp(cfg->family, "vit")  ? vit_build(m, err, n)
+                                            : isotropic_build(m, err, n);
     if (rc) {
         model_free(m);
         return -1;
@@ -37,7 +40,12 @@ void model_free(Model *m) {
     m->priv = NULL;
 }
 
-double model_gflops(const ModelConfig *cfg) { return is_hier(cfg) ? poolformer_gflops(cfg) : isotropic_gflops(cfg); }
+double model_gflops(const ModelConfig *cfg) {
+    if (is_hier(cfg)) return poolformer_gflops(cfg);
+    if (!strcmp(cfg->family, "gmlp")) return gmlp_gflops(cfg);
+    if (!strcmp(cfg->family, "vit")) return vit_gflops(cfg);
+    return isotropic_gflops(cfg);
+}
 
 Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
     Net *net = m->priv;
@@ -49,8 +57,16 @@ Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
         images->shape[3] != cfg->img_size)
         return mt_fail(c, "model_forward", "model %s expects images (B, %d, %d, %d) NCHW, got %s", cfg->name,
                        cfg->in_chans, cfg->img_size, cfg->img_size, mt_shape_str(images, s, sizeof s));
-    mt_scope(c, "%s", is_hier(cfg) ? "stem.conv" : "stem.proj");
+    mt_scope(c, "%s", is_hier(cfg) ? "stem.conv" : net->cls_token ? "patch_embed.proj" : "stem.proj");
     Tensor *x = mt_conv2d(c, images, MT_NCHW, net->stem_w, net->stem_b, net->stem_s, net->stem_p);
+    if (net->cls_token && x) { /* ViT: [cls; patches] + pos_embed, run as a (B, 1, N+1, D) grid */
+        int B = x->shape[0], D = x->shape[3], N = x->shape[1] * x->shape[2];
+        mt_scope(c, "cls_token");
+        x = mt_prepend_token(c, mt_reshape(c, x, 3, (int[]){B, N, D}), net->cls_token);
+        mt_scope(c, "pos_embed");
+        x = mt_bias_add(c, mt_reshape(c, x, 2, (int[]){B, (N + 1) * D}), vec_view(c, net->pos_embed));
+        x = mt_reshape(c, x, 4, (int[]){B, 1, N + 1, D});
+    }
     for (int si = 0; si < net->nstages; si++) {
         const Stage *st = &net->stages[si];
         if (st->ds_w) {
@@ -59,7 +75,13 @@ Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
         }
         for (int j = 0; j < st->nblocks; j++) x = block_forward(c, &net->blocks[st->first + j], x, net->act);
     }
-    if (net->norm_before_pool) {
+    if (net->cls_token) { /* timm global_pool='token': norm, then the class token */
+        mt_scope(c, "norm");
+        x = norm_forward(c, &net->head_norm, x);
+        mt_scope(c, "head");
+        x = mt_narrow(c, x, 2, 0, 1);
+        if (x) x = mt_reshape(c, x, 2, (int[]){x->shape[0], x->shape[3]});
+    } else if (net->norm_before_pool) {
         mt_scope(c, "norm");
         x = norm_forward(c, &net->head_norm, x);
         mt_scope(c, "head");

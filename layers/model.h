@@ -11,7 +11,7 @@
 
 typedef struct ModelConfig {
     char name[64];          /* registry name, e.g. "mixer_s16_224" */
-    char family[16];        /* "mixer" | "resmlp" | "poolformer" (more later) */
+    char family[16];        /* "mixer" | "resmlp" | "poolformer" | "gmlp" | "vit" | "repmlp" */
     int num_classes, img_size, in_chans;
     float drop_rate, drop_path_rate;
     /* isotropic families (mixer, resmlp) */
@@ -20,7 +20,8 @@ typedef struct ModelConfig {
     /* hierarchical (poolformer / metaformer) */
     int num_stages, depths[MT_MAX_STAGES], dims[MT_MAX_STAGES], pool_size;
     /* ablation switches; token_mixer per stage (isotropic models use [0] for all blocks):
-     * "mlp" | "linear" | "pool" | "identity" | "random" | "attention" */
+     * "mlp" | "linear" | "pool" | "identity" | "random" | "attention" | "external" | "repmlp";
+     * gmlp's blocks are "sgu" (the spatial gating unit inside the channel MLP) */
     char token_mixer[MT_MAX_STAGES][16];
     char norm[16];          /* "layernorm" | "groupnorm" | "affine" | "rmsnorm" | "none" */
     char act[16];           /* "gelu" | "relu" | "silu" | "gelu_tanh" */
@@ -29,6 +30,17 @@ typedef struct ModelConfig {
     int heads;              /* attention mixer: 0 = timm's head_dim 32 rule, else heads of dim/heads */
     /* hierarchical stem conv (poolformer: 7, 4, 2); the tiny preset uses 3, 2, 1 */
     int stem_kernel, stem_stride, stem_pad;
+    /* channel MLPs: "mlp" | "glu" | "geglu" | "swiglu" | "reglu" (timm GluMlp layout: fc1 (2h, C),
+     * value half first, gate half second); hidden h = int(mlp_ratio * C * scale), scale 0 = auto
+     * (1 for mlp, 2/3 for the gated variants: the same parameter count) */
+    char mlp[16];
+    float mlp_hidden_scale;
+    int mem_units;          /* external attention: S memory units (default 64) */
+    /* RepMLP token mixer: local-perceptron conv kernels (0-terminated list, default 1,3),
+     * global-perceptron reduction (default 4), deploy = 1 after `mixtape reparam` (fc3 only) */
+    int rep_kernels[MT_MAX_STAGES];
+    int rep_reduction;
+    int rep_deploy;
 } ModelConfig;
 
 typedef struct Model {
@@ -45,7 +57,8 @@ int model_config_default(const char *name, ModelConfig *cfg, char *err, size_t n
 /* One override by its command-line name without dashes: "num-classes", "img-size",
  * "in-chans", "drop", "drop-path", "patch-size", "embed-dim", "depth", "depths",
  * "dims", "mlp-ratio", "pool-size", "token-mixer", "norm", "act", "layer-scale",
- * "layer-scale-init", "heads". -1 with err naming key and value when invalid. */
+ * "layer-scale-init", "heads", "mlp", "mlp-hidden-scale", "mem-units", "rep-kernels",
+ * "rep-reduction", "rep-deploy". -1 with err naming key and value when invalid. */
 int model_config_set(ModelConfig *cfg, const char *key, const char *value, char *err, size_t n);
 /* NULL-terminated list of the keys model_config_set accepts. */
 const char *const *model_override_keys(void);
@@ -66,3 +79,7 @@ Tensor *model_forward(Ctx *c, Model *m, Tensor *images);
 /* Forward GFLOPs for one image (multiply-add = 2 FLOPs), GEMM/conv dominated. */
 double model_gflops(const ModelConfig *cfg);
 void model_free(Model *m);
+/* RepMLP structural re-parameterisation: `dst` must be built from src's config with
+ * rep_deploy = 1. Copies every shared parameter and folds each RepMLP mixer's conv
+ * branches into its fc3 (N, N) weight and bias. -1 with err on a mismatch. */
+int model_reparam(const Model *src, Model *dst, char *err, size_t n);

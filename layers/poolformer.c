@@ -77,9 +77,7 @@ int poolformer_build(Model *m, char *err, size_t n) {
             snprintf(p, sizeof p, "%s.norm2", pre);
             if (norm_register(m, &b->norm2, nk, eps, p, dim, err, n)) return -1;
             snprintf(p, sizeof p, "%s.mlp", pre);
-            if (mlp_register(m, &b->mlp, p, dim, (int)((double)cfg->mlp_ratio * dim), mk != MIX_ATTENTION, fi, err,
-                             n))
-                return -1;
+            if (chan_mlp_register(m, &b->mlp, p, dim, mk != MIX_ATTENTION, fi, err, n)) return -1;
             if (cfg->layer_scale) {
                 snprintf(p, sizeof p, "%s.layer_scale2", pre);
                 if (!(b->ls2 = reg1(m, err, n, ls, p, "scale", dim))) return -1;
@@ -104,8 +102,7 @@ double poolformer_gflops(const ModelConfig *cfg) {
             f += 2.0 * h * h * (double)dim * prev * 9;
         }
         int N = h * h;
-        double hid = (int)((double)cfg->mlp_ratio * dim);
-        double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[s]), N, dim, h, h) + 2.0 * N * 2.0 * dim * hid;
+        double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[s]), N, dim, h, h) + chan_mlp_flops(cfg, N, dim);
         f += cfg->depths[s] * blk;
     }
     f += 2.0 * cfg->dims[cfg->num_stages - 1] * cfg->num_classes;

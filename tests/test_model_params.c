@@ -27,9 +27,16 @@ static const struct { const char *name; size_t params; int keys; double gflops; 
     {"poolformer_s12", 11915176, 132, 3.624},  {"poolformer_s24", 21388968, 252, 6.784},
     {"poolformer_s36", 30862760, 372, 9.944},  {"poolformer_m36", 56172520, 372, 17.52},
     {"poolformer_m48", 73473448, 492, 23.07},
+    /* timm: gmlp_* (mlp_mixer.py), vit_* / deit_* (vision_transformer.py) */
+    {"gmlp_ti16_224", 5867328, 306, 2.658},    {"gmlp_s16_224", 19422656, 306, 8.784},
+    {"gmlp_b16_224", 73075392, 306, 31.44},    {"vit_tiny_patch16_224", 5717416, 152, 2.507},
+    {"vit_small_patch16_224", 22050664, 152, 9.198}, {"vit_base_patch16_224", 86567656, 152, 35.13},
+    {"deit_tiny_patch16_224", 5717416, 152, 2.507},  {"deit_small_patch16_224", 22050664, 152, 9.198},
     /* presets (mixtape's own; 10 classes, 28x28x1) */
     {"mixer_tiny", 558158, 54, 0.0580},        {"resmlp_tiny", 543442, 54, 0.0540},
     {"poolformer_tiny", 2059082, 112, 0.0447},
+    {"gmlp_tiny", 611026, 46, 0.06538},        {"vit_tiny_28", 803338, 56, 0.08397},
+    {"repmlp_tiny", 575874, 78, 0.05454},      {"repmlp_tiny_32", 586810, 78, 0.07275},
 };
 
 static int build(const char *name, const char *const *over, Model *m, char *err, size_t n) {
@@ -90,8 +97,64 @@ static void test_counts(void) {
             check_shape(&m, "head.fc.weight", 2, (int[]){1000, 512});
             CHECK(!mt_param_find(&m.params, "stages.0.downsample.conv.weight"), "poolformer: stage 0 downsample");
         }
+        if (!strcmp(m.cfg.name, "vit_tiny_patch16_224")) {
+            check_shape(&m, "cls_token", 3, (int[]){1, 1, 192});
+            check_shape(&m, "pos_embed", 3, (int[]){1, 197, 192});
+            check_shape(&m, "patch_embed.proj.weight", 4, (int[]){192, 3, 16, 16});
+            check_shape(&m, "blocks.0.attn.qkv.weight", 2, (int[]){576, 192});
+            check_shape(&m, "blocks.0.attn.qkv.bias", 1, (int[]){576});
+            check_shape(&m, "blocks.11.attn.proj.weight", 2, (int[]){192, 192});
+            check_shape(&m, "blocks.11.mlp.fc2.weight", 2, (int[]){192, 768});
+            check_shape(&m, "head.weight", 2, (int[]){1000, 192});
+            CHECK(!strcmp(m.params.t[0]->name, "cls_token") && !strcmp(m.params.t[1]->name, "pos_embed") &&
+                      !strcmp(m.params.t[2]->name, "patch_embed.proj.weight"),
+                  "vit order: %s %s %s", m.params.t[0]->name, m.params.t[1]->name, m.params.t[2]->name);
+        }
+        if (!strcmp(m.cfg.name, "gmlp_s16_224")) {
+            check_shape(&m, "blocks.0.norm.weight", 1, (int[]){256});
+            check_shape(&m, "blocks.0.mlp_channels.fc1.weight", 2, (int[]){1536, 256});
+            check_shape(&m, "blocks.0.mlp_channels.gate.norm.weight", 1, (int[]){768});
+            check_shape(&m, "blocks.0.mlp_channels.gate.proj.weight", 2, (int[]){196, 196});
+            check_shape(&m, "blocks.29.mlp_channels.fc2.weight", 2, (int[]){256, 768});
+            CHECK(!strcmp(m.params.t[6]->name, "blocks.0.mlp_channels.gate.norm.weight"), "gmlp order: 7th key %s",
+                  m.params.t[6]->name);
+        }
         model_free(&m);
     }
+    /* GLU variants keep the parameter count of the plain MLP (hidden 2/3), and the layout */
+    const char *glus[] = {"glu", "geglu", "swiglu", "reglu"};
+    Model a, b;
+    build("resmlp_12_224", NULL, &a, err, sizeof err);
+    for (int i = 0; i < 4; i++) {
+        CHECK(build("resmlp_12_224", (const char *const[]){"mlp", glus[i], NULL}, &b, err, sizeof err) == 0, "%s", err);
+        check_shape(&b, "blocks.0.mlp_channels.fc1.weight", 2, (int[]){2 * 1024, 384});
+        check_shape(&b, "blocks.0.mlp_channels.fc2.weight", 2, (int[]){384, 1024});
+        /* 3 h C = 2 H C with h = 2H/3; only fc1's bias grows, 2h - H = 512 per block */
+        CHECK(mt_params_count(&b.params) == mt_params_count(&a.params) + 12 * 512,
+              "%s: %zu params vs mlp %zu", glus[i], mt_params_count(&b.params), mt_params_count(&a.params));
+        model_free(&b);
+    }
+    CHECK(build("poolformer_tiny", (const char *const[]){"mlp", "swiglu", "mlp-hidden-scale", "0.5", NULL}, &b, err,
+                sizeof err) == 0, "%s", err);
+    check_shape(&b, "stages.0.blocks.0.mlp.fc1.weight", 4, (int[]){128, 32, 1, 1});
+    model_free(&b);
+    model_free(&a);
+    /* RepMLP: conv branches in training, none after re-parameterisation */
+    build("repmlp_tiny_32", NULL, &a, err, sizeof err);
+    check_shape(&a, "blocks.0.token_mixer.fc3.weight", 2, (int[]){64, 64});
+    check_shape(&a, "blocks.0.token_mixer.repconv3.weight", 4, (int[]){1, 1, 3, 3});
+    check_shape(&a, "blocks.0.token_mixer.gp.fc1.weight", 2, (int[]){32, 128});
+    build("repmlp_tiny_32", (const char *const[]){"rep-deploy", "on", NULL}, &b, err, sizeof err);
+    CHECK(!mt_param_find(&b.params, "blocks.0.token_mixer.repconv3.weight") &&
+              mt_params_count(&a.params) - mt_params_count(&b.params) == 4 * (1 + 1 + 9 + 1),
+          "deploy: %zu vs %zu params", mt_params_count(&b.params), mt_params_count(&a.params));
+    CHECK(model_gflops(&b.cfg) < model_gflops(&a.cfg), "deploy flops");
+    model_free(&a);
+    model_free(&b);
+    build("mixer_tiny", (const char *const[]){"token-mixer", "external", "mem-units", "32", NULL}, &a, err, sizeof err);
+    check_shape(&a, "blocks.0.token_mixer.mk.weight", 2, (int[]){32, 128});
+    check_shape(&a, "blocks.0.token_mixer.mv.weight", 2, (int[]){128, 32});
+    model_free(&a);
 }
 
 static void expect_error(int rc, const char *err, const char *needle, const char *what) {
@@ -127,6 +190,17 @@ static void test_errors(void) {
     model_config_set(&cfg, "heads", "3", err, sizeof err);
     model_config_set(&cfg, "token-mixer", "attention", err, sizeof err);
     expect_error(model_build(&m, &cfg, err, sizeof err), err, "heads 3", "dims not divisible by heads");
+    model_config_default("mixer_tiny", &cfg, err, sizeof err);
+    expect_error(model_config_set(&cfg, "mlp", "swiglu2", err, sizeof err), err, "swiglu2", "bad mlp");
+    expect_error(model_config_set(&cfg, "rep-kernels", "1,4", err, sizeof err), err, "rep-kernels", "even kernel");
+    CHECK(model_config_set(&cfg, "token-mixer", "sgu", err, sizeof err) == 0, "%s", err);
+    expect_error(model_build(&m, &cfg, err, sizeof err), err, "sgu", "sgu outside gmlp");
+    model_config_default("vit_tiny_28", &cfg, err, sizeof err);
+    CHECK(model_config_set(&cfg, "token-mixer", "pool", err, sizeof err) == 0, "%s", err);
+    expect_error(model_build(&m, &cfg, err, sizeof err), err, "class token", "pool on vit");
+    model_config_default("gmlp_tiny", &cfg, err, sizeof err);
+    model_config_set(&cfg, "mlp-ratio", "0.0234375", err, sizeof err); /* 3 channels: odd */
+    expect_error(model_build(&m, &cfg, err, sizeof err), err, "even", "odd gmlp width");
     const char *const *keys = model_override_keys();
     int nk = 0;
     while (keys[nk]) nk++;
@@ -145,7 +219,8 @@ static void test_json(void) {
             ModelConfig a, b;
             model_config_default(model_name(i), &a, err, sizeof err);
             for (int k = 0; overs[o][k]; k += 2)
-                CHECK(!model_config_set(&a, overs[o][k], overs[o][k + 1], err, sizeof err), "%s", err);
+                if (strcmp(a.family, "gmlp") || strcmp(overs[o][k], "token-mixer")) /* gmlp: sgu only */
+                    CHECK(!model_config_set(&a, overs[o][k], overs[o][k + 1], err, sizeof err), "%s", err);
             CHECK(model_config_to_json(&a, js, sizeof js) > 0, "%s: to_json", a.name);
             if (model_config_from_json(js, &b, err, sizeof err)) {
                 CHECK(0, "%s: from_json: %s\n%s", a.name, err, js);
@@ -268,8 +343,17 @@ static void test_forward(void) {
     run_tiny("mixer_tiny", NULL);
     run_tiny("resmlp_tiny", NULL);
     run_tiny("poolformer_tiny", NULL);
-    const char *mixers[] = {"mlp", "linear", "pool", "identity", "random", "attention"};
-    for (int i = 0; i < 6; i++) {
+    run_tiny("gmlp_tiny", (const char *const[]){"depth", "1", "drop-path", "0.1", NULL});
+    run_tiny("vit_tiny_28", (const char *const[]){"depth", "1", "drop-path", "0.1", "drop", "0.1", NULL});
+    run_tiny("repmlp_tiny", (const char *const[]){"depth", "1", NULL});
+    run_tiny("repmlp_tiny_32", (const char *const[]){"depth", "1", "rep-deploy", "on", NULL});
+    const char *glus[] = {"glu", "geglu", "swiglu", "reglu"};
+    for (int i = 0; i < 4; i++) {
+        run_tiny("gmlp_tiny", (const char *const[]){"depth", "1", "mlp", glus[i], NULL});
+        run_tiny("vit_tiny_28", (const char *const[]){"depth", "1", "mlp", glus[i], NULL});
+    }
+    const char *mixers[] = {"mlp", "linear", "pool", "identity", "random", "attention", "external", "repmlp"};
+    for (int i = 0; i < 8; i++) {
         run_tiny("mixer_tiny", (const char *const[]){"token-mixer", mixers[i], "depth", "1", "drop-path", "0.2",
                                                      "drop", "0.1", NULL});
         run_tiny("poolformer_tiny", (const char *const[]){"token-mixer", mixers[i], "depths", "1,1,1,1", NULL});

@@ -43,6 +43,17 @@ CASES = [
     ("poolformer_tiny", ["--depths", "1,1,1,1", "--norm", "affine", "--pool-size", "5", "--dims", "16,32,32,48",
                          "--token-mixer", "pool,identity,pool,attention",
                          "--img-size", "32", "--in-chans", "3"]),
+    # gMLP, ViT, RepMLP families; External Attention / RepMLP mixers; GLU channel MLPs
+    ("gmlp_tiny", ["--depth", "2"]),
+    ("vit_tiny_28", ["--depth", "2"]),
+    ("repmlp_tiny", ["--depth", "2"]),
+    ("repmlp_tiny_32", ["--depth", "1", "--rep-kernels", "1,3,5", "--mlp", "reglu", "--embed-dim", "64"]),
+    ("mixer_tiny", ["--depth", "2", "--token-mixer", "external", "--mlp", "glu", "--mem-units", "16"]),
+    ("resmlp_tiny", ["--depth", "1", "--mlp", "geglu", "--mlp-hidden-scale", "0.5"]),
+    ("poolformer_tiny", ["--depths", "1,1,1,1", "--mlp", "swiglu", "--dims", "16,32,32,48",
+                         "--token-mixer", "repmlp,external,pool,attention"]),
+    ("vit_tiny_28", ["--depth", "1", "--mlp", "swiglu", "--token-mixer", "external", "--layer-scale", "on"]),
+    ("gmlp_tiny", ["--depth", "1", "--mlp", "geglu", "--embed-dim", "64", "--img-size", "32", "--in-chans", "3"]),
 ]
 
 
@@ -69,7 +80,7 @@ def perturb(ck, rng):
             if k.endswith("random_matrix"):
                 continue
             leaf = k.rsplit(".", 1)[-1]
-            if leaf in ("ls1", "ls2", "scale"):
+            if leaf in ("ls1", "ls2", "scale", "gamma"):
                 v = 0.5 + 0.2 * rng.standard_normal(v.shape)
             elif leaf == "alpha" or (leaf == "weight" and v.ndim == 1):
                 v = 1.0 + 0.2 * rng.standard_normal(v.shape)

@@ -1,5 +1,6 @@
-"""Reference PyTorch definitions of mixtape's three families (MLP-Mixer, ResMLP,
-PoolFormer) with the same ablation switches, written from the papers and timm's
+"""Reference PyTorch definitions of mixtape's families (MLP-Mixer, ResMLP,
+PoolFormer, gMLP, ViT/DeiT, RepMLP) with the same ablation switches (token mixers
+incl. External Attention and RepMLP, GLU channel MLPs), written from the papers and timm's
 naming, so that state_dict keys and shapes equal mixtape's checkpoint /model.
 
 build(cfg) takes the config dict mixtape stores in a checkpoint's `config`
@@ -109,9 +110,76 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def mlp_hidden(cfg, dim):
+    kind = cfg.get("mlp", "mlp")
+    sc = cfg.get("mlp_hidden_scale", 0.0)
+    if sc > 0 or kind == "mlp":
+        return int(cfg["mlp_ratio"] * dim * (sc if sc > 0 else 1.0))
+    return int(cfg["mlp_ratio"] * dim * 2.0 / 3.0 + 1e-6)  # auto: 2/3 of the plain width
+
+
+GATES = {"glu": torch.sigmoid, "geglu": F.gelu, "swiglu": F.silu, "reglu": F.relu}
+
+
+class GluMlp(nn.Module):
+    """timm GluMlp (gate_last): fc1 -> chunk [value | gate] -> value * act(gate) -> fc2."""
+    def __init__(self, dim, h, gate, conv=False):
+        super().__init__()
+        L = (lambda i, o: nn.Conv2d(i, o, 1)) if conv else nn.Linear
+        self.fc1, self.fc2, self.gate, self.cdim = L(dim, 2 * h), L(h, dim), gate, 1 if conv else -1
+
+    def forward(self, x):
+        a, g = self.fc1(x).chunk(2, dim=self.cdim)
+        return self.fc2(a * self.gate(g))
+
+
+def chan_mlp(cfg, dim, act, conv=False):
+    kind = cfg.get("mlp", "mlp")
+    h = mlp_hidden(cfg, dim)
+    if kind == "mlp":
+        return Mlp(dim, h, act, conv)
+    return GluMlp(dim, h, GATES[kind], conv)
+
+
+class ExternalAttention(nn.Module):
+    """Guo et al. 2021 on (B, N, C): mv(l1norm_S(softmax_N(mk(x))))."""
+    def __init__(self, dim, S):
+        super().__init__()
+        self.mk = nn.Linear(dim, S, bias=False)
+        self.mv = nn.Linear(S, dim, bias=False)
+
+    def forward(self, x):
+        a = torch.softmax(self.mk(x), dim=1)
+        a = a / (1e-9 + a.sum(dim=2, keepdim=True))
+        return self.mv(a)
+
+
+class RepMLPMixer(nn.Module):
+    """mixtape's RepMLP variant on NCHW: (fc3 + shared convs) * sigmoid(global perceptron)."""
+    def __init__(self, dim, h, cfg, deploy=None):
+        super().__init__()
+        N = h * h
+        hid = max(dim // cfg["rep_reduction"], 1)
+        self.gp = nn.Module()
+        self.gp.fc1, self.gp.fc2 = nn.Linear(dim, hid), nn.Linear(hid, dim)
+        self.fc3 = nn.Linear(N, N)
+        deploy = cfg["rep_deploy"] if deploy is None else deploy
+        self.ks = [] if deploy else [k for k in cfg["rep_kernels"] if k]
+        for k in self.ks:
+            setattr(self, f"repconv{k}", nn.Conv2d(1, 1, k, padding=k // 2))
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        g = torch.sigmoid(self.gp.fc2(F.relu(self.gp.fc1(x.mean((2, 3))))))
+        y = self.fc3(x.reshape(B, C, H * W)).reshape(B, C, H, W)
+        for k in self.ks:
+            y = y + getattr(self, f"repconv{k}")(x.reshape(B * C, 1, H, W)).reshape(B, C, H, W)
+        return y * g[:, :, None, None]
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention on (B, N, C): qkv without bias, proj with bias."""
-    def __init__(self, dim, heads_knob):
+    """Multi-head self-attention on (B, N, C): qkv without bias (ViT: with), proj with bias."""
+    def __init__(self, dim, heads_knob, qkv_bias=False):
         super().__init__()
         if heads_knob > 0:
             self.heads, attn = heads_knob, dim
@@ -119,7 +187,7 @@ class Attention(nn.Module):
             self.heads = max(dim // 32, 1)
             attn = self.heads * 32
         self.hd = attn // self.heads
-        self.qkv = nn.Linear(dim, 3 * attn, bias=False)
+        self.qkv = nn.Linear(dim, 3 * attn, bias=qkv_bias)
         self.proj = nn.Linear(attn, dim)
 
     def forward(self, x):
@@ -164,22 +232,27 @@ class IsoBlock(nn.Module):
             self.token_mixer = RandomMixing(N)
         elif self.kind == "attention":
             self.token_mixer = Attention(dim, cfg["heads"])
+        elif self.kind == "external":
+            self.token_mixer = ExternalAttention(dim, cfg["mem_units"])
+        elif self.kind == "repmlp":
+            self.token_mixer = RepMLPMixer(dim, g, cfg)
         self.norm2 = make_norm(cfg["norm"], dim)
-        self.mlp_channels = Mlp(dim, int(cfg["mlp_ratio"] * dim), act)
+        self.mlp_channels = chan_mlp(cfg, dim, act)
 
     def mix(self, y):
         if self.kind == "mlp":
             return self.mlp_tokens(y.transpose(1, 2)).transpose(1, 2)
         if self.kind == "linear":
             return self.linear_tokens(y.transpose(1, 2)).transpose(1, 2)
-        if self.kind in ("random", "attention"):
+        if self.kind in ("random", "attention", "external"):
             return self.token_mixer(y)
         if self.kind == "identity":
             return y
-        if self.kind == "pool":
+        if self.kind in ("pool", "repmlp"):
             B, N, C = y.shape
             grid = y.transpose(1, 2).reshape(B, C, self.g, self.g)
-            return pool_tokens(grid, self.pool).reshape(B, C, N).transpose(1, 2)
+            out = pool_tokens(grid, self.pool) if self.kind == "pool" else self.token_mixer(grid)
+            return out.reshape(B, C, N).transpose(1, 2)
         raise ValueError(self.kind)
 
     def forward(self, x):
@@ -259,11 +332,15 @@ class MetaBlock(nn.Module):
             self.token_mixer = RandomMixing(N)
         elif kind == "attention":
             self.token_mixer = Attention(dim, cfg["heads"])
+        elif kind == "external":
+            self.token_mixer = ExternalAttention(dim, cfg["mem_units"])
+        elif kind == "repmlp":
+            self.token_mixer = RepMLPMixer(dim, h, cfg)
         ls = cfg["layer_scale"]
         if ls:
             self.layer_scale1 = Scale(dim, cfg["layer_scale_init"])
         self.norm2 = make_norm(cfg["norm"], dim, cf)
-        self.mlp = Mlp(dim, int(cfg["mlp_ratio"] * dim), act, conv=cf)
+        self.mlp = chan_mlp(cfg, dim, act, conv=cf)
         if ls:
             self.layer_scale2 = Scale(dim, cfg["layer_scale_init"])
         self.ls = ls
@@ -279,7 +356,7 @@ class MetaBlock(nn.Module):
             return pool_tokens(y, self.pool)
         if self.kind == "identity":
             return y
-        if self.kind == "random":
+        if self.kind in ("random", "external"):
             B, C, H, W = y.shape
             t = self.token_mixer(y.reshape(B, C, H * W).transpose(1, 2))
             return t.transpose(1, 2).reshape(B, C, H, W)
@@ -346,8 +423,139 @@ class PoolFormer(nn.Module):
         return self.head.fc(self.head.norm(x.mean((2, 3))))
 
 
+# ---- gMLP ----
+
+class SpatialGatingUnit(nn.Module):
+    def __init__(self, width, N):
+        super().__init__()
+        self.norm = nn.LayerNorm(width // 2)  # eps 1e-5, as timm
+        self.proj = nn.Linear(N, N)
+
+    def forward(self, x):  # (B, N, width)
+        u, v = x.chunk(2, dim=-1)
+        v = self.proj(self.norm(v).transpose(1, 2)).transpose(1, 2)
+        return u * v
+
+
+class GatedMlp(nn.Module):
+    def __init__(self, cfg, dim, N, act):
+        super().__init__()
+        kind = cfg.get("mlp", "mlp")
+        w = mlp_hidden(cfg, dim)
+        self.glu = GATES.get(kind)
+        self.fc1 = nn.Linear(dim, w if self.glu is None else 2 * w)
+        self.act = act
+        self.gate = SpatialGatingUnit(w, N)
+        self.fc2 = nn.Linear(w // 2, dim)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        if self.glu is None:
+            h = self.act(h)
+        else:
+            a, g = h.chunk(2, dim=-1)
+            h = a * self.glu(g)
+        return self.fc2(self.gate(h))
+
+
+class GmlpBlock(nn.Module):
+    def __init__(self, cfg, dim, N, act):
+        super().__init__()
+        self.norm = make_norm(cfg["norm"], dim)
+        self.mlp_channels = GatedMlp(cfg, dim, N, act)
+
+    def forward(self, x):
+        return x + self.mlp_channels(self.norm(x))
+
+
+class Gmlp(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        D, P = cfg["embed_dim"], cfg["patch_size"]
+        N = (cfg["img_size"] // P) ** 2
+        act = act_fn(cfg["act"])
+        self.stem = PatchEmbed(cfg["in_chans"], D, P)
+        self.blocks = nn.Sequential(*[GmlpBlock(cfg, D, N, act) for _ in range(cfg["depth"])])
+        self.norm = make_norm(cfg["norm"], D)
+        self.head = nn.Linear(D, cfg["num_classes"])
+
+    def forward(self, x):
+        return self.head(self.norm(self.blocks(self.stem(x))).mean(1))
+
+
+# ---- ViT / DeiT ----
+
+class Gamma(nn.Module):
+    def __init__(self, dim, v):
+        super().__init__()
+        self.gamma = nn.Parameter(v * torch.ones(dim))
+
+
+class VitBlock(nn.Module):
+    def __init__(self, cfg, dim, T, act):
+        super().__init__()
+        self.kind = cfg["token_mixer"][0]
+        self.norm1 = make_norm(cfg["norm"], dim)
+        if self.kind == "attention":
+            self.attn = Attention(dim, cfg["heads"], qkv_bias=True)
+        elif self.kind == "mlp":
+            self.token_mixer = Mlp(T, int(cfg["mlp_ratio_tokens"] * dim), act)
+        elif self.kind == "linear":
+            self.token_mixer = nn.Linear(T, T)
+        elif self.kind == "random":
+            self.token_mixer = RandomMixing(T)
+        elif self.kind == "external":
+            self.token_mixer = ExternalAttention(dim, cfg["mem_units"])
+        ls = cfg["layer_scale"]
+        if ls:
+            self.ls1 = Gamma(dim, cfg["layer_scale_init"])
+        self.norm2 = make_norm(cfg["norm"], dim)
+        self.mlp = chan_mlp(cfg, dim, act)
+        if ls:
+            self.ls2 = Gamma(dim, cfg["layer_scale_init"])
+        self.ls = ls
+
+    def mix(self, y):
+        if self.kind == "attention":
+            return self.attn(y)
+        if self.kind == "identity":
+            return y
+        if self.kind in ("mlp", "linear"):
+            return self.token_mixer(y.transpose(1, 2)).transpose(1, 2)
+        return self.token_mixer(y)
+
+    def forward(self, x):
+        y = self.mix(self.norm1(x))
+        x = x + (self.ls1.gamma * y if self.ls else y)
+        y = self.mlp(self.norm2(x))
+        return x + (self.ls2.gamma * y if self.ls else y)
+
+
+class ViT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        D, P = cfg["embed_dim"], cfg["patch_size"]
+        T = (cfg["img_size"] // P) ** 2 + 1
+        act = act_fn(cfg["act"])
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
+        self.pos_embed = nn.Parameter(torch.zeros(1, T, D))
+        self.patch_embed = PatchEmbed(cfg["in_chans"], D, P)
+        self.blocks = nn.Sequential(*[VitBlock(cfg, D, T, act) for _ in range(cfg["depth"])])
+        self.norm = make_norm(cfg["norm"], D)
+        self.head = nn.Linear(D, cfg["num_classes"])
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
 def build(cfg):
-    if cfg["family"] in ("mixer", "resmlp"):
+    if cfg["family"] == "gmlp":
+        return Gmlp(cfg)
+    if cfg["family"] == "vit":
+        return ViT(cfg)
+    if cfg["family"] in ("mixer", "resmlp", "repmlp"):
         return Isotropic(cfg)
     if cfg["family"] == "poolformer":
         return PoolFormer(cfg)

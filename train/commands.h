@@ -11,3 +11,4 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_data(int argc, char **argv);
 int cmd_shards(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_reparam(int argc, char **argv);

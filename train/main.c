@@ -19,6 +19,7 @@ static const struct {
     {"bench-data", cmd_bench_data, "decode + augment throughput of the data pipeline"},
     {"shards", cmd_shards, "convert ImageFolder / IDX / CIFAR data to tar shards"},
     {"inspect", cmd_inspect, "config, parameter table and training state of a checkpoint"},
+    {"reparam", cmd_reparam, "fold RepMLP conv branches into FC layers (deploy checkpoint)"},
 };
 
 static void usage(FILE *f) {
