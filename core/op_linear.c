@@ -57,12 +57,21 @@ static void token_linear_backward(Ctx *c, Node *n) {
     if (x->requires_grad)
         mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
                         1.0f, x->grad, C, (long)N * C, B);
-    /* dW sums over samples into one buffer: the GEMMs overlap, so they stay a loop */
-    for (int b = 0; b < B; b++) {
-        const float *dy = y->grad + (size_t)b * N2 * C;
-        if (w->requires_grad)
-            mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
-                        x->data + (size_t)b * N * C, C, 1.0f, w->grad, N);
+    /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N). As one GEMM with K = B*C it runs at full
+     * speed, where B small GEMMs into the same buffer would each pay a fork/join:
+     * lay dY out as (N2, B*C) and X as (N, B*C) (arena copies, cheap next to the GEMM). */
+    if (w->requires_grad) {
+        size_t BC = (size_t)B * C;
+        float *dyp = arena_alloc(&c->arena, (size_t)N2 * BC * sizeof(float));
+        float *xp = arena_alloc(&c->arena, (size_t)N * BC * sizeof(float));
+#pragma omp parallel for schedule(static) if ((size_t)(N + N2) * BC >= MT_PAR_MIN)
+        for (int r = 0; r < N + N2; r++) {
+            const float *src = r < N2 ? y->grad + (size_t)r * C : x->data + (size_t)(r - N2) * C;
+            float *dst = r < N2 ? dyp + (size_t)r * BC : xp + (size_t)(r - N2) * BC;
+            size_t sstride = r < N2 ? (size_t)N2 * C : (size_t)N * C;
+            for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * C, src + (size_t)b * sstride, (size_t)C * sizeof(float));
+        }
+        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N2, N, (int)BC, 1.0f, dyp, (int)BC, xp, (int)BC, 1.0f, w->grad, N);
     }
     if (bias && bias->requires_grad) {
         float *db = bias->grad;
