@@ -1,10 +1,12 @@
 /* mixtape bench: throughput of one model on random in-memory data — a full
  * train step (forward, cross-entropy, backward, AdamW) and a no-grad forward —
  * with achieved GFLOP/s, peak RSS and, with --profile, time per op. */
+#include "core/gemm.h"
 #include "core/threads.h"
 #include "optim/optimizer.h"
 #include "train/commands.h"
 #include "train/dist.h"
+#include "train/dist_buckets.h"
 #include "train/model_io.h"
 #include "train/progress.h"
 #include <stdio.h>
@@ -12,12 +14,41 @@
 #include <string.h>
 #include <sys/resource.h>
 
+/* The machine's GEMM rate on a large square problem, for comparing achieved GFLOP/s. */
+static void sgemm_rate(int threads) {
+    const int n = 1536;
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
+          *c = malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 13) * 0.01f; b[i] = (float)(i % 7) * 0.01f; }
+    double rate[2];
+    int precs[2] = {MT_FP32, MT_BF16};
+    for (int p = 0; p < 2; p++) {
+        mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double t = now_seconds();
+        for (int it = 0; it < 3; it++) mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        rate[p] = 3 * 2.0 * n * n * n / (now_seconds() - t) / 1e9;
+    }
+    printf("sgemm: %.1f GFLOP/s (OpenBLAS fp32, %d threads)  bf16 gemm: %.1f GFLOP/s (%s)\n", rate[0], threads, rate[1],
+           mt_gemm_backend(MT_BF16));
+    free(a); free(b); free(c);
+}
+
+static int is_gemm_op(const char *op) {
+    return !strcmp(op, "linear") || !strcmp(op, "token_linear") || !strcmp(op, "conv2d") || !strcmp(op, "bmm") ||
+           !strcmp(op, "attention");
+}
+
 static void help(void) {
     printf("usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup 2] [--threads N] [--profile]\n"
+           "                     [--precision fp32|bf16]   |   mixtape bench --sgemm [--threads N]\n"
            "                     [--mode train,forward] [model overrides]\n"
            "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
-           "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun it also reports\n"
-           "the allreduce share of the step. --profile adds a per-op forward/backward breakdown.\n");
+           "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
+           "the step with -b images and averages gradients in buckets overlapped with backward, as\n"
+           "`train` does; img/s are then summed over ranks and a line `allreduce: X%% of step time`\n"
+           "gives the communication time left on the step's critical path (rank 0's view; env\n"
+           "MIXTAPE_BUCKET_MB sets the bucket size, MIXTAPE_OVERLAP=0 starts buckets only after\n"
+           "backward). --profile adds a per-op forward/backward breakdown.\n");
     model_overrides_help(stdout);
 }
 
@@ -33,9 +64,7 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss / 1024.0;
 }
 
-int cmd_bench(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
+static int bench(int argc, char **argv) {
     Args a;
     args_init(&a, "bench", argc, argv);
     ModelConfig cfg;
@@ -46,6 +75,7 @@ int cmd_bench(int argc, char **argv) {
     int warmup = (int)args_int(&a, "--warmup", NULL, 2);
     int profile = args_flag(&a, "--profile", 0);
     const char *modes = args_str(&a, "--mode", NULL, "train,forward");
+    const char *prec = args_str(&a, "--precision", NULL, "fp32");
     threads_from_args(&a);
     if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
     args_free(&a);
@@ -74,30 +104,59 @@ int cmd_bench(int argc, char **argv) {
     double gf = model_gflops(&cfg);
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
+    if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
+    else if (!strcmp(prec, "fp32-fast")) c.precision = MT_FP32_FAST;
+    else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-fast\n"); return 2; }
+    const int world = dist_world();
+    DistBuckets *db = dist_buckets_create(&m.params, 0, err, sizeof err);
+    if (!db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
     printf("model %s  batch %d  threads %d  ranks %d  params %.2fM  %.3f GFLOPs/img forward\n", cfg.name, B,
            mt_get_threads(), dist_world(), mt_params_count(&m.params) / 1e6, gf);
 
     if (strstr(modes, "train")) {
         double tstep = 0, comm0 = 0;
+        DistBucketStats s0;
+        memset(&s0, 0, sizeof s0);
         for (int it = 0; it < warmup + steps; it++) {
-            if (it == warmup) { tstep = now_seconds(); comm0 = dist_comm_seconds(); c.profile = profile; }
+            if (it == warmup) {
+                tstep = now_seconds();
+                comm0 = dist_buckets_seconds(db);
+                dist_buckets_stats(db, &s0);
+                c.profile = profile;
+            }
             mt_ctx_reset(&c);
             c.training = 1;
             mt_profile_mark(&c);
             Tensor *x = mt_wrap(&c, images, 4, shape);
             Tensor *loss = mt_cross_entropy(&c, model_forward(&c, &m, x), labels, NULL, 0);
-            if (!loss || mt_backward(&c, loss) != 0) { fprintf(stderr, "mixtape bench: %s\n", c.err); return 1; }
-            if (dist_world() > 1)
-                for (int i = 0; i < m.params.n; i++) dist_allreduce_mean(m.params.t[i]->grad, m.params.t[i]->numel);
+            dist_buckets_begin(db, &c);
+            int rc = loss ? mt_backward(&c, loss) : -1;
+            dist_buckets_finish(db, &c);
+            if (dist_any_max(rc != 0)) {
+                fprintf(stderr, "mixtape bench: %s\n", rc ? c.err : "failed on another rank");
+                dist_abort(1);
+            }
             optim_step(&opt);
             optim_zero_grad(&opt);
         }
         double dt = now_seconds() - tstep;
         c.profile = 0;
-        printf("train: %.1f img/s  %.1f GFLOP/s  (%.1f ms/step)\n", B * steps / dt, 3.0 * gf * B * steps / dt,
-               1e3 * dt / steps);
-        if (dist_world() > 1)
-            printf("allreduce: %.1f%% of step time\n", 100.0 * (dist_comm_seconds() - comm0) / dt);
+        printf("train: %.1f img/s  %.1f GFLOP/s  (%.1f ms/step", (double)B * world * steps / dt,
+               3.0 * gf * B * world * steps / dt, 1e3 * dt / steps);
+        if (world > 1) printf(", %d ranks x %d images, %.1f img/s per rank", world, B, B * steps / dt);
+        printf(")\n");
+        if (world > 1) {
+            DistBucketStats s1;
+            dist_buckets_stats(db, &s1);
+            double comm = dist_buckets_seconds(db) - comm0, per = 1e3 / steps;
+            printf("allreduce: %.1f%% of step time  (%.2f ms/step on the critical path: pack+start %.2f, progress "
+                   "%.2f, wait %.2f, unpack %.2f; %d bucket(s), %.1f MB of gradients, %.1f bucket(s) per step started "
+                   "during backward)\n",
+                   100.0 * comm / dt, comm * per, (s1.t_launch - s0.t_launch) * per,
+                   (s1.t_progress - s0.t_progress) * per, (s1.t_wait - s0.t_wait) * per,
+                   (s1.t_unpack - s0.t_unpack) * per, s1.nbuckets, s1.floats * 4.0 / 1048576.0,
+                   (double)(s1.launched_early - s0.launched_early) / steps);
+        }
         if (profile) {
             qsort(c.prof, (size_t)c.nprof, sizeof c.prof[0], cmp_prof);
             double tot = 0;
@@ -108,6 +167,11 @@ int cmd_bench(int argc, char **argv) {
                        1e3 * c.prof[i].bwd / steps, 100 * (c.prof[i].fwd + c.prof[i].bwd) / tot);
             printf("                         %-16s %9.2f (ops) of %.2f ms per step; the rest is the optimizer\n", "total",
                    1e3 * tot / steps, 1e3 * dt / steps);
+            double g = 0;
+            for (int i = 0; i < c.nprof; i++)
+                if (is_gemm_op(c.prof[i].op)) g += c.prof[i].fwd + c.prof[i].bwd;
+            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention): %.1f%% of step time; other ops %.1f%%; "
+                   "optimizer and overhead %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt, 100 * (dt - tot) / dt);
         }
     }
     if (strstr(modes, "forward")) {
@@ -126,9 +190,31 @@ int cmd_bench(int argc, char **argv) {
     }
     printf("peak RSS: %.1f MB  (arena %.1f MB)\n", peak_rss_mb(), c.arena.peak / 1048576.0);
     mt_ctx_free(&c);
+    dist_buckets_free(db);
     optim_free(&opt);
     model_free(&m);
     free(images);
     free(labels);
     return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--sgemm")) {
+            Args t;
+            args_init(&t, "bench", argc, argv);
+            args_flag(&t, "--sgemm", 0);
+            threads_from_args(&t);
+            args_free(&t);
+            sgemm_rate(mt_get_threads());
+            return 0;
+        }
+    dist_init(NULL, NULL);
+    /* Under mpirun every rank runs the benchmark; rank 0 reports. */
+    if (!dist_is_root() && !freopen("/dev/null", "w", stdout)) fprintf(stderr, "mixtape bench: cannot silence rank %d\n", dist_rank());
+    int rc = bench(argc, argv);
+    dist_finalize();
+    return rc;
 }

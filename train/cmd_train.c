@@ -7,6 +7,7 @@
 #include "optim/ema.h"
 #include "train/commands.h"
 #include "train/dist.h"
+#include "train/dist_buckets.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
@@ -36,6 +37,8 @@ typedef struct Run {
     float mean[3], std[3];
     int nchan;
     int root;
+    DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
+    char resume_path[1200];
 } Run;
 
 static int mkdirs(const char *path) {
@@ -91,17 +94,24 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
     memset(&eve, 0, sizeof eve);
     int have = r->val != NULL;
     if (have) {
+        /* Each rank evaluates its share; all ranks agree on failure before combining. */
+        int bad = 0;
         if (loader_start_epoch(r->val, 0) != 0 ||
             evaluate(&r->m, &r->c, next_val, r->val, 0, NULL, NULL, &ev, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: validation failed: %s\n", loader_error(r->val)[0] ? loader_error(r->val) : err);
-            return -1;
+            bad = 1;
         }
-        if (r->has_ema) {
+        if (!bad && r->has_ema) {
             ema_swap(&r->ema);
             loader_start_epoch(r->val, 0);
             int rc = evaluate(&r->m, &r->c, next_val, r->val, 0, NULL, NULL, &eve, err, sizeof err);
             ema_swap(&r->ema);
-            if (rc != 0) { fprintf(stderr, "mixtape train: EMA validation failed: %s\n", err); return -1; }
+            if (rc != 0) { fprintf(stderr, "mixtape train: EMA validation failed: %s\n", err); eval_result_free(&ev); bad = 1; }
+        }
+        if (dist_any_max(bad)) {
+            if (!bad && r->root) fprintf(stderr, "mixtape train: validation failed on another rank (its message is above)\n");
+            if (!bad) { eval_result_free(&ev); if (r->has_ema) eval_result_free(&eve); }
+            return -1;
         }
         /* Each rank evaluated its share: combine. */
         double s[4] = {ev.loss * ev.n, ev.top1 * ev.n, ev.top5 * ev.n, (double)ev.n};
@@ -149,9 +159,9 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
     return 0;
 }
 
-/* Builds model, data, optimizer, schedule, EMA; restores a run when resuming.
+/* Setup, part 1 (local to this rank): model and data.
  * Returns 0, or the exit code to stop with. */
-static int setup(Run *r, Args *a) {
+static int setup_model_data(Run *r, Args *a) {
     char err[2048];
     TrainOpts *o = &r->o;
     if (train_opts_parse(a, o, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
@@ -160,10 +170,11 @@ static int setup(Run *r, Args *a) {
     r->root = dist_is_root();
 
     /* The run directory and the checkpoint to resume from. */
-    char resume_path[1200] = "";
+    char *resume_path = r->resume_path;
+    const size_t resume_path_n = sizeof r->resume_path;
     if (o->resume) {
-        if (is_dir(o->resume)) snprintf(resume_path, sizeof resume_path, "%s/last.h5", o->resume);
-        else snprintf(resume_path, sizeof resume_path, "%s", o->resume);
+        if (is_dir(o->resume)) snprintf(resume_path, resume_path_n, "%s/last.h5", o->resume);
+        else snprintf(resume_path, resume_path_n, "%s", o->resume);
         if (!o->output) {
             snprintf(r->dir, sizeof r->dir, "%s", is_dir(o->resume) ? o->resume : ".");
             if (!is_dir(o->resume)) {
@@ -270,6 +281,15 @@ static int setup(Run *r, Args *a) {
         return 2;
     }
     r->steps_per_epoch = (r->batches_per_epoch + o->grad_accum - 1) / o->grad_accum;
+    return 0;
+}
+
+/* Setup, part 2: optimizer, schedule, EMA, resume state, run directory. */
+static int setup_optim(Run *r, Args *a) {
+    char err[2048];
+    TrainOpts *o = &r->o;
+    const ModelConfig cfg = r->m.cfg;
+    const char *resume_path = r->resume_path;
 
     /* Optimizer and schedule. */
     float lr = o->lr;
@@ -311,6 +331,7 @@ static int setup(Run *r, Args *a) {
     mt_ctx_init(&r->c, (size_t)64 << 20);
     r->c.seed = r->st.seed * 0x9e3779b97f4a7c15ull + 0x5eed + (uint64_t)dist_rank();
     r->c.counter = r->st.counter;
+    r->c.precision = o->precision;
 
     if (r->root) {
         if (mkdirs(r->dir) != 0) { fprintf(stderr, "mixtape train: cannot create --output %s\n", r->dir); return 2; }
@@ -341,6 +362,40 @@ static int setup(Run *r, Args *a) {
     return 0;
 }
 
+/* Every rank learns whether any rank failed (exit code rc != 0), before any other
+ * collective: the failing rank has printed its message; the others stop too. */
+static int agree(Run *r, int rc, const char *when) {
+    int any = dist_any_max(rc);
+    if (any && !rc && r->root)
+        fprintf(stderr, "mixtape train: stopping every rank: another rank failed during %s (its message is above)\n",
+                when);
+    return rc ? rc : any;
+}
+
+/* Builds model, data, optimizer, schedule, EMA; restores a run when resuming; with
+ * several ranks, agrees on errors and on the batches per epoch, and sets up the
+ * gradient buckets. Returns 0, or the exit code to stop with (the same on every rank). */
+static int setup(Run *r, Args *a) {
+    int rc = agree(r, setup_model_data(r, a), "setup");
+    if (rc) return rc;
+    if (dist_world() > 1) {
+        /* Uneven shards: every rank stops each epoch at the smallest rank's batch count,
+         * else the ranks with more data would wait in an allreduce nobody else joins. */
+        long mine = r->batches_per_epoch, lo = dist_all_min_long(mine), hi = -dist_all_min_long(-mine);
+        if (lo != hi && r->root)
+            printf("ranks have %ld..%ld batches per epoch (uneven shards); every rank stops each epoch after %ld\n", lo,
+                   hi, lo);
+        r->batches_per_epoch = lo;
+        r->steps_per_epoch = (lo + r->o.grad_accum - 1) / r->o.grad_accum;
+    }
+    rc = agree(r, setup_optim(r, a), "setup");
+    if (rc) return rc;
+    char err[256];
+    r->db = dist_buckets_create(&r->m.params, 0, err, sizeof err);
+    if (!r->db) fprintf(stderr, "mixtape train: %s\n", err);
+    return agree(r, r->db ? 0 : 2, "setup");
+}
+
 static void log_interval(Run *r, double loss, double ips, double wait_frac) {
     if (!r->root) return;
     metrics_begin(&r->log);
@@ -354,12 +409,10 @@ static void log_interval(Run *r, double loss, double ips, double wait_frac) {
     metrics_end(&r->log);
 }
 
-/* Everything after a finished backward of the last micro-batch. */
+/* Everything after a finished backward of the last micro-batch (whose gradients the
+ * buckets have already averaged over ranks). */
 static void optimizer_step(Run *r) {
     ParamList *p = &r->m.params;
-    if (dist_world() > 1)
-        for (int i = 0; i < p->n; i++)
-            if (p->t[i]->requires_grad) dist_allreduce_mean(p->t[i]->grad, p->t[i]->numel);
     if (r->o.clip_grad > 0) {
         if (!strcmp(r->o.clip_mode, "value")) clip_grad_value(p, r->o.clip_grad);
         else clip_grad_norm(p, r->o.clip_grad);
@@ -375,10 +428,9 @@ static int train_loop(Run *r) {
     TrainOpts *o = &r->o;
     for (int epoch = r->st.epoch; epoch < o->epochs; epoch++) {
         r->st.epoch = epoch;
-        if (loader_start_epoch_at(r->train, epoch, r->st.batch) != 0) {
-            fprintf(stderr, "mixtape train: %s\n", loader_error(r->train));
-            return 1;
-        }
+        int bad = loader_start_epoch_at(r->train, epoch, r->st.batch) != 0;
+        if (bad) fprintf(stderr, "mixtape train: %s\n", loader_error(r->train));
+        if (agree(r, bad, "the start of the epoch")) return 1;
         Progress pr;
         if (r->root) progress_start(&pr, stdout, epoch, o->epochs, r->steps_per_epoch, o->log_interval);
         double t0 = now_seconds(), wait0 = loader_wait_seconds(r->train), tlog = t0, wait_log = wait0;
@@ -386,24 +438,48 @@ static int train_loop(Run *r) {
         long nb = 0, nlog = 0, imgs = 0, imgs_log = 0;
         int micro = 0;
         Batch b;
-        int got;
-        while ((got = loader_next(r->train, &b)) == 1) {
+        /* At most the (global) batches per epoch; all ranks go on only together. */
+        while (r->st.batch < r->batches_per_epoch) {
+            int got = loader_next(r->train, &b);
+            int state = dist_any_max(got == 1 ? 0 : got == 0 ? 1 : 2);
+            if (state == 2) {
+                if (got < 0) fprintf(stderr, "mixtape train: %s\n", loader_error(r->train));
+                else if (r->root) fprintf(stderr, "mixtape train: stopping: the data loader failed on another rank\n");
+                return 1;
+            }
+            if (state == 1) {
+                if (dist_world() > 1 && r->root)
+                    fprintf(stderr, "mixtape train: warning: a rank ran out of samples at batch %ld of epoch %d "
+                                    "(skipped samples); every rank ends the epoch there\n", r->st.batch, epoch);
+                break;
+            }
             mt_ctx_reset(&r->c);
             r->c.training = 1;
             int shape[4] = {b.n, b.c, b.h, b.w};
             Tensor *x = mt_wrap(&r->c, b.images, 4, shape);
             Tensor *logits = model_forward(&r->c, &r->m, x);
             Tensor *loss = mt_cross_entropy(&r->c, logits, b.soft ? NULL : b.labels, b.soft, b.soft ? 0 : o->smoothing);
-            if (!loss || accum_backward(&r->c, loss, o->grad_accum) != 0) {
-                fprintf(stderr, "mixtape train: step %ld: %s\n", r->st.step, r->c.err);
+            /* The backward that completes a step averages the gradients over ranks in
+             * buckets, started while the sweep runs (no-op with one rank). */
+            int closing = micro + 1 >= o->grad_accum || r->st.batch + 1 == r->batches_per_epoch;
+            if (closing) dist_buckets_begin(r->db, &r->c);
+            int brc = loss ? accum_backward(&r->c, loss, o->grad_accum) : -1;
+            if (closing) dist_buckets_finish(r->db, &r->c);
+            /* One small allreduce: the mean loss over ranks, non-finite and failure flags. */
+            double v[3] = {brc == 0 ? loss->data[0] : 0, brc == 0 && !isfinite(loss->data[0]), brc != 0};
+            dist_allreduce_sum_d(v, 3);
+            if (v[2] > 0) {
+                if (brc) fprintf(stderr, "mixtape train: step %ld: %s\n", r->st.step, r->c.err);
+                else if (r->root) fprintf(stderr, "mixtape train: step %ld failed on another rank (its message is above)\n",
+                                          r->st.step);
                 return 1;
             }
-            double lv = loss->data[0];
-            int bad = dist_any_max(!isfinite(lv));
-            if (bad) {
-                fprintf(stderr, "mixtape train: the loss is %s at step %ld (epoch %d, batch %ld); stopping. The last "
-                                "checkpoint in %s is the last good state.\n",
-                        isnan(lv) ? "NaN" : "not finite", r->st.step, epoch, r->st.batch, r->dir);
+            double lv = v[0] / dist_world();
+            if (v[1] > 0) {
+                if (r->root)
+                    fprintf(stderr, "mixtape train: the loss is %s at step %ld (epoch %d, batch %ld); stopping. The "
+                                    "last checkpoint in %s is the last good state.\n",
+                            isnan(lv) ? "NaN" : "not finite", r->st.step, epoch, r->st.batch, r->dir);
                 return 1;
             }
             loss_sum += lv; loss_log += lv;
@@ -440,7 +516,6 @@ static int train_loop(Run *r) {
                 return 0;
             }
         }
-        if (got < 0) { fprintf(stderr, "mixtape train: %s\n", loader_error(r->train)); return 1; }
         double dt = now_seconds() - t0;
         if (r->root) progress_end(&pr, NULL);
         r->st.epoch = epoch + 1;
@@ -456,7 +531,7 @@ static int train_loop(Run *r) {
             r->val = keep;
             if (rc != 0) return 1;
         }
-        if (save(r, "last.h5") != 0) return 1;
+        if (dist_any_max(save(r, "last.h5") != 0)) return 1;   /* root writes; every rank stops */
         rotate(r, epoch + 1);
     }
     return 0;
@@ -470,6 +545,7 @@ static void teardown(Run *r) {
     model_free(&r->m);
     if (r->c.nodes) mt_ctx_free(&r->c);
     metrics_close(&r->log);
+    dist_buckets_free(r->db);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -478,6 +554,7 @@ int cmd_train(int argc, char **argv) {
             train_opts_help(stdout);
             return 0;
         }
+    dist_init(NULL, NULL);
     Args a;
     args_init(&a, "train", argc, argv);
     Run *r = calloc(1, sizeof *r);
@@ -495,5 +572,6 @@ int cmd_train(int argc, char **argv) {
     teardown(r);
     free(r);
     args_free(&a);
+    dist_finalize();
     return rc;
 }

@@ -1,5 +1,6 @@
 #include "train/dist.h"
 #include "train/progress.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 #ifdef MIXTAPE_HAVE_MPI
@@ -13,8 +14,11 @@ static double g_comm = 0;
 void dist_init(int *argc, char ***argv) {
 #ifdef MIXTAPE_HAVE_MPI
     /* Only when a launcher set us up: a plain `mixtape train` never touches MPI. */
+    if (g_mpi) return;   /* idempotent: commands call it at their start */
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
-        MPI_Init(argc, argv);
+        /* Only the main thread calls MPI (loader and OpenMP threads never do). */
+        int provided;
+        MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
         g_mpi = 1;
         MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
         MPI_Comm_size(MPI_COMM_WORLD, &g_world);
@@ -67,6 +71,14 @@ int dist_any_max(int v) {
     return v;
 }
 
+long dist_all_min_long(long v) {
+    if (g_world <= 1) return v;
+#ifdef MIXTAPE_HAVE_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
+#endif
+    return v;
+}
+
 void dist_bcast(void *buf, size_t bytes) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
@@ -78,6 +90,8 @@ void dist_bcast(void *buf, size_t bytes) {
 }
 
 void dist_abort(int code) {
+    fflush(stdout);
+    fflush(stderr);
 #ifdef MIXTAPE_HAVE_MPI
     if (g_mpi && g_world > 1) MPI_Abort(MPI_COMM_WORLD, code);
 #endif
