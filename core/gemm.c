@@ -33,7 +33,7 @@ void mt_gemm_force_fallback(int on) { g_force_fallback = on; }
 
 const char *mt_gemm_backend(int precision) {
     if (precision == MT_BF16) return mt_gemm_bf16_native() ? "avx512bf16" : "bf16-emulated+openblas";
-    if (precision == MT_FP32_FAST) return mt_gemm_fp32_native() ? "avx512f" : "openblas";
+    if (precision == MT_FP32 || precision == MT_FP32_FAST) return mt_gemm_fp32_native() ? "avx512f" : "openblas";
     return "openblas";
 }
 
@@ -101,7 +101,7 @@ static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, cons
 void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (precision == MT_FP32 || (precision != MT_BF16 && precision != MT_FP32_FAST)) {
+    if (precision != MT_BF16 && precision != MT_FP32_FAST && precision != MT_FP32) {
         sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -127,7 +127,7 @@ void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K,
                      long strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
     int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
-                 (precision == MT_FP32_FAST && mt_gemm_fp32_native());
+                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                            beta, C, ldc, strideC, batch) == 0)

@@ -3,7 +3,8 @@
  * row strides of the matrices as stored, so views into wider buffers work).
  *
  * precision
- *   MT_FP32       cblas_sgemm (OpenBLAS, its own threads).
+ *   MT_FP32       own AVX-512 fp32 kernel where available, else cblas_sgemm (see below).
+ *   MT_FP32_BLAS  cblas_sgemm (OpenBLAS, its own threads).
  *   MT_BF16       inputs rounded to bfloat16 (round-to-nearest-even) while being packed,
  *                 products accumulated in fp32 (vdpbf16ps), result fp32. Own kernel,
  *                 OpenMP threads (omp_get_max_threads()). On CPUs without AVX512_BF16
@@ -19,7 +20,12 @@
  * Not reentrant from several threads at once (packing buffers are a per-OpenMP-thread pool). */
 #pragma once
 
-enum { MT_FP32 = 0, MT_BF16 = 1, MT_FP32_FAST = 2 };
+/* MT_FP32 (the default) runs the own AVX-512 fp32 kernel where the CPU has AVX-512F and
+ * OpenBLAS otherwise: with OpenBLAS's threads and OpenMP's threads both spin-waiting on the
+ * same cores, a step that alternates GEMMs and element-wise ops runs 2-4x slower than with
+ * one pool (measured: mixer_tiny, 2 threads, 226 vs 811 img/s). MT_FP32_FAST is the same as
+ * MT_FP32; MT_FP32_BLAS always calls OpenBLAS. */
+enum { MT_FP32 = 0, MT_BF16 = 1, MT_FP32_FAST = 2, MT_FP32_BLAS = 3 };
 enum { MT_NOTRANS = 0, MT_TRANS = 1 };
 
 void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

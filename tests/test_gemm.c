@@ -43,7 +43,7 @@ static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, in
     memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
     memcpy(Cs, C0, sizeof(float) * (size_t)M * ldc);
     mt_gemm(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    mt_gemm(MT_FP32, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cs, ldc);
+    mt_gemm(MT_FP32_BLAS, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cs, ldc);
     int round = prec == MT_BF16;
     double worst = 0, worst_s = 0;
     int bad = 0;
@@ -244,7 +244,7 @@ static int bench(int reps) {
     printf("%-42s %6s %6s %6s | %8s %8s %8s | %5s %5s\n", "shape", "M", "N", "K", "sgemm", "bf16", "fp32fast",
            "bf16x", "f32x");
     for (int s = 0; s < ns; s++) {
-        double g0 = bench_one(MT_FP32, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
+        double g0 = bench_one(MT_FP32_BLAS, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
         double g1 = bench_one(MT_BF16, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
         double g2 = bench_one(MT_FP32_FAST, sh[s].ta, sh[s].tb, sh[s].M, sh[s].N, sh[s].K, sh[s].batch, reps, A, B, C);
         printf("%-42s %6d %6d %6d | %8.1f %8.1f %8.1f | %5.2f %5.2f\n", sh[s].name, sh[s].M, sh[s].N, sh[s].K, g0,

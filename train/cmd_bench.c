@@ -21,7 +21,7 @@ static void sgemm_rate(int threads) {
           *c = malloc((size_t)n * n * sizeof(float));
     for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 13) * 0.01f; b[i] = (float)(i % 7) * 0.01f; }
     double rate[2];
-    int precs[2] = {MT_FP32, MT_BF16};
+    int precs[2] = {MT_FP32_BLAS, MT_BF16};
     for (int p = 0; p < 2; p++) {
         mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double t = now_seconds();
@@ -40,7 +40,7 @@ static int is_gemm_op(const char *op) {
 
 static void help(void) {
     printf("usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup 2] [--threads N] [--profile]\n"
-           "                     [--precision fp32|bf16]   |   mixtape bench --sgemm [--threads N]\n"
+           "                     [--precision fp32|bf16|fp32-blas]   |   mixtape bench --sgemm [--threads N]\n"
            "                     [--mode train,forward] [model overrides]\n"
            "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
            "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
@@ -72,7 +72,7 @@ static int bench(int argc, char **argv) {
     if (model_config_from_args(&a, &cfg, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
     int B = (int)args_int(&a, "--batch-size", "-b", 32);
     int steps = (int)args_int(&a, "--steps", NULL, 10);
-    int warmup = (int)args_int(&a, "--warmup", NULL, 2);
+    int warmup = (int)args_int(&a, "--warmup", NULL, 3);
     int profile = args_flag(&a, "--profile", 0);
     const char *modes = args_str(&a, "--mode", NULL, "train,forward");
     const char *prec = args_str(&a, "--precision", NULL, "fp32");
@@ -105,8 +105,8 @@ static int bench(int argc, char **argv) {
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
     if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
-    else if (!strcmp(prec, "fp32-fast")) c.precision = MT_FP32_FAST;
-    else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-fast\n"); return 2; }
+    else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
+    else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
     const int world = dist_world();
     DistBuckets *db = dist_buckets_create(&m.params, 0, err, sizeof err);
     if (!db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
