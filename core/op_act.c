@@ -46,8 +46,10 @@ static inline float vexp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    union { int32_t i; float f; } sc;
-    sc.i = ((int32_t)n + 127) << 23;
+    /* NaN input: keep n finite for the integer conversion; p is NaN and carries it out */
+    n = n == n ? n : 0.0f;
+    union { uint32_t i; float f; } sc;
+    sc.i = (uint32_t)((int32_t)n + 127) << 23;
     return p * sc.f;
 }
 
