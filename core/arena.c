@@ -70,3 +70,10 @@ void arena_reset(Arena *a) {
     }
     a->used = 0;
 }
+
+size_t arena_mark(const Arena *a) { return a->used; }
+
+void arena_release(Arena *a, size_t mark) {
+    /* Spill chunks taken since the mark stay until the next reset; the base block rewinds. */
+    if (mark <= a->used) a->used = mark;
+}

@@ -20,5 +20,9 @@ void *arena_alloc(Arena *a, size_t bytes);
 void *arena_calloc(Arena *a, size_t bytes);
 /* Forget every allocation; grows the base block if the step spilled. */
 void arena_reset(Arena *a);
+/* Scratch inside one op: everything allocated after arena_mark is given back by
+ * arena_release (stack discipline; only for buffers that die before the op returns). */
+size_t arena_mark(const Arena *a);
+void arena_release(Arena *a, size_t mark);
 /* Bytes in use right now (base + spill). */
 size_t arena_used(const Arena *a);

@@ -24,6 +24,7 @@ static void attention_backward(Ctx *c, Node *n) {
     const float *P = n->saved;
     size_t NN = (size_t)N * N;
     size_t nmat = (size_t)B * heads;
+    size_t mark = arena_mark(&c->arena);
     float *dS = arena_alloc(&c->arena, nmat * NN * sizeof(float));
     /* dP = dout v^T; dv += P^T dout */
     for (size_t m = 0; m < nmat; m++) {
@@ -52,6 +53,7 @@ static void attention_backward(Ctx *c, Node *n) {
         mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, k, C3, 1.0f, dq, C3);
         mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, q, C3, 1.0f, dk, C3);
     }
+    arena_release(&c->arena, mark);
 }
 
 Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {

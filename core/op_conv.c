@@ -165,9 +165,18 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
 static void conv2d_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     ConvDims d = conv_dims(x, n->i[2], w, n->i[0], n->i[1]);
-    const float *cols = n->saved ? (const float *)n->saved : x->data;
     const float *dy = y->grad;
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
+    /* The columns are rebuilt rather than kept from the forward pass: im2col is cheap next
+     * to the GEMMs, and keeping them would hold M*K floats for the whole step. */
+    size_t mark = arena_mark(&c->arena);
+    const float *cols = x->data;
+    if (!is_direct(&d) && w->requires_grad) {
+        float *cc = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
+        if (d.nchw) im2col_nchw(&d, x->data, cc);
+        else im2col_nhwc(&d, x->data, cc);
+        cols = cc;
+    }
     if (w->requires_grad) /* dW (Cout, K) += dy^T (Cout, M) @ cols (M, K) */
         mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, cols, K, 1.0f, w->grad, K);
     if (b && b->requires_grad) colsum_add(b->grad, dy, d.M, N);
@@ -183,6 +192,7 @@ static void conv2d_backward(Ctx *c, Node *n) {
             else col2im_nhwc_add(&d, dcols, x->grad);
         }
     }
+    arena_release(&c->arena, mark);
 }
 
 Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int stride, int pad) {
@@ -207,6 +217,7 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     Tensor *y = mt_new4(c, d.B, d.OH, d.OW, d.Cout);
     if (!y) return NULL;
     float *cols = NULL;
+    size_t mark = arena_mark(&c->arena);
     if (!is_direct(&d)) {
         cols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
         if (nchw) im2col_nchw(&d, x->data, cols);
@@ -221,13 +232,13 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     }
     mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,
                 b ? 1.0f : 0.0f, y->data, N);
+    arena_release(&c->arena, mark); /* the columns: backward rebuilds them */
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "conv2d", conv2d_backward, y, in, 3);
         n->i[0] = stride;
         n->i[1] = pad;
         n->i[2] = nchw;
-        n->saved = cols;
     }
     return y;
 }
