@@ -179,6 +179,9 @@ int aug_eval(const AugConfig *cfg, const Image *in, float *out, char *err, size_
     const int S = cfg->img_size;
     int size = (int)floor((double)S / (double)cfg->crop_pct);
     if (size < 1) size = 1;
+    /* An image already at the target size is used as it is: resizing it up by 1/crop_pct and
+     * cropping would zoom into data that training saw whole (28-px Fashion-MNIST, 32-px CIFAR). */
+    if (in->w == S && in->h == S) size = S;
     int rw, rh;
     if (in->w <= in->h) { rw = size; rh = (int)((double)size * in->h / in->w); }
     else { rh = size; rw = (int)((double)size * in->w / in->h); }

@@ -176,6 +176,11 @@ static void test_eval(void) {
         for (int i = 0; i < 224 * 224; i++)
             ok &= out[k * 224 * 224 + i] == ((float)a.px[i * 3 + k] / 255.0f - cfg.mean[k]) / cfg.std[k];
     CHECK(ok, "normalisation = (v/255 - mean)/std in float");
+    /* already at the target size: passed through even with the default crop_pct 0.875 */
+    cfg.crop_pct = 0.875f;
+    CHECK(aug_eval(&cfg, &a, out, err, sizeof err) == 0, "eval runs: %s", err);
+    CHECK(!memcmp(out, ref, sizeof(float) * 3 * 224 * 224), "eval at target size ignores crop_pct (no zoom)");
+    cfg.crop_pct = 1.0f;
     image_free(&a);
     /* centre crop of a known image: 301x224 -> shorter side already 224, crop left = round(38.5) = 38 */
     Image b = make_random(301, 224, 3);
