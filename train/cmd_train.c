@@ -328,7 +328,7 @@ static int setup_optim(Run *r, Args *a) {
             printf("resuming %s at epoch %d, batch %ld, step %ld\n", resume_path, r->st.epoch, r->st.batch, r->st.step);
     }
 
-    mt_ctx_init(&r->c, (size_t)64 << 20);
+    mt_ctx_init(&r->c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
     r->c.seed = r->st.seed * 0x9e3779b97f4a7c15ull + 0x5eed + (uint64_t)dist_rank();
     r->c.counter = r->st.counter;
     r->c.precision = o->precision;
