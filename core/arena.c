@@ -1,5 +1,6 @@
 #include "core/arena.h"
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,9 @@ void arena_reset(Arena *a) {
         a->extra_used = 0;
         size_t want = round_up(a->peak + a->peak / 8);
         free(a->base);
+        /* Spill chunks below glibc's (dynamic) mmap threshold came from the heap: hand their
+         * pages back now, or they would stay in the process's RSS next to the new block. */
+        malloc_trim(0);
         a->base = xaligned(want);
         a->cap = want;
     }
