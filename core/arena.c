@@ -75,9 +75,15 @@ void arena_reset(Arena *a) {
     a->used = 0;
 }
 
-size_t arena_mark(const Arena *a) { return a->used; }
+ArenaMark arena_mark(const Arena *a) {
+    ArenaMark m = {a->used, a->extra_used, a->nextra};
+    return m;
+}
 
-void arena_release(Arena *a, size_t mark) {
-    /* Spill chunks taken since the mark stay until the next reset; the base block rewinds. */
-    if (mark <= a->used) a->used = mark;
+void arena_release(Arena *a, ArenaMark m) {
+    /* Spill chunks taken since the mark are freed (they only exist during the first steps,
+     * and scratch must not pile up there either); the base block rewinds. */
+    while (a->nextra > m.nextra) free(a->extra[--a->nextra]);
+    a->extra_used = m.extra_used;
+    if (m.used <= a->used) a->used = m.used;
 }

@@ -22,7 +22,11 @@ void *arena_calloc(Arena *a, size_t bytes);
 void arena_reset(Arena *a);
 /* Scratch inside one op: everything allocated after arena_mark is given back by
  * arena_release (stack discipline; only for buffers that die before the op returns). */
-size_t arena_mark(const Arena *a);
-void arena_release(Arena *a, size_t mark);
+typedef struct ArenaMark {
+    size_t used, extra_used;
+    int nextra;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_release(Arena *a, ArenaMark mark);
 /* Bytes in use right now (base + spill). */
 size_t arena_used(const Arena *a);

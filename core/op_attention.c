@@ -24,7 +24,7 @@ static void attention_backward(Ctx *c, Node *n) {
     const float *P = n->saved;
     size_t NN = (size_t)N * N;
     size_t nmat = (size_t)B * heads;
-    size_t mark = arena_mark(&c->arena);
+    ArenaMark mark = arena_mark(&c->arena);
     float *dS = arena_alloc(&c->arena, nmat * NN * sizeof(float));
     /* dP = dout v^T; dv += P^T dout */
     for (size_t m = 0; m < nmat; m++) {

@@ -169,7 +169,7 @@ static void conv2d_backward(Ctx *c, Node *n) {
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     /* The columns are rebuilt rather than kept from the forward pass: im2col is cheap next
      * to the GEMMs, and keeping them would hold M*K floats for the whole step. */
-    size_t mark = arena_mark(&c->arena);
+    ArenaMark mark = arena_mark(&c->arena);
     const float *cols = x->data;
     if (!is_direct(&d) && w->requires_grad) {
         float *cc = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
@@ -217,7 +217,7 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     Tensor *y = mt_new4(c, d.B, d.OH, d.OW, d.Cout);
     if (!y) return NULL;
     float *cols = NULL;
-    size_t mark = arena_mark(&c->arena);
+    ArenaMark mark = arena_mark(&c->arena);
     if (!is_direct(&d)) {
         cols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
         if (nchw) im2col_nchw(&d, x->data, cols);

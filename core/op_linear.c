@@ -61,7 +61,8 @@ static void token_linear_backward(Ctx *c, Node *n) {
      * speed, where B small GEMMs into the same buffer would each pay a fork/join:
      * lay dY out as (N2, B*C) and X as (N, B*C) (arena copies, cheap next to the GEMM). */
     if (w->requires_grad) {
-        size_t BC = (size_t)B * C, mark = arena_mark(&c->arena);
+        size_t BC = (size_t)B * C;
+        ArenaMark mark = arena_mark(&c->arena);
         float *dyp = arena_alloc(&c->arena, (size_t)N2 * BC * sizeof(float));
         float *xp = arena_alloc(&c->arena, (size_t)N * BC * sizeof(float));
 #pragma omp parallel for schedule(static) if ((size_t)(N + N2) * BC >= MT_PAR_MIN)

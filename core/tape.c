@@ -162,6 +162,23 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
     return n;
 }
 
+/* The node's output data after its backward: dead unless it is a view of an input. */
+static void release_data(Ctx *c, Node *n) {
+    Tensor *t = n->out;
+    size_t bytes = t->numel * sizeof(float);
+    if (t->is_param || !t->data || bytes < 4096) return;
+    const float *lo = t->data, *hi = t->data + t->numel;
+    for (int i = 0; i < n->nin; i++) {
+        const Tensor *in = n->in[i];
+        if (in && in->data && in->data < hi && lo < in->data + in->numel) return; /* shares memory */
+    }
+    PoolItem *it = (PoolItem *)(void *)t->data;
+    it->bytes = bytes;
+    it->next = c->grad_pool;
+    c->grad_pool = it;
+    t->data = NULL;
+}
+
 static int sweep(Ctx *c) {
     for (int k = c->nnodes - 1; k >= 0; k--) {
         Node *n = &c->nodes[k];
@@ -181,6 +198,7 @@ static int sweep(Ctx *c) {
         }
         if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
         release_grad(c, n->out);
+        if (c->recycle_activations) release_data(c, n);
     }
     c->backward_done = 1;
     return c->failed ? -1 : 0;

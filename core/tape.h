@@ -61,6 +61,12 @@ struct Ctx {
      * needs about one block's worth of gradient memory, not the whole net's. */
     void *grad_pool;
     int keep_grads;     /* 1: keep every activation gradient (debugging, tests) */
+    /* 1: once a node's backward has run, its output's data is dead too (every consumer came
+     * later on the tape and has already run backward): the buffer joins the free list, so the
+     * gradients of early, large layers reuse the activations of late ones. Outputs that alias
+     * an input (views) are kept. Only for callers that do not read activations after backward
+     * (the training loop, bench); off by default. */
+    int recycle_activations;
     int precision;      /* GEMM precision for every op: MT_FP32 (default) | MT_BF16 | MT_FP32_FAST (core/gemm.h) */
     char scope[160];    /* current layer name, used in messages */
     /* Optional hook, called by the reverse sweep after node k has run its

@@ -104,6 +104,7 @@ static int bench(int argc, char **argv) {
     double gf = model_gflops(&cfg);
     Ctx c;
     mt_ctx_init(&c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
+    c.recycle_activations = 1;
     if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
     else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
     else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
