@@ -5,6 +5,7 @@
 #include "core/threads.h"
 #include "optim/clip.h"
 #include "optim/ema.h"
+#include "data/source_util.h"
 #include "train/commands.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
@@ -15,7 +16,6 @@
 #include "train/signals.h"
 #include "train/train_ckpt.h"
 #include "train/train_opts.h"
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,18 +40,6 @@ typedef struct Run {
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
 } Run;
-
-static int mkdirs(const char *path) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
 
 static int is_dir(const char *p) {
     struct stat s;
@@ -335,7 +323,10 @@ static int setup_optim(Run *r, Args *a) {
     r->c.recycle_activations = 1; /* nothing reads activations after backward here */
 
     if (r->root) {
-        if (mkdirs(r->dir) != 0) { fprintf(stderr, "mixtape train: cannot create --output %s\n", r->dir); return 2; }
+        if (src_mkdirs(r->dir, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape train: --output %s: %s\n", r->dir, err);
+            return 2;
+        }
         char p[1200];
         snprintf(p, sizeof p, "%s/args.yaml", r->dir);
         FILE *f = fopen(p, "w");
