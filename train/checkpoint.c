@@ -652,6 +652,22 @@ static int load_groups(const char *path, hid_t f, ParamList *p, CkptGroup *group
     return 0;
 }
 
+/* The attributes, then /model opened and its keys listed (both loaders start so). */
+static int open_model_group(const char *path, hid_t f, CkptInfo *info, hid_t *g, NameList *names, char *err,
+                            size_t errn) {
+    if (read_info(path, f, info, err, errn) < 0) return -1;
+    int ex = group_exists(f, "model");
+    if (ex <= 0) {
+        if (ex < 0) fail_h5(err, errn, path, "looking up /model");
+        else fail(err, errn, "checkpoint %s: group /model is missing", path);
+        return -1;
+    }
+    *g = H5Gopen2(f, "model", H5P_DEFAULT);
+    if (*g < 0) { fail_h5(err, errn, path, "opening /model"); return -1; }
+    if (list_links(*g, names) < 0) { fail_h5(err, errn, path, "listing /model"); return -1; }
+    return 0;
+}
+
 int ckpt_load(const char *path, ParamList *p, CkptGroup *groups, int ngroups, CkptInfo *info, char *err,
               size_t errn) {
     hid_t f = open_ro(path, err, errn);
@@ -661,16 +677,7 @@ int ckpt_load(const char *path, ParamList *p, CkptGroup *groups, int ngroups, Ck
     NameList names = {0};
     CkptInfo *tmp = info ? info : malloc(sizeof *tmp);
     if (!tmp) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
-    if (read_info(path, f, tmp, err, errn) < 0) goto out;
-    int ex = group_exists(f, "model");
-    if (ex <= 0) {
-        if (ex < 0) fail_h5(err, errn, path, "looking up /model");
-        else fail(err, errn, "checkpoint %s: group /model is missing", path);
-        goto out;
-    }
-    g = H5Gopen2(f, "model", H5P_DEFAULT);
-    if (g < 0) { fail_h5(err, errn, path, "opening /model"); goto out; }
-    if (list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing /model"); goto out; }
+    if (open_model_group(path, f, tmp, &g, &names, err, errn) < 0) goto out;
     for (int j = 0; j < names.n; j++)
         if (!mt_param_find(p, names.v[j])) {
             fail(err, errn, "checkpoint %s: /model/%s is not a parameter of the model (%s)", path, names.v[j],
@@ -718,16 +725,7 @@ int ckpt_load_matching(const char *path, ParamList *p, CkptMatch *m, char *err, 
     float *scratch = NULL;
     CkptInfo *info = malloc(sizeof *info);
     if (!info) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
-    if (read_info(path, f, info, err, errn) < 0) goto out;
-    int ex = group_exists(f, "model");
-    if (ex <= 0) {
-        if (ex < 0) fail_h5(err, errn, path, "looking up /model");
-        else fail(err, errn, "checkpoint %s: group /model is missing", path);
-        goto out;
-    }
-    g = H5Gopen2(f, "model", H5P_DEFAULT);
-    if (g < 0) { fail_h5(err, errn, path, "opening /model"); goto out; }
-    if (list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing /model"); goto out; }
+    if (open_model_group(path, f, info, &g, &names, err, errn) < 0) goto out;
     int oom = 0;
     for (int j = 0; j < names.n; j++)
         if (!mt_param_find(p, names.v[j])) oom |= push_str(&m->unexpected, &m->n_unexpected, names.v[j]);
