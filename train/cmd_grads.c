@@ -23,21 +23,11 @@ static void usage(FILE *f) {
 }
 
 int cmd_grads(int argc, char **argv) {
-    Args a;
-    args_init(&a, "grads", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
-    const char *ckpt = args_str(&a, "--checkpoint", NULL, NULL);
-    const char *data = args_str(&a, "--data", NULL, NULL);
-    const char *out = args_str(&a, "--out", NULL, NULL);
-    long bs = args_int(&a, "--batch-size", "-b", 8);
-    threads_from_args(&a);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
-    args_free(&a);
-    if (!ckpt || !data || !out) {
-        fprintf(stderr, "mixtape grads: --checkpoint, --data and --out are required (see --help)\n");
-        return 2;
-    }
-    if (bs < 1 || bs > 1 << 20) { fprintf(stderr, "mixtape grads: --batch-size must be >= 1, got %ld\n", bs); return 2; }
+    IoArgs io;
+    int pr = io_args_parse("grads", argc, argv, 8, usage, &io);
+    if (pr) return pr == 1 ? 0 : 2;
+    const char *ckpt = io.ckpt, *data = io.data, *out = io.out;
+    long bs = io.bs;
 
     char err[2048];
     Model m;

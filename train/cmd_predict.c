@@ -21,22 +21,12 @@ static void usage(FILE *f) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    Args a;
-    args_init(&a, "predict", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
-    const char *ckpt = args_str(&a, "--checkpoint", NULL, NULL);
-    const char *data = args_str(&a, "--data", NULL, NULL);
-    const char *out = args_str(&a, "--out", NULL, NULL);
-    long bs = args_int(&a, "--batch-size", "-b", 64);
-    threads_from_args(&a);
+    IoArgs io;
+    int pr = io_args_parse("predict", argc, argv, 64, usage, &io);
+    if (pr) return pr == 1 ? 0 : 2;
+    const char *ckpt = io.ckpt, *data = io.data, *out = io.out;
+    long bs = io.bs;
     int rc = 2;
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
-    args_free(&a);
-    if (!ckpt || !data || !out) {
-        fprintf(stderr, "mixtape predict: --checkpoint, --data and --out are required (see --help)\n");
-        return 2;
-    }
-    if (bs < 1 || bs > 1 << 20) { fprintf(stderr, "mixtape predict: --batch-size must be >= 1, got %ld\n", bs); return 2; }
 
     char err[2048];
     Model m;

@@ -84,6 +84,28 @@ out:
     return rc;
 }
 
+int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*usage)(FILE *), IoArgs *r) {
+    Args a;
+    args_init(&a, cmd, argc, argv);
+    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 1; }
+    r->ckpt = args_str(&a, "--checkpoint", NULL, NULL);
+    r->data = args_str(&a, "--data", NULL, NULL);
+    r->out = args_str(&a, "--out", NULL, NULL);
+    r->bs = args_int(&a, "--batch-size", "-b", def_bs);
+    threads_from_args(&a);
+    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    args_free(&a);
+    if (!r->ckpt || !r->data || !r->out) {
+        fprintf(stderr, "mixtape %s: --checkpoint, --data and --out are required (see --help)\n", cmd);
+        return 2;
+    }
+    if (r->bs < 1 || r->bs > 1 << 20) {
+        fprintf(stderr, "mixtape %s: --batch-size must be >= 1, got %ld\n", cmd, r->bs);
+        return 2;
+    }
+    return 0;
+}
+
 void threads_from_args(Args *a) {
     long t = args_int(a, "--threads", NULL, 0);
     mt_set_threads(t > 0 ? (int)t : 0);

@@ -20,6 +20,15 @@ void model_overrides_help(FILE *f);
  * info may be NULL. 0 ok; -1 with err (missing file, bad config, key or shape mismatch). */
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn);
 
+/* The flags predict and grads share: --checkpoint C.h5 --data D --out F.h5 -b N --threads N.
+ * Returns 0 (fields set), 1 (--help: usage printed, exit 0) or 2 (bad input: message
+ * printed). The strings point into argv. */
+typedef struct IoArgs {
+    const char *ckpt, *data, *out;
+    long bs;
+} IoArgs;
+int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*usage)(FILE *), IoArgs *r);
+
 /* --threads N (0 / absent: OMP_NUM_THREADS or all cores). */
 void threads_from_args(Args *a);
 
