@@ -8,7 +8,7 @@
 
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch);
+                       int batch, const MtEpilogue *ep);
 
 static int g_force_fallback = 0;
 
@@ -98,28 +98,42 @@ static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, cons
     sgemm(ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
 }
 
-void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
+/* The epilogue as a separate pass, for the paths whose GEMM cannot take it. */
+static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
+    if (!ep || (!ep->bias && !ep->act)) return;
+#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (ep->bias)
+            for (int j = 0; j < N; j++) c[j] += ep->bias[j];
+        if (ep->act) ep->act(c, N);
+    }
+}
+
+void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
     if (precision != MT_BF16 && precision != MT_FP32_FAST && precision != MT_FP32) {
         sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (K <= 0 || alpha == 0.0f) {
+    } else if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
-        return;
-    }
-    if (precision == MT_BF16) {
+    } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1) == 0)
+            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+    } else {
+        if (mt_gemm_fp32_native() &&
+            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, ep) == 0)
+            return;
+        sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
-    if (mt_gemm_fp32_native() &&
-        mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1) == 0)
-        return;
-    sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    apply_ep(M, N, C, ldc, ep);
+}
+
+void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc) {
+    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -130,7 +144,7 @@ void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K,
                  ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                           beta, C, ldc, strideC, batch) == 0)
+                           beta, C, ldc, strideC, batch, NULL) == 0)
         return;
     for (int i = 0; i < batch; i++)
         mt_gemm(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B, ldb,

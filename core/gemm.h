@@ -31,6 +31,17 @@ enum { MT_NOTRANS = 0, MT_TRANS = 1 };
 void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Epilogue fused into the GEMM: C = act(alpha op(A) op(B) + beta C + bias[col]), applied
+ * to each block of C right after its last K block, while it is still in cache (a linear
+ * layer's bias and activation without extra passes over the output). bias (N floats) or
+ * NULL; act rewrites n contiguous floats in place, or NULL. */
+typedef struct {
+    const float *bias;
+    void (*act)(float *row, int n);
+} MtEpilogue;
+void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep);
+
 /* batch independent GEMMs, X_i = X + i * strideX (floats), in one parallel region: whole
  * GEMMs are handed to threads when batch >= threads (per-sample token mixing, attention
  * heads, bmm), so small GEMMs do not pay a fork/join each. Same semantics per entry as

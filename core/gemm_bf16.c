@@ -45,6 +45,7 @@ typedef struct {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
+    const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
 } Job;
 
 static struct {
@@ -167,9 +168,11 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
     }
 }
 
-/* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read). */
+/* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read).
+ * ep (only on the last K block): then C = act(C + bias), bias already offset to this panel's
+ * first column; the row is still in L1 when act runs over it. */
 TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr,
-                            int nr, float alpha, float beta) {
+                            int nr, float alpha, float beta, const MtEpilogue *ep, const float *bias) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (mode == MODE_BF16) {
@@ -196,6 +199,8 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
     }
     __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (bias) bias0 = _mm512_maskz_loadu_ps(m0, bias), bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         float *cr = C + (size_t)r * ldc;
@@ -204,8 +209,10 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
             v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, v0);
             v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
         }
+        if (bias) v0 = _mm512_add_ps(v0, bias0), v1 = _mm512_add_ps(v1, bias1);
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
+        if (ep && ep->act) ep->act(cr, nr);
     }
 }
 
@@ -219,6 +226,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
         for (int pc = 0; pc < j->K; pc += kc_max) {
             int kc = imin(kc_max, j->K - pc), kw = (kc + kpw - 1) / kpw;
             float beta = pc == 0 ? j->beta : 1.0f;
+            const MtEpilogue *ep = pc + kc >= j->K ? j->ep : NULL;
             pack_b(mode, j, jc, nc, pc, kc, pb);
             for (int ic = m0; ic < m1; ic += mc_step) {
                 int mc = imin(mc_step, m1 - ic);
@@ -227,7 +235,8 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                     const uint32_t *bp = pb + (size_t)(jr / NR) * kw * NR;
                     for (int ir = 0; ir < mc; ir += MR)
                         ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
-                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta);
+                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep,
+                                ep && ep->bias ? ep->bias + jc + jr : NULL);
                 }
             }
         }
@@ -281,8 +290,8 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t) {
  * falls back). */
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch) {
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+                       int batch, const MtEpilogue *ep) {
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, ep};
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;
     double work = (double)M * N * K;

@@ -99,6 +99,28 @@ static inline float silu_d(float x) {
     return s * (1.0f + x * (1.0f - s));
 }
 
+/* ---- row kernels for GEMM epilogues: serial (they run on the GEMM's own threads) ---- */
+
+#define ACT_ROW(NAME, F)                                                                                         \
+    static void NAME(float *x, int n) {                                                                         \
+        _Pragma("omp simd") for (int i = 0; i < n; i++) x[i] = F(x[i]);                                          \
+    }
+ACT_ROW(gelu_row, gelu_f)
+ACT_ROW(gelu_tanh_row, gelu_tanh_f)
+ACT_ROW(relu_row, relu_f)
+ACT_ROW(silu_row, silu_f)
+
+mt_act_row mt_act_row_fn(mt_act a) {
+    switch (a) {
+    case MT_ACT_GELU: return gelu_row;
+    case MT_ACT_GELU_TANH: return gelu_tanh_row;
+    case MT_ACT_RELU: return relu_row;
+    case MT_ACT_SILU: return silu_row;
+    case MT_ACT_NONE: return NULL;
+    }
+    return NULL;
+}
+
 /* ---- plain activations: one flat loop per kind so each vectorises on its own ---- */
 
 #define ACT_LOOP(F, dst, src, N)                                                                                 \

@@ -5,12 +5,6 @@
 #include "core/gemm.h"
 #include <string.h>
 
-/* out[r, :] = bias for every row (so the GEMM can accumulate with beta = 1). */
-static void fill_rows(float *out, const float *bias, size_t rows, int n) {
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) memcpy(out + r * n, bias, (size_t)n * sizeof(float));
-}
-
 
 /* ---- linear: y (M, N) = x (M, K) @ w^T (K, N) + b ---- */
 
@@ -27,25 +21,49 @@ static void linear_backward(Ctx *c, Node *n) {
     if (b && b->requires_grad) colsum_add(b->grad, y->grad, (size_t)M, N);
 }
 
-Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+/* Shape check and output of a linear layer; NULL after recording the error. */
+static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
     if (c->failed || !x || !w) return NULL;
     char sx[96], sw[96], sb[96];
     if (w->ndim != 2 || mt_last(x) != w->shape[1] || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
-        return mt_fail(c, "linear", "x %s, weight %s, bias %s: need x (..., in), weight (out, in), bias (out)%s%s",
+        return mt_fail(c, op, "x %s, weight %s, bias %s: need x (..., in), weight (out, in), bias (out)%s%s",
                        mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw),
                        b ? mt_shape_str(b, sb, sizeof sb) : "none", w->name ? " for " : "", w->name ? w->name : "");
-    int K = w->shape[1], N = w->shape[0];
-    int M = (int)mt_rows(x);
     int shape[MT_MAXDIM];
     memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = N;
-    Tensor *y = mt_new(c, x->ndim, shape);
+    shape[x->ndim - 1] = w->shape[0];
+    return mt_new(c, x->ndim, shape);
+}
+
+/* y = act(x @ w^T + b) with bias and activation in the GEMM's epilogue. */
+static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_row act, Tensor *y) {
+    int K = w->shape[1], N = w->shape[0];
+    MtEpilogue ep = {b ? b->data : NULL, act};
+    mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data,
+               N, &ep);
+}
+
+Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    Tensor *y = linear_out(c, "linear", x, w, b);
     if (!y) return NULL;
-    if (b) fill_rows(y->data, b->data, (size_t)M, N);
-    mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x->data, K, w->data, K,
-                b ? 1.0f : 0.0f, y->data, N);
+    linear_gemm(c, x, w, b, NULL, y);
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3);
+    return y;
+}
+
+Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
+    Tensor *in[3] = {x, w, b};
+    if (c->failed || !x || !w) return NULL;
+    if (mt_needs_grad(c, in, 3)) { /* backward needs the pre-activation: two recorded ops */
+        Tensor *h = mt_linear(c, x, w, NULL);
+        return b ? mt_bias_act(c, h, b, act) : mt_activation(c, h, act);
+    }
+    if ((int)act < (int)MT_ACT_GELU || (int)act > (int)MT_ACT_NONE)
+        return mt_fail(c, "linear_act", "unknown activation %d", (int)act);
+    Tensor *y = linear_out(c, "linear_act", x, w, b);
+    if (!y) return NULL;
+    linear_gemm(c, x, w, b, mt_act_row_fn(act), y);
     return y;
 }
 

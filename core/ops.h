@@ -45,6 +45,13 @@ Tensor *mt_relu(Ctx *c, Tensor *x);
 Tensor *mt_silu(Ctx *c, Tensor *x);
 /* Fused y = act(x + bias) (the linear layer's epilogue). */
 Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act);
+/* y = act(x @ w^T + b), b (out) or NULL. Without a tape (inference, or no input needing a
+ * gradient) bias and activation run inside the GEMM's epilogue in one pass over y; with
+ * one it is exactly mt_linear(x, w, NULL) followed by mt_bias_act / mt_activation. */
+Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
+/* In-place activation of n contiguous floats, serial (NULL for MT_ACT_NONE): GEMM epilogues. */
+typedef void (*mt_act_row)(float *x, int n);
+mt_act_row mt_act_row_fn(mt_act a);
 
 /* ---- convolution and pooling ---- */
 typedef enum { MT_NHWC = 0, MT_NCHW = 1 } mt_layout;

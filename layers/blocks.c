@@ -73,11 +73,11 @@ Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
 /* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in).
  * Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))). */
 Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act) {
-    Tensor *h = mt_linear(c, x, mat_view(c, mlp->fc1_w), NULL);
+    Tensor *h;
     if (mlp->gated) {
-        if (mlp->fc1_b) h = mt_bias_add(c, h, mlp->fc1_b);
+        h = mt_linear(c, x, mat_view(c, mlp->fc1_w), mlp->fc1_b);
         h = mt_glu(c, h, mlp->gate);
-    } else h = mlp->fc1_b ? mt_bias_act(c, h, mlp->fc1_b, act) : mt_activation(c, h, act);
+    } else h = mt_linear_act(c, x, mat_view(c, mlp->fc1_w), mlp->fc1_b, act);
     if (mlp->sgu && h) {
         int B = h->shape[0], W = mt_last(h), half = W / 2;
         int s3[3] = {B, (int)(h->numel / ((size_t)B * W)), W};

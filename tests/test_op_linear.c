@@ -1,6 +1,7 @@
 /* linear and token_linear: forward against a naive loop, gradients against
  * finite differences (h = 1e-2, atol 1e-3, rtol 1e-2 in float32). */
 #include "gradcheck.h"
+#include "core/gemm.h"
 
 static Tensor *f_linear(Ctx *c, Tensor **in, void *arg) { return mt_linear(c, in[0], in[1], in[2]); }
 static Tensor *f_linear_nobias(Ctx *c, Tensor **in, void *arg) { return mt_linear(c, in[0], in[1], NULL); }
@@ -43,6 +44,45 @@ int main(void) {
             }
     gc_expect("token_linear forward", yt->data, twant, 84, 1e-5);
     gradcheck("token_linear", f_token, tin, 3, NULL, 1e-2f, 1e-3, 1e-2);
+
+    /* linear_act without a tape (activation in the GEMM epilogue) equals the taped pair
+     * linear + bias_act, for every activation, precision and kernel path; the shape
+     * (37 rows, 50 columns, K = 300) has edge tiles and several K blocks. */
+    {
+        Tensor *xa = gc_input(&p, "xa", 2, (int[]){37, 300}, -1, 1);
+        Tensor *wa = gc_input(&p, "wa", 2, (int[]){50, 300}, -0.1f, 0.1f);
+        Tensor *ba = gc_input(&p, "ba", 1, (int[]){50}, -1, 1);
+        const mt_act acts[] = {MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU, MT_ACT_NONE};
+        const int precs[] = {MT_FP32, MT_BF16};
+        for (int fb = 0; fb < 2; fb++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int ai = 0; ai < 5; ai++)
+                    for (int hb = 0; hb < 2; hb++) {
+                        mt_gemm_force_fallback(fb);
+                        c.precision = precs[pi];
+                        mt_ctx_reset(&c);
+                        c.grad_enabled = 1;
+                        Tensor *ref = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
+                        if (!ref || c.nnodes < 1) { fprintf(stderr, "linear_act: taped path recorded nothing\n"); gc_failures++; continue; }
+                        c.grad_enabled = 0;
+                        int before = c.nnodes;
+                        Tensor *got = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
+                        char name[96];
+                        snprintf(name, sizeof name, "linear_act fused %s%s act %d%s", fb ? "fallback " : "",
+                                 pi ? "bf16" : "fp32", ai, hb ? "" : " no bias");
+                        if (!got || c.nnodes != before) { fprintf(stderr, "[%s] failed or taped\n", name); gc_failures++; continue; }
+                        gc_expect(name, got->data, ref->data, ref->numel, 2e-6);
+                    }
+        mt_gemm_force_fallback(0);
+        c.precision = MT_FP32;
+        c.grad_enabled = 1;
+        mt_ctx_reset(&c);
+        if (mt_linear_act(&c, xa, wa, ba, (mt_act)99) || !strstr(c.err, "activation")) {
+            fprintf(stderr, "linear_act: bad activation not reported: '%s'\n", c.err);
+            gc_failures++;
+        }
+        mt_ctx_reset(&c);
+    }
 
     /* shape errors name the op, the shapes and the parameter */
     mt_ctx_reset(&c);
