@@ -155,11 +155,11 @@ static void act_backward(Ctx *c, Node *n) {
     }
 }
 
-static int valid_act(mt_act a) { return (int)a >= (int)MT_ACT_GELU && (int)a <= (int)MT_ACT_NONE; }
+int mt_act_valid(mt_act a) { return (int)a >= (int)MT_ACT_GELU && (int)a <= (int)MT_ACT_NONE; }
 
 Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act) {
     if (c->failed || !x) return NULL;
-    if (!valid_act(act)) {
+    if (!mt_act_valid(act)) {
         char sx[96];
         return mt_fail(c, "activation", "unknown activation %d for x %s", (int)act, mt_shape_str(x, sx, sizeof sx));
     }
@@ -240,7 +240,7 @@ static void bias_act_backward(Ctx *c, Node *n) {
 Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     if (c->failed || !x) return NULL;
     char sx[96], sb[96];
-    if (!valid_act(act))
+    if (!mt_act_valid(act))
         return mt_fail(c, "bias_act", "unknown activation %d for x %s", (int)act, mt_shape_str(x, sx, sizeof sx));
     if (bias && (bias->ndim != 1 || bias->shape[0] != mt_last(x)))
         return mt_fail(c, "bias_act", "x %s, bias %s%s%s%s: bias must be (C) = (%d), the last axis of x",

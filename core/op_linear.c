@@ -59,7 +59,7 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
         Tensor *h = mt_linear(c, x, w, NULL);
         return b ? mt_bias_act(c, h, b, act) : mt_activation(c, h, act);
     }
-    if ((int)act < (int)MT_ACT_GELU || (int)act > (int)MT_ACT_NONE)
+    if (!mt_act_valid(act))
         return mt_fail(c, "linear_act", "unknown activation %d", (int)act);
     Tensor *y = linear_out(c, "linear_act", x, w, b);
     if (!y) return NULL;

@@ -52,6 +52,7 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
 /* In-place activation of n contiguous floats, serial (NULL for MT_ACT_NONE): GEMM epilogues. */
 typedef void (*mt_act_row)(float *x, int n);
 mt_act_row mt_act_row_fn(mt_act a);
+int mt_act_valid(mt_act a); /* 1 for a known mt_act value */
 
 /* ---- convolution and pooling ---- */
 typedef enum { MT_NHWC = 0, MT_NCHW = 1 } mt_layout;

@@ -75,12 +75,15 @@ int main(void) {
                     }
         mt_gemm_force_fallback(0);
         c.precision = MT_FP32;
-        c.grad_enabled = 1;
-        mt_ctx_reset(&c);
-        if (mt_linear_act(&c, xa, wa, ba, (mt_act)99) || !strstr(c.err, "activation")) {
-            fprintf(stderr, "linear_act: bad activation not reported: '%s'\n", c.err);
-            gc_failures++;
+        for (int taped = 0; taped < 2; taped++) { /* both paths reject an unknown activation */
+            c.grad_enabled = taped;
+            mt_ctx_reset(&c);
+            if (mt_linear_act(&c, xa, wa, ba, (mt_act)99) || !strstr(c.err, "unknown activation 99")) {
+                fprintf(stderr, "linear_act (%s): bad activation not reported: '%s'\n", taped ? "taped" : "fused", c.err);
+                gc_failures++;
+            }
         }
+        c.grad_enabled = 1;
         mt_ctx_reset(&c);
     }
 
