@@ -3,16 +3,27 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ALIGN 64
 static size_t round_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
+/* Blocks of 4 MB and more are 2 MB aligned and asked to be backed by transparent huge pages:
+ * a step streams through hundreds of MB of activations, and with 4 KB pages the first touch
+ * of a fresh block costs one page fault per 4 KB (measured ~9 us each in a VM: 3 s for a
+ * 1.3 GB block) and every later pass pays TLB misses. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
 static void *xaligned(size_t bytes) {
     void *p = NULL;
-    if (posix_memalign(&p, ALIGN, bytes ? bytes : ALIGN) != 0 || !p) {
+    size_t align = bytes >= HUGE_MIN ? HUGE_ALIGN : ALIGN;
+    if (posix_memalign(&p, align, bytes ? bytes : ALIGN) != 0 || !p) {
         fprintf(stderr, "mixtape: out of memory allocating %zu bytes for the arena\n", bytes);
         abort();
     }
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HUGE_MIN) madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
     return p;
 }
 

@@ -100,13 +100,15 @@ static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, cons
 
 /* The epilogue as a separate pass, for the paths whose GEMM cannot take it. */
 static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
-    if (!ep || (!ep->bias && !ep->act)) return;
+    if (!ep || (!ep->bias && !ep->row_bias && !ep->act)) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
         if (ep->bias)
             for (int j = 0; j < N; j++) c[j] += ep->bias[j];
-        if (ep->act) ep->act(c, N);
+        if (ep->row_bias)
+            for (int j = 0; j < N; j++) c[j] += ep->row_bias[i];
+        if (ep->act) ep->act(c, 1, N, ldc);
     }
 }
 
@@ -136,17 +138,24 @@ void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float a
     mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
-void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                     long strideC, int batch) {
+void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                        int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                        long strideC, int batch, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
     int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
                  ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                           beta, C, ldc, strideC, batch, NULL) == 0)
+                           beta, C, ldc, strideC, batch, ep) == 0)
         return;
     for (int i = 0; i < batch; i++)
-        mt_gemm(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B, ldb,
-                beta, C + i * strideC, ldc);
+        mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B,
+                   ldb, beta, C + i * strideC, ldc, ep);
+}
+
+void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                     long strideC, int batch) {
+    mt_gemm_batched_ep(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                       strideC, batch, NULL);
 }

@@ -31,13 +31,16 @@ enum { MT_NOTRANS = 0, MT_TRANS = 1 };
 void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Epilogue fused into the GEMM: C = act(alpha op(A) op(B) + beta C + bias[col]), applied
- * to each block of C right after its last K block, while it is still in cache (a linear
- * layer's bias and activation without extra passes over the output). bias (N floats) or
- * NULL; act rewrites n contiguous floats in place, or NULL. */
+/* Epilogue fused into the GEMM:
+ *   C[i, j] = act(alpha op(A) op(B) + beta C + bias[j] + row_bias[i]),
+ * applied to each tile of C right after its last K block, while it is still in L1 (a
+ * linear layer's bias and activation without extra passes over the output). bias (N
+ * floats), row_bias (M floats: a token-mixing layer's bias, the same for every GEMM of a
+ * batch) or NULL; act rewrites a rows x cols tile with row stride ld in place, or NULL
+ * (a whole tile per call, so a vector activation overlaps many independent rows). */
 typedef struct {
-    const float *bias;
-    void (*act)(float *row, int n);
+    const float *bias, *row_bias;
+    void (*act)(float *tile, int rows, int cols, int ld);
 } MtEpilogue;
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep);
@@ -49,6 +52,10 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
 void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
                      long strideC, int batch);
+/* mt_gemm_batched with the same epilogue on every C_i. */
+void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                        int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                        long strideC, int batch, const MtEpilogue *ep);
 
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);

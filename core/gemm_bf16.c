@@ -169,10 +169,12 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
 }
 
 /* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read).
- * ep (only on the last K block): then C = act(C + bias), bias already offset to this panel's
- * first column; the row is still in L1 when act runs over it. */
+ * ep (only on the last K block): then C = act(C + bias[col] + rbias[row]), bias and rbias
+ * already offset to this tile's first column and row; the tile is still in L1 when act
+ * runs over it. */
 TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr,
-                            int nr, float alpha, float beta, const MtEpilogue *ep, const float *bias) {
+                            int nr, float alpha, float beta, const MtEpilogue *ep, const float *bias,
+                            const float *rbias) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (mode == MODE_BF16) {
@@ -210,10 +212,14 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
             v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
         }
         if (bias) v0 = _mm512_add_ps(v0, bias0), v1 = _mm512_add_ps(v1, bias1);
+        if (rbias) {
+            __m512 rb = _mm512_set1_ps(rbias[r]);
+            v0 = _mm512_add_ps(v0, rb), v1 = _mm512_add_ps(v1, rb);
+        }
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
-        if (ep && ep->act) ep->act(cr, nr);
     }
+    if (ep && ep->act) ep->act(C, mr, nr, ldc);
 }
 
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). */
@@ -236,7 +242,8 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                     for (int ir = 0; ir < mc; ir += MR)
                         ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
                                 imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep,
-                                ep && ep->bias ? ep->bias + jc + jr : NULL);
+                                ep && ep->bias ? ep->bias + jc + jr : NULL,
+                                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL);
                 }
             }
         }

@@ -2,6 +2,7 @@
  * y = act(x + bias). Backward recomputes the derivative from the kept input
  * (and bias), so no pre-activation copy is stored. */
 #include "core/ops.h"
+#include "core/act_gelu.h"
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -20,10 +21,9 @@ static const char *act_name(mt_act a) {
 }
 
 /* ---- scalar forms: value and derivative ----
- * libm's erff/expf/tanhf are not vectorised without -ffast-math, so exp and
- * erfc are written out here in branch-free float code that the `omp simd`
- * loops turn into vector instructions. Accuracy: vexp ~2 ulp; verfc relative
- * error < 1.2e-7 (Numerical Recipes' Chebyshev fit), i.e. float precision. */
+ * libm's erff/expf/tanhf are not vectorised without -ffast-math, so exp is
+ * written out here in branch-free float code that the `omp simd` loops turn
+ * into vector instructions (~2 ulp); erf is core/act_gelu.h's rational form. */
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f /* 1 / sqrt(2 pi) */
@@ -53,31 +53,12 @@ static inline float vexp(float x) {
     return p * sc.f;
 }
 
-/* erfc(z) for z >= 0. */
-static inline float verfc_pos(float z) {
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float q = 0.17087277f;
-    q = q * t - 0.82215223f;
-    q = q * t + 1.48851587f;
-    q = q * t - 1.13520398f;
-    q = q * t + 0.27886807f;
-    q = q * t - 0.18628806f;
-    q = q * t + 0.09678418f;
-    q = q * t + 0.37409196f;
-    q = q * t + 1.00002368f;
-    q = q * t - 1.26551223f;
-    return t * vexp(q - z * z);
-}
-
-/* 1 + erf(x / sqrt 2), accurate in both tails (no cancellation for x < 0). */
-static inline float one_plus_erf(float x) {
-    float e = verfc_pos(fabsf(x) * INV_SQRT2);
-    return x >= 0.0f ? 2.0f - e : e;
-}
 static inline float sigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
-static inline float gelu_f(float x) { return 0.5f * x * one_plus_erf(x); }
-static inline float gelu_d(float x) { return 0.5f * one_plus_erf(x) + x * INV_SQRT_2PI * vexp(-0.5f * x * x); }
+/* Phi(x) + x phi(x), with Phi from the same erf as the forward */
+static inline float gelu_d(float x) {
+    return 0.5f + 0.5f * mt_erf_fast(x * INV_SQRT2) + x * INV_SQRT_2PI * vexp(-0.5f * x * x);
+}
 /* 0.5 x (1 + tanh u) = x sigmoid(2u), and 1 - tanh(u)^2 = 4 s (1 - s) with s = sigmoid(2u). */
 static inline float gelu_tanh_f(float x) {
     float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
@@ -99,23 +80,26 @@ static inline float silu_d(float x) {
     return s * (1.0f + x * (1.0f - s));
 }
 
-/* ---- row kernels for GEMM epilogues: serial (they run on the GEMM's own threads) ---- */
+/* ---- tile kernels for GEMM epilogues: serial (they run on the GEMM's own threads) ---- */
 
-#define ACT_ROW(NAME, F)                                                                                         \
-    static void NAME(float *x, int n) {                                                                         \
-        _Pragma("omp simd") for (int i = 0; i < n; i++) x[i] = F(x[i]);                                          \
+#define ACT_TILE(NAME, F)                                                                                        \
+    static void NAME(float *x, int rows, int cols, int ld) {                                                     \
+        for (int r = 0; r < rows; r++) {                                                                         \
+            float *xr = x + (size_t)r * ld;                                                                      \
+            _Pragma("omp simd") for (int i = 0; i < cols; i++) xr[i] = F(xr[i]);                                 \
+        }                                                                                                        \
     }
-ACT_ROW(gelu_row, gelu_f)
-ACT_ROW(gelu_tanh_row, gelu_tanh_f)
-ACT_ROW(relu_row, relu_f)
-ACT_ROW(silu_row, silu_f)
+ACT_TILE(gelu_tanh_tile, gelu_tanh_f)
+ACT_TILE(relu_tile, relu_f)
+ACT_TILE(silu_tile, silu_f)
+static void gelu_tile(float *x, int rows, int cols, int ld) { mt_gelu_rows(x, (size_t)ld, x, (size_t)ld, NULL, (size_t)rows, cols); }
 
-mt_act_row mt_act_row_fn(mt_act a) {
+mt_act_tile mt_act_tile_fn(mt_act a) {
     switch (a) {
-    case MT_ACT_GELU: return gelu_row;
-    case MT_ACT_GELU_TANH: return gelu_tanh_row;
-    case MT_ACT_RELU: return relu_row;
-    case MT_ACT_SILU: return silu_row;
+    case MT_ACT_GELU: return gelu_tile;
+    case MT_ACT_GELU_TANH: return gelu_tanh_tile;
+    case MT_ACT_RELU: return relu_tile;
+    case MT_ACT_SILU: return silu_tile;
     case MT_ACT_NONE: return NULL;
     }
     return NULL;
@@ -130,9 +114,20 @@ mt_act_row mt_act_row_fn(mt_act a) {
     _Pragma("omp parallel for simd if (N >= PAR_MIN) schedule(static)") for (size_t i = 0; i < N; i++)        \
         gx[i] += dy[i] * D(x[i])
 
+/* GELU over n contiguous floats in chunks of 4096 (as 1-row tiles of the vector kernel). */
+static void gelu_flat(float *y, const float *x, size_t N) {
+    const size_t CH = 4096;
+    size_t nch = (N + CH - 1) / CH;
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN)
+    for (size_t k = 0; k < nch; k++) {
+        size_t i = k * CH, n = N - i < CH ? N - i : CH;
+        mt_gelu_rows(y + i, CH, x + i, CH, NULL, 1, (int)n);
+    }
+}
+
 static void act_forward(mt_act a, float *restrict y, const float *x, size_t N) {
     switch (a) {
-    case MT_ACT_GELU: ACT_LOOP(gelu_f, y, x, N); break;
+    case MT_ACT_GELU: gelu_flat(y, x, N); break;
     case MT_ACT_GELU_TANH: ACT_LOOP(gelu_tanh_f, y, x, N); break;
     case MT_ACT_RELU: ACT_LOOP(relu_f, y, x, N); break;
     case MT_ACT_SILU: ACT_LOOP(silu_f, y, x, N); break;
@@ -256,7 +251,16 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     const float *px = x->data, *pb = bias->data;
     float *py = y->data;
     switch (act) {
-    case MT_ACT_GELU: BIAS_ACT_ROWS(gelu_f); break;
+    case MT_ACT_GELU: {
+        int nt = omp_get_max_threads();
+        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
+#pragma omp parallel for schedule(static, 1) if (x->numel >= PAR_MIN)
+        for (int t = 0; t < nt; t++) {
+            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
+            if (r0 < r1) mt_gelu_rows(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
+        }
+        break;
+    }
     case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
     case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
     case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;

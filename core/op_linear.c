@@ -36,9 +36,9 @@ static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *
 }
 
 /* y = act(x @ w^T + b) with bias and activation in the GEMM's epilogue. */
-static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_row act, Tensor *y) {
+static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *y) {
     int K = w->shape[1], N = w->shape[0];
-    MtEpilogue ep = {b ? b->data : NULL, act};
+    MtEpilogue ep = {b ? b->data : NULL, NULL, act};
     mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data,
                N, &ep);
 }
@@ -63,7 +63,7 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
         return mt_fail(c, "linear_act", "unknown activation %d", (int)act);
     Tensor *y = linear_out(c, "linear_act", x, w, b);
     if (!y) return NULL;
-    linear_gemm(c, x, w, b, mt_act_row_fn(act), y);
+    linear_gemm(c, x, w, b, mt_act_tile_fn(act), y);
     return y;
 }
 

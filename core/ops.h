@@ -49,9 +49,10 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act);
  * gradient) bias and activation run inside the GEMM's epilogue in one pass over y; with
  * one it is exactly mt_linear(x, w, NULL) followed by mt_bias_act / mt_activation. */
 Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
-/* In-place activation of n contiguous floats, serial (NULL for MT_ACT_NONE): GEMM epilogues. */
-typedef void (*mt_act_row)(float *x, int n);
-mt_act_row mt_act_row_fn(mt_act a);
+/* In-place activation of a rows x cols tile with row stride ld, serial (NULL for MT_ACT_NONE):
+ * GEMM epilogues. */
+typedef void (*mt_act_tile)(float *x, int rows, int cols, int ld);
+mt_act_tile mt_act_tile_fn(mt_act a);
 int mt_act_valid(mt_act a); /* 1 for a known mt_act value */
 
 /* ---- convolution and pooling ---- */

@@ -118,7 +118,7 @@ static int gc_expect(const char *name, const float *got, const float *want, size
  * every input gradient must agree between 1 and 2 threads within tol (relative;
  * only the order of per-thread partial sums may differ). Cheap, unlike a
  * gradcheck on a big tensor. Returns 1 on a mismatch. */
-static int gc_threads_agree(const char *name, gc_forward f, Tensor **in, int nin, void *arg, double tol) {
+static __attribute__((unused)) int gc_threads_agree(const char *name, gc_forward f, Tensor **in, int nin, void *arg, double tol) {
     float *res[2][MT_NODE_MAXIN + 1] = {{0}};
     size_t nout = 0;
     int nt = omp_get_max_threads();

@@ -1,0 +1,48 @@
+/* GELU, erf form, for the activation ops and the GEMM epilogue:
+ *   gelu(x) = x/2 (1 + erf(x / sqrt 2)).
+ *
+ * erf(u) = u P(u^2) / Q(u^2) on |u| <= 4, P and Q of degree 5 in u^2 (our own fit:
+ * least squares reweighted towards minimax against double-precision erf), clamped to
+ * [-1, 1]; past |u| = 4 erf is +-1 in float anyway. No exp and no branch, so one zmm of
+ * GELU is ~20 vector ops, where an erfc-with-exp form costs ~37 and a divide.
+ * Accuracy in float arithmetic: |erf error| <= 4e-7, |gelu error| <= 8e-7 over all x,
+ * the class of PyTorch's own vectorised CPU GELU (Abramowitz-Stegun 7.1.26, 1.5e-7
+ * plus rounding). Relative accuracy is lost only where gelu(x) is tiny (x < -4). */
+#pragma once
+#include <stddef.h>
+
+#define MT_ERF_P0 1.1283789768196506f
+#define MT_ERF_P1 0.1962374530340234f
+#define MT_ERF_P2 0.05346604374567271f
+#define MT_ERF_P3 0.004003169199979043f
+#define MT_ERF_P4 0.00028803365711042167f
+#define MT_ERF_P5 1.974961113759832e-06f
+#define MT_ERF_Q1 0.5072420773845032f
+#define MT_ERF_Q2 0.11647174022130709f
+#define MT_ERF_Q3 0.015443475096661484f
+#define MT_ERF_Q4 0.0012162492598794703f
+#define MT_ERF_Q5 3.7481806389183525e-05f
+
+/* Scalar form (vectorises under `omp simd`, with a true division). */
+static inline float mt_erf_fast(float u) {
+    u = u < -4.0f ? -4.0f : u;
+    u = u > 4.0f ? 4.0f : u;
+    float s = u * u;
+    float p = ((((MT_ERF_P5 * s + MT_ERF_P4) * s + MT_ERF_P3) * s + MT_ERF_P2) * s + MT_ERF_P1) * s + MT_ERF_P0;
+    float q = ((((MT_ERF_Q5 * s + MT_ERF_Q4) * s + MT_ERF_Q3) * s + MT_ERF_Q2) * s + MT_ERF_Q1) * s + 1.0f;
+    float e = u * p / q;
+    e = e < -1.0f ? -1.0f : e;
+    return e > 1.0f ? 1.0f : e;
+}
+
+static inline float mt_gelu_scalar(float x) {
+    float h = 0.5f * x;
+    return h + h * mt_erf_fast(x * 0.70710678118654752440f);
+}
+
+/* y[r*ldy + j] = gelu(x[r*ldx + j] + bias[j]) for r < rows, j < cols; bias may be NULL;
+ * y may be x (in place, same ld). Serial: callers split rows over threads. AVX-512 where
+ * the CPU has it (reciprocal by rcp14 + one Newton step), else the scalar form. */
+void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows, int cols);
+/* Tests: 1 forces the scalar form on every CPU, 0 goes back to the CPU check. */
+void mt_gelu_force_scalar(int on);
