@@ -100,7 +100,7 @@ static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, cons
 
 /* The epilogue as a separate pass, for the paths whose GEMM cannot take it. */
 static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
-    if (!ep || (!ep->bias && !ep->row_bias && !ep->act)) return;
+    if (!ep || (!ep->bias && !ep->row_bias && !ep->act && !ep->col_scale && !ep->residual)) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -109,6 +109,12 @@ static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
         if (ep->row_bias)
             for (int j = 0; j < N; j++) c[j] += ep->row_bias[i];
         if (ep->act) ep->act(c, 1, N, ldc);
+        if (ep->col_scale)
+            for (int j = 0; j < N; j++) c[j] *= ep->col_scale[j];
+        if (ep->residual) {
+            const float *r = ep->residual + (size_t)i * ldc;
+            for (int j = 0; j < N; j++) c[j] += r[j];
+        }
     }
 }
 
@@ -148,9 +154,15 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                            beta, C, ldc, strideC, batch, ep) == 0)
         return;
-    for (int i = 0; i < batch; i++)
+    for (int i = 0; i < batch; i++) {
+        MtEpilogue ei;
+        if (ep) {
+            ei = *ep;
+            if (ei.residual) ei.residual += i * strideC;
+        }
         mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B,
-                   ldb, beta, C + i * strideC, ldc, ep);
+                   ldb, beta, C + i * strideC, ldc, ep ? &ei : NULL);
+    }
 }
 
 void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,

@@ -32,15 +32,18 @@ void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float a
              const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Epilogue fused into the GEMM:
- *   C[i, j] = act(alpha op(A) op(B) + beta C + bias[j] + row_bias[i]),
+ *   C[i, j] = residual[i, j] + col_scale[j] * act(alpha op(A) op(B) + beta C + bias[j] + row_bias[i]),
  * applied to each tile of C right after its last K block, while it is still in L1 (a
- * linear layer's bias and activation without extra passes over the output). bias (N
- * floats), row_bias (M floats: a token-mixing layer's bias, the same for every GEMM of a
- * batch) or NULL; act rewrites a rows x cols tile with row stride ld in place, or NULL
- * (a whole tile per call, so a vector activation overlaps many independent rows). */
+ * linear layer's bias, activation and residual-with-layer-scale without extra passes over
+ * the output). Every field may be NULL (term left out). bias and col_scale have N floats,
+ * row_bias M (a token-mixing layer's bias, the same for every GEMM of a batch); residual
+ * has C's layout (ldc, and C's stride in a batch) and must not overlap C. act rewrites a
+ * rows x cols tile with row stride ld in place (a whole tile per call, so a vector
+ * activation overlaps many independent rows). */
 typedef struct {
     const float *bias, *row_bias;
     void (*act)(float *tile, int rows, int cols, int ld);
+    const float *col_scale, *residual;
 } MtEpilogue;
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep);

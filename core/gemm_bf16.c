@@ -46,6 +46,7 @@ typedef struct {
     float *C;
     int lda, ldb, ldc;
     const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
+    const float *R;       /* the epilogue's residual for this C (same layout), or NULL */
 } Job;
 
 static struct {
@@ -169,12 +170,12 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
 }
 
 /* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read).
- * ep (only on the last K block): then C = act(C + bias[col] + rbias[row]), bias and rbias
- * already offset to this tile's first column and row; the tile is still in L1 when act
- * runs over it. */
+ * ep (only on the last K block): then C = res + scale[col] * act(C + bias[col] + rbias[row]),
+ * bias, scale, rbias and res already offset to this tile; the tile is still in L1 when act
+ * and the residual run over it. */
 TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr,
                             int nr, float alpha, float beta, const MtEpilogue *ep, const float *bias,
-                            const float *rbias) {
+                            const float *rbias, const float *scale, const float *res) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (mode == MODE_BF16) {
@@ -220,6 +221,24 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
     if (ep && ep->act) ep->act(C, mr, nr, ldc);
+    if (res) {
+        __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
+        if (scale) s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
+        for (int r = 0; r < mr; r++) {
+            float *cr = C + (size_t)r * ldc;
+            const float *rr = res + (size_t)r * ldc;
+            _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(s0, _mm512_maskz_loadu_ps(m0, cr), _mm512_maskz_loadu_ps(m0, rr)));
+            _mm512_mask_storeu_ps(cr + 16, m1,
+                                  _mm512_fmadd_ps(s1, _mm512_maskz_loadu_ps(m1, cr + 16), _mm512_maskz_loadu_ps(m1, rr + 16)));
+        }
+    } else if (scale) {
+        __m512 s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
+        for (int r = 0; r < mr; r++) {
+            float *cr = C + (size_t)r * ldc;
+            _mm512_mask_storeu_ps(cr, m0, _mm512_mul_ps(s0, _mm512_maskz_loadu_ps(m0, cr)));
+            _mm512_mask_storeu_ps(cr + 16, m1, _mm512_mul_ps(s1, _mm512_maskz_loadu_ps(m1, cr + 16)));
+        }
+    }
 }
 
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). */
@@ -243,7 +262,9 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                         ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
                                 imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep,
                                 ep && ep->bias ? ep->bias + jc + jr : NULL,
-                                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL);
+                                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL,
+                                ep && ep->col_scale ? ep->col_scale + jc + jr : NULL,
+                                ep && j->R ? j->R + (size_t)(ic + ir) * j->ldc + jc + jr : NULL);
                 }
             }
         }
@@ -298,7 +319,8 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t) {
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtEpilogue *ep) {
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, ep};
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, ep, NULL};
+    const float *R = ep ? ep->residual : NULL;
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;
     double work = (double)M * N * K;
@@ -308,7 +330,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
         if (T == 1) {
             for (int i = 0; i < batch; i++) {
                 Job ji = j;
-                ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC;
+                ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
                 run_one(&ji, 0, M, 0, N, 0);
             }
             return 0;
@@ -316,7 +338,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (int i = 0; i < batch; i++) {
             Job ji = j;
-            ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC;
+            ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
             run_one(&ji, 0, M, 0, N, omp_get_thread_num());
         }
         return 0;
@@ -326,7 +348,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
     T = tm * tn;
     int rows = roundup((M + tm - 1) / tm, MR), cols = roundup((N + tn - 1) / tn, NR);
     for (int i = 0; i < batch; i++) {
-        j.A = A + i * sA, j.B = B + i * sB, j.C = C + i * sC;
+        j.A = A + i * sA, j.B = B + i * sB, j.C = C + i * sC, j.R = R ? R + i * sC : NULL;
         if (T == 1) {
             run_one(&j, 0, M, 0, N, 0);
             continue;

@@ -35,10 +35,13 @@ static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *
     return mt_new(c, x->ndim, shape);
 }
 
-/* y = act(x @ w^T + b) with bias and activation in the GEMM's epilogue. */
-static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *y) {
+/* y = res + gamma * act(x @ w^T + b), every term but the product optional, in the GEMM's
+ * epilogue. */
+static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *res, Tensor *gamma,
+                        Tensor *y) {
     int K = w->shape[1], N = w->shape[0];
-    MtEpilogue ep = {b ? b->data : NULL, NULL, act};
+    MtEpilogue ep = {.bias = b ? b->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
+                     .residual = res ? res->data : NULL};
     mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data,
                N, &ep);
 }
@@ -46,7 +49,7 @@ static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act
 Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *y = linear_out(c, "linear", x, w, b);
     if (!y) return NULL;
-    linear_gemm(c, x, w, b, NULL, y);
+    linear_gemm(c, x, w, b, NULL, NULL, NULL, y);
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3);
     return y;
@@ -63,7 +66,30 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
         return mt_fail(c, "linear_act", "unknown activation %d", (int)act);
     Tensor *y = linear_out(c, "linear_act", x, w, b);
     if (!y) return NULL;
-    linear_gemm(c, x, w, b, mt_act_tile_fn(act), y);
+    linear_gemm(c, x, w, b, mt_act_tile_fn(act), NULL, NULL, y);
+    return y;
+}
+
+/* res (..., out) and gamma (out) or NULL: the residual branch's shapes; 0, or -1 after
+ * recording the error. */
+static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor *res, const Tensor *gamma) {
+    if (!res) return -1;
+    int ok = mt_same_shape(res, y) && (!gamma || (gamma->ndim == 1 && gamma->shape[0] == mt_last(y)));
+    if (ok) return 0;
+    char sy[96], sr[96], sg[96];
+    mt_fail(c, op, "output %s, residual %s, layer scale %s: the residual must have the output's shape and the "
+            "scale its last axis", mt_shape_str(y, sy, sizeof sy), mt_shape_str(res, sr, sizeof sr),
+            gamma ? mt_shape_str(gamma, sg, sizeof sg) : "none");
+    return -1;
+}
+
+Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma) {
+    Tensor *in[5] = {x, w, b, res, gamma};
+    if (c->failed || !x || !w || !res) return NULL;
+    if (mt_needs_grad(c, in, 5)) return mt_residual(c, res, mt_linear(c, x, w, b), gamma);
+    Tensor *y = linear_out(c, "linear_residual", x, w, b);
+    if (!y || check_residual(c, "linear_residual", y, res, gamma)) return NULL;
+    linear_gemm(c, x, w, b, NULL, res, gamma, y);
     return y;
 }
 
@@ -107,30 +133,56 @@ static void token_linear_backward(Ctx *c, Node *n) {
     }
 }
 
-Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+/* Shape check and output of token mixing; NULL after recording the error. */
+static Tensor *token_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *bias) {
     if (c->failed || !x || !w) return NULL;
     char sx[96], sw[96], sb[96];
     if (x->ndim != 3 || w->ndim != 2 || w->shape[1] != x->shape[1] ||
         (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0])))
-        return mt_fail(c, "token_linear", "x %s, weight %s, bias %s: need x (B, N, C), weight (N2, N), bias (N2)%s%s",
+        return mt_fail(c, op, "x %s, weight %s, bias %s: need x (B, N, C), weight (N2, N), bias (N2)%s%s",
                        mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw),
                        bias ? mt_shape_str(bias, sb, sizeof sb) : "none", w->name ? " for " : "",
                        w->name ? w->name : "");
+    return mt_new3(c, x->shape[0], w->shape[0], x->shape[2]);
+}
+
+/* y[b] = res[b] + gamma * act(w @ x[b] + bias[:, None]): one GEMM per sample, the weight
+ * shared (stride 0), bias, activation and residual in the epilogue. */
+static void token_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act, Tensor *res, Tensor *gamma,
+                       Tensor *y) {
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
-    Tensor *y = mt_new3(c, B, N2, C);
+    MtEpilogue ep = {.row_bias = bias ? bias->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
+                     .residual = res ? res->data : NULL};
+    mt_gemm_batched_ep(c->precision, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, x->data, C, (long)N * C,
+                       0.0f, y->data, C, (long)N2 * C, B, &ep);
+}
+
+Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+    Tensor *y = token_out(c, "token_linear", x, w, bias);
     if (!y) return NULL;
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < B * N2; r++) {
-            float v = bias->data[r % N2];
-            float *row = y->data + (size_t)r * C;
-            for (int k = 0; k < C; k++) row[k] = v;
-        }
-    }
-    /* one GEMM per sample, the weight shared (stride 0) */
-    mt_gemm_batched(c->precision, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, x->data, C, (long)N * C,
-                    bias ? 1.0f : 0.0f, y->data, C, (long)N2 * C, B);
+    token_gemm(c, x, w, bias, NULL, NULL, NULL, y);
     Tensor *in[3] = {x, w, bias};
     if (mt_needs_grad(c, in, 3)) mt_record(c, "token_linear", token_linear_backward, y, in, 3);
+    return y;
+}
+
+Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act) {
+    Tensor *in[3] = {x, w, bias};
+    if (c->failed || !x || !w) return NULL;
+    if (mt_needs_grad(c, in, 3)) return mt_activation(c, mt_token_linear(c, x, w, bias), act);
+    if (!mt_act_valid(act)) return mt_fail(c, "token_linear_act", "unknown activation %d", (int)act);
+    Tensor *y = token_out(c, "token_linear_act", x, w, bias);
+    if (!y) return NULL;
+    token_gemm(c, x, w, bias, mt_act_tile_fn(act), NULL, NULL, y);
+    return y;
+}
+
+Tensor *mt_token_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, Tensor *res, Tensor *gamma) {
+    Tensor *in[5] = {x, w, bias, res, gamma};
+    if (c->failed || !x || !w || !res) return NULL;
+    if (mt_needs_grad(c, in, 5)) return mt_residual(c, res, mt_token_linear(c, x, w, bias), gamma);
+    Tensor *y = token_out(c, "token_linear_residual", x, w, bias);
+    if (!y || check_residual(c, "token_linear_residual", y, res, gamma)) return NULL;
+    token_gemm(c, x, w, bias, NULL, res, gamma, y);
     return y;
 }

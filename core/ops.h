@@ -53,6 +53,14 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
  * GEMM epilogues. */
 typedef void (*mt_act_tile)(float *x, int rows, int cols, int ld);
 mt_act_tile mt_act_tile_fn(mt_act a);
+/* res + gamma * (x @ w^T + b) (gamma (out) or NULL): a block's last linear layer and its
+ * residual. Without a tape one GEMM with the rest in its epilogue; with one exactly
+ * mt_residual(res, mt_linear(x, w, b), gamma). */
+Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma);
+/* Token mixing with the same fusions: act(token_linear(x)) and res + gamma * token_linear(x);
+ * with a tape exactly the unfused ops. */
+Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act);
+Tensor *mt_token_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, Tensor *res, Tensor *gamma);
 int mt_act_valid(mt_act a); /* 1 for a known mt_act value */
 
 /* ---- convolution and pooling ---- */

@@ -71,8 +71,9 @@ Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
 }
 
 /* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in).
- * Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))). */
-Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act) {
+ * Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))).
+ * With res: res + gamma * fc2(...) (gamma may be NULL), the residual in fc2's epilogue. */
+Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
     Tensor *h;
     if (mlp->gated) {
         h = mt_linear(c, x, mat_view(c, mlp->fc1_w), mlp->fc1_b);
@@ -92,6 +93,7 @@ Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act) {
         s[h->ndim - 1] = half;
         h = mt_reshape(c, t, h->ndim, s);
     }
+    if (res) return mt_linear_residual(c, h, mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
     return mt_linear(c, h, mat_view(c, mlp->fc2_w), mlp->fc2_b);
 }
 
@@ -106,19 +108,12 @@ static Tensor *as_grid(Ctx *c, Tensor *t, const Tensor *like) {
     return mt_reshape(c, t, 4, like->shape);
 }
 
-static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_act act) {
+/* Token mixers without a GEMM of their own to fuse into (pool, attention, ...). */
+static Tensor *token_mixer_plain(Ctx *c, const TokenMixer *tm, Tensor *x) {
     Tensor *t;
     switch (tm->kind) {
     case MIX_IDENTITY: return x;
     case MIX_POOL: return mt_avgpool2d(c, x, tm->pool_size, 1);
-    case MIX_MLP:
-        t = mt_token_linear(c, as_tokens(c, x), tm->mlp.fc1_w, tm->mlp.fc1_b);
-        t = mt_activation(c, t, act);
-        t = mt_token_linear(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b);
-        return as_grid(c, t, x);
-    case MIX_LINEAR:
-    case MIX_RANDOM:
-        return as_grid(c, mt_token_linear(c, as_tokens(c, x), tm->w, tm->b), x);
     case MIX_ATTENTION:
         t = mt_linear(c, as_tokens(c, x), tm->qkv_w, tm->qkv_b);
         t = mt_attention(c, t, tm->heads);
@@ -127,31 +122,60 @@ static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_a
     case MIX_EXTERNAL: return as_grid(c, external_forward(c, tm, as_tokens(c, x)), x);
     case MIX_REPMLP: return repmlp_forward(c, tm, x);
     case MIX_SGU: return x; /* gMLP: the gating unit lives in the channel MLP */
+    case MIX_MLP:
+    case MIX_LINEAR:
+    case MIX_RANDOM: break; /* token_mixer_forward */
     }
     return x;
 }
 
+
+/* The token mixer's output; with res, res + gamma * output (gamma may be NULL), fused into
+ * the last token GEMM where there is one. */
+static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
+    Tensor *t;
+    switch (tm->kind) {
+    case MIX_MLP:
+        t = mt_token_linear_act(c, as_tokens(c, x), tm->mlp.fc1_w, tm->mlp.fc1_b, act);
+        if (res) return as_grid(c, mt_token_linear_residual(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b, as_tokens(c, res), gamma), x);
+        return as_grid(c, mt_token_linear(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b), x);
+    case MIX_LINEAR:
+    case MIX_RANDOM:
+        if (res) return as_grid(c, mt_token_linear_residual(c, as_tokens(c, x), tm->w, tm->b, as_tokens(c, res), gamma), x);
+        return as_grid(c, mt_token_linear(c, as_tokens(c, x), tm->w, tm->b), x);
+    default: break;
+    }
+    t = token_mixer_plain(c, tm, x);
+    return res ? mt_residual(c, res, t, gamma) : t;
+}
+
+/* x + gamma * drop_path(y): the residual join when drop path is drawn. */
+static Tensor *join(Ctx *c, const Block *blk, Tensor *x, Tensor *y, Tensor *gamma) {
+    return mt_residual(c, x, mt_drop_path(c, y, blk->drop_path), gamma);
+}
+
+/* Drop path sits between a branch and its residual; when it is off (inference, or rate 0)
+ * the residual is handed to the branch, whose last GEMM adds it in its epilogue. */
 Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
+    int dp = c->training && blk->drop_path > 0;
     if (blk->gmlp) { /* timm SpatialGatingBlock: x + drop_path(mlp_channels(norm(x))) */
         mt_scope(c, "%s.norm", blk->name);
         Tensor *y = norm_forward(c, &blk->norm1, x);
         mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
-        y = mlp_forward(c, &blk->mlp, y, act);
-        if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
-        return mt_residual(c, x, y, NULL);
+        if (!dp) return mlp_forward(c, &blk->mlp, y, act, x, NULL);
+        return join(c, blk, x, mlp_forward(c, &blk->mlp, y, act, NULL, NULL), NULL);
     }
+    Tensor *ls1 = vec_view(c, blk->ls1), *ls2 = vec_view(c, blk->ls2);
     mt_scope(c, "%s.norm1", blk->name);
     Tensor *y = norm_forward(c, &blk->norm1, x);
     mt_scope(c, "%s.%s", blk->name, blk->mix_name);
-    y = token_mixer_forward(c, &blk->mix, y, act);
-    if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
-    x = mt_residual(c, x, y, vec_view(c, blk->ls1));
+    if (!dp) x = token_mixer_forward(c, &blk->mix, y, act, x, ls1);
+    else x = join(c, blk, x, token_mixer_forward(c, &blk->mix, y, act, NULL, NULL), ls1);
     mt_scope(c, "%s.norm2", blk->name);
     y = norm_forward(c, &blk->norm2, x);
     mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
-    y = mlp_forward(c, &blk->mlp, y, act);
-    if (blk->drop_path > 0) y = mt_drop_path(c, y, blk->drop_path);
-    return mt_residual(c, x, y, vec_view(c, blk->ls2));
+    if (!dp) return mlp_forward(c, &blk->mlp, y, act, x, ls2);
+    return join(c, blk, x, mlp_forward(c, &blk->mlp, y, act, NULL, NULL), ls2);
 }
 
 /* ---- flops ---- */
