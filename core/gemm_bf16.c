@@ -29,9 +29,11 @@
 
 #define MR 12
 #define NR 32
-#define KCW 128    /* words per K block: 256 k in bf16 mode, 128 k in fp32 mode */
-#define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 = 72 KB, L2-resident */
-#define NC 2048    /* columns of B per block (multiple of NR): NC*KCW*4 = 1 MB */
+#define KCW 256    /* words per K block: 512 k in bf16 mode, 256 k in fp32 mode. Each K block
+                      after the first re-reads C, so fewer, deeper blocks (was 128: fp32
+                      6272x2048x512 on 2 threads 305 -> 345 GFLOP/s, bf16 620 -> 730) */
+#define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 = 144 KB, L2-resident */
+#define NC 1024    /* columns of B per block (multiple of NR): NC*KCW*4 = 1 MB */
 #define MAXT 256
 
 #define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
@@ -178,6 +180,14 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
                             const float *rbias, const float *scale, const float *res) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    /* C's rows are ldc apart and, for large outputs, in no cache when the tile is read
+     * (beta != 0, every K block after the first) or written: fetch them now, while the K
+     * loop runs, instead of stalling at the end (6272x2048x512, one thread: fp32 108 ->
+     * 153 GFLOP/s, bf16 220 -> 330). */
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
     if (mode == MODE_BF16) {
         for (int w = 0; w < kw; w++) {
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
