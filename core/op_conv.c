@@ -224,14 +224,9 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
         else im2col_nhwc(&d, x->data, cols);
     }
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
-    if (b) {
-        float *yd = y->data;
-        const float *bd = b->data;
-#pragma omp parallel for schedule(static) if ((size_t)((size_t)M * N) >= PAR_MIN)
-        for (int r = 0; r < M; r++) memcpy(yd + (size_t)r * N, bd, (size_t)N * sizeof(float));
-    }
-    mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K,
-                b ? 1.0f : 0.0f, y->data, N);
+    MtEpilogue ep = {.bias = b ? b->data : NULL}; /* the bias joins each tile as it is stored */
+    mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K, 0.0f, y->data,
+               N, &ep);
     arena_release(&c->arena, mark); /* the columns: backward rebuilds them */
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {

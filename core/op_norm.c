@@ -210,19 +210,13 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
     }
 }
 
-Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
-    if (c->failed || !x) return NULL;
-    if (check_affine(c, "groupnorm1", x, w, b, 1, 2)) return NULL;
-    if (!(eps >= 0)) {
-        char sx[96];
-        return mt_fail(c, "groupnorm1", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
-    }
-    Tensor *y = mt_new(c, x->ndim, x->shape);
-    if (!y) return NULL;
+/* Per-sample mean and 1/sqrt(var + eps) of x (B, ...) into mean[B] (or NULL), rstd[B]: two
+ * passes (mean, then squared deviations) with double row sums. */
+static void groupnorm1_stats(Ctx *c, const Tensor *x, float eps, float *mean, float *rstd) {
     int B = x->shape[0], C = mt_last(x);
     size_t rows = mt_rows(x), rps = rows / B;
     double S = (double)(x->numel / B);
-    float *mean = arena_alloc(&c->arena, 2 * (size_t)B * sizeof(float)), *rstd = mean + B;
+    ArenaMark mark = arena_mark(&c->arena);
     double *rsum = arena_alloc(&c->arena, rows * sizeof(double));
     double *dmean = arena_alloc(&c->arena, (size_t)B * sizeof(double));
     /* Pass 1: row sums -> per-sample mean. Rows, not samples, are split over
@@ -239,7 +233,7 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
         double a = 0;
         for (size_t r = s * rps; r < (s + 1) * rps; r++) a += rsum[r];
         dmean[s] = a / S;
-        mean[s] = (float)dmean[s];
+        if (mean) mean[s] = (float)dmean[s];
     }
     /* Pass 2: row sums of squared deviations -> per-sample rstd. */
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
@@ -258,7 +252,35 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
         for (size_t r = s * rps; r < (s + 1) * rps; r++) v += rsum[r];
         rstd[s] = (float)(1.0 / sqrt(v / S + eps));
     }
-    /* Pass 3: normalise and apply the per-channel affine. */
+    arena_release(&c->arena, mark);
+}
+
+int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) {
+    if (c->failed || !x) return -1;
+    char sx[96];
+    if (x->ndim < 2 || !(eps >= 0)) {
+        mt_fail(c, "groupnorm1_stats", "x %s, eps %g: need a sample axis and eps >= 0", mt_shape_str(x, sx, sizeof sx),
+                (double)eps);
+        return -1;
+    }
+    groupnorm1_stats(c, x, eps, mean, rstd);
+    return 0;
+}
+
+Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    if (c->failed || !x) return NULL;
+    if (check_affine(c, "groupnorm1", x, w, b, 1, 2)) return NULL;
+    if (!(eps >= 0)) {
+        char sx[96];
+        return mt_fail(c, "groupnorm1", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    }
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    int B = x->shape[0], C = mt_last(x);
+    size_t rows = mt_rows(x), rps = rows / B;
+    float *mean = arena_alloc(&c->arena, 2 * (size_t)B * sizeof(float)), *rstd = mean + B;
+    groupnorm1_stats(c, x, eps, mean, rstd);
+    /* Normalise and apply the per-channel affine. */
     const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++)

@@ -18,6 +18,21 @@
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
+/* o[ch] = mean of x over the valid positions of the window of radius r around (b, i, j). */
+static inline void window_mean(const float *xd, float *restrict o, int b, int i, int j, int H, int W, int C, int r) {
+    int i0 = imax(i - r, 0), i1 = imin(i + r, H - 1), j0 = imax(j - r, 0), j1 = imin(j + r, W - 1);
+    memset(o, 0, (size_t)C * sizeof(float));
+    for (int ii = i0; ii <= i1; ii++)
+        for (int jj = j0; jj <= j1; jj++) {
+            const float *s = xd + (((size_t)b * H + ii) * W + jj) * C;
+#pragma omp simd
+            for (int ch = 0; ch < C; ch++) o[ch] += s[ch];
+        }
+    float inv = 1.0f / (float)((i1 - i0 + 1) * (j1 - j0 + 1));
+#pragma omp simd
+    for (int ch = 0; ch < C; ch++) o[ch] *= inv;
+}
+
 static void avgpool_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
@@ -64,22 +79,12 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input) {
 #pragma omp parallel for schedule(static) if ((size_t)(x->numel * (size_t)(k * k)) >= PAR_MIN)
     for (int bi = 0; bi < B * H; bi++) {
         int b = bi / H, i = bi % H;
-        int i0 = imax(i - r, 0), i1 = imin(i + r, H - 1);
         for (int j = 0; j < W; j++) {
-            int j0 = imax(j - r, 0), j1 = imin(j + r, W - 1);
             float *o = yd + (((size_t)b * H + i) * W + j) * C;
-            memset(o, 0, (size_t)C * sizeof(float));
-            for (int ii = i0; ii <= i1; ii++)
-                for (int jj = j0; jj <= j1; jj++) {
-                    const float *s = xd + (((size_t)b * H + ii) * W + jj) * C;
-                    for (int ch = 0; ch < C; ch++) o[ch] += s[ch];
-                }
-            float inv = 1.0f / (float)((i1 - i0 + 1) * (j1 - j0 + 1));
+            window_mean(xd, o, b, i, j, H, W, C, r);
             if (subtract_input) {
                 const float *s = xd + (((size_t)b * H + i) * W + j) * C;
-                for (int ch = 0; ch < C; ch++) o[ch] = o[ch] * inv - s[ch];
-            } else {
-                for (int ch = 0; ch < C; ch++) o[ch] *= inv;
+                for (int ch = 0; ch < C; ch++) o[ch] -= s[ch];
             }
         }
     }
@@ -87,6 +92,41 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input) {
         Node *n = mt_record(c, "avgpool2d", avgpool_backward, y, &x, 1);
         n->i[0] = k;
         n->i[1] = subtract_input != 0;
+    }
+    return y;
+}
+
+/* ---- pool(x) - x with the residual, inference only ---- */
+
+Tensor *mt_pool_residual(Ctx *c, Tensor *x, int k, const float *chan, const float *samp) {
+    if (c->failed || !x) return NULL;
+    char sx[96];
+    if (x->ndim != 4 || k < 1 || k % 2 == 0)
+        return mt_fail(c, "pool_residual", "x %s, k %d: need x (B, H, W, C) and an odd pool size k >= 1",
+                       mt_shape_str(x, sx, sizeof sx), k);
+    if (mt_needs_grad(c, &x, 1))
+        return mt_fail(c, "pool_residual", "x %s: inference-only op called while recording gradients",
+                       mt_shape_str(x, sx, sizeof sx));
+    int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3], r = k / 2;
+    Tensor *y = mt_new(c, 4, x->shape);
+    if (!y) return NULL;
+    /* coef[b, ch] = chan[ch] * samp[b] */
+    float *coef = arena_alloc(&c->arena, (size_t)B * C * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++) coef[(size_t)b * C + ch] = (chan ? chan[ch] : 1.0f) * (samp ? samp[b] : 1.0f);
+    const float *xd = x->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static) if ((size_t)(x->numel * (size_t)(k * k)) >= PAR_MIN)
+    for (int bi = 0; bi < B * H; bi++) {
+        int b = bi / H, i = bi % H;
+        const float *cf = coef + (size_t)b * C;
+        for (int j = 0; j < W; j++) {
+            float *o = yd + (((size_t)b * H + i) * W + j) * C;
+            window_mean(xd, o, b, i, j, H, W, C, r);
+            const float *s = xd + (((size_t)b * H + i) * W + j) * C;
+#pragma omp simd
+            for (int ch = 0; ch < C; ch++) o[ch] = s[ch] + cf[ch] * (o[ch] - s[ch]);
+        }
     }
     return y;
 }

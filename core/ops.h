@@ -33,6 +33,9 @@ Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 /* GroupNorm with one group: statistics over every element of a sample (all axes
  * but the first), affine per channel (last axis). PoolFormer's GroupNorm1. */
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
+/* GroupNorm(1)'s per-sample statistics alone: mean[B] (or NULL) and rstd[B] = 1/sqrt(var + eps).
+ * 0, or -1 with the error recorded. */
+int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 
@@ -71,6 +74,12 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
 /* Average pool k x k, stride 1, padding k/2, count_include_pad=False, on (B,H,W,C).
  * subtract_input: return pool(x) - x (PoolFormer's token mixer). */
 Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input);
+/* y = x + chan[ch] * samp[b] * (avgpool2d(x) - x), either scale NULL for 1: PoolFormer's
+ * token-mixer branch with its residual in one pass, for inference. A GroupNorm(1) or affine
+ * norm before the pool folds into the scales: its bias cancels in pool(n) - n and, the window
+ * mean of an affine map being the map of the mean, pool(n) - n = w * rstd_b * (pool(x) - x).
+ * No backward: fails when a gradient would be needed. */
+Tensor *mt_pool_residual(Ctx *c, Tensor *x, int k, const float *chan, const float *samp);
 /* Mean over the token axis: (B, N, C) -> (B, C). Also global average over H x W of (B,H,W,C). */
 Tensor *mt_mean_tokens(Ctx *c, Tensor *x);
 

@@ -149,6 +149,24 @@ static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_a
     return res ? mt_residual(c, res, t, gamma) : t;
 }
 
+/* x + gamma * (pool(norm1(x)) - norm1(x)) in one pass when nothing is recorded and norm1 is
+ * GroupNorm(1) or affine (they fold into per-sample and per-channel scales, see
+ * mt_pool_residual); NULL when this block cannot take that path. */
+static Tensor *pool_branch_fused(Ctx *c, const Block *blk, Tensor *x, Tensor *gamma) {
+    const Norm *nm = &blk->norm1;
+    if (blk->mix.kind != MIX_POOL || (nm->kind != NORM_GROUPNORM && nm->kind != NORM_AFFINE) || !x) return NULL;
+    Tensor *in[4] = {x, nm->w, nm->b, gamma};
+    if (mt_needs_grad(c, in, 4)) return NULL;
+    int B = x->shape[0], C = mt_last(x);
+    float *chan = arena_alloc(&c->arena, (size_t)C * sizeof(float)), *samp = NULL;
+    for (int j = 0; j < C; j++) chan[j] = nm->w->data[j] * (gamma ? gamma->data[j] : 1.0f);
+    if (nm->kind == NORM_GROUPNORM) {
+        samp = arena_alloc(&c->arena, (size_t)B * sizeof(float));
+        if (mt_groupnorm1_stats(c, x, nm->eps, NULL, samp)) return NULL;
+    }
+    return mt_pool_residual(c, x, blk->mix.pool_size, chan, samp);
+}
+
 /* x + gamma * drop_path(y): the residual join when drop path is drawn. */
 static Tensor *join(Ctx *c, const Block *blk, Tensor *x, Tensor *y, Tensor *gamma) {
     return mt_residual(c, x, mt_drop_path(c, y, blk->drop_path), gamma);
@@ -165,12 +183,17 @@ Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
         if (!dp) return mlp_forward(c, &blk->mlp, y, act, x, NULL);
         return join(c, blk, x, mlp_forward(c, &blk->mlp, y, act, NULL, NULL), NULL);
     }
-    Tensor *ls1 = vec_view(c, blk->ls1), *ls2 = vec_view(c, blk->ls2);
-    mt_scope(c, "%s.norm1", blk->name);
-    Tensor *y = norm_forward(c, &blk->norm1, x);
+    Tensor *ls1 = vec_view(c, blk->ls1), *ls2 = vec_view(c, blk->ls2), *y, *fused = NULL;
     mt_scope(c, "%s.%s", blk->name, blk->mix_name);
-    if (!dp) x = token_mixer_forward(c, &blk->mix, y, act, x, ls1);
-    else x = join(c, blk, x, token_mixer_forward(c, &blk->mix, y, act, NULL, NULL), ls1);
+    if (!dp) fused = pool_branch_fused(c, blk, x, ls1);
+    if (fused || c->failed) x = fused;
+    else {
+        mt_scope(c, "%s.norm1", blk->name);
+        y = norm_forward(c, &blk->norm1, x);
+        mt_scope(c, "%s.%s", blk->name, blk->mix_name);
+        if (!dp) x = token_mixer_forward(c, &blk->mix, y, act, x, ls1);
+        else x = join(c, blk, x, token_mixer_forward(c, &blk->mix, y, act, NULL, NULL), ls1);
+    }
     mt_scope(c, "%s.norm2", blk->name);
     y = norm_forward(c, &blk->norm2, x);
     mt_scope(c, "%s.%s", blk->name, blk->mlp_name);

@@ -177,6 +177,35 @@ int main(void) {
         gc_threads_agree("mean_tokens large threads", f_mean, in2, 1, NULL, 1e-5);
     }
 
+    /* pool_residual (inference) == residual(x, avgpool(groupnorm1(x)) - ..., gamma) composed
+     * from the taped ops, with GroupNorm's scales folded in; and it refuses to run while
+     * gradients are recorded. */
+    {
+        Tensor *xs = gc_input(&p, "xs", 4, (int[]){3, 9, 11, 40}, -2, 3); /* off-centre: the mean matters */
+        Tensor *gw = gc_input(&p, "norm1.weight", 1, (int[]){40}, 0.5f, 1.5f);
+        Tensor *gb = gc_input(&p, "norm1.bias", 1, (int[]){40}, -1, 1);
+        Tensor *ls = gc_input(&p, "layer_scale1.scale", 1, (int[]){40}, -1, 1);
+        Ctx c;
+        mt_ctx_init(&c, 1 << 20);
+        c.grad_enabled = 0;
+        Tensor *ref = mt_residual(&c, xs, mt_avgpool2d(&c, mt_groupnorm1(&c, xs, gw, gb, 1e-5f), 3, 1), ls);
+        float rstd[3], chan[40];
+        for (int j = 0; j < 40; j++) chan[j] = gw->data[j] * ls->data[j];
+        int rc = mt_groupnorm1_stats(&c, xs, 1e-5f, NULL, rstd);
+        Tensor *got = rc ? NULL : mt_pool_residual(&c, xs, 3, chan, rstd);
+        if (!ref || !got) fprintf(stderr, "[pool_residual] failed: %s\n", c.err), gc_failures++;
+        else gc_expect("pool_residual = composed ops", got->data, ref->data, ref->numel, 2e-6);
+        Tensor *ref5 = mt_residual(&c, xs, mt_avgpool2d(&c, xs, 5, 1), NULL); /* no scales: plain pool - x */
+        Tensor *got5 = mt_pool_residual(&c, xs, 5, NULL, NULL);
+        if (!ref5 || !got5) fprintf(stderr, "[pool_residual k5] failed: %s\n", c.err), gc_failures++;
+        else gc_expect("pool_residual k5 no scales", got5->data, ref5->data, ref5->numel, 1e-6);
+        c.grad_enabled = 1;
+        if (mt_pool_residual(&c, xs, 3, chan, rstd) || !strstr(c.err, "pool_residual") || !strstr(c.err, "(3,9,11,40)"))
+            fprintf(stderr, "[pool_residual taped] not refused: '%s'\n", c.err), gc_failures++;
+        else printf("%-28s ok: %s\n", "pool_residual taped refused", c.err);
+        mt_ctx_free(&c);
+    }
+
     mt_params_free(&p);
     return gc_report();
 }
