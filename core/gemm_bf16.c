@@ -29,11 +29,18 @@
 
 #define MR 12
 #define NR 32
-#define KCW 256    /* words per K block: 512 k in bf16 mode, 256 k in fp32 mode. Each K block
-                      after the first re-reads C, so fewer, deeper blocks (was 128: fp32
-                      6272x2048x512 on 2 threads 305 -> 345 GFLOP/s, bf16 620 -> 730) */
-#define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 = 144 KB, L2-resident */
-#define NC 1024    /* columns of B per block (multiple of NR): NC*KCW*4 = 1 MB */
+/* Words per K block: 512 k in both modes (256 bf16 pairs, 512 floats). Each K block after
+ * the first re-reads C, so deep blocks pay (2 threads, GFLOP/s: fp32 6272x2048x512 305 at
+ * 128 words, 345 at 256, 361 at 512; bf16 620 at 128, 730 at 256 words, but 640 at 512,
+ * where the B micro-panel (NR x KCW words) no longer fits L1). A compile-time stride per
+ * mode: the microkernel's 12 A rows are 12 fixed displacements. */
+#define KCW_BF16 256
+#define KCW_F32 512
+#define KCW_MAX 512
+#define KCW(mode) ((mode) == MODE_BF16 ? KCW_BF16 : KCW_F32)
+#define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 <= 288 KB, L2-resident */
+#define NC(mode) ((mode) == MODE_BF16 ? 1024 : 512) /* columns of B per block: NC*KCW*4 = 1 MB */
+#define NC_MAX 1024
 #define MAXT 256
 
 #define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
@@ -107,11 +114,11 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
     if (!j->ta) { /* A stored M x K: k contiguous */
         for (int i = 0; i < mc; i++) {
             const float *src = j->A + (size_t)(i0 + i) * j->lda + k0;
-            uint32_t *dst = pa + (size_t)i * KCW;
+            uint32_t *dst = pa + (size_t)i * KCW(mode);
             for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, src + w * kpw, kc - w * kpw));
         }
         for (int i = mc; i < mcp; i++)
-            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW + w, _mm512_setzero_si512());
+            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
     } else { /* A stored K x M: rows of A contiguous along a k row */
         for (int ib = 0; ib < mcp; ib += 16) {
             __mmask16 cm = mask16(mc - ib);
@@ -126,7 +133,7 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
                     v[t] = load_words_cols(mode, s0, s1, cm);
                 }
                 transpose16(v);
-                for (int r = 0; r < nrow; r++) _mm512_storeu_si512(pa + (size_t)(ib + r) * KCW + w0, v[r]);
+                for (int r = 0; r < nrow; r++) _mm512_storeu_si512(pa + (size_t)(ib + r) * KCW(mode) + w0, v[r]);
             }
         }
     }
@@ -193,7 +200,7 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
             pb += NR;
             for (int r = 0; r < MR; r++) {
-                __m512bh a = (__m512bh)_mm512_set1_epi32((int)pa[r * KCW + w]);
+                __m512bh a = (__m512bh)_mm512_set1_epi32((int)pa[r * KCW_BF16 + w]);
                 c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
                 c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
             }
@@ -204,7 +211,7 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
             __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
             pb += NR;
             for (int r = 0; r < MR; r++) {
-                __m512 a = _mm512_set1_ps(pf[r * KCW + w]);
+                __m512 a = _mm512_set1_ps(pf[r * KCW_F32 + w]);
                 c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
                 c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
             }
@@ -253,11 +260,11 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
 
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). */
 TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb) {
-    int kpw = mode == MODE_BF16 ? 2 : 1, kc_max = KCW * kpw;
+    int kpw = mode == MODE_BF16 ? 2 : 1, kc_max = KCW(mode) * kpw;
     int nic = (m1 - m0 + MC - 1) / MC;
     int mc_step = roundup((m1 - m0 + nic - 1) / nic, MR); /* balanced row blocks, <= MC */
-    for (int jc = n0; jc < n1; jc += NC) {
-        int nc = imin(NC, n1 - jc);
+    for (int jc = n0; jc < n1; jc += NC(mode)) {
+        int nc = imin(NC(mode), n1 - jc);
         for (int pc = 0; pc < j->K; pc += kc_max) {
             int kc = imin(kc_max, j->K - pc), kw = (kc + kpw - 1) / kpw;
             float beta = pc == 0 ? j->beta : 1.0f;
@@ -269,7 +276,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                 for (int jr = 0; jr < nc; jr += NR) {
                     const uint32_t *bp = pb + (size_t)(jr / NR) * kw * NR;
                     for (int ir = 0; ir < mc; ir += MR)
-                        ukernel(mode, kw, pa + (size_t)ir * KCW, bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
+                        ukernel(mode, kw, pa + (size_t)ir * KCW(mode), bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
                                 imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep,
                                 ep && ep->bias ? ep->bias + jc + jr : NULL,
                                 ep && ep->row_bias ? ep->row_bias + ic + ir : NULL,
@@ -292,8 +299,8 @@ TGT static void run_block_f32(const Job *j, int m0, int m1, int n0, int n1, uint
  * pool is reachable from a global, so leak checkers stay quiet). Returns 0 when out of memory. */
 static int pool_get(int T) {
     for (int t = 0; t < T; t++) {
-        if (!g_pool[t].a) g_pool[t].a = aligned_alloc(64, (size_t)MC * KCW * sizeof(uint32_t));
-        if (!g_pool[t].b) g_pool[t].b = aligned_alloc(64, (size_t)NC * KCW * sizeof(uint32_t));
+        if (!g_pool[t].a) g_pool[t].a = aligned_alloc(64, (size_t)MC * KCW_MAX * sizeof(uint32_t));
+        if (!g_pool[t].b) g_pool[t].b = aligned_alloc(64, (size_t)NC_MAX * KCW_BF16 * sizeof(uint32_t)); /* 1 MB in either mode */
         if (!g_pool[t].a || !g_pool[t].b) return 0;
     }
     return 1;
@@ -309,7 +316,7 @@ static void choose_grid(int T, int M, int N, int K, int *tm_out, int *tn_out) {
         if (tm > 1 && (M + tm - 1) / tm < MR / 2) continue;
         if (tn > 1 && (N + tn - 1) / tn < NR / 2) continue;
         double pm = roundup((M + tm - 1) / tm, MR), pn = roundup((N + tn - 1) / tn, NR);
-        double work = pm * pn * K + 4.0 * K * (pm * ((pn + NC - 1) / NC) + pn * ((pm + MC - 1) / MC));
+        double work = pm * pn * K + 4.0 * K * (pm * ((pn + NC_MAX - 1) / NC_MAX) + pn * ((pm + MC - 1) / MC));
         if (best < 0 || work < best) best = work, btm = tm, btn = tn;
     }
     *tm_out = btm;
