@@ -87,6 +87,56 @@ int main(void) {
         mt_ctx_reset(&c);
     }
 
+    /* The other fused epilogues, untaped, equal the taped ops they replace, on every kernel path
+     * and precision: linear_residual (bias, layer scale, residual), token_linear_act (row bias
+     * + GELU) and token_linear_residual (row bias, scale, residual per sample of the batch).
+     * Edge tiles everywhere and K = 700, so every kernel runs two K blocks. */
+    {
+        Tensor *xr = gc_input(&p, "xr", 3, (int[]){3, 13, 700}, -1, 1);    /* rows 39 */
+        Tensor *wr = gc_input(&p, "wr", 2, (int[]){50, 700}, -0.05f, 0.05f);
+        Tensor *br = gc_input(&p, "br", 1, (int[]){50}, -1, 1);
+        Tensor *rr = gc_input(&p, "rr", 3, (int[]){3, 13, 50}, -1, 1);
+        Tensor *gr = gc_input(&p, "gr", 1, (int[]){50}, -1, 1);
+        Tensor *xt = gc_input(&p, "xt", 3, (int[]){5, 700, 45}, -1, 1);    /* B 5 >= 2 threads: whole GEMMs per thread */
+        Tensor *wt2 = gc_input(&p, "wt2", 2, (int[]){37, 700}, -0.05f, 0.05f);
+        Tensor *bt2 = gc_input(&p, "bt2", 1, (int[]){37}, -1, 1);
+        Tensor *rt = gc_input(&p, "rt", 3, (int[]){5, 37, 45}, -1, 1);
+        Tensor *gt = gc_input(&p, "gt", 1, (int[]){45}, -1, 1);
+        const int precs[] = {MT_FP32, MT_BF16};
+        for (int fb = 0; fb < 2; fb++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int k = 0; k < 3; k++) {
+                    mt_gemm_force_fallback(fb);
+                    c.precision = precs[pi];
+                    mt_ctx_reset(&c);
+                    Tensor *ref[3], *got[3];
+                    for (int taped = 1; taped >= 0; taped--) {
+                        c.grad_enabled = taped;
+                        Tensor **o = taped ? ref : got;
+                        o[0] = mt_linear_residual(&c, xr, wr, k == 1 ? NULL : br, rr, k == 2 ? NULL : gr);
+                        o[1] = mt_token_linear_act(&c, xt, wt2, k == 1 ? NULL : bt2, MT_ACT_GELU);
+                        o[2] = mt_token_linear_residual(&c, xt, wt2, k == 1 ? NULL : bt2, rt, k == 2 ? NULL : gt);
+                    }
+                    const char *what[3] = {"linear_residual", "token_linear_act", "token_linear_residual"};
+                    for (int o = 0; o < 3; o++) {
+                        char name[96];
+                        snprintf(name, sizeof name, "%s %s%s%s", what[o], fb ? "fallback " : "", pi ? "bf16" : "fp32",
+                                 k == 1 ? " no bias" : k == 2 ? " no scale" : "");
+                        if (!ref[o] || !got[o]) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
+                        gc_expect(name, got[o]->data, ref[o]->data, ref[o]->numel, 2e-6);
+                    }
+                }
+        mt_gemm_force_fallback(0);
+        c.precision = MT_FP32;
+        c.grad_enabled = 0;
+        mt_ctx_reset(&c);
+        if (mt_linear_residual(&c, xr, wr, br, xr, gr) || !strstr(c.err, "linear_residual") || !strstr(c.err, "(3,13,700)"))
+            fprintf(stderr, "linear_residual: bad residual shape not reported: '%s'\n", c.err), gc_failures++;
+        else printf("%-28s ok: %s\n", "linear_residual shape error", c.err);
+        c.grad_enabled = 1;
+        mt_ctx_reset(&c);
+    }
+
     /* shape errors name the op, the shapes and the parameter */
     mt_ctx_reset(&c);
     mt_scope(&c, "blocks.0.mlp");

@@ -20,16 +20,16 @@ static void sgemm_rate(int threads) {
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
           *c = malloc((size_t)n * n * sizeof(float));
     for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 13) * 0.01f; b[i] = (float)(i % 7) * 0.01f; }
-    double rate[2];
-    int precs[2] = {MT_FP32_BLAS, MT_BF16};
-    for (int p = 0; p < 2; p++) {
+    double rate[3];
+    int precs[3] = {MT_FP32_BLAS, MT_BF16, MT_FP32};
+    for (int p = 0; p < 3; p++) {
         mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double t = now_seconds();
         for (int it = 0; it < 3; it++) mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         rate[p] = 3 * 2.0 * n * n * n / (now_seconds() - t) / 1e9;
     }
-    printf("sgemm: %.1f GFLOP/s (OpenBLAS fp32, %d threads)  bf16 gemm: %.1f GFLOP/s (%s)\n", rate[0], threads, rate[1],
-           mt_gemm_backend(MT_BF16));
+    printf("sgemm: %.1f GFLOP/s (OpenBLAS fp32, %d threads)  bf16 gemm: %.1f GFLOP/s (%s)  fp32 gemm: %.1f GFLOP/s (%s)\n",
+           rate[0], threads, rate[1], mt_gemm_backend(MT_BF16), rate[2], mt_gemm_backend(MT_FP32));
     free(a); free(b); free(c);
 }
 
