@@ -4,10 +4,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_AVX512_PATH 1
-#define TGT __attribute__((target("avx512f")))
+#define TGT __attribute__((target("avx512f,avx512dq")))
 
-TGT static inline __m512 gelu16(__m512 x) {
-    __m512 u = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
+/* erf(u) by the rational form. */
+TGT static inline __m512 erf16(__m512 u) {
     u = _mm512_min_ps(_mm512_max_ps(u, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
     __m512 s = _mm512_mul_ps(u, u);
     __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(MT_ERF_P5), s, _mm512_set1_ps(MT_ERF_P4));
@@ -24,9 +24,31 @@ TGT static inline __m512 gelu16(__m512 x) {
     __m512 r = _mm512_rcp14_ps(q);
     r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
     __m512 e = _mm512_mul_ps(_mm512_mul_ps(u, p), r);
-    e = _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
+}
+
+/* exp(x) for x <= 0 (the normal density's exponent), as mt_exp_fast: x = n ln2 + r, degree-7
+ * Taylor of e^r, 2^n by scalef; clamped at -87. */
+TGT static inline __m512 exp16_neg(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+TGT static inline __m512 gelu16(__m512 x) {
     __m512 h = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
-    return _mm512_fmadd_ps(h, e, h);
+    return _mm512_fmadd_ps(h, erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f))), h);
 }
 
 TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows,
@@ -50,11 +72,50 @@ TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ld
     }
 }
 
+/* g = dy * (Phi(v) + v phi(v)), v = x + bias, for the lanes in m. */
+TGT static inline __m512 gelu_grad16(const float *dy, const float *x, const float *bias, __mmask16 m) {
+    __m512 v = _mm512_maskz_loadu_ps(m, x);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias));
+    __m512 cdf = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), erf16(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f))),
+                                 _mm512_set1_ps(0.5f));
+    __m512 pdf = exp16_neg(_mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_set1_ps(-0.5f)));
+    __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.39894228040143267794f)), pdf, cdf);
+    return _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy), d);
+}
+
+/* dx += g; dbias += g in double. Full vectors use plain loads and stores, the tail masked ones. */
+TGT static void gelu_grad_row_avx512(float *dx, const float *dy, const float *x, const float *bias, double *dbias,
+                                     int n) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 g = gelu_grad16(dy + j, x + j, bias ? bias + j : NULL, (__mmask16)0xffff);
+        if (dx) _mm512_storeu_ps(dx + j, _mm512_add_ps(_mm512_loadu_ps(dx + j), g));
+        if (dbias) {
+            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
+            __m512d g1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
+            _mm512_storeu_pd(dbias + j, _mm512_add_pd(_mm512_loadu_pd(dbias + j), g0));
+            _mm512_storeu_pd(dbias + j + 8, _mm512_add_pd(_mm512_loadu_pd(dbias + j + 8), g1));
+        }
+    }
+    if (j < n) {
+        __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
+        __m512 g = gelu_grad16(dy + j, x + j, bias ? bias + j : NULL, m);
+        if (dx) _mm512_mask_storeu_ps(dx + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + j), g));
+        if (dbias) {
+            __mmask8 lo = (__mmask8)m, hi = (__mmask8)(m >> 8);
+            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
+            __m512d g1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
+            _mm512_mask_storeu_pd(dbias + j, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, dbias + j), g0));
+            _mm512_mask_storeu_pd(dbias + j + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, dbias + j + 8), g1));
+        }
+    }
+}
+
 static int has_avx512(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
     }
     return cached;
 }
@@ -80,5 +141,19 @@ void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float 
 #pragma omp simd
             for (int j = 0; j < cols; j++) yr[j] = mt_gelu_scalar(xr[j]);
         }
+    }
+}
+
+void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n) {
+#ifdef HAVE_AVX512_PATH
+    if (!g_force_scalar && has_avx512()) {
+        gelu_grad_row_avx512(dx, dy, x, bias, dbias, n);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++) {
+        float g = dy[j] * mt_gelu_grad_scalar(x[j] + (bias ? bias[j] : 0.0f));
+        if (dx) dx[j] += g;
+        if (dbias) dbias[j] += g;
     }
 }

@@ -10,6 +10,7 @@
  * plus rounding). Relative accuracy is lost only where gelu(x) is tiny (x < -4). */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 #define MT_ERF_P0 1.1283789768196506f
 #define MT_ERF_P1 0.1962374530340234f
@@ -35,14 +36,46 @@ static inline float mt_erf_fast(float u) {
     return e > 1.0f ? 1.0f : e;
 }
 
+/* exp(x) for float, ~2 ulp; inputs clamped to [-87, 88] (results stay normal floats). */
+static inline float mt_exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2) with the 1.5 * 2^23 trick; r = x - n ln 2 in two parts */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    /* NaN input: keep n finite for the integer conversion; p is NaN and carries it out */
+    n = n == n ? n : 0.0f;
+    union { uint32_t i; float f; } sc;
+    sc.i = (uint32_t)((int32_t)n + 127) << 23;
+    return p * sc.f;
+}
+
 static inline float mt_gelu_scalar(float x) {
     float h = 0.5f * x;
     return h + h * mt_erf_fast(x * 0.70710678118654752440f);
+}
+
+/* d gelu / dx = Phi(x) + x phi(x), Phi from the same erf as the forward. */
+static inline float mt_gelu_grad_scalar(float x) {
+    return 0.5f + 0.5f * mt_erf_fast(x * 0.70710678118654752440f) +
+           x * 0.39894228040143267794f * mt_exp_fast(-0.5f * x * x);
 }
 
 /* y[r*ldy + j] = gelu(x[r*ldx + j] + bias[j]) for r < rows, j < cols; bias may be NULL;
  * y may be x (in place, same ld). Serial: callers split rows over threads. AVX-512 where
  * the CPU has it (reciprocal by rcp14 + one Newton step), else the scalar form. */
 void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows, int cols);
+/* Backward over one row of n: g = dy[j] * gelu'(x[j] + bias[j]); dx[j] += g (dx may be NULL)
+ * and dbias[j] += g in double (dbias may be NULL; bias may be NULL). Serial, same dispatch. */
+void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n);
 /* Tests: 1 forces the scalar form on every CPU, 0 goes back to the CPU check. */
 void mt_gelu_force_scalar(int on);

@@ -21,44 +21,15 @@ static const char *act_name(mt_act a) {
 }
 
 /* ---- scalar forms: value and derivative ----
- * libm's erff/expf/tanhf are not vectorised without -ffast-math, so exp is
- * written out here in branch-free float code that the `omp simd` loops turn
- * into vector instructions (~2 ulp); erf is core/act_gelu.h's rational form. */
+ * libm's erff/expf/tanhf are not vectorised without -ffast-math, so exp and erf
+ * are core/act_gelu.h's branch-free float forms, which the `omp simd` loops turn
+ * into vector instructions; GELU itself has explicit AVX-512 kernels there. */
 
-#define INV_SQRT2 0.70710678118654752440f
-#define INV_SQRT_2PI 0.39894228040143267794f /* 1 / sqrt(2 pi) */
 #define SQRT_2_OVER_PI 0.79788456080286535588f
 #define GELU_TANH_K 0.044715f
 
-/* exp(x) for float; inputs clamped to [-87, 88] (results stay normal floats). */
-static inline float vexp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* n = round(x / ln 2) with the 1.5 * 2^23 trick; r = x - n ln 2 in two parts */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    /* NaN input: keep n finite for the integer conversion; p is NaN and carries it out */
-    n = n == n ? n : 0.0f;
-    union { uint32_t i; float f; } sc;
-    sc.i = (uint32_t)((int32_t)n + 127) << 23;
-    return p * sc.f;
-}
+static inline float sigmoid(float x) { return 1.0f / (1.0f + mt_exp_fast(-x)); }
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
-
-/* Phi(x) + x phi(x), with Phi from the same erf as the forward */
-static inline float gelu_d(float x) {
-    return 0.5f + 0.5f * mt_erf_fast(x * INV_SQRT2) + x * INV_SQRT_2PI * vexp(-0.5f * x * x);
-}
 /* 0.5 x (1 + tanh u) = x sigmoid(2u), and 1 - tanh(u)^2 = 4 s (1 - s) with s = sigmoid(2u). */
 static inline float gelu_tanh_f(float x) {
     float u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x);
@@ -142,7 +113,16 @@ static void act_backward(Ctx *c, Node *n) {
     float *gx = x->grad;
     size_t N = x->numel;
     switch ((mt_act)n->i[0]) {
-    case MT_ACT_GELU: ACT_GRAD_LOOP(gelu_d, gx, dy, px, N); break;
+    case MT_ACT_GELU: {
+        const size_t CH = 4096; /* chunks of the vector kernel */
+        size_t nch = (N + CH - 1) / CH;
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN)
+        for (size_t k = 0; k < nch; k++) {
+            size_t i = k * CH;
+            mt_gelu_grad_row(gx + i, dy + i, px + i, NULL, NULL, (int)(N - i < CH ? N - i : CH));
+        }
+        break;
+    }
     case MT_ACT_GELU_TANH: ACT_GRAD_LOOP(gelu_tanh_d, gx, dy, px, N); break;
     case MT_ACT_RELU: ACT_GRAD_LOOP(relu_d, gx, dy, px, N); break;
     case MT_ACT_SILU: ACT_GRAD_LOOP(silu_d, gx, dy, px, N); break;
@@ -217,7 +197,10 @@ static void bias_act_backward(Ctx *c, Node *n) {
     {
         double *pdb = part ? part + (size_t)omp_get_thread_num() * stride : NULL;
         switch (act) {
-        case MT_ACT_GELU: BIAS_ACT_GRAD(gelu_d); break;
+        case MT_ACT_GELU:
+#pragma omp for schedule(static)
+            for (size_t r = 0; r < rows; r++) mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C);
+            break;
         case MT_ACT_GELU_TANH: BIAS_ACT_GRAD(gelu_tanh_d); break;
         case MT_ACT_RELU: BIAS_ACT_GRAD(relu_d); break;
         case MT_ACT_SILU: BIAS_ACT_GRAD(silu_d); break;

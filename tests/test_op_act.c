@@ -160,6 +160,42 @@ int main(void) {
         else printf("%-28s ok: max |err|/(1+|x|) %.2e, vector vs scalar %.2e\n", "gelu kernel vs erf", worst, worst_ps);
     }
 
+    /* ---- GELU gradient kernel: both paths against the exact derivative Phi(v) + v phi(v) in
+     * double; dx and the double bias sum accumulate (start from nonzero), masked tails (n = 37). */
+    {
+        enum { N = 37, R = 400 };
+        static float xg[R * N], dyg[R * N], dxv[R * N], dxs[R * N];
+        float bias[N];
+        double dbv[N], dbs[N], dbref[N];
+        for (int j = 0; j < N; j++) bias[j] = 0.05f * (float)(j - 18), dbv[j] = dbs[j] = dbref[j] = 0.25;
+        for (int i = 0; i < R * N; i++) {
+            xg[i] = -9.0f + 18.0f * (float)i / (float)(R * N);
+            dyg[i] = 0.5f + (float)(i % 7) * 0.25f;
+            dxv[i] = dxs[i] = 0.125f;
+        }
+        for (int r = 0; r < R; r++) mt_gelu_grad_row(dxv + r * N, dyg + r * N, xg + r * N, bias, dbv, N);
+        mt_gelu_force_scalar(1);
+        for (int r = 0; r < R; r++) mt_gelu_grad_row(dxs + r * N, dyg + r * N, xg + r * N, bias, dbs, N);
+        mt_gelu_force_scalar(0);
+        double worst = 0, worst_db = 0;
+        for (int i = 0; i < R * N; i++) {
+            double v = (double)xg[i] + bias[i % N];
+            double d = 0.5 * (1.0 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) / sqrt(2.0 * M_PI);
+            double want = 0.125 + dyg[i] * d;
+            dbref[i % N] += dyg[i] * d;
+            double e = fmax(fabs(dxv[i] - want), fabs(dxs[i] - want)) / fabs(dyg[i]);
+            if (e > worst) worst = e;
+        }
+        for (int j = 0; j < N; j++) {
+            double e = fmax(fabs(dbv[j] - dbref[j]), fabs(dbs[j] - dbref[j])) / R;
+            if (e > worst_db) worst_db = e;
+        }
+        if (worst > 1e-6 || worst_db > 1e-6)
+            fprintf(stderr, "[gelu grad kernel] max error %.3g, bias sum error %.3g (tol 1e-6)\n", worst, worst_db),
+                gc_failures++;
+        else printf("%-28s ok: max |err| %.2e, bias sum %.2e\n", "gelu grad kernel vs exact", worst, worst_db);
+    }
+
     /* ---- errors ---- */
     mt_ctx_reset(&c);
     mt_scope(&c, "blocks.2.mlp_channels");
