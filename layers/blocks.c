@@ -129,7 +129,6 @@ static Tensor *token_mixer_plain(Ctx *c, const TokenMixer *tm, Tensor *x) {
     return x;
 }
 
-
 /* The token mixer's output; with res, res + gamma * output (gamma may be NULL), fused into
  * the last token GEMM where there is one. */
 static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
