@@ -1,5 +1,6 @@
 /* GELU, erf form, for the activation ops and the GEMM epilogue:
- *   gelu(x) = x/2 (1 + erf(x / sqrt 2)).
+ *   gelu(x) = x/2 (1 + erf(x / sqrt 2)),
+ * its derivative, and the branch-free float exp that the other activations share.
  *
  * erf(u) = u P(u^2) / Q(u^2) on |u| <= 4, P and Q of degree 5 in u^2 (our own fit:
  * least squares reweighted towards minimax against double-precision erf), clamped to
