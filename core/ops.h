@@ -42,7 +42,7 @@ Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 /* ---- activations ---- */
 typedef enum { MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU, MT_ACT_NONE } mt_act;
 Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act);
-Tensor *mt_gelu(Ctx *c, Tensor *x);       /* PyTorch exact: 0.5 x (1 + erf(x / sqrt 2)) */
+Tensor *mt_gelu(Ctx *c, Tensor *x);       /* erf form (PyTorch approximate="none"): 0.5 x (1 + erf(x / sqrt 2)), erf to 4e-7 (act_gelu.h) */
 Tensor *mt_gelu_tanh(Ctx *c, Tensor *x);  /* PyTorch approximate='tanh' */
 Tensor *mt_relu(Ctx *c, Tensor *x);
 Tensor *mt_silu(Ctx *c, Tensor *x);
