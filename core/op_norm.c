@@ -48,6 +48,14 @@ static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w
     return -1;
 }
 
+/* eps must be >= 0 (and not NaN); 0, or -1 after recording the error. */
+static int check_eps(Ctx *c, const char *op, const Tensor *x, float eps) {
+    if (eps >= 0) return 0;
+    char sx[96];
+    mt_fail(c, op, "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    return -1;
+}
+
 /* y_row = x_hat * w + b, with x_hat = (x - m) * rs. */
 static inline void norm_out_row(float *restrict y, const float *x, float m, float rs, const float *w,
                                 const float *b, int C) {
@@ -111,10 +119,7 @@ static void layernorm_backward(Ctx *c, Node *n) {
 Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "layernorm", x, w, b, 1, 1)) return NULL;
-    if (!(eps >= 0)) {
-        char sx[96];
-        return mt_fail(c, "layernorm", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
-    }
+    if (check_eps(c, "layernorm", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -257,12 +262,12 @@ static void groupnorm1_stats(Ctx *c, const Tensor *x, float eps, float *mean, fl
 
 int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) {
     if (c->failed || !x) return -1;
-    char sx[96];
-    if (x->ndim < 2 || !(eps >= 0)) {
-        mt_fail(c, "groupnorm1_stats", "x %s, eps %g: need a sample axis and eps >= 0", mt_shape_str(x, sx, sizeof sx),
-                (double)eps);
+    if (x->ndim < 2) {
+        char sx[96];
+        mt_fail(c, "groupnorm1_stats", "x %s: need a sample axis first", mt_shape_str(x, sx, sizeof sx));
         return -1;
     }
+    if (check_eps(c, "groupnorm1_stats", x, eps)) return -1;
     groupnorm1_stats(c, x, eps, mean, rstd);
     return 0;
 }
@@ -270,10 +275,7 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) 
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "groupnorm1", x, w, b, 1, 2)) return NULL;
-    if (!(eps >= 0)) {
-        char sx[96];
-        return mt_fail(c, "groupnorm1", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
-    }
+    if (check_eps(c, "groupnorm1", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     int B = x->shape[0], C = mt_last(x);
@@ -332,10 +334,7 @@ static void rmsnorm_backward(Ctx *c, Node *n) {
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "rmsnorm", x, w, NULL, 0, 1)) return NULL;
-    if (!(eps >= 0)) {
-        char sx[96];
-        return mt_fail(c, "rmsnorm", "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
-    }
+    if (check_eps(c, "rmsnorm", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
