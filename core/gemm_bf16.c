@@ -246,21 +246,21 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
         store16(cr + 16, m1, v1);
     }
     if (ep && ep->act) ep->act(C, mr, nr, ldc);
-    if (res) {
+    if (res || scale) { /* C = res + scale * C, either term optional */
         __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
         if (scale) s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
         for (int r = 0; r < mr; r++) {
             float *cr = C + (size_t)r * ldc;
-            const float *rr = res + (size_t)r * ldc;
-            store16(cr, m0, _mm512_fmadd_ps(s0, _mm512_maskz_loadu_ps(m0, cr), _mm512_maskz_loadu_ps(m0, rr)));
-            store16(cr + 16, m1, _mm512_fmadd_ps(s1, _mm512_maskz_loadu_ps(m1, cr + 16), _mm512_maskz_loadu_ps(m1, rr + 16)));
-        }
-    } else if (scale) {
-        __m512 s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
-        for (int r = 0; r < mr; r++) {
-            float *cr = C + (size_t)r * ldc;
-            store16(cr, m0, _mm512_mul_ps(s0, _mm512_maskz_loadu_ps(m0, cr)));
-            store16(cr + 16, m1, _mm512_mul_ps(s1, _mm512_maskz_loadu_ps(m1, cr + 16)));
+            __m512 v0 = _mm512_maskz_loadu_ps(m0, cr), v1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+            if (res) {
+                const float *rr = res + (size_t)r * ldc;
+                v0 = _mm512_fmadd_ps(s0, v0, _mm512_maskz_loadu_ps(m0, rr));
+                v1 = _mm512_fmadd_ps(s1, v1, _mm512_maskz_loadu_ps(m1, rr + 16));
+            } else {
+                v0 = _mm512_mul_ps(s0, v0), v1 = _mm512_mul_ps(s1, v1);
+            }
+            store16(cr, m0, v0);
+            store16(cr + 16, m1, v1);
         }
     }
 }
