@@ -107,6 +107,8 @@ static void run_suite(int prec, const char *tag, int n_random) {
     for (int t = 0; t < 4; t++)
         for (int s = 0; s < 6; s++)
             check_case(prec, t & 1, t >> 1, big[s][0], big[s][1], big[s][2], 5, 3, 7, 0.75f, 0.5f, 0, tag);
+    /* three row blocks shared by work stealing over four (column block, K block) phases in fp32 */
+    check_case(prec, 0, 1, 400, 560, 530, 5, 3, 7, 0.75f, 0.5f, 0, tag);
     /* random combinations of odd sizes, strides, alpha, beta */
     const float alphas[] = {1.0f, -1.0f, 0.5f, 2.5f}, betas[] = {0.0f, 1.0f, -0.5f, 0.25f};
     for (int r = 0; r < n_random; r++) {
@@ -225,6 +227,13 @@ static int bench(int reps) {
         {"poolformer s1 fc1 bwd dw TN", 1, 0, 256, 64, 100352, 1},
         {"poolformer s3 fc1 1x1 NT", 0, 1, 6272, 1280, 320, 1},
         {"poolformer s4 fc2 1x1 NT", 0, 1, 1568, 512, 2048, 1},
+        {"poolformer s2 fc1 1x1 NT", 0, 1, 25088, 512, 128, 1},
+        {"poolformer s2 fc2 1x1 NT", 0, 1, 25088, 128, 512, 1},
+        {"poolformer s3 fc2 1x1 NT", 0, 1, 6272, 320, 1280, 1},
+        {"poolformer s4 fc1 1x1 NT", 0, 1, 1568, 2048, 512, 1},
+        {"poolformer down1 3x3 s2 im2col NT", 0, 1, 25088, 128, 576, 1},
+        {"poolformer down2 3x3 s2 im2col NT", 0, 1, 6272, 320, 1152, 1},
+        {"poolformer down3 3x3 s2 im2col NT", 0, 1, 1568, 512, 2880, 1},
     };
     int ns = (int)(sizeof sh / sizeof sh[0]);
     size_t maxa = 0, maxb = 0, maxc = 0;
