@@ -3,12 +3,13 @@
 #include "core/gemm.h"
 #include <cblas.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch, const MtEpilogue *ep);
+                       int batch, const MtPrologue *pro, const MtEpilogue *ep);
 
 static int g_force_fallback = 0;
 
@@ -47,9 +48,9 @@ float mt_bf16_round(float x) {
     return x;
 }
 
-/* Fallback buffers for the bf16-rounded copies (grown on demand, kept). */
-static float *g_fa, *g_fb;
-static size_t g_fa_n, g_fb_n;
+/* Fallback buffers for the bf16-rounded copies and the normalised A (grown on demand, kept). */
+static float *g_fa, *g_fb, *g_fp;
+static size_t g_fa_n, g_fb_n, g_fp_n;
 
 static float *grow(float **buf, size_t *cap, size_t n) {
     if (n > *cap) {
@@ -118,6 +119,41 @@ static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
     }
 }
 
+/* op(A) (M x K) with the prologue applied -> dst (M x K, contiguous). */
+static void prologue_copy(float *dst, int ta, int M, int K, const float *A, int lda, const MtPrologue *p) {
+#pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
+    for (int i = 0; i < M; i++) {
+        float m = p->mean[i / p->group_rows], rs = p->rstd[i / p->group_rows], *d = dst + (size_t)i * K;
+        for (int k = 0; k < K; k++) d[k] = ((ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) - m) * rs;
+        if (p->scale)
+            for (int k = 0; k < K; k++) d[k] *= p->scale[k];
+        if (p->shift)
+            for (int k = 0; k < K; k++) d[k] += p->shift[k];
+    }
+}
+
+void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
+                   const MtEpilogue *ep) {
+    if (M <= 0 || N <= 0) return;
+    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
+                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+    if (pro && K > 0 && alpha != 0.0f) {
+        if (native && !transA &&
+            mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
+                               0, 1, pro, ep) == 0)
+            return;
+        float *a = grow(&g_fp, &g_fp_n, (size_t)M * K);
+        if (!a) { /* out of memory: nothing sensible to compute */
+            fprintf(stderr, "mixtape: out of memory normalising a %d x %d GEMM operand\n", M, K);
+            abort();
+        }
+        prologue_copy(a, transA, M, K, A, lda, pro);
+        A = a, lda = K, transA = 0;
+    }
+    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
@@ -127,12 +163,12 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
         scale_c(M, N, beta, C, ldc);
     } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, ep) == 0)
+            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
         if (mt_gemm_fp32_native() &&
-            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, ep) == 0)
+            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, ep) == 0)
             return;
         sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
@@ -152,7 +188,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
                  ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                           beta, C, ldc, strideC, batch, ep) == 0)
+                           beta, C, ldc, strideC, batch, NULL, ep) == 0)
         return;
     for (int i = 0; i < batch; i++) {
         MtEpilogue ei;

@@ -48,6 +48,23 @@ typedef struct {
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep);
 
+/* Prologue: a normalisation applied to op(A)'s rows while the GEMM packs them, so that
+ * norm(x) @ W^T never stores the normalised x (LayerNorm: a group per row; GroupNorm(1): a
+ * group per sample's rows):
+ *   A'[i, k] = ((A[i, k] - mean[g]) * rstd[g]) * scale[k] + shift[k],  g = i / group_rows,
+ * the same operations in the same order as the norm ops, so A' equals their output bit for
+ * bit. mean and rstd are required; scale and shift (K floats) may be NULL. */
+typedef struct {
+    const float *mean, *rstd;
+    int group_rows;
+    const float *scale, *shift;
+} MtPrologue;
+/* mt_gemm_ep with a prologue on A (pro may be NULL). Paths that cannot transform A while
+ * packing (no AVX-512, transposed A) normalise a copy first. */
+void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
+                   const MtEpilogue *ep);
+
 /* batch independent GEMMs, X_i = X + i * strideX (floats), in one parallel region: whole
  * GEMMs are handed to threads when batch >= threads (per-sample token mixing, attention
  * heads, bmm), so small GEMMs do not pay a fork/join each. Same semantics per entry as

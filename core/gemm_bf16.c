@@ -57,6 +57,7 @@ typedef struct {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
+    const MtPrologue *pro; /* applied to A's rows while packing (not transposed A), or NULL */
     const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
     const float *R;       /* the epilogue's residual for this C (same layout), or NULL */
 } Job;
@@ -85,6 +86,27 @@ TGT static INL __m512i load_words_k(int mode, const float *src, int kleft) {
         return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* low 16 bf16 from x0, high from x1 */
     }
     return _mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kleft), src));
+}
+
+/* The prologue on 16 k values of one row (k past the end masked off, so they stay zero):
+ * ((x - m) * rs) * scale + shift, the norm ops' order (no FMA: equal to their output). */
+TGT static INL __m512 pro16(__m512 x, __mmask16 km, float m, float rs, const float *scale, const float *shift) {
+    x = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_set1_ps(m)), _mm512_set1_ps(rs));
+    if (scale) x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(km, scale));
+    if (shift) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(km, shift));
+    return _mm512_maskz_mov_ps(km, x);
+}
+
+/* load_words_k with the prologue; scale and shift point at this row's k (may be NULL). */
+TGT static INL __m512i load_words_k_pro(int mode, const float *src, int kleft, float m, float rs,
+                                        const float *scale, const float *shift) {
+    __mmask16 k0 = mask16(kleft);
+    __m512 x0 = pro16(_mm512_maskz_loadu_ps(k0, src), k0, m, rs, scale, shift);
+    if (mode != MODE_BF16) return _mm512_castps_si512(x0);
+    __mmask16 k1 = mask16(kleft - 16);
+    __m512 x1 = pro16(_mm512_maskz_loadu_ps(k1, src + 16), k1, m, rs, scale ? scale + 16 : NULL,
+                      shift ? shift + 16 : NULL);
+    return (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
 }
 
 /* 16 words for 16 consecutive columns c at one word index: rows k (src0) and k+1 (src1,
@@ -128,6 +150,17 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
             if (i + PFA < mc)
                 for (int k = 0; k < kc; k += 16) _mm_prefetch((const char *)(src + (size_t)PFA * j->lda + k), _MM_HINT_T0);
             uint32_t *dst = pa + (size_t)i * KCW(mode);
+            const MtPrologue *p = j->pro;
+            if (p) {
+                int g = (i0 + i) / p->group_rows;
+                for (int w = 0; w < kw; w += 16) {
+                    int k = k0 + w * kpw;
+                    _mm512_storeu_si512(dst + w, load_words_k_pro(mode, src + w * kpw, kc - w * kpw, p->mean[g], p->rstd[g],
+                                                                  p->scale ? p->scale + k : NULL,
+                                                                  p->shift ? p->shift + k : NULL));
+                }
+                continue;
+            }
             for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, src + w * kpw, kc - w * kpw));
         }
         for (int i = mc; i < mcp; i++)
@@ -391,8 +424,9 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const S
  * falls back). */
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch, const MtEpilogue *ep) {
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, ep, NULL};
+                       int batch, const MtPrologue *pro, const MtEpilogue *ep) {
+    if (pro && ta) return -1; /* the prologue runs in the row-wise packing only */
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ep, NULL};
     const float *R = ep ? ep->residual : NULL;
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;

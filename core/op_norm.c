@@ -73,6 +73,31 @@ static inline void norm_out_row(float *restrict y, const float *x, float m, floa
 
 /* ---- LayerNorm over the last axis ---- */
 
+/* Mean and 1/sqrt(var + eps) of one row: two passes with double sums. */
+static inline void row_stats(const float *xr, int C, float eps, float *mean, float *rstd) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < C; j++) s += xr[j];
+    double m = s / C, v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < C; j++) {
+        double d = xr[j] - m;
+        v += d * d;
+    }
+    *mean = (float)m;
+    *rstd = (float)(1.0 / sqrt(v / C + eps));
+}
+
+int mt_layernorm_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) {
+    if (c->failed || !x) return -1;
+    if (check_eps(c, "layernorm_stats", x, eps)) return -1;
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) row_stats(x->data + r * C, C, eps, &mean[r], &rstd[r]);
+    return 0;
+}
+
 static void layernorm_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad, *mean = n->saved;
@@ -129,17 +154,7 @@ Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x->data + r * C;
-        double s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int j = 0; j < C; j++) s += xr[j];
-        double m = s / C, v = 0;
-#pragma omp simd reduction(+ : v)
-        for (int j = 0; j < C; j++) {
-            double d = xr[j] - m;
-            v += d * d;
-        }
-        mean[r] = (float)m;
-        rstd[r] = (float)(1.0 / sqrt(v / C + eps));
+        row_stats(xr, C, eps, &mean[r], &rstd[r]);
         norm_out_row(y->data + r * C, xr, mean[r], rstd[r], pw, pb, C);
     }
     Tensor *in[3] = {x, w, b};

@@ -36,6 +36,8 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 /* GroupNorm(1)'s per-sample statistics alone: mean[B] (or NULL) and rstd[B] = 1/sqrt(var + eps).
  * 0, or -1 with the error recorded. */
 int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
+/* LayerNorm's per-row statistics alone: mean[rows], rstd[rows]. 0, or -1 with the error recorded. */
+int mt_layernorm_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 
@@ -60,6 +62,12 @@ mt_act_tile mt_act_tile_fn(mt_act a);
  * residual. Without a tape one GEMM with the rest in its epilogue; with one exactly
  * mt_residual(res, mt_linear(x, w, b), gamma). */
 Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma);
+/* act(norm(x) @ w^T + b), norm = LayerNorm (groupnorm 0) or GroupNorm(1) (groupnorm 1) with
+ * weight nw and bias nb (either may be NULL). Without a tape the norm is applied while the
+ * GEMM packs x (the normalised x is never stored; same result); with one, the norm op and
+ * mt_linear_act are recorded as separate ops. */
+Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w,
+                           Tensor *b, mt_act act);
 /* Token mixing with the same fusions: act(token_linear(x)) and res + gamma * token_linear(x);
  * with a tape exactly the unfused ops. */
 Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act);

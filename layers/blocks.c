@@ -70,12 +70,19 @@ Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
     return x;
 }
 
-/* fc2(act(fc1(x))) over the last axis; 1x1 conv weights are viewed as (out, in).
- * Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))).
- * With res: res + gamma * fc2(...) (gamma may be NULL), the residual in fc2's epilogue. */
-Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
+/* fc2(act(fc1(nm(x)))) over the last axis (nm NULL: x as is); 1x1 conv weights are viewed
+ * as (out, in). Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))).
+ * A LayerNorm or GroupNorm(1) nm is folded into fc1 (applied while its GEMM packs x, when
+ * nothing is recorded). With res: res + gamma * fc2(...) (gamma may be NULL), the residual
+ * in fc2's epilogue. */
+Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
     Tensor *h;
-    if (mlp->gated) {
+    if (nm && !mlp->gated && (nm->kind == NORM_LAYERNORM || nm->kind == NORM_GROUPNORM)) {
+        h = mt_norm_linear_act(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
+                               mlp->fc1_b, act);
+    } else if (nm) {
+        return mlp_forward(c, mlp, NULL, norm_forward(c, nm, x), act, res, gamma);
+    } else if (mlp->gated) {
         h = mt_linear(c, x, mat_view(c, mlp->fc1_w), mlp->fc1_b);
         h = mt_glu(c, h, mlp->gate);
     } else h = mt_linear_act(c, x, mat_view(c, mlp->fc1_w), mlp->fc1_b, act);
@@ -176,11 +183,9 @@ static Tensor *join(Ctx *c, const Block *blk, Tensor *x, Tensor *y, Tensor *gamm
 Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
     int dp = c->training && blk->drop_path > 0;
     if (blk->gmlp) { /* timm SpatialGatingBlock: x + drop_path(mlp_channels(norm(x))) */
-        mt_scope(c, "%s.norm", blk->name);
-        Tensor *y = norm_forward(c, &blk->norm1, x);
-        mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
-        if (!dp) return mlp_forward(c, &blk->mlp, y, act, x, NULL);
-        return join(c, blk, x, mlp_forward(c, &blk->mlp, y, act, NULL, NULL), NULL);
+        mt_scope(c, "%s.norm+%s", blk->name, blk->mlp_name);
+        if (!dp) return mlp_forward(c, &blk->mlp, &blk->norm1, x, act, x, NULL);
+        return join(c, blk, x, mlp_forward(c, &blk->mlp, &blk->norm1, x, act, NULL, NULL), NULL);
     }
     Tensor *ls1 = vec_view(c, blk->ls1), *ls2 = vec_view(c, blk->ls2), *y, *fused = NULL;
     mt_scope(c, "%s.%s", blk->name, blk->mix_name);
@@ -193,11 +198,9 @@ Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act) {
         if (!dp) x = token_mixer_forward(c, &blk->mix, y, act, x, ls1);
         else x = join(c, blk, x, token_mixer_forward(c, &blk->mix, y, act, NULL, NULL), ls1);
     }
-    mt_scope(c, "%s.norm2", blk->name);
-    y = norm_forward(c, &blk->norm2, x);
-    mt_scope(c, "%s.%s", blk->name, blk->mlp_name);
-    if (!dp) return mlp_forward(c, &blk->mlp, y, act, x, ls2);
-    return join(c, blk, x, mlp_forward(c, &blk->mlp, y, act, NULL, NULL), ls2);
+    mt_scope(c, "%s.norm2+%s", blk->name, blk->mlp_name);
+    if (!dp) return mlp_forward(c, &blk->mlp, &blk->norm2, x, act, x, ls2);
+    return join(c, blk, x, mlp_forward(c, &blk->mlp, &blk->norm2, x, act, NULL, NULL), ls2);
 }
 
 /* ---- flops ---- */

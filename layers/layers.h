@@ -138,8 +138,9 @@ Tensor *vec_view(Ctx *c, Tensor *p);
 /* 2-D (out, in) view of a (out, in, 1, 1) 1x1 conv weight; 2-D weights pass through. */
 Tensor *mat_view(Ctx *c, Tensor *p);
 Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x);
-/* fc2(act(fc1(x))); with res (and gamma or NULL): res + gamma * fc2(...) in one fused GEMM. */
-Tensor *mlp_forward(Ctx *c, const Mlp *mlp, Tensor *x, mt_act act, Tensor *res, Tensor *gamma);
+/* fc2(act(fc1(nm(x)))), nm NULL or a norm folded into fc1 where it can be; with res (and gamma or
+ * NULL): res + gamma * fc2(...) in one fused GEMM. */
+Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma);
 /* x (B, H, W, C) channels-last -> same shape. */
 Tensor *block_forward(Ctx *c, const Block *blk, Tensor *x, mt_act act);
 

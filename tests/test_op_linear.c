@@ -137,6 +137,51 @@ int main(void) {
         mt_ctx_reset(&c);
     }
 
+    /* norm_linear_act without a tape (LayerNorm / GroupNorm(1) applied while the GEMM packs
+     * x) equals the taped norm + linear_act on every kernel path and precision, with and
+     * without the norm's affine. K = 700: two K blocks; 3 samples of 13 rows: edge tiles. */
+    {
+        Tensor *xn = gc_input(&p, "xn", 3, (int[]){3, 13, 700}, -1, 3);
+        Tensor *nw = gc_input(&p, "nw", 1, (int[]){700}, 0.5f, 1.5f);
+        Tensor *nb = gc_input(&p, "nb", 1, (int[]){700}, -1, 1);
+        Tensor *wn = gc_input(&p, "wn", 2, (int[]){50, 700}, -0.05f, 0.05f);
+        Tensor *bn = gc_input(&p, "bn", 1, (int[]){50}, -1, 1);
+        const int precs[] = {MT_FP32, MT_BF16};
+        for (int fb = 0; fb < 2; fb++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int gn = 0; gn < 2; gn++)
+                    for (int aff = 0; aff < 2; aff++) {
+                        mt_gemm_force_fallback(fb);
+                        c.precision = precs[pi];
+                        mt_ctx_reset(&c);
+                        c.grad_enabled = 1;
+                        Tensor *ref = mt_norm_linear_act(&c, xn, gn, aff ? nw : NULL, aff ? nb : NULL, 1e-5f, wn, bn,
+                                                         MT_ACT_GELU);
+                        int before = c.nnodes;
+                        c.grad_enabled = 0;
+                        Tensor *got = mt_norm_linear_act(&c, xn, gn, aff ? nw : NULL, aff ? nb : NULL, 1e-5f, wn, bn,
+                                                         MT_ACT_GELU);
+                        char name[96];
+                        snprintf(name, sizeof name, "%s_linear_act %s%s%s", gn ? "groupnorm1" : "layernorm",
+                                 fb ? "fallback " : "", pi ? "bf16" : "fp32", aff ? "" : " no affine");
+                        if (!ref || !got || before < 2 || c.nnodes != before) {
+                            fprintf(stderr, "[%s] failed (%s) or recorded %d/%d nodes\n", name, c.err, before, c.nnodes);
+                            gc_failures++;
+                            continue;
+                        }
+                        gc_expect(name, got->data, ref->data, ref->numel, 2e-6);
+                    }
+        mt_gemm_force_fallback(0);
+        c.precision = MT_FP32;
+        mt_ctx_reset(&c);
+        if (mt_norm_linear_act(&c, xn, 1, bn, NULL, 1e-5f, wn, bn, MT_ACT_GELU) || !strstr(c.err, "groupnorm1_linear_act") ||
+            !strstr(c.err, "(50)"))
+            fprintf(stderr, "norm_linear_act: bad norm weight not reported: '%s'\n", c.err), gc_failures++;
+        else printf("%-28s ok: %s\n", "norm_linear_act shape error", c.err);
+        c.grad_enabled = 1;
+        mt_ctx_reset(&c);
+    }
+
     /* shape errors name the op, the shapes and the parameter */
     mt_ctx_reset(&c);
     mt_scope(&c, "blocks.0.mlp");
