@@ -9,7 +9,7 @@
 
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch, const MtPrologue *pro, const MtEpilogue *ep);
+                       int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
 
 static int g_force_fallback = 0;
 
@@ -141,7 +141,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
     if (pro && K > 0 && alpha != 0.0f) {
         if (native && !transA &&
             mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
-                               0, 1, pro, ep) == 0)
+                               0, 1, pro, NULL, ep) == 0)
             return;
         float *a = grow(&g_fp, &g_fp_n, (size_t)M * K);
         if (!a) { /* out of memory: nothing sensible to compute */
@@ -154,6 +154,26 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
     mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
+void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga, const float *B, int ldb,
+                    float beta, float *C, int ldc, const MtEpilogue *ep) {
+    if (M <= 0 || N <= 0) return;
+    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
+                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+    if (native && K > 0 &&
+        mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
+                           NULL, ga, ep) == 0)
+        return;
+    float *a = K > 0 ? grow(&g_fp, &g_fp_n, (size_t)M * K) : NULL;
+    if (K > 0 && !a) {
+        fprintf(stderr, "mixtape: out of memory building a %d x %d GEMM operand\n", M, K);
+        abort();
+    }
+#pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
+    for (int i = 0; i < M; i++)
+        if (K > 0) ga->row(ga->ctx, i, 0, K, a + (size_t)i * K);
+    mt_gemm_ep(precision, 0, transB, M, N, K, 1.0f, a, K, B, ldb, beta, C, ldc, ep);
+}
+
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
@@ -163,12 +183,12 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
         scale_c(M, N, beta, C, ldc);
     } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, ep) == 0)
+            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
         if (mt_gemm_fp32_native() &&
-            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, ep) == 0)
+            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
             return;
         sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
@@ -188,7 +208,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
                  ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                           beta, C, ldc, strideC, batch, NULL, ep) == 0)
+                           beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
         return;
     for (int i = 0; i < batch; i++) {
         MtEpilogue ei;

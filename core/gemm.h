@@ -65,6 +65,17 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
                    const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
                    const MtEpilogue *ep);
 
+/* A given row by row instead of as a matrix (an implicit im2col): row(ctx, i, k0, kc, dst)
+ * writes A[i, k0 .. k0+kc) into dst[0 .. kc). Called from several threads at once. The
+ * native kernels gather while packing, so A is never stored; the other paths build it in a
+ * buffer of M x K floats first. C = A @ op(B) + beta C with the epilogue. */
+typedef struct {
+    void (*row)(const void *ctx, int i, int k0, int kc, float *dst);
+    const void *ctx;
+} MtGatherA;
+void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga, const float *B, int ldb,
+                    float beta, float *C, int ldc, const MtEpilogue *ep);
+
 /* batch independent GEMMs, X_i = X + i * strideX (floats), in one parallel region: whole
  * GEMMs are handed to threads when batch >= threads (per-sample token mixing, attention
  * heads, bmm), so small GEMMs do not pay a fork/join each. Same semantics per entry as

@@ -58,6 +58,7 @@ typedef struct {
     float *C;
     int lda, ldb, ldc;
     const MtPrologue *pro; /* applied to A's rows while packing (not transposed A), or NULL */
+    const MtGatherA *ga;   /* A's rows come from this function instead of A, or NULL */
     const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
     const float *R;       /* the epilogue's residual for this C (same layout), or NULL */
 } Job;
@@ -144,7 +145,19 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
     int kpw = mode == MODE_BF16 ? 2 : 1;
     int kw = (kc + kpw - 1) / kpw;
     int mcp = roundup(mc, MR);
-    if (!j->ta) { /* A stored M x K: k contiguous */
+    if (j->ga) { /* rows gathered on demand: fp32 straight into the block, bf16 through a row */
+        float row[KCW_MAX * 2 + 32];
+        for (int i = 0; i < mc; i++) {
+            uint32_t *dst = pa + (size_t)i * KCW(mode);
+            float *r = mode == MODE_BF16 ? row : (float *)dst;
+            j->ga->row(j->ga->ctx, i0 + i, k0, kc, r);
+            for (int k = kc; k < roundup(kc, 16 * kpw); k++) r[k] = 0.0f;
+            if (mode == MODE_BF16)
+                for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, r + w * kpw, kc - w * kpw));
+        }
+        for (int i = mc; i < mcp; i++)
+            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
+    } else if (!j->ta) { /* A stored M x K: k contiguous */
         for (int i = 0; i < mc; i++) {
             const float *src = j->A + (size_t)(i0 + i) * j->lda + k0;
             if (i + PFA < mc)
@@ -424,9 +437,9 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const S
  * falls back). */
 int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch, const MtPrologue *pro, const MtEpilogue *ep) {
-    if (pro && ta) return -1; /* the prologue runs in the row-wise packing only */
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ep, NULL};
+                       int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
+    if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL};
     const float *R = ep ? ep->residual : NULL;
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;
@@ -437,7 +450,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
         if (T == 1) {
             for (int i = 0; i < batch; i++) {
                 Job ji = j;
-                ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
+                ji.A = A ? A + i * sA : NULL, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
                 run_one(&ji, 0, M, 0, N, 0, NULL);
             }
             return 0;
@@ -445,7 +458,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (int i = 0; i < batch; i++) {
             Job ji = j;
-            ji.A = A + i * sA, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
+            ji.A = A ? A + i * sA : NULL, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
             run_one(&ji, 0, M, 0, N, omp_get_thread_num(), NULL);
         }
         return 0;
@@ -461,7 +474,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
     int dyn = T > 1 && tn == 1 && (size_t)nphase * T <= 256;
     uint64_t ranges[256];
     for (int i = 0; i < batch; i++) {
-        j.A = A + i * sA, j.B = B + i * sB, j.C = C + i * sC, j.R = R ? R + i * sC : NULL;
+        j.A = A ? A + i * sA : NULL, j.B = B + i * sB, j.C = C + i * sC, j.R = R ? R + i * sC : NULL;
         if (T == 1) {
             run_one(&j, 0, M, 0, N, 0, NULL);
             continue;

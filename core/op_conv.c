@@ -10,7 +10,9 @@
  * col2im, which adds every column entry back into the input pixel it came from.
  *
  * A 1x1, stride-1, unpadded conv on channels-last input needs no column buffer:
- * the input already is cols. The column buffers come from the step arena. */
+ * the input already is cols. The forward pass builds no column buffer either: the GEMM
+ * gathers each row of cols while packing (see gather_nchw/gather_nhwc). The backward's
+ * column buffers come from the step arena. */
 #include "core/ops.h"
 #include "core/op_util.h"
 #include "core/gemm.h"
@@ -95,6 +97,56 @@ static void im2col_nhwc(const ConvDims *d, const float *x, float *cols) {
                 }
             }
         }
+    }
+}
+
+/* ---- implicit im2col for the forward GEMM: rows of cols gathered while the GEMM packs ----
+ * NCHW keeps the (ci, ky, kx) order (runs of kw along an input row). NHWC gathers in
+ * (ky, kx, ci) order, runs of Cin channels of one pixel, against the weight permuted to
+ * (Cout, kh, kw, Cin): im2col's scattered writes and its M x K buffer both go away. */
+
+typedef struct {
+    const ConvDims *d;
+    const float *x;
+} ConvGather;
+
+/* n floats of an input row from column ix0 on, zeros outside [0, W). */
+static void copy_run(float *dst, const float *src, int ix0, int n, int W) {
+    for (int t = 0; t < n; t++) {
+        int ix = ix0 + t;
+        dst[t] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+    }
+}
+
+static void gather_nchw(const void *ctx, int r, int k0, int kc, float *dst) {
+    const ConvGather *g = ctx;
+    const ConvDims *d = g->d;
+    int ox = r % d->OW, oy = r / d->OW % d->OH, b = r / (d->OW * d->OH);
+    for (int k = k0; k < k0 + kc;) {
+        int kx = k % d->kw, ky = k / d->kw % d->kh, ci = k / (d->kw * d->kh);
+        int n = d->kw - kx < k0 + kc - k ? d->kw - kx : k0 + kc - k;
+        int iy = oy * d->s - d->p + ky, ix0 = ox * d->s - d->p + kx;
+        if (iy < 0 || iy >= d->H) memset(dst, 0, (size_t)n * sizeof(float));
+        else {
+            const float *src = g->x + (((size_t)b * d->Cin + ci) * d->H + iy) * d->W;
+            if (ix0 >= 0 && ix0 + n <= d->W) memcpy(dst, src + ix0, (size_t)n * sizeof(float));
+            else copy_run(dst, src, ix0, n, d->W);
+        }
+        dst += n, k += n;
+    }
+}
+
+static void gather_nhwc(const void *ctx, int r, int k0, int kc, float *dst) {
+    const ConvGather *g = ctx;
+    const ConvDims *d = g->d;
+    int ox = r % d->OW, oy = r / d->OW % d->OH, b = r / (d->OW * d->OH);
+    for (int k = k0; k < k0 + kc;) {
+        int ci = k % d->Cin, seg = k / d->Cin, kx = seg % d->kw, ky = seg / d->kw;
+        int n = d->Cin - ci < k0 + kc - k ? d->Cin - ci : k0 + kc - k;
+        int iy = oy * d->s - d->p + ky, ix = ox * d->s - d->p + kx;
+        if (iy < 0 || iy >= d->H || ix < 0 || ix >= d->W) memset(dst, 0, (size_t)n * sizeof(float));
+        else memcpy(dst, g->x + (((size_t)b * d->H + iy) * d->W + ix) * d->Cin + ci, (size_t)n * sizeof(float));
+        dst += n, k += n;
     }
 }
 
@@ -216,18 +268,28 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     ConvDims d = conv_dims(x, nchw, w, stride, pad);
     Tensor *y = mt_new4(c, d.B, d.OH, d.OW, d.Cout);
     if (!y) return NULL;
-    float *cols = NULL;
-    ArenaMark mark = arena_mark(&c->arena);
-    if (!is_direct(&d)) {
-        cols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
-        if (nchw) im2col_nchw(&d, x->data, cols);
-        else im2col_nhwc(&d, x->data, cols);
-    }
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     MtEpilogue ep = {.bias = b ? b->data : NULL}; /* the bias joins each tile as it is stored */
-    mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, cols ? cols : x->data, K, w->data, K, 0.0f, y->data,
-               N, &ep);
-    arena_release(&c->arena, mark); /* the columns: backward rebuilds them */
+    if (is_direct(&d)) {
+        mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data, N, &ep);
+    } else {
+        ArenaMark mark = arena_mark(&c->arena);
+        const float *wk = w->data;
+        if (!nchw) { /* weight (Cout, Cin, kh, kw) -> (Cout, kh, kw, Cin), the gather's k order */
+            float *wp = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
+            int KK = d.kh * d.kw;
+#pragma omp parallel for schedule(static) if ((size_t)N * K >= PAR_MIN)
+            for (int o = 0; o < N; o++)
+                for (int ci = 0; ci < d.Cin; ci++)
+                    for (int t = 0; t < KK; t++)
+                        wp[((size_t)o * KK + t) * d.Cin + ci] = w->data[((size_t)o * d.Cin + ci) * KK + t];
+            wk = wp;
+        }
+        ConvGather g = {&d, x->data};
+        MtGatherA ga = {nchw ? gather_nchw : gather_nhwc, &g};
+        mt_gemm_gather(c->precision, MT_TRANS, M, N, K, &ga, wk, K, 0.0f, y->data, N, &ep);
+        arena_release(&c->arena, mark);
+    }
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "conv2d", conv2d_backward, y, in, 3);

@@ -4,6 +4,7 @@
  * is linear in each input so the central difference is exact up to rounding),
  * and shape errors. Shapes are odd and non-square: B 2, Cin 3, H 11, W 9, Cout 5. */
 #include "gradcheck.h"
+#include "core/gemm.h"
 
 
 typedef struct {
@@ -205,6 +206,44 @@ int main(void) {
         naive_conv(x2, MT_NHWC, w2, b1, 2, 1, want, &OH, &OW);
         gc_expect("conv large NHWC 3/2/1 fwd", y->data, want, y->numel, 1e-5);
         free(want);
+        /* K > 512: the forward's row gather splits channel runs (NHWC, Cin 60) and kernel
+         * rows (NCHW, 7x7) at K-block edges; every kernel path and precision */
+        Tensor *x4 = gc_input(&p, "x4", 4, (int[]){2, 9, 11, 60}, -1, 1);
+        Tensor *w4 = gc_input(&p, "w4", 4, (int[]){37, 60, 3, 3}, -0.5f, 0.5f);
+        Tensor *x5 = gc_input(&p, "x5", 4, (int[]){1, 13, 12, 10}, -1, 1);
+        Tensor *w5 = gc_input(&p, "w5", 4, (int[]){20, 13, 7, 7}, -0.5f, 0.5f);
+        struct { Tensor *x, *w; mt_layout l; int s, pad; } big[2] = {{x4, w4, MT_NHWC, 2, 1}, {x5, w5, MT_NCHW, 1, 3}};
+        for (int k = 0; k < 2; k++) {
+            float *bf16_native = NULL; /* copy: arena memory is reused after the next reset */
+            for (int fb = 0; fb < 2; fb++)
+                for (int prec = 0; prec < 2; prec++) {
+                    mt_gemm_force_fallback(fb);
+                    mt_ctx_reset(&c);
+                    c.precision = prec ? MT_BF16 : MT_FP32;
+                    y = mt_conv2d(&c, big[k].x, big[k].l, big[k].w, NULL, big[k].s, big[k].pad);
+                    char name[96];
+                    snprintf(name, sizeof name, "conv K>512 %s %s%s", k ? "NCHW" : "NHWC", fb ? "fallback " : "",
+                             prec ? "bf16" : "fp32");
+                    if (!y) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
+                    if (prec) { /* bf16: native and emulated round the same values; only sums differ */
+                        if (!fb) {
+                            bf16_native = malloc(y->numel * sizeof(float));
+                            memcpy(bf16_native, y->data, y->numel * sizeof(float));
+                        } else if (bf16_native) {
+                            gc_expect(name, y->data, bf16_native, y->numel, 1e-4);
+                            free(bf16_native);
+                            bf16_native = NULL;
+                        }
+                        continue;
+                    }
+                    want = malloc(y->numel * sizeof(float));
+                    naive_conv(big[k].x, big[k].l, big[k].w, NULL, big[k].s, big[k].pad, want, &OH, &OW);
+                    gc_expect(name, y->data, want, y->numel, 1e-5);
+                    free(want);
+                }
+        }
+        mt_gemm_force_fallback(0);
+        c.precision = MT_FP32;
         mt_ctx_free(&c);
         gc_threads_agree("conv large NCHW 7/4/2 threads", f_conv, in1, 3, &g1, 1e-5);
         gc_threads_agree("conv large NHWC 3/2/1 threads", f_conv, in2, 3, &g2, 1e-5);
