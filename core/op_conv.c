@@ -122,17 +122,21 @@ static void gather_nchw(const void *ctx, int r, int k0, int kc, float *dst) {
     const ConvGather *g = ctx;
     const ConvDims *d = g->d;
     int ox = r % d->OW, oy = r / d->OW % d->OH, b = r / (d->OW * d->OH);
-    for (int k = k0; k < k0 + kc;) {
-        int kx = k % d->kw, ky = k / d->kw % d->kh, ci = k / (d->kw * d->kh);
-        int n = d->kw - kx < k0 + kc - k ? d->kw - kx : k0 + kc - k;
-        int iy = oy * d->s - d->p + ky, ix0 = ox * d->s - d->p + kx;
-        if (iy < 0 || iy >= d->H) memset(dst, 0, (size_t)n * sizeof(float));
-        else {
+    int kx = k0 % d->kw, ky = k0 / d->kw % d->kh, ci = k0 / (d->kw * d->kh);
+    int x0 = ox * d->s - d->p, inside = x0 >= 0 && x0 + d->kw <= d->W;
+    for (int left = kc; left > 0;) { /* one run of a kernel row per pass: (ci, ky), kx on */
+        int n = d->kw - kx < left ? d->kw - kx : left;
+        int iy = oy * d->s - d->p + ky;
+        if (iy < 0 || iy >= d->H) {
+            for (int t = 0; t < n; t++) dst[t] = 0.0f;
+        } else {
             const float *src = g->x + (((size_t)b * d->Cin + ci) * d->H + iy) * d->W;
-            if (ix0 >= 0 && ix0 + n <= d->W) memcpy(dst, src + ix0, (size_t)n * sizeof(float));
-            else copy_run(dst, src, ix0, n, d->W);
+            if (inside) /* runs of kw floats: a loop, memcpy's call costs more */
+                for (int t = 0; t < n; t++) dst[t] = src[x0 + kx + t];
+            else copy_run(dst, src, x0 + kx, n, d->W);
         }
-        dst += n, k += n;
+        dst += n, left -= n, kx = 0;
+        if (++ky == d->kh) ky = 0, ci++;
     }
 }
 
