@@ -283,7 +283,8 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         float *cr = C + (size_t)r * ldc;
-        __m512 v0 = _mm512_mul_ps(c[r][0], va), v1 = _mm512_mul_ps(c[r][1], va);
+        __m512 v0 = c[r][0], v1 = c[r][1];
+        if (alpha != 1.0f) v0 = _mm512_mul_ps(v0, va), v1 = _mm512_mul_ps(v1, va); /* x * 1 == x */
         if (beta != 0.0f) {
             v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, v0);
             v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
