@@ -14,12 +14,16 @@
  *                   KCW is a compile-time stride, so the 12 rows are 12 fixed displacements.
  * Rounding fp32 -> bf16 happens while packing (vcvtne2ps2bf16: round-to-nearest-even,
  * NaN stays NaN, denormals flush to zero). Edges (M, N, odd K) are zero-padded in the packs
- * and C is written with masked stores, so any M, N, K, lda, ldb, ldc work.
+ * and C is written with masked stores, so any M, N, K, lda, ldb, ldc work. Packing A may
+ * normalise its rows on the way (MtPrologue) or take them from a row function instead of a
+ * matrix (MtGatherA, the convolution's implicit im2col).
  *
  * Threads: the caller is never inside an OpenMP region, so we open one. C is split into a
  * tm x tn grid of rectangles (tm * tn = threads, chosen to minimise padded work plus
  * repacking); each thread packs its own A and B into a per-thread buffer allocated once.
- * No barriers, no shared writes. */
+ * When the split is by rows only (the models' GEMMs), the row blocks are shared by work
+ * stealing (Sched), with a barrier between K blocks; otherwise no barriers. Threads never
+ * write the same part of C. */
 #include "core/gemm.h"
 #include <immintrin.h>
 #include <omp.h>
