@@ -2,30 +2,9 @@
 #include "core/act_gelu.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "core/act_gelu_avx512.h"
 #define HAVE_AVX512_PATH 1
 #define TGT __attribute__((target("avx512f,avx512dq")))
-
-/* erf(u) by the rational form. */
-TGT static inline __m512 erf16(__m512 u) {
-    u = _mm512_min_ps(_mm512_max_ps(u, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
-    __m512 s = _mm512_mul_ps(u, u);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(MT_ERF_P5), s, _mm512_set1_ps(MT_ERF_P4));
-    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(MT_ERF_Q5), s, _mm512_set1_ps(MT_ERF_Q4));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(MT_ERF_P3));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(MT_ERF_Q3));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(MT_ERF_P2));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(MT_ERF_Q2));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(MT_ERF_P1));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(MT_ERF_Q1));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(MT_ERF_P0));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
-    /* 1/q: q is in [1, 3.3], rcp14 + one Newton step is accurate to ~1 ulp */
-    __m512 r = _mm512_rcp14_ps(q);
-    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
-    __m512 e = _mm512_mul_ps(_mm512_mul_ps(u, p), r);
-    return _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
-}
 
 /* exp(x) for x <= 0 (the normal density's exponent), as mt_exp_fast: x = n ln2 + r, degree-7
  * Taylor of e^r, 2^n by scalef; clamped at -87. */
@@ -46,11 +25,6 @@ TGT static inline __m512 exp16_neg(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-TGT static inline __m512 gelu16(__m512 x) {
-    __m512 h = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
-    return _mm512_fmadd_ps(h, erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f))), h);
-}
-
 TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows,
                                  int cols) {
     __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
@@ -62,12 +36,12 @@ TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ld
         for (; j < full; j += 16) {
             __m512 v = _mm512_loadu_ps(xr + j);
             if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
-            _mm512_storeu_ps(yr + j, gelu16(v));
+            _mm512_storeu_ps(yr + j, mt_gelu16(v));
         }
         if (tail) {
             __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));
-            _mm512_mask_storeu_ps(yr + j, tail, gelu16(v));
+            _mm512_mask_storeu_ps(yr + j, tail, mt_gelu16(v));
         }
     }
 }
@@ -76,7 +50,7 @@ TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ld
 TGT static inline __m512 gelu_grad16(const float *dy, const float *x, const float *bias, __mmask16 m) {
     __m512 v = _mm512_maskz_loadu_ps(m, x);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias));
-    __m512 cdf = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), erf16(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f))),
+    __m512 cdf = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), mt_erf16(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f))),
                                  _mm512_set1_ps(0.5f));
     __m512 pdf = exp16_neg(_mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_set1_ps(-0.5f)));
     __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.39894228040143267794f)), pdf, cdf);
@@ -145,6 +119,16 @@ void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float 
             for (int j = 0; j < cols; j++) yr[j] = mt_gelu_scalar(xr[j]);
         }
     }
+}
+
+void mt_gelu_tile(float *x, int rows, int cols, int ld) { mt_gelu_rows(x, (size_t)ld, x, (size_t)ld, NULL, (size_t)rows, cols); }
+
+int mt_gelu_vector(void) {
+#ifdef HAVE_AVX512_PATH
+    return !g_force_scalar && has_avx512();
+#else
+    return 0;
+#endif
 }
 
 void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n) {

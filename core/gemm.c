@@ -38,6 +38,12 @@ const char *mt_gemm_backend(int precision) {
     return "openblas";
 }
 
+/* 1 if this precision runs on the own AVX-512 kernels on this CPU. */
+static int native_kernel(int precision) {
+    return (precision == MT_BF16 && mt_gemm_bf16_native()) ||
+           ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+}
+
 float mt_bf16_round(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
@@ -136,8 +142,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
                    const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
                    const MtEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
-    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
-                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+    int native = native_kernel(precision);
     if (pro && K > 0 && alpha != 0.0f) {
         if (native && !transA &&
             mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
@@ -157,8 +162,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
 void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga, const float *B, int ldb,
                     float beta, float *C, int ldc, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
-    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
-                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+    int native = native_kernel(precision);
     if (native && K > 0 &&
         mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
                            NULL, ga, ep) == 0)
@@ -204,8 +208,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
                         long strideC, int batch, const MtEpilogue *ep) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
-    int native = (precision == MT_BF16 && mt_gemm_bf16_native()) ||
-                 ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
+    int native = native_kernel(precision);
     if (native && K > 0 && alpha != 0.0f &&
         mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                            beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)

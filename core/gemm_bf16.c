@@ -25,6 +25,7 @@
  * stealing (Sched), with a barrier between K blocks; otherwise no barriers. Threads never
  * write the same part of C. */
 #include "core/gemm.h"
+#include "core/act_gelu_avx512.h"
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -65,6 +66,7 @@ typedef struct {
     const MtGatherA *ga;   /* A's rows come from this function instead of A, or NULL */
     const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
     const float *R;       /* the epilogue's residual for this C (same layout), or NULL */
+    int gelu;             /* ep->act is GELU and runs on the tile in registers */
 } Job;
 
 static struct {
@@ -239,17 +241,15 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
         for (int h = 0; h < NR / 16; h++) {
             int jj = p * NR + h * 16; /* first column of this half panel, relative to j0 */
             int ncol = nc - jj;
-            { /* B stored N x K: k contiguous per column */
-                for (int w0 = 0; w0 < kw; w0 += 16) {
-                    __m512i v[16];
-                    for (int t = 0; t < 16; t++)
-                        v[t] = t < ncol ? load_words_k(mode, j->B + (size_t)(j0 + jj + t) * j->ldb + k0 + w0 * kpw,
-                                                       kc - w0 * kpw)
-                                        : _mm512_setzero_si512();
-                    transpose16(v);
-                    int nw = imin(16, kw - w0);
-                    for (int r = 0; r < nw; r++) _mm512_storeu_si512(panel + (size_t)(w0 + r) * NR + h * 16, v[r]);
-                }
+            for (int w0 = 0; w0 < kw; w0 += 16) { /* B stored N x K: k contiguous per column */
+                __m512i v[16];
+                for (int t = 0; t < 16; t++)
+                    v[t] = t < ncol ? load_words_k(mode, j->B + (size_t)(j0 + jj + t) * j->ldb + k0 + w0 * kpw,
+                                                   kc - w0 * kpw)
+                                    : _mm512_setzero_si512();
+                transpose16(v);
+                int nw = imin(16, kw - w0);
+                for (int r = 0; r < nw; r++) _mm512_storeu_si512(panel + (size_t)(w0 + r) * NR + h * 16, v[r]);
             }
         }
     }
@@ -260,7 +260,7 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
  * bias, scale, rbias and res already offset to this tile; the tile is still in L1 when act
  * and the residual run over it. */
 TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr,
-                            int nr, float alpha, float beta, const MtEpilogue *ep, const float *bias,
+                            int nr, float alpha, float beta, const MtEpilogue *ep, int gelu, const float *bias,
                             const float *rbias, const float *scale, const float *res) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
@@ -312,10 +312,11 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
             __m512 rb = _mm512_set1_ps(rbias[r]);
             v0 = _mm512_add_ps(v0, rb), v1 = _mm512_add_ps(v1, rb);
         }
+        if (gelu) v0 = mt_gelu16(v0), v1 = mt_gelu16(v1); /* lanes past nr are not stored */
         store16(cr, m0, v0);
         store16(cr + 16, m1, v1);
     }
-    if (ep && ep->act) ep->act(C, mr, nr, ldc);
+    if (ep && ep->act && !gelu) ep->act(C, mr, nr, ldc);
     if (res || scale) { /* C = res + scale * C, either term optional */
         __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
         if (scale) s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
@@ -385,7 +386,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
             float beta = pc == 0 ? j->beta : 1.0f;
             const MtEpilogue *ep = pc + kc >= j->K ? j->ep : NULL;
             pack_b(mode, j, jc, nc, pc, kc, pb);
-            if (sc && phase > 0) { /* the previous K block of these rows must be complete */
+            if (sc && pc > 0) { /* every row's previous K block must be in C first */
 #pragma omp barrier
             }
             int t = sc ? omp_get_thread_num() : 0;
@@ -396,7 +397,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                     const uint32_t *bp = pb + (size_t)(jr / NR) * kw * NR;
                     for (int ir = 0; ir < mc; ir += MR)
                         ukernel(mode, kw, pa + (size_t)ir * KCW(mode), bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
-                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep,
+                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep, ep && j->gelu,
                                 ep && ep->bias ? ep->bias + jc + jr : NULL,
                                 ep && ep->row_bias ? ep->row_bias + ic + ir : NULL,
                                 ep && ep->col_scale ? ep->col_scale + jc + jr : NULL,
@@ -458,7 +459,8 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
     if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL};
+    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL,
+             ep && ep->act == mt_gelu_tile && mt_gelu_vector()};
     const float *R = ep ? ep->residual : NULL;
     int T = omp_get_max_threads();
     if (T > MAXT) T = MAXT;

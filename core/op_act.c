@@ -63,11 +63,10 @@ static inline float silu_d(float x) {
 ACT_TILE(gelu_tanh_tile, gelu_tanh_f)
 ACT_TILE(relu_tile, relu_f)
 ACT_TILE(silu_tile, silu_f)
-static void gelu_tile(float *x, int rows, int cols, int ld) { mt_gelu_rows(x, (size_t)ld, x, (size_t)ld, NULL, (size_t)rows, cols); }
 
 mt_act_tile mt_act_tile_fn(mt_act a) {
     switch (a) {
-    case MT_ACT_GELU: return gelu_tile;
+    case MT_ACT_GELU: return mt_gelu_tile;
     case MT_ACT_GELU_TANH: return gelu_tanh_tile;
     case MT_ACT_RELU: return relu_tile;
     case MT_ACT_SILU: return silu_tile;
