@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, build, convert Fashion-MNIST (Debian's
 # dataset-fashion-mnist) to tar shards, train a small MLP-Mixer from scratch and
-# report its test accuracy: 89.9% top-1 in 10 minutes on 2 cores (AVX512-BF16 CPU).
+# report its test accuracy: ~89.8-90% top-1 in 9-10 minutes on 2 cores (AVX512-BF16 CPU).
 #   scripts/quickstart.sh [extra mixtape train flags, e.g. --epochs 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
