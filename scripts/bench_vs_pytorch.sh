@@ -1,45 +1,54 @@
 #!/usr/bin/env bash
 # mixtape vs PyTorch (Debian's python3-torch) on the same CPU, in one run: the
 # same model, batch, thread count and AdamW step on random in-memory data, so
-# only compute is timed. Prints a Markdown table per precision.
-#   scripts/bench_vs_pytorch.sh [--threads 2] [--steps 10] [--precision fp32,bf16] [--models "M:B ..."]
+# only compute is timed. Prints a Markdown table per precision. On a shared machine one run
+# of either side can move by 2x; --repeat R alternates R runs of each and reports medians.
+#   scripts/bench_vs_pytorch.sh [--threads 2] [--steps 10] [--repeat 1] [--precision fp32,bf16]
+#                               [--models "M:B ..."]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${MIXTAPE:-./build/mixtape}
 PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-THREADS=2; STEPS=10; PRECISIONS=fp32,bf16
+THREADS=2; STEPS=10; REPEAT=1; PRECISIONS=fp32,bf16
 MODELS="mixer_s16_224:32 resmlp_12_224:32 poolformer_s12:32 mixer_tiny:128 resmlp_tiny:128 poolformer_tiny:128"
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
     --precision) PRECISIONS=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     *) echo "bench_vs_pytorch: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case "$REPEAT" in ''|*[!0-9]*|0) echo "bench_vs_pytorch: --repeat needs a whole number >= 1, got '$REPEAT'" >&2; exit 2 ;; esac
 [ -x "$M" ] || { echo "bench_vs_pytorch: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=$THREADS
-field() { grep "^$1:" | head -1 | awk '{print $2}'; }
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+col() { grep "^$1" "$2" | awk -v k="$3" '{print $k}' | median; } # median of field k of the lines starting with $1
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $THREADS; $(date -u +%Y-%m-%d)"
 "$M" bench --sgemm --threads "$THREADS" | head -1
 for prec in ${PRECISIONS//,/ }; do
   echo
-  echo "### mixtape $prec vs PyTorch fp32 ($THREADS threads, $STEPS timed steps)"
+  reps=""; [ "$REPEAT" -gt 1 ] && reps=", medians of $REPEAT alternating runs"
+  echo "### mixtape $prec vs PyTorch fp32 ($THREADS threads, $STEPS timed steps$reps)"
   echo
   echo "| model | batch | mixtape train img/s | PyTorch train img/s | ratio | mixtape fwd img/s | PyTorch fwd img/s | ratio | mixtape GFLOP/s (train) | mixtape RSS MB | PyTorch RSS MB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for mb in $MODELS; do
     model=${mb%%:*}; b=${mb##*:}
     "$M" init --model "$model" --out "$T/$model.h5" > /dev/null
-    "$M" bench --model "$model" -b "$b" --steps "$STEPS" --threads "$THREADS" --precision "$prec" > "$T/m.txt"
-    "$PY" scripts/bench_torch.py "$T/$model.h5" -b "$b" --threads "$THREADS" --steps "$STEPS" > "$T/p.txt"
-    mt=$(field train < "$T/m.txt"); pt=$(field train < "$T/p.txt")
-    mf=$(field forward < "$T/m.txt"); pf=$(field forward < "$T/p.txt")
-    gf=$(grep '^train:' "$T/m.txt" | awk '{print $4}')
-    mr=$(grep '^peak RSS:' "$T/m.txt" | awk '{print $3}'); pr=$(grep '^peak RSS:' "$T/p.txt" | awk '{print $3}')
+    : > "$T/m.all"; : > "$T/p.all"
+    for r in $(seq "$REPEAT"); do
+      "$M" bench --model "$model" -b "$b" --steps "$STEPS" --threads "$THREADS" --precision "$prec" >> "$T/m.all"
+      "$PY" scripts/bench_torch.py "$T/$model.h5" -b "$b" --threads "$THREADS" --steps "$STEPS" >> "$T/p.all"
+    done
+    mt=$(col train: "$T/m.all" 2); pt=$(col train: "$T/p.all" 2)
+    mf=$(col forward: "$T/m.all" 2); pf=$(col forward: "$T/p.all" 2)
+    gf=$(col train: "$T/m.all" 4)
+    mr=$(col 'peak RSS:' "$T/m.all" 3); pr=$(col 'peak RSS:' "$T/p.all" 3)
     rt=$(awk -v a="$mt" -v b="$pt" 'BEGIN{printf "%.2fx", a/b}'); rf=$(awk -v a="$mf" -v b="$pf" 'BEGIN{printf "%.2fx", a/b}')
     echo "| $model | $b | $mt | $pt | $rt | $mf | $pf | $rf | $gf | $mr | $pr |"
   done
