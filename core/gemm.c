@@ -125,6 +125,16 @@ static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
     }
 }
 
+/* The M x K buffer in which the paths without a packing-time prologue or gather build A. */
+static float *operand_buffer(int M, int K) {
+    float *a = grow(&g_fp, &g_fp_n, (size_t)M * K);
+    if (!a) { /* out of memory: nothing sensible to compute */
+        fprintf(stderr, "mixtape: out of memory building a %d x %d GEMM operand\n", M, K);
+        abort();
+    }
+    return a;
+}
+
 /* op(A) (M x K) with the prologue applied -> dst (M x K, contiguous). */
 static void prologue_copy(float *dst, int ta, int M, int K, const float *A, int lda, const MtPrologue *p) {
 #pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
@@ -148,11 +158,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
             mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
                                0, 1, pro, NULL, ep) == 0)
             return;
-        float *a = grow(&g_fp, &g_fp_n, (size_t)M * K);
-        if (!a) { /* out of memory: nothing sensible to compute */
-            fprintf(stderr, "mixtape: out of memory normalising a %d x %d GEMM operand\n", M, K);
-            abort();
-        }
+        float *a = operand_buffer(M, K);
         prologue_copy(a, transA, M, K, A, lda, pro);
         A = a, lda = K, transA = 0;
     }
@@ -167,11 +173,7 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
         mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
                            NULL, ga, ep) == 0)
         return;
-    float *a = K > 0 ? grow(&g_fp, &g_fp_n, (size_t)M * K) : NULL;
-    if (K > 0 && !a) {
-        fprintf(stderr, "mixtape: out of memory building a %d x %d GEMM operand\n", M, K);
-        abort();
-    }
+    float *a = K > 0 ? operand_buffer(M, K) : NULL;
 #pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
     for (int i = 0; i < M; i++)
         if (K > 0) ga->row(ga->ctx, i, 0, K, a + (size_t)i * K);

@@ -161,8 +161,6 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
             if (mode == MODE_BF16)
                 for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, r + w * kpw, kc - w * kpw));
         }
-        for (int i = mc; i < mcp; i++)
-            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
     } else if (!j->ta) { /* A stored M x K: k contiguous */
         for (int i = 0; i < mc; i++) {
             const float *src = j->A + (size_t)(i0 + i) * j->lda + k0;
@@ -182,8 +180,6 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
             }
             for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, src + w * kpw, kc - w * kpw));
         }
-        for (int i = mc; i < mcp; i++)
-            for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
     } else { /* A stored K x M: rows of A contiguous along a k row. k groups outside, so the
               * block's rows are read one after the other (a gradient's K runs over every
               * token: dy and x stream from memory, and a walk down k per 16 columns left the
@@ -208,7 +204,10 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
                 for (int r = 0; r < nrow; r++) _mm512_storeu_si512(pa + (size_t)(ib + r) * KCW(mode) + w0, v[r]);
             }
         }
+        return; /* rows past mc came out of the transposes as zeros */
     }
+    for (int i = mc; i < mcp; i++) /* the row-wise packs: pad to whole microkernel rows */
+        for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
 }
 
 /* Pack op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at

@@ -101,21 +101,13 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
         return mt_linear_act(c, groupnorm ? mt_groupnorm1(c, x, nw, nb, eps) : mt_layernorm(c, x, nw, nb, eps), w, b,
                              act);
     const char *op = groupnorm ? "groupnorm1_linear_act" : "layernorm_linear_act";
-    int K = mt_last(x);
-    if ((nw && (nw->ndim != 1 || nw->shape[0] != K)) || (nb && (nb->ndim != 1 || nb->shape[0] != K)) ||
-        (groupnorm && x->ndim < 2)) {
-        char sx[96], sw[96], sb[96];
-        return mt_fail(c, op, "x %s, norm weight %s, norm bias %s: need x (batch, ..., C) and (C) for both",
-                       mt_shape_str(x, sx, sizeof sx), nw ? mt_shape_str(nw, sw, sizeof sw) : "none",
-                       nb ? mt_shape_str(nb, sb, sizeof sb) : "none");
-    }
     if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
-    Tensor *y = linear_out(c, op, x, w, b);
-    if (!y) return NULL;
     size_t rows = mt_rows(x), groups = groupnorm ? (size_t)x->shape[0] : rows;
     float *mean = arena_alloc(&c->arena, 2 * groups * sizeof(float)), *rstd = mean + groups;
-    if ((groupnorm ? mt_groupnorm1_stats(c, x, eps, mean, rstd) : mt_layernorm_stats(c, x, eps, mean, rstd)))
-        return NULL;
+    if (mt_norm_stats(c, op, x, groupnorm, nw, nb, eps, mean, rstd)) return NULL;
+    Tensor *y = linear_out(c, op, x, w, b);
+    if (!y) return NULL;
+    int K = mt_last(x);
     MtPrologue pro = {mean, rstd, groups ? (int)(rows / groups) : 1, nw ? nw->data : NULL, nb ? nb->data : NULL};
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = mt_act_tile_fn(act)};
     int N = w->shape[0];

@@ -88,16 +88,6 @@ static inline void row_stats(const float *xr, int C, float eps, float *mean, flo
     *rstd = (float)(1.0 / sqrt(v / C + eps));
 }
 
-int mt_layernorm_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) {
-    if (c->failed || !x) return -1;
-    if (check_eps(c, "layernorm_stats", x, eps)) return -1;
-    size_t rows = mt_rows(x);
-    int C = mt_last(x);
-#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
-    for (size_t r = 0; r < rows; r++) row_stats(x->data + r * C, C, eps, &mean[r], &rstd[r]);
-    return 0;
-}
-
 static void layernorm_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad, *mean = n->saved;
@@ -272,6 +262,21 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) 
     }
     if (check_eps(c, "groupnorm1_stats", x, eps)) return -1;
     groupnorm1_stats(c, x, eps, mean, rstd);
+    return 0;
+}
+
+int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
+                  float *mean, float *rstd) {
+    if (c->failed || !x) return -1;
+    if (check_affine(c, op, x, w, b, 1, groupnorm ? 2 : 1) || check_eps(c, op, x, eps)) return -1;
+    if (groupnorm) {
+        groupnorm1_stats(c, x, eps, mean, rstd);
+        return 0;
+    }
+    size_t rows = mt_rows(x);
+    int C = mt_last(x);
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) row_stats(x->data + r * C, C, eps, &mean[r], &rstd[r]);
     return 0;
 }
 

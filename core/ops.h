@@ -36,8 +36,11 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 /* GroupNorm(1)'s per-sample statistics alone: mean[B] (or NULL) and rstd[B] = 1/sqrt(var + eps).
  * 0, or -1 with the error recorded. */
 int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
-/* LayerNorm's per-row statistics alone: mean[rows], rstd[rows]. 0, or -1 with the error recorded. */
-int mt_layernorm_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
+/* The statistics of LayerNorm (groupnorm 0: mean[rows], rstd[rows]) or GroupNorm(1) (groupnorm 1:
+ * mean[B], rstd[B]) after the norm op's own checks of x, its weight w and bias b (either NULL)
+ * and eps, errors recorded under op's name (for ops that apply the norm elsewhere). 0 or -1. */
+int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
+                  float *mean, float *rstd);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 
