@@ -13,10 +13,11 @@ static double seconds(void) {
 
 static OpProfile *prof_slot(Ctx *c, const char *op) {
     for (int i = 0; i < c->nprof; i++)
-        if (c->prof[i].op == op || strcmp(c->prof[i].op, op) == 0) return &c->prof[i];
+        if (strcmp(c->prof[i].op, op) == 0) return &c->prof[i];
     if (c->nprof == MT_PROF_MAX) return NULL;
     OpProfile *p = &c->prof[c->nprof++];
-    p->op = op;
+    memset(p, 0, sizeof *p);
+    snprintf(p->op, sizeof p->op, "%s", op);
     return p;
 }
 
@@ -49,7 +50,28 @@ void mt_ctx_reset(Ctx *c) {
     c->scope[0] = 0;
 }
 
+/* The no-grad profile's key of a scope: the block index dropped, "X.blocks.N.rest" -> "X rest"
+ * and "blocks.N.rest" -> "rest" (cut to the key's size). */
+static void scope_key(const char *scope, char *key, size_t n) {
+    const char *b = strncmp(scope, "blocks.", 7) ? strstr(scope, ".blocks.") : scope;
+    const char *num = b ? b + (b == scope ? 7 : 8) : NULL;
+    const char *rest = num ? strchr(num, '.') : NULL;
+    size_t pre = rest ? (size_t)(b - scope) : strlen(scope), k = 0;
+    for (size_t i = 0; i < pre && k + 1 < n; i++) key[k++] = scope[i];
+    if (rest && pre && k + 1 < n) key[k++] = ' ';
+    for (const char *r = rest ? rest + 1 : ""; *r && k + 1 < n; r++) key[k++] = *r;
+    key[k] = 0;
+}
+
 void mt_scope(Ctx *c, const char *fmt, ...) {
+    if (c->profile && !c->grad_enabled) {
+        double t = seconds();
+        char key[sizeof c->prof[0].op];
+        scope_key(c->scope[0] ? c->scope : "(outside scopes)", key, sizeof key);
+        OpProfile *p = prof_slot(c, key);
+        if (p) { p->fwd += t - c->prof_t; p->calls++; }
+        c->prof_t = t;
+    }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->scope, sizeof c->scope, fmt, ap);

@@ -32,10 +32,12 @@ struct Node {
 
 /* Per-op time for `mixtape bench --profile`: forward time is the span between
  * one recorded node and the next (an op computes, then records), backward is
- * timed around each node's backward call. */
+ * timed around each node's backward call. Without a tape (no-grad forward) the
+ * span between one mt_scope and the next goes to the earlier scope, with a
+ * block's index dropped ("stages.2.blocks.4.norm2+mlp" -> "stages.2 norm2+mlp"). */
 #define MT_PROF_MAX 48
 typedef struct OpProfile {
-    const char *op;
+    char op[48];
     double fwd, bwd;   /* seconds */
     long calls;
 } OpProfile;

@@ -213,6 +213,27 @@ int main(void) {
         check(rc != 0 && strstr(c.err, "scalar") && strstr(c.err, "(4,9,16)"), "non-scalar loss is an error", c.err);
     }
 
+    /* ---- no-grad profile: time goes to the scope that was open, block index dropped ---- */
+    {
+        Ctx q;
+        mt_ctx_init(&q, 1 << 16);
+        q.grad_enabled = 0;
+        q.profile = 1;
+        const char *scopes[] = {"stem.conv", "stages.1.blocks.3.norm2+mlp", "stages.1.blocks.4.norm2+mlp",
+                                "blocks.11.norm1", "head.fc", ""};
+        mt_profile_mark(&q);
+        for (int i = 0; i < 6; i++) mt_scope(&q, "%s", scopes[i]);
+        const char *want[] = {"(outside scopes)", "stem.conv", "stages.1 norm2+mlp", "norm1", "head.fc"};
+        const long calls[] = {1, 1, 2, 1, 1};
+        int ok = q.nprof == 5;
+        for (int i = 0; ok && i < 5; i++)
+            ok = !strcmp(q.prof[i].op, want[i]) && q.prof[i].calls == calls[i] && q.prof[i].fwd >= 0 && q.prof[i].bwd == 0;
+        char msg[160];
+        snprintf(msg, sizeof msg, "%d entries, [2] = '%s' x%ld", q.nprof, q.nprof > 2 ? q.prof[2].op : "", q.nprof > 2 ? q.prof[2].calls : 0);
+        check(ok, "no-grad profile keys by scope", msg);
+        mt_ctx_free(&q);
+    }
+
     free(xdata);
     free(seed);
     mt_ctx_free(&c);

@@ -48,7 +48,8 @@ static void help(void) {
            "`train` does; img/s are then summed over ranks and a line `allreduce: X%% of step time`\n"
            "gives the communication time left on the step's critical path (rank 0's view; env\n"
            "MIXTAPE_BUCKET_MB sets the bucket size, MIXTAPE_OVERLAP=0 starts buckets only after\n"
-           "backward). --profile adds a per-op forward/backward breakdown.\n");
+           "backward). --profile adds a breakdown: train per op (forward and backward),\n"
+           "forward per model scope with block indices merged (stages.2 norm2+mlp = all its blocks).\n");
     model_overrides_help(stdout);
 }
 
@@ -56,6 +57,23 @@ static int cmp_prof(const void *a, const void *b) {
     const OpProfile *x = a, *y = b;
     double tx = x->fwd + x->bwd, ty = y->fwd + y->bwd;
     return tx < ty ? 1 : tx > ty ? -1 : 0;
+}
+
+/* Sorts the profile by time and prints it; returns the total seconds. Train: one line per
+ * op kind, forward and backward; forward (no tape): one line per scope of the model. */
+static double print_profile(Ctx *c, int steps, int train) {
+    qsort(c->prof, (size_t)c->nprof, sizeof c->prof[0], cmp_prof);
+    double tot = 0;
+    for (int i = 0; i < c->nprof; i++) tot += c->prof[i].fwd + c->prof[i].bwd;
+    if (train) printf("profile (per step, ms):  %-16s %9s %9s %7s\n", "op", "forward", "backward", "share");
+    else printf("profile (per batch, ms): %-28s %9s %7s\n", "scope", "forward", "share");
+    for (int i = 0; i < c->nprof; i++) {
+        const OpProfile *p = &c->prof[i];
+        double share = 100 * (p->fwd + p->bwd) / tot;
+        if (train) printf("                         %-16s %9.2f %9.2f %6.1f%%\n", p->op, 1e3 * p->fwd / steps, 1e3 * p->bwd / steps, share);
+        else printf("                         %-28s %9.2f %6.1f%%\n", p->op, 1e3 * p->fwd / steps, share);
+    }
+    return tot;
 }
 
 static double peak_rss_mb(void) {
@@ -159,18 +177,12 @@ static int bench(int argc, char **argv) {
                    (double)(s1.launched_early - s0.launched_early) / steps);
         }
         if (profile) {
-            qsort(c.prof, (size_t)c.nprof, sizeof c.prof[0], cmp_prof);
-            double tot = 0;
-            for (int i = 0; i < c.nprof; i++) tot += c.prof[i].fwd + c.prof[i].bwd;
-            printf("profile (per step, ms):  %-16s %9s %9s %7s\n", "op", "forward", "backward", "share");
-            for (int i = 0; i < c.nprof; i++)
-                printf("                         %-16s %9.2f %9.2f %6.1f%%\n", c.prof[i].op, 1e3 * c.prof[i].fwd / steps,
-                       1e3 * c.prof[i].bwd / steps, 100 * (c.prof[i].fwd + c.prof[i].bwd) / tot);
-            printf("                         %-16s %9.2f (ops) of %.2f ms per step; the rest is the optimizer\n", "total",
-                   1e3 * tot / steps, 1e3 * dt / steps);
+            double tot = print_profile(&c, steps, 1);
             double g = 0;
             for (int i = 0; i < c.nprof; i++)
                 if (is_gemm_op(c.prof[i].op)) g += c.prof[i].fwd + c.prof[i].bwd;
+            printf("                         %-16s %9.2f (ops) of %.2f ms per step; the rest is the optimizer\n", "total",
+                   1e3 * tot / steps, 1e3 * dt / steps);
             printf("GEMM ops (linear, token_linear, conv2d, bmm, attention): %.1f%% of step time; other ops %.1f%%; "
                    "optimizer and overhead %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt, 100 * (dt - tot) / dt);
         }
@@ -180,14 +192,25 @@ static int bench(int argc, char **argv) {
         c.training = 0;
         double t0 = 0;
         for (int it = 0; it < warmup + steps; it++) {
-            if (it == warmup) t0 = now_seconds();
+            if (it == warmup) {
+                t0 = now_seconds();
+                c.profile = profile;
+                c.nprof = 0;
+            }
             mt_ctx_reset(&c);
+            mt_profile_mark(&c);
             Tensor *x = mt_wrap(&c, images, 4, shape);
             if (!model_forward(&c, &m, x)) { fprintf(stderr, "mixtape bench: %s\n", c.err); return 1; }
         }
         double dt = now_seconds() - t0;
+        c.profile = 0;
         printf("forward: %.1f img/s  %.1f GFLOP/s  (%.1f ms/batch)\n", B * steps / dt, gf * B * steps / dt,
                1e3 * dt / steps);
+        if (profile) {
+            double tot = print_profile(&c, steps, 0);
+            printf("                         %-28s %9.2f of %.2f ms per batch\n", "total", 1e3 * tot / steps,
+                   1e3 * dt / steps);
+        }
     }
     printf("peak RSS: %.1f MB  (arena %.1f MB)\n", peak_rss_mb(), c.arena.peak / 1048576.0);
     mt_ctx_free(&c);
