@@ -11,6 +11,11 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
 
+int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2);
+int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+                         const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
+                         const MtEpilogue *ep2);
+
 static int g_force_fallback = 0;
 
 static int cpu_has_f32(void) {
@@ -178,6 +183,16 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
     for (int i = 0; i < M; i++)
         if (K > 0) ga->row(ga->ctx, i, 0, K, a + (size_t)i * K);
     mt_gemm_ep(precision, 0, transB, M, N, K, 1.0f, a, K, B, ldb, beta, C, ldc, ep);
+}
+
+int mt_gemm_chain_fits(int precision, int K, int N1, int N2) {
+    return native_kernel(precision) && mt_gemm_avx512_chain_fits(precision == MT_BF16, K, N1, N2);
+}
+
+int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+                  const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2) {
+    if (!mt_gemm_chain_fits(precision, K, N1, N2)) return -1;
+    return mt_gemm_avx512_chain(precision == MT_BF16, M, K, N1, N2, A, lda, pro, B1, ep1, B2, C, ldc, ep2);
 }
 
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

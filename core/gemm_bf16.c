@@ -271,6 +271,11 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
         _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(C + (size_t)r * ldc + 16), _MM_HINT_T0);
     }
+    if (res) /* the same for the residual the epilogue adds (a block's input, from memory) */
+        for (int r = 0; r < mr; r++) {
+            _mm_prefetch((const char *)(res + (size_t)r * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(res + (size_t)r * ldc + 16), _MM_HINT_T0);
+        }
     if (mode == MODE_BF16) {
         for (int w = 0; w < kw; w++) {
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
@@ -371,6 +376,18 @@ static INL int row_step(int m) {
     return roundup((m + nic - 1) / nic, MR);
 }
 
+/* One NR-column panel of a block of mc rows starting at row ic: microkernel tiles down the
+ * rows. C and R (residual, or NULL) point at the block's first row and the panel's first
+ * column col; ep (NULL before the last K block) is offset to the tile. */
+TGT static INL void panel(int mode, const Job *j, int kw, const uint32_t *pa, const uint32_t *bp, float *C, int ldc,
+                          const float *R, int ic, int mc, int col, int nr, float beta, const MtEpilogue *ep) {
+    for (int ir = 0; ir < mc; ir += MR)
+        ukernel(mode, kw, pa + (size_t)ir * KCW(mode), bp, C + (size_t)ir * ldc, ldc, imin(MR, mc - ir), nr, j->alpha,
+                beta, ep, ep && j->gelu, ep && ep->bias ? ep->bias + col : NULL,
+                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL, ep && ep->col_scale ? ep->col_scale + col : NULL,
+                ep && R ? R + (size_t)ir * ldc : NULL);
+}
+
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
  * threads call this for the whole of C, each packs B per phase, claims row blocks, and
  * waits for the others before the next K block accumulates onto the same rows. */
@@ -393,14 +410,9 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                 int ic = m0 + b * mc_step, mc = imin(mc_step, m1 - ic);
                 pack_a(mode, j, ic, mc, pc, kc, pa);
                 for (int jr = 0; jr < nc; jr += NR) {
-                    const uint32_t *bp = pb + (size_t)(jr / NR) * kw * NR;
-                    for (int ir = 0; ir < mc; ir += MR)
-                        ukernel(mode, kw, pa + (size_t)ir * KCW(mode), bp, j->C + (size_t)(ic + ir) * j->ldc + jc + jr, j->ldc,
-                                imin(MR, mc - ir), imin(NR, nc - jr), j->alpha, beta, ep, ep && j->gelu,
-                                ep && ep->bias ? ep->bias + jc + jr : NULL,
-                                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL,
-                                ep && ep->col_scale ? ep->col_scale + jc + jr : NULL,
-                                ep && j->R ? j->R + (size_t)(ic + ir) * j->ldc + jc + jr : NULL);
+                    size_t at = (size_t)ic * j->ldc + jc + jr;
+                    panel(mode, j, kw, pa, pb + (size_t)(jr / NR) * kw * NR, j->C + at, j->ldc, j->R ? j->R + at : NULL,
+                          ic, mc, jc + jr, imin(NR, nc - jr), beta, ep);
                 }
             }
         }
@@ -515,6 +527,101 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
             int n0 = imin(N, tj * cols), n1 = imin(N, n0 + cols);
             if (m0 < m1 && n0 < n1) run_one(&j, m0, m1, n0, n1, omp_get_thread_num(), NULL);
         }
+    }
+    return 0;
+}
+
+/* ---- two chained GEMMs: an MLP at inference ----
+ * H = ep1(pro(A) @ B1^T) and C = ep2(H @ B2^T), row block by row block: a thread packs both
+ * weights once, then per block of rows packs A, writes that block's H into its own buffer
+ * (L2) and runs the second GEMM from there, so H never goes to memory (stage 1 of
+ * poolformer_s12: 100352 x 256 floats, 103 MB written and read back per block otherwise).
+ * K and N1 are one K block each, so every value is the one the two separate GEMMs give. */
+
+static float *g_hbuf[MAXT]; /* per thread: a block's H, MC rows of KCW_F32 floats */
+
+/* Words of the B buffer the two packed weights take, or 0 when the chain does not fit. */
+static size_t chain_words(int mode, int K, int N1, int N2) {
+    int kpw = mode == MODE_BF16 ? 2 : 1, kcm = KCW(mode) * kpw;
+    if (K > kcm || N1 > kcm || N1 > KCW_F32) return 0;
+    size_t w = (size_t)roundup(N1, NR) * ((K + kpw - 1) / kpw) + (size_t)roundup(N2, NR) * ((N1 + kpw - 1) / kpw);
+    return w <= (size_t)NC_MAX * KCW_BF16 ? w : 0;
+}
+
+int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2) {
+    return chain_words(bf16 ? MODE_BF16 : MODE_F32, K, N1, N2) > 0;
+}
+
+/* Thread t's share of the chain: both weights packed into pb, then row blocks claimed from sc.
+ * fp32: H is written straight in the packed-A layout (rows KCW_F32 apart) and is the second
+ * GEMM's A as it stands; bf16: H in fp32, packed to bf16 words into pa (free by then). */
+TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *pa, float *h, uint32_t *pb,
+                              const Sched *sc, int t) {
+    int kpw = mode == MODE_BF16 ? 2 : 1, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
+    int kw1 = (K + kpw - 1) / kpw, kw2 = (N1 + kpw - 1) / kpw;
+    uint32_t *pb2 = pb + (size_t)roundup(N1, NR) * kw1;
+    pack_b(mode, j1, 0, N1, 0, K, pb);
+    pack_b(mode, j2, 0, N2, 0, N1, pb2);
+    int step = row_step(M);
+    for (int b = claim(sc, 0, t); b >= 0; b = claim(sc, 0, t)) {
+        int ic = b * step, mc = imin(step, M - ic);
+        pack_a(mode, j1, ic, mc, 0, K, pa);
+        for (int jr = 0; jr < N1; jr += NR)
+            panel(mode, j1, kw1, pa, pb + (size_t)(jr / NR) * kw1 * NR, h + jr, KCW_F32, NULL, ic, mc, jr,
+                  imin(NR, N1 - jr), 0.0f, j1->ep);
+        const uint32_t *ha = (const uint32_t *)h;
+        if (mode == MODE_BF16) {
+            Job jh = *j2;
+            jh.A = h;
+            pack_a(mode, &jh, 0, mc, 0, N1, pa);
+            ha = pa;
+        } else {
+            for (int i = mc; i < roundup(mc, MR); i++) memset(h + (size_t)i * KCW_F32, 0, (size_t)N1 * sizeof(float));
+        }
+        for (int jr = 0; jr < N2; jr += NR) {
+            size_t at = (size_t)ic * j2->ldc + jr;
+            panel(mode, j2, kw2, ha, pb2 + (size_t)(jr / NR) * kw2 * NR, j2->C + at, j2->ldc, j2->R ? j2->R + at : NULL,
+                  ic, mc, jr, imin(NR, N2 - jr), 0.0f, j2->ep);
+        }
+    }
+}
+
+TGT static void chain_f32(const Job *j1, const Job *j2, int t, const Sched *sc) {
+    chain_run(MODE_F32, j1, j2, g_pool[t].a, g_hbuf[t], g_pool[t].b, sc, t);
+}
+TGT static void chain_bf16(const Job *j1, const Job *j2, int t, const Sched *sc) {
+    chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], g_pool[t].b, sc, t);
+}
+
+/* See mt_gemm_chain (core/gemm.h). Returns -1 (nothing written) when the sizes do not fit
+ * or buffers cannot be allocated. */
+int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+                         const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
+                         const MtEpilogue *ep2) {
+    int mode = bf16 ? MODE_BF16 : MODE_F32;
+    if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !chain_words(mode, K, N1, N2) || (ep1 && ep1->residual)) return -1;
+    Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL,
+              ep1 && ep1->act == mt_gelu_tile && mt_gelu_vector()};
+    Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
+              ep2 ? ep2->residual : NULL, ep2 && ep2->act == mt_gelu_tile && mt_gelu_vector()};
+    int T = omp_get_max_threads();
+    if (T > MAXT) T = MAXT;
+    int step = row_step(M), nblk = (M + step - 1) / step;
+    if (T > nblk) T = nblk;
+    if ((double)M * N1 * (K + N2) < 300000.0) T = 1;
+    if (!pool_get(T)) return -1;
+    for (int t = 0; t < T; t++) {
+        if (!g_hbuf[t]) g_hbuf[t] = aligned_alloc(64, (size_t)MC * KCW_F32 * sizeof(float));
+        if (!g_hbuf[t]) return -1;
+    }
+    uint64_t ranges[MAXT];
+    for (int t = 0; t < T; t++) ranges[t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
+    Sched sc = {ranges, T};
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num();
+        if (mode == MODE_BF16) chain_bf16(&j1, &j2, t, &sc);
+        else chain_f32(&j1, &j2, t, &sc);
     }
     return 0;
 }

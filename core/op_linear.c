@@ -21,14 +21,20 @@ static void linear_backward(Ctx *c, Node *n) {
     if (b && b->requires_grad) colsum_add(b->grad, y->grad, (size_t)M, N);
 }
 
-/* Shape check and output of a linear layer; NULL after recording the error. */
-static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
-    if (c->failed || !x || !w) return NULL;
+/* Shape check of a linear layer; 0, or -1 after recording the error. */
+static int linear_check(Ctx *c, const char *op, const Tensor *x, const Tensor *w, const Tensor *b) {
+    if (c->failed || !x || !w) return -1;
     char sx[96], sw[96], sb[96];
-    if (w->ndim != 2 || mt_last(x) != w->shape[1] || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
-        return mt_fail(c, op, "x %s, weight %s, bias %s: need x (..., in), weight (out, in), bias (out)%s%s",
-                       mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw),
-                       b ? mt_shape_str(b, sb, sizeof sb) : "none", w->name ? " for " : "", w->name ? w->name : "");
+    if (w->ndim == 2 && mt_last(x) == w->shape[1] && (!b || (b->ndim == 1 && b->shape[0] == w->shape[0]))) return 0;
+    mt_fail(c, op, "x %s, weight %s, bias %s: need x (..., in), weight (out, in), bias (out)%s%s",
+            mt_shape_str(x, sx, sizeof sx), mt_shape_str(w, sw, sizeof sw), b ? mt_shape_str(b, sb, sizeof sb) : "none",
+            w->name ? " for " : "", w->name ? w->name : "");
+    return -1;
+}
+
+/* Output of a linear layer (x's shape, last axis out); NULL after recording the error. */
+static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
+    if (linear_check(c, op, x, w, b)) return NULL;
     int shape[MT_MAXDIM];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
@@ -93,6 +99,17 @@ Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res,
     return y;
 }
 
+/* The GEMM prologue of a LayerNorm (groupnorm 0) or GroupNorm(1) on x: its statistics
+ * (arena) and affine; 0, or -1 after recording the error. */
+static int norm_prologue(Ctx *c, const char *op, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps,
+                         MtPrologue *pro) {
+    size_t rows = mt_rows(x), groups = groupnorm ? (size_t)x->shape[0] : rows;
+    float *mean = arena_alloc(&c->arena, 2 * groups * sizeof(float)), *rstd = mean + groups;
+    if (mt_norm_stats(c, op, x, groupnorm, nw, nb, eps, mean, rstd)) return -1;
+    *pro = (MtPrologue){mean, rstd, groups ? (int)(rows / groups) : 1, nw ? nw->data : NULL, nb ? nb->data : NULL};
+    return 0;
+}
+
 Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w,
                            Tensor *b, mt_act act) {
     Tensor *in[5] = {x, nw, nb, w, b};
@@ -102,18 +119,45 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
                              act);
     const char *op = groupnorm ? "groupnorm1_linear_act" : "layernorm_linear_act";
     if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
-    size_t rows = mt_rows(x), groups = groupnorm ? (size_t)x->shape[0] : rows;
-    float *mean = arena_alloc(&c->arena, 2 * groups * sizeof(float)), *rstd = mean + groups;
-    if (mt_norm_stats(c, op, x, groupnorm, nw, nb, eps, mean, rstd)) return NULL;
+    MtPrologue pro;
+    if (norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
     Tensor *y = linear_out(c, op, x, w, b);
     if (!y) return NULL;
-    int K = mt_last(x);
-    MtPrologue pro = {mean, rstd, groups ? (int)(rows / groups) : 1, nw ? nw->data : NULL, nb ? nb->data : NULL};
+    int K = mt_last(x), N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = mt_act_tile_fn(act)};
-    int N = w->shape[0];
-    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)rows, N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data, N,
-                  &pro, &ep);
+    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
+                  y->data, N, &pro, &ep);
     return y;
+}
+
+Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+                             Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
+    Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
+    if (c->failed || !x || !w1 || !w2 || !res) return NULL;
+    if (mt_needs_grad(c, in, 9) || w1->ndim != 2 || w2->ndim != 2 ||
+        !mt_gemm_chain_fits(c->precision, mt_last(x), w1->shape[0], w2->shape[0]))
+        return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
+    const char *op = groupnorm ? "groupnorm1_mlp_residual" : "layernorm_mlp_residual";
+    if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
+    if (linear_check(c, op, x, w1, b1)) return NULL;
+    int K = mt_last(x), N1 = w1->shape[0], N2 = w2->shape[0];
+    char s1[96], s2[96], sb[96];
+    if (w2->shape[1] != N1 || (b2 && (b2->ndim != 1 || b2->shape[0] != N2)))
+        return mt_fail(c, op, "fc1 weight %s, fc2 weight %s, fc2 bias %s: need fc2 weight (out, %d), bias (out)%s%s",
+                       mt_shape_str(w1, s1, sizeof s1), mt_shape_str(w2, s2, sizeof s2),
+                       b2 ? mt_shape_str(b2, sb, sizeof sb) : "none", N1, w2->name ? " for " : "", w2->name ? w2->name : "");
+    int shape[MT_MAXDIM];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = N2;
+    Tensor *y = mt_new(c, x->ndim, shape);
+    MtPrologue pro;
+    if (!y || check_residual(c, op, y, res, gamma) || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
+    MtEpilogue ep1 = {.bias = b1 ? b1->data : NULL, .act = mt_act_tile_fn(act)};
+    MtEpilogue ep2 = {.bias = b2 ? b2->data : NULL, .col_scale = gamma ? gamma->data : NULL, .residual = res->data};
+    if (mt_gemm_chain(c->precision, (int)mt_rows(x), K, N1, N2, x->data, K, &pro, w1->data, &ep1, w2->data, y->data,
+                      N2, &ep2) == 0)
+        return y;
+    return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
 }
 
 /* ---- token mixing: y[b] (N2, C) = w (N2, N) @ x[b] (N, C) + bias[:, None] ---- */

@@ -71,6 +71,12 @@ Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res,
  * mt_linear_act are recorded as separate ops. */
 Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w,
                            Tensor *b, mt_act act);
+/* res + gamma * (act(norm(x) @ w1^T + b1) @ w2^T + b2): a MetaFormer block's norm2, MLP and
+ * residual. Without a tape, where the sizes allow (mt_gemm_chain), the hidden layer is kept
+ * a block of rows at a time in cache and never stored; same result as the composition
+ * mt_linear_residual(mt_norm_linear_act(...)), which it is otherwise (and with a tape). */
+Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+                             Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma);
 /* Token mixing with the same fusions: act(token_linear(x)) and res + gamma * token_linear(x);
  * with a tape exactly the unfused ops. */
 Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act);

@@ -74,10 +74,15 @@ Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x) {
  * as (out, in). Gated: fc2(glu(fc1(x))). gMLP: fc2(sgu(act(fc1(x)))).
  * A LayerNorm or GroupNorm(1) nm is folded into fc1 (applied while its GEMM packs x, when
  * nothing is recorded). With res: res + gamma * fc2(...) (gamma may be NULL), the residual
- * in fc2's epilogue. */
+ * in fc2's epilogue; with a foldable norm too, the whole MLP is one op
+ * (mt_norm_mlp_residual: fc1 and fc2 chained per block of rows). */
 Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
     Tensor *h;
-    if (nm && !mlp->gated && (nm->kind == NORM_LAYERNORM || nm->kind == NORM_GROUPNORM)) {
+    int foldable = nm && !mlp->gated && (nm->kind == NORM_LAYERNORM || nm->kind == NORM_GROUPNORM);
+    if (foldable && res && !mlp->sgu)
+        return mt_norm_mlp_residual(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
+                                    mlp->fc1_b, act, mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
+    if (foldable) {
         h = mt_norm_linear_act(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
                                mlp->fc1_b, act);
     } else if (nm) {

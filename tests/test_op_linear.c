@@ -182,6 +182,72 @@ int main(void) {
         mt_ctx_reset(&c);
     }
 
+    /* norm_mlp_residual without a tape: fc1 and fc2 chained per block of rows (the hidden
+     * layer never stored) gives exactly the values of the two fused ops it replaces, and the
+     * taped composition within rounding; on every kernel path and precision. Shapes: 39 rows
+     * (edge tiles, K 40 and N1 150 off the vector width); 400 rows in 3 row blocks over the
+     * threads; N1 600 too wide for one K block (the two-op path). */
+    {
+        const int dims[3][4] = {{3, 13, 40, 150}, {2, 200, 64, 256}, {2, 9, 48, 600}}; /* B, T, C, hidden */
+        const int precs[] = {MT_FP32, MT_BF16};
+        for (int d = 0; d < 3; d++) {
+            int B = dims[d][0], T = dims[d][1], C = dims[d][2], H = dims[d][3];
+            char nm[8][16];
+            for (int i = 0; i < 8; i++) snprintf(nm[i], sizeof nm[i], "m%d_%d", d, i);
+            Tensor *xm = gc_input(&p, nm[0], 3, (int[]){B, T, C}, -1, 3);
+            Tensor *nw = gc_input(&p, nm[1], 1, (int[]){C}, 0.5f, 1.5f);
+            Tensor *nb = gc_input(&p, nm[2], 1, (int[]){C}, -1, 1);
+            Tensor *w1 = gc_input(&p, nm[3], 2, (int[]){H, C}, -0.2f, 0.2f);
+            Tensor *b1 = gc_input(&p, nm[4], 1, (int[]){H}, -1, 1);
+            Tensor *w2 = gc_input(&p, nm[5], 2, (int[]){C, H}, -0.1f, 0.1f);
+            Tensor *b2 = gc_input(&p, nm[6], 1, (int[]){C}, -1, 1);
+            Tensor *g = gc_input(&p, nm[7], 1, (int[]){C}, -1, 1);
+            for (int fb = 0; fb < 2; fb++)
+                for (int pi = 0; pi < 2; pi++)
+                    for (int gn = 0; gn < 2; gn++)
+                        for (int k = 0; k < 2; k++) { /* k 1: no norm affine, no fc2 bias, no layer scale */
+                            mt_gemm_force_fallback(fb);
+                            c.precision = precs[pi];
+                            mt_ctx_reset(&c);
+                            Tensor *aw = k ? NULL : nw, *ab = k ? NULL : nb, *bb = k ? NULL : b2, *gg = k ? NULL : g;
+                            c.grad_enabled = 1;
+                            Tensor *taped = mt_linear_residual(&c, mt_norm_linear_act(&c, xm, gn, aw, ab, 1e-5f, w1, b1,
+                                                                                      MT_ACT_GELU), w2, bb, xm, gg);
+                            int before = c.nnodes;
+                            c.grad_enabled = 0;
+                            Tensor *two = mt_linear_residual(&c, mt_norm_linear_act(&c, xm, gn, aw, ab, 1e-5f, w1, b1,
+                                                                                    MT_ACT_GELU), w2, bb, xm, gg);
+                            Tensor *got = mt_norm_mlp_residual(&c, xm, gn, aw, ab, 1e-5f, w1, b1, MT_ACT_GELU, w2, bb, xm, gg);
+                            char name[96];
+                            int chained = mt_gemm_chain_fits(c.precision, C, H, C);
+                            snprintf(name, sizeof name, "mlp_residual %dx%dx%d %s%s%s%s%s", B * T, C, H, gn ? "gn " : "ln ",
+                                     fb ? "fallback " : "", pi ? "bf16" : "fp32", k ? " bare" : "", chained ? " chained" : "");
+                            if (!taped || !two || !got || c.nnodes != before) {
+                                fprintf(stderr, "[%s] failed (%s) or recorded nodes\n", name, c.err);
+                                gc_failures++;
+                                continue;
+                            }
+                            if (chained == (fb || H > 512)) { /* the chain runs exactly where expected */
+                                fprintf(stderr, "[%s] chain fits %d with fallback %d, hidden %d\n", name, chained, fb, H);
+                                gc_failures++;
+                            }
+                            if (!gc_expect(name, got->data, two->data, two->numel, 0.0))
+                                gc_expect(name, got->data, taped->data, taped->numel, 2e-6);
+                        }
+        }
+        mt_gemm_force_fallback(0);
+        c.precision = MT_FP32;
+        mt_ctx_reset(&c);
+        Tensor *xm = gc_input(&p, "mx", 3, (int[]){2, 5, 16}, -1, 1);
+        Tensor *w1 = gc_input(&p, "mw1", 2, (int[]){32, 16}, -1, 1), *w2 = gc_input(&p, "mw2", 2, (int[]){16, 30}, -1, 1);
+        if (mt_norm_mlp_residual(&c, xm, 1, NULL, NULL, 1e-5f, w1, NULL, MT_ACT_GELU, w2, NULL, xm, NULL) ||
+            !strstr(c.err, "groupnorm1_mlp_residual") || !strstr(c.err, "(16,30)") || !strstr(c.err, "mw2"))
+            fprintf(stderr, "norm_mlp_residual: bad fc2 weight not reported: '%s'\n", c.err), gc_failures++;
+        else printf("%-28s ok: %s\n", "mlp_residual shape error", c.err);
+        c.grad_enabled = 1;
+        mt_ctx_reset(&c);
+    }
+
     /* shape errors name the op, the shapes and the parameter */
     mt_ctx_reset(&c);
     mt_scope(&c, "blocks.0.mlp");
