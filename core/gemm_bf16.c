@@ -533,64 +533,77 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
 
 /* ---- two chained GEMMs: an MLP at inference ----
  * H = ep1(pro(A) @ B1^T) and C = ep2(H @ B2^T), row block by row block: a thread packs both
- * weights once, then per block of rows packs A, writes that block's H into its own buffer
- * (L2) and runs the second GEMM from there, so H never goes to memory (stage 1 of
- * poolformer_s12: 100352 x 256 floats, 103 MB written and read back per block otherwise).
- * K and N1 are one K block each, so every value is the one the two separate GEMMs give. */
+ * weights once, then per block of rows packs A and, per chunk of at most one K block of H's
+ * columns, writes that chunk of H into its own buffer (L2) and accumulates the second GEMM
+ * from there, so H never goes to memory (stage 1 of poolformer_s12: 100352 x 256 floats,
+ * 103 MB written and read back per block otherwise). K is one K block and the chunks are the
+ * second GEMM's K blocks, so every value is the one the two separate GEMMs give. */
 
-static float *g_hbuf[MAXT]; /* per thread: a block's H, MC rows of KCW_F32 floats */
+/* Words of packed weights per thread (4 MB). Beyond it the weights stream from L3 for every
+ * row block and the chain loses (poolformer_s12's stage 4, 8 MB: 2% slower than two GEMMs;
+ * stage 3, 3.2 MB: 3% faster). */
+#define CHAIN_MAXW (1 << 20)
 
-/* Words of the B buffer the two packed weights take, or 0 when the chain does not fit. */
+static float *g_hbuf[MAXT];   /* per thread: a block's chunk of H (MC rows of KCW_F32 floats), then bf16 words */
+static uint32_t *g_wbuf[MAXT]; /* per thread: both packed weights */
+static size_t g_wcap[MAXT];
+
+/* Words the two packed weights take, or 0 when the chain does not apply. */
 static size_t chain_words(int mode, int K, int N1, int N2) {
-    int kpw = mode == MODE_BF16 ? 2 : 1, kcm = KCW(mode) * kpw;
-    if (K > kcm || N1 > kcm || N1 > KCW_F32) return 0;
+    int kpw = mode == MODE_BF16 ? 2 : 1;
+    if (K > KCW(mode) * kpw) return 0;
     size_t w = (size_t)roundup(N1, NR) * ((K + kpw - 1) / kpw) + (size_t)roundup(N2, NR) * ((N1 + kpw - 1) / kpw);
-    return w <= (size_t)NC_MAX * KCW_BF16 ? w : 0;
+    return w <= CHAIN_MAXW ? w : 0;
 }
 
 int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2) {
     return chain_words(bf16 ? MODE_BF16 : MODE_F32, K, N1, N2) > 0;
 }
 
-/* Thread t's share of the chain: both weights packed into pb, then row blocks claimed from sc.
- * fp32: H is written straight in the packed-A layout (rows KCW_F32 apart) and is the second
- * GEMM's A as it stands; bf16: H in fp32, packed to bf16 words into pa (free by then). */
-TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *pa, float *h, uint32_t *pb,
-                              const Sched *sc, int t) {
-    int kpw = mode == MODE_BF16 ? 2 : 1, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
-    int kw1 = (K + kpw - 1) / kpw, kw2 = (N1 + kpw - 1) / kpw;
-    uint32_t *pb2 = pb + (size_t)roundup(N1, NR) * kw1;
-    pack_b(mode, j1, 0, N1, 0, K, pb);
-    pack_b(mode, j2, 0, N2, 0, N1, pb2);
+/* Thread t's share of the chain: the weights packed into pw (B2 per chunk), then row blocks
+ * claimed from sc. fp32: H is written straight in the packed-A layout (rows KCW_F32 apart)
+ * and is the second GEMM's A as it stands; bf16: H in fp32, then packed to bf16 words (hb). */
+TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *pa, float *h, uint32_t *hb,
+                              uint32_t *pw, const Sched *sc, int t) {
+    int kpw = mode == MODE_BF16 ? 2 : 1, hcm = KCW(mode) * kpw, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
+    int kw1 = (K + kpw - 1) / kpw;
+    uint32_t *pb2 = pw + (size_t)roundup(N1, NR) * kw1;
+    pack_b(mode, j1, 0, N1, 0, K, pw);
+    for (int h0 = 0; h0 < N1; h0 += hcm)
+        pack_b(mode, j2, 0, N2, h0, imin(hcm, N1 - h0), pb2 + (size_t)roundup(N2, NR) * (h0 / kpw));
     int step = row_step(M);
     for (int b = claim(sc, 0, t); b >= 0; b = claim(sc, 0, t)) {
         int ic = b * step, mc = imin(step, M - ic);
         pack_a(mode, j1, ic, mc, 0, K, pa);
-        for (int jr = 0; jr < N1; jr += NR)
-            panel(mode, j1, kw1, pa, pb + (size_t)(jr / NR) * kw1 * NR, h + jr, KCW_F32, NULL, ic, mc, jr,
-                  imin(NR, N1 - jr), 0.0f, j1->ep);
-        const uint32_t *ha = (const uint32_t *)h;
-        if (mode == MODE_BF16) {
-            Job jh = *j2;
-            jh.A = h;
-            pack_a(mode, &jh, 0, mc, 0, N1, pa);
-            ha = pa;
-        } else {
-            for (int i = mc; i < roundup(mc, MR); i++) memset(h + (size_t)i * KCW_F32, 0, (size_t)N1 * sizeof(float));
-        }
-        for (int jr = 0; jr < N2; jr += NR) {
-            size_t at = (size_t)ic * j2->ldc + jr;
-            panel(mode, j2, kw2, ha, pb2 + (size_t)(jr / NR) * kw2 * NR, j2->C + at, j2->ldc, j2->R ? j2->R + at : NULL,
-                  ic, mc, jr, imin(NR, N2 - jr), 0.0f, j2->ep);
+        for (int h0 = 0; h0 < N1; h0 += hcm) {
+            int hc = imin(hcm, N1 - h0), kwc = (hc + kpw - 1) / kpw, last = h0 + hc >= N1;
+            for (int jr = 0; jr < hc; jr += NR)
+                panel(mode, j1, kw1, pa, pw + (size_t)((h0 + jr) / NR) * kw1 * NR, h + jr, KCW_F32, NULL, ic, mc,
+                      h0 + jr, imin(NR, hc - jr), 0.0f, j1->ep);
+            const uint32_t *ha = (const uint32_t *)h;
+            if (mode == MODE_BF16) {
+                Job jh = *j2;
+                jh.A = h;
+                pack_a(mode, &jh, 0, mc, 0, hc, hb);
+                ha = hb;
+            } else {
+                for (int i = mc; i < roundup(mc, MR); i++) memset(h + (size_t)i * KCW_F32, 0, (size_t)hc * sizeof(float));
+            }
+            const uint32_t *b2 = pb2 + (size_t)roundup(N2, NR) * (h0 / kpw);
+            for (int jr = 0; jr < N2; jr += NR) {
+                size_t at = (size_t)ic * j2->ldc + jr;
+                panel(mode, j2, kwc, ha, b2 + (size_t)(jr / NR) * kwc * NR, j2->C + at, j2->ldc,
+                      j2->R ? j2->R + at : NULL, ic, mc, jr, imin(NR, N2 - jr), h0 ? 1.0f : 0.0f, last ? j2->ep : NULL);
+            }
         }
     }
 }
 
 TGT static void chain_f32(const Job *j1, const Job *j2, int t, const Sched *sc) {
-    chain_run(MODE_F32, j1, j2, g_pool[t].a, g_hbuf[t], g_pool[t].b, sc, t);
+    chain_run(MODE_F32, j1, j2, g_pool[t].a, g_hbuf[t], NULL, g_wbuf[t], sc, t);
 }
 TGT static void chain_bf16(const Job *j1, const Job *j2, int t, const Sched *sc) {
-    chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], g_pool[t].b, sc, t);
+    chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32), g_wbuf[t], sc, t);
 }
 
 /* See mt_gemm_chain (core/gemm.h). Returns -1 (nothing written) when the sizes do not fit
@@ -599,7 +612,8 @@ int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A,
                          const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
                          const MtEpilogue *ep2) {
     int mode = bf16 ? MODE_BF16 : MODE_F32;
-    if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !chain_words(mode, K, N1, N2) || (ep1 && ep1->residual)) return -1;
+    size_t words = chain_words(mode, K, N1, N2);
+    if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !words || (ep1 && ep1->residual)) return -1;
     Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL,
               ep1 && ep1->act == mt_gelu_tile && mt_gelu_vector()};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
@@ -611,8 +625,13 @@ int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A,
     if ((double)M * N1 * (K + N2) < 300000.0) T = 1;
     if (!pool_get(T)) return -1;
     for (int t = 0; t < T; t++) {
-        if (!g_hbuf[t]) g_hbuf[t] = aligned_alloc(64, (size_t)MC * KCW_F32 * sizeof(float));
-        if (!g_hbuf[t]) return -1;
+        if (!g_hbuf[t]) g_hbuf[t] = aligned_alloc(64, (size_t)MC * (KCW_F32 + KCW_BF16) * sizeof(float));
+        if (g_wcap[t] < words) {
+            free(g_wbuf[t]);
+            g_wbuf[t] = aligned_alloc(64, words * sizeof(uint32_t));
+            g_wcap[t] = g_wbuf[t] ? words : 0;
+        }
+        if (!g_hbuf[t] || !g_wbuf[t]) return -1;
     }
     uint64_t ranges[MAXT];
     for (int t = 0; t < T; t++) ranges[t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
