@@ -78,11 +78,11 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
 
 /* Two GEMMs chained, an MLP at inference: H = ep1(pro(A) @ B1^T), C = ep2(H @ B2^T), with
  * A M x K (row stride lda), B1 N1 x K and B2 N2 x N1 (linear-layer weights), C M x N2.
- * H lives only a block of rows at a time in a thread's cache; the values equal those of
- * mt_gemm_fused into an H followed by mt_gemm_ep. Runs on the own AVX-512 kernels when K and
- * N1 fit one K block (mt_gemm_chain_fits); returns -1 with nothing written otherwise (and if
- * its buffers cannot be allocated), and the caller runs the two GEMMs. ep1 has no residual;
- * pro may be NULL. */
+ * H lives only a block of rows (and 512 of its columns) at a time in a thread's cache; the
+ * values equal those of mt_gemm_fused into an H followed by mt_gemm_ep. Runs on the own
+ * AVX-512 kernels when K fits one K block and both packed weights fit 4 MB
+ * (mt_gemm_chain_fits); returns -1 with nothing written otherwise (and if its buffers cannot
+ * be allocated), and the caller runs the two GEMMs. ep1 has no residual; pro may be NULL. */
 int mt_gemm_chain_fits(int precision, int K, int N1, int N2);
 int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                   const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2);
