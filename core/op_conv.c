@@ -137,6 +137,15 @@ static void gather_nchw(const void *ctx, int r, int k0, int kc, float *dst) {
     int ox = r % d->OW, oy = r / d->OW % d->OH, b = r / (d->OW * d->OH);
     int kx = k0 % d->kw, ky = k0 / d->kw % d->kh, ci = k0 / (d->kw * d->kh);
     int x0 = ox * d->s - d->p, inside = x0 >= 0 && x0 + d->kw <= d->W;
+    if (k0 == 0 && kc == (int)d->K && inside) { /* the whole row, away from the left/right edge */
+        const float *src = g->x + (size_t)b * d->Cin * d->H * d->W + x0;
+        for (int c = 0; c < d->Cin; c++, src += (size_t)d->H * d->W)
+            for (int y = 0, iy = oy * d->s - d->p; y < d->kh; y++, iy++, dst += d->kw) {
+                if (iy < 0 || iy >= d->H) memset(dst, 0, (size_t)d->kw * sizeof(float));
+                else copy_run_inside(dst, src + (size_t)iy * d->W, d->kw);
+            }
+        return;
+    }
     for (int left = kc; left > 0;) { /* one run of a kernel row per pass: (ci, ky), kx on */
         int n = d->kw - kx < left ? d->kw - kx : left;
         int iy = oy * d->s - d->p + ky;
