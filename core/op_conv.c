@@ -165,13 +165,14 @@ static void gather_nhwc(const void *ctx, int r, int k0, int kc, float *dst) {
     const ConvGather *g = ctx;
     const ConvDims *d = g->d;
     int ox = r % d->OW, oy = r / d->OW % d->OH, b = r / (d->OW * d->OH);
-    for (int k = k0; k < k0 + kc;) {
-        int ci = k % d->Cin, seg = k / d->Cin, kx = seg % d->kw, ky = seg / d->kw;
-        int n = d->Cin - ci < k0 + kc - k ? d->Cin - ci : k0 + kc - k;
+    int ci = k0 % d->Cin, seg = k0 / d->Cin, kx = seg % d->kw, ky = seg / d->kw; /* then stepped, not divided */
+    for (int left = kc; left > 0;) { /* one pixel's run of channels per pass */
+        int n = d->Cin - ci < left ? d->Cin - ci : left;
         int iy = oy * d->s - d->p + ky, ix = ox * d->s - d->p + kx;
         if (iy < 0 || iy >= d->H || ix < 0 || ix >= d->W) memset(dst, 0, (size_t)n * sizeof(float));
         else copy_run_inside(dst, g->x + (((size_t)b * d->H + iy) * d->W + ix) * d->Cin + ci, n);
-        dst += n, k += n;
+        dst += n, left -= n, ci = 0;
+        if (++kx == d->kw) kx = 0, ky++;
     }
 }
 
