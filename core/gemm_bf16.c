@@ -536,8 +536,9 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
  * H = ep1(pro(A) @ B1^T) and C = ep2(H @ B2^T), row block by row block: both weights are
  * packed once into one buffer the threads share (each packs some panels), then a thread, per
  * block of rows, packs A and, per chunk of at most one K block of H's columns, writes that
- * chunk of H into its own buffer (L2) and accumulates the second GEMM from there, so H never goes to memory (stage 1 of poolformer_s12: 100352 x 256 floats,
- * 103 MB written and read back per block otherwise). K is one K block and the chunks are the
+ * chunk of H into its own buffer (L2) and accumulates the second GEMM from there, so H never
+ * goes to memory (stage 1 of poolformer_s12: 100352 x 256 floats, 103 MB written and read
+ * back per block otherwise). K is one K block and the chunks are the
  * second GEMM's K blocks, so every value is the one the two separate GEMMs give. */
 
 /* Words of packed weights (4 MB). Beyond it the weights stream from L3 for every
@@ -561,21 +562,22 @@ int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2) {
     return chain_words(bf16 ? MODE_BF16 : MODE_F32, K, N1, N2) > 0;
 }
 
-/* Thread t's share of the chain: its share of the weights packed into the shared pw (B2 per
- * chunk), a barrier, then row blocks claimed from sc. fp32: H is written straight in the packed-A layout (rows KCW_F32 apart)
- * and is the second GEMM's A as it stands; bf16: H in fp32, then packed to bf16 words (hb). */
+/* Thread t of nt's share of the chain: its panels of the weights packed into the shared pw
+ * (B2 per chunk), a barrier, then row blocks claimed from sc. fp32: H is written straight in
+ * the packed-A layout (rows KCW_F32 apart) and is the second GEMM's A as it stands; bf16: H
+ * in fp32, then packed to bf16 words (hb). */
 TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *pa, float *h, uint32_t *hb,
-                              uint32_t *pw, const Sched *sc, int t) {
+                              uint32_t *pw, const Sched *sc, int t, int nt) {
     int kpw = mode == MODE_BF16 ? 2 : 1, hcm = KCW(mode) * kpw, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
     int kw1 = (K + kpw - 1) / kpw;
     uint32_t *pb2 = pw + (size_t)roundup(N1, NR) * kw1;
-    int T = sc->T, np1 = (N1 + NR - 1) / NR, np2 = (N2 + NR - 1) / NR;
-    for (int p = t; p < np1; p += T) /* the threads pack the shared weights panel by panel */
+    int np1 = (N1 + NR - 1) / NR, np2 = (N2 + NR - 1) / NR;
+    for (int p = t; p < np1; p += nt) /* the threads pack the shared weights panel by panel */
         pack_b(mode, j1, p * NR, imin(NR, N1 - p * NR), 0, K, pw + (size_t)p * kw1 * NR);
     for (int h0 = 0; h0 < N1; h0 += hcm) {
         int hc = imin(hcm, N1 - h0), kwc = (hc + kpw - 1) / kpw;
         uint32_t *b2 = pb2 + (size_t)roundup(N2, NR) * (h0 / kpw);
-        for (int p = t; p < np2; p += T) pack_b(mode, j2, p * NR, imin(NR, N2 - p * NR), h0, hc, b2 + (size_t)p * kwc * NR);
+        for (int p = t; p < np2; p += nt) pack_b(mode, j2, p * NR, imin(NR, N2 - p * NR), h0, hc, b2 + (size_t)p * kwc * NR);
     }
 #pragma omp barrier
     int step = row_step(M);
@@ -606,11 +608,12 @@ TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *
     }
 }
 
-TGT static void chain_f32(const Job *j1, const Job *j2, int t, const Sched *sc) {
-    chain_run(MODE_F32, j1, j2, g_pool[t].a, g_hbuf[t], NULL, g_wbuf, sc, t);
+TGT static void chain_f32(const Job *j1, const Job *j2, int t, int nt, const Sched *sc) {
+    chain_run(MODE_F32, j1, j2, g_pool[t].a, g_hbuf[t], NULL, g_wbuf, sc, t, nt);
 }
-TGT static void chain_bf16(const Job *j1, const Job *j2, int t, const Sched *sc) {
-    chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32), g_wbuf, sc, t);
+TGT static void chain_bf16(const Job *j1, const Job *j2, int t, int nt, const Sched *sc) {
+    chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32), g_wbuf, sc, t,
+              nt);
 }
 
 /* See mt_gemm_chain (core/gemm.h). Returns -1 (nothing written) when the sizes do not fit
@@ -645,10 +648,10 @@ int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A,
     for (int t = 0; t < T; t++) ranges[t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
     Sched sc = {ranges, T};
 #pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num();
-        if (mode == MODE_BF16) chain_bf16(&j1, &j2, t, &sc);
-        else chain_f32(&j1, &j2, t, &sc);
+    { /* the team may be smaller than asked: panels go by the actual size, row blocks are stolen */
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (mode == MODE_BF16) chain_bf16(&j1, &j2, t, nt, &sc);
+        else chain_f32(&j1, &j2, t, nt, &sc);
     }
     return 0;
 }
