@@ -429,6 +429,17 @@ TGT static void run_block_f32(const Job *j, int m0, int m1, int n0, int n1, uint
     run_block(MODE_F32, j, m0, m1, n0, n1, pa, pb, sc);
 }
 
+/* 1 when the epilogue's activation is GELU and the kernel can apply it in registers. */
+static int tile_gelu(const MtEpilogue *ep) { return ep && ep->act == mt_gelu_tile && mt_gelu_vector(); }
+
+/* Threads for a call of `work` multiply-adds: OpenMP's, capped, one below 3e5 (waking the team
+ * costs more). */
+static int team_size(double work) {
+    int T = omp_get_max_threads();
+    if (T > MAXT) T = MAXT;
+    return work < 300000.0 ? 1 : T;
+}
+
 /* Per-thread packing buffers (A block and B block), allocated on first use and kept (the
  * pool is reachable from a global, so leak checkers stay quiet). Returns 0 when out of memory. */
 static int pool_get(int T) {
@@ -472,12 +483,10 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
     if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
     Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL,
-             ep && ep->act == mt_gelu_tile && mt_gelu_vector()};
+             tile_gelu(ep)};
     const float *R = ep ? ep->residual : NULL;
-    int T = omp_get_max_threads();
-    if (T > MAXT) T = MAXT;
     double work = (double)M * N * K;
-    if (work * batch < 300000.0) T = 1;
+    int T = team_size(work * batch);
     if (!pool_get(T)) return -1;
     if (batch >= T && (batch >= 2 * T || work < 4e7)) { /* whole GEMMs per thread */
         if (T == 1) {
@@ -624,15 +633,12 @@ int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A,
     int mode = bf16 ? MODE_BF16 : MODE_F32;
     size_t words = chain_words(mode, K, N1, N2);
     if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !words || (ep1 && ep1->residual)) return -1;
-    Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL,
-              ep1 && ep1->act == mt_gelu_tile && mt_gelu_vector()};
+    Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1)};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
-              ep2 ? ep2->residual : NULL, ep2 && ep2->act == mt_gelu_tile && mt_gelu_vector()};
-    int T = omp_get_max_threads();
-    if (T > MAXT) T = MAXT;
+              ep2 ? ep2->residual : NULL, tile_gelu(ep2)};
+    int T = team_size((double)M * N1 * (K + N2));
     int step = row_step(M), nblk = (M + step - 1) / step;
     if (T > nblk) T = nblk;
-    if ((double)M * N1 * (K + N2) < 300000.0) T = 1;
     if (!pool_get(T)) return -1;
     if (g_wcap < words) {
         free(g_wbuf);

@@ -32,13 +32,17 @@ static int linear_check(Ctx *c, const char *op, const Tensor *x, const Tensor *w
     return -1;
 }
 
-/* Output of a linear layer (x's shape, last axis out); NULL after recording the error. */
-static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
-    if (linear_check(c, op, x, w, b)) return NULL;
+/* A new tensor of x's shape with the last axis n. */
+static Tensor *with_last(Ctx *c, const Tensor *x, int n) {
     int shape[MT_MAXDIM];
     memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = w->shape[0];
+    shape[x->ndim - 1] = n;
     return mt_new(c, x->ndim, shape);
+}
+
+/* Output of a linear layer (x's shape, last axis out); NULL after recording the error. */
+static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
+    return linear_check(c, op, x, w, b) ? NULL : with_last(c, x, w->shape[0]);
 }
 
 /* y = res + gamma * act(x @ w^T + b), every term but the product optional, in the GEMM's
@@ -130,13 +134,14 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
     return y;
 }
 
-Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
-                             Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
+/* mt_norm_mlp_residual on mt_gemm_chain; NULL when the chain does not run (nothing recorded,
+ * c->failed set only for a real error). */
+static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+                                Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
     Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
-    if (c->failed || !x || !w1 || !w2 || !res) return NULL;
     if (mt_needs_grad(c, in, 9) || w1->ndim != 2 || w2->ndim != 2 ||
         !mt_gemm_chain_fits(c->precision, mt_last(x), w1->shape[0], w2->shape[0]))
-        return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
+        return NULL;
     const char *op = groupnorm ? "groupnorm1_mlp_residual" : "layernorm_mlp_residual";
     if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
     if (linear_check(c, op, x, w1, b1)) return NULL;
@@ -146,17 +151,20 @@ Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tenso
         return mt_fail(c, op, "fc1 weight %s, fc2 weight %s, fc2 bias %s: need fc2 weight (out, %d), bias (out)%s%s",
                        mt_shape_str(w1, s1, sizeof s1), mt_shape_str(w2, s2, sizeof s2),
                        b2 ? mt_shape_str(b2, sb, sizeof sb) : "none", N1, w2->name ? " for " : "", w2->name ? w2->name : "");
-    int shape[MT_MAXDIM];
-    memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = N2;
-    Tensor *y = mt_new(c, x->ndim, shape);
+    Tensor *y = with_last(c, x, N2);
     MtPrologue pro;
     if (!y || check_residual(c, op, y, res, gamma) || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
     MtEpilogue ep1 = {.bias = b1 ? b1->data : NULL, .act = mt_act_tile_fn(act)};
     MtEpilogue ep2 = {.bias = b2 ? b2->data : NULL, .col_scale = gamma ? gamma->data : NULL, .residual = res->data};
-    if (mt_gemm_chain(c->precision, (int)mt_rows(x), K, N1, N2, x->data, K, &pro, w1->data, &ep1, w2->data, y->data,
-                      N2, &ep2) == 0)
-        return y;
+    return mt_gemm_chain(c->precision, (int)mt_rows(x), K, N1, N2, x->data, K, &pro, w1->data, &ep1, w2->data,
+                         y->data, N2, &ep2) == 0 ? y : NULL;
+}
+
+Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+                             Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
+    if (c->failed || !x || !w1 || !w2 || !res) return NULL;
+    Tensor *y = norm_mlp_chained(c, x, groupnorm, nw, nb, eps, w1, b1, act, w2, b2, res, gamma);
+    if (y || c->failed) return y;
     return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
 }
 
