@@ -7,16 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+/* mode: 0 fp32, 1 bf16 (vdpbf16ps), 2 bf16 on AMX tiles (core/gemm_bf16.c). */
+int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
 
-int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2);
-int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+int mt_gemm_avx512_chain_fits(int mode, int K, int N1, int N2);
+int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                          const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
                          const MtEpilogue *ep2);
+int mt_gemm_avx512_amx_ok(void);
 
-static int g_force_fallback = 0;
+static int g_force_fallback = 0, g_use_amx = 1;
 
 static int cpu_has_f32(void) {
     static int cached = -1;
@@ -36,12 +38,23 @@ static int cpu_has_bf16(void) {
 int mt_gemm_bf16_native(void) { return !g_force_fallback && cpu_has_bf16(); }
 int mt_gemm_fp32_native(void) { return !g_force_fallback && cpu_has_f32(); }
 void mt_gemm_force_fallback(int on) { g_force_fallback = on; }
+int mt_gemm_amx_native(void) { return g_use_amx && mt_gemm_bf16_native() && mt_gemm_avx512_amx_ok(); }
+void mt_gemm_use_amx(int on) { g_use_amx = on; }
+void mt_gemm_test_path(int p) {
+    mt_gemm_force_fallback(p == 2);
+    mt_gemm_use_amx(p != 1);
+}
+const char *mt_gemm_path_name(int p) { return p == 2 ? "fallback " : p == 1 ? "no-amx " : ""; }
 
 const char *mt_gemm_backend(int precision) {
-    if (precision == MT_BF16) return mt_gemm_bf16_native() ? "avx512bf16" : "bf16-emulated+openblas";
+    if (precision == MT_BF16)
+        return mt_gemm_amx_native() ? "amx-bf16" : mt_gemm_bf16_native() ? "avx512bf16" : "bf16-emulated+openblas";
     if (precision == MT_FP32 || precision == MT_FP32_FAST) return mt_gemm_fp32_native() ? "avx512f" : "openblas";
     return "openblas";
 }
+
+/* The own kernel's mode for a precision that runs on it (see mt_gemm_avx512_run). */
+static int kmode(int precision) { return precision != MT_BF16 ? 0 : mt_gemm_amx_native() ? 2 : 1; }
 
 /* 1 if this precision runs on the own AVX-512 kernels on this CPU. */
 static int native_kernel(int precision) {
@@ -160,7 +173,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
     int native = native_kernel(precision);
     if (pro && K > 0 && alpha != 0.0f) {
         if (native && !transA &&
-            mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
+            mt_gemm_avx512_run(kmode(precision), 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
                                0, 1, pro, NULL, ep) == 0)
             return;
         float *a = operand_buffer(M, K);
@@ -175,7 +188,7 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
     if (M <= 0 || N <= 0) return;
     int native = native_kernel(precision);
     if (native && K > 0 &&
-        mt_gemm_avx512_run(precision == MT_BF16, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
+        mt_gemm_avx512_run(kmode(precision), 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
                            NULL, ga, ep) == 0)
         return;
     float *a = K > 0 ? operand_buffer(M, K) : NULL;
@@ -186,13 +199,13 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
 }
 
 int mt_gemm_chain_fits(int precision, int K, int N1, int N2) {
-    return native_kernel(precision) && mt_gemm_avx512_chain_fits(precision == MT_BF16, K, N1, N2);
+    return native_kernel(precision) && mt_gemm_avx512_chain_fits(kmode(precision), K, N1, N2);
 }
 
 int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                   const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2) {
     if (!mt_gemm_chain_fits(precision, K, N1, N2)) return -1;
-    return mt_gemm_avx512_chain(precision == MT_BF16, M, K, N1, N2, A, lda, pro, B1, ep1, B2, C, ldc, ep2);
+    return mt_gemm_avx512_chain(kmode(precision), M, K, N1, N2, A, lda, pro, B1, ep1, B2, C, ldc, ep2);
 }
 
 void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -204,7 +217,7 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
         scale_c(M, N, beta, C, ldc);
     } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(1, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
+            mt_gemm_avx512_run(kmode(MT_BF16), transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
@@ -227,7 +240,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
     if (M <= 0 || N <= 0 || batch <= 0) return;
     int native = native_kernel(precision);
     if (native && K > 0 && alpha != 0.0f &&
-        mt_gemm_avx512_run(precision == MT_BF16, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+        mt_gemm_avx512_run(kmode(precision), transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                            beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
         return;
     for (int i = 0; i < batch; i++) {

@@ -103,6 +103,18 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
 int mt_gemm_bf16_native(void);
 /* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */
 int mt_gemm_fp32_native(void);
+/* 1 if MT_BF16 multiplies on AMX tiles (tdpbf16ps: Intel AMX-BF16, granted by the OS),
+ * with the same packing, blocking and epilogue as the AVX512-BF16 kernel. */
+int mt_gemm_amx_native(void);
+/* Use AMX for MT_BF16 where the CPU has it (1, the default) or the AVX512-BF16 kernel (0):
+ * tests of both paths, benchmarks. */
+void mt_gemm_use_amx(int on);
+/* Tests: run GEMMs on code path p of MT_GEMM_PATHS: 0 the best this CPU has, 1 the same
+ * without AMX (AVX512-BF16 for MT_BF16; equal to 0 on CPUs without AMX), 2 the portable
+ * fallbacks; mt_gemm_path_name(p) is "", "no-amx " or "fallback " for test names. */
+#define MT_GEMM_PATHS 3
+void mt_gemm_test_path(int p);
+const char *mt_gemm_path_name(int p);
 /* Tests: force the portable fallbacks (1) or go back to the CPU check (0). */
 void mt_gemm_force_fallback(int on);
 /* Name of the code path used for a precision, e.g. "avx512bf16", "bf16-emulated+sgemm", "openblas". */

@@ -27,11 +27,14 @@
  * whose hidden layer stays in cache). */
 #include "core/gemm.h"
 #include "core/act_gelu_avx512.h"
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MR 12
 #define NR 32
@@ -43,19 +46,29 @@
 #define KCW_BF16 256
 #define KCW_F32 512
 #define KCW_MAX 512
-#define KCW(mode) ((mode) == MODE_BF16 ? KCW_BF16 : KCW_F32)
+#define KCW(mode) ((mode) == MODE_F32 ? KCW_F32 : KCW_BF16)
+#define KPW(mode) ((mode) == MODE_F32 ? 1 : 2) /* k per word */
 #define MC 144     /* rows of A per block (multiple of MR): MC*KCW*4 <= 288 KB, L2-resident */
-#define NC(mode) ((mode) == MODE_BF16 ? 1024 : 512) /* columns of B per block: NC*KCW*4 = 1 MB */
+#define NC(mode) ((mode) == MODE_F32 ? 512 : 1024) /* columns of B per block: NC*KCW*4 = 1 MB */
+/* AMX: tiles of 16 rows x 16 words; the microkernel is 2 x 2 tiles = 32 x 32 of C, so rows
+ * are padded to 32 and every K block to whole tiles (16 words). */
+#define MR_AMX 32
+#define MC_AMX 128
+#define MRM(mode) ((mode) == MODE_AMX ? MR_AMX : MR)
+#define MCM(mode) ((mode) == MODE_AMX ? MC_AMX : MC)
 #define NC_MAX 1024
 #define MAXT 256
 /* pack_a fetches the row PFA rows ahead: the packing loop otherwise waits on each row of A
  * (rows are lda apart, one K block of each; 2-7% on the models' MLP GEMMs). */
 #define PFA 2
 
-#define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
+/* AMX in the target set only lets the AMX kernel inline into the shared driver code; its
+ * instructions run only in MODE_AMX, chosen when the CPU and the OS grant the tiles. */
+#define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq,amx-tile,amx-bf16")))
 #define INL __attribute__((always_inline)) inline
 
-enum { MODE_F32 = 0, MODE_BF16 = 1 };
+/* MODE_AMX: the bf16 word layout of MODE_BF16, multiplied by AMX tiles (tdpbf16ps). */
+enum { MODE_F32 = 0, MODE_BF16 = 1, MODE_AMX = 2 };
 
 typedef struct {
     int mode, ta, tb, M, N, K;
@@ -77,6 +90,11 @@ static struct {
 static INL int imin(int a, int b) { return a < b ? a : b; }
 static INL int roundup(int a, int m) { return (a + m - 1) / m * m; }
 static INL __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+/* Words a K block of kc k values packs into (AMX: whole tiles, the padding words zero). */
+static INL int kwords(int mode, int kc) {
+    int kw = (kc + KPW(mode) - 1) / KPW(mode);
+    return mode == MODE_AMX ? roundup(kw, 16) : kw;
+}
 
 /* Masked stores cost more than plain ones on some CPUs even with an all-ones mask (AMD Zen 5:
  * GEMMs 1-12% faster with plain stores for full vectors, the GELU-gradient rows ~1.5x), so
@@ -88,7 +106,7 @@ TGT static INL void store16(float *p, __mmask16 m, __m512 v) {
 
 /* 16 words from a source row whose k run is contiguous: k values src[0 .. kleft) (rest zero). */
 TGT static INL __m512i load_words_k(int mode, const float *src, int kleft) {
-    if (mode == MODE_BF16) {
+    if (mode != MODE_F32) {
         __m512 x0 = _mm512_maskz_loadu_ps(mask16(kleft), src);
         __m512 x1 = _mm512_maskz_loadu_ps(mask16(kleft - 16), src + 16);
         return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* low 16 bf16 from x0, high from x1 */
@@ -110,7 +128,7 @@ TGT static INL __m512i load_words_k_pro(int mode, const float *src, int kleft, f
                                         const float *scale, const float *shift) {
     __mmask16 k0 = mask16(kleft);
     __m512 x0 = pro16(_mm512_maskz_loadu_ps(k0, src), k0, m, rs, scale, shift);
-    if (mode != MODE_BF16) return _mm512_castps_si512(x0);
+    if (mode == MODE_F32) return _mm512_castps_si512(x0);
     __mmask16 k1 = mask16(kleft - 16);
     __m512 x1 = pro16(_mm512_maskz_loadu_ps(k1, src + 16), k1, m, rs, scale ? scale + 16 : NULL,
                       shift ? shift + 16 : NULL);
@@ -121,7 +139,7 @@ TGT static INL __m512i load_words_k_pro(int mode, const float *src, int kleft, f
  * NULL when k+1 is past the end), columns contiguous, cm masks the valid columns. */
 TGT static INL __m512i load_words_cols(int mode, const float *src0, const float *src1, __mmask16 cm) {
     __m512 r0 = _mm512_maskz_loadu_ps(cm, src0);
-    if (mode != MODE_BF16) return _mm512_castps_si512(r0);
+    if (mode == MODE_F32) return _mm512_castps_si512(r0);
     __m512 r1 = src1 ? _mm512_maskz_loadu_ps(cm, src1) : _mm512_setzero_ps();
     __m512i v = (__m512i)_mm512_cvtne2ps_pbh(r1, r0); /* [r0 x16 | r1 x16] */
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
@@ -147,19 +165,20 @@ TGT static INL void transpose16(__m512i r[16]) {
     }
 }
 
-/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc) into pa[i * KCW + w], rows padded with zeros to MR. */
+/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc) into pa[i * KCW + w], rows padded with zeros to
+ * whole microkernel tiles. */
 TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int kc, uint32_t *pa) {
-    int kpw = mode == MODE_BF16 ? 2 : 1;
-    int kw = (kc + kpw - 1) / kpw;
-    int mcp = roundup(mc, MR);
+    int kpw = KPW(mode);
+    int kw = kwords(mode, kc);
+    int mcp = roundup(mc, MRM(mode));
     if (j->ga) { /* rows gathered on demand: fp32 straight into the block, bf16 through a row */
         float row[KCW_MAX * 2 + 32];
         for (int i = 0; i < mc; i++) {
             uint32_t *dst = pa + (size_t)i * KCW(mode);
-            float *r = mode == MODE_BF16 ? row : (float *)dst;
+            float *r = mode != MODE_F32 ? row : (float *)dst;
             j->ga->row(j->ga->ctx, i0 + i, k0, kc, r);
             for (int k = kc; k < roundup(kc, 16 * kpw); k++) r[k] = 0.0f;
-            if (mode == MODE_BF16)
+            if (mode != MODE_F32)
                 for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, r + w * kpw, kc - w * kpw));
         }
     } else if (!j->ta) { /* A stored M x K: k contiguous */
@@ -196,9 +215,9 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
                 __m512i v[16];
                 for (int t = 0; t < 16; t++) {
                     int w = w0 + t, k = w * kpw;
-                    if (w >= kw) { v[t] = _mm512_setzero_si512(); continue; }
+                    if (k >= kc) { v[t] = _mm512_setzero_si512(); continue; }
                     const float *s0 = j->A + (size_t)(k0 + k) * j->lda + i0 + ib;
-                    const float *s1 = (mode == MODE_BF16 && k + 1 < kc) ? s0 + j->lda : NULL;
+                    const float *s1 = (mode != MODE_F32 && k + 1 < kc) ? s0 + j->lda : NULL;
                     v[t] = load_words_cols(mode, s0, s1, cm);
                 }
                 transpose16(v);
@@ -212,10 +231,10 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
 }
 
 /* Pack op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at
- * pb[p * kw * NR + w * NR + j]; columns past nc are zero. */
+ * pb[p * kw * NR + w * NR + j], kw = kwords(); columns past nc and words past kc are zero. */
 TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, uint32_t *pb) {
-    int kpw = mode == MODE_BF16 ? 2 : 1;
-    int kw = (kc + kpw - 1) / kpw;
+    int kpw = KPW(mode);
+    int kw = kwords(mode, kc);
     int np = (nc + NR - 1) / NR;
     if (!j->tb) { /* B stored K x N: columns contiguous; k outside, rows read in order (see pack_a) */
         for (int w = 0; w < kw; w++) {
@@ -226,9 +245,9 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
             for (int jj = 0; jj < np * NR; jj += 16) { /* jj: first column of a half panel */
                 int ncol = nc - jj;
                 __m512i v = _mm512_setzero_si512();
-                if (ncol > 0) {
+                if (ncol > 0 && k < kc) {
                     const float *s0 = j->B + (size_t)(k0 + k) * j->ldb + j0 + jj;
-                    const float *s1 = (mode == MODE_BF16 && k + 1 < kc) ? s0 + j->ldb : NULL;
+                    const float *s1 = (mode != MODE_F32 && k + 1 < kc) ? s0 + j->ldb : NULL;
                     v = load_words_cols(mode, s0, s1, mask16(ncol));
                 }
                 _mm512_storeu_si512(pb + (size_t)(jj / NR) * kw * NR + (size_t)w * NR + jj % NR, v);
@@ -255,6 +274,70 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
     }
 }
 
+/* Fetch a tile's rows of C and of the residual (or NULL). C's rows are ldc apart and, for
+ * large outputs, in no cache when the tile is read (beta != 0, every K block after the
+ * first) or written: fetched while the K loop runs instead of stalling at the end
+ * (6272x2048x512, one thread: fp32 108 -> 153 GFLOP/s, bf16 220 -> 330). The residual the
+ * epilogue adds is a block's input, from memory. */
+TGT static INL void prefetch_tile(const float *C, const float *res, int ldc, int mr) {
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
+    if (res)
+        for (int r = 0; r < mr; r++) {
+            _mm_prefetch((const char *)(res + (size_t)r * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(res + (size_t)r * ldc + 16), _MM_HINT_T0);
+        }
+}
+
+/* One row of a tile out of the accumulators (v0: columns 0-15, v1: 16-31):
+ * cr = alpha * v + beta * cr + bias + rb, then GELU when gelu (lanes past nr not stored). */
+TGT static INL void out_row(float *cr, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                            const float *bias, __m512 bias0, __m512 bias1, const float *rb, int gelu) {
+    if (alpha != 1.0f) { /* x * 1 == x */
+        __m512 va = _mm512_set1_ps(alpha);
+        v0 = _mm512_mul_ps(v0, va), v1 = _mm512_mul_ps(v1, va);
+    }
+    if (beta != 0.0f) {
+        __m512 vb = _mm512_set1_ps(beta);
+        v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, v0);
+        v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
+    }
+    if (bias) v0 = _mm512_add_ps(v0, bias0), v1 = _mm512_add_ps(v1, bias1);
+    if (rb) {
+        __m512 r = _mm512_set1_ps(*rb);
+        v0 = _mm512_add_ps(v0, r), v1 = _mm512_add_ps(v1, r);
+    }
+    if (gelu) v0 = mt_gelu16(v0), v1 = mt_gelu16(v1);
+    store16(cr, m0, v0);
+    store16(cr + 16, m1, v1);
+}
+
+/* The rest of the epilogue over the tile written by out_row (still in L1): a non-register
+ * activation, then C = res + scale * C, either term optional. */
+TGT static INL void finish_tile(float *C, int ldc, int mr, int nr, __mmask16 m0, __mmask16 m1, const MtEpilogue *ep,
+                                int gelu, const float *scale, const float *res) {
+    if (ep && ep->act && !gelu) ep->act(C, mr, nr, ldc);
+    if (res || scale) {
+        __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
+        if (scale) s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
+        for (int r = 0; r < mr; r++) {
+            float *cr = C + (size_t)r * ldc;
+            __m512 v0 = _mm512_maskz_loadu_ps(m0, cr), v1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+            if (res) {
+                const float *rr = res + (size_t)r * ldc;
+                v0 = _mm512_fmadd_ps(s0, v0, _mm512_maskz_loadu_ps(m0, rr));
+                v1 = _mm512_fmadd_ps(s1, v1, _mm512_maskz_loadu_ps(m1, rr + 16));
+            } else {
+                v0 = _mm512_mul_ps(s0, v0), v1 = _mm512_mul_ps(s1, v1);
+            }
+            store16(cr, m0, v0);
+            store16(cr + 16, m1, v1);
+        }
+    }
+}
+
 /* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read).
  * ep (only on the last K block): then C = res + scale[col] * act(C + bias[col] + rbias[row]),
  * bias, scale, rbias and res already offset to this tile; the tile is still in L1 when act
@@ -264,19 +347,7 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
                             const float *rbias, const float *scale, const float *res) {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    /* C's rows are ldc apart and, for large outputs, in no cache when the tile is read
-     * (beta != 0, every K block after the first) or written: fetch them now, while the K
-     * loop runs, instead of stalling at the end (6272x2048x512, one thread: fp32 108 ->
-     * 153 GFLOP/s, bf16 220 -> 330). */
-    for (int r = 0; r < mr; r++) {
-        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(C + (size_t)r * ldc + 16), _MM_HINT_T0);
-    }
-    if (res) /* the same for the residual the epilogue adds (a block's input, from memory) */
-        for (int r = 0; r < mr; r++) {
-            _mm_prefetch((const char *)(res + (size_t)r * ldc), _MM_HINT_T0);
-            _mm_prefetch((const char *)(res + (size_t)r * ldc + 16), _MM_HINT_T0);
-        }
+    prefetch_tile(C, res, ldc, mr);
     if (mode == MODE_BF16) {
         for (int w = 0; w < kw; w++) {
             __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
@@ -300,45 +371,68 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
         }
     }
     __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
     if (bias) bias0 = _mm512_maskz_loadu_ps(m0, bias), bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-        float *cr = C + (size_t)r * ldc;
-        __m512 v0 = c[r][0], v1 = c[r][1];
-        if (alpha != 1.0f) v0 = _mm512_mul_ps(v0, va), v1 = _mm512_mul_ps(v1, va); /* x * 1 == x */
-        if (beta != 0.0f) {
-            v0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, v0);
-            v1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, v1);
-        }
-        if (bias) v0 = _mm512_add_ps(v0, bias0), v1 = _mm512_add_ps(v1, bias1);
-        if (rbias) {
-            __m512 rb = _mm512_set1_ps(rbias[r]);
-            v0 = _mm512_add_ps(v0, rb), v1 = _mm512_add_ps(v1, rb);
-        }
-        if (gelu) v0 = mt_gelu16(v0), v1 = mt_gelu16(v1); /* lanes past nr are not stored */
-        store16(cr, m0, v0);
-        store16(cr + 16, m1, v1);
+        out_row(C + (size_t)r * ldc, c[r][0], c[r][1], m0, m1, alpha, beta, bias, bias0, bias1, rbias ? rbias + r : NULL,
+                gelu);
     }
-    if (ep && ep->act && !gelu) ep->act(C, mr, nr, ldc);
-    if (res || scale) { /* C = res + scale * C, either term optional */
-        __m512 s0 = _mm512_set1_ps(1.0f), s1 = s0;
-        if (scale) s0 = _mm512_maskz_loadu_ps(m0, scale), s1 = _mm512_maskz_loadu_ps(m1, scale + 16);
-        for (int r = 0; r < mr; r++) {
-            float *cr = C + (size_t)r * ldc;
-            __m512 v0 = _mm512_maskz_loadu_ps(m0, cr), v1 = _mm512_maskz_loadu_ps(m1, cr + 16);
-            if (res) {
-                const float *rr = res + (size_t)r * ldc;
-                v0 = _mm512_fmadd_ps(s0, v0, _mm512_maskz_loadu_ps(m0, rr));
-                v1 = _mm512_fmadd_ps(s1, v1, _mm512_maskz_loadu_ps(m1, rr + 16));
-            } else {
-                v0 = _mm512_mul_ps(s0, v0), v1 = _mm512_mul_ps(s1, v1);
-            }
-            store16(cr, m0, v0);
-            store16(cr + 16, m1, v1);
-        }
+    finish_tile(C, ldc, mr, nr, m0, m1, ep, gelu, scale, res);
+}
+
+/* The AMX microkernel: the same contract as ukernel for a 32 x 32 tile of C (mr <= 32 rows
+ * valid; pa holds 32 rows, padded with zeros). Four accumulator tiles (tmm0-3: rows 0-15 /
+ * 16-31 x columns 0-15 / 16-31), two A tiles (tmm4-5: 16 rows x 16 words, rows KCW_BF16
+ * words apart) and two B tiles (tmm6-7: 16 words x 16 columns of the panel, NR words apart,
+ * already in the pair-interleaved layout tdpbf16ps multiplies). kw is a multiple of 16.
+ * The tile configuration is loaded by the caller (amx_config). The accumulators go through
+ * a 4 KB buffer in L1 to the epilogue. */
+TGT static INL void ukernel_amx(int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
+                                    float alpha, float beta, const MtEpilogue *ep, int gelu, const float *bias,
+                                    const float *rbias, const float *scale, const float *res) {
+    prefetch_tile(C, res, ldc, mr);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int w = 0; w < kw; w += 16) {
+        _tile_loadd(4, pa + w, KCW_BF16 * 4);
+        _tile_loadd(6, pb + (size_t)w * NR, NR * 4);
+        _tile_loadd(7, pb + (size_t)w * NR + 16, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, pa + 16 * KCW_BF16 + w, KCW_BF16 * 4);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
     }
+    float acc[MR_AMX * NR] __attribute__((aligned(64)));
+    _tile_stored(0, acc, NR * 4);
+    _tile_stored(1, acc + 16, NR * 4);
+    _tile_stored(2, acc + 16 * NR, NR * 4);
+    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+    __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (bias) bias0 = _mm512_maskz_loadu_ps(m0, bias), bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    for (int r = 0; r < mr; r++)
+        out_row(C + (size_t)r * ldc, _mm512_load_ps(acc + r * NR), _mm512_load_ps(acc + r * NR + 16), m0, m1, alpha,
+                beta, bias, bias0, bias1, rbias ? rbias + r : NULL, gelu);
+    finish_tile(C, ldc, mr, nr, m0, m1, ep, gelu, scale, res);
+}
+
+/* The AMX tile shapes (palette 1): every tile 16 rows x 64 bytes. Per thread: each thread
+ * that runs ukernel_amx loads it first (cheap next to a block of rows). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} AmxConfig;
+TGT static void amx_config(void) {
+    AmxConfig c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
+    _tile_loadconfig(&c);
 }
 
 /* Row blocks of one (jc, pc) phase: a static range, or (sc != NULL) shared by work
@@ -372,9 +466,9 @@ static INL int claim(const Sched *sc, int phase, int t) {
 }
 
 /* Rows per block for m rows: balanced blocks of at most MC, a multiple of MR. */
-static INL int row_step(int m) {
-    int nic = (m + MC - 1) / MC;
-    return roundup((m + nic - 1) / nic, MR);
+static INL int row_step(int mode, int m) {
+    int nic = (m + MCM(mode) - 1) / MCM(mode);
+    return roundup((m + nic - 1) / nic, MRM(mode));
 }
 
 /* One NR-column panel of a block of mc rows starting at row ic: microkernel tiles down the
@@ -382,11 +476,19 @@ static INL int row_step(int m) {
  * column col; ep (NULL before the last K block) is offset to the tile. */
 TGT static INL void panel(int mode, const Job *j, int kw, const uint32_t *pa, const uint32_t *bp, float *C, int ldc,
                           const float *R, int ic, int mc, int col, int nr, float beta, const MtEpilogue *ep) {
-    for (int ir = 0; ir < mc; ir += MR)
-        ukernel(mode, kw, pa + (size_t)ir * KCW(mode), bp, C + (size_t)ir * ldc, ldc, imin(MR, mc - ir), nr, j->alpha,
-                beta, ep, ep && j->gelu, ep && ep->bias ? ep->bias + col : NULL,
-                ep && ep->row_bias ? ep->row_bias + ic + ir : NULL, ep && ep->col_scale ? ep->col_scale + col : NULL,
-                ep && R ? R + (size_t)ir * ldc : NULL);
+    for (int ir = 0; ir < mc; ir += MRM(mode)) {
+        const uint32_t *a = pa + (size_t)ir * KCW(mode);
+        float *c = C + (size_t)ir * ldc;
+        int mr = imin(MRM(mode), mc - ir), gelu = ep && j->gelu;
+        const float *bias = ep && ep->bias ? ep->bias + col : NULL;
+        const float *rbias = ep && ep->row_bias ? ep->row_bias + ic + ir : NULL;
+        const float *scale = ep && ep->col_scale ? ep->col_scale + col : NULL;
+        const float *res = ep && R ? R + (size_t)ir * ldc : NULL;
+        if (mode == MODE_AMX)
+            ukernel_amx(kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
+        else
+            ukernel(mode, kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
+    }
 }
 
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
@@ -394,12 +496,13 @@ TGT static INL void panel(int mode, const Job *j, int kw, const uint32_t *pa, co
  * waits for the others before the next K block accumulates onto the same rows. */
 TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb,
                               const Sched *sc) {
-    int kpw = mode == MODE_BF16 ? 2 : 1, kc_max = KCW(mode) * kpw;
-    int mc_step = row_step(m1 - m0), nblk = (m1 - m0 + mc_step - 1) / mc_step, phase = 0;
+    int kpw = KPW(mode), kc_max = KCW(mode) * kpw;
+    int mc_step = row_step(mode, m1 - m0), nblk = (m1 - m0 + mc_step - 1) / mc_step, phase = 0;
+    if (mode == MODE_AMX) amx_config();
     for (int jc = n0; jc < n1; jc += NC(mode)) {
         int nc = imin(NC(mode), n1 - jc);
         for (int pc = 0; pc < j->K; pc += kc_max, phase++) {
-            int kc = imin(kc_max, j->K - pc), kw = (kc + kpw - 1) / kpw;
+            int kc = imin(kc_max, j->K - pc), kw = kwords(mode, kc);
             float beta = pc == 0 ? j->beta : 1.0f;
             const MtEpilogue *ep = pc + kc >= j->K ? j->ep : NULL;
             pack_b(mode, j, jc, nc, pc, kc, pb);
@@ -420,6 +523,10 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
     }
 }
 
+TGT static void run_block_amx(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb,
+                              const Sched *sc) {
+    run_block(MODE_AMX, j, m0, m1, n0, n1, pa, pb, sc);
+}
 TGT static void run_block_bf16(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb,
                                const Sched *sc) {
     run_block(MODE_BF16, j, m0, m1, n0, n1, pa, pb, sc);
@@ -427,6 +534,20 @@ TGT static void run_block_bf16(const Job *j, int m0, int m1, int n0, int n1, uin
 TGT static void run_block_f32(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb,
                               const Sched *sc) {
     run_block(MODE_F32, j, m0, m1, n0, n1, pa, pb, sc);
+}
+
+/* 1 when the CPU has AMX-BF16 and the OS lets this process use the tile registers (Linux
+ * hands out the 8 KB of tile state only on request: arch_prctl(ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA), asked once). */
+int mt_gemm_avx512_amx_ok(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        unsigned a, b, c, d;
+        cached = 0;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1) && (d >> 24 & 1)) /* AMX-BF16, AMX-TILE */
+            cached = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    }
+    return cached;
 }
 
 /* 1 when the epilogue's activation is GELU and the kernel can apply it in registers. */
@@ -469,7 +590,8 @@ static void choose_grid(int T, int M, int N, int K, int *tm_out, int *tn_out) {
 }
 
 static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const Sched *sc) {
-    if (j->mode == MODE_BF16) run_block_bf16(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b, sc);
+    if (j->mode == MODE_AMX) run_block_amx(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b, sc);
+    else if (j->mode == MODE_BF16) run_block_bf16(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b, sc);
     else run_block_f32(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b, sc);
 }
 
@@ -478,11 +600,11 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const S
  * of at least as many GEMMs as threads hands whole GEMMs to threads. No barriers inside.
  * Returns 0 on success, -1 when buffers could not be allocated (C untouched; the caller
  * falls back). */
-int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
     if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
-    Job j = {bf16 ? MODE_BF16 : MODE_F32, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL,
+    Job j = {mode, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL,
              tile_gelu(ep)};
     const float *R = ep ? ep->residual : NULL;
     double work = (double)M * N * K;
@@ -511,7 +633,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
     int rows = roundup((M + tm - 1) / tm, MR), cols = roundup((N + tn - 1) / tn, NR);
     /* A row split (the usual case: M is batch x tokens) shares C's row blocks through a
      * counter per (column block, K block) phase instead of fixed halves. */
-    int kc_max = KCW(j.mode) * (j.mode == MODE_BF16 ? 2 : 1);
+    int kc_max = KCW(j.mode) * KPW(j.mode);
     int nphase = ((N + NC(j.mode) - 1) / NC(j.mode)) * ((K + kc_max - 1) / kc_max);
     int dyn = T > 1 && tn == 1 && (size_t)nphase * T <= 256;
     uint64_t ranges[256];
@@ -522,7 +644,7 @@ int mt_gemm_avx512_run(int bf16, int ta, int tb, int M, int N, int K, float alph
             continue;
         }
         if (dyn) {
-            int nblk = (M + row_step(M) - 1) / row_step(M);
+            int nblk = (M + row_step(mode, M) - 1) / row_step(mode, M);
             for (int p = 0; p < nphase; p++)
                 for (int t = 0; t < T; t++) ranges[p * T + t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
             Sched sc = {ranges, T};
@@ -561,14 +683,15 @@ static size_t g_wcap;
 
 /* Words the two packed weights take, or 0 when the chain does not apply. */
 static size_t chain_words(int mode, int K, int N1, int N2) {
-    int kpw = mode == MODE_BF16 ? 2 : 1;
-    if (K > KCW(mode) * kpw) return 0;
-    size_t w = (size_t)roundup(N1, NR) * ((K + kpw - 1) / kpw) + (size_t)roundup(N2, NR) * ((N1 + kpw - 1) / kpw);
+    int hcm = KCW(mode) * KPW(mode); /* H's columns per chunk: one K block */
+    if (K > hcm) return 0;
+    size_t w = (size_t)roundup(N1, NR) * kwords(mode, K) +
+               (size_t)roundup(N2, NR) * ((size_t)(N1 / hcm) * KCW(mode) + kwords(mode, N1 % hcm));
     return w <= CHAIN_MAXW ? w : 0;
 }
 
-int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2) {
-    return chain_words(bf16 ? MODE_BF16 : MODE_F32, K, N1, N2) > 0;
+int mt_gemm_avx512_chain_fits(int mode, int K, int N1, int N2) {
+    return chain_words(mode, K, N1, N2) > 0;
 }
 
 /* Thread t of nt's share of the chain: its panels of the weights packed into the shared pw
@@ -577,29 +700,30 @@ int mt_gemm_avx512_chain_fits(int bf16, int K, int N1, int N2) {
  * in fp32, then packed to bf16 words (hb). */
 TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *pa, float *h, uint32_t *hb,
                               uint32_t *pw, const Sched *sc, int t, int nt) {
-    int kpw = mode == MODE_BF16 ? 2 : 1, hcm = KCW(mode) * kpw, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
-    int kw1 = (K + kpw - 1) / kpw;
+    int kpw = KPW(mode), hcm = KCW(mode) * kpw, K = j1->K, N1 = j1->N, N2 = j2->N, M = j1->M;
+    int kw1 = kwords(mode, K);
+    if (mode == MODE_AMX) amx_config();
     uint32_t *pb2 = pw + (size_t)roundup(N1, NR) * kw1;
     int np1 = (N1 + NR - 1) / NR, np2 = (N2 + NR - 1) / NR;
     for (int p = t; p < np1; p += nt) /* the threads pack the shared weights panel by panel */
         pack_b(mode, j1, p * NR, imin(NR, N1 - p * NR), 0, K, pw + (size_t)p * kw1 * NR);
     for (int h0 = 0; h0 < N1; h0 += hcm) {
-        int hc = imin(hcm, N1 - h0), kwc = (hc + kpw - 1) / kpw;
+        int hc = imin(hcm, N1 - h0), kwc = kwords(mode, hc);
         uint32_t *b2 = pb2 + (size_t)roundup(N2, NR) * (h0 / kpw);
         for (int p = t; p < np2; p += nt) pack_b(mode, j2, p * NR, imin(NR, N2 - p * NR), h0, hc, b2 + (size_t)p * kwc * NR);
     }
 #pragma omp barrier
-    int step = row_step(M);
+    int step = row_step(mode, M);
     for (int b = claim(sc, 0, t); b >= 0; b = claim(sc, 0, t)) {
         int ic = b * step, mc = imin(step, M - ic);
         pack_a(mode, j1, ic, mc, 0, K, pa);
         for (int h0 = 0; h0 < N1; h0 += hcm) {
-            int hc = imin(hcm, N1 - h0), kwc = (hc + kpw - 1) / kpw, last = h0 + hc >= N1;
+            int hc = imin(hcm, N1 - h0), kwc = kwords(mode, hc), last = h0 + hc >= N1;
             for (int jr = 0; jr < hc; jr += NR)
                 panel(mode, j1, kw1, pa, pw + (size_t)((h0 + jr) / NR) * kw1 * NR, h + jr, KCW_F32, NULL, ic, mc,
                       h0 + jr, imin(NR, hc - jr), 0.0f, j1->ep);
             const uint32_t *ha = (const uint32_t *)h;
-            if (mode == MODE_BF16) {
+            if (mode != MODE_F32) {
                 Job jh = *j2;
                 jh.A = h;
                 pack_a(mode, &jh, 0, mc, 0, hc, hb);
@@ -624,20 +748,23 @@ TGT static void chain_bf16(const Job *j1, const Job *j2, int t, int nt, const Sc
     chain_run(MODE_BF16, j1, j2, g_pool[t].a, g_hbuf[t], (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32), g_wbuf, sc, t,
               nt);
 }
+TGT static void chain_amx(const Job *j1, const Job *j2, int t, int nt, const Sched *sc) {
+    chain_run(MODE_AMX, j1, j2, g_pool[t].a, g_hbuf[t], (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32), g_wbuf, sc, t,
+              nt);
+}
 
 /* See mt_gemm_chain (core/gemm.h). Returns -1 (nothing written) when the sizes do not fit
  * or buffers cannot be allocated. */
-int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                          const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
                          const MtEpilogue *ep2) {
-    int mode = bf16 ? MODE_BF16 : MODE_F32;
     size_t words = chain_words(mode, K, N1, N2);
     if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !words || (ep1 && ep1->residual)) return -1;
     Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1)};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
               ep2 ? ep2->residual : NULL, tile_gelu(ep2)};
     int T = team_size((double)M * N1 * (K + N2));
-    int step = row_step(M), nblk = (M + step - 1) / step;
+    int step = row_step(mode, M), nblk = (M + step - 1) / step;
     if (T > nblk) T = nblk;
     if (!pool_get(T)) return -1;
     if (g_wcap < words) {
@@ -656,7 +783,8 @@ int mt_gemm_avx512_chain(int bf16, int M, int K, int N1, int N2, const float *A,
 #pragma omp parallel num_threads(T)
     { /* the team may be smaller than asked: panels go by the actual size, row blocks are stolen */
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (mode == MODE_BF16) chain_bf16(&j1, &j2, t, nt, &sc);
+        if (mode == MODE_AMX) chain_amx(&j1, &j2, t, nt, &sc);
+        else if (mode == MODE_BF16) chain_bf16(&j1, &j2, t, nt, &sc);
         else chain_f32(&j1, &j2, t, nt, &sc);
     }
     return 0;

@@ -276,6 +276,12 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 3; p++) failures += check_batched(p);
     run_suite(MT_BF16, "bf16", 300);
     run_suite(MT_FP32_FAST, "fp32fast", 100);
+    if (mt_gemm_amx_native()) { /* the AVX512-BF16 kernel too, where AMX would take MT_BF16 */
+        mt_gemm_use_amx(0);
+        failures += check_batched(MT_BF16);
+        run_suite(MT_BF16, "bf16-avx512", 100);
+        mt_gemm_use_amx(1);
+    }
     mt_gemm_force_fallback(1);
     failures += check_special();
     for (int p = 0; p < 3; p++) failures += check_batched(p);

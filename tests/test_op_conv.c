@@ -215,14 +215,14 @@ int main(void) {
         struct { Tensor *x, *w; mt_layout l; int s, pad; } big[2] = {{x4, w4, MT_NHWC, 2, 1}, {x5, w5, MT_NCHW, 1, 3}};
         for (int k = 0; k < 2; k++) {
             float *bf16_native = NULL; /* copy: arena memory is reused after the next reset */
-            for (int fb = 0; fb < 2; fb++)
+            for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
                 for (int prec = 0; prec < 2; prec++) {
-                    mt_gemm_force_fallback(fb);
+                    mt_gemm_test_path(fb);
                     mt_ctx_reset(&c);
                     c.precision = prec ? MT_BF16 : MT_FP32;
                     y = mt_conv2d(&c, big[k].x, big[k].l, big[k].w, NULL, big[k].s, big[k].pad);
                     char name[96];
-                    snprintf(name, sizeof name, "conv K>512 %s %s%s", k ? "NCHW" : "NHWC", fb ? "fallback " : "",
+                    snprintf(name, sizeof name, "conv K>512 %s %s%s", k ? "NCHW" : "NHWC", mt_gemm_path_name(fb),
                              prec ? "bf16" : "fp32");
                     if (!y) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
                     if (prec) { /* bf16: native and emulated round the same values; only sums differ */
@@ -231,8 +231,7 @@ int main(void) {
                             memcpy(bf16_native, y->data, y->numel * sizeof(float));
                         } else if (bf16_native) {
                             gc_expect(name, y->data, bf16_native, y->numel, 1e-4);
-                            free(bf16_native);
-                            bf16_native = NULL;
+                            if (fb == MT_GEMM_PATHS - 1) free(bf16_native), bf16_native = NULL;
                         }
                         continue;
                     }
@@ -242,7 +241,7 @@ int main(void) {
                     free(want);
                 }
         }
-        mt_gemm_force_fallback(0);
+        mt_gemm_test_path(0);
         c.precision = MT_FP32;
         mt_ctx_free(&c);
         gc_threads_agree("conv large NCHW 7/4/2 threads", f_conv, in1, 3, &g1, 1e-5);

@@ -54,11 +54,11 @@ int main(void) {
         Tensor *ba = gc_input(&p, "ba", 1, (int[]){50}, -1, 1);
         const mt_act acts[] = {MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU, MT_ACT_NONE};
         const int precs[] = {MT_FP32, MT_BF16};
-        for (int fb = 0; fb < 2; fb++)
+        for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
             for (int pi = 0; pi < 2; pi++)
                 for (int ai = 0; ai < 5; ai++)
                     for (int hb = 0; hb < 2; hb++) {
-                        mt_gemm_force_fallback(fb);
+                        mt_gemm_test_path(fb);
                         c.precision = precs[pi];
                         mt_ctx_reset(&c);
                         c.grad_enabled = 1;
@@ -68,12 +68,12 @@ int main(void) {
                         int before = c.nnodes;
                         Tensor *got = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
                         char name[96];
-                        snprintf(name, sizeof name, "linear_act fused %s%s act %d%s", fb ? "fallback " : "",
+                        snprintf(name, sizeof name, "linear_act fused %s%s act %d%s", mt_gemm_path_name(fb),
                                  pi ? "bf16" : "fp32", ai, hb ? "" : " no bias");
                         if (!got || c.nnodes != before) { fprintf(stderr, "[%s] failed or taped\n", name); gc_failures++; continue; }
                         gc_expect(name, got->data, ref->data, ref->numel, 2e-6);
                     }
-        mt_gemm_force_fallback(0);
+        mt_gemm_test_path(0);
         c.precision = MT_FP32;
         for (int taped = 0; taped < 2; taped++) { /* both paths reject an unknown activation */
             c.grad_enabled = taped;
@@ -103,10 +103,10 @@ int main(void) {
         Tensor *rt = gc_input(&p, "rt", 3, (int[]){5, 37, 45}, -1, 1);
         Tensor *gt = gc_input(&p, "gt", 1, (int[]){45}, -1, 1);
         const int precs[] = {MT_FP32, MT_BF16};
-        for (int fb = 0; fb < 2; fb++)
+        for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
             for (int pi = 0; pi < 2; pi++)
                 for (int k = 0; k < 3; k++) {
-                    mt_gemm_force_fallback(fb);
+                    mt_gemm_test_path(fb);
                     c.precision = precs[pi];
                     mt_ctx_reset(&c);
                     Tensor *ref[3], *got[3];
@@ -120,13 +120,13 @@ int main(void) {
                     const char *what[3] = {"linear_residual", "token_linear_act", "token_linear_residual"};
                     for (int o = 0; o < 3; o++) {
                         char name[96];
-                        snprintf(name, sizeof name, "%s %s%s%s", what[o], fb ? "fallback " : "", pi ? "bf16" : "fp32",
+                        snprintf(name, sizeof name, "%s %s%s%s", what[o], mt_gemm_path_name(fb), pi ? "bf16" : "fp32",
                                  k == 1 ? " no bias" : k == 2 ? " no scale" : "");
                         if (!ref[o] || !got[o]) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
                         gc_expect(name, got[o]->data, ref[o]->data, ref[o]->numel, 2e-6);
                     }
                 }
-        mt_gemm_force_fallback(0);
+        mt_gemm_test_path(0);
         c.precision = MT_FP32;
         c.grad_enabled = 0;
         mt_ctx_reset(&c);
@@ -147,11 +147,11 @@ int main(void) {
         Tensor *wn = gc_input(&p, "wn", 2, (int[]){50, 700}, -0.05f, 0.05f);
         Tensor *bn = gc_input(&p, "bn", 1, (int[]){50}, -1, 1);
         const int precs[] = {MT_FP32, MT_BF16};
-        for (int fb = 0; fb < 2; fb++)
+        for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
             for (int pi = 0; pi < 2; pi++)
                 for (int gn = 0; gn < 2; gn++)
                     for (int aff = 0; aff < 2; aff++) {
-                        mt_gemm_force_fallback(fb);
+                        mt_gemm_test_path(fb);
                         c.precision = precs[pi];
                         mt_ctx_reset(&c);
                         c.grad_enabled = 1;
@@ -163,7 +163,7 @@ int main(void) {
                                                          MT_ACT_GELU);
                         char name[96];
                         snprintf(name, sizeof name, "%s_linear_act %s%s%s", gn ? "groupnorm1" : "layernorm",
-                                 fb ? "fallback " : "", pi ? "bf16" : "fp32", aff ? "" : " no affine");
+                                 mt_gemm_path_name(fb), pi ? "bf16" : "fp32", aff ? "" : " no affine");
                         if (!ref || !got || before < 2 || c.nnodes != before) {
                             fprintf(stderr, "[%s] failed (%s) or recorded %d/%d nodes\n", name, c.err, before, c.nnodes);
                             gc_failures++;
@@ -171,7 +171,7 @@ int main(void) {
                         }
                         gc_expect(name, got->data, ref->data, ref->numel, 2e-6);
                     }
-        mt_gemm_force_fallback(0);
+        mt_gemm_test_path(0);
         c.precision = MT_FP32;
         mt_ctx_reset(&c);
         if (mt_norm_linear_act(&c, xn, 1, bn, NULL, 1e-5f, wn, bn, MT_ACT_GELU) || !strstr(c.err, "groupnorm1_linear_act") ||
@@ -203,11 +203,11 @@ int main(void) {
             Tensor *w2 = gc_input(&p, nm[5], 2, (int[]){C, H}, -0.1f, 0.1f);
             Tensor *b2 = gc_input(&p, nm[6], 1, (int[]){C}, -1, 1);
             Tensor *g = gc_input(&p, nm[7], 1, (int[]){C}, -1, 1);
-            for (int fb = 0; fb < 2; fb++)
+            for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
                 for (int pi = 0; pi < 2; pi++)
                     for (int gn = 0; gn < 2; gn++)
                         for (int k = 0; k < 2; k++) { /* k 1: no norm affine, no fc2 bias, no layer scale */
-                            mt_gemm_force_fallback(fb);
+                            mt_gemm_test_path(fb);
                             c.precision = precs[pi];
                             mt_ctx_reset(&c);
                             Tensor *aw = k ? NULL : nw, *ab = k ? NULL : nb, *bb = k ? NULL : b2, *gg = k ? NULL : g;
@@ -222,13 +222,13 @@ int main(void) {
                             char name[96];
                             int chained = mt_gemm_chain_fits(c.precision, C, H, C);
                             snprintf(name, sizeof name, "mlp_residual %dx%dx%d %s%s%s%s%s", B * T, C, H, gn ? "gn " : "ln ",
-                                     fb ? "fallback " : "", pi ? "bf16" : "fp32", k ? " bare" : "", chained ? " chained" : "");
+                                     mt_gemm_path_name(fb), pi ? "bf16" : "fp32", k ? " bare" : "", chained ? " chained" : "");
                             if (!taped || !two || !got || c.nnodes != before) {
                                 fprintf(stderr, "[%s] failed (%s) or recorded nodes\n", name, c.err);
                                 gc_failures++;
                                 continue;
                             }
-                            if (chained == (fb || C > 512)) { /* the chain runs exactly where expected */
+                            if (chained == (fb == 2 || C > 512)) { /* the chain runs exactly where expected */
                                 fprintf(stderr, "[%s] chain fits %d with fallback %d, K %d\n", name, chained, fb, C);
                                 gc_failures++;
                             }
@@ -236,7 +236,7 @@ int main(void) {
                                 gc_expect(name, got->data, taped->data, taped->numel, 2e-6);
                         }
         }
-        mt_gemm_force_fallback(0);
+        mt_gemm_test_path(0);
         c.precision = MT_FP32;
         mt_ctx_reset(&c);
         Tensor *xm = gc_input(&p, "mx", 3, (int[]){2, 5, 16}, -1, 1);
