@@ -62,11 +62,11 @@ TGT static inline __m512 gelu_grad16(const float *dy, const float *x, const floa
  * dx and of the dbias the previous row just stored), poolformer_s12's bias_act backward took
  * 100 ms per step instead of 45-50 on AMD Zen 5. */
 TGT static void gelu_grad_row_avx512(float *dx, const float *dy, const float *x, const float *bias, double *dbias,
-                                     int n) {
+                                     int n, int acc) {
     int j = 0;
     for (; j + 16 <= n; j += 16) {
         __m512 g = gelu_grad16(dy + j, x + j, bias ? bias + j : NULL, (__mmask16)0xffff);
-        if (dx) _mm512_storeu_ps(dx + j, _mm512_add_ps(_mm512_loadu_ps(dx + j), g));
+        if (dx) _mm512_storeu_ps(dx + j, acc ? _mm512_add_ps(_mm512_loadu_ps(dx + j), g) : g);
         if (dbias) {
             __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
             __m512d g1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
@@ -77,7 +77,7 @@ TGT static void gelu_grad_row_avx512(float *dx, const float *dy, const float *x,
     if (j < n) {
         __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
         __m512 g = gelu_grad16(dy + j, x + j, bias ? bias + j : NULL, m);
-        if (dx) _mm512_mask_storeu_ps(dx + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + j), g));
+        if (dx) _mm512_mask_storeu_ps(dx + j, m, acc ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + j), g) : g);
         if (dbias) {
             __mmask8 lo = (__mmask8)m, hi = (__mmask8)(m >> 8);
             __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
@@ -131,16 +131,16 @@ int mt_gelu_vector(void) {
 #endif
 }
 
-void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n) {
+void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n, int acc) {
 #ifdef HAVE_AVX512_PATH
     if (!g_force_scalar && has_avx512()) {
-        gelu_grad_row_avx512(dx, dy, x, bias, dbias, n);
+        gelu_grad_row_avx512(dx, dy, x, bias, dbias, n, acc);
         return;
     }
 #endif
     for (int j = 0; j < n; j++) {
         float g = dy[j] * mt_gelu_grad_scalar(x[j] + (bias ? bias[j] : 0.0f));
-        if (dx) dx[j] += g;
+        if (dx) dx[j] = acc ? dx[j] + g : g;
         if (dbias) dbias[j] += g;
     }
 }

@@ -80,8 +80,9 @@ void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float 
  * in registers before storing it, when mt_gelu_vector() says the vector form is in use. */
 void mt_gelu_tile(float *x, int rows, int cols, int ld);
 int mt_gelu_vector(void);
-/* Backward over one row of n: g = dy[j] * gelu'(x[j] + bias[j]); dx[j] += g (dx may be NULL)
- * and dbias[j] += g in double (dbias may be NULL; bias may be NULL). Serial, same dispatch. */
-void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n);
+/* Backward over one row of n: g = dy[j] * gelu'(x[j] + bias[j]); dx[j] += g, or dx[j] = g when
+ * acc is 0 (dx not read; dx may be NULL), and dbias[j] += g in double (dbias may be NULL; bias
+ * may be NULL). Serial, same dispatch. */
+void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n, int acc);
 /* Tests: 1 forces the scalar form on every CPU, 0 goes back to the CPU check. */
 void mt_gelu_force_scalar(int on);

@@ -112,13 +112,14 @@ static void act_backward(Ctx *c, Node *n) {
     float *gx = x->grad;
     size_t N = x->numel;
     switch ((mt_act)n->i[0]) {
-    case MT_ACT_GELU: {
+    case MT_ACT_GELU: { /* the node overwrites (see mt_activation) */
+        int acc = mt_grad_accumulate(x);
         const size_t CH = 4096; /* chunks of the vector kernel */
         size_t nch = (N + CH - 1) / CH;
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN)
         for (size_t k = 0; k < nch; k++) {
             size_t i = k * CH;
-            mt_gelu_grad_row(gx + i, dy + i, px + i, NULL, NULL, (int)(N - i < CH ? N - i : CH));
+            mt_gelu_grad_row(gx + i, dy + i, px + i, NULL, NULL, (int)(N - i < CH ? N - i : CH), acc);
         }
         break;
     }
@@ -145,6 +146,7 @@ Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act) {
     if (mt_needs_grad(c, in, 1)) {
         Node *n = mt_record(c, act_name(act), act_backward, y, in, 1);
         n->i[0] = (int)act;
+        n->overwrites = act == MT_ACT_GELU; /* x */
     }
     return y;
 }
@@ -190,6 +192,7 @@ static void bias_act_backward(Ctx *c, Node *n) {
     int want_dx = x->requires_grad, want_db = bias->requires_grad;
     const float *dy = n->out->grad, *px = x->data, *pb = bias->data; /* bias is never NULL here */
     float *gx = want_dx ? x->grad : NULL;
+    int acc = act == MT_ACT_GELU && want_dx ? mt_grad_accumulate(x) : 1; /* GELU overwrites (mt_bias_act) */
     int nt = omp_get_max_threads(), stride = ((C + 7) / 8) * 8;
     double *part = want_db ? arena_calloc(&c->arena, (size_t)nt * stride * sizeof(double)) : NULL;
 #pragma omp parallel if (x->numel >= PAR_MIN)
@@ -198,7 +201,7 @@ static void bias_act_backward(Ctx *c, Node *n) {
         switch (act) {
         case MT_ACT_GELU:
 #pragma omp for schedule(static)
-            for (size_t r = 0; r < rows; r++) mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C);
+            for (size_t r = 0; r < rows; r++) mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
             break;
         case MT_ACT_GELU_TANH: BIAS_ACT_GRAD(gelu_tanh_d); break;
         case MT_ACT_RELU: BIAS_ACT_GRAD(relu_d); break;
@@ -252,6 +255,7 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     if (mt_needs_grad(c, in, 2)) {
         Node *n = mt_record(c, "bias_act", bias_act_backward, y, in, 2);
         n->i[0] = (int)act;
+        n->overwrites = act == MT_ACT_GELU; /* x */
     }
     return y;
 }

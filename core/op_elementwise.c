@@ -258,23 +258,32 @@ static void residual_backward(Ctx *c, Node *n) {
     const float *dy = n->out->grad;
     size_t N = x->numel, rows = mt_rows(x);
     int C = mt_last(x);
-    if (res->requires_grad) {
-        float *gr = res->grad;
+    if (res->requires_grad) { /* the node overwrites */
+        int acc = mt_grad_accumulate(res);
+        if (!acc && !c->keep_grads) { /* res's gradient is dy itself: take y's buffer (released
+                                       * after this backward) and give y the fresh one */
+            float *t = res->grad;
+            res->grad = n->out->grad;
+            n->out->grad = t;
+        } else {
+            float *gr = res->grad;
 #pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
-        for (size_t i = 0; i < N; i++) gr[i] += dy[i];
+            for (size_t i = 0; i < N; i++) GRAD_PUT(acc, gr[i], dy[i]);
+        }
     }
     if (x->requires_grad) {
         float *gx = x->grad;
+        int acc = mt_grad_accumulate(x);
         if (gamma) {
             const float *pg = gamma->data;
 #pragma omp parallel for if (N >= PAR_MIN) schedule(static)
             for (size_t r = 0; r < rows; r++) {
 #pragma omp simd
-                for (int j = 0; j < C; j++) gx[r * C + j] += dy[r * C + j] * pg[j];
+                for (int j = 0; j < C; j++) GRAD_PUT(acc, gx[r * C + j], dy[r * C + j] * pg[j]);
             }
         } else {
 #pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
-            for (size_t i = 0; i < N; i++) gx[i] += dy[i];
+            for (size_t i = 0; i < N; i++) GRAD_PUT(acc, gx[i], dy[i]);
         }
     }
     if (gamma && gamma->requires_grad) chan_reduce(c, dy, x->data, rows, C, gamma->grad, NULL);
@@ -304,6 +313,6 @@ Tensor *mt_residual(Ctx *c, Tensor *res, Tensor *x, Tensor *gamma) {
         for (size_t i = 0; i < N; i++) py[i] = pr[i] + px[i];
     }
     Tensor *in[3] = {res, x, gamma};
-    if (mt_needs_grad(c, in, 3)) mt_record(c, "residual", residual_backward, y, in, 3);
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "residual", residual_backward, y, in, 3)->overwrites = 3; /* res, x */
     return y;
 }

@@ -12,9 +12,9 @@ static void linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int K = mt_last(x), N = mt_last(y);
     int M = (int)mt_rows(x);
-    if (x->requires_grad)
+    if (x->requires_grad) /* the node overwrites: beta 0 for a fresh buffer */
         mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, y->grad, N, w->data, K,
-                    1.0f, x->grad, K);
+                mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, K);
     if (w->requires_grad)
         mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, y->grad, N, x->data, K,
                     1.0f, w->grad, K);
@@ -61,7 +61,7 @@ Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     if (!y) return NULL;
     linear_gemm(c, x, w, b, NULL, NULL, NULL, y);
     Tensor *in[3] = {x, w, b};
-    if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3);
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "linear", linear_backward, y, in, 3)->overwrites = 1; /* x */
     return y;
 }
 
@@ -175,7 +175,7 @@ static void token_linear_backward(Ctx *c, Node *n) {
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     if (x->requires_grad)
         mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
-                        1.0f, x->grad, C, (long)N * C, B);
+                        mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, C, (long)N * C, B); /* overwrites */
     /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N). As one GEMM with K = B*C it runs at full
      * speed, where B small GEMMs into the same buffer would each pay a fork/join:
      * lay dY out as (N2, B*C) and X as (N, B*C) (arena copies, cheap next to the GEMM). */
@@ -237,7 +237,7 @@ Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
     if (!y) return NULL;
     token_gemm(c, x, w, bias, NULL, NULL, NULL, y);
     Tensor *in[3] = {x, w, bias};
-    if (mt_needs_grad(c, in, 3)) mt_record(c, "token_linear", token_linear_backward, y, in, 3);
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "token_linear", token_linear_backward, y, in, 3)->overwrites = 1; /* x */
     return y;
 }
 

@@ -98,6 +98,7 @@ static void layernorm_backward(Ctx *c, Node *n) {
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
     Partials p = partials_new(c, 2, C);
     float *gx = x->grad;
+    int acc = want_dx ? mt_grad_accumulate(x) : 1; /* the node overwrites */
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
         double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
@@ -124,7 +125,7 @@ static void layernorm_backward(Ctx *c, Node *n) {
             float mg = (float)(sg / C), mgx = (float)(sgx / C);
             float *dx = gx + r * C;
 #pragma omp simd
-            for (int j = 0; j < C; j++) dx[j] += rs * (g[j] * pw[j] - mg - (xr[j] - m) * rs * mgx);
+            for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - mg - (xr[j] - m) * rs * mgx));
         }
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
@@ -150,6 +151,7 @@ Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "layernorm", layernorm_backward, y, in, 3);
+        n->overwrites = 1; /* x */
         n->saved = mean;
         n->f[0] = eps;
     }
@@ -207,8 +209,9 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
         mg[s] = (float)(a / S);
         mgx[s] = (float)(bb / S);
     }
-    /* Pass 2: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). */
+    /* Pass 2: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). The node overwrites. */
     float *gx = x->grad;
+    int acc = mt_grad_accumulate(x);
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++) {
         size_t s = r / rps;
@@ -216,7 +219,7 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
         float m = mean[s], rs = rstd[s], a = mg[s], bb = mgx[s];
         float *dx = gx + r * C;
 #pragma omp simd
-        for (int j = 0; j < C; j++) dx[j] += rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb);
+        for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
     }
 }
 
@@ -298,6 +301,7 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "groupnorm1", groupnorm1_backward, y, in, 3);
+        n->overwrites = 1; /* x */
         n->saved = mean;
         n->f[0] = eps;
     }

@@ -40,6 +40,7 @@ static void avgpool_backward(Ctx *c, Node *n) {
     int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     const float *dy = y->grad;
     float *dx = x->grad;
+    int acc = mt_grad_accumulate(x); /* the node overwrites: a fresh pixel is zeroed in cache first */
 #pragma omp parallel for schedule(static) if ((size_t)(x->numel * (size_t)(k * k)) >= PAR_MIN)
     for (int bi = 0; bi < B * H; bi++) {
         int b = bi / H, i = bi % H;
@@ -47,6 +48,7 @@ static void avgpool_backward(Ctx *c, Node *n) {
         for (int j = 0; j < W; j++) {
             int j0 = imax(j - r, 0), j1 = imin(j + r, W - 1);
             float *d = dx + (((size_t)b * H + i) * W + j) * C;
+            if (!acc) memset(d, 0, (size_t)C * sizeof(float));
             for (int oi = i0; oi <= i1; oi++) {
                 /* divisor of output (oi, oj): valid rows x valid cols of its window */
                 int rows = imin(oi + r, H - 1) - imax(oi - r, 0) + 1;
@@ -90,6 +92,7 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input) {
     }
     if (mt_needs_grad(c, &x, 1)) {
         Node *n = mt_record(c, "avgpool2d", avgpool_backward, y, &x, 1);
+        n->overwrites = 1; /* x */
         n->i[0] = k;
         n->i[1] = subtract_input != 0;
     }

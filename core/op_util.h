@@ -4,6 +4,11 @@
 #include <omp.h>
 #include <stddef.h>
 
+/* A backward's write of one gradient element: dst = v, or dst += v when acc
+ * (mt_grad_accumulate). acc is loop-invariant: the compiler splits the loop in two, so a
+ * fresh buffer is never read. */
+#define GRAD_PUT(acc, dst, v) ((acc) ? (void)((dst) += (v)) : (void)((dst) = (v)))
+
 /* Below this many elements a parallel region costs more than it saves. */
 #define MT_PAR_MIN 16384
 

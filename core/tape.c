@@ -1,4 +1,5 @@
 #include "core/tape.h"
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,17 +126,53 @@ typedef struct PoolItem {
     size_t bytes;
 } PoolItem;
 
-float *mt_grad(Ctx *c, Tensor *t) {
-    if (t->grad) return t->grad;
+/* A gradient buffer for t from the free list or the arena; zeroed unless fresh (then marked
+ * so: see mt_grad_accumulate). Parameters' gradients are never fresh: they accumulate over
+ * steps. */
+static float *grad_alloc(Ctx *c, Tensor *t, int fresh) {
     size_t bytes = t->numel * sizeof(float);
+    fresh = fresh && !t->is_param;
+    t->grad_fresh = fresh;
     for (PoolItem **pp = (PoolItem **)&c->grad_pool; *pp; pp = &(*pp)->next)
         if ((*pp)->bytes == bytes) {
             PoolItem *it = *pp;
             *pp = it->next;
-            memset(it, 0, bytes);
-            return t->grad = (float *)(void *)it;
+            t->grad = (float *)(void *)it;
+            if (!fresh) memset(it, 0, bytes);
+            else if (c->poison_fresh)
+                for (size_t i = 0; i < t->numel; i++) t->grad[i] = NAN;
+            return t->grad;
         }
-    return t->grad = arena_calloc(&c->arena, bytes < sizeof(PoolItem) ? sizeof(PoolItem) : bytes);
+    size_t n = bytes < sizeof(PoolItem) ? sizeof(PoolItem) : bytes;
+    t->grad = fresh ? arena_alloc(&c->arena, n) : arena_calloc(&c->arena, n);
+    if (fresh && c->poison_fresh)
+        for (size_t i = 0; i < t->numel; i++) t->grad[i] = NAN;
+    return t->grad;
+}
+
+/* A fresh buffer nobody wrote: zero it now (it is about to be read or accumulated into). */
+static void settle(Tensor *t) {
+    if (!t->grad_fresh) return;
+    memset(t->grad, 0, t->numel * sizeof(float));
+    t->grad_fresh = 0;
+}
+
+float *mt_grad(Ctx *c, Tensor *t) {
+    if (t->grad) {
+        settle(t);
+        return t->grad;
+    }
+    return grad_alloc(c, t, 0);
+}
+
+/* Input i of n's gradient buffer before its backward: fresh when the backward overwrites it
+ * and it does not appear twice (two writes of one buffer in either order). */
+static void input_grad(Ctx *c, Node *n, int i) {
+    Tensor *t = n->in[i];
+    int fresh = (n->overwrites >> i) & 1;
+    for (int k = 0; k < n->nin; k++) fresh &= k == i || n->in[k] != t;
+    if (!t->grad) grad_alloc(c, t, fresh);
+    else if (!fresh) settle(t);
 }
 
 /* The output's gradient is consumed: its producer has run backward. */
@@ -208,15 +245,18 @@ static int sweep(Ctx *c) {
             if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
             continue;
         }
+        double t0 = c->profile ? seconds() : 0, t1 = 0, t2 = 0;
         for (int i = 0; i < n->nin; i++)
-            if (n->in[i] && n->in[i]->requires_grad) mt_grad(c, n->in[i]);
-        if (c->profile) {
-            double t = seconds();
-            n->backward(c, n);
-            OpProfile *p = prof_slot(c, n->op);
-            if (p) p->bwd += seconds() - t;
-        } else {
-            n->backward(c, n);
+            if (n->in[i] && n->in[i]->requires_grad) input_grad(c, n, i);
+        if (c->profile) t1 = seconds();
+        n->backward(c, n);
+        if (c->profile) t2 = seconds();
+        for (int i = 0; i < n->nin; i++) /* what the backward did not write reads as zero */
+            if (n->in[i] && n->in[i]->grad) settle(n->in[i]);
+        if (c->profile) { /* zeroing gradient buffers is its own line: it is no op's work */
+            OpProfile *p = prof_slot(c, n->op), *z = prof_slot(c, "(zeroing gradients)");
+            if (p) p->bwd += t2 - t1;
+            if (z) z->bwd += (t1 - t0) + (seconds() - t2);
         }
         if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
         release_grad(c, n->out);

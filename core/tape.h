@@ -26,6 +26,7 @@ struct Node {
     Tensor *in[MT_NODE_MAXIN];
     int nin;
     void *saved;        /* op-specific, arena-allocated */
+    unsigned overwrites; /* bit i: backward writes input i's fresh gradient (mt_grad_accumulate) */
     float f[4];         /* small scalar arguments (eps, p, ...) */
     int i[4];           /* small integer arguments (stride, k, ...) */
 };
@@ -63,6 +64,8 @@ struct Ctx {
      * needs about one block's worth of gradient memory, not the whole net's. */
     void *grad_pool;
     int keep_grads;     /* 1: keep every activation gradient (debugging, tests) */
+    int poison_fresh;   /* 1: fresh gradient buffers are filled with NaN (tests: an op that
+                         * reads one before writing it shows up) */
     /* 1: once a node's backward has run, its output's data is dead too (every consumer came
      * later on the tape and has already run backward): the buffer joins the free list, so the
      * gradients of early, large layers reuse the activations of late ones. Outputs that alias
@@ -99,6 +102,16 @@ Tensor *mt_new4(Ctx *c, int d0, int d1, int d2, int d3);
 Tensor *mt_wrap(Ctx *c, float *data, int ndim, const int *shape);
 /* Gradient buffer of t, zero-filled from the arena on first use. */
 float *mt_grad(Ctx *c, Tensor *t);
+/* In the backward of a node whose n->overwrites has input t's bit: how to write t's
+ * gradient, 1 add into t->grad, 0 overwrite every element (the buffer is fresh: garbage,
+ * this backward is its first writer). Marks the buffer written. The sweep hands such inputs
+ * new gradient buffers unzeroed (saving a pass over memory per activation) and zeroes
+ * whatever a backward left unwritten; every other input gets a zeroed buffer. */
+static inline int mt_grad_accumulate(Tensor *t) {
+    int acc = !t->grad_fresh;
+    t->grad_fresh = 0;
+    return acc;
+}
 
 /* Does an op with these inputs need a tape node? (grad on and some input requires grad) */
 int mt_needs_grad(Ctx *c, Tensor *const *in, int nin);

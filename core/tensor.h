@@ -14,6 +14,7 @@ typedef struct Tensor {
     float *data;
     float *grad;        /* NULL until needed; parameters: persistent buffer */
     int requires_grad;  /* backward computes a gradient for it */
+    int grad_fresh;     /* grad allocated but not written yet: its first writer overwrites it */
     int is_param;       /* owned by a ParamList, survives arena resets */
     const char *name;   /* parameter: timm state_dict key; activation: producing op */
 } Tensor;

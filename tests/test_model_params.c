@@ -320,6 +320,7 @@ static void run_tiny(const char *name, const char *const *over) {
     Ctx c;
     mt_ctx_init(&c, 1 << 20);
     c.training = 1;
+    c.poison_fresh = 1; /* an op reading a gradient buffer before writing it makes NaN */
     Tensor *x = mt_wrap(&c, img, 4, (int[]){B, C, H, H});
     Tensor *y = model_forward(&c, &m, x);
     int labels[3] = {0, 1, 2};
@@ -330,6 +331,12 @@ static void run_tiny(const char *name, const char *const *over) {
     double s = 0;
     for (size_t i = 0; g && i < g->numel; i++) s += fabs(g->grad[i]);
     CHECK(s > 0 && isfinite(s), "%s: zero or non-finite gradient", name);
+    for (int k = 0; k < m.params.n; k++) { /* every parameter: NaN would mean a poisoned buffer was read */
+        Tensor *p = m.params.t[k];
+        double q = 0;
+        for (size_t i = 0; i < p->numel; i++) q += p->grad[i];
+        CHECK(isfinite(q), "%s: non-finite gradient of %s", name, p->name);
+    }
     /* wrong input shape: the error names the expected shape */
     mt_ctx_reset(&c);
     Tensor *bad = mt_wrap(&c, img, 4, (int[]){1, C, H - 1, H});

@@ -54,6 +54,8 @@ int cmd_grads(int argc, char **argv) {
         }
     rc = 1;
     mt_ctx_init(&c, (size_t)64 << 20);
+    c.poison_fresh = 1; /* the parity tests' command: an op that reads a gradient buffer before
+                         * its first write turns the gradients into NaN there */
     have_ctx = 1;
     c.grad_enabled = 1;
     c.training = 0;
