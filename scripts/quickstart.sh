@@ -17,8 +17,8 @@ if [ ! -f "$DATA/classes.txt" ] || [ ! -f "$DATA/val-000000.tar" ]; then
   "$M" shards --from idx "$SRC/t10k-images-idx3-ubyte.gz" --out "$DATA/val"
 fi
 # bf16 GEMMs (fp32 weights and optimizer state) train to the same accuracy; whether they are
-# faster depends on the CPU (1.5x on AMD Zen with AVX512-BF16, slower than fp32 on an Intel Xeon
-# with it), so time three steps of each here and take the faster.
+# faster depends on the CPU (1.5x on AMD Zen with AVX512-BF16, 2-3x on an Intel Xeon with AMX,
+# slower than fp32 on one without AMX), so time three steps of each here and take the faster.
 PREC=fp32
 if grep -q avx512_bf16 /proc/cpuinfo; then
   rate() { "$M" bench --model mixer_tiny -b 128 --steps 3 --mode train --precision "$1" | sed -n 's/^train: \([0-9.]*\) img.*/\1/p'; }
