@@ -219,10 +219,11 @@ static void affine_backward(Ctx *c, Node *n) {
     int C = mt_last(x);
     if (x->requires_grad) {
         float *gx = x->grad;
+        int acc = mt_grad_accumulate(x); /* the node overwrites */
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
         for (size_t r = 0; r < rows; r++) {
 #pragma omp simd
-            for (int j = 0; j < C; j++) gx[r * C + j] += dy[r * C + j] * pa[j];
+            for (int j = 0; j < C; j++) GRAD_PUT(acc, gx[r * C + j], dy[r * C + j] * pa[j]);
         }
     }
     chan_reduce(c, dy, x->data, rows, C, alpha->requires_grad ? alpha->grad : NULL,
@@ -247,7 +248,7 @@ Tensor *mt_affine(Ctx *c, Tensor *x, Tensor *alpha, Tensor *beta) {
         for (int j = 0; j < C; j++) yr[j] = pa[j] * xr[j] + pb[j];
     }
     Tensor *in[3] = {x, alpha, beta};
-    if (mt_needs_grad(c, in, 3)) mt_record(c, "affine", affine_backward, y, in, 3);
+    if (mt_needs_grad(c, in, 3)) mt_record(c, "affine", affine_backward, y, in, 3)->overwrites = 1; /* x */
     return y;
 }
 
@@ -258,19 +259,7 @@ static void residual_backward(Ctx *c, Node *n) {
     const float *dy = n->out->grad;
     size_t N = x->numel, rows = mt_rows(x);
     int C = mt_last(x);
-    if (res->requires_grad) { /* the node overwrites */
-        int acc = mt_grad_accumulate(res);
-        if (!acc && !c->keep_grads) { /* res's gradient is dy itself: take y's buffer (released
-                                       * after this backward) and give y the fresh one */
-            float *t = res->grad;
-            res->grad = n->out->grad;
-            n->out->grad = t;
-        } else {
-            float *gr = res->grad;
-#pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
-            for (size_t i = 0; i < N; i++) GRAD_PUT(acc, gr[i], dy[i]);
-        }
-    }
+    if (res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address: y's grad moves */
     if (x->requires_grad) {
         float *gx = x->grad;
         int acc = mt_grad_accumulate(x);

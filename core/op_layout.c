@@ -1,6 +1,7 @@
 /* Layout ops: NCHW <-> NHWC, reshape (no copy) and swapping axes 1 and 2.
  * All three permutations are one primitive: dst[a, c, b, r] (+)= src[a, b, c, r]. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include <string.h>
 
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
@@ -121,13 +122,8 @@ Tensor *mt_nhwc_to_nchw(Ctx *c, Tensor *x) {
 /* ---- reshape: a new header over the same data; its grad is a buffer of its own ---- */
 
 static void reshape_backward(Ctx *c, Node *n) {
-    Tensor *x = n->in[0], *y = n->out;
-    if (!x->requires_grad) return;
-    float *dx = x->grad;
-    const float *dy = y->grad;
-    size_t N = x->numel;
-#pragma omp parallel for schedule(static) if ((size_t)(N) >= PAR_MIN)
-    for (size_t i = 0; i < N; i++) dx[i] += dy[i];
+    Tensor *x = n->in[0];
+    if (x->requires_grad) grad_pass_through(c, n, x); /* the node overwrites */
 }
 
 /* One axis may be -1: inferred from the element count. */
@@ -164,6 +160,6 @@ Tensor *mt_reshape(Ctx *c, Tensor *x, int ndim, const int *shape) {
     y->numel = x->numel;
     y->data = x->data;
     y->name = "reshape";
-    if (mt_needs_grad(c, &x, 1)) mt_record(c, "reshape", reshape_backward, y, &x, 1);
+    if (mt_needs_grad(c, &x, 1)) mt_record(c, "reshape", reshape_backward, y, &x, 1)->overwrites = 1; /* x */
     return y;
 }

@@ -10,6 +10,7 @@
  *
  * mean_tokens: (B, N..., C) -> (B, C), the mean over every middle axis. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include <string.h>
 
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
@@ -143,11 +144,12 @@ static void mean_tokens_backward(Ctx *c, Node *n) {
     size_t N = x->numel / ((size_t)B * C);
     float inv = 1.0f / (float)N;
     size_t rows = (size_t)B * N;
+    int acc = mt_grad_accumulate(x); /* the node overwrites */
 #pragma omp parallel for schedule(static) if ((size_t)(x->numel) >= PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *g = y->grad + (r / N) * C;
         float *d = x->grad + r * C;
-        for (int ch = 0; ch < C; ch++) d[ch] += inv * g[ch];
+        for (int ch = 0; ch < C; ch++) GRAD_PUT(acc, d[ch], inv * g[ch]);
     }
 }
 
@@ -172,6 +174,6 @@ Tensor *mt_mean_tokens(Ctx *c, Tensor *x) {
             for (int ch = c0; ch < c1; ch++) acc[ch - c0] += s[r * C + ch];
         for (int ch = c0; ch < c1; ch++) y->data[(size_t)b * C + ch] = acc[ch - c0] * inv;
     }
-    if (mt_needs_grad(c, &x, 1)) mt_record(c, "mean_tokens", mean_tokens_backward, y, &x, 1);
+    if (mt_needs_grad(c, &x, 1)) mt_record(c, "mean_tokens", mean_tokens_backward, y, &x, 1)->overwrites = 1; /* x */
     return y;
 }

@@ -12,6 +12,25 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define MT_PAR_MIN 16384
 
+/* In a backward that overwrites input t (a bit of n->overwrites): t's gradient is the output's
+ * gradient unchanged (reshape; the residual's skip input). With a fresh buffer the two buffers
+ * trade places, no copy (the output's gradient is released right after this backward); unless
+ * every gradient is kept, or t's buffer is already written: then dy is copied or added. */
+static inline void grad_pass_through(Ctx *c, Node *n, Tensor *t) {
+    int acc = mt_grad_accumulate(t);
+    if (!acc && !c->keep_grads) {
+        float *fresh = t->grad;
+        t->grad = n->out->grad;
+        n->out->grad = fresh;
+        return;
+    }
+    float *g = t->grad;
+    const float *dy = n->out->grad;
+    size_t N = t->numel;
+#pragma omp parallel for simd if (N >= MT_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < N; i++) GRAD_PUT(acc, g[i], dy[i]);
+}
+
 /* Per-thread partial sums for reductions over rows into per-channel gradients:
  * one row of doubles per thread, padded to a cache line so threads never share
  * one; flushed in thread order, so results do not depend on scheduling. */
