@@ -6,6 +6,14 @@
 static Tensor *f_linear(Ctx *c, Tensor **in, void *arg) { return mt_linear(c, in[0], in[1], in[2]); }
 static Tensor *f_linear_nobias(Ctx *c, Tensor **in, void *arg) { return mt_linear(c, in[0], in[1], NULL); }
 static Tensor *f_token(Ctx *c, Tensor **in, void *arg) { return mt_token_linear(c, in[0], in[1], in[2]); }
+/* The taped paths of the fused ops (the separate ops they stand for). */
+static Tensor *f_linear_gelu(Ctx *c, Tensor **in, void *arg) { return mt_linear_act(c, in[0], in[1], in[2], MT_ACT_GELU); }
+static Tensor *f_linear_silu_nobias(Ctx *c, Tensor **in, void *arg) { return mt_linear_act(c, in[0], in[1], NULL, MT_ACT_SILU); }
+static Tensor *f_linear_res(Ctx *c, Tensor **in, void *arg) { return mt_linear_residual(c, in[0], in[1], in[2], in[3], in[4]); }
+static Tensor *f_token_gelu(Ctx *c, Tensor **in, void *arg) { return mt_token_linear_act(c, in[0], in[1], in[2], MT_ACT_GELU); }
+static Tensor *f_token_res(Ctx *c, Tensor **in, void *arg) {
+    return mt_token_linear_residual(c, in[0], in[1], in[2], in[3], in[4]);
+}
 int main(void) {
     ParamList p = {0};
     Tensor *x = gc_input(&p, "x", 3, (int[]){3, 5, 7}, -1, 1);
@@ -44,10 +52,20 @@ int main(void) {
             }
     gc_expect("token_linear forward", yt->data, twant, 84, 1e-5);
     gradcheck("token_linear", f_token, tin, 3, NULL, 1e-2f, 1e-3, 1e-2);
+    {
+        Tensor *r6 = gc_input(&p, "r6", 3, (int[]){3, 5, 6}, -1, 1), *g6 = gc_input(&p, "g6", 1, (int[]){6}, -1, 1);
+        Tensor *r4 = gc_input(&p, "r4", 3, (int[]){3, 4, 7}, -1, 1), *g7 = gc_input(&p, "g7", 1, (int[]){7}, -1, 1);
+        Tensor *lin[5] = {x, w, b, r6, g6}, *tok[5] = {x, wt, bt, r4, g7};
+        gradcheck("linear_act gelu (taped)", f_linear_gelu, lin, 3, NULL, 1e-2f, 1e-3, 1e-2);
+        gradcheck("linear_act silu no bias", f_linear_silu_nobias, lin, 2, NULL, 1e-2f, 1e-3, 1e-2);
+        gradcheck("linear_residual (taped)", f_linear_res, lin, 5, NULL, 1e-2f, 1e-3, 1e-2);
+        gradcheck("token_linear_act (taped)", f_token_gelu, tok, 3, NULL, 1e-2f, 1e-3, 1e-2);
+        gradcheck("token_linear_residual", f_token_res, tok, 5, NULL, 1e-2f, 1e-3, 1e-2);
+    }
 
-    /* linear_act without a tape (activation in the GEMM epilogue) equals the taped pair
-     * linear + bias_act, for every activation, precision and kernel path; the shape
-     * (37 rows, 50 columns, K = 300) has edge tiles and several K blocks. */
+    /* linear_act, taped and without a tape (activation in the GEMM epilogue), equals the
+     * separate ops linear + bias_act, for every activation, precision and kernel path; the
+     * shape (37 rows, 50 columns, K = 300) has edge tiles and several K blocks. */
     {
         Tensor *xa = gc_input(&p, "xa", 2, (int[]){37, 300}, -1, 1);
         Tensor *wa = gc_input(&p, "wa", 2, (int[]){50, 300}, -0.1f, 0.1f);
@@ -62,16 +80,24 @@ int main(void) {
                         c.precision = precs[pi];
                         mt_ctx_reset(&c);
                         c.grad_enabled = 1;
-                        Tensor *ref = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
-                        if (!ref || c.nnodes < 1) { fprintf(stderr, "linear_act: taped path recorded nothing\n"); gc_failures++; continue; }
-                        c.grad_enabled = 0;
+                        Tensor *z = mt_linear(&c, xa, wa, NULL);
+                        Tensor *ref = hb ? mt_bias_act(&c, z, ba, acts[ai]) : mt_activation(&c, z, acts[ai]);
                         int before = c.nnodes;
+                        Tensor *taped = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
+                        if (!ref || !taped || c.nnodes <= before) {
+                            fprintf(stderr, "linear_act: taped path failed or recorded %d nodes\n", c.nnodes - before);
+                            gc_failures++;
+                            continue;
+                        }
+                        c.grad_enabled = 0;
+                        before = c.nnodes;
                         Tensor *got = mt_linear_act(&c, xa, wa, hb ? ba : NULL, acts[ai]);
                         char name[96];
                         snprintf(name, sizeof name, "linear_act fused %s%s act %d%s", mt_gemm_path_name(fb),
                                  pi ? "bf16" : "fp32", ai, hb ? "" : " no bias");
                         if (!got || c.nnodes != before) { fprintf(stderr, "[%s] failed or taped\n", name); gc_failures++; continue; }
                         gc_expect(name, got->data, ref->data, ref->numel, 2e-6);
+                        gc_expect(name, taped->data, ref->data, ref->numel, 2e-6);
                     }
         mt_gemm_test_path(0);
         c.precision = MT_FP32;
@@ -87,10 +113,11 @@ int main(void) {
         mt_ctx_reset(&c);
     }
 
-    /* The other fused epilogues, untaped, equal the taped ops they replace, on every kernel path
-     * and precision: linear_residual (bias, layer scale, residual), token_linear_act (row bias
-     * + GELU) and token_linear_residual (row bias, scale, residual per sample of the batch).
-     * Edge tiles everywhere and K = 700, so every kernel runs two K blocks. */
+    /* The other fused epilogues, taped and untaped, equal the separate
+     * ops they replace, on every kernel path and precision: linear_residual (bias, layer scale,
+     * residual), token_linear_act (row bias + GELU) and token_linear_residual (row bias,
+     * scale, residual per sample of the batch). Edge tiles everywhere and K = 700, so every
+     * kernel runs two K blocks. */
     {
         Tensor *xr = gc_input(&p, "xr", 3, (int[]){3, 13, 700}, -1, 1);    /* rows 39 */
         Tensor *wr = gc_input(&p, "wr", 2, (int[]){50, 700}, -0.05f, 0.05f);
@@ -109,10 +136,14 @@ int main(void) {
                     mt_gemm_test_path(fb);
                     c.precision = precs[pi];
                     mt_ctx_reset(&c);
-                    Tensor *ref[3], *got[3];
+                    Tensor *ref[3], *got[3], *tap[3];
+                    c.grad_enabled = 1;
+                    ref[0] = mt_residual(&c, rr, mt_linear(&c, xr, wr, k == 1 ? NULL : br), k == 2 ? NULL : gr);
+                    ref[1] = mt_activation(&c, mt_token_linear(&c, xt, wt2, k == 1 ? NULL : bt2), MT_ACT_GELU);
+                    ref[2] = mt_residual(&c, rt, mt_token_linear(&c, xt, wt2, k == 1 ? NULL : bt2), k == 2 ? NULL : gt);
                     for (int taped = 1; taped >= 0; taped--) {
                         c.grad_enabled = taped;
-                        Tensor **o = taped ? ref : got;
+                        Tensor **o = taped ? tap : got;
                         o[0] = mt_linear_residual(&c, xr, wr, k == 1 ? NULL : br, rr, k == 2 ? NULL : gr);
                         o[1] = mt_token_linear_act(&c, xt, wt2, k == 1 ? NULL : bt2, MT_ACT_GELU);
                         o[2] = mt_token_linear_residual(&c, xt, wt2, k == 1 ? NULL : bt2, rt, k == 2 ? NULL : gt);
@@ -122,8 +153,9 @@ int main(void) {
                         char name[96];
                         snprintf(name, sizeof name, "%s %s%s%s", what[o], mt_gemm_path_name(fb), pi ? "bf16" : "fp32",
                                  k == 1 ? " no bias" : k == 2 ? " no scale" : "");
-                        if (!ref[o] || !got[o]) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
+                        if (!ref[o] || !got[o] || !tap[o]) { fprintf(stderr, "[%s] failed: %s\n", name, c.err); gc_failures++; continue; }
                         gc_expect(name, got[o]->data, ref[o]->data, ref[o]->numel, 2e-6);
+                        gc_expect(name, tap[o]->data, ref[o]->data, ref[o]->numel, 2e-6);
                     }
                 }
         mt_gemm_test_path(0);
