@@ -491,6 +491,25 @@ TGT static INL void panel(int mode, const Job *j, int kw, const uint32_t *pa, co
     }
 }
 
+/* A block of C, mc rows from row ic x nc columns from column col, from the packed A block pa
+ * and B block pb (panels of kw words x NR); C and R (or NULL) point at the block's corner. The
+ * AVX-512 kernels go panel by panel, each down all the rows (the 12-row A slices stream from
+ * L2, the panel stays in L1); the AMX kernel goes row tile by row tile, each across all the
+ * panels: its 32-row A slice stays in L1 and B streams in order (one thread, 1.1-2x on the
+ * wide GEMMs: 6272 x 1280 x 320 240 -> 480 GFLOP/s per CPU-second, 6272 x 2048 x 512 210 ->
+ * 300; no change where N is 64-128). */
+TGT static INL void block_tiles(int mode, const Job *j, int kw, const uint32_t *pa, const uint32_t *pb, float *C,
+                                int ldc, const float *R, int ic, int mc, int col, int nc, float beta,
+                                const MtEpilogue *ep) {
+    int rows = mode == MODE_AMX ? MR_AMX : mc;
+    for (int ir = 0; ir < mc; ir += rows)
+        for (int jr = 0; jr < nc; jr += NR) {
+            size_t at = (size_t)ir * ldc + jr;
+            panel(mode, j, kw, pa + (size_t)ir * KCW(mode), pb + (size_t)(jr / NR) * kw * NR, C + at, ldc,
+                  R ? R + at : NULL, ic + ir, imin(rows, mc - ir), col + jr, imin(NR, nc - jr), beta, ep);
+        }
+}
+
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
  * threads call this for the whole of C, each packs B per phase, claims row blocks, and
  * waits for the others before the next K block accumulates onto the same rows. */
@@ -513,11 +532,8 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
             for (int b = sc ? claim(sc, phase, t) : 0; b >= 0 && b < nblk; b = sc ? claim(sc, phase, t) : b + 1) {
                 int ic = m0 + b * mc_step, mc = imin(mc_step, m1 - ic);
                 pack_a(mode, j, ic, mc, pc, kc, pa);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    size_t at = (size_t)ic * j->ldc + jc + jr;
-                    panel(mode, j, kw, pa, pb + (size_t)(jr / NR) * kw * NR, j->C + at, j->ldc, j->R ? j->R + at : NULL,
-                          ic, mc, jc + jr, imin(NR, nc - jr), beta, ep);
-                }
+                size_t at = (size_t)ic * j->ldc + jc;
+                block_tiles(mode, j, kw, pa, pb, j->C + at, j->ldc, j->R ? j->R + at : NULL, ic, mc, jc, nc, beta, ep);
             }
         }
     }
@@ -719,9 +735,8 @@ TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *
         pack_a(mode, j1, ic, mc, 0, K, pa);
         for (int h0 = 0; h0 < N1; h0 += hcm) {
             int hc = imin(hcm, N1 - h0), kwc = kwords(mode, hc), last = h0 + hc >= N1;
-            for (int jr = 0; jr < hc; jr += NR)
-                panel(mode, j1, kw1, pa, pw + (size_t)((h0 + jr) / NR) * kw1 * NR, h + jr, KCW_F32, NULL, ic, mc,
-                      h0 + jr, imin(NR, hc - jr), 0.0f, j1->ep);
+            block_tiles(mode, j1, kw1, pa, pw + (size_t)(h0 / NR) * kw1 * NR, h, KCW_F32, NULL, ic, mc, h0, hc, 0.0f,
+                        j1->ep);
             const uint32_t *ha = (const uint32_t *)h;
             if (mode != MODE_F32) {
                 Job jh = *j2;
@@ -732,11 +747,9 @@ TGT static INL void chain_run(int mode, const Job *j1, const Job *j2, uint32_t *
                 for (int i = mc; i < roundup(mc, MR); i++) memset(h + (size_t)i * KCW_F32, 0, (size_t)hc * sizeof(float));
             }
             const uint32_t *b2 = pb2 + (size_t)roundup(N2, NR) * (h0 / kpw);
-            for (int jr = 0; jr < N2; jr += NR) {
-                size_t at = (size_t)ic * j2->ldc + jr;
-                panel(mode, j2, kwc, ha, b2 + (size_t)(jr / NR) * kwc * NR, j2->C + at, j2->ldc,
-                      j2->R ? j2->R + at : NULL, ic, mc, jr, imin(NR, N2 - jr), h0 ? 1.0f : 0.0f, last ? j2->ep : NULL);
-            }
+            size_t at = (size_t)ic * j2->ldc;
+            block_tiles(mode, j2, kwc, ha, b2, j2->C + at, j2->ldc, j2->R ? j2->R + at : NULL, ic, mc, 0, N2,
+                        h0 ? 1.0f : 0.0f, last ? j2->ep : NULL);
         }
     }
 }
