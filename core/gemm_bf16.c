@@ -1,4 +1,5 @@
-/* AVX-512 GEMM kernels behind mt_gemm: bf16 (vdpbf16ps, fp32 accumulation) and fp32 (FMA).
+/* AVX-512 GEMM kernels behind mt_gemm: bf16 (vdpbf16ps, fp32 accumulation), fp32 (FMA), and
+ * bf16 on AMX tiles (tdpbf16ps; same packing, 32 x 32 microkernel, see ukernel_amx).
  *
  * Goto/BLIS-style blocking, written for row-major C and vectors along N:
  *
@@ -6,6 +7,7 @@
  *     for pc (KC of K)                  pack op(B)[pc.., jc..] -> panels of NR=32 columns
  *       for ic (MC rows)                pack op(A)[ic.., pc..] -> MC rows of KCW words
  *         for jr (NR panel), ir (MR rows): 12 x 32 microkernel, 24 zmm accumulators
+ *         (AMX: for ir (32 rows), jr (NR panel): 32 x 32 microkernel, 4 accumulator tiles)
  *
  * A "word" is 32 bits: in bf16 mode a pair of bf16 (k even in the low half, k odd in the
  * high half), which is what vdpbf16ps multiplies lane-wise; in fp32 mode one float.
