@@ -217,7 +217,8 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
         scale_c(M, N, beta, C, ldc);
     } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(kmode(MT_BF16), transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
+            mt_gemm_avx512_run(kmode(MT_BF16), transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
+                               1, NULL, NULL, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {

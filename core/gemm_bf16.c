@@ -377,8 +377,8 @@ TGT static INL void ukernel(int mode, int kw, const uint32_t *pa, const uint32_t
     if (bias) bias0 = _mm512_maskz_loadu_ps(m0, bias), bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-        out_row(C + (size_t)r * ldc, c[r][0], c[r][1], m0, m1, alpha, beta, bias, bias0, bias1, rbias ? rbias + r : NULL,
-                gelu);
+        out_row(C + (size_t)r * ldc, c[r][0], c[r][1], m0, m1, alpha, beta, bias, bias0, bias1,
+                rbias ? rbias + r : NULL, gelu);
     }
     finish_tile(C, ldc, mr, nr, m0, m1, ep, gelu, scale, res);
 }

@@ -201,7 +201,8 @@ static void bias_act_backward(Ctx *c, Node *n) {
         switch (act) {
         case MT_ACT_GELU:
 #pragma omp for schedule(static)
-            for (size_t r = 0; r < rows; r++) mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
+            for (size_t r = 0; r < rows; r++)
+                mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
             break;
         case MT_ACT_GELU_TANH: BIAS_ACT_GRAD(gelu_tanh_d); break;
         case MT_ACT_RELU: BIAS_ACT_GRAD(relu_d); break;
