@@ -2,6 +2,7 @@
  * core/gemm_bf16.c for the AVX-512 kernels. */
 #include "core/gemm.h"
 #include <cblas.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,10 +126,15 @@ static void bf16_emulated(int ta, int tb, int M, int N, int K, float alpha, cons
 
 /* The epilogue as a separate pass, for the paths whose GEMM cannot take it. */
 static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
-    if (!ep || (!ep->bias && !ep->row_bias && !ep->act && !ep->col_scale && !ep->residual)) return;
+    if (!ep || (!ep->bias && !ep->row_bias && !ep->act && !ep->col_scale && !ep->residual && !ep->dact)) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
+        if (ep->dact) { /* alone (see gemm.h) */
+            double *cs = ep->colsum ? ep->colsum + (size_t)omp_get_thread_num() * ep->colsum_stride : NULL;
+            ep->dact(c, c, ep->pre + (size_t)i * ldc, ep->pre_bias, cs, N, 0);
+            continue;
+        }
         if (ep->bias)
             for (int j = 0; j < N; j++) c[j] += ep->bias[j];
         if (ep->row_bias)
@@ -249,6 +255,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
         if (ep) {
             ei = *ep;
             if (ei.residual) ei.residual += i * strideC;
+            if (ei.pre) ei.pre += i * strideC;
         }
         mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B,
                    ldb, beta, C + i * strideC, ldc, ep ? &ei : NULL);

@@ -83,6 +83,7 @@ typedef struct {
     const MtEpilogue *ep; /* applied as each block of C gets its last K block, or NULL */
     const float *R;       /* the epilogue's residual for this C (same layout), or NULL */
     int gelu;             /* ep->act is GELU and runs on the tile in registers */
+    const float *P;       /* the epilogue's pre-activation for this C (same layout; ep->dact), or NULL */
 } Job;
 
 static struct {
@@ -473,6 +474,17 @@ static INL int row_step(int mode, int m) {
     return roundup((m + nic - 1) / nic, MRM(mode));
 }
 
+/* The epilogue's activation backward over a finished block of C (still in L2): C *= act'(P +
+ * pre_bias) row by row, column sums into this thread's partials. A block, not a tile: P is
+ * read in long runs the hardware prefetchers follow (32-float pieces of rows ldc apart were
+ * latency-bound: dh of 100352 x 256 x 64 on one thread took 110 ms, the GEMM and a
+ * separate pass 18 + 30). */
+static INL void act_grad_tile(const MtEpilogue *ep, float *C, int ldc, const float *P, int col, int mr, int nr) {
+    const float *pb = ep->pre_bias ? ep->pre_bias + col : NULL;
+    double *cs = ep->colsum ? ep->colsum + (size_t)omp_get_thread_num() * ep->colsum_stride + col : NULL;
+    for (int r = 0; r < mr; r++) ep->dact(C + (size_t)r * ldc, C + (size_t)r * ldc, P + (size_t)r * ldc, pb, cs, nr, 0);
+}
+
 /* One NR-column panel of a block of mc rows starting at row ic: microkernel tiles down the
  * rows. C and R (residual, or NULL) point at the block's first row and the panel's first
  * column col; ep (NULL before the last K block) is offset to the tile. */
@@ -536,6 +548,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                 pack_a(mode, j, ic, mc, pc, kc, pa);
                 size_t at = (size_t)ic * j->ldc + jc;
                 block_tiles(mode, j, kw, pa, pb, j->C + at, j->ldc, j->R ? j->R + at : NULL, ic, mc, jc, nc, beta, ep);
+                if (ep && ep->dact) act_grad_tile(ep, j->C + at, j->ldc, j->P + at, jc, mc, nc);
             }
         }
     }
@@ -613,6 +626,16 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const S
     else run_block_f32(j, m0, m1, n0, n1, g_pool[t].a, g_pool[t].b, sc);
 }
 
+/* Entry i of a batch: its operands, and the epilogue's matrices in C's layout. */
+static Job job_entry(const Job *j, int i, long sA, long sB, long sC) {
+    Job ji = *j;
+    const MtEpilogue *ep = j->ep;
+    ji.A = j->A ? j->A + i * sA : NULL, ji.B = j->B + i * sB, ji.C = j->C + i * sC;
+    ji.R = ep && ep->residual ? ep->residual + i * sC : NULL;
+    ji.P = ep && ep->dact ? ep->pre + i * sC : NULL;
+    return ji;
+}
+
 /* batch GEMMs C_i = alpha op(A_i) op(B_i) + beta C_i with X_i = X + i * strideX.
  * One parallel region: a single GEMM is split into a thread grid of C rectangles; a batch
  * of at least as many GEMMs as threads hands whole GEMMs to threads. No barriers inside.
@@ -622,25 +645,32 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
     if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
-    Job j = {mode, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL,
-             tile_gelu(ep)};
-    const float *R = ep ? ep->residual : NULL;
+    Job j = {mode, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL, tile_gelu(ep), NULL};
+    if (ep && ep->dact && !ep->pre) return -1;
+    /* per-thread column sums must not depend on who steals which rows */
+    int fixed = ep && ep->dact && ep->colsum;
     double work = (double)M * N * K;
     int T = team_size(work * batch);
     if (!pool_get(T)) return -1;
     if (batch >= T && (batch >= 2 * T || work < 4e7)) { /* whole GEMMs per thread */
         if (T == 1) {
             for (int i = 0; i < batch; i++) {
-                Job ji = j;
-                ji.A = A ? A + i * sA : NULL, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
+                Job ji = job_entry(&j, i, sA, sB, sC);
                 run_one(&ji, 0, M, 0, N, 0, NULL);
+            }
+            return 0;
+        }
+        if (fixed) {
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+            for (int i = 0; i < batch; i++) {
+                Job ji = job_entry(&j, i, sA, sB, sC);
+                run_one(&ji, 0, M, 0, N, omp_get_thread_num(), NULL);
             }
             return 0;
         }
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (int i = 0; i < batch; i++) {
-            Job ji = j;
-            ji.A = A ? A + i * sA : NULL, ji.B = B + i * sB, ji.C = C + i * sC, ji.R = R ? R + i * sC : NULL;
+            Job ji = job_entry(&j, i, sA, sB, sC);
             run_one(&ji, 0, M, 0, N, omp_get_thread_num(), NULL);
         }
         return 0;
@@ -653,12 +683,12 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
      * counter per (column block, K block) phase instead of fixed halves. */
     int kc_max = KCW(j.mode) * KPW(j.mode);
     int nphase = ((N + NC(j.mode) - 1) / NC(j.mode)) * ((K + kc_max - 1) / kc_max);
-    int dyn = T > 1 && tn == 1 && (size_t)nphase * T <= 256;
+    int dyn = T > 1 && tn == 1 && (size_t)nphase * T <= 256 && !fixed;
     uint64_t ranges[256];
     for (int i = 0; i < batch; i++) {
-        j.A = A ? A + i * sA : NULL, j.B = B + i * sB, j.C = C + i * sC, j.R = R ? R + i * sC : NULL;
+        Job ji = job_entry(&j, i, sA, sB, sC);
         if (T == 1) {
-            run_one(&j, 0, M, 0, N, 0, NULL);
+            run_one(&ji, 0, M, 0, N, 0, NULL);
             continue;
         }
         if (dyn) {
@@ -667,7 +697,7 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
                 for (int t = 0; t < T; t++) ranges[p * T + t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
             Sched sc = {ranges, T};
 #pragma omp parallel num_threads(T)
-            run_one(&j, 0, M, 0, N, omp_get_thread_num(), &sc);
+            run_one(&ji, 0, M, 0, N, omp_get_thread_num(), &sc);
             continue;
         }
 #pragma omp parallel for num_threads(T) schedule(static, 1)
@@ -675,7 +705,7 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
             int ti = cell / tn, tj = cell % tn;
             int m0 = imin(M, ti * rows), m1 = imin(M, m0 + rows);
             int n0 = imin(N, tj * cols), n1 = imin(N, n0 + cols);
-            if (m0 < m1 && n0 < n1) run_one(&j, m0, m1, n0, n1, omp_get_thread_num(), NULL);
+            if (m0 < m1 && n0 < n1) run_one(&ji, m0, m1, n0, n1, omp_get_thread_num(), NULL);
         }
     }
     return 0;
@@ -774,10 +804,12 @@ int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A,
                          const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
                          const MtEpilogue *ep2) {
     size_t words = chain_words(mode, K, N1, N2);
-    if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !words || (ep1 && ep1->residual)) return -1;
-    Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1)};
+    if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || !words || (ep1 && (ep1->residual || ep1->dact)) ||
+        (ep2 && ep2->dact))
+        return -1;
+    Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1), NULL};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
-              ep2 ? ep2->residual : NULL, tile_gelu(ep2)};
+              ep2 ? ep2->residual : NULL, tile_gelu(ep2), NULL};
     int T = team_size((double)M * N1 * (K + N2));
     int step = row_step(mode, M), nblk = (M + step - 1) / step;
     if (T > nblk) T = nblk;

@@ -75,6 +75,34 @@ mt_act_tile mt_act_tile_fn(mt_act a) {
     return NULL;
 }
 
+/* ---- row kernels of the backward, for the GEMM epilogue (mt_act_grad_row_fn) ---- */
+
+/* g = dy * act'(x + bias); dx = g (acc 0) or dx += g; dbias += g. In place (dx == dy) is fine. */
+#define ACT_GRAD_ROW(NAME, D)                                                                                  \
+    static void NAME(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n,       \
+                     int acc) {                                                                                \
+        _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
+            float g = dy[j] * D(x[j] + (bias ? bias[j] : 0.0f));                                               \
+            if (dx) dx[j] = acc ? dx[j] + g : g;                                                               \
+            if (dbias) dbias[j] += g;                                                                          \
+        }                                                                                                      \
+    }
+ACT_GRAD_ROW(gelu_tanh_grad_row, gelu_tanh_d)
+ACT_GRAD_ROW(relu_grad_row, relu_d)
+ACT_GRAD_ROW(silu_grad_row, silu_d)
+ACT_GRAD_ROW(none_grad_row, none_d)
+
+mt_act_grad_row mt_act_grad_row_fn(mt_act a) {
+    switch (a) {
+    case MT_ACT_GELU: return mt_gelu_grad_row;
+    case MT_ACT_GELU_TANH: return gelu_tanh_grad_row;
+    case MT_ACT_RELU: return relu_grad_row;
+    case MT_ACT_SILU: return silu_grad_row;
+    case MT_ACT_NONE: return none_grad_row;
+    }
+    return NULL;
+}
+
 /* ---- plain activations: one flat loop per kind so each vectorises on its own ---- */
 
 #define ACT_LOOP(F, dst, src, N)                                                                                 \
@@ -159,10 +187,10 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
 /* ---- fused y = act(x + bias), bias (C) per last-axis channel or NULL ---- */
 
 #define BIAS_ACT_ROWS(F)                                                                                         \
-    _Pragma("omp parallel for if (x->numel >= PAR_MIN) schedule(static)") for (size_t r = 0; r < rows; r++) { \
+    _Pragma("omp parallel for if (rows * C >= PAR_MIN) schedule(static)") for (size_t r = 0; r < rows; r++) {  \
         const float *xr = px + r * C;                                                                            \
         float *restrict yr = py + r * C;                                                                         \
-        _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + pb[j]);                              \
+        _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + (pb ? pb[j] : 0.0f));                \
     }
 
 /* Per row: g = dy * act'(x + b); dx += g; thread partial db += g. The
@@ -218,6 +246,25 @@ static void bias_act_backward(Ctx *c, Node *n) {
         }
 }
 
+void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, size_t rows, int C) {
+    switch (act) {
+    case MT_ACT_GELU: {
+        int nt = omp_get_max_threads();
+        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
+#pragma omp parallel for schedule(static, 1) if (rows * C >= PAR_MIN)
+        for (int t = 0; t < nt; t++) {
+            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
+            if (r0 < r1) mt_gelu_rows(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
+        }
+        break;
+    }
+    case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
+    case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
+    case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
+    case MT_ACT_NONE: BIAS_ACT_ROWS(none_f); break;
+    }
+}
+
 Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     if (c->failed || !x) return NULL;
     char sx[96], sb[96];
@@ -232,26 +279,7 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     if (act == MT_ACT_NONE) return mt_bias_add(c, x, bias);
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
-    size_t rows = mt_rows(x);
-    int C = mt_last(x);
-    const float *px = x->data, *pb = bias->data;
-    float *py = y->data;
-    switch (act) {
-    case MT_ACT_GELU: {
-        int nt = omp_get_max_threads();
-        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
-#pragma omp parallel for schedule(static, 1) if (x->numel >= PAR_MIN)
-        for (int t = 0; t < nt; t++) {
-            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
-            if (r0 < r1) mt_gelu_rows(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
-        }
-        break;
-    }
-    case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
-    case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
-    case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
-    case MT_ACT_NONE: BIAS_ACT_ROWS(none_f); break;
-    }
+    mt_bias_act_rows(act, y->data, x->data, bias->data, mt_rows(x), mt_last(x));
     Tensor *in[2] = {x, bias};
     if (mt_needs_grad(c, in, 2)) {
         Node *n = mt_record(c, "bias_act", bias_act_backward, y, in, 2);

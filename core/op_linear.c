@@ -93,10 +93,112 @@ static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor 
     return -1;
 }
 
+/* ---- an MLP's last linear layer in training: y = res + gamma * (act(h + b1) @ w^T + b) ----
+ * One node in place of bias_act, linear and residual. It keeps a = act(h + b1) for dW (no
+ * gradient buffer of its own) and stores neither the output before the residual nor a's
+ * gradient; backward:
+ *   dres = dy (the buffer is handed over)
+ *   G = dy^T a, s = colsum(dy):  dW += gamma * G (by rows), db += gamma * s,
+ *                                dgamma = rowdot(W, G) + b * s  (= colsum(dy * (a W^T + b)))
+ *   dh = (dy @ (gamma * W)) * act'(h + b1), the derivative in the GEMM's epilogue, which
+ *        also sums db1 = colsum(dh)
+ * so the M x K activation sees one GEMM write and no element-wise pass, where the ops it
+ * stands for write da, then read da and h and write dh. Without b1 and act (MT_ACT_NONE) a
+ * is h itself: a linear layer with its residual. */
+
+static void act_linear_backward(Ctx *c, Node *n) {
+    Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
+    const float *a = n->saved ? n->saved : h->data, *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
+    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h);
+    int want_w = w->requires_grad, want_b = b && b->requires_grad, want_g = gamma && gamma->requires_grad;
+    if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
+    ArenaMark mark = arena_mark(&c->arena);
+    float *s = want_b || want_g ? arena_calloc(&c->arena, (size_t)N * sizeof(float)) : NULL;
+    if (s) colsum_add(s, dy, (size_t)M, N);
+    if (!g && want_w)
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, a, K, 1.0f, w->grad, K);
+    if (g && (want_w || want_g)) {
+        float *G = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
+        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, a, K, 0.0f, G, K);
+#pragma omp parallel for schedule(static) if ((size_t)N * K >= MT_PAR_MIN)
+        for (int j = 0; j < N; j++) {
+            const float *Gj = G + (size_t)j * K, *wj = w->data + (size_t)j * K;
+            if (want_g) {
+                double d = b ? (double)b->data[j] * s[j] : 0.0;
+                for (int k = 0; k < K; k++) d += (double)wj[k] * Gj[k];
+                gamma->grad[j] += (float)d;
+            }
+            if (want_w)
+                for (int k = 0; k < K; k++) w->grad[(size_t)j * K + k] += g[j] * Gj[k];
+        }
+    }
+    if (want_b)
+        for (int j = 0; j < N; j++) b->grad[j] += g ? g[j] * s[j] : s[j];
+    int want_h = h->requires_grad, want_b1 = b1 && b1->requires_grad;
+    if (want_h || want_b1) {
+        const float *wd = w->data;
+        if (g) { /* dy @ (gamma * W): the scale on the small matrix */
+            float *ws = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
+            for (int j = 0; j < N; j++)
+                for (int k = 0; k < K; k++) ws[(size_t)j * K + k] = g[j] * w->data[(size_t)j * K + k];
+            wd = ws;
+        }
+        int acc = want_h ? mt_grad_accumulate(h) : 0; /* the node overwrites h */
+        float *dh = want_h && !acc ? h->grad : arena_alloc(&c->arena, (size_t)M * K * sizeof(float));
+        if (n->saved) {
+            Partials p = want_b1 ? partials_new(c, 1, K) : (Partials){0};
+            MtEpilogue ep = {.dact = mt_act_grad_row_fn((mt_act)n->i[0]), .pre = h->data,
+                             .pre_bias = b1 ? b1->data : NULL, .colsum = p.buf, .colsum_stride = p.stride};
+            mt_gemm_ep(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K, &ep);
+            if (want_b1) partials_flush(&p, 0, K, b1->grad);
+        } else {
+            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K);
+        }
+        if (want_h && acc) {
+            size_t MK = (size_t)M * K;
+#pragma omp parallel for simd schedule(static) if (MK >= MT_PAR_MIN)
+            for (size_t i = 0; i < MK; i++) h->grad[i] += dh[i];
+        }
+    }
+    arena_release(&c->arena, mark);
+    mt_recycle(c, n->saved, (size_t)M * K);
+}
+
+Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor *w, Tensor *b, Tensor *res,
+                               Tensor *gamma) {
+    const char *op = "act_linear_residual";
+    if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
+    Tensor *y = linear_out(c, op, h, w, b);
+    if (!y || (res && check_residual(c, op, y, res, gamma))) return NULL;
+    char sh[96], sb[96];
+    if (b1 && (b1->ndim != 1 || b1->shape[0] != mt_last(h)))
+        return mt_fail(c, op, "h %s, bias %s%s%s: the activation's bias must be (%d), h's last axis",
+                       mt_shape_str(h, sh, sizeof sh), mt_shape_str(b1, sb, sizeof sb), b1->name ? " for " : "",
+                       b1->name ? b1->name : "", mt_last(h));
+    if (gamma && !res) return mt_fail(c, op, "a layer scale needs a residual");
+    float *a = NULL;
+    if (b1 || act != MT_ACT_NONE) {
+        a = arena_alloc(&c->arena, h->numel * sizeof(float));
+        mt_bias_act_rows(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
+        mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
+    }
+    Tensor xa = *h;
+    if (a) xa.data = a;
+    linear_gemm(c, &xa, w, b, NULL, res, gamma, y);
+    Tensor *in[6] = {h, b1, w, b, res, gamma};
+    if (mt_needs_grad(c, in, 6)) {
+        Node *n = mt_record(c, op, act_linear_backward, y, in, 6);
+        n->overwrites = 1u | (res ? 1u << 4 : 0u); /* h, res */
+        n->saved = a;
+        n->i[0] = (int)act;
+    }
+    return y;
+}
+
 Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma) {
     Tensor *in[5] = {x, w, b, res, gamma};
     if (c->failed || !x || !w || !res) return NULL;
-    if (mt_needs_grad(c, in, 5)) return mt_residual(c, res, mt_linear(c, x, w, b), gamma);
+    if (mt_needs_grad(c, in, 5)) return mt_act_linear_residual(c, x, NULL, MT_ACT_NONE, w, b, res, gamma);
     Tensor *y = linear_out(c, "linear_residual", x, w, b);
     if (!y || check_residual(c, "linear_residual", y, res, gamma)) return NULL;
     linear_gemm(c, x, w, b, NULL, res, gamma, y);
@@ -160,9 +262,23 @@ static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Te
                          y->data, N2, &ep2) == 0 ? y : NULL;
 }
 
+Tensor *mt_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res,
+                        Tensor *gamma) {
+    Tensor *in[7] = {x, w1, b1, w2, b2, res, gamma};
+    if (c->failed || !x || !w1 || !w2) return NULL;
+    if (mt_needs_grad(c, in, 7))
+        return mt_act_linear_residual(c, mt_linear(c, x, w1, NULL), b1, act, w2, b2, res, gamma);
+    Tensor *h = mt_linear_act(c, x, w1, b1, act);
+    return res ? mt_linear_residual(c, h, w2, b2, res, gamma) : mt_linear(c, h, w2, b2);
+}
+
 Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                              Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
     if (c->failed || !x || !w1 || !w2 || !res) return NULL;
+    Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
+    if (mt_needs_grad(c, in, 9))
+        return mt_mlp_residual(c, groupnorm ? mt_groupnorm1(c, x, nw, nb, eps) : mt_layernorm(c, x, nw, nb, eps), w1,
+                               b1, act, w2, b2, res, gamma);
     Tensor *y = norm_mlp_chained(c, x, groupnorm, nw, nb, eps, w1, b1, act, w2, b2, res, gamma);
     if (y || c->failed) return y;
     return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);

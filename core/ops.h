@@ -61,10 +61,27 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
  * GEMM epilogues. */
 typedef void (*mt_act_tile)(float *x, int rows, int cols, int ld);
 mt_act_tile mt_act_tile_fn(mt_act a);
+/* The activation's backward over a row (MtEpilogue.dact): g = dy * act'(x + bias), dx = g
+ * (acc 0) or dx += g, dbias += g in double; bias, dbias may be NULL, dx may be dy. */
+typedef void (*mt_act_grad_row)(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n,
+                                int acc);
+mt_act_grad_row mt_act_grad_row_fn(mt_act a);
+/* y = act(x + bias) over rows x C floats (bias (C) or NULL), threaded; no tape. */
+void mt_bias_act_rows(mt_act act, float *y, const float *x, const float *bias, size_t rows, int C);
 /* res + gamma * (x @ w^T + b) (gamma (out) or NULL): a block's last linear layer and its
- * residual. Without a tape one GEMM with the rest in its epilogue; with one exactly
- * mt_residual(res, mt_linear(x, w, b), gamma). */
+ * residual. Without a tape one GEMM with the rest in its epilogue; with one
+ * mt_act_linear_residual(x, NULL, MT_ACT_NONE, ...). */
 Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma);
+/* res + gamma * (act(h + b1) @ w^T + b), every term but h and w optional (gamma needs res): an
+ * MLP's last layer in training as one node, the equal of mt_bias_act + mt_linear +
+ * mt_residual without their intermediate tensors (op_linear.c says how). */
+Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor *w, Tensor *b, Tensor *res,
+                               Tensor *gamma);
+/* [res + gamma *] (act(x @ w1^T + b1) @ w2^T + b2), res and gamma optional: an MLP and its
+ * residual. With a tape mt_linear(x, w1) and mt_act_linear_residual; without, mt_linear_act
+ * and mt_linear_residual (or mt_linear), the epilogues doing the rest. */
+Tensor *mt_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res,
+                        Tensor *gamma);
 /* act(norm(x) @ w^T + b), norm = LayerNorm (groupnorm 0) or GroupNorm(1) (groupnorm 1) with
  * weight nw and bias nb (either may be NULL). Without a tape the norm is applied while the
  * GEMM packs x (the normalised x is never stored; same result); with one, the norm op and
@@ -74,7 +91,8 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
 /* res + gamma * (act(norm(x) @ w1^T + b1) @ w2^T + b2): a MetaFormer block's norm2, MLP and
  * residual. Without a tape, where the sizes allow (mt_gemm_chain), the hidden layer is kept
  * a block of rows at a time in cache and never stored; same result as the composition
- * mt_linear_residual(mt_norm_linear_act(...)), which it is otherwise (and with a tape). */
+ * mt_linear_residual(mt_norm_linear_act(...)), which it is otherwise. With a tape the norm
+ * op and mt_mlp_residual. */
 Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                              Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma);
 /* Token mixing with the same fusions: act(token_linear(x)) and res + gamma * token_linear(x);

@@ -24,6 +24,14 @@ static OpProfile *prof_slot(Ctx *c, const char *op) {
 
 void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
 
+void mt_profile_phase(Ctx *c, const char *op) {
+    if (!c->profile) return;
+    double t = seconds();
+    OpProfile *p = prof_slot(c, op);
+    if (p) p->fwd += t - c->prof_t;
+    c->prof_t = t;
+}
+
 void mt_ctx_init(Ctx *c, size_t arena_bytes) {
     memset(c, 0, sizeof *c);
     arena_init(&c->arena, arena_bytes);
@@ -126,6 +134,14 @@ typedef struct PoolItem {
     size_t bytes;
 } PoolItem;
 
+/* A dead buffer of `bytes` (at least a PoolItem) goes on the free list. */
+static void pool_push(Ctx *c, float *buf, size_t bytes) {
+    PoolItem *it = (PoolItem *)(void *)buf;
+    it->bytes = bytes;
+    it->next = c->grad_pool;
+    c->grad_pool = it;
+}
+
 /* A gradient buffer for t from the free list or the arena; zeroed unless fresh (then marked
  * so: see mt_grad_accumulate). Parameters' gradients are never fresh: they accumulate over
  * steps. */
@@ -180,10 +196,7 @@ static void release_grad(Ctx *c, Tensor *t) {
     if (t->is_param || !t->grad || c->keep_grads) return;
     size_t bytes = t->numel * sizeof(float);
     if (bytes < sizeof(PoolItem)) return; /* too small to hold the link: leave it */
-    PoolItem *it = (PoolItem *)(void *)t->grad;
-    it->bytes = bytes;
-    it->next = c->grad_pool;
-    c->grad_pool = it;
+    pool_push(c, t->grad, bytes);
     t->grad = NULL;
 }
 
@@ -231,11 +244,12 @@ static void release_data(Ctx *c, Node *n) {
         const Tensor *in = n->in[i];
         if (in && in->data && in->data < hi && lo < in->data + in->numel) return; /* shares memory */
     }
-    PoolItem *it = (PoolItem *)(void *)t->data;
-    it->bytes = bytes;
-    it->next = c->grad_pool;
-    c->grad_pool = it;
+    pool_push(c, t->data, bytes);
     t->data = NULL;
+}
+
+void mt_recycle(Ctx *c, float *buf, size_t numel) {
+    if (c->recycle_activations && buf && numel * sizeof(float) >= 4096) pool_push(c, buf, numel * sizeof(float));
 }
 
 static int sweep(Ctx *c) {

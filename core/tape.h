@@ -18,7 +18,7 @@ typedef struct Ctx Ctx;
 typedef struct Node Node;
 typedef void (*mt_backward_fn)(Ctx *c, Node *n);
 
-#define MT_NODE_MAXIN 4
+#define MT_NODE_MAXIN 6
 struct Node {
     const char *op;
     mt_backward_fn backward;
@@ -113,6 +113,11 @@ static inline int mt_grad_accumulate(Tensor *t) {
     return acc;
 }
 
+/* In a backward, a buffer of numel floats the op kept for it (n->saved, an activation's
+ * worth) is dead: with c->recycle_activations it joins the free list later gradient buffers
+ * come from, as outputs' data do. */
+void mt_recycle(Ctx *c, float *buf, size_t numel);
+
 /* Does an op with these inputs need a tape node? (grad on and some input requires grad) */
 int mt_needs_grad(Ctx *c, Tensor *const *in, int nin);
 /* Append a node for out = op(in...). Marks out->requires_grad. Returns the node to fill. */
@@ -127,6 +132,9 @@ int mt_backward_seed(Ctx *c, Tensor *out, const float *seed);
 
 /* Start the forward clock of a profiled step (call right before the forward). */
 void mt_profile_mark(Ctx *c);
+/* Inside an op's forward, before it records its node: the time since the last node goes to
+ * op's line instead (an element-wise pass that a GEMM-backed op runs shows as that pass). */
+void mt_profile_phase(Ctx *c, const char *op);
 
 /* Deterministic uniform [0,1) for dropout: element i of the current draw. */
 float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i);

@@ -82,6 +82,10 @@ Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act ac
     if (foldable && res && !mlp->sgu)
         return mt_norm_mlp_residual(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
                                     mlp->fc1_b, act, mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
+    /* training with drop path (no residual here) and MLPs without a norm to fold */
+    if (!mlp->gated && !mlp->sgu && (!nm || (foldable && c->grad_enabled)))
+        return mt_mlp_residual(c, nm ? norm_forward(c, nm, x) : x, mat_view(c, mlp->fc1_w), mlp->fc1_b, act,
+                               mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
     if (foldable) {
         h = mt_norm_linear_act(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
                                mlp->fc1_b, act);

@@ -35,7 +35,7 @@ static void sgemm_rate(int threads) {
 
 static int is_gemm_op(const char *op) {
     return !strcmp(op, "linear") || !strcmp(op, "token_linear") || !strcmp(op, "conv2d") || !strcmp(op, "bmm") ||
-           !strcmp(op, "attention");
+           !strcmp(op, "attention") || !strcmp(op, "act_linear_residual");
 }
 
 static void help(void) {
@@ -185,7 +185,8 @@ static int bench(int argc, char **argv) {
                 if (is_gemm_op(c.prof[i].op)) g += c.prof[i].fwd + c.prof[i].bwd;
             printf("                         %-16s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
                    1e3 * tot / steps, 1e3 * dt / steps, 1e3 * topt / steps);
-            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention): %.1f%% of step time; other ops %.1f%%; "
+            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual): %.1f%% of step "
+                   "time; other ops %.1f%%; "
                    "optimizer %.1f%%; the rest (tape, loss) %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt,
                    100 * topt / dt, 100 * (dt - tot - topt) / dt);
         }

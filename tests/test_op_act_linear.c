@@ -1,0 +1,207 @@
+/* act_linear_residual (an MLP's last layer in training as one node) and the GEMM epilogue
+ * that takes an activation's backward:
+ *   - the epilogue (C *= act'(pre + bias), column sums) equals the GEMM followed by the row
+ *     kernel, for every activation, precision and kernel path, batched too;
+ *   - gradients against finite differences, with and without every optional term, with h
+ *     also read by another op (its gradient accumulates) and as activations (fresh buffers);
+ *   - output and every gradient equal to the ops it stands for (bias_act + linear +
+ *     residual), on every path, fp32 and bf16, on a shape with edge tiles and threads;
+ *   - mlp_residual: gradients, and the shapes errors name. */
+#include "gradcheck.h"
+#include "core/gemm.h"
+
+static const mt_act acts[] = {MT_ACT_GELU, MT_ACT_GELU_TANH, MT_ACT_RELU, MT_ACT_SILU, MT_ACT_NONE};
+
+/* The epilogue against the plain GEMM + row kernel: dh (M x K) = dy (M x N) @ W (N x K). */
+static void check_epilogue(void) {
+    int M = 150, N = 70, K = 200, batch = 3;
+    size_t mk = (size_t)M * K * batch;
+    float *dy = malloc((size_t)M * N * batch * 4), *W = malloc((size_t)N * K * 4), *pre = malloc(mk * 4);
+    float *b = malloc((size_t)K * 4), *got = malloc(mk * 4), *want = malloc(mk * 4);
+    int nt = omp_get_max_threads();
+    double *part = malloc((size_t)nt * K * 8), *ref = malloc((size_t)K * 8);
+    for (size_t i = 0; i < (size_t)M * N * batch; i++) dy[i] = gc_uniform() * 2 - 1;
+    for (int i = 0; i < N * K; i++) W[i] = gc_uniform() * 0.4f - 0.2f;
+    for (size_t i = 0; i < mk; i++) pre[i] = gc_uniform() * 6 - 3;
+    for (int i = 0; i < K; i++) b[i] = gc_uniform() - 0.5f;
+    const int precs[] = {MT_FP32, MT_BF16};
+    for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
+        for (int pi = 0; pi < 2; pi++)
+            for (int ai = 0; ai < 5; ai++)
+                for (int bt = 0; bt < 2; bt++) { /* bt 1: batched, three GEMMs sharing W */
+                    mt_gemm_test_path(fb);
+                    int nb = bt ? batch : 1;
+                    mt_act_grad_row d = mt_act_grad_row_fn(acts[ai]);
+                    mt_gemm_batched(precs[pi], MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, (long)M * N, W, K, 0,
+                                    0.0f, want, K, (long)M * K, nb);
+                    memset(ref, 0, (size_t)K * 8);
+                    for (size_t r = 0; r < (size_t)M * nb; r++)
+                        d(want + r * K, want + r * K, pre + r * K, b, ref, K, 0);
+                    memset(part, 0, (size_t)nt * K * 8);
+                    for (size_t i = 0; i < mk; i++) got[i] = NAN; /* beta 0: C is not read */
+                    MtEpilogue ep = {.dact = d, .pre = pre, .pre_bias = b, .colsum = part, .colsum_stride = K};
+                    mt_gemm_batched_ep(precs[pi], MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, (long)M * N, W, K, 0,
+                                       0.0f, got, K, (long)M * K, nb, &ep);
+                    float sums[2][200];
+                    for (int j = 0; j < K; j++) {
+                        double s = 0;
+                        for (int t = 0; t < nt; t++) s += part[(size_t)t * K + j];
+                        sums[0][j] = (float)s, sums[1][j] = (float)ref[j];
+                    }
+                    char name[96];
+                    snprintf(name, sizeof name, "dact epilogue %s%s act %d%s", mt_gemm_path_name(fb),
+                             pi ? "bf16" : "fp32", ai, bt ? " batched" : "");
+                    gc_expect(name, got, want, (size_t)M * K * nb, 0.0);
+                    snprintf(name, sizeof name, "dact column sums %s%s act %d%s", mt_gemm_path_name(fb),
+                             pi ? "bf16" : "fp32", ai, bt ? " batched" : "");
+                    gc_expect(name, sums[0], sums[1], K, 1e-6);
+                }
+    mt_gemm_test_path(0);
+    free(dy), free(W), free(pre), free(b), free(got), free(want), free(part), free(ref);
+}
+
+typedef struct {
+    mt_act act;
+    int b1, b, res, gamma, shared; /* which optional terms; shared: h also feeds another op */
+} Variant;
+
+/* in: h, b1, w, b, res, gamma, w3 (the other consumer of h) */
+static Tensor *f_fused(Ctx *c, Tensor **in, void *arg) {
+    const Variant *v = arg;
+    Tensor *y = mt_act_linear_residual(c, in[0], v->b1 ? in[1] : NULL, v->act, in[2], v->b ? in[3] : NULL,
+                                       v->res ? in[4] : NULL, v->gamma ? in[5] : NULL);
+    return v->shared ? mt_add(c, y, mt_linear(c, in[0], in[6], NULL)) : y;
+}
+/* the same from the separate ops */
+static Tensor *f_parts(Ctx *c, Tensor **in, void *arg) {
+    const Variant *v = arg;
+    Tensor *a = v->b1 ? mt_bias_act(c, in[0], in[1], v->act) : mt_activation(c, in[0], v->act);
+    Tensor *y = mt_linear(c, a, in[2], v->b ? in[3] : NULL);
+    if (v->res) y = mt_residual(c, in[4], y, v->gamma ? in[5] : NULL);
+    return v->shared ? mt_add(c, y, mt_linear(c, in[0], in[6], NULL)) : y;
+}
+/* in: x, w1, b1, w2, b2, res, gamma */
+static Tensor *f_mlp(Ctx *c, Tensor **in, void *arg) {
+    (void)arg;
+    return mt_mlp_residual(c, in[0], in[1], in[2], MT_ACT_GELU, in[3], in[4], in[5], in[6]);
+}
+
+/* Output and all gradients of f_fused and f_parts for one variant; returns 1 on a mismatch. */
+static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec, double tol) {
+    float *out[2] = {0}, *grads[2][7] = {{0}};
+    size_t nout = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        Ctx c;
+        mt_ctx_init(&c, 1 << 20);
+        c.precision = prec;
+        c.poison_fresh = 1;
+        for (int k = 0; k < nin; k++) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
+        Tensor *o = (pass ? f_parts : f_fused)(&c, in, v);
+        if (!o) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
+        nout = o->numel;
+        float *seed = malloc(nout * sizeof(float));
+        for (size_t i = 0; i < nout; i++) seed[i] = (float)((i * 7919u) % 1000u) / 500.0f - 1.0f;
+        if (mt_backward_seed(&c, o, seed)) fprintf(stderr, "[%s] backward: %s\n", name, c.err), gc_failures++;
+        out[pass] = malloc(nout * sizeof(float));
+        memcpy(out[pass], o->data, nout * sizeof(float));
+        for (int k = 0; k < nin; k++) {
+            grads[pass][k] = malloc(in[k]->numel * sizeof(float));
+            memcpy(grads[pass][k], in[k]->grad, in[k]->numel * sizeof(float));
+        }
+        free(seed);
+        mt_ctx_free(&c);
+    }
+    int bad = gc_expect(name, out[0], out[1], nout, tol);
+    static const char *gn[7] = {"dh", "db1", "dw", "db", "dres", "dgamma", "dw3"};
+    for (int k = 0; k < nin && !bad; k++) {
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s %s", name, gn[k]);
+        /* parameter gradients are sums over rows: their size sets the scale of rounding */
+        double scale = 0;
+        for (size_t i = 0; i < in[k]->numel; i++) scale = fmax(scale, fabs(grads[1][k][i]));
+        for (size_t i = 0; i < in[k]->numel && !bad; i++)
+            if (!(fabs((double)grads[0][k][i] - grads[1][k][i]) <= tol * (1.0 + scale))) {
+                fprintf(stderr, "[%s] elem %zu: fused %.7g, separate ops %.7g\n", nm, i, grads[0][k][i], grads[1][k][i]);
+                gc_failures++;
+                bad = 1;
+            }
+    }
+    if (!bad) printf("%-28s ok (gradients too)\n", name);
+    for (int p = 0; p < 2; p++) {
+        free(out[p]);
+        for (int k = 0; k < nin; k++) free(grads[p][k]);
+    }
+    return bad;
+}
+
+int main(void) {
+    check_epilogue();
+    ParamList p = {0};
+    /* small: finite differences */
+    Tensor *h = gc_input(&p, "h", 3, (int[]){2, 3, 9}, -2, 2);
+    Tensor *b1 = gc_input(&p, "b1", 1, (int[]){9}, -1, 1);
+    Tensor *w = gc_input(&p, "w", 2, (int[]){5, 9}, -1, 1);
+    Tensor *b = gc_input(&p, "b", 1, (int[]){5}, -1, 1);
+    Tensor *res = gc_input(&p, "res", 3, (int[]){2, 3, 5}, -1, 1);
+    Tensor *gamma = gc_input(&p, "gamma", 1, (int[]){5}, -1, 1);
+    Tensor *w3 = gc_input(&p, "w3", 2, (int[]){5, 9}, -1, 1);
+    Tensor *in[7] = {h, b1, w, b, res, gamma, w3};
+    Variant vs[] = {
+        {MT_ACT_GELU, 1, 1, 1, 1, 0}, {MT_ACT_GELU, 1, 1, 1, 1, 1}, {MT_ACT_SILU, 0, 1, 1, 0, 0},
+        {MT_ACT_GELU_TANH, 1, 0, 0, 0, 0}, {MT_ACT_NONE, 1, 1, 1, 1, 1}, {MT_ACT_NONE, 0, 0, 1, 1, 0},
+        {MT_ACT_RELU, 1, 1, 1, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        char name[96];
+        Variant *v = &vs[i];
+        snprintf(name, sizeof name, "act_linear act %d%s%s%s%s%s", (int)v->act, v->b1 ? " b1" : "", v->b ? " b" : "",
+                 v->res ? " res" : "", v->gamma ? " gamma" : "", v->shared ? " shared h" : "");
+        gradcheck(name, f_fused, in, 7, v, 1e-2f, 1e-3, 1e-2);
+    }
+    Tensor *x = gc_input(&p, "x", 3, (int[]){2, 3, 5}, -1, 1);
+    Tensor *w1 = gc_input(&p, "w1", 2, (int[]){9, 5}, -1, 1);
+    Tensor *mlp_in[7] = {x, w1, b1, w, b, res, gamma};
+    gradcheck("mlp_residual", f_mlp, mlp_in, 7, NULL, 1e-2f, 1e-3, 1e-2);
+
+    /* larger: against the separate ops on every kernel path (K 300 > one tile, N 70, edge tiles) */
+    Tensor *hl = gc_input(&p, "hl", 3, (int[]){3, 67, 300}, -3, 3);
+    Tensor *b1l = gc_input(&p, "b1l", 1, (int[]){300}, -1, 1);
+    Tensor *wl = gc_input(&p, "wl", 2, (int[]){70, 300}, -0.1f, 0.1f);
+    Tensor *bl = gc_input(&p, "bl", 1, (int[]){70}, -1, 1);
+    Tensor *rl = gc_input(&p, "rl", 3, (int[]){3, 67, 70}, -1, 1);
+    Tensor *gl = gc_input(&p, "gl", 1, (int[]){70}, -1, 1);
+    Tensor *w3l = gc_input(&p, "w3l", 2, (int[]){70, 300}, -0.1f, 0.1f);
+    Tensor *inl[7] = {hl, b1l, wl, bl, rl, gl, w3l};
+    const int precs[] = {MT_FP32, MT_BF16};
+    for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
+        for (int pi = 0; pi < 2; pi++)
+            for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+                mt_gemm_test_path(fb);
+                char name[96];
+                snprintf(name, sizeof name, "act_linear = parts %s%s variant %zu", mt_gemm_path_name(fb),
+                         pi ? "bf16" : "fp32", i);
+                /* fp32: sums in another order (gamma * colsum(dy) vs colsum(gamma * dy)); bf16: the same
+                 * operands rounded at other places (dy vs gamma * dy) */
+                compare(name, inl, 7, &vs[i], precs[pi], pi ? 2e-2 : 2e-5);
+            }
+    mt_gemm_test_path(0);
+
+    /* errors name the op and the shapes */
+    Ctx c;
+    mt_ctx_init(&c, 1 << 16);
+    if (mt_act_linear_residual(&c, h, w, MT_ACT_GELU, w, b, res, gamma) || !strstr(c.err, "act_linear_residual") ||
+        !strstr(c.err, "(5,9)") || !strstr(c.err, "(2,3,9)"))
+        fprintf(stderr, "bad b1 not reported: '%s'\n", c.err), gc_failures++;
+    else printf("%-28s ok: %s\n", "b1 shape error", c.err);
+    mt_ctx_reset(&c);
+    if (mt_act_linear_residual(&c, h, b1, MT_ACT_GELU, w, b, NULL, gamma) || !strstr(c.err, "layer scale needs a residual"))
+        fprintf(stderr, "gamma without res not reported: '%s'\n", c.err), gc_failures++;
+    else printf("%-28s ok: %s\n", "gamma without residual", c.err);
+    mt_ctx_reset(&c);
+    if (mt_act_linear_residual(&c, h, b1, (mt_act)42, w, b, res, gamma) || !strstr(c.err, "unknown activation 42"))
+        fprintf(stderr, "bad activation not reported: '%s'\n", c.err), gc_failures++;
+    else printf("%-28s ok: %s\n", "bad activation", c.err);
+    mt_ctx_free(&c);
+    mt_params_free(&p);
+    return gc_report();
+}
