@@ -7,12 +7,16 @@
  *
  * Why one op: recorded as norm, pool - n and residual, the branch stores n and pool(n) - n and
  * makes ~7 passes over memory forward and ~10 backward. Here the forward saves only mu and
- * rstd; n is recomputed from x a few rows at a time into a per-thread ring of R = min(k, H)
- * rows (the pool window's height) and pooled from there.
+ * rstd and stores nothing but y. The pool's window mean of an affine map is the map of the
+ * mean, so the bias cancels and pool(n) - n = w rstd (pool(x - mu) - (x - mu)) (the identity
+ * mt_pool_residual uses; mu stays subtracted so a large sample mean costs no precision):
+ *   y = x + gamma w rstd (pool(x - mu) - (x - mu))
+ * Window sums go in two steps: per output row the column sums of its window's rows (one long
+ * loop over the row), then per position the sum of 2r + 1 of those, 16 channels at a time in
+ * registers. Same values as the three ops to float rounding (avgpool2d sums n row by row).
  *
- * Backward, with p = pool(n) - n, u = pool(xhat) - xhat (so p = w u: the bias and the mean
- * cancel in pool(n) - n):
- *   dp = gamma dy, dgamma = sum p dy = w S,  S = sum dy u (per channel)
+ * Backward, with u = pool(xhat) - xhat (so pool(n) - n = w u):
+ *   dp = gamma dy, dgamma = sum (pool(n) - n) dy = w S,  S = sum dy u (per channel)
  *   dn = pool^T(dp) - dp    (pool^T: each position gathers dp / count of every window covering
  *                            it, which are the outputs in its own window, see op_pool.c)
  *   dw = sum dn xhat = sum dp u = gamma S   (pool^T is pool's adjoint)
@@ -21,16 +25,15 @@
  *   dx = dy + rstd (w dn - xhat mean_s(dxhat xhat)),  mean_s(dxhat xhat) = sum_c w gamma S_s / |s|
  *   (S_s: the sample's share of S; affine: dx = dy + w dn)
  * So one per-channel sum S gives every parameter gradient and GroupNorm's sample term. Pass 1
- * accumulates S from a ring of xhat; pass 2 (once a sample's S is complete; with the affine
- * norm, in the same pass) writes dx from a ring of dp / count. Nothing is stored between them.
+ * accumulates S; pass 2 (once the sample's S is complete; with the affine norm, in the same
+ * pass) writes dx, pool^T as column sums of dy / rows, then 2r + 1 of those times 1 / cols.
+ * Nothing is stored between the passes.
  *
  * Work is split by sample: a stage-1 sample of PoolFormer-S12 (56x56x64 floats, 800 KB) stays
  * in L2 between the statistics and the output (forward) and between the two passes
  * (backward), so x and dy come from memory about once. With fewer samples than threads, by
- * bands of rows whose rings start r rows above the band. S is summed per task (sample or band)
- * and the tasks' sums added in order: gradients do not depend on the thread count. Window sums
- * are column sums of the ring rows, then 2r + 1 of those: the same sums as avgpool2d's (row by
- * row) to float rounding; every other value is computed as the three ops compute it. */
+ * bands of rows (a band reads r rows above and below it). S is summed per task (sample or
+ * band) and the tasks' sums added in order: gradients do not depend on the thread count. */
 #include "core/ops.h"
 #include "core/op_util.h"
 #include <math.h>
@@ -46,9 +49,9 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* The shapes and per-channel vectors every kernel reads. */
 typedef struct {
-    int B, H, W, C, r, R; /* R: ring rows */
-    size_t S, WC;         /* floats per sample, per image row */
-    const float *w, *b, *g; /* (C): weight, bias, gamma (ones / zeros / ones when absent) */
+    int B, H, W, C, r;
+    size_t S, WC;        /* floats per sample, per image row */
+    const float *w, *g;  /* (C): weight, gamma (ones when absent); the bias cancels */
 } Geo;
 
 /* Work split: nb bands of rows per sample (1: whole samples). */
@@ -58,115 +61,78 @@ static int bands(const Geo *q, int par) {
 }
 static int band_lo(const Geo *q, int nb, int band) { return (int)((long)band * q->H / nb); }
 
-/* Per-thread scratch: two rings of R image rows and a row of column sums (64-byte aligned). */
-static size_t scratch_stride(const Geo *q) { return ((2 * q->R + 1) * q->WC + 15) / 16 * 16; }
+/* Per-thread scratch: a row of column sums, 1 / cols per column, a (C) row of coefficients. */
+static size_t scratch_stride(const Geo *q) { return (q->WC + q->W + q->C + 15) / 16 * 16; }
 
-/* Ring slot of image row i. */
-static inline float *slot(const Geo *q, float *ring, int i) { return ring + (size_t)(i % q->R) * q->WC; }
-
-/* One image row of xhat = (x - m) * rs, or (with_affine) of n = xhat * w + b (the norm ops' order). */
-static void norm_row(const Geo *q, const float *xr, float *restrict d, float m, float rs, int with_affine) {
-    size_t C = q->C;
-    for (int j = 0; j < q->W; j++) {
-        const float *s = xr + j * C;
-        float *o = d + j * C;
-        if (with_affine) {
-#pragma omp simd
-            for (size_t ch = 0; ch < C; ch++) o[ch] = (s[ch] - m) * rs * q->w[ch] + q->b[ch];
-        } else {
-#pragma omp simd
-            for (size_t ch = 0; ch < C; ch++) o[ch] = (s[ch] - m) * rs;
-        }
-    }
+/* 1 / (valid rows of output row i's window): pool^T's row factor. */
+static inline float inv_rows(const Geo *q, int i) {
+    return 1.0f / (float)(imin(i + q->r, q->H - 1) - imax(i - q->r, 0) + 1);
 }
 
-/* One image row (index i) of dp / count = gamma dy / count: pool^T's terms, as avgpool2d's backward. */
-static void dq_row(const Geo *q, const float *dyr, float *restrict d, int i) {
-    int r = q->r;
-    size_t C = q->C;
-    int rows = imin(i + r, q->H - 1) - imax(i - r, 0) + 1;
-    for (int j = 0; j < q->W; j++) {
-        int cols = imin(j + r, q->W - 1) - imax(j - r, 0) + 1;
-        float inv = 1.0f / (float)(rows * cols);
-        const float *s = dyr + j * C;
-        float *o = d + j * C;
+/* cs[e] = sum over rows lo..lo+nr-1 of (x[e] - m) * f(row), f = 1 or (by_rows) 1 / rows(row):
+ * the window's column sums for one output row, over the whole row in one contiguous loop. */
+static void col_sums(const Geo *q, const float *xs, int lo, int nr, float m, int by_rows, float *restrict cs) {
+    const float *r0 = xs + (size_t)lo * q->WC;
+    float f = by_rows ? inv_rows(q, lo) : 1.0f;
 #pragma omp simd
-        for (size_t ch = 0; ch < C; ch++) o[ch] = inv * (s[ch] * q->g[ch]);
+    for (size_t e = 0; e < q->WC; e++) cs[e] = (r0[e] - m) * f;
+    for (int u = 1; u < nr; u++) {
+        const float *ru = xs + (size_t)(lo + u) * q->WC;
+        f = by_rows ? inv_rows(q, lo + u) : 1.0f;
+#pragma omp simd
+        for (size_t e = 0; e < q->WC; e++) cs[e] += (ru[e] - m) * f;
     }
-}
-
-/* The window's column sums for output row i: cs[j] = sum of the ring's nr rows from slot s0 at
- * column j (a contiguous loop over the whole row; the ring row itself when nr is 1). The
- * window sum at (i, j) is then cs[j0] + ... + cs[j1]: 2k adds per value instead of k^2, and
- * no short loops. (avgpool2d adds the window row by row: the same sum to float rounding.) */
-static const float *col_sums(const Geo *q, const float *ring, int s0, int nr, float *restrict cs) {
-    const float *r0 = ring + (size_t)s0 * q->WC;
-    if (nr == 1) return r0;
-    int s1 = s0 + 1 == q->R ? 0 : s0 + 1;
-    const float *r1 = ring + (size_t)s1 * q->WC;
-#pragma omp simd
-    for (size_t e = 0; e < q->WC; e++) cs[e] = r0[e] + r1[e];
-    for (int u = 2, sl = s1; u < nr; u++) {
-        sl = sl + 1 == q->R ? 0 : sl + 1;
-        const float *ru = ring + (size_t)sl * q->WC;
-#pragma omp simd
-        for (size_t e = 0; e < q->WC; e++) cs[e] += ru[e];
-    }
-    return cs;
 }
 
 /* Channels go in blocks of CB: the kernels below are called with len = CB (a constant once
  * inlined, so a window's sums stay in registers) and once with the remainder C % CB. */
 #define CB 16
 
-/* The window of one output position. */
-typedef struct {
-    int j0, j1; /* first and last column */
-    float inv;  /* 1 / count */
-} Win;
-
-/* a[l] = the window's sum at channel l of the block (cs from the block's first channel). */
-static inline __attribute__((always_inline)) void wsum(const Geo *q, const float *cs, Win v, int len, float *restrict a) {
-    const float *s = cs + (size_t)v.j0 * q->C;
+/* a[l] = sum over columns j0..j1 of cs (from the block's first channel), each times icol[j]
+ * when icol is given. */
+static inline __attribute__((always_inline)) void hsum(const Geo *q, const float *cs, int j0, int j1,
+                                                       const float *icol, int len, float *restrict a) {
+    const float *s = cs + (size_t)j0 * q->C;
+    float f = icol ? icol[j0] : 1.0f;
 #pragma omp simd
-    for (int l = 0; l < len; l++) a[l] = s[l];
-    for (int jj = v.j0 + 1; jj <= v.j1; jj++) {
+    for (int l = 0; l < len; l++) a[l] = s[l] * f;
+    for (int jj = j0 + 1; jj <= j1; jj++) {
         s += q->C;
+        f = icol ? icol[jj] : 1.0f;
 #pragma omp simd
-        for (int l = 0; l < len; l++) a[l] += s[l];
+        for (int l = 0; l < len; l++) a[l] += s[l] * f;
     }
 }
 
-/* Forward, one block: o = x + gamma (pool(n) - n). ring, n, x, o, g at the block's first channel. */
-static inline __attribute__((always_inline)) void fwd_block(const Geo *q, const float *cs, Win v, const float *n,
-                                                            const float *x, const float *g, float *o, int len) {
+/* Forward, one block: y = x + cf (pool(x - m) - (x - m)), cf = gamma w rs. */
+static inline __attribute__((always_inline)) void fwd_block(const Geo *q, const float *cs, int j0, int j1, float inv,
+                                                            const float *x, float m, const float *cf, float *y,
+                                                            int len) {
     float a[CB];
-    wsum(q, cs, v, len, a);
+    hsum(q, cs, j0, j1, NULL, len, a);
 #pragma omp simd
-    for (int l = 0; l < len; l++) o[l] = x[l] + g[l] * (a[l] * v.inv - n[l]);
+    for (int l = 0; l < len; l++) y[l] = x[l] + cf[l] * (a[l] * inv - (x[l] - m));
 }
 
-/* Backward, one block: S += dy (pool(xhat) - xhat). */
-static inline __attribute__((always_inline)) void s_block(const Geo *q, const float *cs, Win v, const float *xh,
-                                                          const float *dy, double *restrict S, int len) {
+/* Backward, one block: S += dy (pool(x - m) - (x - m)) (= dy u / rs). */
+static inline __attribute__((always_inline)) void s_block(const Geo *q, const float *cs, int j0, int j1, float inv,
+                                                          const float *x, float m, const float *dy,
+                                                          double *restrict S, int len) {
     float a[CB];
-    wsum(q, cs, v, len, a);
+    hsum(q, cs, j0, j1, NULL, len, a);
 #pragma omp simd
-    for (int l = 0; l < len; l++) S[l] += (double)dy[l] * (a[l] * v.inv - xh[l]);
+    for (int l = 0; l < len; l++) S[l] += (double)dy[l] * (a[l] * inv - (x[l] - m));
 }
 
-/* Backward, one block: dn = pool^T(gamma dy) - gamma dy (ring: gamma dy / count),
- * dx = dy + rs (w dn - xhat bb). cs: column sums of gamma dy / count. */
-static inline __attribute__((always_inline)) void dx_block(const Geo *q, const float *cs, Win v, const float *dy,
-                                                           const float *x, const float *g, const float *w, float m,
-                                                           float rs, float bb, int acc, float *d, int len) {
+/* Backward, one block: with a = pool^T(dy) (cs: column sums of dy / rows, icol: 1 / cols),
+ * dn = gamma (a - dy), dx = dy + rs w dn - (x - m) rs^2 bb = dy + cw (a - dy) - (x - m) c2. */
+static inline __attribute__((always_inline)) void dx_block(const Geo *q, const float *cs, int j0, int j1,
+                                                           const float *icol, const float *dy, const float *x, float m,
+                                                           const float *cw, float c2, int acc, float *d, int len) {
     float a[CB];
-    wsum(q, cs, v, len, a);
+    hsum(q, cs, j0, j1, icol, len, a);
 #pragma omp simd
-    for (int l = 0; l < len; l++) {
-        float dn = a[l] - dy[l] * g[l];
-        GRAD_PUT(acc, d[l], dy[l] + rs * (dn * w[l] - (x[l] - m) * rs * bb));
-    }
+    for (int l = 0; l < len; l++) GRAD_PUT(acc, d[l], dy[l] + cw[l] * (a[l] - dy[l]) - (x[l] - m) * c2);
 }
 
 /* Sums of x and x^2 over rows [i0, i1) of one sample, position by position (groupnorm1's order). */
@@ -195,21 +161,20 @@ static void finish_stats(const Geo *q, double sum, double sq, float eps, float *
 
 /* Output rows [i0, i1) of sample xs into ys; scr: the thread's scratch. */
 static void forward_rows(const Geo *q, const float *xs, float *ys, int i0, int i1, float m, float rs, float *scr) {
-    float *ring = scr, *csbuf = scr + 2 * q->R * q->WC;
-    int r = q->r, next = imax(i0 - r, 0);
+    int r = q->r;
     size_t C = q->C;
+    float *cs = scr, *cf = scr + q->WC + q->W;
+    for (size_t ch = 0; ch < C; ch++) cf[ch] = q->g[ch] * q->w[ch] * rs;
     for (int i = i0; i < i1; i++) {
-        int lo = imax(i - r, 0), hi = imin(i + r, q->H - 1), nr = hi - lo + 1;
-        for (; next <= hi; next++) norm_row(q, xs + next * q->WC, slot(q, ring, next), m, rs, 1);
-        const float *nrow = slot(q, ring, i), *xrow = xs + i * q->WC, *cs = col_sums(q, ring, lo % q->R, nr, csbuf);
-        float *yrow = ys + i * q->WC;
+        int lo = imax(i - r, 0), nr = imin(i + r, q->H - 1) - lo + 1;
+        col_sums(q, xs, lo, nr, m, 0, cs);
         for (int j = 0; j < q->W; j++) {
             int j0 = imax(j - r, 0), j1 = imin(j + r, q->W - 1);
-            Win v = {j0, j1, 1.0f / (float)(nr * (j1 - j0 + 1))};
-            size_t c0 = 0, at = j * C;
-            for (; c0 + CB <= C; c0 += CB)
-                fwd_block(q, cs + c0, v, nrow + at + c0, xrow + at + c0, q->g + c0, yrow + at + c0, CB);
-            if (c0 < C) fwd_block(q, cs + c0, v, nrow + at + c0, xrow + at + c0, q->g + c0, yrow + at + c0, (int)(C - c0));
+            float inv = 1.0f / (float)(nr * (j1 - j0 + 1));
+            size_t at = i * q->WC + j * C, c0;
+            for (c0 = 0; c0 + CB <= C; c0 += CB)
+                fwd_block(q, cs + c0, j0, j1, inv, xs + at + c0, m, cf + c0, ys + at + c0, CB);
+            if (c0 < C) fwd_block(q, cs + c0, j0, j1, inv, xs + at + c0, m, cf + c0, ys + at + c0, (int)(C - c0));
         }
     }
 }
@@ -223,58 +188,52 @@ typedef struct {
     int acc;                           /* dx accumulates (mt_grad_accumulate) */
 } Bw;
 
-/* Rows [i0, i1) of sample s. With S: S[ch] += dy u, u = pool(xhat) - xhat. With dx:
- * dx = dy + rs (w dn - xhat bb), dn = pool^T(gamma dy) - gamma dy. scr: the thread's rings. */
+/* Rows [i0, i1) of sample s. With S: S[ch] += dy u / rs, u = pool(xhat) - xhat. With dx:
+ * dx = dy + rs (w dn - xhat bb), dn = pool^T(gamma dy) - gamma dy. scr: the thread's scratch. */
 static void backward_rows(const Bw *k, int s, int i0, int i1, double *restrict S, int want_dx, float bb, float *scr) {
     const Geo *q = k->q;
     int r = q->r, acc = k->acc;
     size_t C = q->C;
-    float m = k->mean ? k->mean[s] : 0.0f, rs = k->mean ? k->rstd[s] : 1.0f;
+    float m = k->mean ? k->mean[s] : 0.0f, rs = k->mean ? k->rstd[s] : 1.0f, c2 = rs * rs * bb;
     const float *xs = k->x + s * q->S, *dys = k->dy + s * q->S;
-    float *ringx = scr, *ringq = scr + q->R * q->WC, *csbuf = ringq + q->R * q->WC;
-    float *dxs = want_dx ? k->dx + s * q->S : NULL;
-    int nextx = imax(i0 - r, 0), nextq = nextx;
+    float *cs = scr, *icol = scr + q->WC, *cw = icol + q->W, *dxs = want_dx ? k->dx + s * q->S : NULL;
+    for (int j = 0; j < q->W; j++) icol[j] = 1.0f / (float)(imin(j + r, q->W - 1) - imax(j - r, 0) + 1);
+    for (size_t ch = 0; ch < C; ch++) cw[ch] = rs * q->w[ch] * q->g[ch];
     for (int i = i0; i < i1; i++) {
-        int lo = imax(i - r, 0), hi = imin(i + r, q->H - 1), nr = hi - lo + 1;
-        if (S)
-            for (; nextx <= hi; nextx++) norm_row(q, xs + nextx * q->WC, slot(q, ringx, nextx), m, rs, 0);
-        if (want_dx)
-            for (; nextq <= hi; nextq++) dq_row(q, dys + nextq * q->WC, slot(q, ringq, nextq), nextq);
-        /* one of S and dx per call (pass 1, pass 2), or both (affine): the column sums of the
-         * second overwrite the first's only after its row is done */
-        for (int pass = 0; pass < 2; pass++) {
-            if (pass == 0 ? !S : !want_dx) continue;
-            const float *cs = col_sums(q, pass == 0 ? ringx : ringq, lo % q->R, nr, csbuf);
-            const float *xhrow = slot(q, ringx, i);
+        int lo = imax(i - r, 0), nr = imin(i + r, q->H - 1) - lo + 1;
+        if (S) {
+            col_sums(q, xs, lo, nr, m, 0, cs);
             for (int j = 0; j < q->W; j++) {
                 int j0 = imax(j - r, 0), j1 = imin(j + r, q->W - 1);
-                Win v = {j0, j1, 1.0f / (float)(nr * (j1 - j0 + 1))};
+                float inv = 1.0f / (float)(nr * (j1 - j0 + 1));
                 size_t at = i * q->WC + j * C, c0;
-                const float *g = dys + at;
-                if (pass == 0) {
-                    const float *xh = xhrow + j * C;
-                    for (c0 = 0; c0 + CB <= C; c0 += CB) s_block(q, cs + c0, v, xh + c0, g + c0, S + c0, CB);
-                    if (c0 < C) s_block(q, cs + c0, v, xh + c0, g + c0, S + c0, (int)(C - c0));
-                } else {
-                    const float *xr = xs + at;
-                    float *d = dxs + at;
-                    for (c0 = 0; c0 + CB <= C; c0 += CB)
-                        dx_block(q, cs + c0, v, g + c0, xr + c0, q->g + c0, q->w + c0, m, rs, bb, acc, d + c0, CB);
-                    if (c0 < C)
-                        dx_block(q, cs + c0, v, g + c0, xr + c0, q->g + c0, q->w + c0, m, rs, bb, acc, d + c0,
-                                 (int)(C - c0));
-                }
+                for (c0 = 0; c0 + CB <= C; c0 += CB)
+                    s_block(q, cs + c0, j0, j1, inv, xs + at + c0, m, dys + at + c0, S + c0, CB);
+                if (c0 < C) s_block(q, cs + c0, j0, j1, inv, xs + at + c0, m, dys + at + c0, S + c0, (int)(C - c0));
+            }
+        }
+        if (want_dx) {
+            col_sums(q, dys, lo, nr, 0.0f, 1, cs);
+            for (int j = 0; j < q->W; j++) {
+                int j0 = imax(j - r, 0), j1 = imin(j + r, q->W - 1);
+                size_t at = i * q->WC + j * C, c0;
+                for (c0 = 0; c0 + CB <= C; c0 += CB)
+                    dx_block(q, cs + c0, j0, j1, icol, dys + at + c0, xs + at + c0, m, cw + c0, c2, acc, dxs + at + c0,
+                             CB);
+                if (c0 < C)
+                    dx_block(q, cs + c0, j0, j1, icol, dys + at + c0, xs + at + c0, m, cw + c0, c2, acc, dxs + at + c0,
+                             (int)(C - c0));
             }
         }
     }
 }
 
-/* mean_s(dxhat xhat) of a sample from its S (sum over the sample's nb task rows of St). */
-static float sample_bb(const Geo *q, const double *St, int nb) {
+/* mean_s(dxhat xhat) of sample s from its share of S (nb task rows of St, S = rs St). */
+static float sample_bb(const Geo *q, const double *St, int nb, float rs) {
     double t = 0;
     for (int u = 0; u < nb; u++)
         for (int ch = 0; ch < q->C; ch++) t += (double)q->w[ch] * q->g[ch] * St[(size_t)u * q->C + ch];
-    return (float)(t / (double)q->S);
+    return (float)(t * rs / (double)q->S);
 }
 
 static void pool_branch_backward(Ctx *c, Node *n) {
@@ -308,7 +267,7 @@ static void pool_branch_backward(Ctx *c, Node *n) {
                 if (!gn) backward_rows(&k, s, i0, i1, ST(tk), want_dx, 0.0f, my);
                 else {
                     backward_rows(&k, s, 0, q->H, ST(tk), 0, 0.0f, my);
-                    if (want_dx) backward_rows(&k, s, 0, q->H, NULL, 1, sample_bb(q, ST(tk), 1), my);
+                    if (want_dx) backward_rows(&k, s, 0, q->H, NULL, 1, sample_bb(q, ST(tk), 1, k.rstd[s]), my);
                 }
             }
         } else { /* GroupNorm in bands: every band's S before any dx of its sample */
@@ -320,16 +279,16 @@ static void pool_branch_backward(Ctx *c, Node *n) {
                 for (int tk = 0; tk < ntask; tk++) {
                     int s = tk / nb;
                     backward_rows(&k, s, band_lo(q, nb, tk % nb), band_lo(q, nb, tk % nb + 1), NULL, 1,
-                                  sample_bb(q, ST(s * nb), nb), my);
+                                  sample_bb(q, ST(s * nb), nb, k.rstd[s]), my);
                 }
             }
         }
     }
 #undef ST
-    /* dgamma = sum p dy = w S and dw = sum dn xhat = gamma S; db = sum dn = 0 (nothing to add) */
+    /* S = sum over tasks of rs St; dgamma = w S, dw = gamma S; db = 0 (nothing to add) */
     for (int ch = 0; ch < q->C && (want_g || want_w); ch++) {
         double t = 0;
-        for (int tk = 0; tk < ntask; tk++) t += St[(size_t)tk * q->C + ch];
+        for (int tk = 0; tk < ntask; tk++) t += St[(size_t)tk * q->C + ch] * (gn ? k.rstd[tk / nb] : 1.0f);
         if (want_g) gamma->grad[ch] += (float)(q->w[ch] * t);
         if (want_w) w->grad[ch] += (float)(q->g[ch] * t);
     }
@@ -353,7 +312,7 @@ static int check_vec(Ctx *c, const char *op, const Tensor *x, const char *what, 
     return -1;
 }
 
-/* A (C) row of value v from the arena: an absent weight, bias or gamma. */
+/* A (C) row of value v from the arena: an absent weight or gamma. */
 static const float *fill_row(Ctx *c, int C, float v) {
     float *p = arena_alloc(&c->arena, (size_t)C * sizeof(float));
     for (int j = 0; j < C; j++) p[j] = v;
@@ -378,8 +337,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
     /* Saved for backward: the Geo, then mean[B], rstd[B] (GroupNorm). The vectors it points
      * to are the parameters' data or arena rows, alive until the step ends. */
     Geo *q = arena_alloc(&c->arena, sizeof(Geo) + (groupnorm ? 2 * (size_t)B * sizeof(float) : 0));
-    *q = (Geo){B, H, W, C, k / 2, imin(k, H), (size_t)H * W * C, (size_t)W * C,
-               w ? w->data : fill_row(c, C, 1.0f), b ? b->data : fill_row(c, C, 0.0f),
+    *q = (Geo){B, H, W, C, k / 2, (size_t)H * W * C, (size_t)W * C, w ? w->data : fill_row(c, C, 1.0f),
                gamma ? gamma->data : fill_row(c, C, 1.0f)};
     float *mean = groupnorm ? (float *)(q + 1) : NULL, *rstd = groupnorm ? mean + B : NULL;
     ArenaMark mark = arena_mark(&c->arena);
@@ -392,7 +350,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
     float *yd = y->data;
 #pragma omp parallel if (par)
     {
-        float *ring = scr + (size_t)omp_get_thread_num() * ss;
+        float *my = scr + (size_t)omp_get_thread_num() * ss;
         if (nb == 1) {
 #pragma omp for schedule(static)
             for (int s = 0; s < B; s++) {
@@ -404,7 +362,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
                     finish_stats(q, sum, sq, eps, &mean[s], &rstd[s]);
                     m = mean[s], rs = rstd[s];
                 }
-                forward_rows(q, xs, yd + s * q->S, 0, H, m, rs, ring);
+                forward_rows(q, xs, yd + s * q->S, 0, H, m, rs, my);
             }
         } else {
             if (groupnorm) {
@@ -423,7 +381,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
             for (int tk = 0; tk < ntask; tk++) {
                 int s = tk / nb;
                 forward_rows(q, xd + s * q->S, yd + s * q->S, band_lo(q, nb, tk % nb), band_lo(q, nb, tk % nb + 1),
-                             groupnorm ? mean[s] : 0.0f, groupnorm ? rstd[s] : 1.0f, ring);
+                             groupnorm ? mean[s] : 0.0f, groupnorm ? rstd[s] : 1.0f, my);
             }
         }
     }
