@@ -115,6 +115,13 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input);
  * mean of an affine map being the map of the mean, pool(n) - n = w * rstd_b * (pool(x) - x).
  * No backward: fails when a gradient would be needed. */
 Tensor *mt_pool_residual(Ctx *c, Tensor *x, int k, const float *chan, const float *samp);
+/* x + gamma * (avgpool2d(n) - n) with n = GroupNorm(1)(x) * w + b (groupnorm 1, eps) or
+ * n = x * w + b (groupnorm 0, timm's Affine): PoolFormer's norm1 + pool token mixer + layer-scaled
+ * residual as one taped op ("groupnorm1_pool_residual" / "affine_pool_residual"). x (B, H, W, C);
+ * w, b, gamma (C) or NULL (ones, zeros, ones); k odd. Saves only the per-sample mean and rstd;
+ * values are the composition mt_residual(x, mt_avgpool2d(norm(x), k, 1), gamma)'s to rounding. */
+Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tensor *b, float eps, int k,
+                              Tensor *gamma);
 /* Mean over the token axis: (B, N, C) -> (B, C). Also global average over H x W of (B,H,W,C). */
 Tensor *mt_mean_tokens(Ctx *c, Tensor *x);
 

@@ -164,14 +164,17 @@ static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_a
     return res ? mt_residual(c, res, t, gamma) : t;
 }
 
-/* x + gamma * (pool(norm1(x)) - norm1(x)) in one pass when nothing is recorded and norm1 is
- * GroupNorm(1) or affine (they fold into per-sample and per-channel scales, see
- * mt_pool_residual); NULL when this block cannot take that path. */
+/* x + gamma * (pool(norm1(x)) - norm1(x)) as one op when norm1 is GroupNorm(1) or affine:
+ * recorded, mt_norm_pool_residual (one tape node, saves only the norm's statistics); without a
+ * tape, one pass of mt_pool_residual (the norm folds into per-sample and per-channel scales).
+ * NULL when this block cannot take that path. */
 static Tensor *pool_branch_fused(Ctx *c, const Block *blk, Tensor *x, Tensor *gamma) {
     const Norm *nm = &blk->norm1;
     if (blk->mix.kind != MIX_POOL || (nm->kind != NORM_GROUPNORM && nm->kind != NORM_AFFINE) || !x) return NULL;
     Tensor *in[4] = {x, nm->w, nm->b, gamma};
-    if (mt_needs_grad(c, in, 4)) return NULL;
+    if (mt_needs_grad(c, in, 4))
+        return mt_norm_pool_residual(c, x, nm->kind == NORM_GROUPNORM, vec_view(c, nm->w), vec_view(c, nm->b), nm->eps,
+                                     blk->mix.pool_size, gamma);
     int B = x->shape[0], C = mt_last(x);
     float *chan = arena_alloc(&c->arena, (size_t)C * sizeof(float)), *samp = NULL;
     for (int j = 0; j < C; j++) chan[j] = nm->w->data[j] * (gamma ? gamma->data[j] : 1.0f);
