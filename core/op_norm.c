@@ -235,23 +235,11 @@ static void groupnorm1_stats(Ctx *c, const Tensor *x, float eps, float *mean, fl
     ArenaMark mark = arena_mark(&c->arena);
     double *rsum = arena_alloc(&c->arena, 2 * rows * sizeof(double)), *rsq = rsum + rows;
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x->data + r * C;
-        double s = 0, q = 0;
-#pragma omp simd reduction(+ : s, q)
-        for (int j = 0; j < C; j++) {
-            double v = xr[j];
-            s += v;
-            q += v * v;
-        }
-        rsum[r] = s, rsq[r] = q;
-    }
+    for (size_t r = 0; r < rows; r++) row_sum_sq(x->data + r * C, C, &rsum[r], &rsq[r]);
     for (int s = 0; s < B; s++) {
         double a = 0, q = 0;
         for (size_t r = s * rps; r < (s + 1) * rps; r++) a += rsum[r], q += rsq[r];
-        double m = a / S, var = q / S - m * m;
-        if (mean) mean[s] = (float)m;
-        rstd[s] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+        stats_finish(a, q, S, eps, mean ? &mean[s] : NULL, &rstd[s]);
     }
     arena_release(&c->arena, mark);
 }

@@ -139,22 +139,10 @@ static inline __attribute__((always_inline)) void dx_block(const Geo *q, const f
 static void stats_rows(const Geo *q, const float *xs, int i0, int i1, double *sum, double *sq) {
     int C = q->C;
     for (size_t p = (size_t)i0 * q->W; p < (size_t)i1 * q->W; p++) {
-        const float *xr = xs + p * C;
-        double s = 0, v = 0;
-#pragma omp simd reduction(+ : s, v)
-        for (int ch = 0; ch < C; ch++) {
-            double t = xr[ch];
-            s += t;
-            v += t * t;
-        }
+        double s, v;
+        row_sum_sq(xs + p * C, C, &s, &v);
         *sum += s, *sq += v;
     }
-}
-
-static void finish_stats(const Geo *q, double sum, double sq, float eps, float *mean, float *rstd) {
-    double m = sum / (double)q->S, var = sq / (double)q->S - m * m;
-    *mean = (float)m;
-    *rstd = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
 }
 
 /* ---- forward ---- */
@@ -359,7 +347,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
                 if (groupnorm) {
                     double sum = 0, sq = 0;
                     stats_rows(q, xs, 0, H, &sum, &sq);
-                    finish_stats(q, sum, sq, eps, &mean[s], &rstd[s]);
+                    stats_finish(sum, sq, (double)q->S, eps, &mean[s], &rstd[s]);
                     m = mean[s], rs = rstd[s];
                 }
                 forward_rows(q, xs, yd + s * q->S, 0, H, m, rs, my);
@@ -374,7 +362,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
                 for (int s = 0; s < B; s++) {
                     double sum = 0, sq = 0;
                     for (int u = s * nb; u < (s + 1) * nb; u++) sum += bsum[2 * u], sq += bsum[2 * u + 1];
-                    finish_stats(q, sum, sq, eps, &mean[s], &rstd[s]);
+                    stats_finish(sum, sq, (double)q->S, eps, &mean[s], &rstd[s]);
                 }
             }
 #pragma omp for schedule(static)

@@ -1,6 +1,7 @@
 /* Small helpers shared by the op files (internal to core/). */
 #pragma once
 #include "core/tape.h"
+#include <math.h>
 #include <omp.h>
 #include <stddef.h>
 
@@ -29,6 +30,27 @@ static inline void grad_pass_through(Ctx *c, Node *n, Tensor *t) {
     size_t N = t->numel;
 #pragma omp parallel for simd if (N >= MT_PAR_MIN) schedule(static)
     for (size_t i = 0; i < N; i++) GRAD_PUT(acc, g[i], dy[i]);
+}
+
+/* Sums of x and x^2 over a row of C floats, in double (GroupNorm(1)'s statistics, which
+ * every op that recomputes them must reproduce in the same order). */
+static inline void row_sum_sq(const float *xr, int C, double *sum, double *sq) {
+    double s = 0, q = 0;
+#pragma omp simd reduction(+ : s, q)
+    for (int j = 0; j < C; j++) {
+        double v = xr[j];
+        s += v;
+        q += v * v;
+    }
+    *sum = s, *sq = q;
+}
+
+/* Mean and 1 / sqrt(var + eps) from those sums over n values (var = E[x^2] - mean^2 in double;
+ * mean may be NULL). */
+static inline void stats_finish(double sum, double sq, double n, float eps, float *mean, float *rstd) {
+    double m = sum / n, var = sq / n - m * m;
+    if (mean) *mean = (float)m;
+    *rstd = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
 }
 
 /* Per-thread partial sums for reductions over rows into per-channel gradients:
