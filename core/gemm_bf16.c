@@ -479,10 +479,11 @@ static INL int row_step(int mode, int m) {
  * read in long runs the hardware prefetchers follow (32-float pieces of rows ldc apart were
  * latency-bound: dh of 100352 x 256 x 64 on one thread took 110 ms, the GEMM and a
  * separate pass 18 + 30). */
-static INL void act_grad_tile(const MtEpilogue *ep, float *C, int ldc, const float *P, int col, int mr, int nr) {
+static INL void act_grad_block(const MtEpilogue *ep, float *C, int ldc, const float *P, int col, int rows, int cols) {
     const float *pb = ep->pre_bias ? ep->pre_bias + col : NULL;
     double *cs = ep->colsum ? ep->colsum + (size_t)omp_get_thread_num() * ep->colsum_stride + col : NULL;
-    for (int r = 0; r < mr; r++) ep->dact(C + (size_t)r * ldc, C + (size_t)r * ldc, P + (size_t)r * ldc, pb, cs, nr, 0);
+    for (int r = 0; r < rows; r++)
+        ep->dact(C + (size_t)r * ldc, C + (size_t)r * ldc, P + (size_t)r * ldc, pb, cs, cols, 0);
 }
 
 /* One NR-column panel of a block of mc rows starting at row ic: microkernel tiles down the
@@ -548,7 +549,7 @@ TGT static INL void run_block(int mode, const Job *j, int m0, int m1, int n0, in
                 pack_a(mode, j, ic, mc, pc, kc, pa);
                 size_t at = (size_t)ic * j->ldc + jc;
                 block_tiles(mode, j, kw, pa, pb, j->C + at, j->ldc, j->R ? j->R + at : NULL, ic, mc, jc, nc, beta, ep);
-                if (ep && ep->dact) act_grad_tile(ep, j->C + at, j->ldc, j->P + at, jc, mc, nc);
+                if (ep && ep->dact) act_grad_block(ep, j->C + at, j->ldc, j->P + at, jc, mc, nc);
             }
         }
     }
