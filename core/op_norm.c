@@ -160,6 +160,78 @@ Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
 
 /* ---- GroupNorm(1, C) on channels-last: statistics over a whole sample ---- */
 
+/* A sample (800 KB at PoolFormer-S12's stage 1) fits a core's L2: with at least as many
+ * samples as threads, each thread takes whole samples and makes both passes over one while it
+ * is in cache, so x (and dy) come from DRAM once, not twice. Fewer samples: rows are split
+ * over threads so a small batch still uses every core. */
+static int gn1_by_sample(const Tensor *x) {
+    return x->numel < PAR_MIN || x->shape[0] >= omp_get_max_threads();
+}
+
+/* Backward pass 1 on one row: adds to the dw, db partials (when not NULL); *sg_out, *sgx_out =
+ * the row's sums of g and g x_hat with g = dy w, in double (sg_out NULL: dx not wanted). Both
+ * paths add these into the sample's sums in row order, so dx does not depend on the path. */
+static inline void gn1_row_sums(const float *xr, const float *g, float m, float rs, const float *pw, int C,
+                                double *pdw, double *pdb, double *sg_out, double *sgx_out) {
+    if (pdw) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
+    }
+    if (pdb) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) pdb[j] += g[j];
+    }
+    if (!sg_out) return;
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int j = 0; j < C; j++) {
+        float gw = g[j] * pw[j];
+        sg += gw;
+        sgx += (double)gw * ((xr[j] - m) * rs);
+    }
+    *sg_out = sg, *sgx_out = sgx;
+}
+
+/* Backward pass 2 on one row: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). */
+static inline void gn1_row_dx(float *dx, int acc, const float *xr, const float *g, float m, float rs, float a,
+                              float bb, const float *pw, int C) {
+#pragma omp simd
+    for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
+}
+
+/* Backward with whole samples per thread: pass 1 then pass 2 on a sample back to back. */
+static void groupnorm1_backward_samples(Ctx *c, Node *n, const float *pw, Partials *p) {
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const float *dy = n->out->grad, *mean = n->saved;
+    int B = x->shape[0], C = mt_last(x);
+    const float *rstd = mean + B;
+    size_t rps = mt_rows(x) / B;
+    double S = (double)(x->numel / B);
+    int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
+    float *gx = x->grad;
+    int acc = want_dx ? mt_grad_accumulate(x) : 1;
+#pragma omp parallel if (x->numel >= PAR_MIN)
+    {
+        double *pdw = p->buf + (size_t)omp_get_thread_num() * p->stride, *pdb = pdw + C;
+#pragma omp for schedule(static)
+        for (int s = 0; s < B; s++) {
+            size_t r0 = (size_t)s * rps;
+            float m = mean[s], rs = rstd[s];
+            double a = 0, bb = 0;
+            for (size_t r = r0; r < r0 + rps; r++) {
+                double sg, sgx;
+                gn1_row_sums(x->data + r * C, dy + r * C, m, rs, pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
+                             want_dx ? &sg : NULL, &sgx);
+                if (want_dx) a += sg, bb += sgx;
+            }
+            if (!want_dx) continue;
+            float mg = (float)(a / S), mgx = (float)(bb / S);
+            for (size_t r = r0; r < r0 + rps; r++)
+                gn1_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, m, rs, mg, mgx, pw, C);
+        }
+    }
+}
+
 static void groupnorm1_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad, *mean = n->saved;
@@ -170,34 +242,21 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
     const float *pw = weight_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
     Partials p = partials_new(c, 2, C);
+    if (gn1_by_sample(x)) {
+        groupnorm1_backward_samples(c, n, pw, &p);
+        partials_flush(&p, 0, C, want_w ? w->grad : NULL);
+        partials_flush(&p, 1, C, want_b ? b->grad : NULL);
+        return;
+    }
     /* Pass 1: per-row sums of g = dy * w and g * x_hat (for dx), per-channel partials for dw, db. */
     double *rsum = arena_alloc(&c->arena, 2 * rows * sizeof(double));
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
         double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
 #pragma omp for schedule(static)
-        for (size_t r = 0; r < rows; r++) {
-            const float *xr = x->data + r * C, *g = dy + r * C;
-            float m = mean[r / rps], rs = rstd[r / rps];
-            if (want_w) {
-#pragma omp simd
-                for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
-            }
-            if (want_b) {
-#pragma omp simd
-                for (int j = 0; j < C; j++) pdb[j] += g[j];
-            }
-            if (!want_dx) continue;
-            double sg = 0, sgx = 0;
-#pragma omp simd reduction(+ : sg, sgx)
-            for (int j = 0; j < C; j++) {
-                float gw = g[j] * pw[j];
-                sg += gw;
-                sgx += (double)gw * ((xr[j] - m) * rs);
-            }
-            rsum[2 * r] = sg;
-            rsum[2 * r + 1] = sgx;
-        }
+        for (size_t r = 0; r < rows; r++)
+            gn1_row_sums(x->data + r * C, dy + r * C, mean[r / rps], rstd[r / rps], pw, C, want_w ? pdw : NULL,
+                         want_b ? pdb : NULL, want_dx ? &rsum[2 * r] : NULL, &rsum[2 * r + 1]);
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
     partials_flush(&p, 1, C, want_b ? b->grad : NULL);
@@ -209,17 +268,13 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
         mg[s] = (float)(a / S);
         mgx[s] = (float)(bb / S);
     }
-    /* Pass 2: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). The node overwrites. */
+    /* Pass 2. The node overwrites. */
     float *gx = x->grad;
     int acc = mt_grad_accumulate(x);
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++) {
         size_t s = r / rps;
-        const float *xr = x->data + r * C, *g = dy + r * C;
-        float m = mean[s], rs = rstd[s], a = mg[s], bb = mgx[s];
-        float *dx = gx + r * C;
-#pragma omp simd
-        for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
+        gn1_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, mean[s], rstd[s], mg[s], mgx[s], pw, C);
     }
 }
 
@@ -242,6 +297,19 @@ static void groupnorm1_stats(Ctx *c, const Tensor *x, float eps, float *mean, fl
         stats_finish(a, q, S, eps, mean ? &mean[s] : NULL, &rstd[s]);
     }
     arena_release(&c->arena, mark);
+}
+
+/* One sample's statistics from its rows [r0, r0 + rps), by one thread: the same per-row sums
+ * added in the same order as groupnorm1_stats, so the same bits. */
+static void sample_stats(const Tensor *x, size_t r0, size_t rps, float eps, float *mean, float *rstd) {
+    int C = mt_last(x);
+    double a = 0, q = 0;
+    for (size_t r = r0; r < r0 + rps; r++) {
+        double rs, rq;
+        row_sum_sq(x->data + r * C, C, &rs, &rq);
+        a += rs, q += rq;
+    }
+    stats_finish(a, q, (double)(x->numel / x->shape[0]), eps, mean, rstd);
 }
 
 int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) {
@@ -280,12 +348,23 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     int B = x->shape[0], C = mt_last(x);
     size_t rows = mt_rows(x), rps = rows / B;
     float *mean = arena_alloc(&c->arena, 2 * (size_t)B * sizeof(float)), *rstd = mean + B;
-    groupnorm1_stats(c, x, eps, mean, rstd);
-    /* Normalise and apply the per-channel affine. */
     const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
+    if (gn1_by_sample(x)) {
+        /* A sample's statistics, then its output while it is in L2. */
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
-    for (size_t r = 0; r < rows; r++)
-        norm_out_row(y->data + r * C, x->data + r * C, mean[r / rps], rstd[r / rps], pw, pb, C);
+        for (int s = 0; s < B; s++) {
+            size_t r0 = (size_t)s * rps;
+            sample_stats(x, r0, rps, eps, &mean[s], &rstd[s]);
+            for (size_t r = r0; r < r0 + rps; r++)
+                norm_out_row(y->data + r * C, x->data + r * C, mean[s], rstd[s], pw, pb, C);
+        }
+    } else {
+        groupnorm1_stats(c, x, eps, mean, rstd);
+        /* Normalise and apply the per-channel affine. */
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+        for (size_t r = 0; r < rows; r++)
+            norm_out_row(y->data + r * C, x->data + r * C, mean[r / rps], rstd[r / rps], pw, pb, C);
+    }
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "groupnorm1", groupnorm1_backward, y, in, 3);

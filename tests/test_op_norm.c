@@ -3,7 +3,7 @@
  * transpose), gradients of every input against finite differences on odd shapes
  * (h = 1e-2, atol 2e-3, rtol 1e-2 in float32); tensors large enough for the
  * multi-threaded path give the same values and gradients with 1 or 2 threads
- * (within 1e-5); shape errors. */
+ * (within 1e-5); groupnorm1's sample-per-thread path against its row split; shape errors. */
 #include "gradcheck.h"
 #include <omp.h>
 
@@ -29,6 +29,74 @@ static Tensor *f_rms(Ctx *c, Tensor **in, void *arg) {
 static void fail_msg(const char *what, const char *msg) {
     fprintf(stderr, "[%s] %s\n", what, msg);
     gc_failures++;
+}
+
+/* groupnorm1 with at least as many samples as threads takes whole samples per thread (both
+ * passes on a sample back to back); one sample takes the row split. A (4, 20, 18, 48) batch on
+ * 2 threads against its samples run one at a time (each >= 16384 elements, so parallel): the
+ * output bit for bit, dx, dw and db within 1e-6 relative. x is an activation (its fresh
+ * gradient buffer NaN-poisoned) as in a model. */
+static void check_gn_samples_vs_rows(ParamList *p, NormArg *a) {
+    enum { B = 4, H = 20, W = 18, C = 48 };
+    const char *name = a->use_w ? "groupnorm1 samples = rows" : "groupnorm1 samples = rows (plain)";
+    static Tensor *x, *w, *b, *x1; /* made once, shared by the calls */
+    if (!x) {
+        x = gc_input(p, "xs", 4, (int[]){B, H, W, C}, -2, 3);
+        w = gc_input(p, "ws", 1, (int[]){C}, 0.5, 1.5), b = gc_input(p, "bs", 1, (int[]){C}, -1, 1);
+        x1 = gc_input(p, "x1", 4, (int[]){1, H, W, C}, 0, 1);
+    }
+    size_t N = x->numel, S = N / B;
+    float *seed = malloc(N * sizeof(float)), *res[2][4];
+    for (size_t i = 0; i < N; i++) seed[i] = gc_uniform() * 2 - 1;
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(2);
+    for (int split = 0; split < 2; split++) { /* 0: the batch at once; 1: sample by sample */
+        for (int k = 0; k < 4; k++) res[split][k] = calloc(k == 0 || k == 1 ? N : C, sizeof(float));
+        double pw[C] = {0}, pb[C] = {0}; /* per-sample dw, db added in double: no rounding of our own */
+        for (int s = 0; s < (split ? B : 1); s++) {
+            memset(w->grad, 0, C * sizeof(float)), memset(b->grad, 0, C * sizeof(float));
+            Tensor *xin = x;
+            if (split) memcpy(x1->data, x->data + s * S, S * sizeof(float)), xin = x1;
+            memset(xin->grad, 0, xin->numel * sizeof(float)); /* a parameter's gradient accumulates */
+            Ctx c;
+            mt_ctx_init(&c, 1 << 22);
+            c.poison_fresh = 1;
+            Tensor *in[3] = {mt_reshape(&c, xin, 4, xin->shape), w, b};
+            Tensor *y = f_gn(&c, in, a);
+            if (!y || mt_backward_seed(&c, y, seed + s * S)) {
+                fprintf(stderr, "[%s] failed: %s\n", name, c.err);
+                gc_failures++;
+                mt_ctx_free(&c);
+                return;
+            }
+            memcpy(res[split][0] + s * S, y->data, y->numel * sizeof(float));
+            memcpy(res[split][1] + s * S, xin->grad, xin->numel * sizeof(float));
+            for (int j = 0; j < C; j++) pw[j] += w->grad[j], pb[j] += b->grad[j];
+            mt_ctx_free(&c);
+        }
+        for (int j = 0; j < C; j++) res[split][2][j] = (float)pw[j], res[split][3][j] = (float)pb[j];
+    }
+    omp_set_num_threads(nt);
+    const char *what[4] = {"output", "dx", "dw", "db"};
+    int bad = 0;
+    double worst = 0;
+    for (int k = 0; k < 4; k++) {
+        size_t n = k < 2 ? N : (size_t)(a->use_w ? C : 0);
+        double tol = k == 0 ? 0 : 1e-6; /* the forward is bit-identical */
+        for (size_t i = 0; i < n && !bad; i++) {
+            double d = fabs((double)res[0][k][i] - res[1][k][i]), lim = tol * (1 + fabs((double)res[1][k][i]));
+            if (k) worst = fmax(worst, d / lim);
+            if (!(d <= lim)) {
+                fprintf(stderr, "[%s] %s %zu: batch %.9g, one sample at a time %.9g\n", name, what[k], i, res[0][k][i],
+                        res[1][k][i]);
+                bad = 1;
+            }
+        }
+        free(res[0][k]), free(res[1][k]);
+    }
+    free(seed);
+    printf("%-28s %s (output exact, worst grad err/tol %.3f)\n", name, bad ? "FAIL" : "ok", worst);
+    gc_failures += bad;
 }
 
 int main(void) {
@@ -177,6 +245,8 @@ int main(void) {
         gc_threads_agree("layernorm", f_ln, inl, 3, &full, 1e-5);
         gc_threads_agree("groupnorm1", f_gn, inl, 3, &full, 1e-5);
         gc_threads_agree("rmsnorm", f_rms, inl, 2, &full, 1e-5);
+        check_gn_samples_vs_rows(&p, &full);
+        check_gn_samples_vs_rows(&p, &plain);
     }
 
     /* ---- errors ---- */
