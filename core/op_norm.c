@@ -88,6 +88,39 @@ static inline void row_stats(const float *xr, int C, float eps, float *mean, flo
     *rstd = (float)(1.0 / sqrt(v / C + eps));
 }
 
+/* A norm's backward pass 1 on one row: adds to the dw, db partials (when not NULL); *sg_out,
+ * *sgx_out = the row's sums of g and g x_hat with g = dy w, in double (sg_out NULL: dx not
+ * wanted). LayerNorm takes their means over the row; GroupNorm(1)'s two paths add them into the
+ * sample's sums in row order, so its dx does not depend on the path. */
+static inline void norm_row_sums(const float *xr, const float *g, float m, float rs, const float *pw, int C,
+                                double *pdw, double *pdb, double *sg_out, double *sgx_out) {
+    if (pdw) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
+    }
+    if (pdb) {
+#pragma omp simd
+        for (int j = 0; j < C; j++) pdb[j] += g[j];
+    }
+    if (!sg_out) return;
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int j = 0; j < C; j++) {
+        float gw = g[j] * pw[j];
+        sg += gw;
+        sgx += (double)gw * ((xr[j] - m) * rs);
+    }
+    *sg_out = sg, *sgx_out = sgx;
+}
+
+/* Pass 2 on one row: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)), a = mean(g), bb =
+ * mean(g * x_hat) over the row (LayerNorm) or the sample (GroupNorm(1)). */
+static inline void norm_row_dx(float *dx, int acc, const float *xr, const float *g, float m, float rs, float a,
+                              float bb, const float *pw, int C) {
+#pragma omp simd
+    for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
+}
+
 static void layernorm_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad, *mean = n->saved;
@@ -105,27 +138,11 @@ static void layernorm_backward(Ctx *c, Node *n) {
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
             const float *xr = x->data + r * C, *g = dy + r * C;
-            float m = mean[r], rs = rstd[r];
-            if (want_w) {
-#pragma omp simd
-                for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
-            }
-            if (want_b) {
-#pragma omp simd
-                for (int j = 0; j < C; j++) pdb[j] += g[j];
-            }
-            if (!want_dx) continue;
-            double sg = 0, sgx = 0;
-#pragma omp simd reduction(+ : sg, sgx)
-            for (int j = 0; j < C; j++) {
-                float gw = g[j] * pw[j];
-                sg += gw;
-                sgx += (double)gw * ((xr[j] - m) * rs);
-            }
-            float mg = (float)(sg / C), mgx = (float)(sgx / C);
-            float *dx = gx + r * C;
-#pragma omp simd
-            for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - mg - (xr[j] - m) * rs * mgx));
+            double sg, sgx;
+            norm_row_sums(xr, g, mean[r], rstd[r], pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
+                          want_dx ? &sg : NULL, &sgx);
+            if (want_dx)
+                norm_row_dx(gx + r * C, acc, xr, g, mean[r], rstd[r], (float)(sg / C), (float)(sgx / C), pw, C);
         }
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
@@ -168,37 +185,6 @@ static int gn1_by_sample(const Tensor *x) {
     return x->numel < PAR_MIN || x->shape[0] >= omp_get_max_threads();
 }
 
-/* Backward pass 1 on one row: adds to the dw, db partials (when not NULL); *sg_out, *sgx_out =
- * the row's sums of g and g x_hat with g = dy w, in double (sg_out NULL: dx not wanted). Both
- * paths add these into the sample's sums in row order, so dx does not depend on the path. */
-static inline void gn1_row_sums(const float *xr, const float *g, float m, float rs, const float *pw, int C,
-                                double *pdw, double *pdb, double *sg_out, double *sgx_out) {
-    if (pdw) {
-#pragma omp simd
-        for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
-    }
-    if (pdb) {
-#pragma omp simd
-        for (int j = 0; j < C; j++) pdb[j] += g[j];
-    }
-    if (!sg_out) return;
-    double sg = 0, sgx = 0;
-#pragma omp simd reduction(+ : sg, sgx)
-    for (int j = 0; j < C; j++) {
-        float gw = g[j] * pw[j];
-        sg += gw;
-        sgx += (double)gw * ((xr[j] - m) * rs);
-    }
-    *sg_out = sg, *sgx_out = sgx;
-}
-
-/* Backward pass 2 on one row: dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)). */
-static inline void gn1_row_dx(float *dx, int acc, const float *xr, const float *g, float m, float rs, float a,
-                              float bb, const float *pw, int C) {
-#pragma omp simd
-    for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
-}
-
 /* Backward with whole samples per thread: pass 1 then pass 2 on a sample back to back. */
 static void groupnorm1_backward_samples(Ctx *c, Node *n, const float *pw, Partials *p) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
@@ -220,14 +206,14 @@ static void groupnorm1_backward_samples(Ctx *c, Node *n, const float *pw, Partia
             double a = 0, bb = 0;
             for (size_t r = r0; r < r0 + rps; r++) {
                 double sg, sgx;
-                gn1_row_sums(x->data + r * C, dy + r * C, m, rs, pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
+                norm_row_sums(x->data + r * C, dy + r * C, m, rs, pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
                              want_dx ? &sg : NULL, &sgx);
                 if (want_dx) a += sg, bb += sgx;
             }
             if (!want_dx) continue;
             float mg = (float)(a / S), mgx = (float)(bb / S);
             for (size_t r = r0; r < r0 + rps; r++)
-                gn1_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, m, rs, mg, mgx, pw, C);
+                norm_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, m, rs, mg, mgx, pw, C);
         }
     }
 }
@@ -255,7 +241,7 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
         double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++)
-            gn1_row_sums(x->data + r * C, dy + r * C, mean[r / rps], rstd[r / rps], pw, C, want_w ? pdw : NULL,
+            norm_row_sums(x->data + r * C, dy + r * C, mean[r / rps], rstd[r / rps], pw, C, want_w ? pdw : NULL,
                          want_b ? pdb : NULL, want_dx ? &rsum[2 * r] : NULL, &rsum[2 * r + 1]);
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
@@ -274,7 +260,7 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++) {
         size_t s = r / rps;
-        gn1_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, mean[s], rstd[s], mg[s], mgx[s], pw, C);
+        norm_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, mean[s], rstd[s], mg[s], mgx[s], pw, C);
     }
 }
 
