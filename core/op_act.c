@@ -2,6 +2,7 @@
  * y = act(x + bias). Backward recomputes the derivative from the kept input
  * (and bias), so no pre-activation copy is stored. */
 #include "core/ops.h"
+#include "core/op_util.h"
 #include "core/act_gelu.h"
 #include <math.h>
 #include <omp.h>
@@ -193,25 +194,8 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
         _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + (pb ? pb[j] : 0.0f));                \
     }
 
-/* Per row: g = dy * act'(x + b); dx += g; thread partial db += g. The
- * derivative is evaluated once per element when both are wanted. */
-#define BIAS_ACT_GRAD(D)                                                                                         \
-    _Pragma("omp for schedule(static)") for (size_t r = 0; r < rows; r++) {                                     \
-        const float *xr = px + r * C, *g = dy + r * C;                                                           \
-        float *dx = gx ? gx + r * C : NULL;                                                                      \
-        if (dx && pdb) {                                                                                         \
-            _Pragma("omp simd") for (int j = 0; j < C; j++) {                                                   \
-                float gd = g[j] * D(xr[j] + pb[j]);                                                              \
-                dx[j] += gd;                                                                                     \
-                pdb[j] += gd;                                                                                    \
-            }                                                                                                    \
-        } else if (dx) {                                                                                         \
-            _Pragma("omp simd") for (int j = 0; j < C; j++) dx[j] += g[j] * D(xr[j] + pb[j]);                  \
-        } else {                                                                                                 \
-            _Pragma("omp simd") for (int j = 0; j < C; j++) pdb[j] += (double)(g[j] * D(xr[j] + pb[j]));       \
-        }                                                                                                        \
-    }
-
+/* Per row, by the activation's row kernel: g = dy * act'(x + b); dx gets g (GELU overwrites
+ * a fresh buffer, see mt_bias_act; the others add); the thread's partial db += g. */
 static void bias_act_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *bias = n->in[1];
     mt_act act = (mt_act)n->i[0];
@@ -221,29 +205,15 @@ static void bias_act_backward(Ctx *c, Node *n) {
     const float *dy = n->out->grad, *px = x->data, *pb = bias->data; /* bias is never NULL here */
     float *gx = want_dx ? x->grad : NULL;
     int acc = act == MT_ACT_GELU && want_dx ? mt_grad_accumulate(x) : 1; /* GELU overwrites (mt_bias_act) */
-    int nt = omp_get_max_threads(), stride = ((C + 7) / 8) * 8;
-    double *part = want_db ? arena_calloc(&c->arena, (size_t)nt * stride * sizeof(double)) : NULL;
+    mt_act_grad_row row = mt_act_grad_row_fn(act);
+    Partials p = want_db ? partials_new(c, 1, C) : (Partials){0};
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
-        double *pdb = part ? part + (size_t)omp_get_thread_num() * stride : NULL;
-        switch (act) {
-        case MT_ACT_GELU:
+        double *pdb = p.buf ? p.buf + (size_t)omp_get_thread_num() * p.stride : NULL;
 #pragma omp for schedule(static)
-            for (size_t r = 0; r < rows; r++)
-                mt_gelu_grad_row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
-            break;
-        case MT_ACT_GELU_TANH: BIAS_ACT_GRAD(gelu_tanh_d); break;
-        case MT_ACT_RELU: BIAS_ACT_GRAD(relu_d); break;
-        case MT_ACT_SILU: BIAS_ACT_GRAD(silu_d); break;
-        case MT_ACT_NONE: BIAS_ACT_GRAD(none_d); break;
-        }
+        for (size_t r = 0; r < rows; r++) row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
     }
-    if (want_db)
-        for (int j = 0; j < C; j++) {
-            double s = 0;
-            for (int t = 0; t < nt; t++) s += part[(size_t)t * stride + j];
-            bias->grad[j] += (float)s;
-        }
+    if (want_db) partials_flush(&p, 0, C, bias->grad);
 }
 
 void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, size_t rows, int C) {

@@ -49,24 +49,10 @@ static Tensor *like(Ctx *c, const Tensor *x) { return mt_new(c, x->ndim, x->shap
 /* Is v a (C) vector matching x's last axis? */
 static int is_chan_vec(const Tensor *v, const Tensor *x) { return v->ndim == 1 && v->shape[0] == mt_last(x); }
 
-/* " [name]" for a parameter (its timm key), "" for an activation. */
-static const char *pname(const Tensor *t, char *buf, size_t n) {
-    if (t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
-    else buf[0] = 0;
-    return buf;
-}
-
-static void *fail_chan(Ctx *c, const char *op, const Tensor *x, const char *vname, const Tensor *v) {
-    char sx[96], sv[96], nx[96], nv[96];
-    return mt_fail(c, op, "x %s%s, %s %s%s: %s must be (C) = (%d), the last axis of x", mt_shape_str(x, sx, sizeof sx),
-                   pname(x, nx, sizeof nx), vname, mt_shape_str(v, sv, sizeof sv), pname(v, nv, sizeof nv), vname,
-                   mt_last(x));
-}
-
 static void *fail_same(Ctx *c, const char *op, const char *an, const Tensor *a, const char *bn, const Tensor *b) {
     char sa[96], sb[96], na[96], nb[96];
     return mt_fail(c, op, "%s %s%s and %s %s%s must have the same shape", an, mt_shape_str(a, sa, sizeof sa),
-                   pname(a, na, sizeof na), bn, mt_shape_str(b, sb, sizeof sb), pname(b, nb, sizeof nb));
+                   mt_pname(a, na, sizeof na), bn, mt_shape_str(b, sb, sizeof sb), mt_pname(b, nb, sizeof nb));
 }
 
 /* ---- add: y = a + b ---- */
@@ -152,7 +138,7 @@ static void bias_add_backward(Ctx *c, Node *n) {
 
 Tensor *mt_bias_add(Ctx *c, Tensor *x, Tensor *bias) {
     if (c->failed || !x || !bias) return NULL;
-    if (!is_chan_vec(bias, x)) return fail_chan(c, "bias_add", x, "bias", bias);
+    if (!is_chan_vec(bias, x)) return mt_fail_chan(c, "bias_add", x, "bias", bias);
     Tensor *y = like(c, x);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -191,7 +177,7 @@ static void scale_backward(Ctx *c, Node *n) {
 
 Tensor *mt_scale(Ctx *c, Tensor *x, Tensor *gamma) {
     if (c->failed || !x || !gamma) return NULL;
-    if (!is_chan_vec(gamma, x)) return fail_chan(c, "scale", x, "gamma", gamma);
+    if (!is_chan_vec(gamma, x)) return mt_fail_chan(c, "scale", x, "gamma", gamma);
     Tensor *y = like(c, x);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -232,8 +218,8 @@ static void affine_backward(Ctx *c, Node *n) {
 
 Tensor *mt_affine(Ctx *c, Tensor *x, Tensor *alpha, Tensor *beta) {
     if (c->failed || !x || !alpha || !beta) return NULL;
-    if (!is_chan_vec(alpha, x)) return fail_chan(c, "affine", x, "alpha", alpha);
-    if (!is_chan_vec(beta, x)) return fail_chan(c, "affine", x, "beta", beta);
+    if (!is_chan_vec(alpha, x)) return mt_fail_chan(c, "affine", x, "alpha", alpha);
+    if (!is_chan_vec(beta, x)) return mt_fail_chan(c, "affine", x, "beta", beta);
     Tensor *y = like(c, x);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -281,7 +267,7 @@ static void residual_backward(Ctx *c, Node *n) {
 Tensor *mt_residual(Ctx *c, Tensor *res, Tensor *x, Tensor *gamma) {
     if (c->failed || !res || !x) return NULL;
     if (!mt_same_shape(res, x)) return fail_same(c, "residual", "res", res, "x", x);
-    if (gamma && !is_chan_vec(gamma, x)) return fail_chan(c, "residual", x, "gamma", gamma);
+    if (gamma && !is_chan_vec(gamma, x)) return mt_fail_chan(c, "residual", x, "gamma", gamma);
     Tensor *y = like(c, x);
     if (!y) return NULL;
     size_t rows = mt_rows(x), N = x->numel;

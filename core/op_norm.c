@@ -15,19 +15,6 @@
 
 
 /* The weight's data, or a row of ones from the arena when there is no weight. */
-static const float *weight_or_ones(Ctx *c, const Tensor *w, int C) {
-    if (w) return w->data;
-    float *one = arena_alloc(&c->arena, (size_t)C * sizeof(float));
-    for (int j = 0; j < C; j++) one[j] = 1.0f;
-    return one;
-}
-
-/* " [name]" for a parameter (its timm key), "" otherwise. */
-static const char *pname(const Tensor *t, char *buf, size_t n) {
-    if (t && t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
-    else buf[0] = 0;
-    return buf;
-}
 
 /* x needs at least min_ndim axes; w and b must be (C) vectors (or NULL). has_b: the op takes a bias. */
 static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w, const Tensor *b, int has_b,
@@ -37,24 +24,17 @@ static int check_affine(Ctx *c, const char *op, const Tensor *x, const Tensor *w
     if (!bad_w && !bad_b && x->ndim >= min_ndim) return 0;
     char sx[96], sw[96], sb[96], nx[96], nw[96], nb[96], tail[96] = "";
     if (has_b)
-        snprintf(tail, sizeof tail, ", bias %s%s", b ? mt_shape_str(b, sb, sizeof sb) : "none", pname(b, nb, sizeof nb));
+        snprintf(tail, sizeof tail, ", bias %s%s", b ? mt_shape_str(b, sb, sizeof sb) : "none", mt_pname(b, nb, sizeof nb));
     if (x->ndim < min_ndim)
         mt_fail(c, op, "x %s%s: need at least %d axes (sample axis first, channels last)", mt_shape_str(x, sx, sizeof sx),
-                pname(x, nx, sizeof nx), min_ndim);
+                mt_pname(x, nx, sizeof nx), min_ndim);
     else
         mt_fail(c, op, "x %s%s, weight %s%s%s: %s must be (C) = (%d), the last axis of x",
-                mt_shape_str(x, sx, sizeof sx), pname(x, nx, sizeof nx), w ? mt_shape_str(w, sw, sizeof sw) : "none",
-                pname(w, nw, sizeof nw), tail, has_b ? "weight and bias" : "weight", mt_last(x));
+                mt_shape_str(x, sx, sizeof sx), mt_pname(x, nx, sizeof nx), w ? mt_shape_str(w, sw, sizeof sw) : "none",
+                mt_pname(w, nw, sizeof nw), tail, has_b ? "weight and bias" : "weight", mt_last(x));
     return -1;
 }
 
-/* eps must be >= 0 (and not NaN); 0, or -1 after recording the error. */
-static int check_eps(Ctx *c, const char *op, const Tensor *x, float eps) {
-    if (eps >= 0) return 0;
-    char sx[96];
-    mt_fail(c, op, "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
-    return -1;
-}
 
 /* y_row = x_hat * w + b, with x_hat = (x - m) * rs. */
 static inline void norm_out_row(float *restrict y, const float *x, float m, float rs, const float *w,
@@ -127,7 +107,7 @@ static void layernorm_backward(Ctx *c, Node *n) {
     size_t rows = mt_rows(x);
     const float *rstd = mean + rows;
     int C = mt_last(x);
-    const float *pw = weight_or_ones(c, w, C);
+    const float *pw = mt_data_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
     Partials p = partials_new(c, 2, C);
     float *gx = x->grad;
@@ -152,7 +132,7 @@ static void layernorm_backward(Ctx *c, Node *n) {
 Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "layernorm", x, w, b, 1, 1)) return NULL;
-    if (check_eps(c, "layernorm", x, eps)) return NULL;
+    if (mt_check_eps(c, "layernorm", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);
@@ -225,7 +205,7 @@ static void groupnorm1_backward(Ctx *c, Node *n) {
     const float *rstd = mean + B;
     size_t rows = mt_rows(x), rps = rows / B; /* rows per sample */
     double S = (double)(x->numel / B);
-    const float *pw = weight_or_ones(c, w, C);
+    const float *pw = mt_data_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
     Partials p = partials_new(c, 2, C);
     if (gn1_by_sample(x)) {
@@ -305,7 +285,7 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) 
         mt_fail(c, "groupnorm1_stats", "x %s: need a sample axis first", mt_shape_str(x, sx, sizeof sx));
         return -1;
     }
-    if (check_eps(c, "groupnorm1_stats", x, eps)) return -1;
+    if (mt_check_eps(c, "groupnorm1_stats", x, eps)) return -1;
     groupnorm1_stats(c, x, eps, mean, rstd);
     return 0;
 }
@@ -313,7 +293,7 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) 
 int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
                   float *mean, float *rstd) {
     if (c->failed || !x) return -1;
-    if (check_affine(c, op, x, w, b, 1, groupnorm ? 2 : 1) || check_eps(c, op, x, eps)) return -1;
+    if (check_affine(c, op, x, w, b, 1, groupnorm ? 2 : 1) || mt_check_eps(c, op, x, eps)) return -1;
     if (groupnorm) {
         groupnorm1_stats(c, x, eps, mean, rstd);
         return 0;
@@ -328,7 +308,7 @@ int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "groupnorm1", x, w, b, 1, 2)) return NULL;
-    if (check_eps(c, "groupnorm1", x, eps)) return NULL;
+    if (mt_check_eps(c, "groupnorm1", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     int B = x->shape[0], C = mt_last(x);
@@ -368,7 +348,7 @@ static void rmsnorm_backward(Ctx *c, Node *n) {
     const float *dy = n->out->grad, *rstd = n->saved;
     size_t rows = mt_rows(x);
     int C = mt_last(x);
-    const float *pw = weight_or_ones(c, w, C);
+    const float *pw = mt_data_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad;
     Partials p = partials_new(c, 1, C);
     float *gx = x->grad;
@@ -399,7 +379,7 @@ static void rmsnorm_backward(Ctx *c, Node *n) {
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "rmsnorm", x, w, NULL, 0, 1)) return NULL;
-    if (check_eps(c, "rmsnorm", x, eps)) return NULL;
+    if (mt_check_eps(c, "rmsnorm", x, eps)) return NULL;
     Tensor *y = mt_new(c, x->ndim, x->shape);
     if (!y) return NULL;
     size_t rows = mt_rows(x);

@@ -285,26 +285,11 @@ static void pool_branch_backward(Ctx *c, Node *n) {
 
 /* ---- the op ---- */
 
-static const char *pname(const Tensor *t, char *buf, size_t n) {
-    if (t && t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
-    else buf[0] = 0;
-    return buf;
-}
-
 /* v is NULL or a (C) vector matching x's last axis; else the error, naming v. */
 static int check_vec(Ctx *c, const char *op, const Tensor *x, const char *what, const Tensor *v) {
     if (!v || (v->ndim == 1 && v->shape[0] == mt_last(x))) return 0;
-    char sx[96], sv[96], nx[96], nv[96];
-    mt_fail(c, op, "x %s%s, %s %s%s: %s must be (C) = (%d), the last axis of x", mt_shape_str(x, sx, sizeof sx),
-            pname(x, nx, sizeof nx), what, mt_shape_str(v, sv, sizeof sv), pname(v, nv, sizeof nv), what, mt_last(x));
+    mt_fail_chan(c, op, x, what, v);
     return -1;
-}
-
-/* A (C) row of value v from the arena: an absent weight or gamma. */
-static const float *fill_row(Ctx *c, int C, float v) {
-    float *p = arena_alloc(&c->arena, (size_t)C * sizeof(float));
-    for (int j = 0; j < C; j++) p[j] = v;
-    return p;
 }
 
 Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tensor *b, float eps, int k,
@@ -317,16 +302,15 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
                        mt_shape_str(x, sx, sizeof sx), k);
     if (check_vec(c, op, x, "weight", w) || check_vec(c, op, x, "bias", b) || check_vec(c, op, x, "gamma", gamma))
         return NULL;
-    if (groupnorm && !(eps >= 0))
-        return mt_fail(c, op, "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    if (groupnorm && mt_check_eps(c, op, x, eps)) return NULL;
     Tensor *y = mt_new(c, 4, x->shape);
     if (!y) return NULL;
     int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     /* Saved for backward: the Geo, then mean[B], rstd[B] (GroupNorm). The vectors it points
      * to are the parameters' data or arena rows, alive until the step ends. */
     Geo *q = arena_alloc(&c->arena, sizeof(Geo) + (groupnorm ? 2 * (size_t)B * sizeof(float) : 0));
-    *q = (Geo){B, H, W, C, k / 2, (size_t)H * W * C, (size_t)W * C, w ? w->data : fill_row(c, C, 1.0f),
-               gamma ? gamma->data : fill_row(c, C, 1.0f)};
+    *q = (Geo){B, H, W, C, k / 2, (size_t)H * W * C, (size_t)W * C, mt_data_or_ones(c, w, C),
+               mt_data_or_ones(c, gamma, C)};
     float *mean = groupnorm ? (float *)(q + 1) : NULL, *rstd = groupnorm ? mean + B : NULL;
     ArenaMark mark = arena_mark(&c->arena);
     int par = x->numel * (size_t)k * k >= PAR_MIN, nb = bands(q, par), ntask = B * nb;

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* A backward's write of one gradient element: dst = v, or dst += v when acc
  * (mt_grad_accumulate). acc is loop-invariant: the compiler splits the loop in two, so a
@@ -30,6 +31,37 @@ static inline void grad_pass_through(Ctx *c, Node *n, Tensor *t) {
     size_t N = t->numel;
 #pragma omp parallel for simd if (N >= MT_PAR_MIN) schedule(static)
     for (size_t i = 0; i < N; i++) GRAD_PUT(acc, g[i], dy[i]);
+}
+
+/* " [name]" for a parameter (its timm key), "" for an activation or NULL: error messages. */
+static inline const char *mt_pname(const Tensor *t, char *buf, size_t n) {
+    if (t && t->is_param && t->name) snprintf(buf, n, " [%s]", t->name);
+    else buf[0] = 0;
+    return buf;
+}
+
+/* Records that v (named vname) is not a (C) vector matching x's last axis; returns NULL. */
+static inline void *mt_fail_chan(Ctx *c, const char *op, const Tensor *x, const char *vname, const Tensor *v) {
+    char sx[96], sv[96], nx[96], nv[96];
+    return mt_fail(c, op, "x %s%s, %s %s%s: %s must be (C) = (%d), the last axis of x", mt_shape_str(x, sx, sizeof sx),
+                   mt_pname(x, nx, sizeof nx), vname, mt_shape_str(v, sv, sizeof sv), mt_pname(v, nv, sizeof nv), vname,
+                   mt_last(x));
+}
+
+/* eps must be >= 0 (and not NaN); 0, or -1 after recording the error. */
+static inline int mt_check_eps(Ctx *c, const char *op, const Tensor *x, float eps) {
+    if (eps >= 0) return 0;
+    char sx[96];
+    mt_fail(c, op, "x %s: eps %g must be >= 0", mt_shape_str(x, sx, sizeof sx), (double)eps);
+    return -1;
+}
+
+/* v's data, or an arena row of C ones for an absent weight or scale. */
+static inline const float *mt_data_or_ones(Ctx *c, const Tensor *v, int C) {
+    if (v) return v->data;
+    float *one = arena_alloc(&c->arena, (size_t)C * sizeof(float));
+    for (int j = 0; j < C; j++) one[j] = 1.0f;
+    return one;
 }
 
 /* Sums of x and x^2 over a row of C floats, in double (GroupNorm(1)'s statistics, which

@@ -134,6 +134,9 @@ typedef struct PoolItem {
     size_t bytes;
 } PoolItem;
 
+/* Dead activation data below this many bytes is not worth a free-list entry. */
+#define RECYCLE_MIN 4096
+
 /* A dead buffer of `bytes` (at least a PoolItem) goes on the free list. */
 static void pool_push(Ctx *c, float *buf, size_t bytes) {
     PoolItem *it = (PoolItem *)(void *)buf;
@@ -238,7 +241,7 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
 static void release_data(Ctx *c, Node *n) {
     Tensor *t = n->out;
     size_t bytes = t->numel * sizeof(float);
-    if (t->is_param || !t->data || bytes < 4096) return;
+    if (t->is_param || !t->data || bytes < RECYCLE_MIN) return;
     const float *lo = t->data, *hi = t->data + t->numel;
     for (int i = 0; i < n->nin; i++) {
         const Tensor *in = n->in[i];
@@ -249,7 +252,7 @@ static void release_data(Ctx *c, Node *n) {
 }
 
 void mt_recycle(Ctx *c, float *buf, size_t numel) {
-    if (c->recycle_activations && buf && numel * sizeof(float) >= 4096) pool_push(c, buf, numel * sizeof(float));
+    if (c->recycle_activations && buf && numel * sizeof(float) >= RECYCLE_MIN) pool_push(c, buf, numel * sizeof(float));
 }
 
 static int sweep(Ctx *c) {
