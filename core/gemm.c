@@ -13,6 +13,8 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
                        long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
 
+int mt_gemm_avx512_sum_nt(int mode, int M, int N, int K, float alpha, const float *A, int lda, long sA,
+                          const float *B, int ldb, long sB, float beta, float *C, int ldc, int batch);
 int mt_gemm_avx512_chain_fits(int mode, int K, int N1, int N2);
 int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                          const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
@@ -267,4 +269,21 @@ void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K,
                      long strideC, int batch) {
     mt_gemm_batched_ep(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                        strideC, batch, NULL);
+}
+
+void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                         int batch) {
+    if (M <= 0 || N <= 0) return;
+    if (batch <= 0 || K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (native_kernel(precision) && !transA && transB &&
+        mt_gemm_avx512_sum_nt(kmode(precision), M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                              batch) == 0)
+        return;
+    for (int i = 0; i < batch; i++)
+        mt_gemm(precision, transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb,
+                i ? 1.0f : beta, C, ldc);
 }

@@ -109,6 +109,15 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
                         long strideC, int batch, const MtEpilogue *ep);
 
+/* C = alpha * sum_i op(A_i) @ op(B_i) + beta * C over the batch (X_i = X + i * strideX): a
+ * weight shared by a batch of GEMMs gets its gradient in one GEMM (token mixing: dW =
+ * sum_b dY_b X_b^T). The own kernels (A_i and B_i^T k-contiguous: transA 0, transB 1, K a
+ * multiple of 32) treat it as one GEMM over K' = batch x K whose packing walks the entries, so
+ * the batch is never copied out along K; other cases loop over mt_gemm. */
+void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
+                         int batch);
+
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);
 /* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */

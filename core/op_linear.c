@@ -292,31 +292,20 @@ static void token_linear_backward(Ctx *c, Node *n) {
     if (x->requires_grad)
         mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
                         mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, C, (long)N * C, B); /* overwrites */
-    /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N). As one GEMM with K = B*C it runs at full
-     * speed, where B small GEMMs into the same buffer would each pay a fork/join:
-     * lay dY out as (N2, B*C) and X as (N, B*C) (arena copies, cheap next to the GEMM). */
-    if (w->requires_grad) {
-        size_t BC = (size_t)B * C;
-        ArenaMark mark = arena_mark(&c->arena);
-        float *dyp = arena_alloc(&c->arena, (size_t)N2 * BC * sizeof(float));
-        float *xp = arena_alloc(&c->arena, (size_t)N * BC * sizeof(float));
-#pragma omp parallel for schedule(static) if ((size_t)(N + N2) * BC >= MT_PAR_MIN)
-        for (int r = 0; r < N + N2; r++) {
-            const float *src = r < N2 ? y->grad + (size_t)r * C : x->data + (size_t)(r - N2) * C;
-            float *dst = r < N2 ? dyp + (size_t)r * BC : xp + (size_t)(r - N2) * BC;
-            size_t sstride = r < N2 ? (size_t)N2 * C : (size_t)N * C;
-            for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * C, src + (size_t)b * sstride, (size_t)C * sizeof(float));
-        }
-        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N2, N, (int)BC, 1.0f, dyp, (int)BC, xp, (int)BC, 1.0f, w->grad, N);
-        arena_release(&c->arena, mark);
-    }
+    /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N): one GEMM over K = B * C that reads the samples
+     * where they are (B small GEMMs into the same buffer would each pay a fork/join, and
+     * copying the batch out along K cost as much as the GEMM). */
+    if (w->requires_grad)
+        mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, y->grad, C, (long)N2 * C, x->data, C,
+                            (long)N * C, 1.0f, w->grad, N, B);
     if (bias && bias->requires_grad) {
         float *db = bias->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * N2 * C >= MT_PAR_MIN)
         for (int j = 0; j < N2; j++) {
             double s = 0;
             for (int b = 0; b < B; b++) {
                 const float *row = y->grad + ((size_t)b * N2 + j) * C;
+#pragma omp simd reduction(+ : s)
                 for (int k = 0; k < C; k++) s += row[k];
             }
             db[j] += (float)s;

@@ -17,6 +17,8 @@ ap.add_argument("-b", type=int, default=32)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--steps", type=int, default=10)
 ap.add_argument("--warmup", type=int, default=2)
+ap.add_argument("--amp", choices=["fp32", "bf16"], default="fp32",
+                help="bf16: torch.autocast(cpu, bfloat16) around forward and loss (fp32 master weights)")
 a = ap.parse_args()
 
 torch.set_num_threads(a.threads)
@@ -28,12 +30,22 @@ y = torch.randint(0, cfg["num_classes"], (a.b,))
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 loss_fn = torch.nn.CrossEntropyLoss()
 
+if a.amp == "bf16":
+    # PyTorch 1.13's CPU autocast passes bf16 activations to layer_norm / group_norm with
+    # fp32 weights and fails; run the norms in fp32, as CUDA autocast does.
+    for name in ("layer_norm", "group_norm"):
+        def fp32_norm(x, *args, _f=getattr(torch.nn.functional, name), **kw):
+            return _f(x.float(), *args, **kw)
+        setattr(torch.nn.functional, name, fp32_norm)
+amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.amp == "bf16")
 model.train()
 for i in range(a.warmup + a.steps):
     if i == a.warmup:
         t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    loss_fn(model(x), y).backward()
+    with amp():
+        loss = loss_fn(model(x), y)
+    loss.backward()
     opt.step()
 dt = time.perf_counter() - t0
 print(f"train: {a.b * a.steps / dt:.1f} img/s  ({1e3 * dt / a.steps:.1f} ms/step)")
@@ -42,7 +54,8 @@ with torch.no_grad():
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
             t0 = time.perf_counter()
-        model(x)
+        with amp():
+            model(x)
 dt = time.perf_counter() - t0
 print(f"forward: {a.b * a.steps / dt:.1f} img/s  ({1e3 * dt / a.steps:.1f} ms/batch)")
 print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")

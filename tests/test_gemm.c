@@ -24,39 +24,45 @@ static int irand(int n) { return (int)(((urand() + 1.0f) * 0.5f) * n) % n; }
 
 static int failures = 0, cases = 0;
 
-/* One case: op(A) M x K, op(B) K x N, padded leading dimensions, C with a sentinel in the
- * padding. Checks precision `prec` against references; returns the worst error ratio. */
-static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, int pb, int pc, float alpha,
-                       float beta, int nan_c, const char *tag) {
+/* One case: op(A_b) M x K, op(B_b) K x N for b < batch (entries a few floats apart), padded
+ * leading dimensions, C with a sentinel in the padding. sum = 0: mt_gemm (batch 1); sum = 1:
+ * mt_gemm_batched_sum. Checked against a double-precision reference (inputs rounded to bf16
+ * for MT_BF16) and, loosely, against OpenBLAS. */
+static void check_sum(int prec, int ta, int tb, int M, int N, int K, int batch, int pa, int pb, int pc,
+                      float alpha, float beta, int nan_c, int sum, const char *tag) {
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     int lda = ac + pa, ldb = bc + pb, ldc = N + pc;
-    float *A = malloc(sizeof(float) * ((size_t)ar * lda + 1));
-    float *B = malloc(sizeof(float) * ((size_t)br * ldb + 1));
+    long sA = (long)ar * lda + 3, sB = (long)br * ldb + 5;
+    float *A = malloc(sizeof(float) * (sA * batch + 1));
+    float *B = malloc(sizeof(float) * (sB * batch + 1));
     float *C = malloc(sizeof(float) * ((size_t)M * ldc + 1));
     float *C0 = malloc(sizeof(float) * ((size_t)M * ldc + 1));
     float *Cs = malloc(sizeof(float) * ((size_t)M * ldc + 1));
-    for (size_t i = 0; i < (size_t)ar * lda; i++) A[i] = urand();
-    for (size_t i = 0; i < (size_t)br * ldb; i++) B[i] = urand();
+    for (long i = 0; i < sA * batch; i++) A[i] = urand();
+    for (long i = 0; i < sB * batch; i++) B[i] = urand();
     for (size_t i = 0; i < (size_t)M * ldc; i++) C0[i] = nan_c ? NAN : urand();
     for (int i = 0; i < M; i++) /* padding columns of C: a sentinel that must survive */
         for (int j = N; j < ldc; j++) C0[(size_t)i * ldc + j] = 12345.0f;
     memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
     memcpy(Cs, C0, sizeof(float) * (size_t)M * ldc);
-    mt_gemm(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    mt_gemm(MT_FP32_BLAS, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cs, ldc);
+    if (sum) mt_gemm_batched_sum(prec, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, batch);
+    else mt_gemm(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int b = 0; b < batch; b++)
+        mt_gemm(MT_FP32_BLAS, ta, tb, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, b ? 1.0f : beta, Cs, ldc);
     int round = prec == MT_BF16;
     double worst = 0, worst_s = 0;
     int bad = 0;
     for (int i = 0; i < M && !bad; i++) {
         for (int j = 0; j < N; j++) {
             double s = 0, sabs = 0;
-            for (int k = 0; k < K; k++) {
-                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                if (round) a = mt_bf16_round(a), b = mt_bf16_round(b);
-                s += (double)a * b;
-                sabs += fabs((double)a * b);
-            }
+            for (int b = 0; b < batch; b++)
+                for (int k = 0; k < K; k++) {
+                    float a = ta ? A[b * sA + (size_t)k * lda + i] : A[b * sA + (size_t)i * lda + k];
+                    float v = tb ? B[b * sB + (size_t)j * ldb + k] : B[b * sB + (size_t)k * ldb + j];
+                    if (round) a = mt_bf16_round(a), v = mt_bf16_round(v);
+                    s += (double)a * v;
+                    sabs += fabs((double)a * v);
+                }
             double c0 = beta == 0.0f ? 0.0 : C0[(size_t)i * ldc + j];
             double ref = (double)alpha * s + (beta == 0.0f ? 0.0 : (double)beta * c0);
             double scale = fabs(alpha) * sabs + fabs(beta * c0) + 1e-30;
@@ -66,10 +72,10 @@ static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, in
             if (!(e <= 1e-5) || !(es <= 1e-2)) {
                 if (!bad)
                     fprintf(stderr,
-                            "FAIL %s prec=%d ta=%d tb=%d M=%d N=%d K=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g nan=%d: "
-                            "C[%d,%d]=%.8g ref=%.8g sgemm=%.8g (rel %.3g / %.3g)\n",
-                            tag, prec, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, nan_c, i, j, got, ref,
-                            Cs[(size_t)i * ldc + j], e, es);
+                            "FAIL %s prec=%d ta=%d tb=%d M=%d N=%d K=%d batch=%d sum=%d lda=%d ldb=%d ldc=%d "
+                            "alpha=%g beta=%g nan=%d: C[%d,%d]=%.8g ref=%.8g sgemm=%.8g (rel %.3g / %.3g)\n",
+                            tag, prec, ta, tb, M, N, K, batch, sum, lda, ldb, ldc, alpha, beta, nan_c, i, j, got,
+                            ref, Cs[(size_t)i * ldc + j], e, es);
                 bad = 1;
                 break;
             }
@@ -86,6 +92,31 @@ static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, in
     failures += bad;
     cases++;
     free(A), free(B), free(C), free(C0), free(Cs);
+}
+
+static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, int pb, int pc, float alpha,
+                       float beta, int nan_c, const char *tag) {
+    check_sum(prec, ta, tb, M, N, K, 1, pa, pb, pc, alpha, beta, nan_c, 0, tag);
+}
+
+/* A long K (a weight gradient's batch x tokens) splits across threads into partial Cs added
+ * at the end; mt_gemm_batched_sum walks the entries while packing (K a multiple of 32, NT)
+ * or loops over mt_gemm. Two threads at least, so the K split runs. */
+static void run_ksplit_suite(int prec, const char *tag) {
+    int threads = mt_get_threads();
+    mt_set_threads(threads < 2 ? 2 : threads);
+    for (int t = 0; t < 4; t++) { /* K split: 8+ K blocks over 2 threads, uneven shares */
+        check_case(prec, t & 1, t >> 1, 37, 45, 4100, 3, 1, 2, 0.75f, 0.5f, 0, tag);
+        check_case(prec, t & 1, t >> 1, 64, 147, 5000, 0, 0, 0, 1.0f, 0.0f, 1, tag);
+    }
+    check_case(prec, 1, 0, 300, 70, 4608, 1, 2, 3, -1.0f, 1.0f, 0, tag); /* more rows than a block */
+    check_sum(prec, 0, 1, 40, 49, 64, 9, 3, 1, 2, 1.0f, 1.0f, 0, 1, tag);     /* segments, one K block */
+    check_sum(prec, 0, 1, 33, 20, 128, 40, 0, 5, 1, 0.5f, 0.0f, 1, 1, tag);   /* segments and K split */
+    check_sum(prec, 0, 1, 70, 65, 96, 1, 2, 0, 0, 1.0f, -0.5f, 0, 1, tag);   /* one entry */
+    check_sum(prec, 0, 1, 17, 19, 100, 5, 1, 1, 1, 2.0f, 0.25f, 0, 1, tag);  /* K not a multiple of 32 */
+    for (int t = 0; t < 3; t++) /* other layouts: the loop */
+        check_sum(prec, t & 1, t >> 1, 21, 18, 64, 4, 1, 2, 3, 1.0f, 1.0f, 0, 1, tag);
+    mt_set_threads(threads);
 }
 
 static const int dims[] = {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 37, 41, 47, 48, 49,
@@ -276,10 +307,13 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 3; p++) failures += check_batched(p);
     run_suite(MT_BF16, "bf16", 300);
     run_suite(MT_FP32_FAST, "fp32fast", 100);
+    run_ksplit_suite(MT_BF16, "bf16-ksplit");
+    run_ksplit_suite(MT_FP32_FAST, "fp32fast-ksplit");
     if (mt_gemm_amx_native()) { /* the AVX512-BF16 kernel too, where AMX would take MT_BF16 */
         mt_gemm_use_amx(0);
         failures += check_batched(MT_BF16);
         run_suite(MT_BF16, "bf16-avx512", 100);
+        run_ksplit_suite(MT_BF16, "bf16-avx512-ksplit");
         mt_gemm_use_amx(1);
     }
     mt_gemm_force_fallback(1);
@@ -287,6 +321,7 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 3; p++) failures += check_batched(p);
     run_suite(MT_BF16, "bf16-fallback", 40);
     run_suite(MT_FP32_FAST, "fp32fast-fallback", 10);
+    run_ksplit_suite(MT_BF16, "bf16-fallback-ksplit");
     mt_gemm_force_fallback(0);
     printf("%d cases, %d failures\n", cases, failures);
     return failures ? 1 : 0;
