@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # mixtape vs PyTorch (Debian's python3-torch) on the same CPU, in one run: the
 # same model, batch, thread count and AdamW step on random in-memory data, so
-# only compute is timed. Prints a Markdown table per precision. On a shared machine one run
-# of either side can move by 2x; --repeat R alternates R runs of each and reports medians.
+# only compute is timed. Prints a Markdown table per precision. mixtape bf16 is compared with
+# PyTorch fp32 and with PyTorch under torch.autocast(bfloat16) (oneDNN's bf16 kernels, AMX where
+# the CPU has it). On a shared machine one run of either side can move by 2x; --repeat R
+# alternates R runs of each and reports medians.
 #   scripts/bench_vs_pytorch.sh [--threads 2] [--steps 10] [--repeat 1] [--precision fp32,bf16]
 #                               [--models "M:B ..."]
 set -euo pipefail
@@ -31,25 +33,38 @@ col() { grep "^$1" "$2" | awk -v k="$3" '{print $k}' | median; } # median of fie
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $THREADS; $(date -u +%Y-%m-%d)"
 "$M" bench --sgemm --threads "$THREADS" | head -1
 for prec in ${PRECISIONS//,/ }; do
+  amps=fp32; [ "$prec" = bf16 ] && amps="fp32 bf16" # PyTorch sides: plain, and autocast to bf16
   echo
   reps=""; [ "$REPEAT" -gt 1 ] && reps=", medians of $REPEAT alternating runs"
-  echo "### mixtape $prec vs PyTorch fp32 ($THREADS threads, $STEPS timed steps$reps)"
+  vs=""; for a in $amps; do vs="$vs${vs:+ and }PyTorch $a"; done
+  echo "### mixtape $prec vs $vs ($THREADS threads, $STEPS timed steps$reps)"
   echo
-  echo "| model | batch | mixtape train img/s | PyTorch train img/s | ratio | mixtape fwd img/s | PyTorch fwd img/s | ratio | mixtape GFLOP/s (train) | mixtape RSS MB | PyTorch RSS MB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  h="| model | batch | mixtape train img/s |"; sep="|---|---|---|"
+  for a in $amps; do h="$h PyTorch $a train img/s | ratio |"; sep="$sep---|---|"; done
+  h="$h mixtape fwd img/s |"; sep="$sep---|"
+  for a in $amps; do h="$h PyTorch $a fwd img/s | ratio |"; sep="$sep---|---|"; done
+  h="$h mixtape GFLOP/s (train) | mixtape RSS MB |"; sep="$sep---|---|"
+  for a in $amps; do h="$h PyTorch $a RSS MB |"; sep="$sep---|"; done
+  echo "$h"; echo "$sep"
   for mb in $MODELS; do
     model=${mb%%:*}; b=${mb##*:}
     "$M" init --model "$model" --out "$T/$model.h5" > /dev/null
-    : > "$T/m.all"; : > "$T/p.all"
+    : > "$T/m.all"; for a in $amps; do : > "$T/p.$a"; done
     for r in $(seq "$REPEAT"); do
       "$M" bench --model "$model" -b "$b" --steps "$STEPS" --threads "$THREADS" --precision "$prec" >> "$T/m.all"
-      "$PY" scripts/bench_torch.py "$T/$model.h5" -b "$b" --threads "$THREADS" --steps "$STEPS" >> "$T/p.all"
+      for a in $amps; do
+        "$PY" scripts/bench_torch.py "$T/$model.h5" -b "$b" --threads "$THREADS" --steps "$STEPS" --amp "$a" >> "$T/p.$a"
+      done
     done
-    mt=$(col train: "$T/m.all" 2); pt=$(col train: "$T/p.all" 2)
-    mf=$(col forward: "$T/m.all" 2); pf=$(col forward: "$T/p.all" 2)
-    gf=$(col train: "$T/m.all" 4)
-    mr=$(col 'peak RSS:' "$T/m.all" 3); pr=$(col 'peak RSS:' "$T/p.all" 3)
-    rt=$(awk -v a="$mt" -v b="$pt" 'BEGIN{printf "%.2fx", a/b}'); rf=$(awk -v a="$mf" -v b="$pf" 'BEGIN{printf "%.2fx", a/b}')
-    echo "| $model | $b | $mt | $pt | $rt | $mf | $pf | $rf | $gf | $mr | $pr |"
+    mt=$(col train: "$T/m.all" 2); mf=$(col forward: "$T/m.all" 2)
+    gf=$(col train: "$T/m.all" 4); mr=$(col 'peak RSS:' "$T/m.all" 3)
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
+    row="| $model | $b | $mt |"
+    for a in $amps; do pt=$(col train: "$T/p.$a" 2); row="$row $pt | $(ratio "$mt" "$pt") |"; done
+    row="$row $mf |"
+    for a in $amps; do pf=$(col forward: "$T/p.$a" 2); row="$row $pf | $(ratio "$mf" "$pf") |"; done
+    row="$row $gf | $mr |"
+    for a in $amps; do row="$row $(col 'peak RSS:' "$T/p.$a" 3) |"; done
+    echo "$row"
   done
 done
