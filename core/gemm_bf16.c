@@ -753,7 +753,8 @@ static int run_jobs(const Job *jp, int batch, long sA, long sB, long sC) {
         }
         return 0;
     }
-    if (ksplit_ok(mode, M, N, K, T, batch, ep) && part_get(T, (size_t)M * N)) {
+    /* (a prologue or a gather would work with a K split, but no weight gradient has one) */
+    if (!j.pro && !j.ga && ksplit_ok(mode, M, N, K, T, batch, ep) && part_get(T, (size_t)M * N)) {
         run_ksplit(&j, T);
         return 0;
     }
