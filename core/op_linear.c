@@ -286,6 +286,20 @@ Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tenso
 
 /* ---- token mixing: y[b] (N2, C) = w (N2, N) @ x[b] (N, C) + bias[:, None] ---- */
 
+/* db[j] += sum over samples and channels of dy[b, j, :] (a token-mixing bias gradient). */
+static void token_bias_grad(float *db, const float *dy, int B, int N2, int C) {
+#pragma omp parallel for schedule(static) if ((size_t)B * N2 * C >= MT_PAR_MIN)
+    for (int j = 0; j < N2; j++) {
+        double s = 0;
+        for (int b = 0; b < B; b++) {
+            const float *row = dy + ((size_t)b * N2 + j) * C;
+#pragma omp simd reduction(+ : s)
+            for (int k = 0; k < C; k++) s += row[k];
+        }
+        db[j] += (float)s;
+    }
+}
+
 static void token_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
@@ -298,19 +312,7 @@ static void token_linear_backward(Ctx *c, Node *n) {
     if (w->requires_grad)
         mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, y->grad, C, (long)N2 * C, x->data, C,
                             (long)N * C, 1.0f, w->grad, N, B);
-    if (bias && bias->requires_grad) {
-        float *db = bias->grad;
-#pragma omp parallel for schedule(static) if ((size_t)B * N2 * C >= MT_PAR_MIN)
-        for (int j = 0; j < N2; j++) {
-            double s = 0;
-            for (int b = 0; b < B; b++) {
-                const float *row = y->grad + ((size_t)b * N2 + j) * C;
-#pragma omp simd reduction(+ : s)
-                for (int k = 0; k < C; k++) s += row[k];
-            }
-            db[j] += (float)s;
-        }
-    }
+    if (bias && bias->requires_grad) token_bias_grad(bias->grad, y->grad, B, N2, C);
 }
 
 /* Shape check and output of token mixing; NULL after recording the error. */
@@ -355,6 +357,68 @@ Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act a
     if (!y) return NULL;
     token_gemm(c, x, w, bias, mt_act_tile_fn(act), NULL, NULL, y);
     return y;
+}
+
+/* [res +] w @ act(h[b]) + bias[:, None]: the token MLP's fc2 in training as one node (the
+ * equal of activation + token_linear + residual). Keeps a = act(h) for dW; backward: dres is
+ * dy's buffer handed over, dW = sum_b dY_b a_b^T in one GEMM, dh_b = (w^T dY_b) * act'(h_b)
+ * with the derivative in the batched GEMM's epilogue, so neither da nor fc2's output before
+ * the residual is ever stored. */
+static void token_act_linear_backward(Ctx *c, Node *n) {
+    Tensor *h = n->in[0], *w = n->in[1], *bias = n->in[2], *res = n->in[3];
+    const float *dy = n->out->grad;
+    int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
+    if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
+    if (w->requires_grad)
+        mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C, (long)N2 * C, n->saved, C,
+                            (long)N * C, 1.0f, w->grad, N, B);
+    if (bias && bias->requires_grad) token_bias_grad(bias->grad, dy, B, N2, C);
+    if (h->requires_grad) {
+        ArenaMark mark = arena_mark(&c->arena);
+        int acc = mt_grad_accumulate(h); /* the node overwrites h */
+        float *dh = acc ? arena_alloc(&c->arena, h->numel * sizeof(float)) : h->grad;
+        MtEpilogue ep = {.dact = mt_act_grad_row_fn((mt_act)n->i[0]), .pre = h->data};
+        mt_gemm_batched_ep(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, dy, C, (long)N2 * C,
+                           0.0f, dh, C, (long)N * C, B, &ep);
+        if (acc) {
+#pragma omp parallel for simd schedule(static) if (h->numel >= MT_PAR_MIN)
+            for (size_t i = 0; i < h->numel; i++) h->grad[i] += dh[i];
+        }
+        arena_release(&c->arena, mark);
+    }
+    mt_recycle(c, n->saved, h->numel);
+}
+
+Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, Tensor *bias, Tensor *res) {
+    const char *op = "token_act_linear_residual";
+    if (c->failed || !h || !w) return NULL;
+    if (!mt_act_valid(act) || act == MT_ACT_NONE) return mt_fail(c, op, "needs an activation, got %d", (int)act);
+    Tensor *y = token_out(c, op, h, w, bias);
+    if (!y || (res && check_residual(c, op, y, res, NULL))) return NULL;
+    float *a = arena_alloc(&c->arena, h->numel * sizeof(float));
+    mt_bias_act_rows(act, a, h->data, NULL, mt_rows(h), mt_last(h));
+    mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
+    Tensor xa = *h;
+    xa.data = a;
+    token_gemm(c, &xa, w, bias, NULL, res, NULL, y);
+    Tensor *in[4] = {h, w, bias, res};
+    if (mt_needs_grad(c, in, 4)) {
+        Node *n = mt_record(c, op, token_act_linear_backward, y, in, 4);
+        n->overwrites = 1u | (res ? 1u << 3 : 0u); /* h, res */
+        n->saved = a;
+        n->i[0] = (int)act;
+    }
+    return y;
+}
+
+Tensor *mt_token_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, Tensor *w2, Tensor *b2,
+                              Tensor *res, Tensor *gamma) {
+    Tensor *in[7] = {x, w1, b1, w2, b2, res, gamma};
+    if (c->failed || !x || !w1 || !w2) return NULL;
+    if (mt_needs_grad(c, in, 7) && !gamma && act != MT_ACT_NONE && mt_act_valid(act))
+        return mt_token_act_linear_residual(c, mt_token_linear(c, x, w1, b1), act, w2, b2, res);
+    Tensor *t = mt_token_linear_act(c, x, w1, b1, act);
+    return res ? mt_token_linear_residual(c, t, w2, b2, res, gamma) : mt_token_linear(c, t, w2, b2);
 }
 
 Tensor *mt_token_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, Tensor *res, Tensor *gamma) {

@@ -95,6 +95,15 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
  * op and mt_mlp_residual. */
 Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                              Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma);
+/* [res +] w @ act(h[b]) + bias[:, None] on h (B, N, C), w (N2, N), bias (N2) or NULL, res
+ * (B, N2, C) or NULL, act not MT_ACT_NONE: the token MLP's fc2 in training as one node (the
+ * equal of mt_activation + mt_token_linear + mt_residual; op_linear.c says how). */
+Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, Tensor *bias, Tensor *res);
+/* [res + gamma *] token_linear(act(token_linear(x, w1, b1)), w2, b2): the token MLP and its
+ * residual (res and gamma optional, gamma needs res). With a tape and no gamma,
+ * mt_token_linear and mt_token_act_linear_residual; otherwise the ops below. */
+Tensor *mt_token_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, Tensor *w2, Tensor *b2,
+                              Tensor *res, Tensor *gamma);
 /* Token mixing with the same fusions: act(token_linear(x)) and res + gamma * token_linear(x);
  * with a tape exactly the unfused ops. */
 Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act);

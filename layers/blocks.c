@@ -151,9 +151,9 @@ static Tensor *token_mixer_forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_a
     Tensor *t;
     switch (tm->kind) {
     case MIX_MLP:
-        t = mt_token_linear_act(c, as_tokens(c, x), tm->mlp.fc1_w, tm->mlp.fc1_b, act);
-        if (res) return as_grid(c, mt_token_linear_residual(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b, as_tokens(c, res), gamma), x);
-        return as_grid(c, mt_token_linear(c, t, tm->mlp.fc2_w, tm->mlp.fc2_b), x);
+        return as_grid(c, mt_token_mlp_residual(c, as_tokens(c, x), tm->mlp.fc1_w, tm->mlp.fc1_b, act, tm->mlp.fc2_w,
+                                                tm->mlp.fc2_b, res ? as_tokens(c, res) : NULL, gamma),
+                       x);
     case MIX_LINEAR:
     case MIX_RANDOM:
         if (res) return as_grid(c, mt_token_linear_residual(c, as_tokens(c, x), tm->w, tm->b, as_tokens(c, res), gamma), x);

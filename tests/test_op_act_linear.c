@@ -86,8 +86,22 @@ static Tensor *f_mlp(Ctx *c, Tensor **in, void *arg) {
     return mt_mlp_residual(c, in[0], in[1], in[2], MT_ACT_GELU, in[3], in[4], in[5], in[6]);
 }
 
-/* Output and all gradients of f_fused and f_parts for one variant; returns 1 on a mismatch. */
-static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec, double tol) {
+/* in: h (B, N, C), w (N2, N), bias (N2), res (B, N2, C), w3 (N2, N) (another consumer of h) */
+static Tensor *f_token_fused(Ctx *c, Tensor **in, void *arg) {
+    const Variant *v = arg;
+    Tensor *y = mt_token_act_linear_residual(c, in[0], v->act, in[1], v->b ? in[2] : NULL, v->res ? in[3] : NULL);
+    return v->shared ? mt_add(c, y, mt_token_linear(c, in[0], in[4], NULL)) : y;
+}
+static Tensor *f_token_parts(Ctx *c, Tensor **in, void *arg) {
+    const Variant *v = arg;
+    Tensor *y = mt_token_linear(c, mt_activation(c, in[0], v->act), in[1], v->b ? in[2] : NULL);
+    if (v->res) y = mt_residual(c, in[3], y, NULL);
+    return v->shared ? mt_add(c, y, mt_token_linear(c, in[0], in[4], NULL)) : y;
+}
+
+/* Output and all gradients of fused and parts for one variant; returns 1 on a mismatch. */
+static int compare2(const char *name, gc_forward fused, gc_forward parts, Tensor **in, int nin, Variant *v, int prec,
+                    double tol) {
     float *out[2] = {0}, *grads[2][7] = {{0}};
     size_t nout = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -96,7 +110,7 @@ static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec,
         c.precision = prec;
         c.poison_fresh = 1;
         for (int k = 0; k < nin; k++) memset(in[k]->grad, 0, in[k]->numel * sizeof(float));
-        Tensor *o = (pass ? f_parts : f_fused)(&c, in, v);
+        Tensor *o = (pass ? parts : fused)(&c, in, v);
         if (!o) { fprintf(stderr, "[%s] forward failed: %s\n", name, c.err); gc_failures++; mt_ctx_free(&c); return 1; }
         nout = o->numel;
         float *seed = malloc(nout * sizeof(float));
@@ -112,10 +126,9 @@ static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec,
         mt_ctx_free(&c);
     }
     int bad = gc_expect(name, out[0], out[1], nout, tol);
-    static const char *gn[7] = {"dh", "db1", "dw", "db", "dres", "dgamma", "dw3"};
     for (int k = 0; k < nin && !bad; k++) {
         char nm[128];
-        snprintf(nm, sizeof nm, "%s %s", name, gn[k]);
+        snprintf(nm, sizeof nm, "%s d%s", name, in[k]->name);
         /* parameter gradients are sums over rows: their size sets the scale of rounding */
         double scale = 0;
         for (size_t i = 0; i < in[k]->numel; i++) scale = fmax(scale, fabs(grads[1][k][i]));
@@ -132,6 +145,63 @@ static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec,
         for (int k = 0; k < nin; k++) free(grads[p][k]);
     }
     return bad;
+}
+static int compare(const char *name, Tensor **in, int nin, Variant *v, int prec, double tol) {
+    return compare2(name, f_fused, f_parts, in, nin, v, prec, tol);
+}
+
+/* The token MLP's fc2 node: finite differences, then against the separate ops on every
+ * kernel path (C = 64 and 96: the batched sum over K = B x C; 70: its loop). */
+static void check_token(ParamList *p) {
+    Variant vs[] = {{MT_ACT_GELU, 0, 1, 1, 0, 0}, {MT_ACT_GELU, 0, 0, 0, 0, 1}, {MT_ACT_SILU, 0, 1, 0, 0, 0},
+                    {MT_ACT_RELU, 0, 1, 1, 0, 1}};
+    int nv = (int)(sizeof vs / sizeof vs[0]);
+    Tensor *h = gc_input(p, "th", 3, (int[]){2, 7, 4}, -2, 2);
+    Tensor *w = gc_input(p, "tw", 2, (int[]){5, 7}, -1, 1);
+    Tensor *b = gc_input(p, "tb", 1, (int[]){5}, -1, 1);
+    Tensor *res = gc_input(p, "tres", 3, (int[]){2, 5, 4}, -1, 1);
+    Tensor *w3 = gc_input(p, "tw3", 2, (int[]){5, 7}, -1, 1);
+    Tensor *in[5] = {h, w, b, res, w3};
+    for (int i = 0; i < nv; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "token_act_linear act %d%s%s%s", (int)vs[i].act, vs[i].b ? " b" : "",
+                 vs[i].res ? " res" : "", vs[i].shared ? " shared h" : "");
+        gradcheck(name, f_token_fused, in, 5, &vs[i], 1e-2f, 1e-3, 1e-2);
+    }
+    const int cs[] = {64, 96, 70};
+    for (int ci = 0; ci < 3; ci++) {
+        int C = cs[ci];
+        char nm[5][16];
+        const char *base[5] = {"h", "w", "b", "res", "w3"};
+        for (int k = 0; k < 5; k++) snprintf(nm[k], sizeof nm[k], "t%s%d", base[k], C); /* names are unique */
+        Tensor *hl = gc_input(p, nm[0], 3, (int[]){5, 49, C}, -3, 3);
+        Tensor *wl = gc_input(p, nm[1], 2, (int[]){37, 49}, -0.2f, 0.2f);
+        Tensor *bl = gc_input(p, nm[2], 1, (int[]){37}, -1, 1);
+        Tensor *rl = gc_input(p, nm[3], 3, (int[]){5, 37, C}, -1, 1);
+        Tensor *w3l = gc_input(p, nm[4], 2, (int[]){37, 49}, -0.2f, 0.2f);
+        Tensor *inl[5] = {hl, wl, bl, rl, w3l};
+        for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
+            for (int pi = 0; pi < 2; pi++)
+                for (int i = 0; i < nv; i++) {
+                    mt_gemm_test_path(fb);
+                    char name[96];
+                    snprintf(name, sizeof name, "token_act_linear = parts C %d %s%s variant %d", C,
+                             mt_gemm_path_name(fb), pi ? "bf16" : "fp32", i);
+                    compare2(name, f_token_fused, f_token_parts, inl, 5, &vs[i], pi ? MT_BF16 : MT_FP32,
+                             pi ? 2e-2 : 2e-5);
+                }
+    }
+    mt_gemm_test_path(0);
+    Ctx c;
+    mt_ctx_init(&c, 1 << 16);
+    if (mt_token_act_linear_residual(&c, h, MT_ACT_NONE, w, b, res) || !strstr(c.err, "token_act_linear_residual"))
+        fprintf(stderr, "no activation not reported: '%s'\n", c.err), gc_failures++;
+    else printf("%-28s ok: %s\n", "token: no activation", c.err);
+    mt_ctx_reset(&c);
+    if (mt_token_act_linear_residual(&c, h, MT_ACT_GELU, w3, b, h) || !strstr(c.err, "token_act_linear_residual"))
+        fprintf(stderr, "bad residual not reported: '%s'\n", c.err), gc_failures++;
+    else printf("%-28s ok: %s\n", "token: residual shape", c.err);
+    mt_ctx_free(&c);
 }
 
 int main(void) {
@@ -202,6 +272,7 @@ int main(void) {
         fprintf(stderr, "bad activation not reported: '%s'\n", c.err), gc_failures++;
     else printf("%-28s ok: %s\n", "bad activation", c.err);
     mt_ctx_free(&c);
+    check_token(&p);
     mt_params_free(&p);
     return gc_report();
 }

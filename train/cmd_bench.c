@@ -35,7 +35,7 @@ static void sgemm_rate(int threads) {
 
 static int is_gemm_op(const char *op) {
     return !strcmp(op, "linear") || !strcmp(op, "token_linear") || !strcmp(op, "conv2d") || !strcmp(op, "bmm") ||
-           !strcmp(op, "attention") || !strcmp(op, "act_linear_residual");
+           !strcmp(op, "attention") || !strcmp(op, "act_linear_residual") || !strcmp(op, "token_act_linear_residual");
 }
 
 static void help(void) {
@@ -65,12 +65,12 @@ static double print_profile(Ctx *c, int steps, int train) {
     qsort(c->prof, (size_t)c->nprof, sizeof c->prof[0], cmp_prof);
     double tot = 0;
     for (int i = 0; i < c->nprof; i++) tot += c->prof[i].fwd + c->prof[i].bwd;
-    if (train) printf("profile (per step, ms):  %-24s %9s %9s %7s\n", "op", "forward", "backward", "share");
+    if (train) printf("profile (per step, ms):  %-26s %9s %9s %7s\n", "op", "forward", "backward", "share");
     else printf("profile (per batch, ms): %-28s %9s %7s\n", "scope", "forward", "share");
     for (int i = 0; i < c->nprof; i++) {
         const OpProfile *p = &c->prof[i];
         double share = 100 * (p->fwd + p->bwd) / tot;
-        if (train) printf("                         %-24s %9.2f %9.2f %6.1f%%\n", p->op, 1e3 * p->fwd / steps, 1e3 * p->bwd / steps, share);
+        if (train) printf("                         %-26s %9.2f %9.2f %6.1f%%\n", p->op, 1e3 * p->fwd / steps, 1e3 * p->bwd / steps, share);
         else printf("                         %-28s %9.2f %6.1f%%\n", p->op, 1e3 * p->fwd / steps, share);
     }
     return tot;
@@ -183,9 +183,10 @@ static int bench(int argc, char **argv) {
             double g = 0;
             for (int i = 0; i < c.nprof; i++)
                 if (is_gemm_op(c.prof[i].op)) g += c.prof[i].fwd + c.prof[i].bwd;
-            printf("                         %-24s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
+            printf("                         %-26s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
                    1e3 * tot / steps, 1e3 * dt / steps, 1e3 * topt / steps);
-            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual): %.1f%% of step "
+            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual, "
+                   "token_act_linear_residual): %.1f%% of step "
                    "time; other ops %.1f%%; "
                    "optimizer %.1f%%; the rest (tape, loss) %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt,
                    100 * topt / dt, 100 * (dt - tot - topt) / dt);
