@@ -164,6 +164,17 @@ static void act_linear_backward(Ctx *c, Node *n) {
     mt_recycle(c, n->saved, (size_t)M * K);
 }
 
+/* Records an MLP-fc2 node (in[0] = h, in[ires] = the residual or NULL): its backward
+ * overwrites h's and the residual's gradients, and it keeps the activation a (or NULL). */
+static void record_act_node(Ctx *c, const char *op, mt_backward_fn backward, Tensor *y, Tensor **in, int nin,
+                            int ires, float *a, mt_act act) {
+    if (!mt_needs_grad(c, in, nin)) return;
+    Node *n = mt_record(c, op, backward, y, in, nin);
+    n->overwrites = 1u | (in[ires] ? 1u << ires : 0u);
+    n->saved = a;
+    n->i[0] = (int)act;
+}
+
 Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor *w, Tensor *b, Tensor *res,
                                Tensor *gamma) {
     const char *op = "act_linear_residual";
@@ -186,12 +197,7 @@ Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor
     if (a) xa.data = a;
     linear_gemm(c, &xa, w, b, NULL, res, gamma, y);
     Tensor *in[6] = {h, b1, w, b, res, gamma};
-    if (mt_needs_grad(c, in, 6)) {
-        Node *n = mt_record(c, op, act_linear_backward, y, in, 6);
-        n->overwrites = 1u | (res ? 1u << 4 : 0u); /* h, res */
-        n->saved = a;
-        n->i[0] = (int)act;
-    }
+    record_act_node(c, op, act_linear_backward, y, in, 6, 4, a, act);
     return y;
 }
 
@@ -402,12 +408,7 @@ Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, T
     xa.data = a;
     token_gemm(c, &xa, w, bias, NULL, res, NULL, y);
     Tensor *in[4] = {h, w, bias, res};
-    if (mt_needs_grad(c, in, 4)) {
-        Node *n = mt_record(c, op, token_act_linear_backward, y, in, 4);
-        n->overwrites = 1u | (res ? 1u << 3 : 0u); /* h, res */
-        n->saved = a;
-        n->i[0] = (int)act;
-    }
+    record_act_node(c, op, token_act_linear_backward, y, in, 4, 3, a, act);
     return y;
 }
 
