@@ -26,8 +26,8 @@
  * When the split is by rows only (the models' GEMMs), the row blocks are shared by work
  * stealing (Sched), with a barrier between K blocks; otherwise no barriers. Threads never
  * write the same part of C, except in the K split (weight gradients: small C, long K), where
- * each writes a private partial C and the partials are added at the end. At the end of the file, two GEMMs chained per row block (an MLP
- * whose hidden layer stays in cache). */
+ * each writes a private partial C and the partials are added at the end. At the end of the
+ * file, two GEMMs chained per row block (an MLP whose hidden layer stays in cache). */
 #include "core/gemm.h"
 #include "core/act_gelu_avx512.h"
 #include <cpuid.h>

@@ -154,11 +154,7 @@ static void act_linear_backward(Ctx *c, Node *n) {
         } else {
             mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K);
         }
-        if (want_h && acc) {
-            size_t MK = (size_t)M * K;
-#pragma omp parallel for simd schedule(static) if (MK >= MT_PAR_MIN)
-            for (size_t i = 0; i < MK; i++) h->grad[i] += dh[i];
-        }
+        if (want_h && acc) grad_add(h->grad, dh, (size_t)M * K);
     }
     arena_release(&c->arena, mark);
     mt_recycle(c, n->saved, (size_t)M * K);
@@ -386,10 +382,7 @@ static void token_act_linear_backward(Ctx *c, Node *n) {
         MtEpilogue ep = {.dact = mt_act_grad_row_fn((mt_act)n->i[0]), .pre = h->data};
         mt_gemm_batched_ep(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, dy, C, (long)N2 * C,
                            0.0f, dh, C, (long)N * C, B, &ep);
-        if (acc) {
-#pragma omp parallel for simd schedule(static) if (h->numel >= MT_PAR_MIN)
-            for (size_t i = 0; i < h->numel; i++) h->grad[i] += dh[i];
-        }
+        if (acc) grad_add(h->grad, dh, h->numel);
         arena_release(&c->arena, mark);
     }
     mt_recycle(c, n->saved, h->numel);

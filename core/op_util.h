@@ -14,6 +14,12 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define MT_PAR_MIN 16384
 
+/* g += d over n floats: a gradient computed into scratch because g already holds a sum. */
+static inline void grad_add(float *g, const float *d, size_t n) {
+#pragma omp parallel for simd if (n >= MT_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) g[i] += d[i];
+}
+
 /* In a backward that overwrites input t (a bit of n->overwrites): t's gradient is the output's
  * gradient unchanged (reshape; the residual's skip input). With a fresh buffer the two buffers
  * trade places, no copy (the output's gradient is released right after this backward); unless

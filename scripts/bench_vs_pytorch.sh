@@ -29,6 +29,7 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=$THREADS
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 col() { grep "^$1" "$2" | awk -v k="$3" '{print $k}' | median; } # median of field k of the lines starting with $1
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $THREADS; $(date -u +%Y-%m-%d)"
 "$M" bench --sgemm --threads "$THREADS" | head -1
@@ -58,7 +59,6 @@ for prec in ${PRECISIONS//,/ }; do
     done
     mt=$(col train: "$T/m.all" 2); mf=$(col forward: "$T/m.all" 2)
     gf=$(col train: "$T/m.all" 4); mr=$(col 'peak RSS:' "$T/m.all" 3)
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
     row="| $model | $b | $mt |"
     for a in $amps; do pt=$(col train: "$T/p.$a" 2); row="$row $pt | $(ratio "$mt" "$pt") |"; done
     row="$row $mf |"
