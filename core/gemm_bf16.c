@@ -666,15 +666,16 @@ static Job job_entry(const Job *j, int i, long sA, long sB, long sC) {
 static float *g_part[MAXT]; /* per thread: a partial C, M x N floats */
 static size_t g_part_n[MAXT];
 
-/* 1 when a K split beats the row/column grid: no epilogue (it would need the full sum), at
+/* 1 when a K split beats the row/column grid: plain operands (a prologue or a gather would
+ * work, but no weight gradient has one), no epilogue (it would need the full sum), at
  * least four K blocks per thread (with two, 2048 x 512 x 1568 lost 10-15% in fp32),
  * partials of at most 4 MB, and the smaller side of C short enough that the grid's
  * duplicated packing of the other operand counts (packing a word costs about as much as
  * 100+ multiply-adds on AMX, ~16 in fp32). */
-static int ksplit_ok(int mode, int M, int N, int K, int T, int batch, const MtEpilogue *ep) {
-    int kc_max = KCW(mode) * KPW(mode), nkb = (K + kc_max - 1) / kc_max;
+static int ksplit_ok(const Job *j, int T, int batch) {
+    int M = j->M, N = j->N, kc_max = KCW(j->mode) * KPW(j->mode), nkb = (j->K + kc_max - 1) / kc_max;
     size_t mn = (size_t)M * N;
-    if (T < 2 || batch != 1 || ep || nkb < 4 * T || mn > ((size_t)1 << 20)) return 0;
+    if (T < 2 || batch != 1 || j->ep || j->pro || j->ga || nkb < 4 * T || mn > ((size_t)1 << 20)) return 0;
     /* wide C (512 x 2048): the row split packs the long side once per thread anyway */
     if (M < N && mn > ((size_t)1 << 19)) return 0;
     return (M < N ? M : N) <= 1024;
@@ -754,8 +755,7 @@ static int run_jobs(const Job *jp, int batch, long sA, long sB, long sC) {
         }
         return 0;
     }
-    /* (a prologue or a gather would work with a K split, but no weight gradient has one) */
-    if (!j.pro && !j.ga && ksplit_ok(mode, M, N, K, T, batch, ep) && part_get(T, (size_t)M * N)) {
+    if (ksplit_ok(&j, T, batch) && part_get(T, (size_t)M * N)) {
         run_ksplit(&j, T);
         return 0;
     }
