@@ -9,11 +9,12 @@
 #include <string.h>
 
 /* mode: 0 fp32, 1 bf16 (vdpbf16ps), 2 bf16 on AMX tiles (core/gemm_bf16.c). */
-int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
+/* types: MT_A_BF16 | MT_B_BF16 (core/gemm.h). */
+int mt_gemm_avx512_run(int mode, int types, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
 
-int mt_gemm_avx512_sum_nt(int mode, int M, int N, int K, float alpha, const float *A, int lda, long sA,
+int mt_gemm_avx512_sum_nt(int mode, int types, int M, int N, int K, float alpha, const float *A, int lda, long sA,
                           const float *B, int ldb, long sB, float beta, float *C, int ldc, int batch);
 int mt_gemm_avx512_chain_fits(int mode, int K, int N1, int N2);
 int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
@@ -63,16 +64,6 @@ static int kmode(int precision) { return precision != MT_BF16 ? 0 : mt_gemm_amx_
 static int native_kernel(int precision) {
     return (precision == MT_BF16 && mt_gemm_bf16_native()) ||
            ((precision == MT_FP32_FAST || precision == MT_FP32) && mt_gemm_fp32_native());
-}
-
-float mt_bf16_round(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* NaN: keep it a (quiet) NaN */
-    else u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, 4);
-    return x;
 }
 
 /* Fallback buffers for the bf16-rounded copies and the normalised A (grown on demand, kept). */
@@ -181,7 +172,7 @@ void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, f
     int native = native_kernel(precision);
     if (pro && K > 0 && alpha != 0.0f) {
         if (native && !transA &&
-            mt_gemm_avx512_run(kmode(precision), 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
+            mt_gemm_avx512_run(kmode(precision), 0, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
                                0, 1, pro, NULL, ep) == 0)
             return;
         float *a = operand_buffer(M, K);
@@ -196,7 +187,7 @@ void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGath
     if (M <= 0 || N <= 0) return;
     int native = native_kernel(precision);
     if (native && K > 0 &&
-        mt_gemm_avx512_run(kmode(precision), 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
+        mt_gemm_avx512_run(kmode(precision), 0, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
                            NULL, ga, ep) == 0)
         return;
     float *a = K > 0 ? operand_buffer(M, K) : NULL;
@@ -225,13 +216,13 @@ void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, floa
         scale_c(M, N, beta, C, ldc);
     } else if (precision == MT_BF16) {
         if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(kmode(MT_BF16), transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
+            mt_gemm_avx512_run(kmode(MT_BF16), 0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
                                1, NULL, NULL, ep) == 0)
             return;
         bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
         if (mt_gemm_fp32_native() &&
-            mt_gemm_avx512_run(0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
+            mt_gemm_avx512_run(0, 0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
             return;
         sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
@@ -249,7 +240,7 @@ void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int
     if (M <= 0 || N <= 0 || batch <= 0) return;
     int native = native_kernel(precision);
     if (native && K > 0 && alpha != 0.0f &&
-        mt_gemm_avx512_run(kmode(precision), transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+        mt_gemm_avx512_run(kmode(precision), 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                            beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
         return;
     for (int i = 0; i < batch; i++) {
@@ -280,10 +271,68 @@ void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, in
         return;
     }
     if (native_kernel(precision) && !transA && transB &&
-        mt_gemm_avx512_sum_nt(kmode(precision), M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+        mt_gemm_avx512_sum_nt(kmode(precision), 0, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                               batch) == 0)
         return;
     for (int i = 0; i < batch; i++)
         mt_gemm(precision, transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb,
                 i ? 1.0f : beta, C, ldc);
+}
+
+/* ---- operands stored as bf16 ---- */
+
+/* Widened fp32 copies for the paths that cannot read bf16 (grown on demand, kept). */
+static float *g_wa, *g_wb;
+static size_t g_wa_n, g_wb_n;
+
+/* The fp32 view of an operand: itself, or (bf) a widened copy of the elements a batch of
+ * rows x cols matrices (row stride ld, entries stride apart) spans. */
+static const float *widened(float **buf, size_t *cap, const void *X, int bf, int rows, int cols, int ld, long stride,
+                            int batch) {
+    if (!bf) return X;
+    size_t n = (size_t)(batch - 1) * (size_t)stride + (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+    float *w = grow(buf, cap, n);
+    if (!w) {
+        fprintf(stderr, "mixtape: out of memory widening a %d x %d bf16 GEMM operand\n", rows, cols);
+        abort();
+    }
+    const uint16_t *x = X;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i += 4096) mt_bf16_to_f32(w + i, x + i, n - i < 4096 ? n - i : 4096);
+    return w;
+}
+
+/* 1 when there is something to multiply: the operands will be read. */
+static int reads_operands(int M, int N, int K, float alpha, int batch) {
+    return M > 0 && N > 0 && K > 0 && batch > 0 && alpha != 0.0f;
+}
+
+void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
+                           const void *A, int lda, long strideA, const void *B, int ldb, long strideB, float beta,
+                           float *C, int ldc, long strideC, int batch, const MtEpilogue *ep) {
+    if (types && reads_operands(M, N, K, alpha, batch)) {
+        if (native_kernel(precision) &&
+            mt_gemm_avx512_run(kmode(precision), types, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb,
+                               strideB, beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
+            return;
+        A = widened(&g_wa, &g_wa_n, A, types & MT_A_BF16, transA ? K : M, transA ? M : K, lda, strideA, batch);
+        B = widened(&g_wb, &g_wb_n, B, types & MT_B_BF16, transB ? N : K, transB ? K : N, ldb, strideB, batch);
+    }
+    mt_gemm_batched_ep(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                       strideC, batch, ep);
+}
+
+void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
+                               const void *A, int lda, long strideA, const void *B, int ldb, long strideB,
+                               float beta, float *C, int ldc, int batch) {
+    if (types && reads_operands(M, N, K, alpha, batch)) {
+        if (native_kernel(precision) && !transA && transB &&
+            mt_gemm_avx512_sum_nt(kmode(precision), types, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
+                                  ldc, batch) == 0)
+            return;
+        A = widened(&g_wa, &g_wa_n, A, types & MT_A_BF16, transA ? K : M, transA ? M : K, lda, strideA, batch);
+        B = widened(&g_wb, &g_wb_n, B, types & MT_B_BF16, transB ? N : K, transB ? K : N, ldb, strideB, batch);
+    }
+    mt_gemm_batched_sum(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                        batch);
 }

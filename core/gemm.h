@@ -19,6 +19,7 @@
  * Never call mt_gemm from inside an OpenMP parallel region (it opens its own).
  * Not reentrant from several threads at once (packing buffers are a per-OpenMP-thread pool). */
 #pragma once
+#include "core/bf16.h"
 
 /* MT_FP32 (the default) runs the own AVX-512 fp32 kernel where the CPU has AVX-512F and
  * OpenBLAS otherwise: with OpenBLAS's threads and OpenMP's threads both spin-waiting on the
@@ -118,6 +119,21 @@ void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, in
                          int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
                          int batch);
 
+/* Operands stored as bf16 (core/bf16.h) instead of fp32: MT_A_BF16 | MT_B_BF16. */
+enum { MT_A_BF16 = 1, MT_B_BF16 = 2 };
+/* mt_gemm_batched_ep, and mt_gemm_batched_sum (no epilogue), with A and/or B as the types flags
+ * say: pointers to uint16_t where a flag is set, to float otherwise; leading dimensions and
+ * strides count elements. Every precision and layout: the own kernels read bf16 while
+ * packing (in MT_BF16 the words are the ones packing the widened fp32 values gives, so
+ * results are those of the fp32 call on the widened operands, bit for bit); other paths
+ * widen a copy to fp32 first. */
+void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
+                           const void *A, int lda, long strideA, const void *B, int ldb, long strideB, float beta,
+                           float *C, int ldc, long strideC, int batch, const MtEpilogue *ep);
+void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
+                               const void *A, int lda, long strideA, const void *B, int ldb, long strideB,
+                               float beta, float *C, int ldc, int batch);
+
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);
 /* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */
@@ -138,6 +154,3 @@ const char *mt_gemm_path_name(int p);
 void mt_gemm_force_fallback(int on);
 /* Name of the code path used for a precision, e.g. "avx512bf16", "bf16-emulated+sgemm", "openblas". */
 const char *mt_gemm_backend(int precision);
-
-/* Round-to-nearest-even to bfloat16, returned as the fp32 value (NaN stays NaN). */
-float mt_bf16_round(float x);

@@ -90,6 +90,9 @@ typedef struct {
      * of that entry's row, the entries sAk (A) and sBk (B) floats apart (mt_gemm_batched_sum) */
     int kseg;
     long sAk, sBk;
+    /* A / B stored as bf16 (uint16_t, an fp32's upper half: an activation kept rounded, see
+     * mt_gemm_batched_mixed) behind the float pointer; lda, ldb, strides count elements */
+    int abf, bbf;
 } Job;
 
 static struct {
@@ -99,6 +102,7 @@ static struct {
 static INL int imin(int a, int b) { return a < b ? a : b; }
 static INL int roundup(int a, int m) { return (a + m - 1) / m * m; }
 static INL __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static INL __mmask32 mask32(int n) { return n >= 32 ? (__mmask32)0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1); }
 /* Words a K block of kc k values packs into (AMX: whole tiles, the padding words zero). */
 static INL int kwords(int mode, int kc) {
     int kw = (kc + KPW(mode) - 1) / KPW(mode);
@@ -113,20 +117,34 @@ TGT static INL void store16(float *p, __mmask16 m, __m512 v) {
     else _mm512_mask_storeu_ps(p, m, v);
 }
 
-/* 16 words from a source row whose k run is contiguous: k values src[0 .. kleft) (rest zero). */
-TGT static INL __m512i load_words_k(int mode, const float *src, int kleft) {
-    if (mode != MODE_F32) {
-        __m512 x0 = _mm512_maskz_loadu_ps(mask16(kleft), src);
-        __m512 x1 = _mm512_maskz_loadu_ps(mask16(kleft - 16), src + 16);
-        return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* low 16 bf16 from x0, high from x1 */
-    }
-    return _mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kleft), src));
+/* Element e of an operand stored as fp32 or, when bf, as bf16. */
+static INL const void *elem(const float *base, int bf, size_t e) {
+    return bf ? (const void *)((const uint16_t *)(const void *)base + e) : (const void *)(base + e);
 }
 
-/* Where k of a row starting at row lies (see Job.kseg). Chunks of 16 words start at
- * multiples of 32 k and kseg is a multiple of 32, so a chunk never straddles two entries. */
-static INL const float *kseg_at(const float *row, int k, int kseg, long sk) {
-    return kseg ? row + (long)(k / kseg) * sk + k % kseg : row + k;
+/* 16 bf16 values widened to fp32 (exact: the low half of each float is zero). */
+TGT static INL __m512i widen16(__m256i h) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16); }
+
+/* 16 words from a source row whose k run is contiguous: k values src[0 .. kleft) (rest zero),
+ * src fp32 or (bf) bf16. bf16 pairs of consecutive k are words as they lie in memory. */
+TGT static INL __m512i load_words_k(int mode, const void *src, int bf, int kleft) {
+    if (bf)
+        return mode == MODE_F32 ? widen16(_mm256_maskz_loadu_epi16(mask16(kleft), src))
+                                : _mm512_maskz_loadu_epi16(mask32(kleft), src);
+    const float *f = src;
+    if (mode != MODE_F32) {
+        __m512 x0 = _mm512_maskz_loadu_ps(mask16(kleft), f);
+        __m512 x1 = _mm512_maskz_loadu_ps(mask16(kleft - 16), f + 16);
+        return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* low 16 bf16 from x0, high from x1 */
+    }
+    return _mm512_castps_si512(_mm512_maskz_loadu_ps(mask16(kleft), f));
+}
+
+/* Where k of a row lies, in elements from the row's start (see Job.kseg). Chunks of 16 words
+ * start at multiples of 32 k and kseg is a multiple of 32, so a chunk never straddles two
+ * entries. */
+static INL size_t kseg_off(int k, int kseg, long sk) {
+    return kseg ? (size_t)(k / kseg) * (size_t)sk + (size_t)(k % kseg) : (size_t)k;
 }
 
 /* The prologue on 16 k values of one row (k past the end masked off, so they stay zero):
@@ -151,8 +169,14 @@ TGT static INL __m512i load_words_k_pro(int mode, const float *src, int kleft, f
 }
 
 /* 16 words for 16 consecutive columns c at one word index: rows k (src0) and k+1 (src1,
- * NULL when k+1 is past the end), columns contiguous, cm masks the valid columns. */
-TGT static INL __m512i load_words_cols(int mode, const float *src0, const float *src1, __mmask16 cm) {
+ * NULL when k+1 is past the end), columns contiguous, cm masks the valid columns; fp32 or
+ * (bf) bf16 sources. */
+TGT static INL __m512i load_words_cols(int mode, const void *src0, const void *src1, int bf, __mmask16 cm) {
+    if (bf) {
+        if (mode == MODE_F32) return widen16(_mm256_maskz_loadu_epi16(cm, src0));
+        __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(cm, src0));
+        return src1 ? _mm512_or_si512(lo, widen16(_mm256_maskz_loadu_epi16(cm, src1))) : lo;
+    }
     __m512 r0 = _mm512_maskz_loadu_ps(cm, src0);
     if (mode == MODE_F32) return _mm512_castps_si512(r0);
     __m512 r1 = src1 ? _mm512_maskz_loadu_ps(cm, src1) : _mm512_setzero_ps();
@@ -181,8 +205,8 @@ TGT static INL void transpose16(__m512i r[16]) {
 }
 
 /* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc) into pa[i * KCW + w], rows padded with zeros to
- * whole microkernel tiles. */
-TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int kc, uint32_t *pa) {
+ * whole microkernel tiles. bf: A stored as bf16 (a constant after inlining, see pack_a). */
+TGT static INL void pack_a_as(int mode, int bf, const Job *j, int i0, int mc, int k0, int kc, uint32_t *pa) {
     int kpw = KPW(mode);
     int kw = kwords(mode, kc);
     int mcp = roundup(mc, MRM(mode));
@@ -194,28 +218,31 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
             j->ga->row(j->ga->ctx, i0 + i, k0, kc, r);
             for (int k = kc; k < roundup(kc, 16 * kpw); k++) r[k] = 0.0f;
             if (mode != MODE_F32)
-                for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(dst + w, load_words_k(mode, r + w * kpw, kc - w * kpw));
+                for (int w = 0; w < kw; w += 16)
+                    _mm512_storeu_si512(dst + w, load_words_k(mode, r + w * kpw, 0, kc - w * kpw));
         }
     } else if (!j->ta) { /* A stored M x K: k contiguous */
         for (int i = 0; i < mc; i++) {
-            const float *row = j->A + (size_t)(i0 + i) * j->lda;
+            size_t row = (size_t)(i0 + i) * j->lda;
             if (i + PFA < mc)
-                for (int k = 0; k < kc; k += 16)
-                    _mm_prefetch((const char *)kseg_at(row + (size_t)PFA * j->lda, k0 + k, j->kseg, j->sAk), _MM_HINT_T0);
+                for (int k = 0; k < kc; k += bf ? 32 : 16)
+                    _mm_prefetch((const char *)elem(j->A, bf, row + (size_t)PFA * j->lda + kseg_off(k0 + k, j->kseg, j->sAk)),
+                                 _MM_HINT_T0);
             uint32_t *dst = pa + (size_t)i * KCW(mode);
             const MtPrologue *p = j->pro;
-            if (p) { /* never with kseg */
+            if (p) { /* never with kseg or a bf16 A */
                 int g = (i0 + i) / p->group_rows;
                 for (int w = 0; w < kw; w += 16) {
                     int k = k0 + w * kpw;
-                    _mm512_storeu_si512(dst + w, load_words_k_pro(mode, row + k, kc - w * kpw, p->mean[g], p->rstd[g],
-                                                                  p->scale ? p->scale + k : NULL,
+                    _mm512_storeu_si512(dst + w, load_words_k_pro(mode, j->A + row + k, kc - w * kpw, p->mean[g],
+                                                                  p->rstd[g], p->scale ? p->scale + k : NULL,
                                                                   p->shift ? p->shift + k : NULL));
                 }
                 continue;
             }
             for (int w = 0; w < kw; w += 16)
-                _mm512_storeu_si512(dst + w, load_words_k(mode, kseg_at(row, k0 + w * kpw, j->kseg, j->sAk), kc - w * kpw));
+                _mm512_storeu_si512(dst + w, load_words_k(mode, elem(j->A, bf, row + kseg_off(k0 + w * kpw, j->kseg, j->sAk)),
+                                                          bf, kc - w * kpw));
         }
     } else { /* A stored K x M: rows of A contiguous along a k row. k groups outside, so the
               * block's rows are read one after the other (a gradient's K runs over every
@@ -225,7 +252,7 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
         for (int w0 = 0; w0 < kw; w0 += 16) {
             for (int k = (w0 + 16) * kpw; k < imin(kc, (w0 + 32) * kpw); k++)
                 for (int ib = 0; ib < mc; ib += 16)
-                    _mm_prefetch((const char *)(j->A + (size_t)(k0 + k) * j->lda + i0 + ib), _MM_HINT_T0);
+                    _mm_prefetch((const char *)elem(j->A, bf, (size_t)(k0 + k) * j->lda + i0 + ib), _MM_HINT_T0);
             for (int ib = 0; ib < mcp; ib += 16) {
                 __mmask16 cm = mask16(mc - ib);
                 int nrow = imin(16, mcp - ib);
@@ -233,9 +260,9 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
                 for (int t = 0; t < 16; t++) {
                     int w = w0 + t, k = w * kpw;
                     if (k >= kc) { v[t] = _mm512_setzero_si512(); continue; }
-                    const float *s0 = j->A + (size_t)(k0 + k) * j->lda + i0 + ib;
-                    const float *s1 = (mode != MODE_F32 && k + 1 < kc) ? s0 + j->lda : NULL;
-                    v[t] = load_words_cols(mode, s0, s1, cm);
+                    size_t e = (size_t)(k0 + k) * j->lda + i0 + ib;
+                    v[t] = load_words_cols(mode, elem(j->A, bf, e),
+                                           mode != MODE_F32 && k + 1 < kc ? elem(j->A, bf, e + j->lda) : NULL, bf, cm);
                 }
                 transpose16(v);
                 for (int r = 0; r < nrow; r++) _mm512_storeu_si512(pa + (size_t)(ib + r) * KCW(mode) + w0, v[r]);
@@ -247,9 +274,15 @@ TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int k
         for (int w = 0; w < kw; w += 16) _mm512_storeu_si512(pa + (size_t)i * KCW(mode) + w, _mm512_setzero_si512());
 }
 
+TGT static INL void pack_a(int mode, const Job *j, int i0, int mc, int k0, int kc, uint32_t *pa) {
+    if (j->abf) pack_a_as(mode, 1, j, i0, mc, k0, kc, pa);
+    else pack_a_as(mode, 0, j, i0, mc, k0, kc, pa);
+}
+
 /* Pack op(B)[k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns: word (w, j) of panel p at
- * pb[p * kw * NR + w * NR + j], kw = kwords(); columns past nc and words past kc are zero. */
-TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, uint32_t *pb) {
+ * pb[p * kw * NR + w * NR + j], kw = kwords(); columns past nc and words past kc are zero.
+ * bf: B stored as bf16 (see pack_b). */
+TGT static INL void pack_b_as(int mode, int bf, const Job *j, int j0, int nc, int k0, int kc, uint32_t *pb) {
     int kpw = KPW(mode);
     int kw = kwords(mode, kc);
     int np = (nc + NR - 1) / NR;
@@ -257,15 +290,16 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
         for (int w = 0; w < kw; w++) {
             int k = w * kpw;
             for (int kk = k + 8 * kpw; kk < imin(kc, k + 9 * kpw); kk++)
-                for (int jj = 0; jj < nc; jj += 16)
-                    _mm_prefetch((const char *)(j->B + (size_t)(k0 + kk) * j->ldb + j0 + jj), _MM_HINT_T0);
+                for (int jj = 0; jj < nc; jj += bf ? 32 : 16)
+                    _mm_prefetch((const char *)elem(j->B, bf, (size_t)(k0 + kk) * j->ldb + j0 + jj), _MM_HINT_T0);
             for (int jj = 0; jj < np * NR; jj += 16) { /* jj: first column of a half panel */
                 int ncol = nc - jj;
                 __m512i v = _mm512_setzero_si512();
                 if (ncol > 0 && k < kc) {
-                    const float *s0 = j->B + (size_t)(k0 + k) * j->ldb + j0 + jj;
-                    const float *s1 = (mode != MODE_F32 && k + 1 < kc) ? s0 + j->ldb : NULL;
-                    v = load_words_cols(mode, s0, s1, mask16(ncol));
+                    size_t e = (size_t)(k0 + k) * j->ldb + j0 + jj;
+                    v = load_words_cols(mode, elem(j->B, bf, e),
+                                        mode != MODE_F32 && k + 1 < kc ? elem(j->B, bf, e + j->ldb) : NULL, bf,
+                                        mask16(ncol));
                 }
                 _mm512_storeu_si512(pb + (size_t)(jj / NR) * kw * NR + (size_t)w * NR + jj % NR, v);
             }
@@ -281,9 +315,10 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
                 __m512i v[16];
                 for (int t = 0; t < 16; t++)
                     v[t] = t < ncol ? load_words_k(mode,
-                                                   kseg_at(j->B + (size_t)(j0 + jj + t) * j->ldb, k0 + w0 * kpw,
-                                                           j->kseg, j->sBk),
-                                                   kc - w0 * kpw)
+                                                   elem(j->B, bf,
+                                                        (size_t)(j0 + jj + t) * j->ldb +
+                                                            kseg_off(k0 + w0 * kpw, j->kseg, j->sBk)),
+                                                   bf, kc - w0 * kpw)
                                     : _mm512_setzero_si512();
                 transpose16(v);
                 int nw = imin(16, kw - w0);
@@ -291,6 +326,11 @@ TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int k
             }
         }
     }
+}
+
+TGT static INL void pack_b(int mode, const Job *j, int j0, int nc, int k0, int kc, uint32_t *pb) {
+    if (j->bbf) pack_b_as(mode, 1, j, j0, nc, k0, kc, pb);
+    else pack_b_as(mode, 0, j, j0, nc, k0, kc, pb);
 }
 
 /* Fetch a tile's rows of C and of the residual (or NULL). C's rows are ldc apart and, for
@@ -647,7 +687,8 @@ static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const S
 static Job job_entry(const Job *j, int i, long sA, long sB, long sC) {
     Job ji = *j;
     const MtEpilogue *ep = j->ep;
-    ji.A = j->A ? j->A + i * sA : NULL, ji.B = j->B + i * sB, ji.C = j->C + i * sC;
+    ji.A = j->A ? elem(j->A, j->abf, (size_t)(i * sA)) : NULL, ji.B = elem(j->B, j->bbf, (size_t)(i * sB));
+    ji.C = j->C + i * sC;
     ji.R = ep && ep->residual ? ep->residual + i * sC : NULL;
     ji.P = ep && ep->dact ? ep->pre + i * sC : NULL;
     return ji;
@@ -795,12 +836,14 @@ static int run_jobs(const Job *jp, int batch, long sA, long sB, long sC) {
     return 0;
 }
 
-int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
+int mt_gemm_avx512_run(int mode, int types, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                        int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep) {
     if ((pro || ga) && ta) return -1; /* the prologue and the gather run in the row-wise packing only */
+    if (pro && (types & MT_A_BF16)) return -1; /* the prologue reads fp32 rows */
     if (ep && ep->dact && !ep->pre) return -1;
-    Job j = {mode, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL, tile_gelu(ep), NULL, 0, K, 0, 0, 0};
+    Job j = {mode, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, pro, ga, ep, NULL, tile_gelu(ep), NULL, 0, K, 0, 0, 0,
+             !!(types & MT_A_BF16), !!(types & MT_B_BF16)};
     return run_jobs(&j, batch, sA, sB, sC);
 }
 
@@ -808,11 +851,11 @@ int mt_gemm_avx512_run(int mode, int ta, int tb, int M, int N, int K, float alph
  * over K' = batch x K whose packing walks the entries (Job.kseg): the batch is never laid
  * out along K in memory. K must be a multiple of 32; -1 (C untouched) otherwise or when
  * buffers cannot be allocated. */
-int mt_gemm_avx512_sum_nt(int mode, int M, int N, int K, float alpha, const float *A, int lda, long sA,
+int mt_gemm_avx512_sum_nt(int mode, int types, int M, int N, int K, float alpha, const float *A, int lda, long sA,
                           const float *B, int ldb, long sB, float beta, float *C, int ldc, int batch) {
     if (K % 32 || (long)K * batch > 0x7fffffffL) return -1;
     Job j = {mode, 0, 1, M, N, K * batch, alpha, beta, A, B, C, lda, ldb, ldc, NULL, NULL, NULL, NULL, 0, NULL,
-             0, K * batch, K, sA, sB};
+             0, K * batch, K, sA, sB, !!(types & MT_A_BF16), !!(types & MT_B_BF16)};
     return run_jobs(&j, 1, 0, 0, 0);
 }
 
@@ -913,9 +956,9 @@ int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A,
         (ep2 && ep2->dact))
         return -1;
     Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1), NULL,
-              0, K, 0, 0, 0};
+              0, K, 0, 0, 0, 0, 0};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
-              ep2 ? ep2->residual : NULL, tile_gelu(ep2), NULL, 0, N1, 0, 0, 0};
+              ep2 ? ep2->residual : NULL, tile_gelu(ep2), NULL, 0, N1, 0, 0, 0, 0, 0};
     int T = team_size((double)M * N1 * (K + N2));
     int step = row_step(mode, M), nblk = (M + step - 1) / step;
     if (T > nblk) T = nblk;

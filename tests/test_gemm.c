@@ -119,6 +119,63 @@ static void run_ksplit_suite(int prec, const char *tag) {
     mt_set_threads(threads);
 }
 
+/* Operands stored as bf16 (mt_gemm_batched_mixed, mt_gemm_batched_sum_mixed): C must equal, bit
+ * for bit, the fp32 call on the same values widened (inputs are drawn bf16-representable).
+ * Padded leading dimensions and entry strides; ep adds a bias, a row bias and a residual. */
+static void check_mixed(int prec, int types, int ta, int tb, int M, int N, int K, int batch, int sum, int shareA,
+                        int with_ep, const char *tag) {
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int lda = ac + 3, ldb = bc + 1, ldc = N + 2;
+    long sA = shareA ? 0 : (long)ar * lda + 5, sB = (long)br * ldb + 7, sC = sum ? 0 : (long)M * ldc;
+    size_t na = (size_t)(shareA ? 1 : batch) * ((size_t)ar * lda + 5), nb = (size_t)batch * sB;
+    size_t nc = (size_t)(sum ? 1 : batch) * M * ldc;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+    uint16_t *A16 = malloc(2 * na), *B16 = malloc(2 * nb);
+    float *C1 = malloc(sizeof(float) * nc), *C2 = malloc(sizeof(float) * nc), *R = malloc(sizeof(float) * nc);
+    float *bias = malloc(sizeof(float) * N), *rbias = malloc(sizeof(float) * M);
+    for (size_t i = 0; i < na; i++) A[i] = mt_bf16_round(urand());
+    for (size_t i = 0; i < nb; i++) B[i] = mt_bf16_round(urand());
+    mt_bf16_from_f32(A16, A, na);
+    mt_bf16_from_f32(B16, B, nb);
+    for (size_t i = 0; i < nc; i++) C1[i] = C2[i] = urand(), R[i] = urand();
+    for (int i = 0; i < N; i++) bias[i] = urand();
+    for (int i = 0; i < M; i++) rbias[i] = urand();
+    MtEpilogue ep = {.bias = bias, .row_bias = rbias, .residual = R};
+    const void *a = types & MT_A_BF16 ? (const void *)A16 : A, *b = types & MT_B_BF16 ? (const void *)B16 : B;
+    float beta = with_ep ? 0.0f : 0.5f;
+    if (sum) {
+        mt_gemm_batched_sum_mixed(prec, types, ta, tb, M, N, K, 0.75f, a, lda, sA, b, ldb, sB, beta, C1, ldc, batch);
+        mt_gemm_batched_sum(prec, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, beta, C2, ldc, batch);
+    } else {
+        mt_gemm_batched_mixed(prec, types, ta, tb, M, N, K, 0.75f, a, lda, sA, b, ldb, sB, beta, C1, ldc, sC, batch,
+                              with_ep ? &ep : NULL);
+        mt_gemm_batched_ep(prec, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, beta, C2, ldc, sC, batch,
+                           with_ep ? &ep : NULL);
+    }
+    int bad = memcmp(C1, C2, sizeof(float) * nc) != 0;
+    for (size_t i = 0; i < na && !bad; i++) bad = A16[i] != (uint16_t)(*(uint32_t *)(void *)&A[i] >> 16);
+    if (bad)
+        fprintf(stderr, "FAIL %s mixed prec=%d types=%d ta=%d tb=%d M=%d N=%d K=%d batch=%d sum=%d ep=%d\n", tag,
+                prec, types, ta, tb, M, N, K, batch, sum, with_ep);
+    failures += bad;
+    cases++;
+    free(A), free(B), free(A16), free(B16), free(C1), free(C2), free(R), free(bias), free(rbias);
+}
+
+static void run_mixed_suite(int prec, const char *tag) {
+    for (int types = 1; types <= 3; types++)
+        for (int t = 0; t < 4; t++) {
+            check_mixed(prec, types, t & 1, t >> 1, 37, 45, 67, 1, 0, 0, t == 1, tag);  /* odd sizes */
+            check_mixed(prec, types, t & 1, t >> 1, 300, 70, 600, 1, 0, 0, 0, tag);    /* blocks, K blocks */
+            check_mixed(prec, types, t & 1, t >> 1, 64, 147, 5000, 1, 0, 0, 0, tag);   /* K split */
+        }
+    check_mixed(prec, MT_B_BF16, 0, 0, 40, 70, 49, 9, 0, 1, 1, tag);  /* token mixing: shared w, bf16 x */
+    check_mixed(prec, MT_B_BF16, 0, 1, 33, 20, 128, 40, 1, 0, 0, tag); /* batched sum, segments, K split */
+    check_mixed(prec, MT_A_BF16 | MT_B_BF16, 0, 1, 17, 19, 64, 5, 1, 0, 0, tag);
+    check_mixed(prec, MT_B_BF16, 0, 1, 17, 19, 100, 5, 1, 0, 0, tag);  /* K not a multiple of 32: the loop */
+    check_mixed(prec, MT_A_BF16, 1, 0, 21, 18, 64, 4, 1, 0, 0, tag);   /* another layout: the loop */
+}
+
 static const int dims[] = {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 37, 41, 47, 48, 49,
                            53, 59, 63, 64, 65, 67, 129, 257};
 static const int kdims[] = {1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 64, 67, 129, 255, 256, 257, 259, 513};
@@ -204,6 +261,18 @@ static int check_special(void) {
     float one = 1.0f + 1.0f / 256, x[2] = {one, 0}, y[1] = {0};
     mt_gemm(MT_BF16, 0, 0, 1, 1, 1, 1.0f, x, 1, x, 1, 0.0f, y, 1);
     if (y[0] != 1.0f) bad++;
+    /* bf16 storage: the same rounding as mt_bf16_round (ties to even, NaN kept, infinities),
+     * over a run that is not a whole number of vectors; widening back is exact */
+    float src[21] = {one, 1.0f + 3.0f / 256, NAN, -0.0f, INFINITY, -INFINITY, 3.0e38f, -1.5f, 65504.0f, 1e-20f};
+    for (int i = 10; i < 21; i++) src[i] = urand() * 100.0f;
+    uint16_t h[21];
+    float back[21];
+    mt_bf16_from_f32(h, src, 21);
+    mt_bf16_to_f32(back, h, 21);
+    for (int i = 0; i < 21; i++) {
+        float r = mt_bf16_round(src[i]);
+        if (isnan(src[i]) ? !isnan(back[i]) : memcmp(&back[i], &r, 4)) bad++;
+    }
     if (bad) fprintf(stderr, "FAIL special cases (%d)\n", bad);
     return bad;
 }
@@ -309,11 +378,14 @@ int main(int argc, char **argv) {
     run_suite(MT_FP32_FAST, "fp32fast", 100);
     run_ksplit_suite(MT_BF16, "bf16-ksplit");
     run_ksplit_suite(MT_FP32_FAST, "fp32fast-ksplit");
+    run_mixed_suite(MT_BF16, "bf16");
+    run_mixed_suite(MT_FP32_FAST, "fp32fast");
     if (mt_gemm_amx_native()) { /* the AVX512-BF16 kernel too, where AMX would take MT_BF16 */
         mt_gemm_use_amx(0);
         failures += check_batched(MT_BF16);
         run_suite(MT_BF16, "bf16-avx512", 100);
         run_ksplit_suite(MT_BF16, "bf16-avx512-ksplit");
+        run_mixed_suite(MT_BF16, "bf16-avx512");
         mt_gemm_use_amx(1);
     }
     mt_gemm_force_fallback(1);
@@ -322,6 +394,8 @@ int main(int argc, char **argv) {
     run_suite(MT_BF16, "bf16-fallback", 40);
     run_suite(MT_FP32_FAST, "fp32fast-fallback", 10);
     run_ksplit_suite(MT_BF16, "bf16-fallback-ksplit");
+    run_mixed_suite(MT_BF16, "bf16-fallback");
+    run_mixed_suite(MT_FP32_FAST, "fp32fast-fallback");
     mt_gemm_force_fallback(0);
     printf("%d cases, %d failures\n", cases, failures);
     return failures ? 1 : 0;
