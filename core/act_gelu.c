@@ -1,5 +1,6 @@
 /* GELU kernels (see core/act_gelu.h): AVX-512 with a run-time check, scalar otherwise. */
 #include "core/act_gelu.h"
+#include "core/bf16.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "core/act_gelu_avx512.h"
@@ -42,6 +43,29 @@ TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ld
             __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));
             _mm512_mask_storeu_ps(yr + j, tail, mt_gelu16(v));
+        }
+    }
+}
+
+/* The same with y stored as bf16 (vcvtneps2bf16: the rounding of the GEMM's packing). */
+#define TGT_BF16 __attribute__((target("avx512f,avx512dq,avx512bf16,avx512bw,avx512vl")))
+TGT_BF16 static void gelu_rows_bf16_avx512(uint16_t *y, size_t ldy, const float *x, size_t ldx, const float *bias,
+                                           size_t rows, int cols) {
+    __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
+    int full = cols & ~15;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint16_t *yr = y + r * ldy;
+        int j = 0;
+        for (; j < full; j += 16) {
+            __m512 v = _mm512_loadu_ps(xr + j);
+            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
+            _mm256_storeu_si256((__m256i *)(yr + j), (__m256i)_mm512_cvtneps_pbh(mt_gelu16(v)));
+        }
+        if (tail) {
+            __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));
+            _mm256_mask_storeu_epi16(yr + j, tail, (__m256i)_mm512_cvtneps_pbh(mt_gelu16(v)));
         }
     }
 }
@@ -96,6 +120,13 @@ static int has_avx512(void) {
     }
     return cached;
 }
+static int has_avx512_bf16(void) {
+    static int cached = -1;
+    if (cached < 0)
+        cached = has_avx512() && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl");
+    return cached;
+}
 #endif
 
 static int g_force_scalar;
@@ -119,6 +150,24 @@ void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float 
             for (int j = 0; j < cols; j++) yr[j] = mt_gelu_scalar(xr[j]);
         }
     }
+}
+
+void mt_gelu_rows_bf16(uint16_t *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows,
+                       int cols) {
+#ifdef HAVE_AVX512_PATH
+    if (!g_force_scalar && has_avx512_bf16()) {
+        gelu_rows_bf16_avx512(y, ldy, x, ldx, bias, rows, cols);
+        return;
+    }
+#endif
+    enum { RUN = 512 }; /* through an fp32 run in L1 */
+    float tmp[RUN];
+    for (size_t r = 0; r < rows; r++)
+        for (int j0 = 0; j0 < cols; j0 += RUN) {
+            int n = cols - j0 < RUN ? cols - j0 : RUN;
+            mt_gelu_rows(tmp, RUN, x + r * ldx + j0, ldx, bias ? bias + j0 : NULL, 1, n);
+            mt_bf16_from_f32(y + r * ldy + j0, tmp, (size_t)n);
+        }
 }
 
 void mt_gelu_tile(float *x, int rows, int cols, int ld) { mt_gelu_rows(x, (size_t)ld, x, (size_t)ld, NULL, (size_t)rows, cols); }

@@ -75,6 +75,8 @@ static inline float mt_gelu_grad_scalar(float x) {
  * y may be x (in place, same ld). Serial: callers split rows over threads. AVX-512 where
  * the CPU has it (reciprocal by rcp14 + one Newton step), else the scalar form. */
 void mt_gelu_rows(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows, int cols);
+/* mt_gelu_rows with y stored as bf16 (core/bf16.h's rounding). */
+void mt_gelu_rows_bf16(uint16_t *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows, int cols);
 /* In-place GELU of a rows x cols tile with row stride ld (the GEMM epilogue's activation).
  * The own AVX-512 GEMM kernels recognise this function and apply the same GELU to the tile
  * in registers before storing it, when mt_gelu_vector() says the vector form is in use. */

@@ -4,6 +4,7 @@
 #include "core/ops.h"
 #include "core/op_util.h"
 #include "core/act_gelu.h"
+#include "core/bf16.h"
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -232,6 +233,43 @@ void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, s
     case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
     case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
     case MT_ACT_NONE: BIAS_ACT_ROWS(none_f); break;
+    }
+}
+
+/* y = act(x + b) over one run of n floats (b may be NULL), serial. */
+#define BIAS_ACT_RUN(F)                                                                                          \
+    _Pragma("omp simd") for (int j = 0; j < n; j++) y[j] = F(x[j] + (b ? b[j] : 0.0f));                         \
+    break
+static void bias_act_run(mt_act act, float *restrict y, const float *x, const float *b, int n) {
+    switch (act) {
+    case MT_ACT_GELU: mt_gelu_rows(y, (size_t)n, x, (size_t)n, b, 1, n); break;
+    case MT_ACT_GELU_TANH: BIAS_ACT_RUN(gelu_tanh_f);
+    case MT_ACT_RELU: BIAS_ACT_RUN(relu_f);
+    case MT_ACT_SILU: BIAS_ACT_RUN(silu_f);
+    case MT_ACT_NONE: BIAS_ACT_RUN(none_f);
+    }
+}
+
+void mt_bias_act_rows_bf16(mt_act act, uint16_t *py, const float *px, const float *pb, size_t rows, int C) {
+    if (act == MT_ACT_GELU) { /* converted in registers */
+        int nt = omp_get_max_threads();
+        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
+#pragma omp parallel for schedule(static, 1) if (rows * C >= PAR_MIN)
+        for (int t = 0; t < nt; t++) {
+            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
+            if (r0 < r1) mt_gelu_rows_bf16(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
+        }
+        return;
+    }
+    enum { RUN = 512 }; /* the others: a run goes through an fp32 buffer in L1 */
+#pragma omp parallel for schedule(static) if (rows * C >= PAR_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float tmp[RUN];
+        for (int j0 = 0; j0 < C; j0 += RUN) {
+            int n = C - j0 < RUN ? C - j0 : RUN;
+            bias_act_run(act, tmp, px + r * C + j0, pb ? pb + j0 : NULL, n);
+            mt_bf16_from_f32(py + r * C + j0, tmp, (size_t)n);
+        }
     }
 }
 

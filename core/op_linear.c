@@ -46,14 +46,19 @@ static Tensor *linear_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *
 }
 
 /* y = res + gamma * act(x @ w^T + b), every term but the product optional, in the GEMM's
- * epilogue. */
-static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *res, Tensor *gamma,
-                        Tensor *y) {
+ * epilogue; x's rows are M x K floats or (types MT_A_BF16) bf16. */
+static void linear_gemm_as(Ctx *c, int types, const void *x, int M, Tensor *w, Tensor *b, mt_act_tile act,
+                           Tensor *res, Tensor *gamma, Tensor *y) {
     int K = w->shape[1], N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data,
-               N, &ep);
+    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x, K, 0, w->data, K, 0, 0.0f,
+                          y->data, N, 0, 1, &ep);
+}
+
+static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *res, Tensor *gamma,
+                        Tensor *y) {
+    linear_gemm_as(c, 0, x->data, (int)mt_rows(x), w, b, act, res, gamma, y);
 }
 
 Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
@@ -104,22 +109,42 @@ static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor 
  *        also sums db1 = colsum(dh)
  * so the M x K activation sees one GEMM write and no element-wise pass, where the ops it
  * stands for write da, then read da and h and write dh. Without b1 and act (MT_ACT_NONE) a
- * is h itself: a linear layer with its residual. */
+ * is h itself: a linear layer with its residual. In MT_BF16 a is stored as bf16: both GEMMs
+ * that read it round it to bf16 anyway, so nothing changes but the bytes (half the memory,
+ * half the traffic of writing it and reading it twice). */
+
+/* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. */
+static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
+    *bf = c->precision == MT_BF16;
+    void *a = arena_alloc(&c->arena, h->numel * (*bf ? sizeof(uint16_t) : sizeof(float)));
+    if (*bf) mt_bias_act_rows_bf16(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
+    else mt_bias_act_rows(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
+    mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
+    return a;
+}
+
+/* The kept a is dead (a node's backward is done with it). */
+static void act_drop(Ctx *c, Node *n, size_t numel) {
+    mt_recycle(c, n->saved, n->i[1] ? numel / 2 : numel); /* floats' worth */
+}
 
 static void act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
-    const float *a = n->saved ? n->saved : h->data, *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
-    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h);
+    const float *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
+    const void *a = n->saved ? n->saved : h->data;
+    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), ta = n->i[1] ? MT_B_BF16 : 0;
     int want_w = w->requires_grad, want_b = b && b->requires_grad, want_g = gamma && gamma->requires_grad;
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     ArenaMark mark = arena_mark(&c->arena);
     float *s = want_b || want_g ? arena_calloc(&c->arena, (size_t)N * sizeof(float)) : NULL;
     if (s) colsum_add(s, dy, (size_t)M, N);
     if (!g && want_w)
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, a, K, 1.0f, w->grad, K);
+        mt_gemm_batched_mixed(c->precision, ta, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 1.0f, w->grad,
+                              K, 0, 1, NULL);
     if (g && (want_w || want_g)) {
         float *G = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, a, K, 0.0f, G, K);
+        mt_gemm_batched_mixed(c->precision, ta, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 0.0f, G, K, 0,
+                              1, NULL);
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= MT_PAR_MIN)
         for (int j = 0; j < N; j++) {
             const float *Gj = G + (size_t)j * K, *wj = w->data + (size_t)j * K;
@@ -157,18 +182,20 @@ static void act_linear_backward(Ctx *c, Node *n) {
         if (want_h && acc) grad_add(h->grad, dh, (size_t)M * K);
     }
     arena_release(&c->arena, mark);
-    mt_recycle(c, n->saved, (size_t)M * K);
+    act_drop(c, n, (size_t)M * K);
 }
 
 /* Records an MLP-fc2 node (in[0] = h, in[ires] = the residual or NULL): its backward
- * overwrites h's and the residual's gradients, and it keeps the activation a (or NULL). */
+ * overwrites h's and the residual's gradients, and it keeps the activation a (or NULL; bf:
+ * stored as bf16). */
 static void record_act_node(Ctx *c, const char *op, mt_backward_fn backward, Tensor *y, Tensor **in, int nin,
-                            int ires, float *a, mt_act act) {
+                            int ires, void *a, int bf, mt_act act) {
     if (!mt_needs_grad(c, in, nin)) return;
     Node *n = mt_record(c, op, backward, y, in, nin);
     n->overwrites = 1u | (in[ires] ? 1u << ires : 0u);
     n->saved = a;
     n->i[0] = (int)act;
+    n->i[1] = bf;
 }
 
 Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor *w, Tensor *b, Tensor *res,
@@ -183,17 +210,12 @@ Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor
                        mt_shape_str(h, sh, sizeof sh), mt_shape_str(b1, sb, sizeof sb), b1->name ? " for " : "",
                        b1->name ? b1->name : "", mt_last(h));
     if (gamma && !res) return mt_fail(c, op, "a layer scale needs a residual");
-    float *a = NULL;
-    if (b1 || act != MT_ACT_NONE) {
-        a = arena_alloc(&c->arena, h->numel * sizeof(float));
-        mt_bias_act_rows(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
-        mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
-    }
-    Tensor xa = *h;
-    if (a) xa.data = a;
-    linear_gemm(c, &xa, w, b, NULL, res, gamma, y);
+    void *a = NULL;
+    int bf = 0;
+    if (b1 || act != MT_ACT_NONE) a = act_keep(c, act, h, b1, &bf);
+    linear_gemm_as(c, bf ? MT_A_BF16 : 0, a ? a : h->data, (int)mt_rows(h), w, b, NULL, res, gamma, y);
     Tensor *in[6] = {h, b1, w, b, res, gamma};
-    record_act_node(c, op, act_linear_backward, y, in, 6, 4, a, act);
+    record_act_node(c, op, act_linear_backward, y, in, 6, 4, a, bf, act);
     return y;
 }
 
@@ -331,14 +353,20 @@ static Tensor *token_out(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b
 }
 
 /* y[b] = res[b] + gamma * act(w @ x[b] + bias[:, None]): one GEMM per sample, the weight
- * shared (stride 0), bias, activation and residual in the epilogue. */
-static void token_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act, Tensor *res, Tensor *gamma,
-                       Tensor *y) {
+ * shared (stride 0), bias, activation and residual in the epilogue; x's data xd is fp32 or
+ * (types MT_B_BF16) bf16. */
+static void token_gemm_as(Ctx *c, int types, const void *xd, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act,
+                          Tensor *res, Tensor *gamma, Tensor *y) {
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     MtEpilogue ep = {.row_bias = bias ? bias->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_batched_ep(c->precision, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, x->data, C, (long)N * C,
-                       0.0f, y->data, C, (long)N2 * C, B, &ep);
+    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, xd, C,
+                          (long)N * C, 0.0f, y->data, C, (long)N2 * C, B, &ep);
+}
+
+static void token_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act, Tensor *res, Tensor *gamma,
+                       Tensor *y) {
+    token_gemm_as(c, 0, x->data, x, w, bias, act, res, gamma, y);
 }
 
 Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
@@ -372,8 +400,8 @@ static void token_act_linear_backward(Ctx *c, Node *n) {
     int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     if (w->requires_grad)
-        mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C, (long)N2 * C, n->saved, C,
-                            (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_batched_sum_mixed(c->precision, n->i[1] ? MT_B_BF16 : 0, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
+                                  (long)N2 * C, n->saved, C, (long)N * C, 1.0f, w->grad, N, B);
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, dy, B, N2, C);
     if (h->requires_grad) {
         ArenaMark mark = arena_mark(&c->arena);
@@ -385,7 +413,7 @@ static void token_act_linear_backward(Ctx *c, Node *n) {
         if (acc) grad_add(h->grad, dh, h->numel);
         arena_release(&c->arena, mark);
     }
-    mt_recycle(c, n->saved, h->numel);
+    act_drop(c, n, h->numel);
 }
 
 Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, Tensor *bias, Tensor *res) {
@@ -394,14 +422,11 @@ Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, T
     if (!mt_act_valid(act) || act == MT_ACT_NONE) return mt_fail(c, op, "needs an activation, got %d", (int)act);
     Tensor *y = token_out(c, op, h, w, bias);
     if (!y || (res && check_residual(c, op, y, res, NULL))) return NULL;
-    float *a = arena_alloc(&c->arena, h->numel * sizeof(float));
-    mt_bias_act_rows(act, a, h->data, NULL, mt_rows(h), mt_last(h));
-    mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
-    Tensor xa = *h;
-    xa.data = a;
-    token_gemm(c, &xa, w, bias, NULL, res, NULL, y);
+    int bf;
+    void *a = act_keep(c, act, h, NULL, &bf);
+    token_gemm_as(c, bf ? MT_B_BF16 : 0, a, h, w, bias, NULL, res, NULL, y);
     Tensor *in[4] = {h, w, bias, res};
-    record_act_node(c, op, token_act_linear_backward, y, in, 4, 3, a, act);
+    record_act_node(c, op, token_act_linear_backward, y, in, 4, 3, a, bf, act);
     return y;
 }
 

@@ -68,6 +68,8 @@ typedef void (*mt_act_grad_row)(float *dx, const float *dy, const float *x, cons
 mt_act_grad_row mt_act_grad_row_fn(mt_act a);
 /* y = act(x + bias) over rows x C floats (bias (C) or NULL), threaded; no tape. */
 void mt_bias_act_rows(mt_act act, float *y, const float *x, const float *bias, size_t rows, int C);
+/* The same with y stored as bf16 (core/bf16.h): an activation only MT_BF16 GEMMs read. */
+void mt_bias_act_rows_bf16(mt_act act, uint16_t *y, const float *x, const float *bias, size_t rows, int C);
 /* res + gamma * (x @ w^T + b) (gamma (out) or NULL): a block's last linear layer and its
  * residual. Without a tape one GEMM with the rest in its epilogue; with one
  * mt_act_linear_residual(x, NULL, MT_ACT_NONE, ...). */

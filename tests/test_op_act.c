@@ -6,6 +6,7 @@
  * from the kink), the multi-threaded path (3,9,11,57) against 1 thread, and errors. */
 #include "gradcheck.h"
 #include "core/act_gelu.h"
+#include "core/bf16.h"
 #include <omp.h>
 
 
@@ -158,6 +159,41 @@ int main(void) {
                     worst, worst_ps, wrong_sign, memcmp(ys, yv, sizeof ys) ? "differs" : "ok"),
                 gc_failures++;
         else printf("%-28s ok: max |err|/(1+|x|) %.2e, vector vs scalar %.2e\n", "gelu kernel vs erf", worst, worst_ps);
+    }
+
+    /* ---- bf16 outputs (an activation kept for MT_BF16 GEMMs): mt_gelu_rows_bf16 on both
+     * paths and mt_bias_act_rows_bf16 for every activation equal the fp32 kernels' output
+     * rounded by mt_bf16_from_f32, bit for bit; odd widths, a row stride past the width (the
+     * gap untouched) ---- */
+    {
+        enum { W = 37, LD = 40, R = 300 };
+        static float xb[R * W], yf[R * W];
+        static uint16_t want[R * W], got[R * LD];
+        float bias[W];
+        for (int j = 0; j < W; j++) bias[j] = 0.02f * (float)(j - 18);
+        for (int i = 0; i < R * W; i++) xb[i] = -9.0f + 18.0f * (float)i / (float)(R * W);
+        int bad = 0;
+        for (int path = 0; path < 2; path++) {
+            mt_gelu_force_scalar(path);
+            mt_gelu_rows(yf, W, xb, W, bias, R, W);
+            mt_bf16_from_f32(want, yf, R * W);
+            memset(got, 0xAB, sizeof got);
+            mt_gelu_rows_bf16(got, LD, xb, W, bias, R, W);
+            for (int r = 0; r < R; r++) {
+                bad += memcmp(got + r * LD, want + r * W, W * sizeof(uint16_t)) != 0;
+                for (int j = W; j < LD; j++) bad += got[r * LD + j] != 0xABAB;
+            }
+        }
+        mt_gelu_force_scalar(0);
+        for (int a = MT_ACT_GELU; a <= MT_ACT_NONE; a++) {
+            const float *b = a == MT_ACT_RELU ? NULL : bias; /* one without a bias */
+            mt_bias_act_rows((mt_act)a, yf, xb, b, R, W);
+            mt_bf16_from_f32(want, yf, R * W);
+            mt_bias_act_rows_bf16((mt_act)a, got, xb, b, R, W);
+            bad += memcmp(got, want, (size_t)R * W * sizeof(uint16_t)) != 0;
+        }
+        if (bad) fprintf(stderr, "[bf16 activation outputs] %d mismatches\n", bad), gc_failures++;
+        else printf("%-28s ok: equal to the fp32 kernels rounded\n", "bf16 activation outputs");
     }
 
     /* ---- GELU gradient kernel: both paths against the exact derivative Phi(v) + v phi(v) in
