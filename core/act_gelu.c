@@ -26,49 +26,38 @@ TGT static inline __m512 exp16_neg(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-TGT static void gelu_rows_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows,
-                                 int cols) {
-    __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
-    int full = cols & ~15;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float *yr = y + r * ldy;
-        int j = 0;
-        for (; j < full; j += 16) {
-            __m512 v = _mm512_loadu_ps(xr + j);
-            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
-            _mm512_storeu_ps(yr + j, mt_gelu16(v));
-        }
-        if (tail) {
-            __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));
-            _mm512_mask_storeu_ps(yr + j, tail, mt_gelu16(v));
-        }
+/* y = gelu(x + bias) row by row: full vectors, then the tail under a mask. STORE(p, m, v)
+ * writes 16 results (m: the lanes, all set for full vectors) to p of type YT. */
+#define GELU_ROWS(NAME, ATTR, YT, STORE)                                                                          \
+    ATTR static void NAME(YT *y, size_t ldy, const float *x, size_t ldx, const float *bias, size_t rows,        \
+                          int cols) {                                                                           \
+        __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1), all = (__mmask16)0xffff;                          \
+        int full = cols & ~15;                                                                                  \
+        for (size_t r = 0; r < rows; r++) {                                                                     \
+            const float *xr = x + r * ldx;                                                                      \
+            YT *yr = y + r * ldy;                                                                               \
+            int j = 0;                                                                                          \
+            for (; j < full; j += 16) {                                                                         \
+                __m512 v = _mm512_loadu_ps(xr + j);                                                             \
+                if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));                                      \
+                STORE(yr + j, all, mt_gelu16(v));                                                               \
+            }                                                                                                   \
+            if (tail) {                                                                                         \
+                __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);                                                 \
+                if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));                          \
+                STORE(yr + j, tail, mt_gelu16(v));                                                              \
+            }                                                                                                   \
+        }                                                                                                       \
     }
-}
-
-/* The same with y stored as bf16 (vcvtneps2bf16: the rounding of the GEMM's packing). */
-#define TGT_BF16 __attribute__((target("avx512f,avx512dq,avx512bf16,avx512bw,avx512vl")))
-TGT_BF16 static void gelu_rows_bf16_avx512(uint16_t *y, size_t ldy, const float *x, size_t ldx, const float *bias,
-                                           size_t rows, int cols) {
-    __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
-    int full = cols & ~15;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        uint16_t *yr = y + r * ldy;
-        int j = 0;
-        for (; j < full; j += 16) {
-            __m512 v = _mm512_loadu_ps(xr + j);
-            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
-            _mm256_storeu_si256((__m256i *)(yr + j), (__m256i)_mm512_cvtneps_pbh(mt_gelu16(v)));
-        }
-        if (tail) {
-            __m512 v = _mm512_maskz_loadu_ps(tail, xr + j);
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + j));
-            _mm256_mask_storeu_epi16(yr + j, tail, (__m256i)_mm512_cvtneps_pbh(mt_gelu16(v)));
-        }
-    }
-}
+/* full vectors by plain stores (masked ones cost more on some CPUs even with every lane set) */
+#define STORE_F32(p, m, v) ((m) == 0xffff ? _mm512_storeu_ps(p, v) : _mm512_mask_storeu_ps(p, m, v))
+/* bf16 by vcvtneps2bf16, the rounding of the GEMM's packing */
+#define STORE_BF16(p, m, v)                                                                                     \
+    ((m) == 0xffff ? _mm256_storeu_si256((__m256i *)(p), (__m256i)_mm512_cvtneps_pbh(v))                        \
+                   : _mm256_mask_storeu_epi16(p, m, (__m256i)_mm512_cvtneps_pbh(v)))
+GELU_ROWS(gelu_rows_avx512, TGT, float, STORE_F32)
+GELU_ROWS(gelu_rows_bf16_avx512, __attribute__((target("avx512f,avx512dq,avx512bf16,avx512bw,avx512vl"))), uint16_t,
+          STORE_BF16)
 
 /* g = dy * (Phi(v) + v phi(v)), v = x + bias, for the lanes in m. */
 TGT static inline __m512 gelu_grad16(const float *dy, const float *x, const float *bias, __mmask16 m) {

@@ -217,18 +217,22 @@ static void bias_act_backward(Ctx *c, Node *n) {
     if (want_db) partials_flush(&p, 0, C, bias->grad);
 }
 
+/* GELU over rows x C into py (fp32) or py16 (bf16), a block of rows per thread. */
+static void gelu_rows_threaded(float *py, uint16_t *py16, const float *px, const float *pb, size_t rows, int C) {
+    int nt = omp_get_max_threads();
+    size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
+#pragma omp parallel for schedule(static, 1) if (rows * C >= PAR_MIN)
+    for (int t = 0; t < nt; t++) {
+        size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
+        if (r0 >= r1) continue;
+        if (py16) mt_gelu_rows_bf16(py16 + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
+        else mt_gelu_rows(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
+    }
+}
+
 void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, size_t rows, int C) {
     switch (act) {
-    case MT_ACT_GELU: {
-        int nt = omp_get_max_threads();
-        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
-#pragma omp parallel for schedule(static, 1) if (rows * C >= PAR_MIN)
-        for (int t = 0; t < nt; t++) {
-            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
-            if (r0 < r1) mt_gelu_rows(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
-        }
-        break;
-    }
+    case MT_ACT_GELU: gelu_rows_threaded(py, NULL, px, pb, rows, C); break;
     case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
     case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
     case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
@@ -252,13 +256,7 @@ static void bias_act_run(mt_act act, float *restrict y, const float *x, const fl
 
 void mt_bias_act_rows_bf16(mt_act act, uint16_t *py, const float *px, const float *pb, size_t rows, int C) {
     if (act == MT_ACT_GELU) { /* converted in registers */
-        int nt = omp_get_max_threads();
-        size_t per = (rows + (size_t)nt - 1) / (size_t)nt;
-#pragma omp parallel for schedule(static, 1) if (rows * C >= PAR_MIN)
-        for (int t = 0; t < nt; t++) {
-            size_t r0 = (size_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
-            if (r0 < r1) mt_gelu_rows_bf16(py + r0 * C, (size_t)C, px + r0 * C, (size_t)C, pb, r1 - r0, C);
-        }
+        gelu_rows_threaded(NULL, py, px, pb, rows, C);
         return;
     }
     enum { RUN = 512 }; /* the others: a run goes through an fp32 buffer in L1 */
