@@ -260,6 +260,52 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
     return y;
 }
 
+/* ---- norm + fc1 in training: h = norm(x) @ w^T as one node ----
+ * The GEMM normalises A's rows while packing (the prologue), so norm(x), an activation of x's
+ * size per block, is never stored: backward makes it again into a scratch buffer for dW
+ * (bf16 under MT_BF16, the words the GEMM would pack) and runs the norm's own backward on
+ * dh @ w. Every value is the one the norm op followed by `linear` gives. */
+
+static void norm_linear_backward(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *nw = n->in[1], *nb = n->in[2], *w = n->in[3];
+    const float *dh = n->out->grad, *stats = n->saved;
+    int gn = n->i[0], K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
+    size_t groups = gn ? (size_t)x->shape[0] : (size_t)M;
+    ArenaMark mark = arena_mark(&c->arena);
+    if (w->requires_grad) {
+        int bf = c->precision == MT_BF16;
+        void *y = arena_alloc(&c->arena, x->numel * (bf ? sizeof(uint16_t) : sizeof(float)));
+        mt_norm_apply(gn, x, nw, nb, stats, stats + groups, bf ? NULL : y, bf ? y : NULL);
+        mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
+                              0, 1.0f, w->grad, K, 0, 1, NULL);
+    }
+    if (x->requires_grad || (nw && nw->requires_grad) || (nb && nb->requires_grad)) {
+        float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
+        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dh, N, w->data, K, 0.0f, dy, K);
+        mt_norm_backward(c, gn, x, nw, nb, stats, dy);
+    }
+    arena_release(&c->arena, mark);
+}
+
+/* h = norm(x) @ w^T with a tape (groupnorm 0: LayerNorm, 1: GroupNorm(1)). */
+static Tensor *norm_linear_taped(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w) {
+    const char *op = groupnorm ? "groupnorm1_linear" : "layernorm_linear";
+    MtPrologue pro;
+    Tensor *h = linear_out(c, op, x, w, NULL);
+    if (!h || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
+    int K = mt_last(x), N = w->shape[0];
+    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
+                  h->data, N, &pro, NULL);
+    Tensor *in[4] = {x, nw, nb, w};
+    if (mt_needs_grad(c, in, 4)) {
+        Node *n = mt_record(c, op, norm_linear_backward, h, in, 4);
+        n->overwrites = 1; /* x, through the norm's backward */
+        n->saved = (void *)pro.mean; /* mean, then rstd */
+        n->i[0] = groupnorm;
+    }
+    return h;
+}
+
 /* mt_norm_mlp_residual on mt_gemm_chain; NULL when the chain does not run (nothing recorded,
  * c->failed set only for a real error). */
 static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
@@ -301,8 +347,8 @@ Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tenso
     if (c->failed || !x || !w1 || !w2 || !res) return NULL;
     Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
     if (mt_needs_grad(c, in, 9))
-        return mt_mlp_residual(c, groupnorm ? mt_groupnorm1(c, x, nw, nb, eps) : mt_layernorm(c, x, nw, nb, eps), w1,
-                               b1, act, w2, b2, res, gamma);
+        return mt_act_linear_residual(c, norm_linear_taped(c, x, groupnorm, nw, nb, eps, w1), b1, act, w2, b2, res,
+                                      gamma);
     Tensor *y = norm_mlp_chained(c, x, groupnorm, nw, nb, eps, w1, b1, act, w2, b2, res, gamma);
     if (y || c->failed) return y;
     return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);

@@ -6,6 +6,7 @@
  * recomputes x_hat from the kept input. Weight/bias gradients are summed per
  * thread in double and added once, in thread order (deterministic). */
 #include "core/ops.h"
+#include "core/bf16.h"
 #include "core/op_util.h"
 #include <math.h>
 #include <omp.h>
@@ -303,6 +304,35 @@ int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
     for (size_t r = 0; r < rows; r++) row_stats(x->data + r * C, C, eps, &mean[r], &rstd[r]);
     return 0;
+}
+
+void mt_norm_apply(int groupnorm, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
+                   const float *rstd, float *y, uint16_t *y16) {
+    size_t rows = mt_rows(x), rps = groupnorm ? rows / (size_t)x->shape[0] : 1;
+    int C = mt_last(x);
+    const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
+    enum { RUN = 512 }; /* bf16: a run through an fp32 buffer in L1 */
+#pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * C;
+        float m = mean[r / rps], rs = rstd[r / rps], tmp[RUN];
+        if (!y16) {
+            norm_out_row(y + r * C, xr, m, rs, pw, pb, C);
+            continue;
+        }
+        for (int j0 = 0; j0 < C; j0 += RUN) {
+            int n = C - j0 < RUN ? C - j0 : RUN;
+            norm_out_row(tmp, xr + j0, m, rs, pw ? pw + j0 : NULL, pb ? pb + j0 : NULL, n);
+            mt_bf16_from_f32(y16 + r * C + j0, tmp, (size_t)n);
+        }
+    }
+}
+
+void mt_norm_backward(Ctx *c, int groupnorm, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy) {
+    Tensor out = {.grad = (float *)dy}; /* the norm's node as it would have been recorded */
+    Node n = {.in = {x, w, b}, .nin = 3, .out = &out, .saved = (void *)stats};
+    if (groupnorm) groupnorm1_backward(c, &n);
+    else layernorm_backward(c, &n);
 }
 
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {

@@ -41,6 +41,14 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
  * and eps, errors recorded under op's name (for ops that apply the norm elsewhere). 0 or -1. */
 int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
                   float *mean, float *rstd);
+/* The norm's output from those statistics into y (fp32) or, when y16 is not NULL, y16 (bf16),
+ * as mt_layernorm / mt_groupnorm1 compute it (the same bits). Threaded, no tape. */
+void mt_norm_apply(int groupnorm, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
+                   const float *rstd, float *y, uint16_t *y16);
+/* The norm's backward for an op that applied the norm itself (stats: mean then rstd, as
+ * above): dy (x's shape) -> x's gradient (through mt_grad_accumulate: the calling node must
+ * overwrite x) and w's, b's. */
+void mt_norm_backward(Ctx *c, int groupnorm, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 

@@ -100,9 +100,9 @@ static Tensor *f_token_parts(Ctx *c, Tensor **in, void *arg) {
 }
 
 /* Output and all gradients of fused and parts for one variant; returns 1 on a mismatch. */
-static int compare2(const char *name, gc_forward fused, gc_forward parts, Tensor **in, int nin, Variant *v, int prec,
+static int compare2(const char *name, gc_forward fused, gc_forward parts, Tensor **in, int nin, void *v, int prec,
                     double tol) {
-    float *out[2] = {0}, *grads[2][7] = {{0}};
+    float *out[2] = {0}, *grads[2][9] = {{0}};
     size_t nout = 0;
     for (int pass = 0; pass < 2; pass++) {
         Ctx c;
@@ -204,6 +204,66 @@ static void check_token(ParamList *p) {
     mt_ctx_free(&c);
 }
 
+/* LayerNorm / GroupNorm(1) + fc1 in training (mt_norm_mlp_residual with a tape: the norm in
+ * fc1's GEMM prologue, made again in backward): finite differences, and against the norm op
+ * followed by the MLP's ops on every kernel path. in: x, nw, nb, w1, b1, w2, b2, res, gamma. */
+typedef struct {
+    int gn, res_is_x, gamma;
+    mt_act act;
+} NormVariant;
+static Tensor *f_norm_fused(Ctx *c, Tensor **in, void *arg) {
+    const NormVariant *v = arg;
+    return mt_norm_mlp_residual(c, in[0], v->gn, in[1], in[2], 1e-5f, in[3], in[4], v->act, in[5], in[6],
+                                v->res_is_x ? in[0] : in[7], v->gamma ? in[8] : NULL);
+}
+static Tensor *f_norm_parts(Ctx *c, Tensor **in, void *arg) {
+    const NormVariant *v = arg;
+    Tensor *n = v->gn ? mt_groupnorm1(c, in[0], in[1], in[2], 1e-5f) : mt_layernorm(c, in[0], in[1], in[2], 1e-5f);
+    return mt_mlp_residual(c, n, in[3], in[4], v->act, in[5], in[6], v->res_is_x ? in[0] : in[7],
+                           v->gamma ? in[8] : NULL);
+}
+
+static void check_norm_linear(ParamList *p) {
+    NormVariant vs[] = {{0, 1, 0, MT_ACT_GELU}, {1, 1, 1, MT_ACT_GELU}, {0, 0, 1, MT_ACT_SILU}, {1, 0, 0, MT_ACT_RELU}};
+    int nv = (int)(sizeof vs / sizeof vs[0]);
+    const char *base[9] = {"x", "nw", "nb", "w1", "b1", "w2", "b2", "res", "g"};
+    int dims[2][3] = {{2, 3, 8}, {3, 41, 72}}; /* small: finite differences; larger: edge tiles, K blocks */
+    for (int size = 0; size < 2; size++) {
+        int B = dims[size][0], T = dims[size][1], C = dims[size][2], H = size ? 130 : 6;
+        float ws = size ? 0.1f : 1.0f;
+        Tensor *in[9];
+        char nm[9][16];
+        for (int k = 0; k < 9; k++) snprintf(nm[k], sizeof nm[k], "n%s%d", base[k], size);
+        in[0] = gc_input(p, nm[0], 3, (int[]){B, T, C}, -2, 2);
+        in[1] = gc_input(p, nm[1], 1, (int[]){C}, 0.5f, 1.5f);
+        in[2] = gc_input(p, nm[2], 1, (int[]){C}, -1, 1);
+        in[3] = gc_input(p, nm[3], 2, (int[]){H, C}, -ws, ws);
+        in[4] = gc_input(p, nm[4], 1, (int[]){H}, -1, 1);
+        in[5] = gc_input(p, nm[5], 2, (int[]){C, H}, -ws, ws);
+        in[6] = gc_input(p, nm[6], 1, (int[]){C}, -1, 1);
+        in[7] = gc_input(p, nm[7], 3, (int[]){B, T, C}, -1, 1);
+        in[8] = gc_input(p, nm[8], 1, (int[]){C}, -1, 1);
+        for (int i = 0; i < nv; i++) {
+            char name[96];
+            if (!size) {
+                snprintf(name, sizeof name, "%s_mlp act %d%s%s", vs[i].gn ? "groupnorm1" : "layernorm", (int)vs[i].act,
+                         vs[i].res_is_x ? " res x" : "", vs[i].gamma ? " gamma" : "");
+                gradcheck(name, f_norm_fused, in, 9, &vs[i], 1e-2f, 1e-3, 1e-2);
+                continue;
+            }
+            for (int fb = 0; fb < MT_GEMM_PATHS; fb++)
+                for (int pi = 0; pi < 2; pi++) {
+                    mt_gemm_test_path(fb);
+                    snprintf(name, sizeof name, "norm_mlp = parts %s%s variant %d", mt_gemm_path_name(fb),
+                             pi ? "bf16" : "fp32", i);
+                    compare2(name, f_norm_fused, f_norm_parts, in, 9, &vs[i], pi ? MT_BF16 : MT_FP32,
+                             1e-6);
+                }
+        }
+    }
+    mt_gemm_test_path(0);
+}
+
 int main(void) {
     check_epilogue();
     ParamList p = {0};
@@ -273,6 +333,7 @@ int main(void) {
     else printf("%-28s ok: %s\n", "bad activation", c.err);
     mt_ctx_free(&c);
     check_token(&p);
+    check_norm_linear(&p);
     mt_params_free(&p);
     return gc_report();
 }
