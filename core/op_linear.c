@@ -271,18 +271,23 @@ static void norm_linear_backward(Ctx *c, Node *n) {
     const float *dh = n->out->grad, *stats = n->saved;
     int gn = n->i[0], K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
     size_t groups = gn ? (size_t)x->shape[0] : (size_t)M;
+    const char *norm = gn ? "groupnorm1" : "layernorm"; /* the profile line of the norm's passes */
     ArenaMark mark = arena_mark(&c->arena);
     if (w->requires_grad) {
         int bf = c->precision == MT_BF16;
         void *y = arena_alloc(&c->arena, x->numel * (bf ? sizeof(uint16_t) : sizeof(float)));
+        double t0 = mt_profile_clock(c);
         mt_norm_apply(gn, x, nw, nb, stats, stats + groups, bf ? NULL : y, bf ? y : NULL);
+        mt_profile_phase_bwd(c, norm, t0);
         mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
                               0, 1.0f, w->grad, K, 0, 1, NULL);
     }
     if (x->requires_grad || (nw && nw->requires_grad) || (nb && nb->requires_grad)) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
         mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dh, N, w->data, K, 0.0f, dy, K);
+        double t0 = mt_profile_clock(c);
         mt_norm_backward(c, gn, x, nw, nb, stats, dy);
+        mt_profile_phase_bwd(c, norm, t0);
     }
     arena_release(&c->arena, mark);
 }
@@ -293,6 +298,7 @@ static Tensor *norm_linear_taped(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, T
     MtPrologue pro;
     Tensor *h = linear_out(c, op, x, w, NULL);
     if (!h || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
+    mt_profile_phase(c, groupnorm ? "groupnorm1" : "layernorm"); /* the statistics pass */
     int K = mt_last(x), N = w->shape[0];
     mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
                   h->data, N, &pro, NULL);

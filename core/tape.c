@@ -24,6 +24,16 @@ static OpProfile *prof_slot(Ctx *c, const char *op) {
 
 void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
 
+double mt_profile_clock(Ctx *c) { return c->profile ? seconds() : 0.0; }
+
+void mt_profile_phase_bwd(Ctx *c, const char *op, double t0) {
+    if (!c->profile) return;
+    double dt = seconds() - t0;
+    OpProfile *p = prof_slot(c, op);
+    if (p) p->bwd += dt;
+    c->prof_moved += dt;
+}
+
 void mt_profile_phase(Ctx *c, const char *op) {
     if (!c->profile) return;
     double t = seconds();
@@ -272,7 +282,8 @@ static int sweep(Ctx *c) {
             if (n->in[i] && n->in[i]->grad) settle(n->in[i]);
         if (c->profile) { /* zeroing gradient buffers is its own line: it is no op's work */
             OpProfile *p = prof_slot(c, n->op), *z = prof_slot(c, "(zeroing gradients)");
-            if (p) p->bwd += t2 - t1;
+            if (p) p->bwd += t2 - t1 - c->prof_moved;
+            c->prof_moved = 0;
             if (z) z->bwd += (t1 - t0) + (seconds() - t2);
         }
         if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);

@@ -47,6 +47,7 @@ struct Ctx {
     Arena arena;
     int profile;        /* 1: fill prof[] */
     double prof_t;      /* time of the last recorded node */
+    double prof_moved;  /* backward time a node's backward gave to other lines (mt_profile_phase_bwd) */
     OpProfile prof[MT_PROF_MAX];
     int nprof;
     Node *nodes;
@@ -135,6 +136,11 @@ void mt_profile_mark(Ctx *c);
 /* Inside an op's forward, before it records its node: the time since the last node goes to
  * op's line instead (an element-wise pass that a GEMM-backed op runs shows as that pass). */
 void mt_profile_phase(Ctx *c, const char *op);
+
+/* In a backward: the time since t0 (mt_profile_clock) goes to op's backward line, not the
+ * node's (the norm's backward inside a GEMM-backed node shows as the norm's). */
+double mt_profile_clock(Ctx *c);
+void mt_profile_phase_bwd(Ctx *c, const char *op, double t0);
 
 /* Deterministic uniform [0,1) for dropout: element i of the current draw. */
 float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i);

@@ -35,7 +35,8 @@ static void sgemm_rate(int threads) {
 
 static int is_gemm_op(const char *op) {
     return !strcmp(op, "linear") || !strcmp(op, "token_linear") || !strcmp(op, "conv2d") || !strcmp(op, "bmm") ||
-           !strcmp(op, "attention") || !strcmp(op, "act_linear_residual") || !strcmp(op, "token_act_linear_residual");
+           !strcmp(op, "attention") || !strcmp(op, "act_linear_residual") || !strcmp(op, "token_act_linear_residual") ||
+           !strcmp(op, "layernorm_linear") || !strcmp(op, "groupnorm1_linear");
 }
 
 static void help(void) {
@@ -186,7 +187,8 @@ static int bench(int argc, char **argv) {
             printf("                         %-26s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
                    1e3 * tot / steps, 1e3 * dt / steps, 1e3 * topt / steps);
             printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual, "
-                   "token_act_linear_residual): %.1f%% of step "
+                   "token_act_linear_residual, layernorm_linear, groupnorm1_linear; their norm passes count as the "
+                   "norm's): %.1f%% of step "
                    "time; other ops %.1f%%; "
                    "optimizer %.1f%%; the rest (tape, loss) %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt,
                    100 * topt / dt, 100 * (dt - tot - topt) / dt);
