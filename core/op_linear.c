@@ -281,6 +281,7 @@ static void norm_linear_backward(Ctx *c, Node *n) {
         mt_profile_phase_bwd(c, norm, t0);
         mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
                               0, 1.0f, w->grad, K, 0, 1, NULL);
+        arena_release(&c->arena, mark); /* dy below reuses the space */
     }
     if (x->requires_grad || (nw && nw->requires_grad) || (nb && nb->requires_grad)) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
