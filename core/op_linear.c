@@ -132,18 +132,18 @@ static void act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
     const float *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
     const void *a = n->saved ? n->saved : h->data;
-    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), ta = n->i[1] ? MT_B_BF16 : 0;
+    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), atype = n->i[1] ? MT_B_BF16 : 0;
     int want_w = w->requires_grad, want_b = b && b->requires_grad, want_g = gamma && gamma->requires_grad;
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     ArenaMark mark = arena_mark(&c->arena);
     float *s = want_b || want_g ? arena_calloc(&c->arena, (size_t)N * sizeof(float)) : NULL;
     if (s) colsum_add(s, dy, (size_t)M, N);
     if (!g && want_w)
-        mt_gemm_batched_mixed(c->precision, ta, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 1.0f, w->grad,
+        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 1.0f, w->grad,
                               K, 0, 1, NULL);
     if (g && (want_w || want_g)) {
         float *G = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
-        mt_gemm_batched_mixed(c->precision, ta, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 0.0f, G, K, 0,
+        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 0.0f, G, K, 0,
                               1, NULL);
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= MT_PAR_MIN)
         for (int j = 0; j < N; j++) {

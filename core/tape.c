@@ -30,7 +30,8 @@ void mt_profile_phase_bwd(Ctx *c, const char *op, double t0) {
     if (!c->profile) return;
     double dt = seconds() - t0;
     OpProfile *p = prof_slot(c, op);
-    if (p) p->bwd += dt;
+    if (!p) return; /* no line left for it: the node keeps the time */
+    p->bwd += dt;
     c->prof_moved += dt;
 }
 
