@@ -188,12 +188,6 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
 
 /* ---- fused y = act(x + bias), bias (C) per last-axis channel or NULL ---- */
 
-#define BIAS_ACT_ROWS(F)                                                                                         \
-    _Pragma("omp parallel for if (rows * C >= PAR_MIN) schedule(static)") for (size_t r = 0; r < rows; r++) {  \
-        const float *xr = px + r * C;                                                                            \
-        float *restrict yr = py + r * C;                                                                         \
-        _Pragma("omp simd") for (int j = 0; j < C; j++) yr[j] = F(xr[j] + (pb ? pb[j] : 0.0f));                \
-    }
 
 /* Per row, by the activation's row kernel: g = dy * act'(x + b); dx gets g (GELU overwrites
  * a fresh buffer, see mt_bias_act; the others add); the thread's partial db += g. */
@@ -230,16 +224,6 @@ static void gelu_rows_threaded(float *py, uint16_t *py16, const float *px, const
     }
 }
 
-void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, size_t rows, int C) {
-    switch (act) {
-    case MT_ACT_GELU: gelu_rows_threaded(py, NULL, px, pb, rows, C); break;
-    case MT_ACT_GELU_TANH: BIAS_ACT_ROWS(gelu_tanh_f); break;
-    case MT_ACT_RELU: BIAS_ACT_ROWS(relu_f); break;
-    case MT_ACT_SILU: BIAS_ACT_ROWS(silu_f); break;
-    case MT_ACT_NONE: BIAS_ACT_ROWS(none_f); break;
-    }
-}
-
 /* y = act(x + b) over one run of n floats (b may be NULL), serial. */
 #define BIAS_ACT_RUN(F)                                                                                          \
     _Pragma("omp simd") for (int j = 0; j < n; j++) y[j] = F(x[j] + (b ? b[j] : 0.0f));                         \
@@ -254,21 +238,37 @@ static void bias_act_run(mt_act act, float *restrict y, const float *x, const fl
     }
 }
 
-void mt_bias_act_rows_bf16(mt_act act, uint16_t *py, const float *px, const float *pb, size_t rows, int C) {
-    if (act == MT_ACT_GELU) { /* converted in registers */
-        gelu_rows_threaded(NULL, py, px, pb, rows, C);
+/* y = act(x + b) over rows x C into py (fp32) or py16 (bf16), threaded. GELU by whole blocks
+ * of rows (converted in registers for bf16); the others row by row, bf16 through a run of
+ * fp32 in L1. */
+static void bias_act_rows_to(mt_act act, float *py, uint16_t *py16, const float *px, const float *pb, size_t rows,
+                             int C) {
+    if (act == MT_ACT_GELU) {
+        gelu_rows_threaded(py, py16, px, pb, rows, C);
         return;
     }
-    enum { RUN = 512 }; /* the others: a run goes through an fp32 buffer in L1 */
+    enum { RUN = 512 };
 #pragma omp parallel for schedule(static) if (rows * C >= PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
+        if (!py16) {
+            bias_act_run(act, py + r * C, px + r * C, pb, C);
+            continue;
+        }
         float tmp[RUN];
         for (int j0 = 0; j0 < C; j0 += RUN) {
             int n = C - j0 < RUN ? C - j0 : RUN;
             bias_act_run(act, tmp, px + r * C + j0, pb ? pb + j0 : NULL, n);
-            mt_bf16_from_f32(py + r * C + j0, tmp, (size_t)n);
+            mt_bf16_from_f32(py16 + r * C + j0, tmp, (size_t)n);
         }
     }
+}
+
+void mt_bias_act_rows(mt_act act, float *py, const float *px, const float *pb, size_t rows, int C) {
+    bias_act_rows_to(act, py, NULL, px, pb, rows, C);
+}
+
+void mt_bias_act_rows_bf16(mt_act act, uint16_t *py, const float *px, const float *pb, size_t rows, int C) {
+    bias_act_rows_to(act, NULL, py, px, pb, rows, C);
 }
 
 Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {

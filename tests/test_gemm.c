@@ -153,7 +153,11 @@ static void check_mixed(int prec, int types, int ta, int tb, int M, int N, int K
                            with_ep ? &ep : NULL);
     }
     int bad = memcmp(C1, C2, sizeof(float) * nc) != 0;
-    for (size_t i = 0; i < na && !bad; i++) bad = A16[i] != (uint16_t)(*(uint32_t *)(void *)&A[i] >> 16);
+    for (size_t i = 0; i < na && !bad; i++) { /* A holds bf16 values: A16 is their upper halves */
+        uint32_t u;
+        memcpy(&u, &A[i], 4);
+        bad = A16[i] != (uint16_t)(u >> 16);
+    }
     if (bad)
         fprintf(stderr, "FAIL %s mixed prec=%d types=%d ta=%d tb=%d M=%d N=%d K=%d batch=%d sum=%d ep=%d\n", tag,
                 prec, types, ta, tb, M, N, K, batch, sum, with_ep);
