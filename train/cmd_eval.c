@@ -2,6 +2,7 @@
  * dataset, with the eval transform stored in the checkpoint (mean/std) unless
  * flags override it. */
 #include "train/commands.h"
+#include "train/data_check.h"
 #include "train/data_flags.h"
 #include "train/evaluate.h"
 #include "train/model_io.h"
@@ -11,8 +12,11 @@
 
 static void help(void) {
     printf("usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
-           "                    [--crop-pct F] [--interpolation bilinear|bicubic] [--mean ...] [--std ...]\n"
-           "Prints top-1 / top-5 / loss and per-class accuracy. --ema evaluates the /ema weights.\n");
+           "                    [--crop-pct F] [--interpolation bilinear|bicubic] [--mean ...] [--std ...] [--data-convert]\n"
+           "Prints top-1 / top-5 / loss and per-class accuracy. --ema evaluates the /ema weights.\n"
+           "The data must match the checkpoint's classes, channels and size; --data-convert allows\n"
+           "grey<->RGB conversion and upsampling. The checkpoint's mean/std/interpolation/crop-pct are\n"
+           "used unless given.\n");
 }
 
 typedef struct EmaLoad {
@@ -46,7 +50,9 @@ int cmd_eval(int argc, char **argv) {
     LoaderConfig lc;
     loader_config_default(&lc, 0);
     char err[2048];
-    int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
+    int given[4] = {args_has(&a, "--mean", NULL), args_has(&a, "--std", NULL), args_has(&a, "--interpolation", NULL),
+                    args_has(&a, "--crop-pct", NULL)};
+    int convert = args_flag(&a, "--data-convert", 0);
     if (data_flags_parse(&a, &lc.aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
     if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
     if (!ck || !data) { fprintf(stderr, "mixtape eval: --checkpoint and --data are required\n"); args_free(&a); return 2; }
@@ -70,10 +76,13 @@ int cmd_eval(int argc, char **argv) {
             return 2;
         }
     }
-    /* The checkpoint's normalisation unless overridden. */
-    if (info->n_chan > 0) {
-        if (!has_mean) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.mean[i] = info->mean[i]; lc.aug.n_mean = info->n_chan; }
-        if (!has_std) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.std[i] = info->std[i]; lc.aug.n_std = info->n_chan; }
+    /* The checkpoint's normalisation and eval resize unless overridden. */
+    if (aug_from_checkpoint(info, ck, &lc.aug, given, m.cfg.in_chans, stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape eval: %s\n", err);
+        free(info);
+        model_free(&m);
+        args_free(&a);
+        return 2;
     }
     free(info);
     lc.spec = data;
@@ -84,6 +93,20 @@ int cmd_eval(int argc, char **argv) {
     lc.num_classes = m.cfg.num_classes;
     Loader *L = loader_open(&lc, err, sizeof err);
     if (!L) { fprintf(stderr, "mixtape eval: --data: %s\n", err); model_free(&m); args_free(&a); return 2; }
+    {   /* the data against the checkpoint's model: classes, channels, size */
+        char what[1100], mdesc[1200];
+        snprintf(what, sizeof what, "--data %s", data);
+        snprintf(mdesc, sizeof mdesc, "checkpoint %s (%s)", ck, m.cfg.name);
+        DataFacts df;
+        if (data_facts(data, loader_kind(L), &df, err, sizeof err) != 0 ||
+            data_check_model(&df, what, mdesc, &m.cfg, convert, stdout, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape eval: %s\n", err);
+            loader_close(L);
+            model_free(&m);
+            args_free(&a);
+            return 2;
+        }
+    }
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
     EvalResult r;

@@ -40,7 +40,10 @@ void train_opts_help(FILE *f) {
             "schedule:  --sched cosine|linear|step|constant --min-lr 0 --warmup-lr 1e-5 --warmup-epochs 5\n"
             "           --warmup-steps N --decay-epochs 90 --decay-rate 0.1 --warmup-prefix\n"
             "ema:       --model-ema --model-ema-decay 0.9998\n"
-            "fine-tune: --initial-checkpoint C.h5 (matching keys loaded, a differently shaped head re-initialised)\n"
+            "fine-tune: --initial-checkpoint C.h5 (matching keys loaded; stem adapted to --in-chans, ViT pos_embed\n"
+            "           resampled to --img-size, other differently shaped tensors re-initialised; the checkpoint's\n"
+            "           mean/std/interpolation/crop-pct used unless given)\n"
+            "           --data-convert (allow grey<->RGB conversion and upsampling when the data does not match)\n"
             "resume:    --resume DIR|C.h5 (continues exactly: weights, optimizer, EMA, schedule, data position)\n");
     data_flags_help(f);
     model_overrides_help(f);
@@ -118,6 +121,9 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     loader_config_default(&o->val_data, 0);
     if (data_flags_parse(a, &o->train_data.aug, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
     if (data_flags_loader(a, &o->train_data, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
+    o->data_convert = args_flag(a, "--data-convert", 0);
+    static const char *const given[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};
+    for (int i = 0; i < 4; i++) o->data_given[i] = args_has(a, given[i], NULL);
     o->smoothing = o->train_data.aug.smoothing;
     o->val_data.aug = o->train_data.aug;
     if (a->failed) return fail(err, errn, "%s%s", a->err, "");
