@@ -42,28 +42,19 @@ static double cubic_keys(double x, double a) {
     return 0;
 }
 
-static int taps_build(Taps *t, int in, int out, int aa) {
+/* torch's antialiased bicubic (upsample_bicubic2d_aa, PIL's filter): a = -0.5, the kernel
+ * stretched by the scale when shrinking, taps inside the image only, weights summing to 1. */
+static int taps_build(Taps *t, int in, int out) {
     const double scale = (double)in / (double)out;
-    const double support = aa && scale >= 1 ? 2.0 * scale : 2.0;
-    t->K = aa ? (int)ceil(support) * 2 + 1 : 4;
+    const double support = scale >= 1 ? 2.0 * scale : 2.0, inv = scale >= 1 ? 1.0 / scale : 1.0;
+    t->K = (int)ceil(support) * 2 + 1;
     t->idx = calloc((size_t)out * t->K, sizeof *t->idx);
     t->wt = calloc((size_t)out * t->K, sizeof *t->wt);
     if (!t->idx || !t->wt) return -1;
     for (int i = 0; i < out; i++) {
         int *ix = t->idx + (size_t)i * t->K;
         double *wt = t->wt + (size_t)i * t->K;
-        if (!aa) {
-            /* torch upsample_bicubic2d: align_corners=False source index, A = -0.75, clamped taps */
-            double real = scale * (i + 0.5) - 0.5, x0 = floor(real), f = real - x0;
-            for (int j = 0; j < 4; j++) {
-                long p = (long)x0 - 1 + j;
-                ix[j] = (int)(p < 0 ? 0 : p >= in ? in - 1 : p);
-                wt[j] = cubic_keys(f - (j - 1), -0.75);
-            }
-            continue;
-        }
-        /* torch's antialiased kernel (PIL's): a = -0.5, window of +-support around the centre */
-        double center = scale * (i + 0.5), inv = scale >= 1 ? 1.0 / scale : 1.0, total = 0;
+        double center = scale * (i + 0.5), total = 0;
         long lo = (long)(center - support + 0.5), hi = (long)(center + support + 0.5);
         if (lo < 0) lo = 0;
         if (hi > in) hi = in;
@@ -83,11 +74,11 @@ static void taps_free(Taps *t) {
     free(t->wt);
 }
 
-int resize_bicubic(const float *x, int C, int H, int W, float *y, int oh, int ow, int aa) {
+int resize_bicubic_aa(const float *x, int C, int H, int W, float *y, int oh, int ow) {
     Taps tw = {0}, th = {0};
     float *mid = malloc((size_t)C * H * ow * sizeof *mid);
     int rc = -1;
-    if (!mid || taps_build(&tw, W, ow, aa) || taps_build(&th, H, oh, aa)) goto out;
+    if (!mid || taps_build(&tw, W, ow) || taps_build(&th, H, oh)) goto out;
     for (int c = 0; c < C; c++)
         for (int r = 0; r < H; r++) {
             const float *row = x + ((size_t)c * H + r) * W;
@@ -113,7 +104,7 @@ out:
     return rc;
 }
 
-int resample_abs_pos_embed(const float *pe, int prefix, int gh, int gw, int D, float *out, int nh, int nw, int aa) {
+int resample_abs_pos_embed(const float *pe, int prefix, int gh, int gw, int D, float *out, int nh, int nw) {
     const size_t n0 = (size_t)gh * gw, n1 = (size_t)nh * nw;
     float *grid = malloc(n0 * D * sizeof *grid), *res = malloc(n1 * D * sizeof *res);
     int rc = -1;
@@ -122,7 +113,7 @@ int resample_abs_pos_embed(const float *pe, int prefix, int gh, int gw, int D, f
     /* tokens (gh*gw, D) -> planes (D, gh, gw), as timm's reshape + permute(0, 3, 1, 2) */
     for (size_t t = 0; t < n0; t++)
         for (int d = 0; d < D; d++) grid[(size_t)d * n0 + t] = pe[((size_t)prefix + t) * D + d];
-    if (resize_bicubic(grid, D, gh, gw, res, nh, nw, aa)) goto out;
+    if (resize_bicubic_aa(grid, D, gh, gw, res, nh, nw)) goto out;
     for (size_t t = 0; t < n1; t++)
         for (int d = 0; d < D; d++) out[((size_t)prefix + t) * D + d] = res[(size_t)d * n1 + t];
     rc = 0;

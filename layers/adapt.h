@@ -3,7 +3,8 @@
  *   - the stem conv's input channels: timm's adapt_input_conv (timm/models/_manipulate.py)
  *   - ViT's absolute position embedding: timm's resample_abs_pos_embed
  *     (timm/layers/pos_embed.py), which resizes the token grid with
- *     torch.nn.functional.interpolate(mode='bicubic', align_corners=False, antialias=True).
+ *     torch.nn.functional.interpolate(mode='bicubic', align_corners=False, antialias=True)
+ *     (timm's default antialias).
  * Plain float arrays with explicit shapes; the caller decides which tensors these apply to
  * (model_stem_weight / model_pos_embed name them for a built model). */
 #pragma once
@@ -19,17 +20,18 @@
 int adapt_input_conv(const float *w, int O, int I, int kh, int kw, int in_chans, float *out, const char **how);
 
 /* torch.nn.functional.interpolate(x, size=(oh, ow), mode='bicubic', align_corners=False,
- * antialias=aa) of C planes x (C, H, W) into y (C, oh, ow):
- *   aa = 0: Keys cubic a = -0.75 on 4 taps, source index scale * (i + 0.5) - 0.5, edges clamped;
- *   aa = 1: PIL-style filter a = -0.5 stretched by max(1, scale) (a low-pass when shrinking),
- *           taps inside the image only, weights normalised to sum 1.
- * scale = in / out per axis. Separable: width pass, then height. 0 ok, -1 out of memory. */
-int resize_bicubic(const float *x, int C, int H, int W, float *y, int oh, int ow, int aa);
+ * antialias=True) of C planes x (C, H, W) into y (C, oh, ow), the resize timm's
+ * resample_abs_pos_embed uses by default. torch's antialiased kernel is PIL's: cubic
+ * a = -0.5 (plain bicubic uses -0.75), stretched by in / out when shrinking (a low-pass),
+ * taps inside the image only with weights normalised to 1 (plain bicubic clamps the edge),
+ * so it differs from plain bicubic when enlarging too. Separable: width pass, then height.
+ * 0 ok, -1 out of memory. */
+int resize_bicubic_aa(const float *x, int C, int H, int W, float *y, int oh, int ow);
 
 /* pe (1, prefix + gh * gw, D) -> out (1, prefix + nh * nw, D): the prefix (class / distillation)
- * tokens kept, the (gh, gw) grid of D-vectors resized to (nh, nw) by resize_bicubic.
+ * tokens kept, the (gh, gw) grid of D-vectors resized to (nh, nw) by resize_bicubic_aa.
  * 0 ok, -1 out of memory. */
-int resample_abs_pos_embed(const float *pe, int prefix, int gh, int gw, int D, float *out, int nh, int nw, int aa);
+int resample_abs_pos_embed(const float *pe, int prefix, int gh, int gw, int D, float *out, int nh, int nw);
 
 /* The stem (first) conv weight of a built model, (embed, in_chans, k, k); NULL when none. */
 const Tensor *model_stem_weight(const Model *m);

@@ -191,7 +191,7 @@ base = ["-b", "2", "--epochs", "1", "--max-steps", "1", "--threads", "2", "-j", 
 out = run("train", "--model", "mixer_s16_224", "--train", g28, *base, "--output", f"{T}/x1", code=2,
           want=("10 classes (classes.txt)", "mixer_s16_224 has 1000 outputs"))
 out = run("train", "--model", "mixer_s16_224", "--num-classes", "10", "--train", g28, *base, "--output", f"{T}/x2",
-          code=2, want=(g28, "1-channel (grey) 28x28", "mixer_s16_224 wants 3-channel 224x224", "--data-convert"))
+          code=2, want=(g28, "is a 1-channel (grey) 28x28 image", "mixer_s16_224 wants 3-channel 224x224", "--data-convert"))
 check(not os.path.exists(f"{T}/x2/last.h5"), "refused before the first step")
 out = run("train", "--model", "poolformer_tiny", "--in-chans", "3", "--img-size", "32", "--train", g28, *base,
           "--data-convert", "--output", f"{T}/x3",

@@ -234,7 +234,7 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
         if (chan) k += (size_t)snprintf(d + k, sizeof d - k, "%d-channel (%s)", f->c, chans_name(f->c));
         if (small) k += (size_t)snprintf(d + k, sizeof d - k, "%s%dx%d", k ? " " : "", f->w, f->h);
         snprintf(m, sizeof m, "%s%s", chan ? "--in-chans" : "", small ? (chan ? " / --img-size" : "--img-size") : "");
-        return fail(err, errn, "%s (%s): the first sample %s is %s images but %s wants %d-channel %dx%d "
+        return fail(err, errn, "%s (%s): its first sample (%s) is a %s image but %s wants %d-channel %dx%d "
                     "(--in-chans %d --img-size %d); match the model to the data with %s, or give --data-convert to %s%s",
                     what, f->kind, f->sample, d, model, C, S, S, C, S, m,
                     chan ? (f->c < C ? "replicate grey to RGB" : "convert to grey") : "",

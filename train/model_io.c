@@ -137,7 +137,7 @@ static int adapt_cb(const char *key, int nd, const int64_t *shape, const float *
         long g0 = (long)floor(sqrt((double)(shape[1] - a->prefix) + 0.5));
         long g1 = (long)floor(sqrt((double)(t->shape[1] - a->prefix) + 0.5));
         if (shape[1] > a->prefix && g0 * g0 == shape[1] - a->prefix && g1 * g1 == t->shape[1] - a->prefix) {
-            if (resample_abs_pos_embed(data, a->prefix, (int)g0, (int)g0, t->shape[2], out, (int)g1, (int)g1, 1) != 0) {
+            if (resample_abs_pos_embed(data, a->prefix, (int)g0, (int)g0, t->shape[2], out, (int)g1, (int)g1) != 0) {
                 free(out);
                 a->oom = 1;
                 return 1;
