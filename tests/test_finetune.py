@@ -141,9 +141,6 @@ with h5py.File(f"{T}/pf_run/last.h5", "r") as f:
     rec = (f.attrs["data_interpolation"], float(f.attrs["data_crop_pct"]), f.attrs["data_mean"].tolist())
 check(rec[0] in ("bilinear", b"bilinear") and abs(rec[1] - 0.95) < 1e-6 and abs(rec[2][0] - 0.4) < 1e-6,
       f"the run records data_interpolation / data_crop_pct / data_mean {rec}")
-out = run(*ft, "--mean", "0.1", "--crop-pct", "0.8", "--output", f"{T}/pf_run2")
-check("mean 0.1 (command line), std 0.25 (checkpoint)" in out and "crop-pct 0.8 (command line)" in out,
-      "flags win over the checkpoint's settings")
 
 # ---- 2. stems from 3 channels to 5 and 2 (HDF5 data), and an unsupported 1 -> 3 ----
 ck3 = f"{T}/pt3.h5"
@@ -223,7 +220,19 @@ run("eval", "--checkpoint", f"{T}/x4/last.h5", "--data", f"{T}/folder", "-j", "1
     want=("3 classes (class directories)", "has 10 outputs"))
 run("eval", "--checkpoint", f"{T}/x7/last.h5", "--data", f"{T}/folder", "-j", "1", want=("top-1",))
 
-# ---- 5. hostile recorded settings ----
+# ---- 5. flags win over recorded settings; hostile recorded settings ----
+ckf = f"{T}/flags.h5"
+run("init", "--model", "poolformer_tiny", "--img-size", "16", "--mean", "0.3", "--std", "0.25", "--out", ckf)
+with h5py.File(ckf, "a") as f:
+    f.attrs["data_interpolation"] = "bilinear"
+    f.attrs["data_crop_pct"] = np.float32(0.95)
+out = run("train", "--model", "poolformer_tiny", "--img-size", "16", "--initial-checkpoint", ckf, "--train",
+          f"{T}/v16.h5", *base, "--mean", "0.1", "--crop-pct", "0.8", "--output", f"{T}/flags")
+check("mean 0.1 (command line), std 0.25 (checkpoint); eval resize: bilinear (checkpoint), crop-pct 0.8 (command line)"
+      in out, "flags win over the checkpoint's settings, the rest comes from it")
+out = run("train", "--resume", f"{T}/flags", "--train", f"{T}/v16.h5", "-b", "2", "--epochs", "1", "--threads", "2")
+check("mean 0.1 (checkpoint), std 0.25 (checkpoint); eval resize: bilinear (checkpoint), crop-pct 0.8 (checkpoint)"
+      in out, "a resumed run continues with the settings its checkpoint records")
 for attr, val, msg in (("data_crop_pct", np.float32(np.nan), "data_crop_pct"),
                        ("data_interpolation", "nearest", "data_interpolation"),
                        ("data_std", np.array([0.2, 0, 0.3], np.float32), "data_std")):

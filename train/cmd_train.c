@@ -217,20 +217,22 @@ static int setup_model_data(Run *r, Args *a) {
         if (r->root) finetune_report_print(&rep, o->initial_checkpoint, stdout);
         finetune_report_free(&rep);
     }
-    {
+    {   /* mean/std/interpolation/crop-pct: flags, else the checkpoint continued or fine-tuned from */
+        const char *from = o->resume ? resume_path : o->initial_checkpoint;
+        const char *flag = o->resume ? "--resume" : "--initial-checkpoint";
         CkptInfo *info = NULL;
-        if (o->initial_checkpoint && !o->resume) {
+        if (from) {
             info = calloc(1, sizeof *info);
-            if (!info || ckpt_read_info(o->initial_checkpoint, info, err, sizeof err) != 0) {
-                fprintf(stderr, "mixtape train: --initial-checkpoint: %s\n", info ? err : "out of memory");
+            if (!info || ckpt_read_info(from, info, err, sizeof err) != 0) {
+                fprintf(stderr, "mixtape train: %s: %s\n", flag, info ? err : "out of memory");
                 free(info);
                 return 2;
             }
         }
-        int rc = aug_from_checkpoint(info, o->initial_checkpoint, &o->train_data.aug, o->data_given, cfg.in_chans,
+        int rc = aug_from_checkpoint(info, from, &o->train_data.aug, o->data_given, cfg.in_chans,
                                      r->root ? stdout : NULL, err, sizeof err);
         free(info);
-        if (rc != 0) { fprintf(stderr, "mixtape train: --initial-checkpoint: %s\n", err); return 2; }
+        if (rc != 0) { fprintf(stderr, "mixtape train: %s: %s\n", flag, err); return 2; }
     }
 
     /* Data. */
