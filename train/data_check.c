@@ -207,7 +207,9 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
     char cls[128] = "classes unknown (no classes.txt)";
     if (f->classes >= 0) snprintf(cls, sizeof cls, "%d classes (%s)", f->classes, f->classes_from);
     if (out) {
-        if (f->c) fprintf(out, "data %s (%s): %s; first sample %dx%d %s\n", what, f->kind, cls, f->w, f->h, chans_name(f->c));
+        if (f->c)
+            fprintf(out, "data %s (%s): %s; %s %dx%d %s\n", what, f->kind, cls,
+                    strcmp(f->kind, "hdf5") ? "first sample" : "images", f->w, f->h, chans_name(f->c));
         else fprintf(out, "data %s (%s): %s\n", what, f->kind, cls);
     }
     /* classes: a class list must match the head; labels seen must fit in it */
@@ -216,7 +218,7 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
                     f->classes, f->classes_from, model, K, K,
                     f->classes_exact ? "" : ": labels out of range");
     if (f->classes >= 0 && !f->classes_exact && f->classes < K && out)
-        fprintf(out, "note: the labels of %s use %d of the %d classes of %s\n", what, f->classes, K, model);
+        fprintf(out, "note: the largest label of %s is %d; %s has %d classes\n", what, f->classes - 1, model, K);
     if (!f->c) return 0;
     if (!strcmp(f->kind, "hdf5")) {
         /* pre-normalised arrays: nothing to convert */
