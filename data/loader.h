@@ -88,7 +88,7 @@ int loader_next(Loader *L, Batch *out);
 /* Index (0-based, within the epoch) of the batch the last loader_next returned. */
 long loader_batch_index(const Loader *L);
 /* Samples skipped (bad member, undecodable image, missing / out-of-range label, unreadable
- * shard) since open; and in the current epoch. */
+ * shard or file, e.g. a FIFO named like an image) since open; and in the current epoch. */
 long loader_skipped(const Loader *L);
 long loader_skipped_epoch(const Loader *L);
 /* Seconds the caller spent blocked inside loader_next since open (data-wait time). */
@@ -102,8 +102,14 @@ int loader_num_classes(const Loader *L);
 long loader_epoch_size(Loader *L);
 /* Batches per epoch for this rank from loader_epoch_size and drop_last (-1 unknown). */
 long loader_epoch_batches(Loader *L);
-/* Class names when known (classes.txt / ImageFolder), else NULL. */
+/* Class names when known (classes.txt / ImageFolder), else NULL; loader_num_class_names of
+ * them (may differ from loader_num_classes: bound every lookup by it). */
 const char *const *loader_class_names(const Loader *L);
+int loader_num_class_names(const Loader *L);
+/* "N samples skipped: 2 undecodable image, 1 missing or out-of-range label" since open. The same
+ * per-reason line is printed on stderr at the end of every epoch that skipped samples (unless
+ * quiet). */
+void loader_skip_summary(const Loader *L, char *buf, size_t n);
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */
 int loader_num_shards(const Loader *L);
 /* Output geometry: channels and side of the images in every batch. */
