@@ -164,8 +164,7 @@ int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char
         names[i] = strdup(fashion ? FASHION[i] : buf);
         if (!names[i]) { src_seterr(err, errn, "out of memory"); goto done; }
     }
-    if (convert_prepare_out(o->out_prefix, err, errn)) goto done;
-    if (!(w = shard_writer_open(o->out_prefix, o->per_shard, o->max_bytes, err, errn))) goto done;
+    if (!(w = convert_open_writer(o, err, errn))) goto done;
     if (image_alloc(&im, (int)cols, (int)rows, 1)) { src_seterr(err, errn, "out of memory"); goto done; }
     int width = convert_key_width((long)n);
     for (uint64_t i = 0; i < n; i++) {
@@ -189,8 +188,8 @@ int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char
     rc = 0;
 done:;
     ShardStats st = {0};
-    if (w && shard_writer_close(w, &st, rc ? NULL : err, errn)) rc = -1;
-    if (!rc) rc = convert_write_classes(o->out_prefix, names, nnames, err, errn);
+    if (rc) shard_writer_abort(w);
+    else rc = shard_writer_commit(w, names, nnames, &st, err, errn);
     r->samples = st.samples;
     r->shards = st.shards;
     r->bytes = st.bytes;

@@ -1,4 +1,4 @@
-/* Private helpers of the data formats layer (not part of the public API). */
+/* Helpers of the data formats layer (src_escape is also used by commands printing names from files). */
 #pragma once
 #include <stdarg.h>
 #include <stddef.h>
