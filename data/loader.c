@@ -264,7 +264,7 @@ static void read_shards(Loader *L) {
             }
             if (r < 0) { skip_sample(L, SKIP_UNREADABLE, path, sp->key[0] ? sp->key : "(rest of shard)", sp->why); break; }
             got++;
-            if (sp->bad) { skip_sample(L, sp->bad == 2 ? SKIP_LABEL : SKIP_MALFORMED, path, sp->key, sp->why); continue; }
+            if (sp->bad) { skip_sample(L, sp->bad_label ? SKIP_LABEL : SKIP_MALFORMED, path, sp->key, sp->why); continue; }
             const char *lp = label_problem(L, sp->label, lb, sizeof lb);
             if (lp) { skip_sample(L, SKIP_LABEL, path, sp->key, lp); continue; }
             if (cap <= 1) {

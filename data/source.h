@@ -25,8 +25,8 @@ typedef struct RawSample {
     uint8_t *bytes; size_t nbytes; size_t cap;  /* encoded image, owned by the RawSample, reused */
     char ext[8];            /* "jpg", "png", ... (lower case) */
     int label;              /* class index; -1 when missing */
-    int bad;                /* this sample is unusable; why says why (skip it, count it):
-                               1 a member is missing / unreadable, 2 its cls is not a class index */
+    int bad;                /* 1: this sample is unusable; why says why (skip it, count it) */
+    int bad_label;          /* 1: ... because its cls is not a class index (counted as a label problem) */
     char why[256];
 } RawSample;
 void raw_sample_free(RawSample *s);
@@ -49,7 +49,7 @@ TarStream *tar_stream_open(const char *path, char *err, size_t errn);
  * 0 = end of archive, -1 = the archive itself is unreadable from here on (truncated/corrupt
  * header); s->why says why. Never reads more than a sane limit per member (64 MiB).
  * A sample is bad when it has no image member, an unparsable / missing cls (not decimal digits,
- * negative, longer than 63 bytes, or >= DATA_MAX_CLASSES: s->bad = 2), a member larger than the
+ * negative, longer than 63 bytes, or >= DATA_MAX_CLASSES: s->bad_label = 1 too), a member larger than the
  * limit, or its data was cut short. Members of other extensions are ignored.
  * Only a regular file is opened (a FIFO or device is refused at open, never waited on). */
 int tar_stream_next(TarStream *t, RawSample *s);

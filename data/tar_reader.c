@@ -194,6 +194,7 @@ int tar_stream_next(TarStream *t, RawSample *s) {
     s->nbytes = 0;
     s->label = -1;
     s->bad = 0;
+    s->bad_label = 0;
     s->why[0] = 0;
     src_strlcpy(s->origin, t->path, sizeof s->origin);
     if (t->state == 0 && read_header(t) < 0) { src_strlcpy(s->why, t->fatal_why, sizeof s->why); return -1; }
@@ -233,7 +234,7 @@ int tar_stream_next(TarStream *t, RawSample *s) {
                 snprintf(m, sizeof m, "cls '%s%s' is not a class index (0..%d)", (const char *)cls_buf_stack,
                          len > k ? "..." : "", DATA_MAX_CLASSES - 1);
                 mark_bad(s, "%s", m);
-                if (s->why[0] && !strncmp(s->why, "cls '", 5)) s->bad = 2;
+                s->bad_label = !strncmp(s->why, "cls '", 5); /* the first reason is the label */
                 s->label = -1;
             }
             free(b);
