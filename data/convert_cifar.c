@@ -88,12 +88,13 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
         if (!files || !(files[0] = strdup(src))) { free(files); return src_seterr(err, errn, "out of memory"); }
         nfiles = 1;
     } else {
-        return src_seterr(err, errn, "%s: not found", src);
+        return src_seterr(err, errn, "%s: %s", src, k ? "not a regular file" : "not found");
     }
     /* validate every file first: kind consistent, size a whole number of records */
     for (int i = 0; i < nfiles; i++) {
-        FILE *f = fopen(files[i], "rb");
-        if (!f || fseek(f, 0, SEEK_END)) { if (f) fclose(f); src_seterr(err, errn, "%s: cannot read", files[i]); goto out; }
+        FILE *f = src_fopen_regular(files[i], err, errn); /* a FIFO named data_batch_1.bin never blocks */
+        if (!f) goto out;
+        if (fseek(f, 0, SEEK_END)) { fclose(f); src_seterr(err, errn, "%s: cannot read", files[i]); goto out; }
         long sz = ftell(f);
         fclose(f);
         if (sz <= 0) { src_seterr(err, errn, "%s: empty", files[i]); goto out; }
@@ -116,8 +117,8 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
         int bad = image_alloc(&im, 32, 32, 3);
         if (bad) src_seterr(err, errn, "out of memory");
         for (int fi = 0; fi < nfiles && !bad; fi++) {
-            FILE *f = fopen(files[fi], "rb");
-            if (!f) { bad = src_seterr(err, errn, "%s: cannot read", files[fi]); break; }
+            FILE *f = src_fopen_regular(files[fi], err, errn);
+            if (!f) { bad = -1; break; }
             while (!bad) {
                 size_t got = fread(buf, 1, (size_t)rec, f);
                 if (got == 0) break;

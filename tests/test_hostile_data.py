@@ -178,6 +178,15 @@ try:
     os.mkfifo(os.path.join(spc, "classes.txt"))
     expect("FIFO classes.txt", EVAL + ["spc"], 2, "spc/classes.txt", "not a regular file", timeout=20)
 
+    os.makedirs(os.path.join(T, "cifar"))
+    os.mkfifo(os.path.join(T, "cifar", "data_batch_1.bin"))
+    os.mkfifo(os.path.join(T, "fifo-images-idx3-ubyte"))
+    expect("FIFO CIFAR batch: shards refuses it", ["shards", "--from", "cifar", "cifar", "--out", "cf/t"], 1,
+           "cifar/data_batch_1.bin", "not a regular file", timeout=20)
+    expect("FIFO IDX file: shards refuses it", ["shards", "--from", "idx", "fifo-images-idx3-ubyte", "--out", "fi/t"],
+           1, "fifo-images-idx3-ubyte", "not a regular file", timeout=20)
+    check(not os.path.exists(os.path.join(T, "cf")) or not os.listdir(os.path.join(T, "cf")), "nothing written")
+
     # ---- 3. a tar cut at a 512-byte boundary (no end-of-archive blocks) is warned about ----
     cut = os.path.join(T, "cut")
     os.makedirs(cut)
