@@ -296,9 +296,13 @@ static int classes_differ(const char *path, char *const *names, int n, char *err
     return differ;
 }
 
-typedef struct { long keep; } OldCtx;
+typedef struct { const char *prefix; long keep; } OldCtx;
+/* Old shards the renames will not replace (numbers beyond the new set, other zero padding) go. */
 static void remove_stale(const char *path, long idx, void *ctx) {
-    if (idx >= ((OldCtx *)ctx)->keep) unlink(path); /* lower numbers are replaced by the renames */
+    const OldCtx *c = ctx;
+    char mine[1200];
+    shard_writer_path(c->prefix, (int)(idx < c->keep ? idx : 0), mine, sizeof mine);
+    if (idx >= c->keep || strcmp(mine, path)) unlink(path);
 }
 
 int shard_writer_commit(ShardWriter *w, char *const *names, int nnames, ShardStats *stats, char *err, size_t errn) {
@@ -326,7 +330,7 @@ int shard_writer_commit(ShardWriter *w, char *const *names, int nnames, ShardSta
         }
     }
     if (w->o.overwrite) { /* the new set is complete: old shards beyond it go now */
-        OldCtx c = {w->ntmps};
+        OldCtx c = {w->prefix, w->ntmps};
         each_old_shard(w->prefix, remove_stale, &c);
     }
     int rc = 0, done = 0;
