@@ -230,7 +230,7 @@ int tar_stream_next(TarStream *t, RawSample *s) {
                 cls_buf_stack[k] = 0;
                 for (size_t i = 0; i < k; i++)
                     if (!isprint(cls_buf_stack[i])) cls_buf_stack[i] = '?';
-                char m[96];
+                char m[128];
                 snprintf(m, sizeof m, "cls '%s%s' is not a class index (0..%d)", (const char *)cls_buf_stack,
                          len > k ? "..." : "", DATA_MAX_CLASSES - 1);
                 mark_bad(s, "%s", m);

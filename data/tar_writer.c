@@ -16,11 +16,17 @@ struct TarWriter {
     uint64_t bytes;
 };
 
+static void tw_free(TarWriter *w) {
+    free(w->tmp);
+    free(w->path);
+    free(w);
+}
+
 TarWriter *tar_writer_open(const char *path, char *err, size_t errn) {
     TarWriter *w = calloc(1, sizeof *w);
     size_t lp = strlen(path);
     if (!w || !(w->tmp = malloc(lp + 16)) || !(w->path = strdup(path))) {
-        if (w) { free(w->tmp); free(w); }
+        if (w) tw_free(w);
         src_seterr(err, errn, "out of memory");
         return NULL;
     }
@@ -29,9 +35,7 @@ TarWriter *tar_writer_open(const char *path, char *err, size_t errn) {
     int fd = mkstemp(w->tmp); /* same directory as path: the final rename is atomic */
     if (fd < 0) {
         src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
-        free(w->tmp);
-        free(w->path);
-        free(w);
+        tw_free(w);
         return NULL;
     }
     mode_t um = umask(0); /* mkstemp makes 0600; a shard is an ordinary file (0666 & ~umask) */
@@ -40,19 +44,11 @@ TarWriter *tar_writer_open(const char *path, char *err, size_t errn) {
         src_seterr(err, errn, "cannot write %s: %s", w->tmp, strerror(errno));
         close(fd);
         unlink(w->tmp);
-        free(w->tmp);
-        free(w->path);
-        free(w);
+        tw_free(w);
         return NULL;
     }
     setvbuf(w->f, NULL, _IOFBF, 1 << 20);
     return w;
-}
-
-static void tw_free(TarWriter *w) {
-    free(w->tmp);
-    free(w->path);
-    free(w);
 }
 
 static void octal(char *dst, size_t width, uint64_t v) { /* width includes the NUL */

@@ -259,12 +259,12 @@ try:
            "manylines/classes.txt", "more than 1048576 classes")
 
     # ---- 6. mixtape shards: all or nothing, no mixing with an older set ----
-    def idx_files(name, n, extra=b""):
+    def idx_files(name, n, extra=b"", seed=7):
         """IDX images + labels; with extra bytes the images file is gzip'd, so that the trailing bytes
         are only found after the last image (a failure at the very end of the conversion)."""
         img = os.path.join(T, f"{name}-images-idx3-ubyte" + (".gz" if extra else ""))
         lab_ = os.path.join(T, f"{name}-labels-idx1-ubyte")
-        pix = bytes((i * 7) & 255 for i in range(784))
+        pix = bytes((i * seed) & 255 for i in range(784))
         body = struct.pack(">IIII", 0x803, n, 28, 28) + pix * n + extra
         with open(img, "wb") as f:
             f.write(gzip.compress(body) if extra else body)
@@ -310,7 +310,7 @@ try:
 
     # a smaller set into the same prefix: refused; with --overwrite the old higher shards go
     nine = idx_files("nine", 9)
-    three = idx_files("three", 3)
+    three = idx_files("three", 3, seed=13)  # other pixels: the new shard differs from the old one
     sd = os.path.join(T, "same")
     expect("first set", ["shards", "--from", "idx", nine, "--out", "same/t", "--per-shard", "3"], 0, "9 samples")
     old = snapshot(sd)
