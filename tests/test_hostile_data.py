@@ -46,7 +46,10 @@ def run(args, timeout=40):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"") + (e.stderr or b"")
         return "hang", out.decode("utf-8", "replace")
-    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    if "Sanitizer" in out or "runtime error:" in out:  # an ASan / UBSan build reports here
+        check(False, f"sanitizer report from {args[:2]}", out)
+    return p.returncode, out
 
 
 def expect(name, args, code, *needles, timeout=40, absent=()):
@@ -303,6 +306,7 @@ try:
             p.kill()
             out = p.communicate()[0].decode("utf-8", "replace")
         left = prefix_files(out_dir)
+        check("Sanitizer" not in out and "runtime error:" not in out, f"{sig.name}: no sanitizer report", out)
         check(running and p.returncode == 128 + int(sig),
               f"{sig.name} during conversion: exit {p.returncode} (want {128 + int(sig)})", out)
         check(left == [] and not stray(out_dir) and not os.path.exists(os.path.join(out_dir, "classes.txt")),
