@@ -52,7 +52,9 @@ typedef struct LoaderConfig {
     int shuffle;               /* < 0 = default (train: 1, eval: 0); index sources: full permutation */
     int rank, world;           /* distributed split; world <= 1 = single process */
     int drop_last;             /* < 0 = default (train: 1, eval: 0) */
-    int num_classes;           /* > 0 overrides classes.txt / ImageFolder / max label + 1 */
+    int num_classes;           /* > 0 overrides classes.txt / ImageFolder / max label + 1 (at most
+                                  DATA_MAX_CLASSES); a label >= it, or without a name in a
+                                  classes.txt, is a skipped sample */
     int prefetch;              /* ready batches queued ahead (0 = 3) */
     int fast_decode;           /* JPEG DCT-scaled decode to about the needed size (not timm exact) */
     int allow_unlabeled;       /* 1: samples without a label pass with label -1 (HDF5 files without
