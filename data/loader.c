@@ -834,6 +834,11 @@ void loader_skip_summary(const Loader *L, char *buf, size_t n) {
     skip_summary(L->skipped_kind, L->skipped_total, buf, n);
     pthread_mutex_unlock((pthread_mutex_t *)&L->mu);
 }
+char *const *loader_shard_list(const Loader *L, int *n) {
+    *n = L->kind == SRC_SHARDS ? L->nshards : 0;
+    return L->kind == SRC_SHARDS ? L->shards : NULL;
+}
+
 int loader_num_shards(const Loader *L) { return L->kind == SRC_SHARDS ? L->nmine : 0; }
 int loader_channels(const Loader *L) { return L->C; }
 int loader_img_size(const Loader *L) { return L->S; }

@@ -115,6 +115,8 @@ int loader_num_class_names(const Loader *L);
  * per-reason line is printed on stderr at the end of every epoch that skipped samples (unless
  * quiet). */
 void loader_skip_summary(const Loader *L, char *buf, size_t n);
+/* Tar sources: every shard of the expanded list, in order (*n of them); else NULL. */
+char *const *loader_shard_list(const Loader *L, int *n);
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */
 int loader_num_shards(const Loader *L);
 /* Output geometry: channels and side of the images in every batch. */
