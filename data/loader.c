@@ -647,7 +647,8 @@ static int open_shards(Loader *L, char *err, size_t errn) {
             long total = 0;
             for (int i = 0; i < L->nshards; i++) {
                 long c = shard_count(L->shards[i], &mx);
-                if (c < 0) return seterr(err, errn, "shard '%s': cannot read", L->shards[i]);
+                char ep[300];
+                if (c < 0) return seterr(err, errn, "shard '%s': cannot read", src_escape(L->shards[i], ep, sizeof ep));
                 total += c;
             }
             if (L->cfg.world == 1) L->epoch_size = total;
