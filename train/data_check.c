@@ -71,13 +71,19 @@ static int facts_h5(const char *spec, DataFacts *f, char *err, size_t errn) {
     return 0;
 }
 
-static int probe_bytes(DataFacts *f, const uint8_t *b, size_t n, const char *where, char *err, size_t errn) {
+/* Channels and size from an image header; 0 ok, -1 when it is not a readable image (the loader
+ * skips and counts such samples; the probe tries the next one). where: printable. */
+static int probe_bytes(DataFacts *f, const uint8_t *b, size_t n, const char *where) {
     char e2[256];
-    if (image_probe(b, n, &f->w, &f->h, &f->c, e2, sizeof e2) != 0)
-        return fail(err, errn, "%s: %s", where, e2);
+    if (image_probe(b, n, &f->w, &f->h, &f->c, e2, sizeof e2) != 0) {
+        f->c = f->h = f->w = 0;
+        return -1;
+    }
     snprintf(f->sample, sizeof f->sample, "%s", where);
     return 0;
 }
+
+enum { PROBE_TRIES = 64 };   /* samples tried for channels / size before giving up (unknown) */
 
 static int facts_shards(const char *spec, DataFacts *f, char *err, size_t errn) {
     char **paths = NULL;
@@ -102,14 +108,14 @@ static int facts_shards(const char *spec, DataFacts *f, char *err, size_t errn) 
     }
     /* The first good sample of the first shard gives channels and size (bounded: 64 tries). */
     if (!(t = tar_stream_open(paths[0], err, errn))) goto out;
-    for (int k = 0; k < 64; k++) {
+    for (int k = 0; k < PROBE_TRIES; k++) {
         int r = tar_stream_next(t, &s);
         if (r <= 0) break;
         if (s.bad) continue;
-        char where[600];
-        snprintf(where, sizeof where, "%s member %s.%s", paths[0], s.key, s.ext);
-        if (probe_bytes(f, s.bytes, s.nbytes, where, err, errn) == 0) break;
-        f->c = f->h = f->w = 0;
+        char where[600], e1[300], e2[300], e3[32];
+        snprintf(where, sizeof where, "%s member %s.%s", src_escape(paths[0], e1, sizeof e1),
+                 src_escape(s.key, e2, sizeof e2), src_escape(s.ext, e3, sizeof e3));
+        if (probe_bytes(f, s.bytes, s.nbytes, where) == 0) break;
     }
     rc = 0;
 out:
@@ -164,20 +170,22 @@ static int facts_folder(const char *spec, DataFacts *f, char *err, size_t errn) 
     f->classes = nc;
     f->classes_exact = 1;
     snprintf(f->classes_from, sizeof f->classes_from, "class directories");
-    int rc = 0;
-    /* The first image (torchvision's order) gives channels and size. */
-    for (int i = 0; i < nc && !f->c && !rc; i++) {
+    int rc = 0, tries = 0;
+    /* The first readable image (torchvision's order) gives channels and size; unreadable ones
+     * (special files, undecodable) are the loader's to skip and report. */
+    for (int i = 0; i < nc && !f->c && !rc && tries < PROBE_TRIES; i++) {
         char *cd = src_join(spec, cls[i]), **files = NULL;
         int nf = 0;
+        char e2[300];
         if (!cd) { rc = fail(err, errn, "out of memory"); break; }
-        if (list_names(cd, 0, &files, &nf, err, errn) == 0 && nf > 0) {
-            char *p = src_join(cd, files[0]);
+        if (list_names(cd, 0, &files, &nf, e2, sizeof e2) != 0) nf = 0;
+        for (int j = 0; j < nf && !f->c && !rc && tries < PROBE_TRIES; j++, tries++) {
+            char *p = src_join(cd, files[j]), where[600];
             uint8_t *b = NULL;
             size_t nb = 0;
-            if (!p) rc = fail(err, errn, "out of memory");
-            else if (src_path_kind(p) != 1) rc = fail(err, errn, "%s: not a regular file", p);
-            else if (src_read_file(p, RAW_SAMPLE_MAX_MEMBER, &b, &nb, err, errn) != 0) rc = -1;
-            else rc = probe_bytes(f, b, nb, p, err, errn);
+            if (!p) { rc = fail(err, errn, "out of memory"); break; }
+            if (src_path_kind(p) == 1 && src_read_file(p, RAW_SAMPLE_MAX_MEMBER, &b, &nb, e2, sizeof e2) == 0)
+                probe_bytes(f, b, nb, src_escape(p, where, sizeof where));
             free(b);
             free(p);
         }
