@@ -745,6 +745,7 @@ long loader_skipped_epoch(const Loader *L) {
 double loader_wait_seconds(const Loader *L) { return L->wait_s; }
 long loader_images(const Loader *L) { return L->images; }
 int loader_num_classes(const Loader *L) { return L->num_classes; }
+int loader_num_class_names(const Loader *L) { return L->nclass_names; }
 const char *const *loader_class_names(const Loader *L) {
     return L->nclass_names > 0 ? (const char *const *)L->class_names : NULL;
 }

@@ -104,6 +104,7 @@ long loader_epoch_size(Loader *L);
 long loader_epoch_batches(Loader *L);
 /* Class names when known (classes.txt / ImageFolder), else NULL. */
 const char *const *loader_class_names(const Loader *L);
+int loader_num_class_names(const Loader *L);   /* entries of loader_class_names (0 when none) */
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */
 int loader_num_shards(const Loader *L);
 /* Output geometry: channels and side of the images in every batch. */

@@ -12,3 +12,5 @@ int cmd_bench_data(int argc, char **argv);
 int cmd_shards(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_reparam(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
