@@ -1,6 +1,7 @@
 /* mixtape eval: top-1, top-5, loss and per-class accuracy of a checkpoint on a
  * dataset, with the eval transform stored in the checkpoint (mean/std) unless
  * flags override it. */
+#include "train/class_names.h"
 #include "train/commands.h"
 #include "train/data_flags.h"
 #include "train/evaluate.h"
@@ -94,6 +95,11 @@ int cmd_eval(int argc, char **argv) {
         rc = 1;
     } else {
         const char *const *names = loader_class_names(L);
+        /* the data's names, else the checkpoint's class_names attribute */
+        char **ck_names = NULL;
+        int n_ck = 0;
+        if (!names && class_names_read(ck, r.num_classes, &ck_names, &n_ck, err, sizeof err) == 0 && n_ck)
+            names = (const char *const *)ck_names;
         printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
                100 * r.top1, 100 * r.top5, r.loss, loader_skipped(L));
         printf("per-class accuracy:\n");
@@ -117,6 +123,7 @@ int cmd_eval(int argc, char **argv) {
                 printf("confusion matrix written to %s\n", confusion);
             }
         }
+        class_names_free(ck_names, n_ck);
         eval_result_free(&r);
     }
     loader_close(L);
