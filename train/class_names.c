@@ -116,6 +116,7 @@ int class_names_read(const char *path, int num_classes, char ***names, int *n, c
     if (H5Tis_variable_str(t) > 0) {
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
         char *vs = NULL;
         if (H5Aread(a, mt, &vs) < 0 || !vs) { fail(err, errn, "%s cannot be read", what); goto out; }
         len = strnlen(vs, CLASS_NAMES_JSON_MAX + 1);
@@ -127,6 +128,7 @@ int class_names_read(const char *path, int num_classes, char ***names, int *n, c
             mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, len);
             H5Tset_strpad(mt, H5T_STR_NULLPAD);
+            H5Tset_cset(mt, H5Tget_cset(t));
             if (H5Aread(a, mt, s) < 0) { fail(err, errn, "%s cannot be read", what); goto out; }
             len = strnlen(s, len);
         }

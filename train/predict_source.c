@@ -132,8 +132,9 @@ bad:
 }
 
 static void warn_skip(PredSource *p, const char *origin, const char *key, const char *why) {
-    if (p->skipped++ < 10)
-        fprintf(stderr, "mixtape predict: warning: skipping '%s' of '%s': %s\n", key, origin, why);
+    if (p->skipped++ >= 10) return;
+    if (!strcmp(key, origin)) fprintf(stderr, "mixtape predict: warning: skipping '%s': %s\n", key, why);
+    else fprintf(stderr, "mixtape predict: warning: skipping '%s' of '%s': %s\n", key, origin, why);
 }
 
 /* Decode + eval transform of p->raw into out. 0 ok, -1 bad (warned). */
