@@ -50,6 +50,18 @@ static int same_file(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
+/* The input file out would replace (an image of a folder, a shard), or NULL. Only an
+ * existing out can be one, so the common case costs one stat. */
+static const char *input_clash(const char *out, const PredSource *src) {
+    struct stat st;
+    if (!out || stat(out, &st) < 0) return NULL;
+    char **v = src->kind == 0 ? src->files.files : src->kind == 1 ? src->shards : NULL;
+    int n = src->kind == 0 ? src->files.n : src->kind == 1 ? src->nshards : 0;
+    for (int i = 0; i < n; i++)
+        if (same_file(out, v[i])) return v[i];
+    return NULL;
+}
+
 /* A text output written through <path>.tmp.<pid> and renamed on success. */
 typedef struct TextOut {
     FILE *f;
@@ -199,6 +211,13 @@ int cmd_predict(int argc, char **argv) {
     if (aug_config_check(&aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     if (pred_source_open(&src, data, files, nfiles, &aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     have_src = 1;
+    {
+        const char *outs[3] = {out, out_csv, out_jsonl}, *flags[3] = {"--out", "--out-csv", "--out-jsonl"};
+        for (int i = 0; i < 3; i++) {
+            const char *clash = input_clash(outs[i], &src);
+            if (clash) { fprintf(stderr, "mixtape predict: %s %s would overwrite the input %s\n", flags[i], outs[i], clash); goto out; }
+        }
+    }
 
     /* class names */
     if (classes) {
