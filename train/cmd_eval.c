@@ -2,6 +2,7 @@
  * dataset, with the eval transform stored in the checkpoint (mean/std) unless
  * flags override it. */
 #include "data/source_util.h"
+#include "train/class_names.h"
 #include "train/commands.h"
 #include "train/data_flags.h"
 #include "train/dist.h"
@@ -123,6 +124,13 @@ static int eval_main(int argc, char **argv) {
         const char *const *names = loader_class_names(L);
         int nnames = loader_num_class_names(L); /* classes.txt may list fewer names than the model has classes */
         char en[64];
+        /* the data's names, else the checkpoint's class_names attribute */
+        char **ck_names = NULL;
+        int n_ck = 0;
+        if (!names && class_names_read(ck, r.num_classes, &ck_names, &n_ck, err, sizeof err) == 0 && n_ck) {
+            names = (const char *const *)ck_names;
+            nnames = n_ck;
+        }
         printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
                100 * r.top1, 100 * r.top5, r.loss, skipped);
         printf("per-class accuracy:\n");
@@ -147,6 +155,7 @@ static int eval_main(int argc, char **argv) {
                 printf("confusion matrix written to %s\n", confusion);
             }
         }
+        class_names_free(ck_names, n_ck);
         eval_result_free(&r);
     }
     loader_close(L);
