@@ -5,6 +5,7 @@
 #include "train/args.h"
 #include "train/commands.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,14 @@ int cmd_predict(int argc, char **argv) {
     if (pr) return pr == 1 ? 0 : 2;
     const char *ckpt = io.ckpt, *data = io.data, *out = io.out;
     long bs = io.bs;
+    char err[2048];
+    if (out_check_not_input("--out", out, "--checkpoint", ckpt, err, sizeof err) != 0 ||
+        out_check_not_input("--out", out, "--data", data, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape predict: %s\n", err);
+        return 2;
+    }
     int rc = 2;
 
-    char err[2048];
     Model m;
     DataIn d;
     OutFile o = {.f = -1};

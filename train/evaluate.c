@@ -8,6 +8,8 @@ int eval_in_topk(const float *z, int K, int label, int k) {
     /* label is in the top k when fewer than k classes beat it (ties go to the lower index, as torch.topk) */
     int better = 0;
     for (int j = 0; j < K; j++)
+        if (!isfinite(z[j])) return 0; /* NaN compares false: it would "win" every comparison */
+    for (int j = 0; j < K; j++)
         if (z[j] > z[label] || (z[j] == z[label] && j < label)) better++;
     return better < k;
 }
@@ -28,6 +30,11 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     r->class_count = calloc((size_t)K, sizeof(long));
     r->class_correct = calloc((size_t)K, sizeof(long));
     if (want_confusion) r->confusion = calloc((size_t)K * K, sizeof(long));
+    if (!r->class_count || !r->class_correct || (want_confusion && !r->confusion)) {
+        snprintf(err, errn, "evaluate: out of memory for %d classes", K);
+        eval_result_free(r);
+        return -1;
+    }
     double loss_sum = 0;
     long top1 = 0, top5 = 0;
     int saved_grad = c->grad_enabled, saved_train = c->training;
@@ -52,6 +59,15 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
                 break;
             }
             const float *z = logits->data + (size_t)i * K;
+            int finite = 1;
+            for (int j = 0; j < K && finite; j++) finite = isfinite(z[j]);
+            r->n++;
+            r->class_count[y]++;
+            if (!finite) { /* never correct, and the mean loss becomes NaN */
+                r->nonfinite++;
+                loss_sum = NAN;
+                continue;
+            }
             float mx = z[0];
             for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
             double se = 0;
@@ -60,8 +76,6 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
             int best = 0;
             for (int j = 1; j < K; j++)
                 if (z[j] > z[best]) best = j;
-            r->n++;
-            r->class_count[y]++;
             if (best == y) { top1++; r->class_correct[y]++; }
             if (eval_in_topk(z, K, y, K < 5 ? K : 5)) top5++;
             if (r->confusion) r->confusion[(size_t)y * K + best]++;
@@ -71,10 +85,24 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     if (got < 0 && !rc) { snprintf(err, errn, "evaluate: the data source failed"); rc = -1; }
     c->grad_enabled = saved_grad;
     c->training = saved_train;
+    r->loss = NAN;
     if (r->n) {
         r->loss = loss_sum / (double)r->n;
         r->top1 = (double)top1 / (double)r->n;
         r->top5 = (double)top5 / (double)r->n;
     }
     return rc;
+}
+
+int eval_result_check(const EvalResult *r, char *err, size_t errn) {
+    if (r->n <= 0) {
+        snprintf(err, errn, "no usable samples (none with a label in the model's classes was evaluated)");
+        return -1;
+    }
+    if (r->nonfinite > 0 || !isfinite(r->loss)) {
+        snprintf(err, errn, "the loss is not finite: %ld of %ld samples have NaN/Inf logits (counted as wrong)",
+                 r->nonfinite, r->n);
+        return -1;
+    }
+    return 0;
 }

@@ -10,7 +10,8 @@ typedef int (*batch_next_fn)(void *ud, Batch *b);
 
 typedef struct EvalResult {
     long n;                 /* samples with a known label */
-    double loss, top1, top5;  /* mean loss, fractions in [0,1] */
+    long nonfinite;         /* of those, samples with a NaN/Inf logit: never correct, loss NaN */
+    double loss, top1, top5;  /* mean loss (NaN when nonfinite > 0 or n == 0), fractions in [0,1] */
     int num_classes;
     long *class_count, *class_correct;  /* (num_classes) */
     long *confusion;        /* (num_classes, num_classes) rows = truth, or NULL */
@@ -18,10 +19,15 @@ typedef struct EvalResult {
 
 /* Runs the model in no-grad, eval mode (no dropout / drop path). Logits of
  * every batch may be handed to on_logits (may be NULL), e.g. for `predict`.
- * 0, or -1 with err (op error, label out of range, source error). */
+ * 0, or -1 with err (op error, label out of range, source error). A result
+ * is usable only when eval_result_check() accepts it. */
 int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
              void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
              EvalResult *r, char *err, size_t errn);
 void eval_result_free(EvalResult *r);
-/* Top-k correctness of one row of logits. */
+/* 0 when the result means something: at least one labelled sample and a
+ * finite loss. Else -1 with err saying which (zero samples, or how many
+ * samples had non-finite logits). */
+int eval_result_check(const EvalResult *r, char *err, size_t errn);
+/* Top-k correctness of one row of logits (0 when any logit is not finite). */
 int eval_in_topk(const float *logits, int k_classes, int label, int k);
