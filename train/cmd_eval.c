@@ -101,7 +101,7 @@ int cmd_eval(int argc, char **argv) {
         rc = 1;
     } else if (r.n == 0) {
         /* Nothing was evaluated: no accuracy to print, not even 0%. */
-        fprintf(stderr, "mixtape eval: --data %s: no usable samples (%ld skipped as unreadable; labelled samples: 0)\n",
+        fprintf(stderr, "mixtape eval: --data %s: no usable samples to evaluate (%ld skipped: unreadable or without a class label)\n",
                 data, loader_skipped(L));
         rc = 1;
     } else {
