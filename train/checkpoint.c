@@ -283,10 +283,13 @@ int ckpt_save(const char *path, const ParamList *p, const CkptGroup *groups, int
     if (w.f < 0) grab();
     H5Pclose(fcpl);
     if (fapl >= 0) H5Pclose(fapl);
-    if (w.f < 0) return fail_h5(err, errn, path, "cannot create the file in memory");
+    if (w.f < 0) {
+        fail_h5(err, errn, path, "cannot create the file in memory");
+        out_h5_abort(-1);
+        return -1;
+    }
     if (write_all(&w, p, groups, ngroups, info) != 0) {
-        H5Fclose(w.f); /* in memory: nothing reaches the disk */
-        H5Eclear2(H5E_DEFAULT);
+        out_h5_abort(w.f);
         return -1;
     }
     char e2[1500];

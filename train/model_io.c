@@ -184,7 +184,10 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     const char *r = f < 0 ? grab() : "";
     H5Pclose(fcpl);
     if (fapl >= 0) H5Pclose(fapl);
-    if (f < 0) return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+    if (f < 0) {
+        out_h5_abort(-1);
+        return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+    }
     o->f = f;
     return 0;
 }
@@ -274,7 +277,7 @@ int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err,
 }
 
 void outfile_abort(OutFile *o) {
-    if (o->f >= 0) H5Fclose(o->f); /* in memory: nothing reaches the disk */
+    if (o->f >= 0) out_h5_abort(o->f);
     o->f = -1;
     o->tmp[0] = 0;
 }

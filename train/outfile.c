@@ -108,25 +108,86 @@ int out_text_commit(OutText *t, const char *path, char *err, size_t errn) {
     return rc;
 }
 
+/* The core driver's buffer, tracked through HDF5's file image callbacks so that
+ * the commit writes it directly instead of copying it (H5Fget_file_image): the
+ * file then costs one copy in memory, not two. One in-memory output at a time;
+ * a second one falls back to the copy. */
+static struct {
+    int busy;
+    void *ptr;
+    size_t size;
+} core_img;
+
+static int file_op(H5FD_file_image_op_t op) {
+    return op == H5FD_FILE_IMAGE_OP_FILE_OPEN || op == H5FD_FILE_IMAGE_OP_FILE_RESIZE;
+}
+static void *ci_malloc(size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)ud;
+    void *p = malloc(size);
+    if (p && file_op(op)) { core_img.ptr = p; core_img.size = size; }
+    return p;
+}
+static void *ci_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)op; (void)ud;
+    return memcpy(dst, src, size);
+}
+static void *ci_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)ud;
+    void *p = realloc(ptr, size);
+    if (p && file_op(op)) { core_img.ptr = p; core_img.size = size; }
+    return p;
+}
+static herr_t ci_free(void *ptr, H5FD_file_image_op_t op, void *ud) {
+    (void)op; (void)ud;
+    if (ptr && ptr == core_img.ptr) { core_img.ptr = NULL; core_img.size = 0; }
+    free(ptr);
+    return 0;
+}
+static void *ci_udata_copy(void *ud) { return ud; }
+static herr_t ci_udata_free(void *ud) { (void)ud; return 0; }
+
 int64_t out_h5_fapl(size_t expect_bytes) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return -1;
     size_t inc = expect_bytes < ((size_t)1 << 16) ? ((size_t)1 << 16) : expect_bytes;
     if (H5Pset_fapl_core(fapl, inc, 0) < 0) { H5Pclose(fapl); return -1; }
+    if (!core_img.busy) {
+        H5FD_file_image_callbacks_t cb = {ci_malloc, ci_memcpy, ci_realloc, ci_free, ci_udata_copy, ci_udata_free,
+                                          &core_img};
+        if (H5Pset_file_image_callbacks(fapl, &cb) >= 0) {
+            core_img.busy = 1;
+            core_img.ptr = NULL;
+            core_img.size = 0;
+        }
+        H5Eclear2(H5E_DEFAULT);
+    }
     return fapl;
+}
+
+void out_h5_abort(int64_t f) {
+    if (f >= 0) H5Fclose(f); /* in memory: nothing reaches the disk */
+    H5Eclear2(H5E_DEFAULT);
+    core_img.busy = 0;
 }
 
 int out_h5_commit(int64_t f, const char *path, char *err, size_t errn) {
     int rc = 0;
-    void *img = NULL;
+    void *copy = NULL;
+    const void *img = NULL;
     ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
-    if (n <= 0 || !(img = malloc((size_t)n)) || H5Fget_file_image(f, img, (size_t)n) != n)
-        rc = fail(err, errn, "%s: cannot assemble the HDF5 file image (%s)", path, n > 0 && !img ? "out of memory" : "HDF5 error");
+    H5F_info2_t fi;
+    int direct = n > 0 && core_img.busy && core_img.ptr && core_img.size >= (size_t)n &&
+                 H5Fget_info2(f, &fi) >= 0 && fi.super.version < 3; /* v3+ superblocks carry open-for-write flags */
+    if (direct) img = core_img.ptr; /* flushed: the buffer is the file, byte for byte */
+    else if (n <= 0 || !(copy = malloc((size_t)n)) || H5Fget_file_image(f, copy, (size_t)n) != n)
+        rc = fail(err, errn, "%s: cannot assemble the HDF5 file image (%s)", path, n > 0 && !copy ? "out of memory" : "HDF5 error");
+    else img = copy;
+    if (!rc) rc = out_write_atomic(path, img, (size_t)n, err, errn);
     /* Closing an in-memory file does no I/O: it cannot leave HDF5 half-closed. */
     if (H5Fclose(f) < 0 && !rc) rc = fail(err, errn, "%s: closing the in-memory HDF5 file failed", path);
     H5Eclear2(H5E_DEFAULT);
-    if (!rc) rc = out_write_atomic(path, img, (size_t)n, err, errn);
-    free(img);
+    core_img.busy = 0;
+    free(copy);
     return rc;
 }
 

@@ -42,9 +42,12 @@ void out_text_abort(OutText *t);
 /* HDF5 output in memory: a file access property list for H5Fcreate (core
  * driver, no backing store; expect_bytes sizes the first allocation), and the
  * commit that writes the file image atomically to path. out_h5_commit always
- * closes f. Both return -1 (err filled for commit) on failure. */
+ * closes f. Both return -1 (err filled for commit) on failure. The commit
+ * writes the core driver's own buffer (no second copy of the file in memory). */
 int64_t out_h5_fapl(size_t expect_bytes);
 int out_h5_commit(int64_t f, const char *path, char *err, size_t errn);
+/* Closes an in-memory file without writing it (f may be -1: the create failed). */
+void out_h5_abort(int64_t f);
 
 /* Removes this kind of debris in dir: regular files named "<name>.tmp.<pid>"
  * where <name> is one of names[] (or "epoch-<N>.h5" when epochs != 0) and <pid>
