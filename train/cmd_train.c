@@ -105,12 +105,9 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
             if (!bad) { eval_result_free(&ev); if (r->has_ema) eval_result_free(&eve); }
             return -1;
         }
-        /* Each rank evaluated its share: combine. */
-        double s[5] = {ev.n ? ev.loss * ev.n : 0, ev.top1 * ev.n, ev.top5 * ev.n, (double)ev.n, (double)ev.nonfinite};
-        dist_allreduce_sum_d(s, 5);
-        ev.n = (long)s[3];
-        ev.nonfinite = (long)s[4];
-        if (s[3] > 0) { ev.loss = s[0] / s[3]; ev.top1 = s[1] / s[3]; ev.top5 = s[2] / s[3]; }
+        /* Each rank evaluated its share of the samples: add them up exactly. */
+        eval_result_reduce(&ev);
+        if (r->has_ema) eval_result_reduce(&eve);
     }
     int epoch = r->st.epoch; /* completed epochs */
     /* Zero samples or a NaN loss is no accuracy: never a best, and the run stops. */

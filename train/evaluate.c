@@ -1,4 +1,5 @@
 #include "train/evaluate.h"
+#include "train/dist.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,39 @@ void eval_result_free(EvalResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Fixed-point loss: integer sums are associative, so any split over ranks adds up to
+ * the same total as one process. */
+#define LOSS_ONE 4294967296.0   /* 2^32 */
+
+static void loss_add(EvalResult *r, double l) {
+    if (!(l >= 0 && l < 2147483648.0)) { r->n_loss_overflow++; return; }   /* also NaN */
+    int64_t q = (int64_t)llround(l * LOSS_ONE);
+    r->loss_hi += q >> 32;
+    r->loss_lo += q & 0xffffffff;
+}
+
+void eval_result_finish(EvalResult *r) {
+    if (r->n <= 0) { r->loss = NAN; r->top1 = r->top5 = 0; return; }   /* no figure, not 0 */
+    __int128 sum = ((__int128)r->loss_hi << 32) + r->loss_lo;
+    r->loss = r->nonfinite ? NAN : r->n_loss_overflow ? INFINITY : (double)sum / LOSS_ONE / (double)r->n;
+    r->top1 = (double)r->n_top1 / (double)r->n;
+    r->top5 = (double)r->n_top5 / (double)r->n;
+}
+
+void eval_result_reduce(EvalResult *r) {
+    if (dist_world() > 1) {
+        int64_t s[7] = {r->n, r->n_top1, r->n_top5, r->loss_hi, r->loss_lo, r->n_loss_overflow, r->nonfinite};
+        dist_allreduce_sum_i64(s, 7);
+        r->n = s[0]; r->n_top1 = s[1]; r->n_top5 = s[2];
+        r->loss_hi = s[3]; r->loss_lo = s[4]; r->n_loss_overflow = s[5]; r->nonfinite = s[6];
+        size_t K = (size_t)r->num_classes;
+        dist_allreduce_sum_long(r->class_count, K);
+        dist_allreduce_sum_long(r->class_correct, K);
+        if (r->confusion) dist_allreduce_sum_long(r->confusion, K * K);
+    }
+    eval_result_finish(r);
+}
+
 int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
              void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
              EvalResult *r, char *err, size_t errn) {
@@ -35,8 +69,6 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
         eval_result_free(r);
         return -1;
     }
-    double loss_sum = 0;
-    long top1 = 0, top5 = 0;
     int saved_grad = c->grad_enabled, saved_train = c->training;
     c->grad_enabled = 0;
     c->training = 0;
@@ -65,19 +97,18 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
             r->class_count[y]++;
             if (!finite) { /* never correct, and the mean loss becomes NaN */
                 r->nonfinite++;
-                loss_sum = NAN;
                 continue;
             }
             float mx = z[0];
             for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
             double se = 0;
             for (int j = 0; j < K; j++) se += exp((double)z[j] - mx);
-            loss_sum += log(se) + mx - z[y];
+            loss_add(r, log(se) + mx - z[y]);
             int best = 0;
             for (int j = 1; j < K; j++)
                 if (z[j] > z[best]) best = j;
-            if (best == y) { top1++; r->class_correct[y]++; }
-            if (eval_in_topk(z, K, y, K < 5 ? K : 5)) top5++;
+            if (best == y) { r->n_top1++; r->class_correct[y]++; }
+            if (eval_in_topk(z, K, y, K < 5 ? K : 5)) r->n_top5++;
             if (r->confusion) r->confusion[(size_t)y * K + best]++;
         }
         if (rc) break;
@@ -85,12 +116,7 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     if (got < 0 && !rc) { snprintf(err, errn, "evaluate: the data source failed"); rc = -1; }
     c->grad_enabled = saved_grad;
     c->training = saved_train;
-    r->loss = NAN;
-    if (r->n) {
-        r->loss = loss_sum / (double)r->n;
-        r->top1 = (double)top1 / (double)r->n;
-        r->top5 = (double)top5 / (double)r->n;
-    }
+    eval_result_finish(r);
     return rc;
 }
 
@@ -99,9 +125,14 @@ int eval_result_check(const EvalResult *r, char *err, size_t errn) {
         snprintf(err, errn, "no usable samples (none with a label in the model's classes was evaluated)");
         return -1;
     }
-    if (r->nonfinite > 0 || !isfinite(r->loss)) {
+    if (r->nonfinite > 0) {
         snprintf(err, errn, "the loss is not finite: %ld of %ld samples have NaN/Inf logits (counted as wrong)",
                  r->nonfinite, r->n);
+        return -1;
+    }
+    if (!isfinite(r->loss)) {
+        snprintf(err, errn, "the loss is not finite: %ld of %ld samples have a loss beyond 2^31", r->n_loss_overflow,
+                 r->n);
         return -1;
     }
     return 0;
