@@ -244,7 +244,7 @@ run_dir = p("stale")
 os.mkdir(run_dir)
 dp = dead_pid()
 ours = ["last.h5.tmp.%d" % dp, "best.h5.tmp.%d" % dp, "epoch-3.h5.tmp.%d" % dp, "args.yaml.tmp.%d" % dp]
-keep = ["notes.tmp.%d" % dp, "last.h5.tmp.%d" % os.getpid(), "last.h5.tmp.12x", "epoch-x.h5.tmp.%d" % dp,
+keep = ["notes.tmp.%d" % dp, "last.h5.tmp.4294967297", "last.h5.tmp.%d" % os.getpid(), "last.h5.tmp.12x", "epoch-x.h5.tmp.%d" % dp,
         "mydata.h5", "last.h5.tmp.%d.bak" % dp]
 for n in ours + keep:
     with open(os.path.join(run_dir, n), "wb") as f:

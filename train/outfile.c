@@ -214,7 +214,7 @@ static long stale_pid(const char *name, const char *const *names, int n_names, i
         ok = all_digits(name + 6, bl - 9);
     if (!ok) return 0;
     long pid = strtol(digits, NULL, 10);
-    if (pid <= 0 || pid == (long)getpid()) return 0;
+    if (pid <= 0 || pid > (1L << 22) || pid == (long)getpid()) return 0; /* 2^22: Linux's PID_MAX_LIMIT */
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) return 0; /* alive (or not ours to judge) */
     return pid;
 }
