@@ -13,6 +13,7 @@
 #include "train/commands.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "train/predict_source.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -188,10 +189,16 @@ int cmd_predict(int argc, char **argv) {
         const char *outs[3] = {out, out_csv, out_jsonl}, *flags[3] = {"--out", "--out-csv", "--out-jsonl"};
         for (int i = 0; i < 3; i++) {
             if (!outs[i]) continue;
-            const char *clash = same_file(outs[i], ckpt) ? ckpt : data && same_file(outs[i], data) ? data : NULL;
+            /* the shared rule (train/outfile.c) for the named inputs, then the image arguments */
+            if (out_check_not_input(flags[i], outs[i], "--checkpoint", ckpt, err, sizeof err) != 0 ||
+                (data && out_check_not_input(flags[i], outs[i], "--data", data, err, sizeof err) != 0) ||
+                (classes && out_check_not_input(flags[i], outs[i], "--classes", classes, err, sizeof err) != 0)) {
+                fprintf(stderr, "mixtape predict: %s\n", err);
+                goto out;
+            }
+            const char *clash = NULL;
             for (int j = 0; j < nfiles && !clash; j++)
                 if (same_file(outs[i], files[j])) clash = files[j];
-            if (classes && !clash && same_file(outs[i], classes)) clash = classes;
             for (int j = 0; j < i && !clash; j++)
                 if (outs[j] && !strcmp(outs[i], outs[j])) clash = flags[j];
             if (clash) { fprintf(stderr, "mixtape predict: %s %s would overwrite %s\n", flags[i], outs[i], clash); goto out; }
