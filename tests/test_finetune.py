@@ -181,6 +181,14 @@ for side, g in ((16, 4), (40, 10), (28, 7)):
     dn = np.abs(pe - resample_abs_pos_embed(pe0, (g, g), antialias=False)).max()
     check(dn > 1e-3, f"... and differs from the plain bicubic ({dn:.2e}), so the comparison can fail")
 
+# the same from timm weights in a .safetensors file (mixtape export)
+run("export", "--checkpoint", ckv, "--out", f"{T}/vit.safetensors")
+out = run("train", "--model", "vit_tiny_28", "--img-size", 16, "--initial-checkpoint", f"{T}/vit.safetensors",
+          "--train", f"{T}/v16.h5", "-b", "2", "--epochs", "1", "--max-steps", "1", "--threads", "2", "--freeze",
+          "pos_embed", "--output", f"{T}/vst", want=("adapted pos_embed",))
+d = np.abs(model_keys(f"{T}/vst/last.h5")["pos_embed"] - resample_abs_pos_embed(pe0, (4, 4))).max()
+check(d < 1e-5, f"pos_embed from .safetensors resampled as timm ({d:.2e})")
+
 # ---- 4. data against the model: shards, ImageFolder, HDF5; train and eval ----
 shards(f"{T}/g28/train-000000.tar", 4, 28, 1, 10, 2)
 g28 = f"{T}/g28/train-000000.tar"

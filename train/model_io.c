@@ -1,6 +1,8 @@
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "core/threads.h"
 #include "layers/adapt.h"
+#include "train/safetensors.h"
 #include <math.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -114,8 +116,9 @@ static void unskip(CkptMatch *m, const char *key) {
         }
 }
 
-static int adapt_cb(const char *key, int nd, const int64_t *shape, const float *data, size_t numel, void *ud) {
-    AdaptCtx *a = ud;
+/* Adapts parameter `key` from the checkpoint's tensor (shape, data) when a rule applies.
+ * 0 (adapted or not applicable); 1 out of memory (a->oom set). */
+static int adapt_one(AdaptCtx *a, const char *key, int nd, const int64_t *shape, const float *data) {
     int is_stem = a->stem && !strcmp(key, a->stem), is_pos = a->pos && !strcmp(key, a->pos);
     if (!is_stem && !is_pos) return 0;
     Tensor *t = mt_param_find(&a->m->params, key);
@@ -167,13 +170,39 @@ static int adapt_cb(const char *key, int nd, const int64_t *shape, const float *
         unskip(&a->rep->match, key);
     }
     free(out);
-    (void)numel;
     return 0;
+}
+
+static int adapt_cb(const char *key, int nd, const int64_t *shape, const float *data, size_t numel, void *ud) {
+    (void)numel;
+    return adapt_one(ud, key, nd, shape, data);
+}
+
+/* safetensors: only the (at most two) tensors to adapt are read. */
+static int adapt_st(const char *path, AdaptCtx *a, char *err, size_t errn) {
+    StFile sf;
+    if (st_open(path, &sf, err, errn) != 0) return -1;
+    int rc = 0;
+    const char *keys[2] = {a->stem, a->pos};
+    for (int k = 0; k < 2 && !rc; k++) {
+        const StTensor *t = keys[k] ? st_find(&sf, keys[k]) : NULL;
+        if (!t || t->ndim > MT_MAXDIM) continue;
+        float *buf = malloc((t->numel ? t->numel : 1) * sizeof *buf);
+        if (!buf) { a->oom = 1; rc = -1; break; }
+        if (st_read_f32(&sf, t, buf, err, errn) != 0) rc = -1;
+        else if (adapt_one(a, keys[k], t->ndim, t->shape, buf)) rc = -1;
+        free(buf);
+    }
+    st_close(&sf);
+    return rc;
 }
 
 int model_load_finetune(const char *path, Model *m, FinetuneReport *rep, char *err, size_t errn) {
     memset(rep, 0, sizeof *rep);
-    if (ckpt_load_matching(path, &m->params, &rep->match, err, errn) != 0) return -1;
+    int is_st = st_probe(path);
+    if ((is_st ? st_load_matching(path, &m->params, &rep->match, err, errn)
+            : ckpt_load_matching(path, &m->params, &rep->match, err, errn)) != 0)
+        return -1;
     AdaptCtx a = {m, rep, NULL, NULL, 0, 0};
     const Tensor *st = model_stem_weight(m), *pe = model_pos_embed(m, &a.prefix);
     /* Only when one of them was skipped for its shape: a second pass over /model. */
@@ -185,7 +214,8 @@ int model_load_finetune(const char *path, Model *m, FinetuneReport *rep, char *e
     }
     if (!a.stem && !a.pos) return 0;
     int found;
-    if (ckpt_visit(path, "model", adapt_cb, &a, &found, err, errn) != 0 || a.oom) {
+    if ((is_st ? adapt_st(path, &a, err, errn) : ckpt_visit(path, "model", adapt_cb, &a, &found, err, errn)) != 0 ||
+        a.oom) {
         if (a.oom) fail(err, errn, "checkpoint %s: out of memory adapting weights", path);
         finetune_report_free(rep);
         return -1;
@@ -348,18 +378,20 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     if (!path || !path[0]) return fail(err, errn, "--out is required");
     if (strlen(path) >= sizeof o->path) return fail(err, errn, "--out %s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (out_tmp_name(o->tmp, sizeof o->tmp, path) < 0) return fail(err, errn, "--out %s: path too long", path);
+    out_clean_stale_path(path, stderr);
+    /* Assembled in memory, written atomically by outfile_commit (train/outfile.h). */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    errno = 0;
-    hid_t f = H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    int e = errno;
+    hid_t fapl = out_h5_fapl(0);
+    hid_t f = fapl < 0 ? -1 : H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     const char *r = f < 0 ? grab() : "";
     H5Pclose(fcpl);
-    H5Pclose(fapl);
-    if (f < 0) return fail(err, errn, "%s: cannot create %s: %s", path, o->tmp, e ? strerror(e) : r);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) {
+        out_h5_abort(-1);
+        return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+    }
     o->f = f;
     return 0;
 }
@@ -449,25 +481,14 @@ int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err,
 }
 
 void outfile_abort(OutFile *o) {
-    if (o->f >= 0) H5Fclose(o->f);
+    if (o->f >= 0) out_h5_abort(o->f);
     o->f = -1;
-    if (o->tmp[0]) unlink(o->tmp);
     o->tmp[0] = 0;
 }
 
 int outfile_commit(OutFile *o, char *err, size_t errn) {
-    int rc = 0;
-    if (H5Fflush(o->f, H5F_SCOPE_GLOBAL) < 0) rc = fail(err, errn, "%s: flush: %s", o->path, grab());
-    if (H5Fclose(o->f) < 0 && !rc) rc = fail(err, errn, "%s: close: %s", o->path, grab());
+    int rc = out_h5_commit(o->f, o->path, err, errn);
     o->f = -1;
-    if (!rc) {
-        int fd = open(o->tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) < 0) rc = fail(err, errn, "%s: fsync: %s", o->path, strerror(errno));
-        if (fd >= 0) close(fd);
-    }
-    if (!rc && rename(o->tmp, o->path) < 0)
-        rc = fail(err, errn, "%s: rename from %s: %s", o->path, o->tmp, strerror(errno));
-    if (rc) unlink(o->tmp);
     o->tmp[0] = 0;
     return rc;
 }

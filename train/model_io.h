@@ -21,7 +21,7 @@ void model_overrides_help(FILE *f);
  * info may be NULL. 0 ok; -1 with err (missing file, bad config, key or shape mismatch). */
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn);
 
-/* Fine-tuning load (train --initial-checkpoint), as timm loads pretrained weights into a
+/* Fine-tuning load (train --initial-checkpoint: a mixtape checkpoint or a .safetensors file), as timm loads pretrained weights into a
  * model built with other flags: every /model key of the same shape is loaded; a stem conv
  * trained on other input channels is adapted (adapt_input_conv) and ViT's pos_embed of
  * another grid is resampled (bicubic, antialiased, prefix tokens kept); every other tensor
@@ -81,8 +81,9 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn);
 /* Checks that the samples fit the model's in_chans / img_size. */
 int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
 
-/* Atomic output file for command results (predict, grads): created as
- * <path>.tmp.<pid>, renamed into place by outfile_commit. */
+/* Atomic output file for command results (predict, grads): assembled in
+ * memory, written by outfile_commit through <path>.tmp.<pid> and a rename
+ * (train/outfile.h). outfile_create also removes stale temporaries of <path>. */
 typedef struct OutFile {
     int64_t f;              /* hid_t */
     char path[1024], tmp[1100];
@@ -96,6 +97,6 @@ int outfile_rows(OutFile *o, const char *name, long start, long count, const flo
                  char *err, size_t errn);
 int outfile_ints(OutFile *o, const char *name, long n, const int64_t *data, char *err, size_t errn);
 int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err, size_t errn);
-/* Flush, close, fsync, rename. On failure the temp file is removed. */
+/* Write, fsync, rename; always closes. On failure the temp file is removed. */
 int outfile_commit(OutFile *o, char *err, size_t errn);
 void outfile_abort(OutFile *o);
