@@ -11,13 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mixtape predict --checkpoint C.h5 --data D [-b N] --out P.h5\n\n"
-               "Writes /logits (N, classes) float32 and /labels (N) int64 (when known) to P.h5.\n\n"
-               "  --checkpoint C.h5    mixtape checkpoint (see 'mixtape init' / 'mixtape train')\n"
-               "  --data D             HDF5 file with images (N,C,H,W) float32, already normalised,\n"
-               "                       and labels (N) integer (optional)\n"
-               "  -b, --batch-size N   samples per forward pass (default 64)\n"
-               "  --out P.h5           output file (written atomically)\n"
-               "  --threads N          threads (default: OMP_NUM_THREADS or all cores)\n");
+               "Writes /logits (N, classes) float32 and /labels (N) int64 (when known) to P.h5.\n");
 }
 
 int cmd_predict(int argc, char **argv) {
