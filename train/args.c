@@ -99,6 +99,11 @@ void args_norecord(Args *a, const char *name) {
 
 void args_group(Args *a, const char *title) { a->group = title; }
 
+void args_scope(Args *a, const char *name, const char *scope) {
+    ArgRec *r = rec_find(a, name);
+    if (r) r->scope = scope;
+}
+
 /* Flags end at "--". */
 static int opt_end(const Args *a) { return a->dashdash >= 0 ? a->dashdash : a->argc; }
 
@@ -235,14 +240,16 @@ static int check(Args *a, const ArgRec *r, const char *name, const char *v, int 
             fail(a, "%s '%s': expected one of %s%s", name, v, r->choices, o);
             return -1;
         }
-    } else if (r->type == ARG_LIST && r->ranged) {
+    } else if ((r->type == ARG_LIST || r->type == ARG_INTS) && r->ranged) {
         char buf[512];
         snprintf(buf, sizeof buf, "%s", v);
         if (!strcmp(buf, "none") || !strcmp(buf, "None")) return 0;
         for (char *save = NULL, *t = strtok_r(buf, ", []()", &save); t; t = strtok_r(NULL, ", []()", &save)) {
             double x;
-            if (parse_double(t, &x) || x < r->lo || x > r->hi) {
-                fail(a, "%s '%s': each value must be a number in %s%s", name, v, rs, o);
+            long y;
+            if (parse_double(t, &x) || x < r->lo || x > r->hi || (r->type == ARG_INTS && parse_long(t, &y))) {
+                fail(a, "%s '%s': each value must be %s in %s%s", name, v,
+                     r->type == ARG_INTS ? "an integer" : "a number", rs, o);
                 return -1;
             }
         }
@@ -255,7 +262,7 @@ static int check(Args *a, const ArgRec *r, const char *name, const char *v, int 
 
 const char *args_value(Args *a, const char *name, const char *alias, ArgType t, const char *def, double lo,
                        double hi, const char *choices, const char *help) {
-    int ranged = (t == ARG_INT || t == ARG_FLOAT || t == ARG_LIST) && lo <= hi;
+    int ranged = (t == ARG_INT || t == ARG_FLOAT || t == ARG_LIST || t == ARG_INTS) && lo <= hi;
     ArgRec *r = declare(a, name, alias, t, def, ranged, lo, hi, choices, help);
     if (!r) return NULL;
     int at;
@@ -571,7 +578,7 @@ void args_dump_yaml(const Args *a, FILE *f) {
         snprintf(key, sizeof key, "%s", r->key);
         for (char *q = key; *q; q++) if (*q == '-') *q = '_';
         const char *v = r->val;
-        if (r->type == ARG_LIST && strcmp(v, "null") && strchr(v, ',')) {
+        if ((r->type == ARG_LIST || r->type == ARG_INTS) && strcmp(v, "null") && strchr(v, ',')) {
             fprintf(f, "%s:\n", key);
             char buf[sizeof r->val];
             snprintf(buf, sizeof buf, "%s", v);
@@ -646,6 +653,7 @@ static const char *type_name(ArgType t) {
     case ARG_FLOAT: return "float";
     case ARG_BOOL: return "bool";
     case ARG_LIST: return "list";
+    case ARG_INTS: return "ints";
     case ARG_CHOICE: return "choice";
     default: return "str";
     }
@@ -657,6 +665,7 @@ static const char *meta(const ArgRec *r) {
     case ARG_FLOAT: return " X";
     case ARG_BOOL: return "";
     case ARG_LIST: return " X...";
+    case ARG_INTS: return " N,N...";
     case ARG_CHOICE: return " {choice}";
     default: return " S";
     }
@@ -717,7 +726,11 @@ void args_print_list(const Args *a, FILE *f) {
         if (r->ranged) fprintf(f, ", \"min\": %.17g, \"max\": %.17g", r->lo, r->hi);
         else fprintf(f, ", \"min\": null, \"max\": null");
         fprintf(f, ", \"choices\": ");
-        json_str(f, r->choices);
+        json_str(f, r->type == ARG_CHOICE ? r->choices : NULL);
+        fprintf(f, ", \"examples\": ");
+        json_str(f, r->type == ARG_STR ? r->choices : NULL);
+        fprintf(f, ", \"scope\": ");
+        json_str(f, r->scope);
         fprintf(f, ", \"yaml\": ");
         if (r->norecord) fputs("null", f);
         else json_str(f, yaml);

@@ -11,7 +11,9 @@
 #pragma once
 #include <stdio.h>
 
-typedef enum ArgType { ARG_STR, ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_LIST, ARG_CHOICE } ArgType;
+/* ARG_LIST: numbers, ARG_INTS: integers (comma separated, or several arguments for
+ * args_list); ARG_STR may carry "a|b" examples in choices (not enforced). */
+typedef enum ArgType { ARG_STR, ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_LIST, ARG_CHOICE, ARG_INTS } ArgType;
 
 enum { ARGS_RUN = 0, ARGS_HELP = 1, ARGS_LIST = 2 };
 
@@ -24,7 +26,8 @@ typedef struct ArgRec {
     ArgType type;
     int ranged;            /* lo/hi valid (int, float, list elements) */
     double lo, hi;
-    const char *choices;   /* "a|b|c" for ARG_CHOICE */
+    const char *choices;   /* "a|b|c" for ARG_CHOICE; examples for ARG_STR */
+    const char *scope;     /* models the flag applies to, NULL = all */
     const char *help;      /* one line; NULL = undocumented (a test fails on it) */
     const char *group;
     int norecord;          /* not written to args.yaml (--config, --dry-run) */
@@ -81,6 +84,8 @@ const char *args_value(Args *a, const char *name, const char *alias, ArgType t, 
 void args_record(Args *a, const char *name, const char *val);
 /* Do not write this declared flag to args.yaml (--config, --dry-run, --output of a dry run). */
 void args_norecord(Args *a, const char *name);
+/* Which models a declared flag applies to ("hierarchical", "isotropic"), for --list-flags. */
+void args_scope(Args *a, const char *name, const char *scope);
 /* Heading for the flags declared next (--help sections). */
 void args_group(Args *a, const char *title);
 

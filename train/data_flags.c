@@ -15,7 +15,7 @@ static const struct {
     {"--ratio", ARG_LIST, 1e-3, 1e3, NULL, "random-resized-crop aspect ratio lo hi"},
     {"--hflip", ARG_FLOAT, 0, 1, NULL, "horizontal flip probability"},
     {"--vflip", ARG_FLOAT, 0, 1, NULL, "vertical flip probability"},
-    {"--aa", ARG_STR, 1, 0, NULL, "RandAugment policy, timm syntax (e.g. rand-m9-mstd0.5-inc1), or none"},
+    {"--aa", ARG_STR, 1, 0, "rand-m9-mstd0.5-inc1|rand-m7-n3-mstd0.5|none", "RandAugment policy, timm syntax (e.g. rand-m9-mstd0.5-inc1), or none"},
     {"--color-jitter", ARG_LIST, 0, 100, NULL, "brightness contrast saturation jitter: one value or three"},
     {"--reprob", ARG_FLOAT, 0, 1, NULL, "random erasing probability"},
     {"--remode", ARG_CHOICE, 1, 0, "pixel|rand|const", "random erasing fill"},

@@ -37,9 +37,10 @@ int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s", o->key);
         ArgType t = o->type == 'i' ? ARG_INT : o->type == 'f' ? ARG_FLOAT : o->type == 'c' ? ARG_CHOICE
-                  : o->type == 'm' ? ARG_STR : ARG_LIST;
+                  : o->type == 'm' ? ARG_STR : o->type == 'l' ? ARG_INTS : ARG_LIST;
         const char *v = args_value(a, flag, NULL, t, NULL, o->type == 'm' || o->type == 'c' ? 1 : o->lo,
                                    o->type == 'm' || o->type == 'c' ? 0 : o->hi, o->choices, o->help);
+        if (o->scope != 'a') args_scope(a, flag, o->scope == 'h' ? "hierarchical" : "isotropic");
         if (a->failed) return fail(err, errn, "%s", a->err);
         char e2[512];
         if (v && have && model_config_set(cfg, o->key, v, e2, sizeof e2) < 0)

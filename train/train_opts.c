@@ -24,6 +24,7 @@ static void usage(FILE *f) {
 }
 
 #define BIG 1000000000000L /* 1e12: step / sample counts */
+#define LR_MAX 1e38         /* any finite fp32 learning rate (a huge one provokes a NaN on purpose) */
 
 int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     memset(o, 0, sizeof *o);
@@ -72,9 +73,9 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     args_group(a, "optimizer");
     optim_config_default(&o->opt);
     o->opt.opt = args_choice(a, "--opt", NULL, o->opt.opt, "adamw|adam|lamb|sgd|nesterov|momentum", "optimizer");
-    o->lr = (float)args_float_range(a, "--lr", NULL, NAN, 1e-12, 100, "learning rate (default: from --lr-base)");
+    o->lr = (float)args_float_range(a, "--lr", NULL, NAN, 1e-12, LR_MAX, "learning rate (default: from --lr-base)");
     if (isnan(o->lr)) o->lr = -1;
-    o->lr_base = (float)args_float_range(a, "--lr-base", NULL, 1e-3, 1e-12, 100,
+    o->lr_base = (float)args_float_range(a, "--lr-base", NULL, 1e-3, 1e-12, LR_MAX,
                                          "lr for a global batch of --lr-base-size, scaled to the real one");
     o->lr_base_size = args_int_range(a, "--lr-base-size", NULL, 1024, 1, 1L << 30, "batch size --lr-base refers to");
     o->lr_base_scale = args_choice(a, "--lr-base-scale", NULL, NULL, "linear|sqrt",
@@ -106,8 +107,8 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     args_group(a, "schedule");
     sched_config_default(&o->sched);
     o->sched.sched = args_choice(a, "--sched", NULL, o->sched.sched, "cosine|linear|step|constant", "lr schedule");
-    o->sched.min_lr = (float)args_float_range(a, "--min-lr", NULL, o->sched.min_lr, 0, 100, "lr at the end of decay");
-    o->sched.warmup_lr = (float)args_float_range(a, "--warmup-lr", NULL, o->sched.warmup_lr, 0, 100, "lr warmup starts at");
+    o->sched.min_lr = (float)args_float_range(a, "--min-lr", NULL, o->sched.min_lr, 0, LR_MAX, "lr at the end of decay");
+    o->sched.warmup_lr = (float)args_float_range(a, "--warmup-lr", NULL, o->sched.warmup_lr, 0, LR_MAX, "lr warmup starts at");
     o->sched.warmup_epochs = (float)args_float_range(a, "--warmup-epochs", NULL, o->sched.warmup_epochs, 0, 1e6,
                                                      "warmup length in epochs");
     o->sched.warmup_steps = args_int_range(a, "--warmup-steps", NULL, o->sched.warmup_steps, 0, BIG,
