@@ -439,6 +439,22 @@ static int timm_only(const char *key) {
     return 0;
 }
 
+/* Cut a `#` comment: at the line start or after a blank, outside quotes. */
+static void strip_comment(char *s) {
+    char q = 0;
+    for (char *p = s; *p; p++) {
+        if (q) {
+            if (*p == '\\' && q == '"' && p[1]) p++;
+            else if (*p == q) q = 0;
+        } else if (*p == '"' || *p == '\'') {
+            if (p == s || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '[' || p[-1] == ',') q = *p;
+        } else if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = 0;
+            return;
+        }
+    }
+}
+
 typedef struct YamlLoad {
     char **extra;
     int *lines;
@@ -480,8 +496,7 @@ int args_load_yaml(Args *a, const char *path) {
     while (!bad && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) { bad = "line longer than 4095 bytes"; break; }
-        char *h = strchr(line, '#');
-        if (h && (h == line || h[-1] == ' ')) *h = 0;
+        strip_comment(line);
         char *t = strip(line);
         if (!*t) continue;
         if (t[0] == '-' && (t[1] == ' ' || t[1] == 0)) { /* block list item */
