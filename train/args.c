@@ -20,6 +20,12 @@ void args_init(Args *a, const char *cmd, int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) a->describe = ARGS_HELP;
         else if (!strcmp(argv[i], "--list-flags") && a->describe != ARGS_HELP) a->describe = ARGS_LIST;
     }
+    /* --dry-run: every command checks its command line and stops (train declares its own) */
+    for (int i = 0; i < (a->dashdash >= 0 ? a->dashdash : argc) && !a->describe; i++)
+        if (!strcmp(argv[i], "--dry-run")) {
+            a->describe = ARGS_CHECK;
+            a->used[i] = 1;
+        }
 }
 
 void args_free(Args *a) {
@@ -123,7 +129,7 @@ static int matches(const char *s, const char *n, const char **val) {
 static int find(Args *a, const char *name, const char *alias, const char **inline_val, int mark, int takes_value) {
     int hit = -1;
     *inline_val = NULL;
-    if (a->describe) return -1;
+    if (args_describing(a)) return -1;
     for (int i = 0; i < opt_end(a); i++) {
         const char *s = a->argv[i], *v = NULL;
         if (matches(s, name, &v) || (alias && matches(s, alias, &v))) {
@@ -138,6 +144,8 @@ static int find(Args *a, const char *name, const char *alias, const char **inlin
     }
     return hit;
 }
+
+int args_describing(const Args *a) { return a->describe == ARGS_HELP || a->describe == ARGS_LIST; }
 
 int args_has(Args *a, const char *name, const char *alias) {
     const char *v;
@@ -329,7 +337,7 @@ int args_bool(Args *a, const char *name, int def, const char *help) {
 const char *args_list(Args *a, const char *name, const char *def, double lo, double hi, const char *help,
                       char *buf, size_t n) {
     ArgRec *r = declare(a, name, NULL, ARG_LIST, def, lo <= hi, lo, hi, NULL, help);
-    if (!r || a->describe) return NULL;
+    if (!r || args_describing(a)) return NULL;
     const char *val = NULL;
     int at = -1;
     for (int i = 0; i < opt_end(a); i++) {
@@ -628,7 +636,7 @@ int args_save_yaml(const Args *a, const char *path, char *err, size_t errn) {
 }
 
 const char *args_positional(Args *a) {
-    if (a->describe) return NULL;
+    if (args_describing(a)) return NULL;
     for (int i = 0; i < a->argc; i++) {
         if (a->used[i]) continue;
         int after = a->dashdash >= 0 && i > a->dashdash;
@@ -687,6 +695,7 @@ static const char *meta(const ArgRec *r) {
 }
 
 void args_print_help(const Args *a, FILE *f) {
+    fprintf(f, "\n(--list-flags: every flag as a JSON line; --dry-run: check the flags and exit)\n");
     const char *group = (const char *)1;
     for (int i = 0; i < a->nrec; i++) {
         const ArgRec *r = &a->rec[i];
@@ -770,6 +779,10 @@ int args_end(Args *a, void (*usage)(FILE *)) {
     if (args_finish(a) != 0) {
         fprintf(stderr, "%s\n", a->err);
         return 2;
+    }
+    if (a->describe == ARGS_CHECK) {
+        printf("mixtape %s: dry run: the flags are valid\n", a->cmd);
+        return 1;
     }
     return 0;
 }

@@ -15,7 +15,9 @@
  * args_list); ARG_STR may carry "a|b" examples in choices (not enforced). */
 typedef enum ArgType { ARG_STR, ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_LIST, ARG_CHOICE, ARG_INTS } ArgType;
 
-enum { ARGS_RUN = 0, ARGS_HELP = 1, ARGS_LIST = 2 };
+/* ARGS_CHECK (`--dry-run`): values are parsed and checked as usual, args_end then
+ * reports them valid and the command exits 0 without running. */
+enum { ARGS_RUN = 0, ARGS_HELP = 1, ARGS_LIST = 2, ARGS_CHECK = 3 };
 
 /* One declared flag and its resolved value (args.yaml, --help, --list-flags). */
 typedef struct ArgRec {
@@ -41,7 +43,7 @@ typedef struct Args {
     unsigned char *used;   /* argv[i] consumed */
     int dashdash;          /* index of "--" (flags end there), or -1 */
     int failed;
-    int describe;          /* ARGS_RUN / ARGS_HELP / ARGS_LIST */
+    int describe;          /* ARGS_RUN / ARGS_HELP / ARGS_LIST (no values read) / ARGS_CHECK */
     char err[1024];
     const char *cmd;
     const char *group;     /* heading for the flags declared next */
@@ -95,6 +97,8 @@ long args_int(Args *a, const char *name, const char *alias, long def);
 double args_float(Args *a, const char *name, const char *alias, double def);
 int args_flag(Args *a, const char *name, int def);
 
+/* A --help / --list-flags pass: flags are declared, no value is read. */
+int args_describing(const Args *a);
 /* Was --name given at all? (always 0 in a describe pass) */
 int args_has(Args *a, const char *name, const char *alias);
 /* First unconsumed positional argument (not starting with '-', or anything after `--`), or NULL. */
@@ -115,7 +119,8 @@ int args_save_yaml(const Args *a, const char *path, char *err, size_t errn);
 int args_finish(Args *a);
 /* End of the declarations. Describe pass: prints usage (may be NULL) and the flags
  * (--help), or one JSON object per flag (--list-flags), to stdout and returns 1 (exit 0).
- * Otherwise args_finish: 0, or 2 after printing a.err to stderr. */
+ * Otherwise args_finish: 0, or 2 after printing a.err to stderr; with --dry-run a valid
+ * command line prints so and returns 1. */
 int args_end(Args *a, void (*usage)(FILE *));
 /* The generated flag list (--help) / JSON lines (--list-flags). */
 void args_print_help(const Args *a, FILE *f);

@@ -31,7 +31,7 @@ int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
         if (model_config_default(name, cfg, e2, sizeof e2) < 0) /* e2 lists the known models */
             return fail(err, errn, "mixtape %s: %s", a->cmd, e2);
         have = 1;
-    } else if (!a->describe) return fail(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
+    } else if (!args_describing(a)) return fail(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
     /* every override is declared (help, --list-flags, args.yaml), whether given or not */
     for (const ModelOverride *o = model_overrides(); o->key; o++) {
         char flag[64];
@@ -101,7 +101,7 @@ int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*us
 
 void threads_from_args(Args *a) {
     long t = args_int_range(a, "--threads", NULL, 0, 0, MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
-    if (!a->failed && !a->describe) mt_set_threads((int)t);
+    if (!a->failed && !args_describing(a)) mt_set_threads((int)t);
 }
 
 /* ---------- data source ---------- */

@@ -55,7 +55,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->val_every = (int)args_int_range(a, "--val-every", NULL, 1, 1, 1000000, "epochs between validations");
 
     o->model_given = args_has(a, "--model", NULL);
-    if (o->model_given || !o->resume || a->describe) {
+    if (o->model_given || !o->resume || args_describing(a)) {
         if (model_config_from_args(a, &o->model, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
     }
 
@@ -130,7 +130,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->smoothing = o->train_data.aug.smoothing;
     o->val_data.aug = o->train_data.aug;
     if (a->failed) return fail(err, errn, "%s%s", a->err, "");
-    if (a->describe) return 0;
+    if (args_describing(a)) return 0;
 
     if (!o->resume && !o->train_spec)
         return fail(err, errn, "mixtape train: give the training data with --train S or --data-dir D%s%s", "", "");
@@ -148,6 +148,11 @@ int train_opts_early(int argc, char **argv) {
     if (!act) return -1;
     Args a;
     args_init(&a, "train", argc, argv);
+    if (a.describe == ARGS_CHECK) { /* train's own --dry-run also writes args.yaml */
+        a.describe = ARGS_RUN;
+        memset(a.used, 0, (size_t)a.argc);
+        if (a.dashdash >= 0) a.used[a.dashdash] = 1;
+    }
     TrainOpts *o = calloc(1, sizeof *o);
     char err[2048];
     int rc = 2;
