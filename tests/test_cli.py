@@ -103,6 +103,10 @@ def help_and_version():
         rc, out, err = run([c, "--list-flags"])
         ok = rc == 0 and out.strip() and all(l.startswith("{\"name\": \"--") for l in out.splitlines())
         check(ok, "%s --list-flags prints JSON lines (%d %s)" % (c, rc, err.strip()[:100]))
+        import json
+        fl = [json.loads(l) for l in out.splitlines()] if ok else []
+        bad = [f["name"] for f in fl if not f["help"] or (f["type"] in ("int", "float", "list", "ints") and f["min"] is None)]
+        check(ok and not bad, "%s: every flag has help and every numeric flag a range (missing: %s)" % (c, bad))
 
 
 def conventions(T):
