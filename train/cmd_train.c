@@ -107,10 +107,9 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
             if (!bad) { eval_result_free(&ev); if (r->has_ema) eval_result_free(&eve); }
             return -1;
         }
-        /* Each rank evaluated its share: combine. */
-        double s[4] = {ev.loss * ev.n, ev.top1 * ev.n, ev.top5 * ev.n, (double)ev.n};
-        dist_allreduce_sum_d(s, 4);
-        if (s[3] > 0) { ev.loss = s[0] / s[3]; ev.top1 = s[1] / s[3]; ev.top5 = s[2] / s[3]; ev.n = (long)s[3]; }
+        /* Each rank evaluated its share of the samples: add them up exactly. */
+        eval_result_reduce(&ev);
+        if (r->has_ema) eval_result_reduce(&eve);
     }
     int epoch = r->st.epoch; /* completed epochs */
     if (have && ev.top1 > r->st.best_top1) {
