@@ -251,6 +251,7 @@ int aug_config_set(AugConfig *c, const char *flag, const char *value, char *err,
 
 /* Shortest %g form that reads back as the same float. */
 static void fmt_float(char *b, size_t n, float v) {
+    if (!b || !n) return;
     for (int prec = 6; prec <= 9; prec++) {
         snprintf(b, n, "%.*g", prec, (double)v);
         if (strtof(b, NULL) == v) return;

@@ -276,6 +276,10 @@ const char *args_value(Args *a, const char *name, const char *alias, ArgType t, 
     int at;
     const char *v = raw(a, name, alias, &at);
     if (v && check(a, r, name, v, at) != 0) v = NULL;
+    if (v && strlen(v) >= sizeof r->val) { /* args.yaml must hold it whole */
+        fail(a, "%s: value longer than %zu bytes", name, sizeof r->val - 1);
+        v = NULL;
+    }
     snprintf(r->val, sizeof r->val, "%s", v ? v : def ? def : "null");
     return v;
 }

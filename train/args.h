@@ -22,7 +22,7 @@ enum { ARGS_RUN = 0, ARGS_HELP = 1, ARGS_LIST = 2, ARGS_CHECK = 3 };
 /* One declared flag and its resolved value (args.yaml, --help, --list-flags). */
 typedef struct ArgRec {
     char key[48];          /* name without the leading dashes */
-    char val[464];         /* resolved value as written to args.yaml; "null" = none */
+    char val[2048];        /* resolved value as written to args.yaml; "null" = none */
     char alias[8];
     char def[80];          /* default shown by --help; "" = none */
     ArgType type;
