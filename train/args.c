@@ -699,7 +699,6 @@ static const char *meta(const ArgRec *r) {
 }
 
 void args_print_help(const Args *a, FILE *f) {
-    fprintf(f, "\n(--list-flags: every flag as a JSON line; --dry-run: check the flags and exit)\n");
     const char *group = (const char *)1;
     for (int i = 0; i < a->nrec; i++) {
         const ArgRec *r = &a->rec[i];
@@ -716,14 +715,18 @@ void args_print_help(const Args *a, FILE *f) {
         fprintf(f, "  %-30s", lhs);
         if (strlen(lhs) > 30) fprintf(f, "\n  %-30s", "");
         fprintf(f, " %s", r->help ? r->help : "");
-        char rs[100] = "";
-        if (r->ranged) range_str(r, rs, sizeof rs);
-        if (r->type == ARG_BOOL) fprintf(f, "%s\n", strcmp(r->def, "true") ? "" : " (default on)");
-        else if (r->def[0] && *rs) fprintf(f, " (default %s; %s)\n", r->def, rs);
-        else if (r->def[0]) fprintf(f, " (default %s)\n", r->def);
-        else if (*rs) fprintf(f, " (%s)\n", rs);
+        char lo[40], hi[40];
+        if (r->ranged) {
+            fmt_num(lo, sizeof lo, r->lo);
+            fmt_num(hi, sizeof hi, r->hi);
+        }
+        if (r->type == ARG_BOOL) fprintf(f, "%s\n", strcmp(r->def, "true") ? "" : "  [default on]");
+        else if (r->def[0] && r->ranged) fprintf(f, "  [default %s, range %s..%s]\n", r->def, lo, hi);
+        else if (r->def[0]) fprintf(f, "  [default %s]\n", r->def);
+        else if (r->ranged) fprintf(f, "  [range %s..%s]\n", lo, hi);
         else fprintf(f, "\n");
     }
+    fprintf(f, "\n--list-flags prints every flag as a JSON line; --dry-run checks the flags and exits.\n");
 }
 
 static void json_str(FILE *f, const char *s) {
