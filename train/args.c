@@ -484,7 +484,7 @@ static const char *yaml_add(YamlLoad *y, const char *key, const char *v, int lin
         }
         return NULL;
     }
-    if (unset) return NULL;
+    if (unset || !strcmp(key, "config")) return NULL; /* a config file does not chain to another */
     if (y->n >= y->cap) return "too many keys";
     char *item = malloc(strlen(key) + strlen(v) + 4);
     if (!item) return "out of memory";
