@@ -43,6 +43,7 @@ static void help(FILE *f) {
     fprintf(f, "usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup N] [--threads N] [--profile]\n"
                "                     [--precision fp32|bf16|fp32-blas] [--mode train,forward] [model overrides]\n"
                "       mixtape bench --sgemm [--threads N]\n"
+               "       mpirun -np N mixtape bench --comm [--bytes B] [--repeat R]   (link latency, all-reduce rates)\n"
                "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
                "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
                "the step with -b images and averages gradients in buckets overlapped with backward, as\n"
@@ -51,6 +52,14 @@ static void help(FILE *f) {
                "MIXTAPE_BUCKET_MB sets the bucket size, MIXTAPE_OVERLAP=0 starts buckets only after\n"
                "backward). --profile adds a breakdown: train per op (forward and backward),\n"
                "forward per model scope with block indices merged (stages.2 norm2+mlp = all its blocks).\n");
+}
+
+/* The --comm mode's flags, declared once for its run and for --help. */
+static void comm_flags(Args *a, long *bytes, int *reps) {
+    args_group(a, "comm (with --comm, under mpirun)");
+    (void)args_bool(a, "--comm", 0, "measure link latency and all-reduce rates instead of a model");
+    *bytes = args_int_range(a, "--bytes", NULL, 64L << 20, 65536, 1L << 31, "all-reduce message size in bytes");
+    *reps = (int)args_int_range(a, "--repeat", NULL, 5, 1, 1000, "timed repetitions per size");
 }
 
 static int cmp_prof(const void *a, const void *b) {
@@ -97,6 +106,11 @@ static int bench(int argc, char **argv) {
     const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
     const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
     threads_from_args(&a);
+    if (args_describing(&a)) { /* --help lists the --comm mode too */
+        long bytes;
+        int reps;
+        comm_flags(&a, &bytes, &reps);
+    }
     int e = args_end(&a, help);
     args_free(&a);
     if (e) return e == 1 ? 0 : 2;
@@ -245,6 +259,21 @@ int cmd_bench(int argc, char **argv) {
             if (e) return e == 1 ? 0 : 2;
             sgemm_rate(mt_get_threads());
             return 0;
+        }
+    for (int i = 0; i < argc && !describe; i++)
+        if (!strcmp(argv[i], "--comm")) {
+            Args t;
+            long bytes;
+            int reps;
+            args_init(&t, "bench", argc, argv);
+            comm_flags(&t, &bytes, &reps);
+            int e = args_end(&t, help);
+            args_free(&t);
+            if (e) return e == 1 ? 0 : 2;
+            dist_init(NULL, NULL);
+            int rc = bench_comm(bytes, reps);
+            dist_finalize();
+            return rc;
         }
     if (describe) return bench(argc, argv); /* prints the declared flags, runs nothing */
     dist_init(NULL, NULL);
