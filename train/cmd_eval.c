@@ -120,7 +120,7 @@ static int eval_main(int argc, char **argv) {
         snprintf(what, sizeof what, "--data %s", data);
         snprintf(mdesc, sizeof mdesc, "checkpoint %s (%s)", ck, m.cfg.name);
         DataFacts df;
-        int bad = data_facts(data, loader_kind(L), &df, err, sizeof err) != 0 ||
+        int bad = data_facts(data, loader_kind(L), lc.rank, lc.world, &df, err, sizeof err) != 0 ||
                   data_check_model(&df, what, mdesc, &m.cfg, convert, root ? stdout : NULL, err, sizeof err) != 0;
         if (bad && root) fprintf(stderr, "mixtape eval: %s\n", err);
         if (dist_any_max(bad)) { loader_close(L); model_free(&m); args_free(&a); return 2; }

@@ -292,7 +292,7 @@ static int setup_model_data(Run *r, Args *a) {
         char what[1100];
         snprintf(what, sizeof what, "%s %s", k ? "--val" : "--train", spec);
         DataFacts df;
-        if (data_facts(spec, loader_kind(L), &df, err, sizeof err) != 0 ||
+        if (data_facts(spec, loader_kind(L), dist_rank(), dist_world(), &df, err, sizeof err) != 0 ||
             data_check_model(&df, what, model_desc, &cfg, o->data_convert, r->root ? stdout : NULL, err,
                              sizeof err) != 0) {
             fprintf(stderr, "mixtape train: %s\n", err);

@@ -85,10 +85,12 @@ static int probe_bytes(DataFacts *f, const uint8_t *b, size_t n, const char *whe
 
 enum { PROBE_TRIES = 64 };   /* samples tried for channels / size before giving up (unknown) */
 
-static int facts_shards(const char *spec, DataFacts *f, char *err, size_t errn) {
+static int facts_shards(const char *spec, int rank, int world, DataFacts *f, char *err, size_t errn) {
     char **paths = NULL;
     int n = 0;
-    if (shard_list_expand(spec, &paths, &n, err, errn) != 0) return -1;
+    /* as the loader: only this rank's shards (positions i % world == rank) need to exist here */
+    if (shard_list_expand_rank(spec, rank, world, &paths, &n, err, errn) != 0) return -1;
+    const int first = rank >= 0 && rank < n ? rank : 0;
     int rc = -1;
     char *dir = NULL, *cpath = NULL, **names = NULL;
     int nn = 0;
@@ -96,7 +98,7 @@ static int facts_shards(const char *spec, DataFacts *f, char *err, size_t errn) 
     memset(&s, 0, sizeof s);
     TarStream *t = NULL;
     if (n < 1) { fail(err, errn, "%s: no shards", spec); goto out; }
-    if (!(dir = src_dirname(paths[0])) || !(cpath = src_join(dir, "classes.txt"))) {
+    if (!(dir = src_dirname(paths[first])) || !(cpath = src_join(dir, "classes.txt"))) {
         fail(err, errn, "out of memory");
         goto out;
     }
@@ -107,13 +109,13 @@ static int facts_shards(const char *spec, DataFacts *f, char *err, size_t errn) 
         snprintf(f->classes_from, sizeof f->classes_from, "classes.txt");
     }
     /* The first good sample of the first shard gives channels and size (bounded: 64 tries). */
-    if (!(t = tar_stream_open(paths[0], err, errn))) goto out;
+    if (!(t = tar_stream_open(paths[first], err, errn))) goto out;
     for (int k = 0; k < PROBE_TRIES; k++) {
         int r = tar_stream_next(t, &s);
         if (r <= 0) break;
         if (s.bad) continue;
         char where[600], e1[300], e2[300], e3[32];
-        snprintf(where, sizeof where, "%s member %s.%s", src_escape(paths[0], e1, sizeof e1),
+        snprintf(where, sizeof where, "%s member %s.%s", src_escape(paths[first], e1, sizeof e1),
                  src_escape(s.key, e2, sizeof e2), src_escape(s.ext, e3, sizeof e3));
         if (probe_bytes(f, s.bytes, s.nbytes, where) == 0) break;
     }
@@ -198,13 +200,13 @@ static int facts_folder(const char *spec, DataFacts *f, char *err, size_t errn) 
     return rc;
 }
 
-int data_facts(const char *spec, const char *kind, DataFacts *f, char *err, size_t errn) {
+int data_facts(const char *spec, const char *kind, int rank, int world, DataFacts *f, char *err, size_t errn) {
     memset(f, 0, sizeof *f);
     f->classes = -1;
     snprintf(f->kind, sizeof f->kind, "%s", kind);
     if (!strcmp(kind, "hdf5")) return facts_h5(spec, f, err, errn);
     if (!strcmp(kind, "imagefolder")) return facts_folder(spec, f, err, errn);
-    return facts_shards(spec, f, err, errn);
+    return facts_shards(spec, rank, world < 1 ? 1 : world, f, err, errn);
 }
 
 static const char *chans_name(int c) { return c == 1 ? "grey" : c == 3 ? "RGB" : "multi-channel"; }

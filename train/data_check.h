@@ -17,8 +17,10 @@ typedef struct DataFacts {
     char sample[640];       /* the sample c/h/w came from, for messages */
 } DataFacts;
 
-/* kind: loader_kind() of the opened spec. 0 ok; -1 with err naming the file. */
-int data_facts(const char *spec, const char *kind, DataFacts *f, char *err, size_t errn);
+/* kind: loader_kind() of the opened spec; rank / world as the loader's (shards: the first
+ * shard of this rank is probed, only this rank's shards need to exist). 0 ok; -1 with err
+ * naming the file. */
+int data_facts(const char *spec, const char *kind, int rank, int world, DataFacts *f, char *err, size_t errn);
 
 /* The check. what: the flag and spec for messages ("--train data/train"); model: how to name
  * the model ("the model mixer_s16_224", "checkpoint C.h5 (mixer_s16_224)"). convert
