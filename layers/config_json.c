@@ -4,6 +4,7 @@
  * without newer fields still load; unknown keys are an error. */
 #include "layers/layers.h"
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,9 +117,12 @@ static int read_string(In *in, char *out, size_t cap) {
                     v = v * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
                 }
                 if (v >= 0x80) return jfail(in, "non-ASCII \\u escape");
+                if (v < 0x20) return jfail(in, "control character in a string");
                 ch = (char)v;
             } else if (e == '"' || e == '\\' || e == '/') ch = e;
             else return jfail(in, "bad escape");
+        } else if ((unsigned char)ch < 0x20) {
+            return jfail(in, "control character in a string");
         }
         if (k + 1 >= cap) return jfail(in, "string too long");
         out[k++] = ch;
@@ -216,6 +220,7 @@ int model_config_from_json(const char *json, ModelConfig *cfg, char *err, size_t
                 break;
             case F_FLOAT:
                 if (read_number(&in, &v)) return -1;
+                if (fabs(v) > FLT_MAX) return snprintf(err, n, "config JSON: %s %g does not fit a float", key, v), -1;
                 *(float *)(base + f->off) = (float)v;
                 break;
             case F_INTS:
