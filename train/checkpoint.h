@@ -72,6 +72,11 @@ int ckpt_read_info(const char *path, CkptInfo *info, char *err, size_t errn);
 int ckpt_load(const char *path, ParamList *params, CkptGroup *groups, int ngroups, CkptInfo *info,
               char *err, size_t errn);
 
+/* Strict load of one group (e.g. "ema") into the parameters themselves: every
+ * parameter present with its exact shape, no extra keys; *found = 0 (and 0
+ * returned, nothing read) when the group is absent. */
+int ckpt_load_group(const char *path, ParamList *params, const char *prefix, int *found, char *err, size_t errn);
+
 /* Fine-tuning: load every /model key whose name and shape match a parameter;
  * report the rest. Strings are malloc'd; skipped entries read
  * "head.weight: checkpoint (10,128) vs model (1000,128)". Unreadable file -> -1. */
