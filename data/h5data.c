@@ -58,7 +58,7 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
 
     int rc = -1;
     hid_t sp = -1, ty = -1;
-    int ex = h5g_exists(d->file, "images", path, err, errn);
+    int ex = h5g_exists(d->file, "images", path, "'images'", err, errn);
     if (ex <= 0) {
         if (ex == 0) fail(d, err, errn, 0, "dataset 'images' is missing");
         goto out;
@@ -89,7 +89,7 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
     H5Tclose(ty);
     sp = ty = -1;
 
-    ex = h5g_exists(d->file, "labels", path, err, errn);
+    ex = h5g_exists(d->file, "labels", path, "'labels'", err, errn);
     if (ex > 0) {
         o = h5g_open(d->file, "labels", H5I_DATASET, path, "'labels'", err, errn);
         if (o < 0) goto out;

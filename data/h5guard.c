@@ -18,6 +18,33 @@ static int fail(char *err, size_t n, const char *fmt, ...) {
     return -1;
 }
 
+/* The whole-file scan: every link below the root, every dataset's storage. */
+typedef struct Scan {
+    const char *who;
+    char *err;
+    size_t errn;
+    long links;
+} Scan;
+
+static herr_t scan_cb(hid_t g, const char *name, const H5L_info_t *li, void *ud) {
+    Scan *s = ud;
+    char key[600];
+    snprintf(key, sizeof key, "/%s", name);
+    if (++s->links > H5G_MAX_LINKS)
+        return fail(s->err, s->errn, "%s: more than %d objects; refused", s->who, H5G_MAX_LINKS);
+    if (li->type != H5L_TYPE_HARD)
+        return fail(s->err, s->errn, "%s: %s is %s; refused (objects must be stored in the file itself)", s->who, key,
+                    li->type == H5L_TYPE_EXTERNAL ? "an external link to another file"
+                    : li->type == H5L_TYPE_SOFT   ? "a soft link"
+                                                  : "a user-defined link");
+    /* every component of name is a hard link: H5Lvisit recurses into hard-linked groups only */
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o < 0) return fail(s->err, s->errn, "%s: %s: cannot open", s->who, key);
+    int rc = H5Iget_type(o) == H5I_DATASET ? h5g_check_dataset(o, s->who, key, s->err, s->errn) : 0;
+    H5Oclose(o);
+    return rc < 0 ? -1 : 0;
+}
+
 hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     struct stat st;
@@ -31,6 +58,15 @@ hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (f < 0) return fail(err, errn, "%s: cannot open (damaged HDF5 file?)", who);
+    /* Refuse the file as a whole when anything in it points outside, read or not. */
+    Scan sc = {who, err, errn, 0};
+    if (err && errn) err[0] = 0;
+    if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, scan_cb, &sc) < 0) {
+        if (err && errn && !err[0]) snprintf(err, errn, "%s: cannot list its objects (damaged HDF5 file?)", who);
+        H5Eclear2(H5E_DEFAULT);
+        H5Fclose(f);
+        return -1;
+    }
     return f;
 }
 
@@ -86,9 +122,9 @@ static hid_t walk(hid_t loc, const char *path, int probe, int *absent, const cha
     return owned;
 }
 
-int h5g_exists(hid_t loc, const char *path, const char *who, char *err, size_t errn) {
+int h5g_exists(hid_t loc, const char *path, const char *who, const char *key, char *err, size_t errn) {
     int absent;
-    hid_t o = walk(loc, path, 1, &absent, who, path, err, errn);
+    hid_t o = walk(loc, path, 1, &absent, who, key ? key : path, err, errn);
     if (o < 0) return absent ? 0 : -1;
     H5Oclose(o);
     return 1;

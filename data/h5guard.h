@@ -19,13 +19,18 @@
  * for a filtered (compressed) dataset: deflate's best case is about 1032:1. */
 #define H5G_MAX_RATIO 1100
 
-/* Opens a regular file read-only (HDF5 error printing off). -1 with err. */
+#define H5G_MAX_LINKS (1 << 20)   /* links a file may hold (the scan at open visits each) */
+
+/* Opens a regular file read-only (HDF5 error printing off) and scans it whole:
+ * a file with any external or soft link, external storage or virtual dataset
+ * anywhere is refused, whether or not the caller would read that object.
+ * -1 with err. */
 hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn);
 
 /* 1 when every component of path ("a/b/c", relative to loc) exists as a hard
  * link, 0 when one is absent, -1 with err when one is a soft or external link
- * or the lookup fails. */
-int h5g_exists(hid_t loc, const char *path, const char *who, char *err, size_t errn);
+ * or the lookup fails. key names the object in messages (NULL: path). */
+int h5g_exists(hid_t loc, const char *path, const char *who, const char *key, char *err, size_t errn);
 
 /* Opens path (relative to loc) after checking every link on the way and, for
  * a dataset, its storage (h5g_check_dataset). want: H5I_GROUP, H5I_DATASET or

@@ -489,7 +489,7 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     }
     in->n_chan = nm;
     if (read_attr_str(path, root, "", "train_state", in->train_state, sizeof in->train_state, err, errn) < 0) goto out;
-    int ex = h5g_exists(f, "optimizer", who_of(path).s, err, errn);
+    int ex = h5g_exists(f, "optimizer", who_of(path).s, "/optimizer", err, errn);
     if (ex > 0) {
         hid_t og = open_obj(path, f, "optimizer", NULL, H5I_BADID, err, errn);
         if (og < 0) goto out;
@@ -516,7 +516,9 @@ int ckpt_read_info(const char *path, CkptInfo *info, char *err, size_t errn) {
 
 /* Does the group path exist (every component a hard link)? 1 yes, 0 no, -1 error (err set). */
 static int group_exists(const char *path, hid_t f, const char *g, char *err, size_t errn) {
-    int ex = h5g_exists(f, g, who_of(path).s, err, errn);
+    char k[600];
+    snprintf(k, sizeof k, "/%s", g);
+    int ex = h5g_exists(f, g, who_of(path).s, k, err, errn);
     if (ex <= 0) return ex;
     hid_t o = open_obj(path, f, g, NULL, H5I_BADID, err, errn);
     if (o < 0) return -1;
@@ -543,7 +545,9 @@ static int read_param(const char *path, hid_t g, const char *group, const Tensor
     tensor_dims(t, wd);
     dims_str64(t->ndim, wd, ws, sizeof ws);
     *fnd = 0;
-    int ex = strchr(t->name, '/') ? 0 : h5g_exists(g, t->name, who_of(path).s, err, errn);
+    char key[600];
+    snprintf(key, sizeof key, "/%s/%s", group, t->name);
+    int ex = strchr(t->name, '/') ? 0 : h5g_exists(g, t->name, who_of(path).s, key, err, errn);
     if (ex < 0) return RD_ERR;
     if (ex == 0) {
         fail(err, errn, "checkpoint %s: /%s/%s is missing (the model has it with shape %s)", path, group, t->name, ws);

@@ -70,8 +70,10 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
 #define TS_MAX_EPOCH (1 << 24)
 #define TS_MAX_STEP ((double)(1LL << 53))
 
-enum { TS_EPOCH, TS_BATCH, TS_STEP, TS_BEST, TS_BEST_EPOCH, TS_SEED, TS_COUNTER, TS_N };
-static const char *const ts_keys[TS_N] = {"epoch", "batch", "step", "best_top1", "best_epoch", "seed", "counter"};
+/* init_seed: written by `mixtape init`, not used for resuming */
+enum { TS_EPOCH, TS_BATCH, TS_STEP, TS_BEST, TS_BEST_EPOCH, TS_SEED, TS_COUNTER, TS_INIT_SEED, TS_N };
+static const char *const ts_keys[TS_N] = {"epoch",      "batch", "step",    "best_top1",
+                                          "best_epoch", "seed",  "counter", "init_seed"};
 
 static const char *skip_ws(const char *p) {
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
@@ -100,8 +102,8 @@ static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, const
         if (*p++ != ':') return *why = "expected ':'", -1;
         p = skip_ws(p);
         char *end;
-        if (k == TS_SEED || k == TS_COUNTER) {
-            if (*p < '0' || *p > '9') return *why = "seed and counter must be unsigned integers", -1;
+        if (k >= TS_SEED) {
+            if (*p < '0' || *p > '9') return *why = "seed, counter and init_seed must be unsigned integers", -1;
             errno = 0;
             u64[k] = strtoull(p, &end, 10);
             if (errno) return *why = "seed or counter out of range", -1;
