@@ -7,7 +7,7 @@
  *   /optimizer attributes         name, step (when an "optimizer/..." group is written)
  *   root attributes               format="mixtape", format_version, model, config (JSON),
  *                                 epoch, step, best_top1, rng_state (uint64[]), data_mean,
- *                                 data_std (float32[]), train_state (free-form JSON)
+ *                                 data_std (float32[]), train_state (JSON, validated by train/train_ckpt.c)
  *
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
@@ -16,9 +16,11 @@
  * fsync'd, renamed over <path>, then the directory is fsync'd. On any failure
  * the temp file is removed and an existing <path> is untouched.
  *
- * Reading treats the file as untrusted: every dataset's class, rank and shape
- * and every attribute's type and length are checked; errors name the file,
- * the key and both shapes. HDF5's own error printing is switched off.
+ * Reading treats the file as untrusted: it is opened through data/h5guard.h
+ * (nothing may point outside the file, declared sizes must be stored), every
+ * dataset's class, rank and shape and every attribute's type and length are
+ * checked; errors name the file, the key and both shapes. HDF5's own error
+ * printing is switched off.
  *
  * All functions return 0 on success, -1 with err filled. */
 #pragma once
