@@ -93,7 +93,11 @@ typedef struct In { const char *p; char *err; size_t n; } In;
 static void ws(In *in) { while (isspace((unsigned char)*in->p)) in->p++; }
 
 static int jfail(In *in, const char *what) {
-    snprintf(in->err, in->n, "config JSON: %s at offset near '%.20s'", what, in->p);
+    char near[21];
+    size_t k = 0;
+    for (; k < 20 && in->p[k]; k++) near[k] = (unsigned char)in->p[k] < 0x20 || in->p[k] == 0x7f ? '?' : in->p[k];
+    near[k] = 0;
+    snprintf(in->err, in->n, "config JSON: %s at offset near '%s'", what, near);
     return -1;
 }
 
