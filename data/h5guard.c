@@ -1,5 +1,6 @@
 /* See h5guard.h: HDF5 objects are followed only inside their own file. */
 #include "data/h5guard.h"
+#include <H5PLpublic.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ static herr_t scan_cb(hid_t g, const char *name, const H5L_info_t *li, void *ud)
 
 hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5PLset_loading_state(0); /* a filter id in a file never loads a plugin library: built-in filters only */
     struct stat st;
     if (!path || !path[0]) return fail(err, errn, "%s: empty path", who);
     if (stat(path, &st) < 0) return fail(err, errn, "%s: %s", who, strerror(errno));

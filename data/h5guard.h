@@ -6,6 +6,7 @@
  *     links are refused before anything traverses them;
  *   - datasets with external storage (raw data in other files) or a virtual
  *     layout (data mapped from other datasets / files) are refused;
+ *   - filter plugins are never loaded (built-in deflate / shuffle / ... only);
  *   - a dataset's declared size must be backed by what the file stores
  *     (h5g_check_storage), so a small file cannot make a reader allocate or
  *     loop over gigabytes of fill values.

@@ -16,6 +16,7 @@ Classes covered:
   - /ema missing keys or wrong shapes; labels outside the model's classes;
   - train_state that is not valid JSON or out of range on --resume.
 """
+import atexit
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ if not os.path.exists(MIXTAPE):
     sys.exit(77)
 
 T = tempfile.mkdtemp(prefix="hostile_h5_")
+atexit.register(shutil.rmtree, T, True)
 P = lambda *a: os.path.join(T, *a)
 MODEL = ["--model", "mixer_tiny", "--embed-dim", "16", "--depth", "1"]
 failures = []
@@ -73,7 +75,7 @@ def run(args, timeout=30):
 
 def must_run(args, timeout=120):
     rc, out, _, _ = run(args, timeout)
-    if rc != 0:
+    if rc != 0 or "Sanitizer" in out or "runtime error:" in out:
         sys.exit(f"FAIL (setup): mixtape {' '.join(args)} -> {rc}\n{out}")
     return out
 
@@ -118,6 +120,8 @@ def refused(name, args, must, timeout=30, max_rss_mib=None):
         why.append(f"changed or removed: {changed}")
     if added:
         why.append(f"left behind: {added}")
+    if "Sanitizer" in out or "runtime error:" in out:  # an ASan/UBSan build exits 1 on a finding
+        why.append("sanitizer report")
     if max_rss_mib is not None and rss > max_rss_mib:
         why.append(f"peak memory {rss:.0f} MiB > {max_rss_mib} MiB")
     if why:
@@ -205,6 +209,7 @@ for kind in KINDS:
     refused(f"inspect {kind}", ["inspect", rel], need)
     refused(f"eval {kind}", ["eval", "--checkpoint", rel, "--data", "data.h5", "-j", "1"], need)
     refused(f"predict {kind}", ["predict", "--checkpoint", rel, "--data", "data.h5", "--out", "p.h5"], need)
+    refused(f"grads {kind}", ["grads", "--checkpoint", rel, "--data", "data.h5", "-b", "2", "--out", "g.h5"], need)
     refused(f"train --initial-checkpoint {kind}",
             ["train"] + MODEL + ["--initial-checkpoint", rel, "--train", "data.h5", "-b", "4", "--epochs", "1",
                                  "-j", "1", "--output", "ft"], need)
@@ -386,7 +391,6 @@ for name, state, attrs, need in STATES:
     refused(f"train --resume train_state {name}", resume_args(ck), [ck] + need)
     shutil.rmtree(P("bad", "ts"))
 
-shutil.rmtree(T)
 if failures:
     print(f"{len(failures)} of {ncases} cases failed:\n")
     print("\n\n".join(failures))
