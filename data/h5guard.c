@@ -2,6 +2,7 @@
 #include "data/h5guard.h"
 #include <H5PLpublic.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,27 @@ static herr_t scan_cb(hid_t g, const char *name, const H5L_info_t *li, void *ud)
     return rc < 0 ? -1 : 0;
 }
 
+/* The last file that passed the scan (process-wide; readers open files from one thread). */
+static struct stat scanned;
+static int have_scanned;
+static pthread_mutex_t scanned_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_file(const struct stat *a) {
+    pthread_mutex_lock(&scanned_mu);
+    const struct stat *b = &scanned;
+    int same = have_scanned && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+    pthread_mutex_unlock(&scanned_mu);
+    return same;
+}
+static void remember_file(const struct stat *a) {
+    pthread_mutex_lock(&scanned_mu);
+    scanned = *a;
+    have_scanned = 1;
+    pthread_mutex_unlock(&scanned_mu);
+}
+
 hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     H5PLset_loading_state(0); /* a filter id in a file never loads a plugin library: built-in filters only */
@@ -60,7 +82,15 @@ hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (f < 0) return fail(err, errn, "%s: cannot open (damaged HDF5 file?)", who);
-    /* Refuse the file as a whole when anything in it points outside, read or not. */
+    /* Refuse the file as a whole when anything in it points outside, read or not.
+     * A command opens one file several times (attributes, then tensors): the
+     * scan is skipped when the very file just scanned (same inode, size and
+     * times, taken from the open descriptor) is opened again. */
+    struct stat fst;
+    void *fdp = NULL;
+    int have_id = H5Fget_vfd_handle(f, H5P_DEFAULT, &fdp) >= 0 && fdp && fstat(*(int *)fdp, &fst) == 0;
+    H5Eclear2(H5E_DEFAULT);
+    if (have_id && same_file(&fst)) return f;
     Scan sc = {who, err, errn, 0};
     if (err && errn) err[0] = 0;
     if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, scan_cb, &sc) < 0) {
@@ -69,6 +99,7 @@ hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
         H5Fclose(f);
         return -1;
     }
+    if (have_id) remember_file(&fst);
     return f;
 }
 
