@@ -12,9 +12,10 @@
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
  *
- * Writing is atomic: <path>.tmp.<pid> in the same directory, flushed, closed,
- * fsync'd, renamed over <path>, then the directory is fsync'd. On any failure
- * the temp file is removed and an existing <path> is untouched.
+ * Writing is atomic: the file is assembled in memory, written to
+ * <path>.tmp.<pid> in the same directory, fsync'd, renamed over <path>, then
+ * the directory is fsync'd (train/outfile.h). On any failure the temp file is
+ * removed and an existing <path> is untouched.
  *
  * Reading treats the file as untrusted: it is opened through data/h5guard.h
  * (nothing may point outside the file, declared sizes must be stored), every
