@@ -162,11 +162,11 @@ int h5data_read_labels(H5Data *d, long start, int count, int *out, char *err, si
     }
     int64_t hi = d->num_classes > 0 ? d->num_classes : H5DATA_MAX_CLASSES;
     for (int i = 0; i < count; i++) {
-        if (tmp[i] < 0 || tmp[i] >= hi) {
+        if (tmp[i] < -1 || tmp[i] >= hi) { /* -1: this sample has no label */
             long long v = (long long)tmp[i];
             free(tmp);
-            return fail(d, err, errn, 0, "'labels'[%ld] = %lld is outside 0..%lld%s", start + i, v, (long long)hi - 1,
-                        d->num_classes > 0 ? " (the model's classes)" : "");
+            return fail(d, err, errn, 0, "'labels'[%ld] = %lld is outside 0..%lld%s (-1: no label)", start + i, v,
+                        (long long)hi - 1, d->num_classes > 0 ? ", the model's classes" : "");
         }
         out[i] = (int)tmp[i];
     }

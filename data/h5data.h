@@ -1,6 +1,6 @@
 /* An HDF5 dataset file for exact, preprocessing-free runs:
  *   images (N, C, H, W) float32 (already normalised)
- *   labels (N) any integer type, each in [0, classes) (optional: absent -> every label -1)
+ *   labels (N) any integer type, each in [0, classes) or -1 (no label) (optional: absent -> every label -1)
  * Rows are read in chunks [i, i+n) with hyperslabs, never the whole file.
  * The file is untrusted: both datasets are opened through data/h5guard.h (no
  * links or storage outside the file, declared sizes backed by stored bytes),
@@ -27,7 +27,8 @@ int h5data_probe(const char *path);
 int h5data_open(H5Data *d, const char *path, char *err, size_t errn);
 /* Rows [start, start + count) into b (allocated for at least count rows of
  * d's c,h,w). Sets b->n = count; labels -1 when the file has none. A label
- * outside [0, num_classes) is an error naming the file and the index. 0 ok, -1 error. */
+ * outside [0, num_classes) other than -1 (no label) is an error naming the file
+ * and the index. 0 ok, -1 error. */
 int h5data_read(H5Data *d, long start, int count, Batch *b, char *err, size_t errn);
 /* Only the labels of rows [start, start + count) (the 'labels' dataset alone). */
 int h5data_read_labels(H5Data *d, long start, int count, int *out, char *err, size_t errn);
