@@ -1,0 +1,526 @@
+#!/usr/bin/python3
+"""Mutation fuzzer over mixtape's untrusted inputs: checkpoints, HDF5 data files, tar shards.
+
+Seeds are generated from fixed seeds (seeds.py), mutated (mutate.py), and each mutated input is run
+through one real command of the `mixtape` binary in a fresh directory, with a timeout. Outcomes:
+
+  ok      exit 0                                 error   exit 1/2 with a message
+  crash   a signal, another exit code, or an ASan/UBSan report
+  hang    the timeout expired
+  debris  a temporary/unexpected file left behind, an input modified, or an output file left
+          after a failed run
+  silent  exit 1/2 without any message
+  known   a crash inside a third-party library listed in KNOWN (reported, not a failure)
+  escape  the run read a file the input only points to (HDF5 external storage / external link
+          target `outside*`, detected by its access time)
+
+Input i is generated from random.Random("<seed>:<i>") alone, so `--seed S --only i` replays it; the
+inputs of every failing case are also saved under --out with cmd.sh, stderr.txt and meta.json.
+"""
+import argparse
+import collections
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mutate as mu  # noqa: E402
+import seeds as sd  # noqa: E402
+
+KINDS = ("ckpt", "h5data", "shard")
+FAIL_CLASSES = ("crash", "hang", "debris", "escape", "silent")
+RUN = ["--threads", "1"]
+TRAIN = ["-b", "2", "--epochs", "1", "--max-steps", "2", "--warmup-epochs", "0", "-j", "1", "--log-interval", "1"]
+
+# command name -> argv after the binary; IN is the mutated input, the rest are pristine seeds
+COMMANDS = {
+    "ckpt": {
+        "inspect": ["inspect", "IN"],
+        "eval": ["eval", "--checkpoint", "IN", "--data", "d.h5", "-b", "3"] + RUN,
+        "eval-ema": ["eval", "--checkpoint", "IN", "--data", "d.h5", "-b", "3", "--ema"] + RUN,
+        "predict": ["predict", "--checkpoint", "IN", "--data", "d.h5", "-b", "4", "--out", "out.h5"] + RUN,
+        "grads": ["grads", "--checkpoint", "IN", "--data", "d.h5", "-b", "2", "--out", "out.h5"] + RUN,
+        "finetune": ["train"] + sd.MODEL + ["--initial-checkpoint", "IN", "--train", "d.h5", "--output", "out"]
+        + TRAIN + RUN,
+        "resume": ["train", "--resume", "IN", "--train", "d.h5", "-b", "2", "--epochs", "2", "--max-steps", "3",
+                   "-j", "1", "--output", "out"] + RUN,
+    },
+    "h5data": {
+        "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "4"] + RUN,
+        "predict": ["predict", "--checkpoint", "c.h5", "--data", "IN", "-b", "4", "--out", "out.h5"] + RUN,
+        "grads": ["grads", "--checkpoint", "c.h5", "--data", "IN", "-b", "2", "--out", "out.h5"] + RUN,
+        "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out"] + TRAIN + RUN,
+    },
+    "shard": {
+        "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "2"] + RUN,
+        "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out", "--shuffle-buffer", "4"]
+        + TRAIN + RUN,
+    },
+}
+OUTPUTS = {"predict": "out.h5", "grads": "out.h5"}  # must not exist after a failed run
+SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runtime error:",
+               "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
+
+
+# ------------------------------------------------------------------ input generation
+class Case:
+    def __init__(self, index, kind, cmd, desc, root, argv):
+        self.index, self.kind, self.cmd, self.desc, self.root, self.argv = index, kind, cmd, desc, root, argv
+
+
+def _h5_mutation(rng, path, kind, outside):
+    import h5py
+    descs = []
+    for _ in range(rng.choice((1, 1, 1, 2))):
+        with h5py.File(path, "r+") as f:
+            if kind == "ckpt":
+                r = rng.random()
+                if r < 0.45:
+                    keys = sorted(f.attrs) + ["zz_unknown"]
+                    weights = ["config"] * 4 + ["train_state"] * 2 + keys
+                    descs.append(mu.mutate_h5_attr(rng, f, rng.choice(weights)))
+                elif r < 0.52 and "optimizer" in f:
+                    descs.append("optimizer " + mu.mutate_h5_attr(rng, f["optimizer"], rng.choice(["name", "step", "zz"])))
+                else:
+                    names = mu._all_datasets(f)
+                    if not names:
+                        continue
+                    descs.append(mu.mutate_h5_dataset(rng, f, rng.choice(names), outside))
+            else:
+                if rng.random() < 0.12:
+                    descs.append(mu.mutate_h5_attr(rng, f, rng.choice(["zz", "images", "labels", "classes"])))
+                else:
+                    names = [n for n in ("images", "labels", "images", "labels") if n in f] or mu._all_datasets(f)
+                    if not names:
+                        continue
+                    descs.append(mu.mutate_h5_dataset(rng, f, rng.choice(names), outside))
+    return "; ".join(descs)
+
+
+def _write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_case(index, seed, seed_dir, seed_files, kinds, stage):
+    """Writes case `index` into directory `stage` (pristine inputs); returns the Case."""
+    rng = random.Random("%s:%d" % (seed, index))
+    kind = kinds[index % len(kinds)]
+    cmd = rng.choice(sorted(COMMANDS[kind]))
+    os.makedirs(stage)
+    src = os.path.join(seed_dir, "")
+    descs = []
+    if kind == "ckpt":
+        shutil.copy(src + "d.h5", stage)
+        base = "t.h5" if cmd in ("resume", "eval-ema") or rng.random() < 0.5 else "c.h5"
+        inp = os.path.join(stage, "in.h5")
+        if rng.random() < 0.35:
+            data = open(src + base, "rb").read()
+            others = [open(src + s, "rb").read() for s in seed_files["ckpt"]]
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                data, d = mu.mutate_bytes(rng, data, others)
+                descs.append(d)
+            _write(inp, data)
+        else:
+            shutil.copy(src + base, inp)
+            descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
+        descs.insert(0, base)
+        arg = "in.h5"
+    elif kind == "h5data":
+        shutil.copy(src + "c.h5", stage)
+        base = rng.choice(seed_files["h5data"])
+        inp = os.path.join(stage, "in.h5")
+        if rng.random() < 0.3:
+            data = open(src + base, "rb").read()
+            others = [open(src + s, "rb").read() for s in seed_files["h5data"]]
+            for _ in range(rng.choice((1, 1, 2))):
+                data, d = mu.mutate_bytes(rng, data, others)
+                descs.append(d)
+            _write(inp, data)
+        else:
+            shutil.copy(src + base, inp)
+            descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
+        descs.insert(0, base)
+        arg = "in.h5"
+    else:
+        shutil.copy(src + "c.h5", stage)
+        os.makedirs(os.path.join(stage, "shards"))
+        data = open(src + "s.tar", "rb").read()
+        classes = open(src + "classes.txt", "rb").read()
+        r = rng.random()
+        if r < 0.85:
+            for _ in range(rng.choice((1, 1, 2))):
+                data, d = mu.mutate_tar(rng, data)
+                descs.append(d)
+        if r > 0.75:
+            classes, d = mu.mutate_classes(rng, classes)
+            descs.append(d)
+        name = "s-000000.tar"
+        if rng.random() < 0.15:
+            data, name = mu.gzip_bytes(data), "s-000000.tar.gz"
+            descs.append("gzip")
+        _write(os.path.join(stage, "shards", name), data)
+        if classes == "dir":
+            os.makedirs(os.path.join(stage, "shards", "classes.txt"))
+        elif classes is not None:
+            _write(os.path.join(stage, "shards", "classes.txt"), classes)
+        arg = "shards/" + name if rng.random() < 0.8 else "shards"
+    argv = [arg if a == "IN" else a for a in COMMANDS[kind][cmd]]
+    return Case(index, kind, cmd, " | ".join(d for d in descs if d), stage, argv)
+
+
+def _try_h5(rng, path, kind, outside, seed_path):
+    """An HDF5-aware mutation; h5py refusing one (rare) falls back to byte mutation."""
+    try:
+        return _h5_mutation(rng, path, kind, outside)
+    except Exception as e:  # noqa: BLE001 - h5py raises many types
+        data, d = mu.mutate_bytes(rng, open(seed_path, "rb").read())
+        _write(path, data)
+        return "h5py refused (%s); bytes %s" % (type(e).__name__, d)
+
+
+# ------------------------------------------------------------------ running and classifying
+def snapshot(root):
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        for n in fns + [d for d in dns if os.path.islink(os.path.join(dp, d))]:
+            p = os.path.join(dp, n)
+            rel = os.path.relpath(p, root)
+            try:
+                with open(p, "rb") as f:
+                    out[rel] = hashlib.sha1(f.read()).hexdigest()
+            except OSError:
+                out[rel] = "unreadable"
+        for d in dns:
+            out.setdefault(os.path.relpath(os.path.join(dp, d), root) + "/", "dir")
+    return out
+
+
+SAN_FRAME = re.compile(r"__sanitizer|__asan|__ubsan|__interceptor|__lsan|libsanitizer|libasan|libubsan")
+LIBC_FUNCS = {"malloc", "calloc", "realloc", "free", "memcpy", "memmove", "memset", "strlen", "abort", "raise",
+              "printf", "fprintf", "snprintf", "vsnprintf", "__libc_start_main", "__libc_start_call_main",
+              "__libc_start_main_impl", "_start", "printf_common"}
+
+# Crashes inside third-party libraries that mixtape cannot fix; counted as "known", not failures.
+KNOWN = [
+    (re.compile(r"H5G__link_release_table"),
+     "libhdf5 1.10: after a failed dense-group iteration (e.g. a metadata checksum error) "
+     "H5G__link_release_table frees table entries that were never filled; harmless with glibc's "
+     "zeroed pages, a crash with ASan's malloc fill"),
+    (re.compile(r"#[0-3] 0x[0-9a-f]+ in (?:__mem\w+|H5F__accum_read) .*\n(?:.*\n){0,3}.*H5C_protect", re.M),
+     "libhdf5 1.10: a corrupt metadata address makes the metadata accumulator (H5F__accum_read, "
+     "under H5C_protect) copy from a wild pointer before any checksum is verified"),
+]
+
+
+def parse_frames(err):
+    """[(function, location)] of the first sanitizer report's stack, sanitizer frames dropped."""
+    frames = []
+    for line in err.splitlines():
+        m = re.match(r"\s*#(\d+) 0x[0-9a-f]+ (?:in (.+) )?(\S+)$", line.rstrip())
+        if not m:
+            if frames and not line.strip():
+                break
+            continue
+        if m.group(1) == "0" and frames:
+            break  # a second stack (allocation / free site): keep the crash's own
+        fn, where = m.group(2) or "", m.group(3)
+        if SAN_FRAME.search(fn + " " + where):
+            continue
+        fn = re.sub(r"\(.*", "", fn).split(" ")[-1] if fn else "?"
+        frames.append((fn, where.strip("()")))
+    return frames
+
+
+def stack_top(err, binary_name="mixtape"):
+    """'<sanitizer error>: f0 < f1 [mixtape: first frame of our own code]' for grouping crashes."""
+    frames = parse_frames(err)
+    ext = [(f, w) for f, w in frames if f not in LIBC_FUNCS and not f.startswith(("__mem", "__str"))]
+    top = ["%s (%s)" % (f, re.sub(r"\+0x[0-9a-f]+$", "", os.path.basename(w))) for f, w in ext[:2]]
+    own = next((f for f, w in ext if ("/" + binary_name + "+") in w or re.search(r"\.c:\d+", w)), None)
+    m = re.search(r"(ERROR: AddressSanitizer: [\w-]+|runtime error: [^\n]{0,80}|ERROR: LeakSanitizer)", err)
+    head = m.group(1).replace("ERROR: ", "") if m else "sanitizer report"
+    if not top:  # UBSan without a stack: file:line: runtime error
+        m2 = re.search(r"^(\S+:\d+:\d+): runtime error", err, re.M)
+        if m2:
+            top.append(os.path.basename(m2.group(1)))
+    return "%s at %s%s" % (head, " < ".join(top) or "?", ("  [mixtape: %s]" % own) if own and (
+        not ext or own != ext[0][0]) else "")
+
+
+def gdb_stack(mixtape, argv, work, env, timeout):
+    """Backtrace of a plain-build crash, rewritten as sanitizer-style frames ('' without gdb)."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return ""
+    try:
+        p = subprocess.run([gdb, "-batch", "-nx", "-q", "-ex", "run", "-ex", "bt 40", "--args", mixtape] + argv,
+                           cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout + 30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = []
+    for line in p.stdout.decode("utf-8", "replace").splitlines():
+        m = re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: (from|at) (\S+))?\s*$", line)
+        if m:
+            where = m.group(4) if m.group(4) else "(%s+0x0)" % mixtape
+            lines.append("    #%s 0x0 in %s %s" % (m.group(1), m.group(2), where))
+    return "\n".join(lines)
+
+
+def outside_files(root):
+    return sorted(os.path.join(root, n) for n in os.listdir(root) if n.startswith("outside"))
+
+
+def classify(case, rc, out, err, timed_out, before, after, escaped):
+    if timed_out:
+        return "hang", "timeout"
+    if any(s in err for s in SAN_MARKERS):
+        sig = stack_top(err)
+        for pat, _ in KNOWN:
+            if pat.search(err):
+                return "known", sig
+        return "crash", sig
+    if rc < 0:
+        return "crash", "signal %d" % -rc  # refined by Runner.run with a gdb backtrace
+    if rc not in (0, 1, 2):
+        return "crash", "exit code %d" % rc
+    changed = sorted(k for k in before if after.get(k) != before[k])
+    if changed:
+        return "debris", "input modified/removed: %s" % ", ".join(changed[:4])
+    allowed = set()
+    if rc == 0 and case.cmd in OUTPUTS:
+        allowed.add(OUTPUTS[case.cmd])
+    extra = []
+    for k in sorted(set(after) - set(before)):
+        if ".tmp" in k or "tmp" in os.path.basename(k.rstrip("/")).lower():
+            extra.append(k)
+        elif k.startswith("out/") or k == "out/" or k in allowed:
+            continue
+        else:
+            extra.append(k)
+    if extra:
+        return "debris", "left behind: %s" % ", ".join(extra[:4])
+    if escaped:
+        return "escape", "read %s (exit %d)" % (", ".join(escaped), rc)
+    if rc == 0:
+        return "ok", ""
+    if not (out + err).strip():
+        return "silent", "exit %d without a message" % rc
+    return "error", ""
+
+
+class Runner:
+    def __init__(self, mixtape, timeout, env):
+        self.mixtape, self.timeout, self.env = mixtape, timeout, env
+
+    def run(self, case, work):
+        shutil.copytree(case.root, work, symlinks=True)
+        before = snapshot(work)
+        outside = outside_files(work)
+        for o in outside:  # atime older than mtime: relatime records the next read
+            os.utime(o, (1, os.stat(o).st_mtime))
+        env = dict(self.env, TMPDIR=work)
+        t0 = time.time()
+        timed_out = False
+        try:
+            p = subprocess.run([self.mixtape] + case.argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired as e:
+            timed_out, rc, out, err = True, -9, e.stdout or b"", e.stderr or b""
+        dt = time.time() - t0
+        out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        escaped = [os.path.basename(o) for o in outside if os.path.exists(o) and os.stat(o).st_atime > 1]
+        after = snapshot(work)
+        cls, why = classify(case, rc, out, err, timed_out, before, after, escaped)
+        shutil.rmtree(work, ignore_errors=True)
+        if cls == "crash" and rc < 0 and not any(m in err for m in SAN_MARKERS):
+            shutil.copytree(case.root, work, symlinks=True)
+            bt = gdb_stack(self.mixtape, case.argv, work, env, self.timeout)
+            shutil.rmtree(work, ignore_errors=True)
+            if bt:
+                err += "\n---- gdb backtrace of the replay ----\n" + bt + "\n"
+                why = "signal %d at %s" % (-rc, stack_top(bt).split(" at ", 1)[1])
+                if any(pat.search(bt) for pat, _ in KNOWN):
+                    cls = "known"
+        return cls, why, rc, out, err, dt
+
+
+def is_asan(binary):
+    try:
+        out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"libasan" in out
+
+
+def child_env(asan):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", LC_ALL="C")
+    # allocator_may_return_null: a huge size read from a file must be refused by the reader, not
+    # by ASan; leaks on error paths are reported separately with --leaks.
+    env["ASAN_OPTIONS"] = ("detect_leaks=%d:allocator_may_return_null=1:max_allocation_size_mb=3072:"
+                           "hard_rss_limit_mb=3072:abort_on_error=0:handle_abort=1:detect_stack_use_after_return=0"
+                           % (1 if os.environ.get("MIXTAPE_FUZZ_LEAKS") else 0))
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    return env
+
+
+# ------------------------------------------------------------------ reporting
+def save_case(case, cls, why, rc, out, err, results, mixtape, seed):
+    dest = os.path.join(results, "%s-%s-%s-%06d" % (cls, case.kind, case.cmd, case.index))
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(case.root, dest, symlinks=True)
+    with open(os.path.join(dest, "cmd.sh"), "w") as f:
+        f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\ncd \"$(dirname \"$0\")\" || exit 1\n"
+                "OMP_NUM_THREADS=1 exec \"${MIXTAPE:-%s}\" %s\n"
+                % (cls, why.replace("\n", " "), case.index, seed, case.desc.replace("\n", " ")[:300],
+                   os.path.abspath(mixtape), " ".join("'%s'" % a for a in case.argv)))
+    os.chmod(os.path.join(dest, "cmd.sh"), 0o755)
+    with open(os.path.join(dest, "stderr.txt"), "w") as f:
+        f.write(err[-20000:])
+        f.write("\n---- stdout ----\n" + out[-4000:])
+    with open(os.path.join(dest, "meta.json"), "w") as f:
+        json.dump({"index": case.index, "seed": seed, "kind": case.kind, "command": case.cmd, "class": cls,
+                   "why": why, "exit": rc, "mutation": case.desc, "argv": case.argv}, f, indent=1)
+    return dest
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mixtape", default=os.environ.get("MIXTAPE"), help="the binary (default $MIXTAPE)")
+    ap.add_argument("--seed", default="1")
+    ap.add_argument("--budget", type=int, default=0, help="number of inputs (0: until --minutes)")
+    ap.add_argument("--minutes", type=float, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--only", type=int, action="append", help="run only these input indices (replay)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 20, 90 under ASan)")
+    ap.add_argument("--out", default="fuzz-results", help="directory for failing inputs")
+    ap.add_argument("--keep-per-signature", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.mixtape or not os.access(a.mixtape, os.X_OK):
+        ap.error("no mixtape binary (--mixtape or $MIXTAPE)")
+    kinds = tuple(k for k in a.kinds.split(",") if k)
+    for k in kinds:
+        if k not in KINDS:
+            ap.error("unknown kind %s (%s)" % (k, ", ".join(KINDS)))
+    if not a.budget and not a.minutes and not a.only:
+        a.budget = 2000
+    asan = is_asan(a.mixtape)
+    timeout = a.timeout or (90 if asan else 20)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if not asan:  # ASan reserves terabytes of address space; it has its own limits (child_env)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        lim = 6 << 30
+        if hard == resource.RLIM_INFINITY or hard > lim:
+            resource.setrlimit(resource.RLIMIT_AS, (lim, hard))
+    env = child_env(asan)
+    # tmpfs when there is one: thousands of tiny files per minute
+    work = tempfile.mkdtemp(prefix="mtfuzz.", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    results = os.path.abspath(a.out)
+    try:
+        seed_files = sd.make_seeds(os.path.abspath(a.mixtape), os.path.join(work, "seeds"), env)
+        return _loop(a, kinds, seed_files, work, results, env, timeout, asan)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
+    runner = Runner(os.path.abspath(a.mixtape), timeout, env)
+    stats = collections.defaultdict(collections.Counter)      # kind -> class -> n
+    by_cmd = collections.defaultdict(collections.Counter)     # kind/cmd -> class -> n
+    sigs = collections.OrderedDict()                          # (class, kind, cmd, why) -> [n, first dest]
+    lock = threading.Lock()
+    slots = threading.Semaphore(2 * a.jobs)
+    t_start = time.time()
+    deadline = t_start + 60 * a.minutes if a.minutes else None
+    indices = a.only or range(a.budget if a.budget else 1 << 40)
+    cpu0 = os.times()
+
+    def done(case, res):
+        cls, why, rc, out, err, dt = res
+        with lock:
+            stats[case.kind][cls] += 1
+            stats[case.kind]["tried"] += 1
+            by_cmd[case.kind + "/" + case.cmd][cls] += 1
+            if a.verbose:
+                print("%6d %-6s %-9s %-6s rc=%-4d %5.2fs %s%s" % (case.index, case.kind, case.cmd, cls, rc, dt,
+                                                                 case.desc[:90], (" -- " + why) if why else ""))
+            if cls in FAIL_CLASSES or cls == "known":
+                key = (cls, case.kind, case.cmd, re.sub(r"0x[0-9a-f]+| \(exit \d\)", "", why))
+                ent = sigs.setdefault(key, [0, None, case.desc, case.index])
+                ent[0] += 1
+                if ent[0] <= a.keep_per_signature:
+                    dest = save_case(case, cls, why, rc, out, err, results, a.mixtape, a.seed)
+                    ent[1] = ent[1] or dest
+                    print("%s %s via %s: %s\n    input %d: %s\n    reproducer: %s/cmd.sh" % (
+                        cls.upper(), case.kind, case.cmd, why, case.index, case.desc[:200], dest), flush=True)
+        shutil.rmtree(case.root, ignore_errors=True)
+
+    def job(case):
+        try:
+            res = runner.run(case, case.root + ".run")
+            done(case, res)
+        except Exception as e:  # noqa: BLE001 - a driver bug must not hang the pool
+            print("fuzz driver error on input %d: %r" % (case.index, e), file=sys.stderr, flush=True)
+            with lock:
+                stats[case.kind]["driver-error"] += 1
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        for i in indices:
+            if deadline and time.time() > deadline:
+                break
+            slots.acquire()
+            stage = os.path.join(work, "case%d" % i)
+            case = make_case(i, a.seed, os.path.join(work, "seeds"), seed_files, kinds, stage)
+            pool.submit(job, case)
+    elapsed = time.time() - t_start
+    cpu = os.times()
+    child_cpu = (cpu.children_user + cpu.children_system) - (cpu0.children_user + cpu0.children_system)
+    own_cpu = (cpu.user + cpu.system) - (cpu0.user + cpu0.system)
+    return report(stats, by_cmd, sigs, elapsed, (child_cpu, own_cpu), asan, a)
+
+
+def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
+    cols = ("tried", "ok", "error") + FAIL_CLASSES + ("known",)
+    print("\nmixtape fuzz: seed %s, %s build, %.1f s wall, CPU %.1f s in mixtape + %.1f s in the driver" % (
+        a.seed, "ASan+UBSan" if asan else "plain", elapsed, cpu[0], cpu[1]))
+    print("%-18s" % "input kind" + "".join("%8s" % c for c in cols))
+    total = collections.Counter()
+    for k in KINDS:
+        if k in stats:
+            total.update(stats[k])
+            print("%-18s" % k + "".join("%8d" % stats[k][c] for c in cols))
+    for kc in sorted(by_cmd):
+        print("%-18s" % ("  " + kc) + "".join("%8d" % (by_cmd[kc]["ok"] + by_cmd[kc]["error"] + sum(
+            by_cmd[kc][f] for f in FAIL_CLASSES)) if c == "tried" else "%8d" % by_cmd[kc][c] for c in cols))
+    print("%-18s" % "total" + "".join("%8d" % total[c] for c in cols))
+    print("(clean = ok + error: exit 0, or exit 1/2 with a message)")
+    if total["driver-error"]:
+        print("driver errors: %d" % total["driver-error"])
+    if sigs:
+        print("\ndistinct failures (class kind/command: signature  count  first reproducer):")
+        for (cls, kind, cmd, why), (n, dest, desc, idx) in sigs.items():
+            print("  %s %s/%s: %s  x%d\n      %s/cmd.sh  (input %d: %s)" % (
+                cls, kind, cmd, why, n, dest, idx, desc[:160]))
+    bad = sum(total[c] for c in FAIL_CLASSES)
+    return 1 if bad or total["driver-error"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
