@@ -26,6 +26,7 @@ import random
 import re
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mutate as mu  # noqa: E402
 import seeds as sd  # noqa: E402
 
-KINDS = ("ckpt", "h5data", "shard")
+KINDS = ("ckpt", "h5data", "shard", "imagefolder", "convert", "yaml")
+# input i has kind KIND_CYCLE[i % len] (restricted to --kinds): checkpoints, HDF5 data and shards
+# get most of the budget
+KIND_CYCLE = ("ckpt", "h5data", "shard", "ckpt", "h5data", "shard", "ckpt", "imagefolder", "convert", "yaml")
 FAIL_CLASSES = ("crash", "hang", "debris", "escape", "silent")
 RUN = ["--threads", "1"]
 TRAIN = ["-b", "2", "--epochs", "1", "--max-steps", "2", "--warmup-epochs", "0", "-j", "1", "--log-interval", "1"]
@@ -65,6 +69,22 @@ COMMANDS = {
         "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "2"] + RUN,
         "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out", "--shuffle-buffer", "4"]
         + TRAIN + RUN,
+    },
+    "imagefolder": {
+        "eval": ["eval", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2"] + RUN,
+        "train": ["train"] + sd.MODEL + ["--train", "imgs", "--output", "out"] + TRAIN + RUN,
+        "shards": ["shards", "--from", "imagefolder", "imgs", "--out", "out/f", "--per-shard", "2"],
+    },
+    "convert": {
+        "idx": ["shards", "--from", "idx", "train-images-idx3-ubyte", "--out", "out/i", "--per-shard", "2"],
+        "idx-labels": ["shards", "--from", "idx", "train-images-idx3-ubyte", "--labels", "train-labels-idx1-ubyte",
+                       "--out", "out/i"],
+        "cifar": ["shards", "--from", "cifar", "data_batch_1.bin", "--out", "out/c", "--per-shard", "2"],
+        "cifar-dir": ["shards", "--from", "cifar", ".", "--out", "out/c"],
+    },
+    "yaml": {
+        "train": ["train", "--config", "args.yaml"],
+        "train-flags": ["train", "--config", "args.yaml", "--max-steps", "1", "--epochs", "1"],
     },
 }
 OUTPUTS = {"predict": "out.h5", "grads": "out.h5"}  # must not exist after a failed run
@@ -115,7 +135,8 @@ def _write(path, data):
 def make_case(index, seed, seed_dir, seed_files, kinds, stage):
     """Writes case `index` into directory `stage` (pristine inputs); returns the Case."""
     rng = random.Random("%s:%d" % (seed, index))
-    kind = kinds[index % len(kinds)]
+    cycle = [k for k in KIND_CYCLE if k in kinds]
+    kind = cycle[index % len(cycle)]
     cmd = rng.choice(sorted(COMMANDS[kind]))
     os.makedirs(stage)
     src = os.path.join(seed_dir, "")
@@ -152,6 +173,36 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
             descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
         descs.insert(0, base)
         arg = "in.h5"
+    elif kind == "imagefolder":
+        shutil.copy(src + "c.h5", stage)
+        descs.append(mu.mutate_imagefolder(rng, src + "imgs", os.path.join(stage, "imgs"),
+                                           os.path.join(stage, "outside.png")))
+        arg = "imgs"
+    elif kind == "convert":
+        names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] if cmd.startswith("idx") else ["data_batch_1.bin"]
+        victim = rng.choice(names)
+        written = {}
+        for n in names:
+            data = open(src + n, "rb").read()
+            if n == victim:
+                data, d = mu.mutate_idx(rng, data) if cmd.startswith("idx") and rng.random() < 0.5 else \
+                    mu.mutate_bytes(rng, data)
+                descs.append("%s %s" % (n, d))
+            written[n] = n
+            if n.endswith("ubyte") and rng.random() < 0.2:
+                data, written[n] = mu.gzip_bytes(data), n + ".gz"
+                descs.append("gzip " + n)
+            _write(os.path.join(stage, written[n]), data)
+        argv = [written.get(x, x) for x in COMMANDS[kind][cmd]]
+        return Case(index, kind, cmd, " | ".join(descs), stage, argv)
+    elif kind == "yaml":
+        shutil.copy(src + "d.h5", stage)
+        text = open(src + "args.yaml", "rb").read()
+        for _ in range(rng.choice((1, 1, 2))):
+            text, d = mu.mutate_yaml(rng, text)
+            descs.append(d)
+        _write(os.path.join(stage, "args.yaml"), text)
+        arg = None
     else:
         shutil.copy(src + "c.h5", stage)
         os.makedirs(os.path.join(stage, "shards"))
@@ -175,7 +226,7 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
         elif classes is not None:
             _write(os.path.join(stage, "shards", "classes.txt"), classes)
         arg = "shards/" + name if rng.random() < 0.8 else "shards"
-    argv = [arg if a == "IN" else a for a in COMMANDS[kind][cmd]]
+    argv = [arg if x == "IN" else x for x in COMMANDS[kind][cmd]]
     return Case(index, kind, cmd, " | ".join(d for d in descs if d), stage, argv)
 
 
@@ -191,16 +242,23 @@ def _try_h5(rng, path, kind, outside, seed_path):
 
 # ------------------------------------------------------------------ running and classifying
 def snapshot(root):
+    """{relative path: content hash} of every entry under root; links and special files are not
+    followed or opened (a FIFO would block)."""
     out = {}
     for dp, dns, fns in os.walk(root):
         for n in fns + [d for d in dns if os.path.islink(os.path.join(dp, d))]:
             p = os.path.join(dp, n)
             rel = os.path.relpath(p, root)
-            try:
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = "link:" + os.readlink(p)
+            elif not stat.S_ISREG(st.st_mode):
+                out[rel] = "special:%o" % st.st_mode
+            elif st.st_size > (16 << 20):
+                out[rel] = "big:%d:%d" % (st.st_size, st.st_mtime_ns)
+            else:
                 with open(p, "rb") as f:
                     out[rel] = hashlib.sha1(f.read()).hexdigest()
-            except OSError:
-                out[rel] = "unreadable"
         for d in dns:
             out.setdefault(os.path.relpath(os.path.join(dp, d), root) + "/", "dir")
     return out
@@ -220,6 +278,17 @@ KNOWN = [
     (re.compile(r"#[0-3] 0x[0-9a-f]+ in (?:__mem\w+|H5F__accum_read) .*\n(?:.*\n){0,3}.*H5C_protect", re.M),
      "libhdf5 1.10: a corrupt metadata address makes the metadata accumulator (H5F__accum_read, "
      "under H5C_protect) copy from a wild pointer before any checksum is verified"),
+    (re.compile(r"#[0-3] 0x[0-9a-f]+ in (?:__mem\w+ .*\n.*#\d+ 0x[0-9a-f]+ in )?H5HG_read", re.M),
+     "libhdf5 1.10: a corrupt global heap object (the storage of variable-length string attributes) "
+     "makes H5HG_read copy past the heap collection"),
+]
+
+
+# Hangs inside third-party libraries (main thread's stack at the timeout), same treatment.
+KNOWN_HANGS = [
+    (re.compile(r"H5HG__protect|H5HG_read"),
+     "libhdf5 1.10: a corrupt global heap collection (variable-length string storage) makes "
+     "H5HG__protect / the metadata cache loop forever"),
 ]
 
 
@@ -237,15 +306,17 @@ def parse_frames(err):
         fn, where = m.group(2) or "", m.group(3)
         if SAN_FRAME.search(fn + " " + where):
             continue
-        fn = re.sub(r"\(.*", "", fn).split(" ")[-1] if fn else "?"
-        frames.append((fn, where.strip("()")))
+        fn = re.sub(r"\(.*", "", fn).split(" ")[-1] if fn else "??"
+        if fn != "??":
+            frames.append((fn, where.strip("()")))
     return frames
 
 
 def stack_top(err, binary_name="mixtape"):
     """'<sanitizer error>: f0 < f1 [mixtape: first frame of our own code]' for grouping crashes."""
     frames = parse_frames(err)
-    ext = [(f, w) for f, w in frames if f not in LIBC_FUNCS and not f.startswith(("__mem", "__str"))]
+    ext = [(f, w) for f, w in frames
+           if f not in LIBC_FUNCS and not f.startswith(("__mem", "__str", "__pthread_kill", "__GI_"))]
     top = ["%s (%s)" % (f, re.sub(r"\+0x[0-9a-f]+$", "", os.path.basename(w))) for f, w in ext[:2]]
     own = next((f for f, w in ext if ("/" + binary_name + "+") in w or re.search(r"\.c:\d+", w)), None)
     m = re.search(r"(ERROR: AddressSanitizer: [\w-]+|runtime error: [^\n]{0,80}|ERROR: LeakSanitizer)", err)
@@ -256,6 +327,44 @@ def stack_top(err, binary_name="mixtape"):
             top.append(os.path.basename(m2.group(1)))
     return "%s at %s%s" % (head, " < ".join(top) or "?", ("  [mixtape: %s]" % own) if own and (
         not ext or own != ext[0][0]) else "")
+
+
+def _copy_entry(src, dst):
+    if stat.S_ISFIFO(os.lstat(src).st_mode):
+        os.mkfifo(dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def copy_case(src, dst):
+    """copytree that keeps symlinks as links and recreates FIFOs instead of reading them."""
+    shutil.copytree(src, dst, symlinks=True, copy_function=_copy_entry)
+
+
+def _gdb_frames(text, mixtape):
+    lines = []
+    for line in text.splitlines():
+        if lines and line.startswith("Thread "):
+            break  # only the first (main or crashing) thread
+        m = re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: (from|at) (\S+))?\s*$", line)
+        if m:
+            where = m.group(4) if m.group(4) else "(%s+0x0)" % mixtape
+            lines.append("    #%s 0x0 in %s %s" % (m.group(1), m.group(2), where))
+    return "\n".join(lines)
+
+
+def gdb_attach(pid, timeout, mixtape):
+    """Backtrace of the main thread of a hanging process ('' without gdb)."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return ""
+    try:
+        p = subprocess.run([gdb, "-batch", "-nx", "-q", "-p", str(pid), "-ex", "thread 1", "-ex", "bt 40"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout + 30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return _gdb_frames(p.stdout.decode("utf-8", "replace"), mixtape)
 
 
 def gdb_stack(mixtape, argv, work, env, timeout):
@@ -269,13 +378,7 @@ def gdb_stack(mixtape, argv, work, env, timeout):
                            stderr=subprocess.STDOUT, timeout=timeout + 30)
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    lines = []
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        m = re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: (from|at) (\S+))?\s*$", line)
-        if m:
-            where = m.group(4) if m.group(4) else "(%s+0x0)" % mixtape
-            lines.append("    #%s 0x0 in %s %s" % (m.group(1), m.group(2), where))
-    return "\n".join(lines)
+    return _gdb_frames(p.stdout.decode("utf-8", "replace"), mixtape)
 
 
 def outside_files(root):
@@ -325,28 +428,37 @@ class Runner:
         self.mixtape, self.timeout, self.env = mixtape, timeout, env
 
     def run(self, case, work):
-        shutil.copytree(case.root, work, symlinks=True)
+        copy_case(case.root, work)
         before = snapshot(work)
         outside = outside_files(work)
         for o in outside:  # atime older than mtime: relatime records the next read
             os.utime(o, (1, os.stat(o).st_mtime))
         env = dict(self.env, TMPDIR=work)
         t0 = time.time()
-        timed_out = False
+        timed_out, hang_bt = False, ""
+        p = subprocess.Popen([self.mixtape] + case.argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            p = subprocess.run([self.mixtape] + case.argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout)
-            rc, out, err = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired as e:
-            timed_out, rc, out, err = True, -9, e.stdout or b"", e.stderr or b""
+            out, err = p.communicate(timeout=self.timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            timed_out, rc = True, -9
+            hang_bt = gdb_attach(p.pid, self.timeout, self.mixtape)
+            p.kill()
+            out, err = p.communicate()
         dt = time.time() - t0
         out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         escaped = [os.path.basename(o) for o in outside if os.path.exists(o) and os.stat(o).st_atime > 1]
         after = snapshot(work)
         cls, why = classify(case, rc, out, err, timed_out, before, after, escaped)
         shutil.rmtree(work, ignore_errors=True)
+        if timed_out and hang_bt:
+            err += "\n---- gdb backtrace at the timeout ----\n" + hang_bt + "\n"
+            why = "timeout in %s" % stack_top(hang_bt).split(" at ", 1)[1]
+            if any(pat.search(hang_bt) for pat, _ in KNOWN_HANGS):
+                cls = "known"
         if cls == "crash" and rc < 0 and not any(m in err for m in SAN_MARKERS):
-            shutil.copytree(case.root, work, symlinks=True)
+            copy_case(case.root, work)
             bt = gdb_stack(self.mixtape, case.argv, work, env, self.timeout)
             shutil.rmtree(work, ignore_errors=True)
             if bt:
@@ -381,7 +493,7 @@ def child_env(asan):
 def save_case(case, cls, why, rc, out, err, results, mixtape, seed):
     dest = os.path.join(results, "%s-%s-%s-%06d" % (cls, case.kind, case.cmd, case.index))
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(case.root, dest, symlinks=True)
+    copy_case(case.root, dest)
     with open(os.path.join(dest, "cmd.sh"), "w") as f:
         f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\ncd \"$(dirname \"$0\")\" || exit 1\n"
                 "OMP_NUM_THREADS=1 exec \"${MIXTAPE:-%s}\" %s\n"
@@ -406,7 +518,7 @@ def main(argv=None):
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--only", type=int, action="append", help="run only these input indices (replay)")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 20, 90 under ASan)")
+    ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 10, 60 under ASan)")
     ap.add_argument("--out", default="fuzz-results", help="directory for failing inputs")
     ap.add_argument("--keep-per-signature", type=int, default=3)
     ap.add_argument("--verbose", action="store_true")
@@ -420,7 +532,7 @@ def main(argv=None):
     if not a.budget and not a.minutes and not a.only:
         a.budget = 2000
     asan = is_asan(a.mixtape)
-    timeout = a.timeout or (90 if asan else 20)
+    timeout = a.timeout or (60 if asan else 10)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not asan:  # ASan reserves terabytes of address space; it has its own limits (child_env)
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -433,6 +545,7 @@ def main(argv=None):
     results = os.path.abspath(a.out)
     try:
         seed_files = sd.make_seeds(os.path.abspath(a.mixtape), os.path.join(work, "seeds"), env)
+        sd.make_extra_seeds(os.path.join(work, "seeds"))
         return _loop(a, kinds, seed_files, work, results, env, timeout, asan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -456,6 +569,7 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
             stats[case.kind][cls] += 1
             stats[case.kind]["tried"] += 1
             by_cmd[case.kind + "/" + case.cmd][cls] += 1
+            by_cmd[case.kind + "/" + case.cmd]["tried"] += 1
             if a.verbose:
                 print("%6d %-6s %-9s %-6s rc=%-4d %5.2fs %s%s" % (case.index, case.kind, case.cmd, cls, rc, dt,
                                                                  case.desc[:90], (" -- " + why) if why else ""))
@@ -500,16 +614,15 @@ def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
     cols = ("tried", "ok", "error") + FAIL_CLASSES + ("known",)
     print("\nmixtape fuzz: seed %s, %s build, %.1f s wall, CPU %.1f s in mixtape + %.1f s in the driver" % (
         a.seed, "ASan+UBSan" if asan else "plain", elapsed, cpu[0], cpu[1]))
-    print("%-18s" % "input kind" + "".join("%8s" % c for c in cols))
+    print("%-22s" % "input kind" + "".join("%8s" % c for c in cols))
     total = collections.Counter()
     for k in KINDS:
         if k in stats:
             total.update(stats[k])
-            print("%-18s" % k + "".join("%8d" % stats[k][c] for c in cols))
+            print("%-22s" % k + "".join("%8d" % stats[k][c] for c in cols))
     for kc in sorted(by_cmd):
-        print("%-18s" % ("  " + kc) + "".join("%8d" % (by_cmd[kc]["ok"] + by_cmd[kc]["error"] + sum(
-            by_cmd[kc][f] for f in FAIL_CLASSES)) if c == "tried" else "%8d" % by_cmd[kc][c] for c in cols))
-    print("%-18s" % "total" + "".join("%8d" % total[c] for c in cols))
+        print("%-22s" % ("  " + kc) + "".join("%8d" % by_cmd[kc][c] for c in cols))
+    print("%-22s" % "total" + "".join("%8d" % total[c] for c in cols))
     print("(clean = ok + error: exit 0, or exit 1/2 with a message)")
     if total["driver-error"]:
         print("driver errors: %d" % total["driver-error"])

@@ -517,3 +517,121 @@ def mutate_classes(rng, data):
 
 def gzip_bytes(data):
     return gzip.compress(data, mtime=0)
+
+
+# ---------------------------------------------------------------- ImageFolder
+def _copytree(src, dst):
+    import shutil
+    shutil.copytree(src, dst, symlinks=True)
+
+
+def mutate_imagefolder(rng, src_root, root, outside):
+    """Copies the seed ImageFolder to root and changes one thing in it. `outside` is a valid PNG
+    beside root that only a followed symlink can reach."""
+    import os
+    _copytree(src_root, root)
+    files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(root) for f in fs)
+    victim = _pick(rng, files)
+    with open(outside, "wb") as o:
+        o.write(open(_pick(rng, [f for f in files if f.endswith(".png")]), "rb").read())
+    cls_dir = os.path.dirname(victim)
+    op = rng.randrange(11)
+    rel = os.path.relpath(victim, root)
+    if op <= 2:
+        data = open(victim, "rb").read()
+        if data[:4] == b"\x89PNG" and op == 0:
+            m, d = png_with_chunk_field(rng, data)
+        elif data[:2] == b"\xff\xd8" and op == 0:
+            m, d = jpeg_with_sof_field(rng, data)
+        else:
+            m, d = mutate_bytes(rng, data)
+        open(victim, "wb").write(m)
+        return "%s %s" % (rel, d)
+    if op == 3:
+        os.remove(victim)
+        target = _pick(rng, [os.path.relpath(outside, cls_dir), "/dev/zero", "/nonexistent.png", "."])
+        os.symlink(target, victim)
+        return "%s -> symlink %s" % (rel, target)
+    if op == 4:
+        os.remove(victim)
+        os.mkfifo(victim)
+        return "%s -> fifo" % rel
+    if op == 5:
+        os.remove(victim)
+        os.mkdir(victim)
+        return "%s -> directory" % rel
+    if op == 6:
+        with open(victim, "r+b") as f:
+            f.truncate(_pick(rng, [0, 1, 8, (64 << 20) + 1, 1 << 30]))
+        return "%s sparse/empty size %d" % (rel, os.path.getsize(victim))
+    if op == 7:
+        n = _pick(rng, [1, 4, 300, 2000])
+        for i in range(n):
+            os.mkdir(os.path.join(root, "c%05d" % i))
+        if rng.random() < 0.5:
+            open(os.path.join(root, "c%05d" % (n - 1), "x.png"), "wb").write(open(outside, "rb").read())
+        return "%d extra class dirs" % n
+    if op == 8:
+        name = _pick(rng, ["a\nb", "x" * 255, ".hidden", "\xe9t\xe9", " ", "-", "zz.png"])
+        try:
+            os.mkdir(os.path.join(root, name))
+            open(os.path.join(root, name, "y.png"), "wb").write(open(outside, "rb").read())
+        except OSError:
+            pass
+        return "class dir %r" % name[:20]
+    if op == 9:
+        for d in os.listdir(root):
+            import shutil
+            shutil.rmtree(os.path.join(root, d))
+        return "no class dirs"
+    target = _pick(rng, ["..", "/", os.path.relpath(os.path.dirname(outside), root)])
+    os.symlink(target, os.path.join(root, "zlink"))
+    return "class dir symlink -> %s" % target
+
+
+# ---------------------------------------------------------------- IDX / YAML
+def mutate_idx(rng, data):
+    """IDX header fields: data type, number of dimensions, a dimension (big-endian int32)."""
+    b = bytearray(data)
+    if len(b) < 8:
+        return mutate_bytes(rng, data)
+    op = rng.randrange(3)
+    if op == 0:
+        b[2] = _pick(rng, [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0xFF])
+        return bytes(b), "idx type %#x" % b[2]
+    if op == 1:
+        b[3] = _pick(rng, [0, 1, 2, 3, 4, 255])
+        return bytes(b), "idx ndims %d" % b[3]
+    ndims = max(1, min(b[3], (len(b) - 4) // 4))
+    k = rng.randrange(ndims)
+    v = _pick(rng, [0, 1, 2, 3, 4, 6, 7, 9, 28, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 65536])
+    b[4 + 4 * k:8 + 4 * k] = struct.pack(">I", v)
+    return bytes(b), "idx dim%d=%d" % (k, v)
+
+
+YAML_VALUES = ["-1", "0", "1e309", "nan", "inf", "-inf", "2147483648", "9223372036854775808", "", "[", "{a: b}",
+               "~", "null", "yes", "0x10", "'unterminated", "\"esc\\", "a" * 5000, "[1, 2, 3, 4, 5, 6, 7, 8, 9]",
+               "&anchor", "*alias", "!!python/object:os.system", "- item", "1e-320", "3.5", "[]", "'  '"]
+
+
+def mutate_yaml(rng, text):
+    lines = text.split(b"\n")
+    op = rng.randrange(7)
+    i = rng.randrange(len(lines))
+    key = lines[i].split(b":", 1)[0]
+    if op <= 2 and key not in (b"output", b"train", b"val", b"resume", b"initial_checkpoint", b"config"):
+        v = _pick(rng, YAML_VALUES).encode()
+        lines[i] = key + b": " + v
+        return b"\n".join(lines), "yaml %s: %r" % (key.decode("latin-1"), v[:20])
+    if op == 3:
+        lines.insert(i, _pick(rng, [b"zz_unknown: 1", b"model: vit_tiny_28", b"lr: 1", key + b": 2", b"no colon here",
+                                    b"\tindented: 1", b"  nested:\n    deep: 1", b"key: [1,\n  2]", b"\0", b"---",
+                                    b"#" * 100000]))
+        return b"\n".join(lines), "yaml insert @%d" % i
+    if op == 4:
+        del lines[i]
+        return b"\n".join(lines), "yaml del line %d" % i
+    if op == 5:
+        return b"\n".join(lines * _pick(rng, [2, 1000])), "yaml lines repeated"
+    m, d = mutate_bytes(rng, text)
+    return m, "yaml bytes " + d

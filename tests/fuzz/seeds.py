@@ -108,3 +108,43 @@ def make_seeds(mixtape, seed_dir, env):
         "h5data": ["d.h5", "dz.h5"],
         "shard": ["s.tar"],
     }
+
+
+def idx_bytes(rng, n=5, h=8, w=8):
+    """IDX images (magic 0x0803, big-endian dims) and labels (0x0801) files."""
+    import struct
+    imgs = struct.pack(">IIII", 0x803, n, h, w) + rng.integers(0, 256, n * h * w, dtype=np.uint8).tobytes()
+    labs = struct.pack(">II", 0x801, n) + bytes(i % NUM_CLASSES for i in range(n))
+    return imgs, labs
+
+
+def cifar_bytes(rng, n=3):
+    """CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (R, G, B planes)."""
+    return b"".join(bytes([i % NUM_CLASSES]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes()
+                    for i in range(n))
+
+
+def make_extra_seeds(seed_dir):
+    """ImageFolder, IDX and CIFAR sources and a train config (args.yaml) for the other kinds."""
+    rng = np.random.default_rng(20261205)
+    members = [m for m in shard_members(rng) if m[0].rsplit(".", 1)[1] in ("png", "jpg", "jpeg")]
+    root = os.path.join(seed_dir, "imgs")
+    for i, (name, data) in enumerate(members):
+        d = os.path.join(root, ("zero", "one", "two")[i % NUM_CLASSES])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    imgs, labs = idx_bytes(rng)
+    with open(os.path.join(seed_dir, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(imgs)
+    with open(os.path.join(seed_dir, "train-labels-idx1-ubyte"), "wb") as f:
+        f.write(labs)
+    with open(os.path.join(seed_dir, "data_batch_1.bin"), "wb") as f:
+        f.write(cifar_bytes(rng))
+    cfg = ["model: mixer_tiny", "num_classes: 3", "img_size: 8", "in_chans: 1", "patch_size: 4", "embed_dim: 8",
+           "depth: 1", "train: d.h5", "batch_size: 2", "epochs: 1", "max_steps: 1", "threads: 1", "workers: 1",
+           "seed: 1", "output: out", "lr: 0.001", "opt: adamw", "weight_decay: 0.05", "sched: cosine",
+           "warmup_epochs: 0", "smoothing: 0.1", "mixup: 0", "clip_grad: null", "token_mixer: null",
+           "opt_betas: [0.9, 0.999]", "mean: [0.5]", "std: [0.25]", "log_interval: 1"]
+    with open(os.path.join(seed_dir, "args.yaml"), "w") as f:
+        f.write("\n".join(cfg) + "\n")
