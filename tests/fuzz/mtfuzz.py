@@ -11,6 +11,8 @@ through one real command of the `mixtape` binary in a fresh directory, with a ti
           after a failed run
   silent  exit 1/2 without any message
   known   a crash inside a third-party library listed in KNOWN (reported, not a failure)
+  nan-ok  eval / train exited 0 while reporting a NaN loss or accuracy (the trust model wants NaN
+          reported as a failure, never as a plausible result)
   escape  the run read a file the input only points to (HDF5 external storage / external link
           target `outside*`, detected by its access time)
 
@@ -42,7 +44,7 @@ KINDS = ("ckpt", "h5data", "shard", "imagefolder", "convert", "yaml")
 # input i has kind KIND_CYCLE[i % len] (restricted to --kinds): checkpoints, HDF5 data and shards
 # get most of the budget
 KIND_CYCLE = ("ckpt", "h5data", "shard", "ckpt", "h5data", "shard", "ckpt", "imagefolder", "convert", "yaml")
-FAIL_CLASSES = ("crash", "hang", "debris", "escape", "silent")
+FAIL_CLASSES = ("crash", "hang", "debris", "escape", "nan-ok", "silent")
 RUN = ["--threads", "1"]
 TRAIN = ["-b", "2", "--epochs", "1", "--max-steps", "2", "--warmup-epochs", "0", "-j", "1", "--log-interval", "1"]
 
@@ -88,6 +90,7 @@ COMMANDS = {
     },
 }
 OUTPUTS = {"predict": "out.h5", "grads": "out.h5"}  # must not exist after a failed run
+LAST_STATS = {}  # kind -> class -> count of the last main() call (for tests/test_fuzz.py)
 SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runtime error:",
                "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
 
@@ -176,7 +179,7 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
     elif kind == "imagefolder":
         shutil.copy(src + "c.h5", stage)
         descs.append(mu.mutate_imagefolder(rng, src + "imgs", os.path.join(stage, "imgs"),
-                                           os.path.join(stage, "outside.png")))
+                                           os.path.join(stage, "linked.png")))
         arg = "imgs"
     elif kind == "convert":
         names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] if cmd.startswith("idx") else ["data_batch_1.bin"]
@@ -228,6 +231,23 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
         arg = "shards/" + name if rng.random() < 0.8 else "shards"
     argv = [arg if x == "IN" else x for x in COMMANDS[kind][cmd]]
     return Case(index, kind, cmd, " | ".join(d for d in descs if d), stage, argv)
+
+
+def make_control(kind, cmd, seed_dir, stage):
+    """The unmutated seed for kind/cmd: must run cleanly (exit 0), or the fuzzing says nothing."""
+    src = os.path.join(seed_dir, "")
+    os.makedirs(stage)
+    files = {"ckpt": {"d.h5": "d.h5", "t.h5": "in.h5"}, "h5data": {"c.h5": "c.h5", "d.h5": "in.h5"},
+             "shard": {"c.h5": "c.h5", "s.tar": "shards/s-000000.tar", "classes.txt": "shards/classes.txt"},
+             "imagefolder": {"c.h5": "c.h5"}, "yaml": {"d.h5": "d.h5", "args.yaml": "args.yaml"},
+             "convert": {n: n for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "data_batch_1.bin")}}
+    for a, b in files[kind].items():
+        os.makedirs(os.path.dirname(os.path.join(stage, b)), exist_ok=True)
+        shutil.copy(src + a, os.path.join(stage, b))
+    if kind == "imagefolder":
+        shutil.copytree(src + "imgs", os.path.join(stage, "imgs"))
+    arg = {"ckpt": "in.h5", "h5data": "in.h5", "shard": "shards/s-000000.tar"}.get(kind)
+    return Case(-1, kind, cmd, "control (unmutated seed)", stage, [arg if x == "IN" else x for x in COMMANDS[kind][cmd]])
 
 
 def _try_h5(rng, path, kind, outside, seed_path):
@@ -318,7 +338,8 @@ def stack_top(err, binary_name="mixtape"):
     ext = [(f, w) for f, w in frames
            if f not in LIBC_FUNCS and not f.startswith(("__mem", "__str", "__pthread_kill", "__GI_"))]
     top = ["%s (%s)" % (f, re.sub(r"\+0x[0-9a-f]+$", "", os.path.basename(w))) for f, w in ext[:2]]
-    own = next((f for f, w in ext if ("/" + binary_name + "+") in w or re.search(r"\.c:\d+", w)), None)
+    own = next((f for f, w in ext if ("/" + binary_name + "+") in w
+                or re.match(r"(?:.*/)?(?:core|data|layers|optim|train)/\w+\.c:\d+", w)), None)
     m = re.search(r"(ERROR: AddressSanitizer: [\w-]+|runtime error: [^\n]{0,80}|ERROR: LeakSanitizer)", err)
     head = m.group(1).replace("ERROR: ", "") if m else "sanitizer report"
     if not top:  # UBSan without a stack: file:line: runtime error
@@ -342,15 +363,23 @@ def copy_case(src, dst):
 
 
 def _gdb_frames(text, mixtape):
-    lines = []
+    """gdb backtraces -> sanitizer-style frames of one thread: the first one that is not parked on
+    a futex / condition variable (the blocked or crashing one), else the first thread."""
+    threads, cur = [], None
     for line in text.splitlines():
-        if lines and line.startswith("Thread "):
-            break  # only the first (main or crashing) thread
+        if line.startswith("Thread ") or cur is None:
+            cur = []
+            threads.append(cur)
         m = re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: (from|at) (\S+))?\s*$", line)
         if m:
             where = m.group(4) if m.group(4) else "(%s+0x0)" % mixtape
-            lines.append("    #%s 0x0 in %s %s" % (m.group(1), m.group(2), where))
-    return "\n".join(lines)
+            cur.append("    #%s 0x0 in %s %s" % (m.group(1), m.group(2), where))
+    threads = [t for t in threads if t]
+    if not threads:
+        return ""
+    busy = [t for t in threads if not re.search(r"futex|pthread_cond|__GI___poll|epoll_wait|sched_yield|gomp_.*barrier",
+                                               "\n".join(t[:4]))]
+    return "\n".join((busy or threads)[0])
 
 
 def gdb_attach(pid, timeout, mixtape):
@@ -359,7 +388,7 @@ def gdb_attach(pid, timeout, mixtape):
     if not gdb:
         return ""
     try:
-        p = subprocess.run([gdb, "-batch", "-nx", "-q", "-p", str(pid), "-ex", "thread 1", "-ex", "bt 40"],
+        p = subprocess.run([gdb, "-batch", "-nx", "-q", "-p", str(pid), "-ex", "thread apply all bt 40"],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=timeout + 30)
     except (OSError, subprocess.TimeoutExpired):
@@ -416,6 +445,10 @@ def classify(case, rc, out, err, timed_out, before, after, escaped):
         return "debris", "left behind: %s" % ", ".join(extra[:4])
     if escaped:
         return "escape", "read %s (exit %d)" % (", ".join(escaped), rc)
+    if rc == 0 and case.argv[0] in ("eval", "train"):
+        m = re.search(r"(?:loss|top-1|top-5|val_loss|val_top1)[:= ]+[-+]?nan\b", out + err, re.I)
+        if m:
+            return "nan-ok", "exit 0 with '%s'" % m.group(0)
     if rc == 0:
         return "ok", ""
     if not (out + err).strip():
@@ -562,6 +595,20 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
     deadline = t_start + 60 * a.minutes if a.minutes else None
     indices = a.only or range(a.budget if a.budget else 1 << 40)
     cpu0 = os.times()
+    bad_controls = []
+    for kind in kinds:  # every command on the unmutated seed first: each must succeed
+        for cmd in sorted(COMMANDS[kind]):
+            case = make_control(kind, cmd, os.path.join(work, "seeds"), os.path.join(work, "control-%s-%s" % (kind, cmd)))
+            cls, why, rc, out, err, dt = runner.run(case, case.root + ".run")
+            if cls != "ok":
+                bad_controls.append("%s/%s: %s %s exit %d: %s" % (kind, cmd, cls, why, rc, (err or out).strip()[-300:]))
+            shutil.rmtree(case.root, ignore_errors=True)
+    if bad_controls:
+        print("CONTROL FAILED: an unmutated seed does not run cleanly, so fuzzing it would test nothing:")
+        for b in bad_controls:
+            print("  " + b)
+        return 1
+    print("controls: %d commands on the unmutated seeds exit 0" % sum(len(COMMANDS[k]) for k in kinds), flush=True)
 
     def done(case, res):
         cls, why, rc, out, err, dt = res
@@ -632,6 +679,8 @@ def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
             print("  %s %s/%s: %s  x%d\n      %s/cmd.sh  (input %d: %s)" % (
                 cls, kind, cmd, why, n, dest, idx, desc[:160]))
     bad = sum(total[c] for c in FAIL_CLASSES)
+    LAST_STATS.clear()
+    LAST_STATS.update({k: dict(v) for k, v in stats.items()})
     return 1 if bad or total["driver-error"] else 0
 
 

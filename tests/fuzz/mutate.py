@@ -527,7 +527,8 @@ def _copytree(src, dst):
 
 def mutate_imagefolder(rng, src_root, root, outside):
     """Copies the seed ImageFolder to root and changes one thing in it. `outside` is a valid PNG
-    beside root that only a followed symlink can reach."""
+    beside root that only a followed symlink reaches (following symlinks to regular files is
+    allowed: subsets are often built that way; FIFOs, devices and directories are not images)."""
     import os
     _copytree(src_root, root)
     files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(root) for f in fs)
