@@ -287,7 +287,7 @@ def snapshot(root):
 SAN_FRAME = re.compile(r"__sanitizer|__asan|__ubsan|__interceptor|__lsan|libsanitizer|libasan|libubsan")
 LIBC_FUNCS = {"malloc", "calloc", "realloc", "free", "memcpy", "memmove", "memset", "strlen", "abort", "raise",
               "printf", "fprintf", "snprintf", "vsnprintf", "__libc_start_main", "__libc_start_call_main",
-              "__libc_start_main_impl", "_start", "printf_common"}
+              "__libc_start_main_impl", "_start", "printf_common", "start_thread", "clone3", "clone"}
 
 # Crashes inside third-party libraries that mixtape cannot fix; counted as "known", not failures.
 KNOWN = [
@@ -377,9 +377,10 @@ def _gdb_frames(text, mixtape):
     threads = [t for t in threads if t]
     if not threads:
         return ""
-    busy = [t for t in threads if not re.search(r"futex|pthread_cond|__GI___poll|epoll_wait|sched_yield|gomp_.*barrier",
-                                               "\n".join(t[:4]))]
-    return "\n".join((busy or threads)[0])
+    ours = [t for t in threads if any(("/%s+" % os.path.basename(mixtape)) in f for f in t)] or threads
+    busy = [t for t in ours if not re.search(r"futex|pthread_cond|__GI___poll|epoll_wait|sched_yield|nanosleep|"
+                                             r"gomp_|blas_thread", "\n".join(t[:4]))]
+    return "\n".join((busy or ours)[0])
 
 
 def gdb_attach(pid, timeout, mixtape):
@@ -555,7 +556,7 @@ def main(argv=None):
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--only", type=int, action="append", help="run only these input indices (replay)")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 10, 60 under ASan)")
+    ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 10, 30 under ASan)")
     ap.add_argument("--out", default="fuzz-results", help="directory for failing inputs")
     ap.add_argument("--keep-per-signature", type=int, default=3)
     ap.add_argument("--verbose", action="store_true")
@@ -569,7 +570,7 @@ def main(argv=None):
     if not a.budget and not a.minutes and not a.only:
         a.budget = 2000
     asan = is_asan(a.mixtape)
-    timeout = a.timeout or (60 if asan else 10)
+    timeout = a.timeout or (30 if asan else 10)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not asan:  # ASan reserves terabytes of address space; it has its own limits (child_env)
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
