@@ -26,6 +26,9 @@
  *   ImageFolder and HDF5 sample indices are split over ranks after a per-epoch global
  *   permutation (index position i goes to rank i % world), like torch's
  *   DistributedSampler without padding.
+ *   Evaluation (train == 0) splits tar shards by sample too: every rank reads every
+ *   shard in order and keeps the samples at positions rank, rank + world, ..., so one
+ *   validation shard serves any number of ranks and each sample is seen exactly once.
  *
  * Threads: the loader's own threads only; every function below is called from one
  * (the training) thread. */
@@ -104,6 +107,8 @@ long loader_epoch_size(Loader *L);
 long loader_epoch_batches(Loader *L);
 /* Class names when known (classes.txt / ImageFolder), else NULL. */
 const char *const *loader_class_names(const Loader *L);
+/* Tar sources: every shard of the expanded list, in order (*n of them); else NULL. */
+char *const *loader_shard_list(const Loader *L, int *n);
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */
 int loader_num_shards(const Loader *L);
 /* Output geometry: channels and side of the images in every batch. */
