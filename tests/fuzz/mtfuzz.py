@@ -528,21 +528,24 @@ def child_env(asan):
 
 
 # ------------------------------------------------------------------ reporting
-def save_case(case, cls, why, rc, out, err, results, mixtape, seed):
+def save_case(case, cls, why, rc, out, err, results, mixtape, seed, kinds):
     dest = os.path.join(results, "%s-%s-%s-%06d" % (cls, case.kind, case.cmd, case.index))
     shutil.rmtree(dest, ignore_errors=True)
     copy_case(case.root, dest)
     with open(os.path.join(dest, "cmd.sh"), "w") as f:
-        f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\ncd \"$(dirname \"$0\")\" || exit 1\n"
+        f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\n"
+                "# regenerate: %s --mixtape BIN --seed %s --kinds %s --only %d\n"
+                "cd \"$(dirname \"$0\")\" || exit 1\n"
                 "OMP_NUM_THREADS=1 exec \"${MIXTAPE:-%s}\" %s\n"
                 % (cls, why.replace("\n", " "), case.index, seed, case.desc.replace("\n", " ")[:300],
+                   os.path.abspath(__file__), seed, ",".join(kinds), case.index,
                    os.path.abspath(mixtape), " ".join("'%s'" % a for a in case.argv)))
     os.chmod(os.path.join(dest, "cmd.sh"), 0o755)
     with open(os.path.join(dest, "stderr.txt"), "w") as f:
         f.write(err[-20000:])
         f.write("\n---- stdout ----\n" + out[-4000:])
     with open(os.path.join(dest, "meta.json"), "w") as f:
-        json.dump({"index": case.index, "seed": seed, "kind": case.kind, "command": case.cmd, "class": cls,
+        json.dump({"index": case.index, "seed": seed, "kinds": ",".join(kinds), "kind": case.kind, "command": case.cmd, "class": cls,
                    "why": why, "exit": rc, "mutation": case.desc, "argv": case.argv}, f, indent=1)
     return dest
 
@@ -630,7 +633,7 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
                 ent = sigs.setdefault(key, [0, None, case.desc, case.index])
                 ent[0] += 1
                 if ent[0] <= a.keep_per_signature:
-                    dest = save_case(case, cls, why, rc, out, err, results, a.mixtape, a.seed)
+                    dest = save_case(case, cls, why, rc, out, err, results, a.mixtape, a.seed, kinds)
                     ent[1] = ent[1] or dest
                     print("%s %s via %s: %s\n    input %d: %s\n    reproducer: %s/cmd.sh" % (
                         cls.upper(), case.kind, case.cmd, why, case.index, case.desc[:200], dest), flush=True)
