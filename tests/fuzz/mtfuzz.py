@@ -656,7 +656,15 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
                 break
             slots.acquire()
             stage = os.path.join(work, "case%d" % i)
-            case = make_case(i, a.seed, os.path.join(work, "seeds"), seed_files, kinds, stage)
+            try:
+                case = make_case(i, a.seed, os.path.join(work, "seeds"), seed_files, kinds, stage)
+            except Exception as e:  # noqa: BLE001 - a mutator bug is reported, not fatal
+                print("fuzz driver error generating input %d: %r" % (i, e), file=sys.stderr, flush=True)
+                with lock:
+                    stats["driver"]["driver-error"] += 1
+                shutil.rmtree(stage, ignore_errors=True)
+                slots.release()
+                continue
             pool.submit(job, case)
     elapsed = time.time() - t_start
     cpu = os.times()
