@@ -679,6 +679,7 @@ def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
         a.seed, "ASan+UBSan" if asan else "plain", elapsed, cpu[0], cpu[1]))
     print("%-22s" % "input kind" + "".join("%8s" % c for c in cols))
     total = collections.Counter()
+    total.update(stats.get("driver", {}))
     for k in KINDS:
         if k in stats:
             total.update(stats[k])
@@ -691,12 +692,14 @@ def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
         print("driver errors: %d" % total["driver-error"])
     if sigs:
         print("\ndistinct failures (class kind/command: signature  count  first reproducer):")
-        for (cls, kind, cmd, why), (n, dest, desc, idx) in sigs.items():
+        order = FAIL_CLASSES + ("known",)
+        for (cls, kind, cmd, why), (n, dest, desc, idx) in sorted(
+                sigs.items(), key=lambda kv: (order.index(kv[0][0]), KINDS.index(kv[0][1]), kv[0][2], kv[0][3])):
             print("  %s %s/%s: %s  x%d\n      %s/cmd.sh  (input %d: %s)" % (
                 cls, kind, cmd, why, n, dest, idx, desc[:160]))
     bad = sum(total[c] for c in FAIL_CLASSES)
     LAST_STATS.clear()
-    LAST_STATS.update({k: dict(v) for k, v in stats.items()})
+    LAST_STATS.update({k: dict(v) for k, v in stats.items() if k in KINDS})
     return 1 if bad or total["driver-error"] else 0
 
 
