@@ -632,7 +632,8 @@ def mutate_yaml(rng, text):
     if op == 4:
         del lines[i]
         return b"\n".join(lines), "yaml del line %d" % i
-    if op == 5:
-        return b"\n".join(lines * _pick(rng, [2, 1000])), "yaml lines repeated"
+    if op == 5:  # longer configs, at most ~1 MiB however the mutations stack
+        n = max(1, min(_pick(rng, [2, 1000]), (1 << 20) // max(1, len(text))))
+        return b"\n".join(lines * n), "yaml lines repeated x%d" % n
     m, d = mutate_bytes(rng, text)
     return m, "yaml bytes " + d
