@@ -83,7 +83,10 @@ if rc == 0 and len(mtfuzz.LAST_STATS) != len(mtfuzz.KINDS):
     print("FAIL: input kinds run: %s" % sorted(mtfuzz.LAST_STATS))
     rc = 1
 if rc:
-    print("\nFAIL: see the distinct failures above; inputs and cmd.sh under %s" % out)
+    print("\nFAIL: failing input classes (class, input kind via command: signature  count, reproducer):")
+    for cls, kind, cmd, why, n, dest in sorted(mtfuzz.LAST_FAILURES, key=lambda f: (mtfuzz.FAIL_CLASSES.index(f[0]),) + f[1:4]):
+        print("  %-7s %s via %s: %s  x%d\n          %s/cmd.sh" % (cls.upper(), kind, cmd, why, n, dest))
+    print("inputs, cmd.sh (replay), stderr.txt and meta.json under %s" % out)
 else:
     print("\nok: %d mutated inputs, no crash, hang, debris or escape" % budget)
 sys.exit(rc)

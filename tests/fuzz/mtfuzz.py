@@ -91,6 +91,7 @@ COMMANDS = {
 }
 OUTPUTS = {"predict": "out.h5", "grads": "out.h5"}  # must not exist after a failed run
 LAST_STATS = {}  # kind -> class -> count of the last main() call (for tests/test_fuzz.py)
+LAST_FAILURES = []  # (class, kind, command, signature, count, reproducer dir) of the last main() call
 SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runtime error:",
                "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
 
@@ -700,6 +701,7 @@ def report(stats, by_cmd, sigs, elapsed, cpu, asan, a):
     bad = sum(total[c] for c in FAIL_CLASSES)
     LAST_STATS.clear()
     LAST_STATS.update({k: dict(v) for k, v in stats.items() if k in KINDS})
+    LAST_FAILURES[:] = [(c, k, m, w, n, d) for (c, k, m, w), (n, d, _, _) in sigs.items() if c in FAIL_CLASSES]
     return 1 if bad or total["driver-error"] else 0
 
 
