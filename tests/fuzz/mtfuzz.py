@@ -109,7 +109,12 @@ def _h5_mutation(rng, path, kind, outside):
         with h5py.File(path, "r+") as f:
             if kind == "ckpt":
                 r = rng.random()
-                if r < 0.45:
+                if r < 0.15 and isinstance(f.attrs.get("config"), (str, bytes)):
+                    c = f.attrs["config"]
+                    t, d = mu.mutate_config_struct(rng, c.decode("latin-1") if isinstance(c, bytes) else c)
+                    f.attrs["config"] = t
+                    descs.append(d)
+                elif r < 0.45:
                     keys = sorted(f.attrs) + ["zz_unknown"]
                     weights = ["config"] * 4 + ["train_state"] * 2 + keys
                     descs.append(mu.mutate_h5_attr(rng, f, rng.choice(weights)))
@@ -537,9 +542,11 @@ def save_case(case, cls, why, rc, out, err, results, mixtape, seed, kinds):
         f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\n"
                 "# regenerate: %s --mixtape BIN --seed %s --kinds %s --only %d\n"
                 "cd \"$(dirname \"$0\")\" || exit 1\n"
+                "export ASAN_OPTIONS=\"${ASAN_OPTIONS:-%s}\" UBSAN_OPTIONS=\"${UBSAN_OPTIONS:-%s}\"\n"
                 "OMP_NUM_THREADS=1 exec \"${MIXTAPE:-%s}\" %s\n"
                 % (cls, why.replace("\n", " "), case.index, seed, case.desc.replace("\n", " ")[:300],
                    os.path.abspath(__file__), seed, ",".join(kinds), case.index,
+                   child_env(True)["ASAN_OPTIONS"], child_env(True)["UBSAN_OPTIONS"],
                    os.path.abspath(mixtape), " ".join("'%s'" % a for a in case.argv)))
     os.chmod(os.path.join(dest, "cmd.sh"), 0o755)
     with open(os.path.join(dest, "stderr.txt"), "w") as f:

@@ -637,3 +637,29 @@ def mutate_yaml(rng, text):
         return b"\n".join(lines * n), "yaml lines repeated x%d" % n
     m, d = mutate_bytes(rng, text)
     return m, "yaml bytes " + d
+
+
+STRUCT_KEYS = ["num_classes", "img_size", "in_chans", "patch_size", "embed_dim", "depth", "depths", "dims",
+               "heads", "mem_units", "pool_size", "rep_reduction", "rep_kernels", "mlp_ratio", "mlp_ratio_tokens",
+               "stem_kernel", "stem_stride", "stem_pad", "num_stages", "mlp_hidden_scale", "layer_scale_init"]
+STRUCT_VALUES = [0, -1, 2, 7, 1024, 1025, 4097, 65536, 100000, 2**31 - 1, 2**31, 10**12, 1e30, 0.5, -0.5, 1e-30,
+                 "8", None, [8], [1, 1, 1, 1, 1]]
+
+
+def mutate_config_struct(rng, text):
+    """A model-shape field of the checkpoint's config JSON set to a value at or past the flag
+    limits: the stored config must be validated like the flags before a model is built."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text, "config not JSON"
+    if not isinstance(obj, dict):
+        return text, "config not an object"
+    key = _pick(rng, [k for k in STRUCT_KEYS if k in obj] or STRUCT_KEYS)
+    v = _pick(rng, STRUCT_VALUES)
+    if isinstance(obj.get(key), list) and obj[key] and not isinstance(v, list) and rng.random() < 0.7:
+        lst = list(obj[key])
+        lst[rng.randrange(len(lst))] = v
+        v = lst
+    obj[key] = v
+    return json.dumps(obj), "config %s=%s" % (key, json.dumps(v)[:40])
