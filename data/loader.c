@@ -826,10 +826,10 @@ long loader_skipped_epoch(const Loader *L) {
 double loader_wait_seconds(const Loader *L) { return L->wait_s; }
 long loader_images(const Loader *L) { return L->images; }
 int loader_num_classes(const Loader *L) { return L->num_classes; }
+int loader_num_class_names(const Loader *L) { return L->nclass_names; }
 const char *const *loader_class_names(const Loader *L) {
     return L->nclass_names > 0 ? (const char *const *)L->class_names : NULL;
 }
-int loader_num_class_names(const Loader *L) { return L->nclass_names > 0 ? L->nclass_names : 0; }
 void loader_skip_summary(const Loader *L, char *buf, size_t n) {
     pthread_mutex_lock((pthread_mutex_t *)&L->mu);
     skip_summary(L->skipped_kind, L->skipped_total, buf, n);

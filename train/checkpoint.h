@@ -12,9 +12,10 @@
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
  *
- * Writing is atomic: <path>.tmp.<pid> in the same directory, flushed, closed,
- * fsync'd, renamed over <path>, then the directory is fsync'd. On any failure
- * the temp file is removed and an existing <path> is untouched.
+ * Writing is atomic: the file is assembled in memory, written to
+ * <path>.tmp.<pid> in the same directory, fsync'd, renamed over <path>, then
+ * the directory is fsync'd (train/outfile.h). On any failure the temp file is
+ * removed and an existing <path> is untouched.
  *
  * Reading treats the file as untrusted: every dataset's class, rank and shape
  * and every attribute's type and length are checked; errors name the file,
@@ -45,6 +46,7 @@ typedef struct CkptInfo {
     char optimizer[32];              /* "/optimizer" attribute name, e.g. "adamw" */
     int64_t optimizer_step;          /* "/optimizer" attribute step */
     char train_state[CKPT_JSON_MAX]; /* free-form JSON: schedule / data position */
+    const char *class_names;         /* write only: JSON list of names (train/class_names.h), or NULL */
 } CkptInfo;
 
 /* A set of per-parameter float buffers stored under /<prefix>/<key>. buf[i]

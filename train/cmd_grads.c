@@ -7,6 +7,7 @@
 #include "train/args.h"
 #include "train/commands.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,13 @@ int cmd_grads(int argc, char **argv) {
     if (pr) return pr == 1 ? 0 : 2;
     const char *ckpt = io.ckpt, *data = io.data, *out = io.out;
     long bs = io.bs;
-
     char err[2048];
+    if (out_check_not_input("--out", out, "--checkpoint", ckpt, err, sizeof err) != 0 ||
+        out_check_not_input("--out", out, "--data", data, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape grads: %s\n", err);
+        return 2;
+    }
+
     Model m;
     DataIn d;
     OutFile o = {.f = -1};

@@ -8,6 +8,7 @@
 #include "train/checkpoint.h"
 #include "train/commands.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@ int cmd_reparam(int argc, char **argv) {
     Model src, dst;
     int rc = 2, have_src = 0, have_dst = 0;
     if (!info) { fprintf(stderr, "mixtape reparam: out of memory\n"); return 1; }
+    if (out_check_not_input("output", out, "input", in, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape reparam: %s\n", err);
+        free(info);
+        return 2;
+    }
     if (model_from_checkpoint(in, &src, info, err, sizeof err) < 0) { fprintf(stderr, "mixtape reparam: %s\n", err); goto done; }
     have_src = 1;
     ModelConfig cfg = src.cfg;

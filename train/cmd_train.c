@@ -12,9 +12,12 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "train/progress.h"
 #include "train/signals.h"
 #include "train/train_ckpt.h"
+#include "train/class_names.h"
+#include "train/safetensors.h"
 #include "train/train_opts.h"
 #include "train/version.h"
 #include <math.h>
@@ -40,6 +43,7 @@ typedef struct Run {
     int root;
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
+    char *class_json;       /* class names saved in checkpoints (JSON list), or NULL */
 } Run;
 
 static int is_dir(const char *p) {
@@ -52,9 +56,13 @@ static int save(Run *r, const char *name) {
     char path[1200], err[1024];
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     r->st.counter = r->c.counter;
+    r->st.class_names = r->class_json;
+    struct stat prev;
+    int had = stat(path, &prev) == 0;
     if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, err,
                         sizeof err) != 0) {
-        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s (the previous one is intact)\n", path, err);
+        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s%s\n", path, err,
+                had ? " (the previous one is intact)" : "");
         return -1;
     }
     return 0;
@@ -107,7 +115,9 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         if (r->has_ema) eval_result_reduce(&eve);
     }
     int epoch = r->st.epoch; /* completed epochs */
-    if (have && ev.top1 > r->st.best_top1) {
+    /* Zero samples or a NaN loss is no accuracy: never a best, and the run stops. */
+    int honest = !have || eval_result_check(&ev, err, sizeof err) == 0;
+    if (have && honest && ev.top1 > r->st.best_top1) {
         r->st.best_top1 = ev.top1;
         r->st.best_epoch = epoch;
         save(r, "best.h5");
@@ -131,6 +141,7 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         metrics_num(&r->log, "epoch_time", epoch_time);
         metrics_num(&r->log, "data_wait", epoch_time > 0 ? loader_wait_seconds(r->train) / epoch_time : 0);
         metrics_int(&r->log, "skipped", loader_skipped(r->train));
+        if (have && ev.nonfinite) metrics_int(&r->log, "val_nonfinite", ev.nonfinite);
         metrics_end(&r->log);
         char line[512];
         int k = snprintf(line, sizeof line, "epoch %d/%d  train loss %.4f", epoch, r->o.epochs, train_loss);
@@ -144,7 +155,11 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
     }
     if (have) eval_result_free(&ev);
     if (r->has_ema && have) eval_result_free(&eve);
-    return 0;
+    if (!honest && r->root)
+        fprintf(stderr, "mixtape train: validation after epoch %d on --val %s: %s; stopping. The last checkpoint in %s "
+                        "is the last good state.\n", epoch, r->o.val_spec, err, r->dir);
+    if (r->root && metrics_failed(&r->log)) honest = 0; /* its message is above */
+    return dist_any_max(!honest) ? -1 : 0;
 }
 
 /* Setup, part 1 (local to this rank): model and data.
@@ -206,7 +221,8 @@ static int setup_model_data(Run *r, Args *a) {
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {
         CkptMatch rep;
-        if (ckpt_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err) != 0) {
+        if ((st_probe(o->initial_checkpoint) ? st_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)
+                                              : ckpt_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)) != 0) {
             fprintf(stderr, "mixtape train: --initial-checkpoint: %s\n", err);
             return 2;
         }
@@ -258,6 +274,11 @@ static int setup_model_data(Run *r, Args *a) {
         return 2;
     }
     r->nchan = cfg.in_chans;
+    /* class names travel in the checkpoint when they name every class of the model */
+    if (loader_class_names(r->train) && loader_num_class_names(r->train) == cfg.num_classes) {
+        r->class_json = class_names_to_json(loader_class_names(r->train), cfg.num_classes, err, sizeof err);
+        if (!r->class_json && r->root) fprintf(stderr, "mixtape train: warning: class names not stored: %s\n", err);
+    }
     for (int ch = 0; ch < r->nchan && ch < 3; ch++) {
         r->mean[ch] = aug_mean(&td->aug, r->nchan, ch);
         r->std[ch] = aug_std(&td->aug, r->nchan, ch);
@@ -327,12 +348,14 @@ static int setup_optim(Run *r, Args *a) {
             fprintf(stderr, "mixtape train: --output %s: %s\n", r->dir, err);
             return 2;
         }
+        static const char *const own[] = {"last.h5", "best.h5", "args.yaml"};
+        out_clean_stale(r->dir, own, 3, 1, stdout); /* temporaries of killed runs (kill -9) */
         char p[1200];
         snprintf(p, sizeof p, "%s/args.yaml", r->dir);
-        FILE *f = fopen(p, "w");
-        if (!f) { fprintf(stderr, "mixtape train: cannot write %s\n", p); return 2; }
-        args_dump_yaml(a, f);
-        fclose(f);
+        OutText t;
+        if (out_text_begin(&t) != 0) { fprintf(stderr, "mixtape train: %s: out of memory\n", p); return 1; }
+        args_dump_yaml(a, t.f);
+        if (out_text_commit(&t, p, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: cannot write %s\n", err); return 1; }
         if (metrics_open(&r->log, r->dir, o->resume != NULL) != 0) {
             fprintf(stderr, "mixtape train: cannot write %s/metrics.jsonl\n", r->dir);
             return 2;
@@ -523,7 +546,7 @@ static int train_loop(Run *r) {
             if (sig || stop) {
                 if (last) { r->st.epoch = epoch + 1; r->st.batch = 0; }
                 if (r->root) progress_end(&pr, NULL);
-                save(r, "last.h5");
+                if (dist_any_max(save(r, "last.h5") != 0)) return 1; /* the message is above */
                 if (sig) {
                     if (r->root)
                         fprintf(stderr, "mixtape train: interrupted at step %ld; resume with:\n  mixtape train --resume %s "
@@ -561,6 +584,7 @@ static void teardown(Run *r) {
     if (r->has_ema) ema_free(&r->ema);
     if (r->opt.params) optim_free(&r->opt);
     model_free(&r->m);
+    free(r->class_json);
     if (r->c.nodes) mt_ctx_free(&r->c);
     metrics_close(&r->log);
     dist_buckets_free(r->db);
@@ -587,6 +611,7 @@ int cmd_train(int argc, char **argv) {
             else printf("done; checkpoints in %s\n", r->dir);
         }
     }
+    if (r->root && metrics_close(&r->log) != 0 && rc == 0) rc = 1; /* its message is above */
     teardown(r);
     free(r);
     args_free(&a);

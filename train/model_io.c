@@ -1,4 +1,5 @@
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "core/threads.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -173,18 +174,20 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     if (!path || !path[0]) return fail(err, errn, "--out is required");
     if (strlen(path) >= sizeof o->path) return fail(err, errn, "--out %s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (out_tmp_name(o->tmp, sizeof o->tmp, path) < 0) return fail(err, errn, "--out %s: path too long", path);
+    out_clean_stale_path(path, stderr);
+    /* Assembled in memory, written atomically by outfile_commit (train/outfile.h). */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    errno = 0;
-    hid_t f = H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    int e = errno;
+    hid_t fapl = out_h5_fapl(0);
+    hid_t f = fapl < 0 ? -1 : H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     const char *r = f < 0 ? grab() : "";
     H5Pclose(fcpl);
-    H5Pclose(fapl);
-    if (f < 0) return fail(err, errn, "%s: cannot create %s: %s", path, o->tmp, e ? strerror(e) : r);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) {
+        out_h5_abort(-1);
+        return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+    }
     o->f = f;
     return 0;
 }
@@ -274,25 +277,14 @@ int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err,
 }
 
 void outfile_abort(OutFile *o) {
-    if (o->f >= 0) H5Fclose(o->f);
+    if (o->f >= 0) out_h5_abort(o->f);
     o->f = -1;
-    if (o->tmp[0]) unlink(o->tmp);
     o->tmp[0] = 0;
 }
 
 int outfile_commit(OutFile *o, char *err, size_t errn) {
-    int rc = 0;
-    if (H5Fflush(o->f, H5F_SCOPE_GLOBAL) < 0) rc = fail(err, errn, "%s: flush: %s", o->path, grab());
-    if (H5Fclose(o->f) < 0 && !rc) rc = fail(err, errn, "%s: close: %s", o->path, grab());
+    int rc = out_h5_commit(o->f, o->path, err, errn);
     o->f = -1;
-    if (!rc) {
-        int fd = open(o->tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) < 0) rc = fail(err, errn, "%s: fsync: %s", o->path, strerror(errno));
-        if (fd >= 0) close(fd);
-    }
-    if (!rc && rename(o->tmp, o->path) < 0)
-        rc = fail(err, errn, "%s: rename from %s: %s", o->path, o->tmp, strerror(errno));
-    if (rc) unlink(o->tmp);
     o->tmp[0] = 0;
     return rc;
 }

@@ -50,8 +50,9 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn);
 /* Checks that the samples fit the model's in_chans / img_size. */
 int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
 
-/* Atomic output file for command results (predict, grads): created as
- * <path>.tmp.<pid>, renamed into place by outfile_commit. */
+/* Atomic output file for command results (predict, grads): assembled in
+ * memory, written by outfile_commit through <path>.tmp.<pid> and a rename
+ * (train/outfile.h). outfile_create also removes stale temporaries of <path>. */
 typedef struct OutFile {
     int64_t f;              /* hid_t */
     char path[1024], tmp[1100];
@@ -65,6 +66,6 @@ int outfile_rows(OutFile *o, const char *name, long start, long count, const flo
                  char *err, size_t errn);
 int outfile_ints(OutFile *o, const char *name, long n, const int64_t *data, char *err, size_t errn);
 int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err, size_t errn);
-/* Flush, close, fsync, rename. On failure the temp file is removed. */
+/* Write, fsync, rename; always closes. On failure the temp file is removed. */
 int outfile_commit(OutFile *o, char *err, size_t errn);
 void outfile_abort(OutFile *o);

@@ -15,6 +15,7 @@ typedef struct TrainState {
     int best_epoch;
     uint64_t seed;        /* run seed */
     uint64_t counter;     /* dropout / drop-path stream position (Ctx.counter) */
+    const char *class_names; /* JSON list stored as the class_names attribute, or NULL (not owned) */
 } TrainState;
 
 /* Atomic write (see train/checkpoint.h). opt / ema may be NULL. */
