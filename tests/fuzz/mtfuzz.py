@@ -40,10 +40,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mutate as mu  # noqa: E402
 import seeds as sd  # noqa: E402
 
-KINDS = ("ckpt", "h5data", "shard", "imagefolder", "convert", "yaml")
+KINDS = ("ckpt", "h5data", "shard", "imagefolder", "convert", "yaml", "safetensors")
 # input i has kind KIND_CYCLE[i % len] (restricted to --kinds): checkpoints, HDF5 data and shards
 # get most of the budget
-KIND_CYCLE = ("ckpt", "h5data", "shard", "ckpt", "h5data", "shard", "ckpt", "imagefolder", "convert", "yaml")
+KIND_CYCLE = ("ckpt", "h5data", "shard", "ckpt", "h5data", "shard", "ckpt", "imagefolder", "convert", "yaml",
+              "safetensors")
 FAIL_CLASSES = ("crash", "hang", "debris", "escape", "nan-ok", "silent")
 RUN = ["--threads", "1"]
 TRAIN = ["-b", "2", "--epochs", "1", "--max-steps", "2", "--warmup-epochs", "0", "-j", "1", "--log-interval", "1"]
@@ -58,6 +59,7 @@ COMMANDS = {
         "grads": ["grads", "--checkpoint", "IN", "--data", "d.h5", "-b", "2", "--out", "out.h5"] + RUN,
         "finetune": ["train"] + sd.MODEL + ["--initial-checkpoint", "IN", "--train", "d.h5", "--output", "out"]
         + TRAIN + RUN,
+        "export": ["export", "--checkpoint", "IN", "--out", "out.safetensors"],
         "resume": ["train", "--resume", "IN", "--train", "d.h5", "-b", "2", "--epochs", "2", "--max-steps", "3",
                    "-j", "1", "--output", "out"] + RUN,
     },
@@ -71,11 +73,20 @@ COMMANDS = {
         "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "2"] + RUN,
         "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out", "--shuffle-buffer", "4"]
         + TRAIN + RUN,
+        "predict": ["predict", "--checkpoint", "c.h5", "--data", "IN", "-b", "2", "--out", "out.h5",
+                    "--out-csv", "out.csv"] + RUN,
+    },
+    "safetensors": {
+        "import": ["import", "IN", "--out", "out.h5"] + RUN,
+        "import-model": ["import", "IN"] + sd.MODEL + ["--out", "out.h5"] + RUN,
+        "finetune": ["train"] + sd.MODEL + ["--initial-checkpoint", "IN", "--train", "d.h5", "--output", "out"]
+        + TRAIN + RUN,
     },
     "imagefolder": {
         "eval": ["eval", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2"] + RUN,
         "train": ["train"] + sd.MODEL + ["--train", "imgs", "--output", "out"] + TRAIN + RUN,
         "shards": ["shards", "--from", "imagefolder", "imgs", "--out", "out/f", "--per-shard", "2"],
+        "predict": ["predict", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2", "--out-jsonl", "out.jsonl"] + RUN,
     },
     "convert": {
         "idx": ["shards", "--from", "idx", "train-images-idx3-ubyte", "--out", "out/i", "--per-shard", "2"],
@@ -89,7 +100,9 @@ COMMANDS = {
         "train-flags": ["train", "--config", "args.yaml", "--max-steps", "1", "--epochs", "1"],
     },
 }
-OUTPUTS = {"predict": "out.h5", "grads": "out.h5"}  # must not exist after a failed run
+# output files of a command: allowed after exit 0, debris after a failure
+OUTPUTS = {"predict": ("out.h5", "out.csv", "out.jsonl"), "grads": ("out.h5",), "export": ("out.safetensors",),
+           "import": ("out.h5",), "import-model": ("out.h5",)}
 LAST_STATS = {}  # kind -> class -> count of the last main() call (for tests/test_fuzz.py)
 LAST_FAILURES = []  # (class, kind, command, signature, count, reproducer dir) of the last main() call
 SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runtime error:",
@@ -204,6 +217,14 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
             _write(os.path.join(stage, written[n]), data)
         argv = [written.get(x, x) for x in COMMANDS[kind][cmd]]
         return Case(index, kind, cmd, " | ".join(descs), stage, argv)
+    elif kind == "safetensors":
+        shutil.copy(src + "d.h5", stage)
+        data = open(src + "w.safetensors", "rb").read()
+        for _ in range(rng.choice((1, 1, 2))):
+            data, d = mu.mutate_safetensors(rng, data)
+            descs.append(d)
+        _write(os.path.join(stage, "w.safetensors"), data)
+        arg = "w.safetensors"
     elif kind == "yaml":
         shutil.copy(src + "d.h5", stage)
         text = open(src + "args.yaml", "rb").read()
@@ -246,13 +267,14 @@ def make_control(kind, cmd, seed_dir, stage):
     files = {"ckpt": {"d.h5": "d.h5", "t.h5": "in.h5"}, "h5data": {"c.h5": "c.h5", "d.h5": "in.h5"},
              "shard": {"c.h5": "c.h5", "s.tar": "shards/s-000000.tar", "classes.txt": "shards/classes.txt"},
              "imagefolder": {"c.h5": "c.h5"}, "yaml": {"d.h5": "d.h5", "args.yaml": "args.yaml"},
+             "safetensors": {"d.h5": "d.h5", "w.safetensors": "w.safetensors"},
              "convert": {n: n for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "data_batch_1.bin")}}
     for a, b in files[kind].items():
         os.makedirs(os.path.dirname(os.path.join(stage, b)), exist_ok=True)
         shutil.copy(src + a, os.path.join(stage, b))
     if kind == "imagefolder":
         shutil.copytree(src + "imgs", os.path.join(stage, "imgs"))
-    arg = {"ckpt": "in.h5", "h5data": "in.h5", "shard": "shards/s-000000.tar"}.get(kind)
+    arg = {"ckpt": "in.h5", "h5data": "in.h5", "shard": "shards/s-000000.tar", "safetensors": "w.safetensors"}.get(kind)
     return Case(-1, kind, cmd, "control (unmutated seed)", stage, [arg if x == "IN" else x for x in COMMANDS[kind][cmd]])
 
 
@@ -438,8 +460,8 @@ def classify(case, rc, out, err, timed_out, before, after, escaped):
     if changed:
         return "debris", "input modified/removed: %s" % ", ".join(changed[:4])
     allowed = set()
-    if rc == 0 and case.cmd in OUTPUTS:
-        allowed.add(OUTPUTS[case.cmd])
+    if rc == 0:
+        allowed.update(OUTPUTS.get(case.cmd, ()))
     extra = []
     for k in sorted(set(after) - set(before)):
         if ".tmp" in k or "tmp" in os.path.basename(k.rstrip("/")).lower():

@@ -663,3 +663,57 @@ def mutate_config_struct(rng, text):
         v = lst
     obj[key] = v
     return json.dumps(obj), "config %s=%s" % (key, json.dumps(v)[:40])
+
+
+# ---------------------------------------------------------------- safetensors
+ST_DTYPES = ["F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL", "F8_E4M3", "", "f32", "F32 "]
+
+
+def mutate_safetensors(rng, data):
+    """Header length, JSON header (dtype, shape, data_offsets, metadata config) or raw bytes."""
+    if len(data) < 8 or rng.random() < 0.3:
+        return mutate_bytes(rng, data)
+    n = struct.unpack("<Q", data[:8])[0]
+    try:
+        hdr = json.loads(data[8:8 + n])
+    except ValueError:
+        return mutate_bytes(rng, data)
+    body = data[8 + n:]
+    op = rng.randrange(7)
+    keys = [k for k in hdr if k != "__metadata__"]
+    k = _pick(rng, keys) if keys else None
+    if op == 0:
+        v = _pick(rng, [0, 7, n - 1, n + 1, len(data), 2**31, 2**63, 2**64 - 1])
+        return struct.pack("<Q", v) + data[8:], "header length %d" % v
+    if op == 1 and k:
+        hdr[k]["dtype"] = _pick(rng, ST_DTYPES)
+        d = "%s dtype %s" % (k, hdr[k]["dtype"])
+    elif op == 2 and k:
+        hdr[k]["shape"] = _pick(rng, [[], [0], [2**31], [2**32, 2**32], [-1], [1] * 9, [3, "a"], None,
+                                      list(reversed(hdr[k].get("shape", [])))])
+        d = "%s shape %s" % (k, hdr[k]["shape"])
+    elif op == 3 and k:
+        a, b = hdr[k].get("data_offsets", [0, 0])
+        hdr[k]["data_offsets"] = _pick(rng, [[b, a], [0, 2**63], [a, a], [a, b + 4], [-4, b], [a], [a, b, 0],
+                                             [a, len(body) + 1], [0, 0], "0-4"])
+        d = "%s data_offsets %s" % (k, hdr[k]["data_offsets"])
+    elif op == 4 and k:
+        other = _pick(rng, keys)
+        hdr[k]["data_offsets"] = hdr[other].get("data_offsets")
+        d = "%s aliases %s" % (k, other)
+    elif op == 5 and isinstance(hdr.get("__metadata__"), dict):
+        md = hdr["__metadata__"]
+        mk = _pick(rng, sorted(md) + ["mixtape_config"])
+        if mk == "mixtape_config" and isinstance(md.get(mk), str) and rng.random() < 0.6:
+            md[mk], d = mutate_config_struct(rng, md[mk])
+        else:
+            md[mk] = _pick(rng, ["", "x" * 20000, "vit_tiny_28", "{", 1, None])
+            d = "metadata %s" % mk
+    else:
+        if k:
+            del hdr[k]
+        hdr[_pick(rng, ["extra.weight", k or "x", "", "a" * 300])] = {"dtype": "F32", "shape": [1],
+                                                                     "data_offsets": [0, 4]}
+        d = "tensor removed/added"
+    h = json.dumps(hdr).encode()
+    return struct.pack("<Q", len(h)) + h + body, d

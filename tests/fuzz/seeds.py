@@ -99,6 +99,7 @@ def make_seeds(mixtape, seed_dir, env):
     for f in os.listdir(os.path.join(seed_dir, "run")):
         os.remove(os.path.join(seed_dir, "run", f))
     os.rmdir(os.path.join(seed_dir, "run"))
+    _run(mixtape, ["export", "--checkpoint", "c.h5", "--out", "w.safetensors"], seed_dir, env)
     with open(os.path.join(seed_dir, "s.tar"), "wb") as f:
         f.write(tar_bytes(shard_members(rng)))
     with open(os.path.join(seed_dir, "classes.txt"), "wb") as f:
