@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
-           "                    [--crop-pct F] [--interpolation bilinear|bicubic] [--mean ...] [--std ...]\n"
-           "Prints top-1 / top-5 / loss and per-class accuracy. --ema evaluates the /ema weights.\n");
+static void help(FILE *f) {
+    fprintf(f, "usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
+               "Prints top-1 / top-5 / loss and per-class accuracy. The eval transform uses the\n"
+               "checkpoint's mean/std unless --mean/--std are given.\n");
 }
 
 typedef struct EmaLoad {
@@ -47,23 +47,22 @@ int cmd_eval(int argc, char **argv) {
 }
 
 static int eval_main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
     Args a;
     args_init(&a, "eval", argc, argv);
-    const char *ck = args_str(&a, "--checkpoint", NULL, NULL);
-    const char *data = args_str(&a, "--data", NULL, NULL);
-    int B = (int)args_int(&a, "--batch-size", "-b", 256);
-    int workers = (int)args_int(&a, "--workers", "-j", 0);
-    int use_ema = args_flag(&a, "--ema", 0);
-    const char *confusion = args_str(&a, "--confusion", NULL, NULL);
+    const char *ck = args_string(&a, "--checkpoint", NULL, NULL, "checkpoint C.h5 (required)");
+    const char *data = args_string(&a, "--data", NULL, NULL, "evaluation data, any train/val source (required)");
+    int B = (int)args_int_range(&a, "--batch-size", "-b", 256, 1, 1 << 20, "samples per batch");
+    int workers = (int)args_int_range(&a, "--workers", "-j", 0, 0, 1024, "decode threads (0: automatic)");
+    int use_ema = args_bool(&a, "--ema", 0, "evaluate the /ema weights");
+    const char *confusion = args_string(&a, "--confusion", NULL, NULL, "write the confusion matrix as CSV");
     threads_from_args(&a);
     LoaderConfig lc;
     loader_config_default(&lc, 0);
     char err[2048];
     int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
     if (data_flags_parse(&a, &lc.aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
-    if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    int ae = args_end(&a, help);
+    if (ae) { args_free(&a); return ae == 1 ? 0 : 2; }
     if (!ck || !data) { fprintf(stderr, "mixtape eval: --checkpoint and --data are required\n"); args_free(&a); return 2; }
     if (confusion && (out_check_not_input("--confusion", confusion, "--checkpoint", ck, err, sizeof err) != 0 ||
                       out_check_not_input("--confusion", confusion, "--data", data, err, sizeof err) != 0)) {

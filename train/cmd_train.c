@@ -68,6 +68,12 @@ static int save(Run *r, const char *name) {
     return 0;
 }
 
+/* Parameter counts: exact below 100k (a 645-parameter model is not "0.00M"), else millions. */
+static void fmt_count(char *b, size_t n, size_t count) {
+    if (count < 100000) snprintf(b, n, "%zu", count);
+    else snprintf(b, n, "%.2fM", count / 1e6);
+}
+
 /* Keep the newest K epoch checkpoints (epoch-N.h5). */
 static void rotate(Run *r, int epoch) {
     if (!r->root || r->o.keep_last <= 0) return;
@@ -362,9 +368,13 @@ static int setup_optim(Run *r, Args *a) {
         }
         char d[2048];
         model_config_describe(&cfg, d, sizeof d);
-        printf("model %s: %.2fM parameters (%.2fM trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name,
-               mt_params_count(&r->m.params) / 1e6, mt_params_count_trainable(&r->m.params) / 1e6,
-               model_gflops(&cfg), d);
+        char np[32], nt[32];
+        size_t all = mt_params_count(&r->m.params), trainable = mt_params_count_trainable(&r->m.params);
+        fmt_count(np, sizeof np, all);
+        fmt_count(nt, sizeof nt, trainable);
+        if (trainable == all) printf("model %s: %s parameters, %.3f GFLOPs/image\n  %s\n", cfg.name, np, model_gflops(&cfg), d);
+        else printf("model %s: %s parameters (%s trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name, np, nt,
+                    model_gflops(&cfg), d);
         optim_describe(&r->opt, d, sizeof d);
         printf("optimizer %s; lr %.4g, %s schedule over %ld steps (%ld per epoch), warmup %ld steps\n", d, lr,
                o->sched.sched, o->sched.total_steps, r->steps_per_epoch, o->sched.warmup_steps);
@@ -591,11 +601,8 @@ static void teardown(Run *r) {
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            train_opts_help(stdout);
-            return 0;
-        }
+    int early = train_opts_early(argc, argv); /* --help, --list-flags, --dry-run */
+    if (early >= 0) return early;
     dist_init(NULL, NULL);
     Args a;
     args_init(&a, "train", argc, argv);

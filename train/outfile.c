@@ -29,11 +29,15 @@ int out_tmp_name(char *buf, size_t n, const char *path) {
     return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
+int out_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b || stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int out_check_not_input(const char *out_flag, const char *out, const char *in_flag, const char *in, char *err,
                         size_t errn) {
-    struct stat so, si;
-    if (!out || !in || stat(out, &so) != 0 || stat(in, &si) != 0) return 0;
-    if (so.st_dev != si.st_dev || so.st_ino != si.st_ino) return 0;
+    if (!out_same_file(out, in)) return 0;
     return fail(err, errn, "%s %s is the same file as %s %s: refusing to overwrite an input", out_flag, out, in_flag,
                 in);
 }

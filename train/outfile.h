@@ -22,6 +22,7 @@ int out_tmp_name(char *buf, size_t n, const char *path);
 /* Refuses an output that is the same file as an input (same device and inode:
  * also a symlink or hard link to it). Paths that do not exist are never the
  * same. 0, or -1 with err "OUT_FLAG OUT is the same file as IN_FLAG IN". */
+int out_same_file(const char *a, const char *b);   /* both exist and are one file (device + inode) */
 int out_check_not_input(const char *out_flag, const char *out, const char *in_flag, const char *in, char *err,
                         size_t errn);
 
