@@ -46,6 +46,8 @@ checks = [
     (dict(rc=0, err=""), "ok"),
     (dict(rc=0, err="", after=dict(snap, **{"out.h5": "c"})), "ok"),
     (dict(rc=1, err="x", after=dict(snap, **{"out.h5": "c"})), "debris"),
+    (dict(rc=1, err="predict: 2 samples have non-finite logits\nwrote out.h5", after=dict(snap, **{"out.h5": "c"})),
+     "error"),
     (dict(rc=0, err="", after=dict(snap, **{"out.h5.tmp.12": "c", "out.h5": "c"})), "debris"),
     (dict(rc=1, err="x", after=dict(snap, **{"in.h5": "changed"})), "debris"),
     (dict(rc=0, err="", escaped=["outside"]), "escape"),

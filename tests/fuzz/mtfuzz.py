@@ -460,8 +460,11 @@ def classify(case, rc, out, err, timed_out, before, after, escaped):
     if changed:
         return "debris", "input modified/removed: %s" % ", ".join(changed[:4])
     allowed = set()
-    if rc == 0:
-        allowed.update(OUTPUTS.get(case.cmd, ()))
+    for name in OUTPUTS.get(case.cmd, ()):
+        # after exit 0; after a failure only an output the run announces (predict writes its
+        # results and exits 1 when some logits are not finite)
+        if rc == 0 or re.search(r"\bwrote\b[^\n]*\b" + re.escape(name) + r"\b", out + err):
+            allowed.add(name)
     extra = []
     for k in sorted(set(after) - set(before)):
         if ".tmp" in k or "tmp" in os.path.basename(k.rstrip("/")).lower():
