@@ -52,6 +52,14 @@ rc=$?
 quiet "$T/comm.log" | sed 's/^/   /'
 check "bench --comm: 2 ranks on 2 hosts (rc $rc)" "[ $rc = 0 ] && grep -q '2 ranks on 2 host(s); rank 1 on h2' $T/comm.log"
 
+# 1b. the gradient all-reduce across hosts, in buckets of --bucket-mb started during backward
+$TO "${MPI[@]}" "$M" bench --model mixer_tiny --img-size 16 --in-chans 1 --patch-size 4 --embed-dim 64 --depth 2 \
+  -b 8 --steps 3 --warmup 1 --threads 1 --mode train --bucket-mb 0.02 > "$T/bench.log" 2>&1
+rc=$?
+quiet "$T/bench.log" | grep -E '^(train|allreduce):' | sed 's/^/   /'
+check "bench across 2 hosts with --bucket-mb 0.02: several buckets, some started during backward (rc $rc)" \
+  "[ $rc = 0 ] && awk '/^allreduce:/{for(i=1;i<=NF;i++) if(\$i ~ /^bucket/){n=\$(i-1)}; if(match(\$0,/MB of gradients, [0-9.]+ bucket/)){e=substr(\$0,RSTART+17,RLENGTH-24)+0}} END{exit !(n+0 >= 3 && e > 0)}' $T/bench.log"
+
 "$PY" - "$T" <<'EOF'
 import sys, numpy as np, h5py
 d = sys.argv[1]
