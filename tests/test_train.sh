@@ -82,7 +82,7 @@ assert not bad, bad[:5]
 EOF
 }
 check "resume mid-run (step 16 of 32) gives bit-identical weights, EMA and optimizer state" "cmp_ck $T/s/last.h5 $T/r/last.h5"
-check "resume says where it continues" "grep -q 'resuming .* at epoch 1, batch 0, step 16' $T/r.log"
+check "resume says where it continues" "grep -q 'resuming .* after step 16: epoch 2 of 2, batch 0' $T/r.log"
 # mid-epoch resume: stop at step 10 (epoch 0, batch 10 of 16)
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --max-steps 10 --output "$T/m" > /dev/null
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --resume "$T/m/last.h5" > /dev/null

@@ -31,6 +31,20 @@ static void free_groups(CkptGroup *g, int ng) {
     for (int i = 0; i < ng; i++) free(g[i].buf);
 }
 
+/* The train_state attribute: everything a resumed run needs besides tensors.
+ * Doubles with 17 digits: a resumed run compares metrics exactly as the uninterrupted one. */
+static void train_state_json(const TrainState *st, char *js, size_t n) {
+    size_t k = (size_t)snprintf(js, n,
+                                "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.17g, \"best_epoch\": %d, "
+                                "\"best_metric\": %.17g, \"eval_metric\": \"%s\", \"ema\": %d, \"ema_decay\": %.17g, "
+                                "\"ema_warmup\": %d, \"seed\": %" PRIu64 ", \"counter\": %" PRIu64 ", \"hist\": [",
+                                st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->best_metric,
+                                st->eval_metric, st->ema, st->ema_decay, st->ema_warmup, st->seed, st->counter);
+    for (int i = 0; i < st->nhist && k < n; i++)
+        k += (size_t)snprintf(js + k, n - k, "%s%d, %.17g", i ? ", " : "", st->hist[i].epoch, st->hist[i].metric);
+    if (k < n) snprintf(js + k, n - k, "]}");
+}
+
 int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
                     const float *mean, const float *std, int nchan, char *err, size_t errn) {
     CkptInfo *info = calloc(1, sizeof *info);
@@ -49,10 +63,7 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
         snprintf(info->optimizer, sizeof info->optimizer, "%s", opt->name);
         info->optimizer_step = optim_get_step(opt);
     }
-    snprintf(info->train_state, sizeof info->train_state,
-             "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.9g, \"best_epoch\": %d, "
-             "\"seed\": %" PRIu64 ", \"counter\": %" PRIu64 "}",
-             st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->seed, st->counter);
+    train_state_json(st, info->train_state, sizeof info->train_state);
     CkptGroup g[MAXG];
     char names[MAXG][64];
     memset(g, 0, sizeof g);
@@ -79,6 +90,56 @@ static uint64_t json_u64(const char *js, const char *key, uint64_t def) {
     return strtoull(p + strlen(pat), NULL, 10);
 }
 
+/* "key": "value" (letters and digits only) into out; "" when absent or odd. */
+static void json_word(const char *js, const char *key, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    out[0] = 0;
+    const char *p = strstr(js, pat);
+    if (!p) return;
+    p += strlen(pat);
+    size_t k = 0;
+    while (k + 1 < n && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))) out[k++] = *p++;
+    out[k] = 0;
+    if (*p != '"') out[0] = 0;
+}
+
+void train_state_from_info(const CkptInfo *info, TrainState *st) {
+    memset(st, 0, sizeof *st);
+    const char *js = info->train_state;
+    st->epoch = (int)json_num(js, "epoch", (double)info->epoch);
+    st->batch = (long)json_num(js, "batch", 0);
+    st->step = (long)json_num(js, "step", (double)info->step);
+    st->best_top1 = json_num(js, "best_top1", info->best_top1);
+    st->best_epoch = (int)json_num(js, "best_epoch", -1);
+    st->best_metric = json_num(js, "best_metric", st->best_top1);
+    json_word(js, "eval_metric", st->eval_metric, sizeof st->eval_metric);
+    st->ema = (int)json_num(js, "ema", 0) != 0;
+    st->ema_decay = json_num(js, "ema_decay", 0);
+    st->ema_warmup = (int)json_num(js, "ema_warmup", 0) != 0;
+    st->seed = json_u64(js, "seed", info->n_rng > 0 ? info->rng[0] : 0);
+    st->counter = json_u64(js, "counter", info->n_rng > 1 ? info->rng[1] : 0);
+    /* "hist": [epoch, metric, ...], at most TRAIN_HIST_MAX pairs; anything odd ends the list */
+    const char *p = strstr(js, "\"hist\": [");
+    if (p) {
+        p += strlen("\"hist\": [");
+        while (st->nhist < TRAIN_HIST_MAX) {
+            char *end;
+            long e = strtol(p, &end, 10);
+            if (end == p || e < 1 || e > 1000000000L) break;
+            p = end;
+            while (*p == ',' || *p == ' ') p++;
+            double v = strtod(p, &end);
+            if (end == p) break;
+            st->hist[st->nhist].epoch = (int)e;
+            st->hist[st->nhist].metric = v;
+            st->nhist++;
+            p = end;
+            while (*p == ',' || *p == ' ') p++;
+        }
+    }
+}
+
 int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainState *st, char *err, size_t errn) {
     CkptInfo *info = calloc(1, sizeof *info);
     if (!info) { snprintf(err, errn, "out of memory"); return -1; }
@@ -98,17 +159,7 @@ int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainS
         if (rc == 0) optim_set_step(opt, info->optimizer_step);
     }
     if (rc == 0 && ema && !g[ng - 1].found) ema_reset(ema);
-    if (rc == 0) {
-        memset(st, 0, sizeof *st);
-        const char *js = info->train_state;
-        st->epoch = (int)json_num(js, "epoch", (double)info->epoch);
-        st->batch = (long)json_num(js, "batch", 0);
-        st->step = (long)json_num(js, "step", (double)info->step);
-        st->best_top1 = json_num(js, "best_top1", info->best_top1);
-        st->best_epoch = (int)json_num(js, "best_epoch", -1);
-        st->seed = json_u64(js, "seed", info->n_rng > 0 ? info->rng[0] : 0);
-        st->counter = json_u64(js, "counter", info->n_rng > 1 ? info->rng[1] : 0);
-    }
+    if (rc == 0) train_state_from_info(info, st);
     free_groups(g, ng);
     free(info);
     return rc;

@@ -2,6 +2,7 @@
 #include "core/gemm.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
+#include "train/train_ckpt.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,15 +34,18 @@ void train_opts_help(FILE *f) {
             "           --precision fp32|bf16 (bf16: GEMM inputs rounded to bf16, fp32 accumulation, fp32\n"
             "           master weights and optimizer state)\n"
             "           --log-interval 50 --checkpoint-every STEPS --keep-last K --val-every 1\n"
+            "           --experiment NAME (run dir --output/NAME, default ./output/train/NAME, -1, -2... when taken)\n"
+            "           --overwrite (replace the run already in --output) --checkpoint-hist K --eval-metric top1|top5|loss\n"
             "optimizer: --opt adamw|adam|lamb|sgd|momentum --lr LR | --lr-base 1e-3 --lr-base-size 1024\n"
             "           --lr-base-scale linear|sqrt --weight-decay 0.05 --opt-eps 1e-8 --opt-betas 0.9,0.999\n"
             "           --momentum 0.9 --clip-grad NORM --clip-mode norm|value --grad-accum-steps 1\n"
             "           --freeze PATTERNS --lr-mult PATTERN=MULT,... --no-wd PATTERNS --wd-all\n"
             "schedule:  --sched cosine|linear|step|constant --min-lr 0 --warmup-lr 1e-5 --warmup-epochs 5\n"
             "           --warmup-steps N --decay-epochs 90 --decay-rate 0.1 --warmup-prefix\n"
-            "ema:       --model-ema --model-ema-decay 0.9998\n"
+            "ema:       --model-ema --model-ema-decay 0.9998 --model-ema-warmup (timm ModelEmaV3 decay warmup)\n"
             "fine-tune: --initial-checkpoint C.h5 (matching keys loaded, a differently shaped head re-initialised)\n"
-            "resume:    --resume DIR|C.h5 (continues exactly: weights, optimizer, EMA, schedule, data position)\n");
+            "resume:    --resume DIR|C.h5 (continues exactly: flags and data from DIR/args.yaml; weights, optimizer,\n"
+            "           EMA, schedule, data position from the checkpoint; --epochs, --max-steps, --val... may change)\n");
     data_flags_help(f);
     model_overrides_help(f);
 }
@@ -75,6 +79,10 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->log_interval = args_int(a, "--log-interval", NULL, 50);
     o->checkpoint_every = args_int(a, "--checkpoint-every", NULL, 0);
     o->keep_last = (int)args_int(a, "--keep-last", NULL, 0);
+    o->checkpoint_hist = (int)args_int(a, "--checkpoint-hist", NULL, 0);
+    o->eval_metric = args_str(a, "--eval-metric", NULL, "top1");
+    o->experiment = args_str(a, "--experiment", NULL, NULL);
+    o->overwrite = args_flag(a, "--overwrite", 0);
     o->val_every = (int)args_int(a, "--val-every", NULL, 1);
 
     optim_config_default(&o->opt);
@@ -113,6 +121,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     else return fail(err, errn, "mixtape train: --precision must be fp32 or bf16, got '%s'%s", prec, "");
     o->model_ema = args_flag(a, "--model-ema", 0);
     o->model_ema_decay = (float)args_float(a, "--model-ema-decay", NULL, 0.9998);
+    o->model_ema_warmup = args_flag(a, "--model-ema-warmup", 0);
 
     loader_config_default(&o->train_data, 1);
     loader_config_default(&o->val_data, 0);
@@ -133,7 +142,16 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
         return fail(err, errn, "mixtape train: --model-ema-decay must be in [0,1]%s%s", "", "");
     if (!o->resume && !o->train_spec)
         return fail(err, errn, "mixtape train: give the training data with --train S or --data-dir D%s%s", "", "");
-    if (!o->resume && !o->output)
-        return fail(err, errn, "mixtape train: give the run directory with --output DIR%s%s", "", "");
+    if (o->keep_last < 0 || o->keep_last > 10000)
+        return fail(err, errn, "mixtape train: --keep-last must be in [0, 10000]%s%s", "", "");
+    if (o->checkpoint_hist < 0 || o->checkpoint_hist > TRAIN_HIST_MAX)
+        return fail(err, errn, "mixtape train: --checkpoint-hist must be in [0, %s]%s", TRAIN_HIST_MAX_S, "");
+    if (strcmp(o->eval_metric, "top1") && strcmp(o->eval_metric, "top5") && strcmp(o->eval_metric, "loss"))
+        return fail(err, errn, "mixtape train: --eval-metric must be top1, top5 or loss, got '%s'%s", o->eval_metric, "");
+    if (o->experiment && (!o->experiment[0] || strchr(o->experiment, '/') || !strcmp(o->experiment, ".") ||
+                          !strcmp(o->experiment, "..") || strlen(o->experiment) > 200))
+        return fail(err, errn, "mixtape train: --experiment wants a plain name (no '/'), got '%s'%s", o->experiment, "");
+    if (!o->resume && !o->output && !o->experiment)
+        return fail(err, errn, "mixtape train: give the run directory with --output DIR (or --experiment NAME)%s%s", "", "");
     return 0;
 }
