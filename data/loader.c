@@ -47,6 +47,8 @@ struct Loader {
     /* sources */
     char **shards; int nshards;  /* all shards */
     int *mine; int nmine;        /* this rank's shard indices */
+    int by_sample;               /* eval on several ranks: every rank reads every shard and keeps
+                                    the samples at positions rank, rank + world, ... */
     ImageFolder folder;
     H5Source h5;
     long nsamples_all;           /* index sources: total samples */
@@ -203,11 +205,15 @@ static void read_shards(Loader *L) {
     shuf_rng_seed(&rng, shuf_hash4(L->cfg.seed, (uint64_t)L->epoch, (uint64_t)L->cfg.rank, TAG_BUFFER));
     int cap = L->cfg.shuffle ? L->sbuf_n : 0, fill = 0;
     char why[300], lb[96];
-    int stopped = 0;
+    int stopped = 0, by_sample = L->by_sample;
+    long pos = 0;   /* sample position over all shards, for the by-sample split */
     for (int k = 0; k < n && !stopped; k++) {
         const char *path = L->shards[order[k]];
         TarStream *t = tar_stream_open(path, why, sizeof why);
-        if (!t) { skip_sample(L, path, "(whole shard)", why); continue; }
+        if (!t) {
+            if (!by_sample || L->cfg.rank == 0) skip_sample(L, path, "(whole shard)", why);   /* counted once */
+            continue;
+        }
         for (;;) {
             if (atomic_load(&L->stop)) { stopped = 1; break; }
             RawSample *sp = &L->spare;
@@ -215,6 +221,7 @@ static void read_shards(Loader *L) {
             sp->why[0] = 0;
             int r = tar_stream_next(t, sp);
             if (r == 0) break;
+            if (by_sample && r > 0 && (pos++ % L->cfg.world) != L->cfg.rank) continue;   /* another rank's */
             if (r < 0) { skip_sample(L, path, sp->key[0] ? sp->key : "(rest of shard)", sp->why); break; }
             if (sp->bad) { skip_sample(L, path, sp->key, sp->why); continue; }
             const char *lp = label_problem(L, sp->label, lb, sizeof lb);
@@ -509,8 +516,11 @@ static long count_my_shards(Loader *L, int *max_label) {
 
 long loader_epoch_size(Loader *L) {
     if (L->epoch_size == -2) {
-        if (L->kind == SRC_SHARDS) L->epoch_size = count_my_shards(L, NULL);
-        else {
+        if (L->kind == SRC_SHARDS) {
+            L->epoch_size = count_my_shards(L, NULL);
+            long N = L->epoch_size, w = L->cfg.world, r = L->cfg.rank;
+            if (L->by_sample && N >= 0) L->epoch_size = N / w + (r < N % w);
+        } else {
             long N = L->nsamples_all, w = L->cfg.world, r = L->cfg.rank;
             L->epoch_size = N / w + (r < N % w);
         }
@@ -548,6 +558,10 @@ static int open_shards(Loader *L, char *err, size_t errn) {
     if (shard_list_expand(L->spec, &L->shards, &L->nshards, err, errn)) return -1;
     if (L->nshards <= 0) return seterr(err, errn, "data '%s': no shards", L->spec);
     int w = L->cfg.world, r = L->cfg.rank;
+    /* Evaluation is a fixed set, often one shard: split it by sample, not by shard, so any
+     * number of ranks can share it and each sample is counted exactly once. */
+    L->by_sample = !L->cfg.train && w > 1;
+    if (L->by_sample) { L->cfg.shuffle = 0; w = 1; r = 0; }   /* every rank walks every shard in order */
     if (L->nshards < w)
         return seterr(err, errn, "data '%s': %d shard%s for %d ranks; every rank needs at least one shard "
                       "(write more, smaller shards)", L->spec, L->nshards, L->nshards == 1 ? "" : "s", w);
@@ -575,7 +589,7 @@ static int open_shards(Loader *L, char *err, size_t errn) {
                 if (c < 0) return seterr(err, errn, "shard '%s': cannot read", L->shards[i]);
                 total += c;
             }
-            if (w == 1) L->epoch_size = total;
+            if (L->cfg.world == 1) L->epoch_size = total;
             L->num_classes = mx + 1;
         }
     }

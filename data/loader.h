@@ -26,6 +26,9 @@
  *   ImageFolder and HDF5 sample indices are split over ranks after a per-epoch global
  *   permutation (index position i goes to rank i % world), like torch's
  *   DistributedSampler without padding.
+ *   Evaluation (train == 0) splits tar shards by sample too: every rank reads every
+ *   shard in order and keeps the samples at positions rank, rank + world, ..., so one
+ *   validation shard serves any number of ranks and each sample is seen exactly once.
  *
  * Threads: the loader's own threads only; every function below is called from one
  * (the training) thread. */

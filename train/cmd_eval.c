@@ -3,6 +3,7 @@
  * flags override it. */
 #include "train/commands.h"
 #include "train/data_flags.h"
+#include "train/dist.h"
 #include "train/evaluate.h"
 #include "train/model_io.h"
 #include <stdio.h>
@@ -31,7 +32,18 @@ static int load_ema(const char *key, int ndim, const int64_t *shape, const float
 
 static int next_batch(void *ud, Batch *b) { return loader_next((Loader *)ud, b); }
 
+static int eval_main(int argc, char **argv);
+
+/* Under mpirun each rank evaluates a disjoint share of the samples and the counts are
+ * added exactly, so the figures equal one process's to the last digit. */
 int cmd_eval(int argc, char **argv) {
+    dist_init(NULL, NULL);
+    int rc = eval_main(argc, argv);
+    dist_finalize();
+    return rc;
+}
+
+static int eval_main(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
     Args a;
@@ -82,20 +94,34 @@ int cmd_eval(int argc, char **argv) {
     lc.in_chans = m.cfg.in_chans;
     lc.workers = workers;
     lc.num_classes = m.cfg.num_classes;
+    lc.rank = dist_rank();
+    lc.world = dist_world();
+    int root = dist_is_root();
     Loader *L = loader_open(&lc, err, sizeof err);
-    if (!L) { fprintf(stderr, "mixtape eval: --data: %s\n", err); model_free(&m); args_free(&a); return 2; }
+    if (!L) fprintf(stderr, "mixtape eval: --data: %s\n", err);
+    if (dist_any_max(!L)) { if (L) loader_close(L); model_free(&m); args_free(&a); return 2; }
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
     EvalResult r;
-    int rc = 0;
+    int rc = 0, failed = 0;
     if (loader_start_epoch(L, 0) != 0 ||
         evaluate(&m, &c, next_batch, L, confusion != NULL, NULL, NULL, &r, err, sizeof err) != 0) {
         fprintf(stderr, "mixtape eval: %s\n", loader_error(L)[0] ? loader_error(L) : err);
+        failed = 1;
+    }
+    long skipped = loader_skipped(L);
+    if (dist_any_max(failed)) {   /* every rank stops together, before the reduction */
+        if (!failed) eval_result_free(&r);
         rc = 1;
     } else {
+        eval_result_reduce(&r);
+        dist_allreduce_sum_long(&skipped, 1);
+        if (!root) eval_result_free(&r);
+    }
+    if (!rc && root) {
         const char *const *names = loader_class_names(L);
         printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
-               100 * r.top1, 100 * r.top5, r.loss, loader_skipped(L));
+               100 * r.top1, 100 * r.top5, r.loss, skipped);
         printf("per-class accuracy:\n");
         for (int k = 0; k < r.num_classes; k++)
             if (r.class_count[k])

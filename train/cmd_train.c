@@ -141,9 +141,7 @@ static int eval_all(Run *r, EvalResult *ev, const char *what) {
         if (!bad) eval_result_free(ev);
         return -1;
     }
-    double s[4] = {ev->loss * ev->n, ev->top1 * ev->n, ev->top5 * ev->n, (double)ev->n};
-    dist_allreduce_sum_d(s, 4);
-    if (s[3] > 0) { ev->loss = s[0] / s[3]; ev->top1 = s[1] / s[3]; ev->top5 = s[2] / s[3]; ev->n = (long)s[3]; }
+    eval_result_reduce(ev); /* each rank evaluated its share of the samples: add them up exactly */
     return 0;
 }
 

@@ -63,6 +63,23 @@ void dist_allreduce_sum_d(double *buf, int n) {
 #endif
 }
 
+void dist_allreduce_sum_i64(int64_t *buf, int n) {
+    if (g_world <= 1) return;
+#ifdef MIXTAPE_HAVE_MPI
+    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+#endif
+}
+
+void dist_allreduce_sum_long(long *buf, size_t n) {
+    if (g_world <= 1) return;
+#ifdef MIXTAPE_HAVE_MPI
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    }
+#endif
+}
+
 int dist_any_max(int v) {
     if (g_world <= 1) return v;
 #ifdef MIXTAPE_HAVE_MPI

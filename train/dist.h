@@ -3,6 +3,7 @@
  * is written once. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 /* Initialises MPI when built with it and launched under mpirun/mpiexec
  * (idempotent; argc/argv may be NULL). `train` and `bench` call it. */
@@ -15,6 +16,9 @@ static inline int dist_is_root(void) { return dist_rank() == 0; }
 void dist_allreduce_mean(float *buf, size_t n);
 /* In-place sum of doubles over ranks (metrics). */
 void dist_allreduce_sum_d(double *buf, int n);
+/* In-place sums of integers over ranks (exact metrics). */
+void dist_allreduce_sum_i64(int64_t *buf, int n);
+void dist_allreduce_sum_long(long *buf, size_t n);
 /* Max of an int over ranks (stop flags: signal, NaN, error). */
 int dist_any_max(int v);
 /* Min of a long over ranks (e.g. batches per epoch with uneven shards). */

@@ -1,4 +1,5 @@
 #include "train/evaluate.h"
+#include "train/dist.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,39 @@ void eval_result_free(EvalResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Fixed-point loss: integer sums are associative, so any split over ranks adds up to
+ * the same total as one process. */
+#define LOSS_ONE 4294967296.0   /* 2^32 */
+
+static void loss_add(EvalResult *r, double l) {
+    if (!(l >= 0 && l < 2147483648.0)) { r->n_loss_overflow++; return; }   /* also NaN */
+    int64_t q = (int64_t)llround(l * LOSS_ONE);
+    r->loss_hi += q >> 32;
+    r->loss_lo += q & 0xffffffff;
+}
+
+void eval_result_finish(EvalResult *r) {
+    if (r->n <= 0) { r->loss = r->top1 = r->top5 = 0; return; }
+    __int128 sum = ((__int128)r->loss_hi << 32) + r->loss_lo;
+    r->loss = r->n_loss_overflow ? INFINITY : (double)sum / LOSS_ONE / (double)r->n;
+    r->top1 = (double)r->n_top1 / (double)r->n;
+    r->top5 = (double)r->n_top5 / (double)r->n;
+}
+
+void eval_result_reduce(EvalResult *r) {
+    if (dist_world() > 1) {
+        int64_t s[6] = {r->n, r->n_top1, r->n_top5, r->loss_hi, r->loss_lo, r->n_loss_overflow};
+        dist_allreduce_sum_i64(s, 6);
+        r->n = s[0]; r->n_top1 = s[1]; r->n_top5 = s[2];
+        r->loss_hi = s[3]; r->loss_lo = s[4]; r->n_loss_overflow = s[5];
+        size_t K = (size_t)r->num_classes;
+        dist_allreduce_sum_long(r->class_count, K);
+        dist_allreduce_sum_long(r->class_correct, K);
+        if (r->confusion) dist_allreduce_sum_long(r->confusion, K * K);
+    }
+    eval_result_finish(r);
+}
+
 int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
              void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
              EvalResult *r, char *err, size_t errn) {
@@ -28,8 +62,6 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     r->class_count = calloc((size_t)K, sizeof(long));
     r->class_correct = calloc((size_t)K, sizeof(long));
     if (want_confusion) r->confusion = calloc((size_t)K * K, sizeof(long));
-    double loss_sum = 0;
-    long top1 = 0, top5 = 0;
     int saved_grad = c->grad_enabled, saved_train = c->training;
     c->grad_enabled = 0;
     c->training = 0;
@@ -56,14 +88,14 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
             for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
             double se = 0;
             for (int j = 0; j < K; j++) se += exp((double)z[j] - mx);
-            loss_sum += log(se) + mx - z[y];
+            loss_add(r, log(se) + mx - z[y]);
             int best = 0;
             for (int j = 1; j < K; j++)
                 if (z[j] > z[best]) best = j;
             r->n++;
             r->class_count[y]++;
-            if (best == y) { top1++; r->class_correct[y]++; }
-            if (eval_in_topk(z, K, y, K < 5 ? K : 5)) top5++;
+            if (best == y) { r->n_top1++; r->class_correct[y]++; }
+            if (eval_in_topk(z, K, y, K < 5 ? K : 5)) r->n_top5++;
             if (r->confusion) r->confusion[(size_t)y * K + best]++;
         }
         if (rc) break;
@@ -71,10 +103,6 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     if (got < 0 && !rc) { snprintf(err, errn, "evaluate: the data source failed"); rc = -1; }
     c->grad_enabled = saved_grad;
     c->training = saved_train;
-    if (r->n) {
-        r->loss = loss_sum / (double)r->n;
-        r->top1 = (double)top1 / (double)r->n;
-        r->top5 = (double)top5 / (double)r->n;
-    }
+    eval_result_finish(r);
     return rc;
 }

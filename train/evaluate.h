@@ -4,13 +4,20 @@
 #pragma once
 #include "data/batch.h"
 #include "layers/model.h"
+#include <stdint.h>
 
 /* 1 = a batch, 0 = end, -1 = error (message in err of the source). */
 typedef int (*batch_next_fn)(void *ud, Batch *b);
 
 typedef struct EvalResult {
     long n;                 /* samples with a known label */
-    double loss, top1, top5;  /* mean loss, fractions in [0,1] */
+    double loss, top1, top5;  /* mean loss, fractions in [0,1] (set by eval_result_finish) */
+    /* Exact sums behind them, so that shares evaluated on several ranks add up to the
+     * single-process figures bit for bit, whatever the split: counts, and the loss as
+     * a fixed-point sum (2^-32 units, split in two words so ranks can add it as int64). */
+    long n_top1, n_top5;
+    int64_t loss_hi, loss_lo;   /* sum = loss_hi * 2^32 + loss_lo, in 2^-32 units */
+    long n_loss_overflow;       /* samples whose loss is not finite or >= 2^31 */
     int num_classes;
     long *class_count, *class_correct;  /* (num_classes) */
     long *confusion;        /* (num_classes, num_classes) rows = truth, or NULL */
@@ -23,5 +30,11 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
              void (*on_logits)(void *ud, const float *logits, const Batch *b, int k), void *logits_ud,
              EvalResult *r, char *err, size_t errn);
 void eval_result_free(EvalResult *r);
+/* Mean loss and fractions from the exact sums (evaluate calls it; call again after
+ * eval_result_reduce). */
+void eval_result_finish(EvalResult *r);
+/* Adds every rank's share (counts, per-class counts, confusion, loss sums) on every
+ * rank, then finishes. Identity with one process. Every rank must call it. */
+void eval_result_reduce(EvalResult *r);
 /* Top-k correctness of one row of logits. */
 int eval_in_topk(const float *logits, int k_classes, int label, int k);

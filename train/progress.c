@@ -1,4 +1,5 @@
 #include "train/progress.h"
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,10 +18,21 @@ void format_duration(double s, char *buf, int n) {
     else snprintf(buf, (size_t)n, "%lds", t);
 }
 
+/* A live bar only for a person at a terminal: under an MPI launcher stdout is often a
+ * pseudo-terminal that the launcher forwards into its own output or a log, where
+ * carriage returns and escape codes make one unreadable line per epoch. */
+int progress_is_terminal(FILE *out) {
+    if (!isatty(fileno(out))) return 0;
+    const char *term = getenv("TERM");
+    if (term && !strcmp(term, "dumb")) return 0;
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) return 0;
+    return 1;
+}
+
 void progress_start(Progress *p, FILE *out, int epoch, int epochs, long total, long log_every) {
     memset(p, 0, sizeof *p);
     p->out = out;
-    p->tty = isatty(fileno(out));
+    p->tty = progress_is_terminal(out);
     p->epoch = epoch;
     p->epochs = epochs;
     p->total = total;

@@ -15,6 +15,8 @@ typedef struct Progress {
 } Progress;
 
 double now_seconds(void);
+/* 1 when out is a terminal a person watches (not TERM=dumb, not under an MPI launcher). */
+int progress_is_terminal(FILE *out);
 void progress_start(Progress *p, FILE *out, int epoch, int epochs, long total, long log_every);
 /* Redraw (terminal, at most ~10 times a second) or log (every log_every steps). */
 void progress_update(Progress *p, long step_in_epoch, double loss, double lr, double img_per_s);
