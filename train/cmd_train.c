@@ -614,8 +614,10 @@ static int train_loop(Run *r) {
         Progress pr;
         if (r->root) progress_start(&pr, stdout, epoch, o->epochs, r->steps_per_epoch, o->log_interval);
         double t0 = now_seconds(), wait0 = loader_wait_seconds(r->train), tlog = t0, wait_log = wait0;
-        double loss_sum = 0, loss_log = 0;
-        long nb = 0, nlog = 0, imgs = 0, imgs_log = 0;
+        /* the loss sums of an epoch resumed mid-way come from the checkpoint, so that its
+         * metrics rows and summary.csv row are those of the uninterrupted run */
+        double loss_sum = r->st.batch ? r->st.loss_sum : 0, loss_log = r->st.batch ? r->st.log_sum : 0;
+        long nb = r->st.batch ? r->st.loss_n : 0, nlog = r->st.batch ? r->st.log_n : 0, imgs = 0, imgs_log = 0;
         int micro = 0;
         Batch b;
         /* At most the (global) batches per epoch; all ranks go on only together. */
@@ -679,6 +681,7 @@ static int train_loop(Run *r) {
                 log_interval(r, loss_log / nlog, imgs_log * dist_world() / (t - tlog), (w - wait_log) / (t - tlog));
                 tlog = t; wait_log = w; loss_log = 0; nlog = 0; imgs_log = 0;
             }
+            r->st.loss_sum = loss_sum; r->st.loss_n = nb; r->st.log_sum = loss_log; r->st.log_n = nlog;
             if (o->checkpoint_every > 0 && r->st.step % o->checkpoint_every == 0 && !last) save(r, "last.h5");
             int sig = dist_any_max(signals_pending());
             int stop = o->max_steps > 0 && r->st.step >= o->max_steps;
@@ -696,6 +699,8 @@ static int train_loop(Run *r) {
         if (r->root) progress_end(&pr, NULL);
         r->st.epoch = epoch + 1;
         r->st.batch = 0;
+        r->st.loss_sum = r->st.log_sum = 0;
+        r->st.loss_n = r->st.log_n = 0;
         double ls = loss_sum, n = (double)nb;
         double agg[2] = {ls, n};
         dist_allreduce_sum_d(agg, 2);

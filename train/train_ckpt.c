@@ -1,6 +1,7 @@
 #include "train/train_ckpt.h"
 #include "train/checkpoint.h"
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +38,11 @@ static void train_state_json(const TrainState *st, char *js, size_t n) {
     size_t k = (size_t)snprintf(js, n,
                                 "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.17g, \"best_epoch\": %d, "
                                 "\"best_metric\": %.17g, \"eval_metric\": \"%s\", \"ema\": %d, \"ema_decay\": %.17g, "
-                                "\"ema_warmup\": %d, \"seed\": %" PRIu64 ", \"counter\": %" PRIu64 ", \"hist\": [",
+                                "\"ema_warmup\": %d, \"seed\": %" PRIu64 ", \"counter\": %" PRIu64 ", \"loss_sum\": %.17g, "
+                                "\"loss_n\": %ld, \"log_sum\": %.17g, \"log_n\": %ld, \"hist\": [",
                                 st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->best_metric,
-                                st->eval_metric, st->ema, st->ema_decay, st->ema_warmup, st->seed, st->counter);
+                                st->eval_metric, st->ema, st->ema_decay, st->ema_warmup, st->seed, st->counter, st->loss_sum,
+                                st->loss_n, st->log_sum, st->log_n);
     for (int i = 0; i < st->nhist && k < n; i++)
         k += (size_t)snprintf(js + k, n - k, "%s%d, %.17g", i ? ", " : "", st->hist[i].epoch, st->hist[i].metric);
     if (k < n) snprintf(js + k, n - k, "]}");
@@ -119,6 +122,13 @@ void train_state_from_info(const CkptInfo *info, TrainState *st) {
     st->ema_warmup = (int)json_num(js, "ema_warmup", 0) != 0;
     st->seed = json_u64(js, "seed", info->n_rng > 0 ? info->rng[0] : 0);
     st->counter = json_u64(js, "counter", info->n_rng > 1 ? info->rng[1] : 0);
+    /* loss sums: counts bounded by the batches of an epoch (checked against the data by the caller) */
+    st->loss_sum = json_num(js, "loss_sum", 0);
+    st->log_sum = json_num(js, "log_sum", 0);
+    st->loss_n = (long)json_num(js, "loss_n", 0);
+    st->log_n = (long)json_num(js, "log_n", 0);
+    if (!(st->loss_n >= 0 && st->loss_n <= st->batch) || !isfinite(st->loss_sum)) { st->loss_n = 0; st->loss_sum = 0; }
+    if (!(st->log_n >= 0 && st->log_n <= st->batch) || !isfinite(st->log_sum)) { st->log_n = 0; st->log_sum = 0; }
     /* "hist": [epoch, metric, ...], at most TRAIN_HIST_MAX pairs; anything odd ends the list */
     const char *p = strstr(js, "\"hist\": [");
     if (p) {

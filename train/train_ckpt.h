@@ -21,6 +21,8 @@ typedef struct TrainState {
     int ema;              /* the run keeps an EMA (/ema present) */
     int ema_warmup;
     double ema_decay;
+    double loss_sum, log_sum;   /* mid-epoch: train loss sums of the epoch and of the log interval */
+    long loss_n, log_n;
     int nhist;            /* --checkpoint-hist: kept checkpoint-<epoch>.h5, best first */
     struct { int epoch; double metric; } hist[TRAIN_HIST_MAX];
     uint64_t seed;        /* run seed */
