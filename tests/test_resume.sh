@@ -80,6 +80,26 @@ a, b = ([{k: r.get(k) for k in K} for r in map(json.loads, open(p))] for p in sy
 assert a == b, (len(a), len(b), [x for x in zip(a, b) if x[0] != x[1]][:2])
 EOF"
 
+# 1b. the same after SIGINT at whatever step it lands (a 40-epoch run, interrupted)
+run "$M" train "${RUN[@]}" --epochs 40 --output "$T/u40" > /dev/null 2>&1
+"$M" train "${RUN[@]}" --epochs 40 --output "$T/s" > "$T/s.log" 2>&1 &
+pid=$!
+for _ in $(seq 200); do [ -f "$T/s/last.h5" ] && break; sleep 0.05; done
+sleep 0.3
+kill -INT $pid
+set +e; wait $pid; rc=$?; set -e
+check "SIGINT mid-run exits 130 (got $rc) and prints 'mixtape train --resume DIR'" \
+  "[ $rc -eq 130 ] && grep -q 'mixtape train --resume $T/s\$' $T/s.log"
+stopped=$("$PY" -c "import h5py; print(int(h5py.File('$T/s/last.h5', 'r').attrs['step']))")
+run "$M" train --resume "$T/s" > "$T/s2.log" 2>&1
+check "SIGINT at step $stopped, resumed by --resume DIR alone (rc $rc) == uninterrupted (bit-identical)" \
+  "[ $rc -eq 0 ] && cmp_ck $T/u40/last.h5 $T/s/last.h5 && cmp -s $T/u40/summary.csv $T/s/summary.csv"
+
+# 1c. a bare checkpoint (no args.yaml beside it): its recorded EMA cannot be dropped
+mkdir "$T/bare" && cp "$T/u/last.h5" "$T/bare/last.h5"
+set +e; "$M" train "${MODEL[@]}" --train "$T/train-000000.tar" -b 16 --epochs 3 --resume "$T/bare" > "$T/b.log" 2>&1; rc=$?; set -e
+check "resuming an EMA checkpoint without --model-ema is refused (rc $rc)" "[ $rc -eq 2 ] && grep -q 'would drop it' $T/b.log"
+
 # 2. outputs: summary.csv, 1-based epochs, --checkpoint-hist by the EMA weights, --keep-last
 check "summary.csv has timm's columns and epochs 1..3" "$PY - $T/u <<'EOF'
 import csv, sys

@@ -80,6 +80,14 @@ void resume_plan_free(ResumePlan *p, char **argv2, char **argv) {
     }
 }
 
+/* Equal as recorded, or as numbers ("3e-3" and "0.003"). */
+static int same_value(const char *x, const char *y) {
+    if (!strcmp(x, y)) return 1;
+    char *ex, *ey;
+    double a = strtod(x, &ex), b = strtod(y, &ey);
+    return ex != x && ey != y && !*ex && !*ey && a == b;
+}
+
 static const char *val_of(const Args *a, const char *key) {
     for (int i = 0; i < a->nrec; i++)
         if (!strcmp(a->rec[i].key, key)) return a->rec[i].val;
@@ -106,7 +114,7 @@ int resume_check(Args *a, const ResumePlan *p, int print) {
         const char *key = a->rec[i].key, *now = a->rec[i].val, *was = val_of(&b, key);
         if (in(key, IGNORED, sizeof IGNORED / sizeof IGNORED[0])) continue;
         if (!was) was = "null";
-        if (!strcmp(now, was)) continue;
+        if (same_value(now, was)) continue;
         if (in(key, CHANGEABLE, sizeof CHANGEABLE / sizeof CHANGEABLE[0])) {
             if (print) printf("resume: --%s %s (the run had %s)\n", key, now, strcmp(was, "null") ? was : "none");
             continue;
