@@ -79,6 +79,7 @@ int rundir_clear(const char *dir, const char *input, int check_only, char *err, 
 }
 
 int rundir_experiment(const char *parent, const char *name, char *out, size_t n, char *err, size_t errn) {
+    if (!out || n == 0) return -1;
     for (int inc = 0; inc < 1000; inc++) {
         int k = inc ? snprintf(out, n, "%s/%s-%d", parent, name, inc) : snprintf(out, n, "%s/%s", parent, name);
         if (k < 0 || (size_t)k >= n) { snprintf(err, errn, "--experiment: path too long under %s", parent); return -1; }
