@@ -762,6 +762,11 @@ int loader_num_classes(const Loader *L) { return L->num_classes; }
 const char *const *loader_class_names(const Loader *L) {
     return L->nclass_names > 0 ? (const char *const *)L->class_names : NULL;
 }
+char *const *loader_shard_list(const Loader *L, int *n) {
+    *n = L->kind == SRC_SHARDS ? L->nshards : 0;
+    return L->kind == SRC_SHARDS ? L->shards : NULL;
+}
+
 int loader_num_shards(const Loader *L) { return L->kind == SRC_SHARDS ? L->nmine : 0; }
 int loader_channels(const Loader *L) { return L->C; }
 int loader_img_size(const Loader *L) { return L->S; }

@@ -107,6 +107,8 @@ long loader_epoch_size(Loader *L);
 long loader_epoch_batches(Loader *L);
 /* Class names when known (classes.txt / ImageFolder), else NULL. */
 const char *const *loader_class_names(const Loader *L);
+/* Tar sources: every shard of the expanded list, in order (*n of them); else NULL. */
+char *const *loader_shard_list(const Loader *L, int *n);
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */
 int loader_num_shards(const Loader *L);
 /* Output geometry: channels and side of the images in every batch. */

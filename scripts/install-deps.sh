@@ -3,7 +3,7 @@
 # archive. Idempotent: packages already present are left alone.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev
-      libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin
+      libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin iproute2
       python3 python3-torch python3-h5py python3-numpy python3-matplotlib
       dataset-fashion-mnist)
 missing=()

@@ -42,6 +42,7 @@ static int is_gemm_op(const char *op) {
 static void help(void) {
     printf("usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup 2] [--threads N] [--profile]\n"
            "                     [--precision fp32|bf16|fp32-blas]   |   mixtape bench --sgemm [--threads N]\n"
+           "       mpirun -np N mixtape bench --comm [--bytes 67108864] [--repeat 5]   (link latency, all-reduce rates)\n"
            "                     [--mode train,forward] [model overrides]\n"
            "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
            "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
@@ -241,6 +242,26 @@ int cmd_bench(int argc, char **argv) {
             args_free(&t);
             sgemm_rate(mt_get_threads());
             return 0;
+        }
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--comm")) {
+            Args t;
+            args_init(&t, "bench", argc, argv);
+            args_flag(&t, "--comm", 0);
+            long bytes = args_int(&t, "--bytes", NULL, 64L << 20);
+            int reps = (int)args_int(&t, "--repeat", NULL, 5);
+            int bad = args_finish(&t) != 0;
+            if (bad) fprintf(stderr, "%s\n", t.err);
+            args_free(&t);
+            if (bad) return 2;
+            if (bytes < 65536 || bytes > (1L << 31) || reps < 1 || reps > 1000) {
+                fprintf(stderr, "mixtape bench --comm: --bytes must be in [65536, 2^31] and --repeat in [1, 1000]\n");
+                return 2;
+            }
+            dist_init(NULL, NULL);
+            int rc = bench_comm(bytes, reps);
+            dist_finalize();
+            return rc;
         }
     dist_init(NULL, NULL);
     /* Under mpirun every rank runs the benchmark; rank 0 reports. */

@@ -18,6 +18,7 @@
 #include "train/signals.h"
 #include "train/train_ckpt.h"
 #include "train/train_opts.h"
+#include "train/version.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -540,9 +541,34 @@ static int agree(Run *r, int rc, const char *when) {
 /* Builds model, data, optimizer, schedule, EMA; restores a run when resuming; with
  * several ranks, agrees on errors and on the batches per epoch, and sets up the
  * gradient buckets. Returns 0, or the exit code to stop with (the same on every rank). */
+/* Several hosts: refuse at start a rank whose binary or training shard list differs from
+ * rank 0's (a stale install, a host that sees another directory), naming the host. */
+static int same_everywhere(Run *r, int after_data) {
+    if (dist_world() <= 1) return 0;
+    char err[512], shown[64];
+    int rc;
+    if (!after_data) {
+        uint64_t h = dist_binary_hash();
+        snprintf(shown, sizeof shown, "mixtape %s, file hash %016llx", mixtape_version(), (unsigned long long)h);
+        rc = dist_check_same("binary", h, shown, err, sizeof err);
+    } else {
+        int n = 0;
+        char *const *list = loader_shard_list(r->train, &n);
+        uint64_t h = dist_hash(DIST_HASH0, &n, sizeof n);
+        for (int i = 0; i < n; i++) h = dist_hash(h, list[i], strlen(list[i]) + 1);
+        snprintf(shown, sizeof shown, "%d shard%s, list hash %016llx", n, n == 1 ? "" : "s", (unsigned long long)h);
+        rc = dist_check_same("list of training shards", h, shown, err, sizeof err);
+    }
+    if (rc && dist_is_root()) fprintf(stderr, "mixtape train: %s\n", err);
+    return rc ? 2 : 0;
+}
+
 static int setup(Run *r, Args *a) {
-    int rc = agree(r, setup_model_data(r, a), "setup");
+    int rc = same_everywhere(r, 0);
     if (rc) return rc;
+    rc = agree(r, setup_model_data(r, a), "setup");
+    if (rc) return rc;
+    if ((rc = same_everywhere(r, 1))) return rc;
     if (dist_world() > 1) {
         /* Uneven shards: every rank stops each epoch at the smallest rank's batch count,
          * else the ranks with more data would wait in an allreduce nobody else joins. */
@@ -587,6 +613,7 @@ static void optimizer_step(Run *r) {
     optim_zero_grad(&r->opt);
     r->st.step++;
     if (r->has_ema) ema_update(&r->ema, r->st.step);
+    dist_set_phase(r->st.step);   /* for the lost-rank watchdog's message */
 }
 
 /* After last.h5 is written on SIGINT/SIGTERM (sig > 0) or --max-steps (sig < 0): how to

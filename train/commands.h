@@ -9,6 +9,8 @@ int cmd_predict(int argc, char **argv);
 int cmd_grads(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_data(int argc, char **argv);
+/* `bench --comm` under mpirun: latency and all-reduce rates (train/cmd_bench_comm.c). */
+int bench_comm(long max_bytes, int reps);
 int cmd_shards(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_reparam(int argc, char **argv);

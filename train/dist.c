@@ -1,7 +1,11 @@
 #include "train/dist.h"
 #include "train/progress.h"
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #ifdef MIXTAPE_HAVE_MPI
 #include <mpi.h>
@@ -10,6 +14,108 @@ static int g_mpi = 0, g_rank = 0, g_world = 1;
 static const int g_rank = 0, g_world = 1;
 #endif
 static double g_comm = 0;
+static char g_host[64];
+
+/* ---------------------------------------------------------------- watchdog */
+
+static double g_timeout = 300;
+static _Atomic(const char *) g_coll;     /* the collective being waited in, or NULL */
+static _Atomic double g_coll_t0;
+static atomic_long g_step = -1;
+
+void dist_set_timeout(double s) { g_timeout = s >= 0 ? s : 0; }
+void dist_set_phase(long step) { atomic_store(&g_step, step); }
+
+void dist_enter(const char *what) {
+    atomic_store(&g_coll_t0, now_seconds());
+    atomic_store(&g_coll, what);
+}
+
+void dist_leave(void) { atomic_store(&g_coll, (const char *)NULL); }
+
+#ifdef MIXTAPE_HAVE_MPI
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        usleep(250000);
+        const char *what = atomic_load(&g_coll);
+        if (!what || g_timeout <= 0) continue;
+        double waited = now_seconds() - atomic_load(&g_coll_t0);
+        if (waited < g_timeout) continue;
+        long step = atomic_load(&g_step);
+        char at[48] = "";
+        if (step >= 0) snprintf(at, sizeof at, " at step %ld", step);
+        /* stdio may be locked by the blocked main thread: write(2) directly */
+        char msg[512];
+        int k = snprintf(msg, sizeof msg,
+                         "mixtape: rank %d (host %s): no reply from the other ranks for %.0f s in %s%s: a rank, "
+                         "its host or the link to it is lost (MIXTAPE_DIST_TIMEOUT=%.0f). Stopping this rank; "
+                         "the last checkpoint is intact, resume with the same number of ranks.\n",
+                         dist_rank(), dist_host(), waited, what, at, g_timeout);
+        if (k > 0 && write(2, msg, (size_t)(k < (int)sizeof msg ? k : (int)sizeof msg - 1)) < 0) { /* nothing to do */ }
+        _exit(1);
+    }
+    return NULL;
+}
+#endif
+
+const char *dist_host(void) {
+    if (!g_host[0] && gethostname(g_host, sizeof g_host - 1) != 0) strcpy(g_host, "?");
+    return g_host;
+}
+
+uint64_t dist_hash(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+uint64_t dist_binary_hash(void) {
+    FILE *f = fopen("/proc/self/exe", "rb");
+    if (!f) return 0;
+    uint64_t h = DIST_HASH0;
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = dist_hash(h, buf, n);
+    fclose(f);
+    return h;
+}
+
+/* What one rank reports in dist_check_same. */
+typedef struct SameRec {
+    uint64_t value;
+    char host[64];
+    char shown[64];
+} SameRec;
+
+int dist_check_same(const char *what, uint64_t value, const char *shown, char *err, size_t errn) {
+    if (g_world <= 1) return 0;
+#ifdef MIXTAPE_HAVE_MPI
+    SameRec me;
+    memset(&me, 0, sizeof me);
+    me.value = value;
+    snprintf(me.host, sizeof me.host, "%s", dist_host());
+    snprintf(me.shown, sizeof me.shown, "%s", shown ? shown : "");
+    SameRec *all = calloc((size_t)g_world, sizeof *all);
+    if (!all) { snprintf(err, errn, "out of memory"); dist_abort(1); }
+    dist_enter("the start-up check of every rank's setup");
+    MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, MPI_COMM_WORLD);
+    dist_leave();
+    int rc = 0;
+    for (int r = 1; r < g_world; r++)
+        if (all[r].value != all[0].value) {
+            snprintf(err, errn, "rank %d (host %s) runs with a different %s (%s) than rank 0 (host %s: %s); every "
+                     "rank must have the same", r, all[r].host, what, all[r].shown, all[0].host, all[0].shown);
+            rc = -1;
+            break;
+        }
+    free(all);
+    return rc;
+#else
+    (void)what; (void)value; (void)shown; (void)err; (void)errn;
+    return 0;
+#endif
+}
 
 void dist_init(int *argc, char ***argv) {
 #ifdef MIXTAPE_HAVE_MPI
@@ -22,6 +128,10 @@ void dist_init(int *argc, char ***argv) {
         g_mpi = 1;
         MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
         MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+        const char *e = getenv("MIXTAPE_DIST_TIMEOUT");
+        if (e && *e) dist_set_timeout(atof(e));
+        pthread_t wd;
+        if (g_world > 1 && pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
     }
 #else
     (void)argc; (void)argv;
@@ -30,7 +140,11 @@ void dist_init(int *argc, char ***argv) {
 
 void dist_finalize(void) {
 #ifdef MIXTAPE_HAVE_MPI
-    if (g_mpi) MPI_Finalize();
+    if (g_mpi) {
+        dist_enter("MPI_Finalize");
+        MPI_Finalize();
+        dist_leave();
+    }
     g_mpi = 0;
 #endif
 }
@@ -48,7 +162,9 @@ void dist_allreduce_mean(float *buf, size_t n) {
     double t = now_seconds();
     for (size_t o = 0; o < n; o += CHUNK) {
         size_t k = n - o < CHUNK ? n - o : CHUNK;
+        dist_enter("the gradient all-reduce");
         MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        dist_leave();
     }
     float s = 1.0f / (float)g_world;
     for (size_t i = 0; i < n; i++) buf[i] *= s;
@@ -59,14 +175,18 @@ void dist_allreduce_mean(float *buf, size_t n) {
 void dist_allreduce_sum_d(double *buf, int n) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("an all-reduce of metrics");
     MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    dist_leave();
 #endif
 }
 
 void dist_allreduce_sum_i64(int64_t *buf, int n) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("an all-reduce of evaluation counts");
     MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    dist_leave();
 #endif
 }
 
@@ -75,7 +195,9 @@ void dist_allreduce_sum_long(long *buf, size_t n) {
 #ifdef MIXTAPE_HAVE_MPI
     for (size_t o = 0; o < n; o += CHUNK) {
         size_t k = n - o < CHUNK ? n - o : CHUNK;
+        dist_enter("an all-reduce of evaluation counts");
         MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+        dist_leave();
     }
 #endif
 }
@@ -83,7 +205,9 @@ void dist_allreduce_sum_long(long *buf, size_t n) {
 int dist_any_max(int v) {
     if (g_world <= 1) return v;
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("an agreement between ranks (stop / error flags)");
     MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    dist_leave();
 #endif
     return v;
 }
@@ -91,7 +215,9 @@ int dist_any_max(int v) {
 long dist_all_min_long(long v) {
     if (g_world <= 1) return v;
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("an agreement between ranks (batches per epoch)");
     MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
+    dist_leave();
 #endif
     return v;
 }
@@ -101,7 +227,9 @@ void dist_bcast(void *buf, size_t bytes) {
 #ifdef MIXTAPE_HAVE_MPI
     for (size_t o = 0; o < bytes; o += CHUNK) {
         size_t k = bytes - o < CHUNK ? bytes - o : CHUNK;
+        dist_enter("a broadcast from rank 0");
         MPI_Bcast((char *)buf + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
+        dist_leave();
     }
 #endif
 }

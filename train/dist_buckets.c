@@ -154,7 +154,9 @@ static int build_layout(DistBuckets *b) {
         if (b->first_use[i] < 0) b->order[k++] = i;
     for (int u = 0; u < b->nuse; u++) b->order[k++] = b->use[u].idx;
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("the broadcast of the gradient buckets' layout");
     if (b->np > 0) MPI_Bcast(b->order, b->np, MPI_INT, 0, b->comm);
+    dist_leave();
 #endif
     int cap = b->np > 0 ? b->np : 1;
     b->boff = calloc((size_t)cap, sizeof *b->boff);
@@ -273,7 +275,9 @@ void dist_buckets_finish(DistBuckets *b, Ctx *c) {
     launch_ready(b, 1);
     double t1 = now_seconds();
 #ifdef MIXTAPE_HAVE_MPI
+    dist_enter("the gradient all-reduce");
     MPI_Waitall(b->nreq, b->req, MPI_STATUSES_IGNORE);
+    dist_leave();
 #endif
     double t2 = now_seconds();
     const float s = 1.0f / (float)b->world;
