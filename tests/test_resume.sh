@@ -63,8 +63,19 @@ EOF
 # 1. uninterrupted vs stopped mid-epoch 2 (step 8 of 18) and resumed by `--resume DIR` alone
 run "$M" train "${RUN[@]}" --output "$T/u" > "$T/u.log" 2>&1
 run "$M" train "${RUN[@]}" --max-steps 8 --output "$T/i" > "$T/i.log" 2>&1
-check "args.yaml records the list flags (scale, mean, std) [recorded by train/args.c + data_flags.c; without them no resume can be exact]" \
-  "grep -Eq '^scale: .*0\\.5' $T/i/args.yaml && grep -Eq '^mean: .*0\\.3' $T/i/args.yaml && grep -Eq '^std: .*0\\.35' $T/i/args.yaml"
+check "args.yaml records the list flags (scale, mean, std) [recorded by train/args.c + data_flags.c; without them no resume can be exact]" "$PY - $T/i/args.yaml <<'EOF'
+import sys
+y, key = {}, None
+for line in open(sys.argv[1]):       # flat YAML: key: v | key: [a, b] | key: + '- item' lines
+    line = line.rstrip()
+    if line.startswith('- ') and key: y.setdefault(key, []).append(float(line[2:])); continue
+    key, _, v = line.partition(':'); v = v.strip()
+    if v.startswith('['): y[key] = [float(t) for t in v.strip('[]').split(',')]
+    elif v: y[key] = v
+def nums(k):
+    v = y.get(k); return v if isinstance(v, list) else [float(t) for t in str(v).replace(',', ' ').split()] if v not in (None, 'null') else None
+assert nums('scale') == [0.5, 1.0] and nums('mean') == [0.3] and nums('std') == [0.35], (nums('scale'), nums('mean'), nums('std'))
+EOF"
 check "--max-steps stop prints how to continue" "grep -q 'continue with: mixtape train --resume $T/i' $T/i.log"
 run "$M" train --resume "$T/i" > "$T/r.log" 2>&1
 check "train --resume DIR alone runs (rc $rc) from step 8" "[ $rc -eq 0 ] && grep -q 'resuming .* after step 8: epoch 2 of 3, batch 2' $T/r.log"
