@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int classes_read(const char *path, char ***names, int *n, char *err, size_t errn) {
     *names = NULL;
     *n = 0;
-    if (src_path_kind(path) == 0) return 0; /* absent: no names */
+    if (src_path_kind(path) == 0) return 0; /* absent: no names (a FIFO etc. fails in src_read_file) */
+    char ep[300];
     uint8_t *buf;
     size_t len;
     if (src_read_file(path, (size_t)64 << 20, &buf, &len, err, errn)) return -1;
@@ -21,6 +23,14 @@ int classes_read(const char *path, char ***names, int *n, char *err, size_t errn
         while (j < len && buf[j] != '\n') j++;
         size_t b = j;
         if (b > i && buf[b - 1] == '\r') b--;
+        if (b - i > DATA_MAX_CLASS_NAME || cnt >= DATA_MAX_CLASSES) {
+            classes_free(v, cnt);
+            free(buf);
+            if (cnt >= DATA_MAX_CLASSES)
+                return src_seterr(err, errn, "%s: more than %d classes", src_escape(path, ep, sizeof ep), DATA_MAX_CLASSES);
+            return src_seterr(err, errn, "%s: line %d is longer than %d bytes", src_escape(path, ep, sizeof ep), cnt + 1,
+                              DATA_MAX_CLASS_NAME);
+        }
         if (cnt == cap) {
             cap = cap ? cap * 2 : 64;
             char **nv = realloc(v, (size_t)cap * sizeof *nv);
@@ -50,9 +60,24 @@ void classes_free(char **names, int n) {
 }
 
 int classes_write(const char *path, char *const *names, int n, char *err, size_t errn) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
-    for (int i = 0; i < n; i++) fprintf(f, "%s\n", names[i]);
-    if (fclose(f) != 0) return src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
+    char ep[300];
+    for (int i = 0; i < n; i++) /* a newline in a name would shift every later index */
+        if (src_has_control(names[i]))
+            return src_seterr(err, errn, "class name '%s' holds a control character", src_escape(names[i], ep, sizeof ep));
+    char *tmp = malloc(strlen(path) + 32);
+    if (!tmp) return src_seterr(err, errn, "out of memory");
+    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { src_seterr(err, errn, "cannot write %s: %s", tmp, strerror(errno)); free(tmp); return -1; }
+    int bad = 0;
+    for (int i = 0; i < n; i++) bad |= fprintf(f, "%s\n", names[i]) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
     return 0;
 }

@@ -88,12 +88,13 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
         if (!files || !(files[0] = strdup(src))) { free(files); return src_seterr(err, errn, "out of memory"); }
         nfiles = 1;
     } else {
-        return src_seterr(err, errn, "%s: not found", src);
+        return src_seterr(err, errn, "%s: %s", src, k ? "not a regular file" : "not found");
     }
     /* validate every file first: kind consistent, size a whole number of records */
     for (int i = 0; i < nfiles; i++) {
-        FILE *f = fopen(files[i], "rb");
-        if (!f || fseek(f, 0, SEEK_END)) { if (f) fclose(f); src_seterr(err, errn, "%s: cannot read", files[i]); goto out; }
+        FILE *f = src_fopen_regular(files[i], err, errn); /* a FIFO named data_batch_1.bin never blocks */
+        if (!f) goto out;
+        if (fseek(f, 0, SEEK_END)) { fclose(f); src_seterr(err, errn, "%s: cannot read", files[i]); goto out; }
         long sz = ftell(f);
         fclose(f);
         if (sz <= 0) { src_seterr(err, errn, "%s: empty", files[i]); goto out; }
@@ -108,8 +109,7 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
     {
         int rec = kind == 10 ? PIX + 1 : PIX + 2, ncls = kind;
         int width = convert_key_width((long)total);
-        if (convert_prepare_out(o->out_prefix, err, errn)) goto out;
-        ShardWriter *w = shard_writer_open(o->out_prefix, o->per_shard, o->max_bytes, err, errn);
+        ShardWriter *w = convert_open_writer(o, err, errn);
         if (!w) goto out;
         Image im;
         uint8_t buf[PIX + 2];
@@ -117,8 +117,8 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
         int bad = image_alloc(&im, 32, 32, 3);
         if (bad) src_seterr(err, errn, "out of memory");
         for (int fi = 0; fi < nfiles && !bad; fi++) {
-            FILE *f = fopen(files[fi], "rb");
-            if (!f) { bad = src_seterr(err, errn, "%s: cannot read", files[fi]); break; }
+            FILE *f = src_fopen_regular(files[fi], err, errn);
+            if (!f) { bad = -1; break; }
             while (!bad) {
                 size_t got = fread(buf, 1, (size_t)rec, f);
                 if (got == 0) break;
@@ -143,26 +143,23 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
             fclose(f);
         }
         image_free(&im);
-        ShardStats st = {0};
-        if (shard_writer_close(w, &st, bad ? NULL : err, errn)) bad = -1;
-        r->samples = st.samples;
-        r->shards = st.shards;
-        r->bytes = st.bytes;
-        r->classes = ncls;
-        if (bad) goto out;
+        if (bad) { shard_writer_abort(w); goto out; }
         /* names: fine_label_names.txt / batches.meta.txt beside the data when present */
         char *dir = k == 2 ? strdup(src) : src_dirname(src);
         char *meta = dir ? src_join(dir, kind == 10 ? "batches.meta.txt" : "fine_label_names.txt") : NULL;
         free(dir);
         char **names = NULL;
         int nn = 0;
-        if (meta && classes_read(meta, &names, &nn, NULL, 0) == 0 && nn == ncls) {
-            rc = convert_write_classes(o->out_prefix, names, nn, err, errn);
-        } else {
-            rc = convert_write_classes(o->out_prefix, (char *const *)(kind == 10 ? C10 : C100), ncls, err, errn);
-        }
+        ShardStats st = {0};
+        int own = meta && classes_read(meta, &names, &nn, NULL, 0) == 0 && nn == ncls;
+        for (int i = 0; own && i < nn; i++) own = !src_has_control(names[i]);
+        rc = shard_writer_commit(w, own ? names : (char *const *)(kind == 10 ? C10 : C100), ncls, &st, err, errn);
         classes_free(names, nn);
         free(meta);
+        r->samples = st.samples;
+        r->shards = st.shards;
+        r->bytes = st.bytes;
+        r->classes = ncls;
     }
 out:
     for (int i = 0; i < nfiles; i++) free(files[i]);

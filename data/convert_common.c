@@ -12,14 +12,10 @@ int convert_prepare_out(const char *prefix, char *err, size_t errn) {
     return rc;
 }
 
-int convert_write_classes(const char *prefix, char *const *names, int n, char *err, size_t errn) {
-    char *dir = src_dirname(prefix);
-    char *path = dir ? src_join(dir, "classes.txt") : NULL;
-    free(dir);
-    if (!path) return src_seterr(err, errn, "out of memory");
-    int rc = classes_write(path, names, n, err, errn);
-    free(path);
-    return rc;
+ShardWriter *convert_open_writer(const ConvertOpts *o, char *err, size_t errn) {
+    if (convert_prepare_out(o->out_prefix, err, errn)) return NULL;
+    ShardWriterOpts wo = {o->per_shard, o->max_bytes, o->overwrite, o->stop};
+    return shard_writer_open_opts(o->out_prefix, &wo, err, errn);
 }
 
 int convert_key_width(long n) {

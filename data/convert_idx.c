@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static const char *FASHION[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -41,9 +42,11 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t
 static int idx_open(Idx *x, const char *path, int ndim, uint32_t *dims, char *err, size_t errn) {
     x->path = path;
     x->f = NULL;
-    if (src_path_kind(path) != 1) return src_seterr(err, errn, "%s: not found", path);
-    x->f = gzopen(path, "rb");
-    if (!x->f) return src_seterr(err, errn, "%s: %s", path, strerror(errno));
+    if (src_path_kind(path) == 0) return src_seterr(err, errn, "%s: not found", path);
+    int fd = src_open_regular(path, err, errn); /* a FIFO named like the data never blocks */
+    if (fd < 0) return -1;
+    x->f = gzdopen(fd, "rb");
+    if (!x->f) { close(fd); return src_seterr(err, errn, "%s: %s", path, strerror(errno)); }
     gzbuffer(x->f, 1 << 17);
     uint8_t h[4];
     if (read_exact(x, h, 4, "magic", err, errn)) return -1;
@@ -59,7 +62,7 @@ static int idx_open(Idx *x, const char *path, int ndim, uint32_t *dims, char *er
 
 /* Bytes of the file on disk when not gzip'd, else 0 (size checked while reading). */
 static int64_t plain_size(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = src_fopen_regular(path, NULL, 0);
     if (!f) return 0;
     unsigned char m[2] = {0, 0};
     size_t n = fread(m, 1, 2, f);
@@ -164,8 +167,7 @@ int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char
         names[i] = strdup(fashion ? FASHION[i] : buf);
         if (!names[i]) { src_seterr(err, errn, "out of memory"); goto done; }
     }
-    if (convert_prepare_out(o->out_prefix, err, errn)) goto done;
-    if (!(w = shard_writer_open(o->out_prefix, o->per_shard, o->max_bytes, err, errn))) goto done;
+    if (!(w = convert_open_writer(o, err, errn))) goto done;
     if (image_alloc(&im, (int)cols, (int)rows, 1)) { src_seterr(err, errn, "out of memory"); goto done; }
     int width = convert_key_width((long)n);
     for (uint64_t i = 0; i < n; i++) {
@@ -189,8 +191,8 @@ int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char
     rc = 0;
 done:;
     ShardStats st = {0};
-    if (w && shard_writer_close(w, &st, rc ? NULL : err, errn)) rc = -1;
-    if (!rc) rc = convert_write_classes(o->out_prefix, names, nnames, err, errn);
+    if (rc) shard_writer_abort(w);
+    else rc = shard_writer_commit(w, names, nnames, &st, err, errn);
     r->samples = st.samples;
     r->shards = st.shards;
     r->bytes = st.bytes;

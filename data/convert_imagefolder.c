@@ -23,23 +23,24 @@ int convert_imagefolder(const char *src, const ConvertOpts *o, ConvertResult *r,
     memset(r, 0, sizeof *r);
     ImageFolder f;
     if (imagefolder_scan(src, &f, err, errn)) return -1;
-    if (convert_prepare_out(o->out_prefix, err, errn)) { imagefolder_free(&f); return -1; }
-    ShardWriter *w = shard_writer_open(o->out_prefix, o->per_shard, o->max_bytes, err, errn);
+    ShardWriter *w = convert_open_writer(o, err, errn);
     if (!w) { imagefolder_free(&f); return -1; }
     RawSample s = {0};
     int width = convert_key_width(f.n), rc = 0;
     size_t lsrc = strlen(src);
     long written = 0;
     for (int i = 0; i < f.n && !rc; i++) {
+        char ep[300];
+        if (o->stop && o->stop()) { rc = src_seterr(err, errn, "interrupted"); break; }
         if (imagefolder_read(&f, i, &s)) {
-            fprintf(stderr, "mixtape shards: skipping %s\n", s.why);
+            fprintf(stderr, "mixtape shards: skipping %s\n", src_escape(s.why, ep, sizeof ep));
             r->skipped++;
             continue;
         }
         int pw, ph, pc;
         char perr[128];
         if (image_probe(s.bytes, s.nbytes, &pw, &ph, &pc, perr, sizeof perr)) {
-            fprintf(stderr, "mixtape shards: skipping %s: %s\n", f.files[i], perr);
+            fprintf(stderr, "mixtape shards: skipping %s: %s\n", src_escape(f.files[i], ep, sizeof ep), perr);
             r->skipped++;
             continue;
         }
@@ -55,10 +56,10 @@ int convert_imagefolder(const char *src, const ConvertOpts *o, ConvertResult *r,
         written++;
     }
     raw_sample_free(&s);
-    ShardStats st;
-    if (shard_writer_close(w, &st, rc ? NULL : err, errn)) rc = -1;
+    ShardStats st = {0};
     if (!rc && written == 0) rc = src_seterr(err, errn, "%s: no readable images", src);
-    if (!rc) rc = convert_write_classes(o->out_prefix, f.classes, f.nclasses, err, errn);
+    if (rc) shard_writer_abort(w);
+    else rc = shard_writer_commit(w, f.classes, f.nclasses, &st, err, errn);
     r->samples = st.samples;
     r->shards = st.shards;
     r->bytes = st.bytes;

@@ -39,8 +39,16 @@ static int list_dir(const char *dir, int want_dirs, Names *out, char *err, size_
             char *p = src_join(dir, e->d_name);
             if (!p) { rc = src_seterr(err, errn, "out of memory"); break; }
             int k = src_path_kind(p);
+            if (k == 2 && src_has_control(e->d_name)) { /* would break classes.txt and the terminal */
+                char ep[300];
+                rc = src_seterr(err, errn, "class directory '%s': its name holds a control character (newline, escape, ...); "
+                                "rename it", src_escape(p, ep, sizeof ep));
+            } else if (k == 2 && out->n >= DATA_MAX_CLASSES) {
+                rc = src_seterr(err, errn, "ImageFolder %s: more than %d class directories", dir, DATA_MAX_CLASSES);
+            } else if (k == 2 && names_push(out, e->d_name)) {
+                rc = src_seterr(err, errn, "out of memory");
+            }
             free(p);
-            if (k == 2 && names_push(out, e->d_name)) rc = src_seterr(err, errn, "out of memory");
         } else if (src_is_image_name(e->d_name)) {
             if (names_push(out, e->d_name)) rc = src_seterr(err, errn, "out of memory");
         }
@@ -129,10 +137,10 @@ int imagefolder_read(const ImageFolder *f, int i, RawSample *s) {
         for (const char *p = dot + 1; *p && k + 1 < sizeof s->ext; p++)
             s->ext[k++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
     s->ext[k] = 0;
-    FILE *fp = fopen(path, "rb");
+    char ep[220];
+    FILE *fp = src_fopen_regular(path, s->why, sizeof s->why); /* a FIFO named x.png: refused, not waited on */
     if (!fp) {
         s->bad = 1;
-        snprintf(s->why, sizeof s->why, "%.200s: %s", path, strerror(errno));
         return -1;
     }
     size_t len = 0;
@@ -143,14 +151,15 @@ int imagefolder_read(const ImageFolder *f, int i, RawSample *s) {
                 fclose(fp);
                 s->bad = 1;
                 s->nbytes = 0;
-                snprintf(s->why, sizeof s->why, "%.200s: over the %zu MiB limit", path, RAW_SAMPLE_MAX_MEMBER >> 20);
+                snprintf(s->why, sizeof s->why, "%s: over the %zu MiB limit", src_escape(path, ep, sizeof ep),
+                         RAW_SAMPLE_MAX_MEMBER >> 20);
                 return -1;
             }
             if (want > RAW_SAMPLE_MAX_MEMBER + 1) want = RAW_SAMPLE_MAX_MEMBER + 1;
             if (raw_sample_reserve(s, want)) {
                 fclose(fp);
                 s->bad = 1;
-                snprintf(s->why, sizeof s->why, "%.200s: out of memory", path);
+                snprintf(s->why, sizeof s->why, "%s: out of memory", src_escape(path, ep, sizeof ep));
                 return -1;
             }
         }
@@ -162,7 +171,7 @@ int imagefolder_read(const ImageFolder *f, int i, RawSample *s) {
     fclose(fp);
     if (ioerr || len > RAW_SAMPLE_MAX_MEMBER) {
         s->bad = 1;
-        snprintf(s->why, sizeof s->why, "%.200s: %s", path, ioerr ? "read error" : "over the size limit");
+        snprintf(s->why, sizeof s->why, "%s: %s", src_escape(path, ep, sizeof ep), ioerr ? "read error" : "over the size limit");
         return -1;
     }
     s->nbytes = len;

@@ -5,6 +5,7 @@
 #include "data/shard_count.h"
 #include "data/shuffle.h"
 #include "data/source.h"
+#include "data/source_util.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -19,6 +20,12 @@
 
 enum { SRC_SHARDS, SRC_FOLDER, SRC_H5 };
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
+
+/* Why a sample was skipped: counted per reason, summarised at the end of every epoch. */
+enum { SKIP_UNREADABLE, SKIP_MALFORMED, SKIP_LABEL, SKIP_DECODE, SKIP_AUGMENT, SKIP_NKINDS };
+static const char *const SKIP_NAMES[SKIP_NKINDS] = {"unreadable file or shard", "malformed sample",
+                                                     "missing or out-of-range label", "undecodable image",
+                                                     "augmentation failed"};
 
 /* Tags mixed into seeds so that the different random streams never coincide. */
 #define TAG_SHARDS 0x5348415244ull   /* shard order */
@@ -74,8 +81,11 @@ struct Loader {
     long skip_batches, skip_samples;
     long last_batch;
 
+    unsigned char *eof_warned;   /* per shard: missing end-of-archive marker already reported */
+
     /* stats */
     long skipped_total, skipped_epoch;
+    long skipped_kind[SKIP_NKINDS], skipped_kind_epoch[SKIP_NKINDS];
     int warned;
     double wait_s;
     long images;
@@ -122,20 +132,34 @@ static int dir_has_tars(const char *dir) {
 
 /* ---------------------------------------------------------------- warnings */
 
-/* One skipped sample: counted; one line on stderr for the first max_warnings. */
-static void skip_sample(Loader *L, const char *origin, const char *key, const char *why) {
+/* One skipped sample: counted (per reason); one line on stderr for the first max_warnings.
+ * Names and reasons come from files: control bytes are escaped before they reach a terminal. */
+static void skip_sample(Loader *L, int kind, const char *origin, const char *key, const char *why) {
+    char ek[300], eo[300], ew[400];
     pthread_mutex_lock(&L->mu);
     L->skipped_total++;
     L->skipped_epoch++;
+    L->skipped_kind[kind]++;
+    L->skipped_kind_epoch[kind]++;
     int show = !L->cfg.quiet && L->warned < L->cfg.max_warnings;
     int last = show && L->warned == L->cfg.max_warnings - 1;
     if (show) {
         L->warned++;
-        fprintf(stderr, "mixtape: warning: skipping sample '%s' of '%s': %s\n", key && *key ? key : "?",
-                origin && *origin ? origin : "?", why && *why ? why : "bad sample");
+        fprintf(stderr, "mixtape: warning: skipping sample '%s' of '%s': %s\n", src_escape(key && *key ? key : "?", ek, sizeof ek),
+                src_escape(origin && *origin ? origin : "?", eo, sizeof eo), src_escape(why && *why ? why : "bad sample", ew, sizeof ew));
         if (last) fprintf(stderr, "mixtape: warning: further skipped samples are counted, not shown\n");
     }
     pthread_mutex_unlock(&L->mu);
+}
+
+/* "3 samples skipped: 2 undecodable image, 1 malformed sample" from per-reason counts. */
+static void skip_summary(const long *kinds, long total, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "%ld sample%s skipped:", total, total == 1 ? "" : "s");
+    for (int i = 0, first = 1; i < SKIP_NKINDS && k < n; i++)
+        if (kinds[i]) {
+            k += (size_t)snprintf(buf + k, n - k, "%s %ld %s", first ? "" : ",", kinds[i], SKIP_NAMES[i]);
+            first = 0;
+        }
 }
 
 static void fail_locked(Loader *L, const char *msg) {
@@ -184,14 +208,33 @@ static int emit(Loader *L, RawSample *rs, long index, int label) {
 
 static void swap_raw(RawSample *a, RawSample *b) { RawSample t = *a; *a = *b; *b = t; }
 
-/* Label check shared by every source: -1 / out of range -> reason, else NULL. */
+/* Label check shared by every source: -1 / out of range -> reason, else NULL. A label must be
+ * below the class count (--num-classes / the model's / classes.txt / ImageFolder) and, when a
+ * classes.txt is there, below its number of names (a label without a name is not a class). */
 static const char *label_problem(const Loader *L, int label, char *buf, size_t n) {
     if (label < 0) return L->cfg.allow_unlabeled ? NULL : "missing or non-numeric class label";
     if (L->num_classes > 0 && label >= L->num_classes) {
         snprintf(buf, n, "class index %d out of range (%d classes)", label, L->num_classes);
         return buf;
     }
+    if (L->nclass_names > 0 && label >= L->nclass_names) {
+        snprintf(buf, n, "class index %d has no name (classes.txt lists %d)", label, L->nclass_names);
+        return buf;
+    }
     return NULL;
+}
+
+/* A shard that stopped at a member boundary without the tar end-of-archive marker: its samples
+ * are used, but it was probably cut short (interrupted copy or download). Once per shard. */
+static void warn_no_eof_marker(Loader *L, int shard, long samples) {
+    pthread_mutex_lock(&L->mu);
+    if (!L->cfg.quiet && L->eof_warned && !L->eof_warned[shard]) {
+        char ep[300];
+        L->eof_warned[shard] = 1;
+        fprintf(stderr, "mixtape: warning: shard '%s' ends without the tar end-of-archive marker after %ld sample%s: "
+                        "it may be truncated\n", src_escape(L->shards[shard], ep, sizeof ep), samples, samples == 1 ? "" : "s");
+    }
+    pthread_mutex_unlock(&L->mu);
 }
 
 static void read_shards(Loader *L) {
@@ -211,21 +254,26 @@ static void read_shards(Loader *L) {
         const char *path = L->shards[order[k]];
         TarStream *t = tar_stream_open(path, why, sizeof why);
         if (!t) {
-            if (!by_sample || L->cfg.rank == 0) skip_sample(L, path, "(whole shard)", why);   /* counted once */
+            if (!by_sample || L->cfg.rank == 0) skip_sample(L, SKIP_UNREADABLE, path, "(whole shard)", why);   /* counted once */
             continue;
         }
+        long got = 0;   /* samples read from this shard (for the end-of-archive warning) */
         for (;;) {
             if (atomic_load(&L->stop)) { stopped = 1; break; }
             RawSample *sp = &L->spare;
             sp->bad = 0;
             sp->why[0] = 0;
             int r = tar_stream_next(t, sp);
-            if (r == 0) break;
+            if (r == 0) {
+                if (!tar_stream_had_eof_marker(t) && (!by_sample || L->cfg.rank == 0)) warn_no_eof_marker(L, order[k], got);
+                break;
+            }
+            if (r > 0) got++;
             if (by_sample && r > 0 && (pos++ % L->cfg.world) != L->cfg.rank) continue;   /* another rank's */
-            if (r < 0) { skip_sample(L, path, sp->key[0] ? sp->key : "(rest of shard)", sp->why); break; }
-            if (sp->bad) { skip_sample(L, path, sp->key, sp->why); continue; }
+            if (r < 0) { skip_sample(L, SKIP_UNREADABLE, path, sp->key[0] ? sp->key : "(rest of shard)", sp->why); break; }
+            if (sp->bad) { skip_sample(L, sp->bad_label ? SKIP_LABEL : SKIP_MALFORMED, path, sp->key, sp->why); continue; }
             const char *lp = label_problem(L, sp->label, lb, sizeof lb);
-            if (lp) { skip_sample(L, path, sp->key, lp); continue; }
+            if (lp) { skip_sample(L, SKIP_LABEL, path, sp->key, lp); continue; }
             if (cap <= 1) {
                 if (emit(L, sp, 0, sp->label)) { stopped = 1; break; }
             } else if (fill < cap) {
@@ -281,7 +329,8 @@ static void read_indices(Loader *L) {
         if (lp) {
             char key[64];
             snprintf(key, sizeof key, "#%ld", i);
-            skip_sample(L, L->kind == SRC_FOLDER ? L->folder.files[i] : L->spec, L->kind == SRC_FOLDER ? L->folder.files[i] : key, lp);
+            skip_sample(L, SKIP_LABEL, L->kind == SRC_FOLDER ? L->folder.files[i] : L->spec,
+                        L->kind == SRC_FOLDER ? L->folder.files[i] : key, lp);
             continue;
         }
         if (emit(L, NULL, i, label)) break;
@@ -311,7 +360,7 @@ static int process(Loader *L, Slot *s, long p) {
         if (h5src_read(&L->h5, s->index, s->out, err, sizeof err)) {
             char key[64];
             snprintf(key, sizeof key, "#%ld", s->index);
-            skip_sample(L, L->spec, key, err);
+            skip_sample(L, SKIP_UNREADABLE, L->spec, key, err);
             return 0;
         }
         return 1;
@@ -320,14 +369,14 @@ static int process(Loader *L, Slot *s, long p) {
     if (L->kind == SRC_FOLDER) {
         rs->bad = 0;
         if (imagefolder_read(&L->folder, (int)s->index, rs) || rs->bad) {
-            skip_sample(L, L->folder.files[s->index], L->folder.files[s->index], rs->why);
+            skip_sample(L, SKIP_UNREADABLE, L->folder.files[s->index], L->folder.files[s->index], rs->why);
             return 0;
         }
     }
     Image img = {0};
     /* Skipped samples (resume) only need to be known valid: decode at the smallest DCT scale. */
     if (image_decode(rs->bytes, rs->nbytes, L->C, s->skip ? 1 : L->min_side, &img, err, sizeof err)) {
-        skip_sample(L, rs->origin, rs->key, err);
+        skip_sample(L, SKIP_DECODE, rs->origin, rs->key, err);
         return 0;
     }
     int rc = 0;
@@ -341,7 +390,7 @@ static int process(Loader *L, Slot *s, long p) {
         }
     }
     image_free(&img);
-    if (rc) { skip_sample(L, rs->origin, rs->key, err); return 0; }
+    if (rc) { skip_sample(L, SKIP_AUGMENT, rs->origin, rs->key, err); return 0; }
     return 1;
 }
 
@@ -421,6 +470,13 @@ static void *assembler_main(void *arg) {
             b = NULL;
         }
     }
+    pthread_mutex_lock(&L->mu);   /* every slot is processed: the epoch's skip counts are final */
+    if (L->skipped_epoch && !L->cfg.quiet) {
+        char sum[400], ep[300];
+        skip_summary(L->skipped_kind_epoch, L->skipped_epoch, sum, sizeof sum);
+        fprintf(stderr, "mixtape: data '%s' epoch %d: %s\n", src_escape(L->spec, ep, sizeof ep), L->epoch, sum);
+    }
+    pthread_mutex_unlock(&L->mu);
     ring_finish(&L->ring);   /* a partial batch under drop_last is dropped (its buffer reused) */
     return NULL;
 }
@@ -459,6 +515,7 @@ int loader_start_epoch_at(Loader *L, int epoch, long batch_index) {
     L->skip_batches = batch_index;
     L->skip_samples = batch_index * L->cfg.batch_size;
     L->skipped_epoch = 0;
+    memset(L->skipped_kind_epoch, 0, sizeof L->skipped_kind_epoch);
     L->last_batch = batch_index - 1;
     ring_reset(&L->ring);
     if (pthread_create(&L->reader_th, NULL, reader_main, L)) {
@@ -579,6 +636,10 @@ static int open_shards(Loader *L, char *err, size_t errn) {
     int rc = classes_read(cpath, &L->class_names, &L->nclass_names, err, errn);
     free(cpath);
     if (rc) return -1;
+    if (!(L->eof_warned = calloc((size_t)L->nshards, 1))) return seterr(err, errn, "out of memory");
+    if (L->cfg.num_classes > 0 && L->nclass_names > L->cfg.num_classes && !L->cfg.quiet && L->cfg.rank == 0)
+        fprintf(stderr, "mixtape: warning: classes.txt beside '%s' lists %d classes, %d are used: samples of the "
+                        "others are skipped\n", L->spec, L->nclass_names, L->cfg.num_classes);
     if (L->cfg.num_classes <= 0) {
         if (L->nclass_names > 0) L->num_classes = L->nclass_names;
         else {   /* no classes.txt: one pass over every shard's headers for the largest cls */
@@ -586,7 +647,8 @@ static int open_shards(Loader *L, char *err, size_t errn) {
             long total = 0;
             for (int i = 0; i < L->nshards; i++) {
                 long c = shard_count(L->shards[i], &mx);
-                if (c < 0) return seterr(err, errn, "shard '%s': cannot read", L->shards[i]);
+                char ep[300];
+                if (c < 0) return seterr(err, errn, "shard '%s': cannot read", src_escape(L->shards[i], ep, sizeof ep));
                 total += c;
             }
             if (L->cfg.world == 1) L->epoch_size = total;
@@ -628,6 +690,10 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     if (cfg->batch_size < 1) { seterr(err, errn, "batch size %d: must be >= 1", cfg->batch_size); return NULL; }
     int world = cfg->world < 1 ? 1 : cfg->world;
     if (cfg->rank < 0 || cfg->rank >= world) { seterr(err, errn, "rank %d outside world size %d", cfg->rank, world); return NULL; }
+    if (cfg->num_classes > DATA_MAX_CLASSES) {
+        seterr(err, errn, "%d classes: at most %d", cfg->num_classes, DATA_MAX_CLASSES);
+        return NULL;
+    }
     Loader *L = calloc(1, sizeof *L);
     if (!L) { seterr(err, errn, "out of memory"); return NULL; }
     L->cfg = *cfg;
@@ -730,6 +796,7 @@ void loader_close(Loader *L) {
     if (L->kind == SRC_SHARDS) classes_free(L->class_names, L->nclass_names);
     if (L->shards) shard_list_free(L->shards, L->nshards);
     free(L->mine);
+    free(L->eof_warned);
     if (L->kind == SRC_FOLDER) imagefolder_free(&L->folder);
     if (L->kind == SRC_H5) h5src_close(&L->h5);
     free(L->order);
@@ -759,8 +826,14 @@ long loader_skipped_epoch(const Loader *L) {
 double loader_wait_seconds(const Loader *L) { return L->wait_s; }
 long loader_images(const Loader *L) { return L->images; }
 int loader_num_classes(const Loader *L) { return L->num_classes; }
+int loader_num_class_names(const Loader *L) { return L->nclass_names; }
 const char *const *loader_class_names(const Loader *L) {
     return L->nclass_names > 0 ? (const char *const *)L->class_names : NULL;
+}
+void loader_skip_summary(const Loader *L, char *buf, size_t n) {
+    pthread_mutex_lock((pthread_mutex_t *)&L->mu);
+    skip_summary(L->skipped_kind, L->skipped_total, buf, n);
+    pthread_mutex_unlock((pthread_mutex_t *)&L->mu);
 }
 char *const *loader_shard_list(const Loader *L, int *n) {
     *n = L->kind == SRC_SHARDS ? L->nshards : 0;

@@ -52,7 +52,9 @@ typedef struct LoaderConfig {
     int shuffle;               /* < 0 = default (train: 1, eval: 0); index sources: full permutation */
     int rank, world;           /* distributed split; world <= 1 = single process */
     int drop_last;             /* < 0 = default (train: 1, eval: 0) */
-    int num_classes;           /* > 0 overrides classes.txt / ImageFolder / max label + 1 */
+    int num_classes;           /* > 0 overrides classes.txt / ImageFolder / max label + 1 (at most
+                                  DATA_MAX_CLASSES); a label >= it, or without a name in a
+                                  classes.txt, is a skipped sample */
     int prefetch;              /* ready batches queued ahead (0 = 3) */
     int fast_decode;           /* JPEG DCT-scaled decode to about the needed size (not timm exact) */
     int allow_unlabeled;       /* 1: samples without a label pass with label -1 (HDF5 files without
@@ -91,7 +93,7 @@ int loader_next(Loader *L, Batch *out);
 /* Index (0-based, within the epoch) of the batch the last loader_next returned. */
 long loader_batch_index(const Loader *L);
 /* Samples skipped (bad member, undecodable image, missing / out-of-range label, unreadable
- * shard) since open; and in the current epoch. */
+ * shard or file, e.g. a FIFO named like an image) since open; and in the current epoch. */
 long loader_skipped(const Loader *L);
 long loader_skipped_epoch(const Loader *L);
 /* Seconds the caller spent blocked inside loader_next since open (data-wait time). */
@@ -105,8 +107,14 @@ int loader_num_classes(const Loader *L);
 long loader_epoch_size(Loader *L);
 /* Batches per epoch for this rank from loader_epoch_size and drop_last (-1 unknown). */
 long loader_epoch_batches(Loader *L);
-/* Class names when known (classes.txt / ImageFolder), else NULL. */
+/* Class names when known (classes.txt / ImageFolder), else NULL; loader_num_class_names of
+ * them (may differ from loader_num_classes: bound every lookup by it). */
 const char *const *loader_class_names(const Loader *L);
+int loader_num_class_names(const Loader *L);
+/* "N samples skipped: 2 undecodable image, 1 missing or out-of-range label" since open. The same
+ * per-reason line is printed on stderr at the end of every epoch that skipped samples (unless
+ * quiet). */
+void loader_skip_summary(const Loader *L, char *buf, size_t n);
 /* Tar sources: every shard of the expanded list, in order (*n of them); else NULL. */
 char *const *loader_shard_list(const Loader *L, int *n);
 /* Number of shards / samples assigned to this rank (shards: 0 for index sources). */

@@ -1,16 +1,21 @@
 #include "data/shard_count.h"
+#include "data/source.h"
+#include "data/source_util.h"
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 long shard_count(const char *path, int *max_label) {
+    int fd = src_open_regular(path, NULL, 0);   /* never blocks on a FIFO named like a shard */
+    if (fd < 0) return -1;
     struct archive *a = archive_read_new();
-    if (!a) return -1;
+    if (!a) { close(fd); return -1; }
     archive_read_support_format_tar(a);
     archive_read_support_filter_gzip(a);
-    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) { archive_read_free(a); return -1; }
+    if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) { archive_read_free(a); close(fd); return -1; }
     char key[1024] = "", cur[1024];
     int cur_img = 0;
     long n = 0;
@@ -40,12 +45,14 @@ long shard_count(const char *path, int *max_label) {
                 txt[k] = 0;
                 char *end;
                 long v = strtol(txt, &end, 10);
-                if (end != txt && v > *max_label && v < 1L << 30) *max_label = (int)v;
+                /* a cls at or over the limit is a bad sample (tar_stream), not a class count */
+                if (end != txt && v > *max_label && v < DATA_MAX_CLASSES) *max_label = (int)v;
             }
         }
     }
     n += cur_img;
     archive_read_free(a);
+    close(fd);
     return n;
 }
 

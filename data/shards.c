@@ -3,6 +3,7 @@
 #include "data/source_util.h"
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,13 @@ static int expand_dir(const char *dir, StrList *out, char *err, size_t errn) {
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !is_tar_name(e->d_name)) continue;
         char *p = src_join(dir, e->d_name);
+        if (p && src_path_kind(p) != 1) { /* a FIFO / device named x.tar would block or mislead */
+            char ep[300];
+            fprintf(stderr, "mixtape: warning: skipping '%s' in shard directory: not a regular file\n",
+                    src_escape(p, ep, sizeof ep));
+            free(p);
+            continue;
+        }
         if (sl_push(out, p)) { closedir(d); return src_seterr(err, errn, "out of memory"); }
     }
     closedir(d);
@@ -102,7 +110,7 @@ static int expand_dir(const char *dir, StrList *out, char *err, size_t errn) {
 
 /* 1 when the file starts like a tar (ustar magic / plausible header) or gzip stream. */
 static int looks_like_archive(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = src_fopen_regular(path, NULL, 0);
     if (!f) return 0;
     unsigned char b[512];
     size_t n = fread(b, 1, sizeof b, f);
@@ -150,14 +158,21 @@ int shard_list_expand(const char *spec, char ***paths, int *n, char *err, size_t
     if (!spec || !*spec) return src_seterr(err, errn, "empty shard spec");
     StrList l = {0};
     int rc;
+    char ep[300], ep2[300];
     int kind = src_path_kind(spec);
     if (kind == 2) rc = expand_dir(spec, &l, err, errn);
     else if (strchr(spec, '{')) rc = expand_braces(spec, &l, err, errn);
     else if (kind == 1 && (is_tar_name(spec) || looks_like_archive(spec))) rc = sl_push(&l, strdup(spec)) ? src_seterr(err, errn, "out of memory") : 0;
     else if (kind == 1) rc = expand_list(spec, &l, err, errn);
-    else rc = src_seterr(err, errn, "shard '%s' not found", spec);
-    for (int i = 0; !rc && i < l.n; i++)
-        if (src_path_kind(l.v[i]) != 1) rc = src_seterr(err, errn, "shard '%s' not found (from '%s')", l.v[i], spec);
+    else if (kind == 3) rc = src_seterr(err, errn, "shard '%s' is not a regular file", src_escape(spec, ep, sizeof ep));
+    else rc = src_seterr(err, errn, "shard '%s' not found", src_escape(spec, ep, sizeof ep));
+    for (int i = 0; !rc && i < l.n; i++) {
+        int k = src_path_kind(l.v[i]);
+        if (k != 1)
+            rc = src_seterr(err, errn, "shard '%s' %s (from '%s')", src_escape(l.v[i], ep, sizeof ep),
+                            k == 0 ? "not found" : k == 2 ? "is a directory" : "is not a regular file",
+                            src_escape(spec, ep2, sizeof ep2));
+    }
     if (!rc && l.n == 0) rc = src_seterr(err, errn, "no shards in '%s'", spec);
     if (rc) { shard_list_free(l.v, l.n); return -1; }
     *paths = l.v;

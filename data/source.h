@@ -13,6 +13,11 @@
 #define RAW_SAMPLE_MAX_MEMBER ((size_t)64 << 20) /* 64 MiB: larger members are skipped (bad) */
 #define IMAGE_MAX_SIDE 32768
 #define IMAGE_MAX_PIXELS ((uint64_t)1 << 28)
+/* Largest class count a data file may declare (classes.txt lines, cls values + 1): the same
+ * limit as --num-classes. A cls beyond it is a bad sample, never a class count. */
+#define DATA_MAX_CLASSES (1 << 20)
+/* classes.txt: longest line (one class name). */
+#define DATA_MAX_CLASS_NAME 4096
 
 typedef struct RawSample {
     char key[256];          /* member base name, or file path for ImageFolder */
@@ -21,6 +26,7 @@ typedef struct RawSample {
     char ext[8];            /* "jpg", "png", ... (lower case) */
     int label;              /* class index; -1 when missing */
     int bad;                /* 1: this sample is unusable; why says why (skip it, count it) */
+    int bad_label;          /* 1: ... because its cls is not a class index (counted as a label problem) */
     char why[256];
 } RawSample;
 void raw_sample_free(RawSample *s);
@@ -30,7 +36,9 @@ int raw_sample_reserve(RawSample *s, size_t n);
 /* Shard list specs: brace pattern "dir/train-{000000..000146}.tar" (zero padded width kept),
  * a directory (its *.tar / *.tar.gz, sorted), a text file listing paths (one per line, relative
  * to the list file's directory; blank lines and lines starting with '#' ignored), or a single
- * .tar / .tar.gz. Every listed file must exist: missing -> error naming it.
+ * .tar / .tar.gz. Every listed file must exist and be a regular file: missing, or a FIFO /
+ * device / socket -> error naming it (a shard directory's special files are skipped with a
+ * warning on stderr).
  * 0 ok (*paths malloc'd, free with shard_list_free), -1 error (err set). */
 int shard_list_expand(const char *spec, char ***paths, int *n, char *err, size_t errn);
 void shard_list_free(char **paths, int n);
@@ -40,24 +48,35 @@ TarStream *tar_stream_open(const char *path, char *err, size_t errn);
 /* Next sample (members grouped by key: image + cls (+json)). 1 = a sample (check s->bad),
  * 0 = end of archive, -1 = the archive itself is unreadable from here on (truncated/corrupt
  * header); s->why says why. Never reads more than a sane limit per member (64 MiB).
- * A sample is bad when it has no image member, an unparsable / missing cls, a member larger
- * than the limit, or its data was cut short. Members of other extensions are ignored. */
+ * A sample is bad when it has no image member, an unparsable / missing cls (not decimal digits,
+ * negative, longer than 63 bytes, or >= DATA_MAX_CLASSES: s->bad_label = 1 too), a member larger than the
+ * limit, or its data was cut short. Members of other extensions are ignored.
+ * Only a regular file is opened (a FIFO or device is refused at open, never waited on). */
 int tar_stream_next(TarStream *t, RawSample *s);
+/* After tar_stream_next returned 0: 1 when the archive ended with its end-of-archive marker
+ * (a zero block), 0 when the data simply stopped at a member boundary (a shard cut short at a
+ * 512-byte boundary reads as a shorter shard: the caller warns). */
+int tar_stream_had_eof_marker(const TarStream *t);
 void tar_stream_close(TarStream *t);
 
 /* ImageFolder: class sub-directories sorted by name (as torchvision), image files (jpg/jpeg/png,
- * case-insensitive) sorted within each class. Hidden entries (".x") are skipped. */
+ * case-insensitive) sorted within each class. Hidden entries (".x") are skipped. A class
+ * directory whose name holds a control byte (newline, escape...) is refused (error naming it,
+ * escaped): it could not be written to classes.txt nor printed faithfully. More than
+ * DATA_MAX_CLASSES class directories is an error. */
 typedef struct ImageFolder { char **files; int *labels; int n; char **classes; int nclasses; } ImageFolder;
 int imagefolder_scan(const char *dir, ImageFolder *f, char *err, size_t errn);
-/* Reads file i's bytes into s (key = file path, label, ext). 0 ok; -1 with s->bad = 1 and s->why. */
+/* Reads file i's bytes into s (key = file path, label, ext). 0 ok; -1 with s->bad = 1 and s->why
+ * (also when the file is not a regular file: a FIFO named x.png is refused, never waited on). */
 int imagefolder_read(const ImageFolder *f, int i, RawSample *s);
 void imagefolder_free(ImageFolder *f);
 
 /* classes.txt beside the shards: one name a line (trailing CR/blank lines dropped).
- * Absent file -> 0 with *names = NULL, *n = 0. Unreadable -> -1. */
+ * Absent file -> 0 with *names = NULL, *n = 0. Unreadable, not a regular file, over 64 MiB,
+ * more than DATA_MAX_CLASSES lines or a line over DATA_MAX_CLASS_NAME bytes -> -1. */
 int classes_read(const char *path, char ***names, int *n, char *err, size_t errn);
 void classes_free(char **names, int n);
-/* Write names one a line. 0 ok, -1 error. */
+/* Write names one a line, through a temporary name and a rename. 0 ok, -1 error. */
 int classes_write(const char *path, char *const *names, int n, char *err, size_t errn);
 
 /* Decode JPEG (libjpeg-turbo, using DCT scaling 1/2,1/4,1/8 when the result stays >= min_side

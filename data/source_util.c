@@ -1,9 +1,11 @@
 #include "data/source_util.h"
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int src_seterr(char *err, size_t errn, const char *fmt, ...) {
     if (err && errn) {
@@ -64,14 +66,79 @@ int src_path_kind(const char *path) {
     if (stat(path, &st) != 0) return 0;
     if (S_ISREG(st.st_mode)) return 1;
     if (S_ISDIR(st.st_mode)) return 2;
+    return 3;
+}
+
+static const char *kind_name(mode_t m) {
+    return S_ISFIFO(m) ? "FIFO" : S_ISCHR(m) ? "character device" : S_ISBLK(m) ? "block device" : S_ISSOCK(m) ? "socket"
+         : S_ISDIR(m) ? "directory" : "special file";
+}
+
+int src_open_regular(const char *path, char *err, size_t errn) {
+    char ep[300];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return src_seterr(err, errn, "%s: %s", src_escape(path, ep, sizeof ep), strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return src_seterr(err, errn, "%s: %s", src_escape(path, ep, sizeof ep), strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return src_seterr(err, errn, "%s: not a regular file (%s)", src_escape(path, ep, sizeof ep), kind_name(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return src_seterr(err, errn, "%s: %s", src_escape(path, ep, sizeof ep), strerror(e));
+    }
+    return fd;
+}
+
+FILE *src_fopen_regular(const char *path, char *err, size_t errn) {
+    int fd = src_open_regular(path, err, errn);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { src_seterr(err, errn, "%s: %s", path, strerror(errno)); close(fd); }
+    return f;
+}
+
+const char *src_escape(const char *s, char *out, size_t n) {
+    if (!n) return out;
+    size_t k = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char tmp[8];
+        size_t l;
+        if (c == '\n') l = (size_t)snprintf(tmp, sizeof tmp, "\\n");
+        else if (c == '\t') l = (size_t)snprintf(tmp, sizeof tmp, "\\t");
+        else if (c == '\r') l = (size_t)snprintf(tmp, sizeof tmp, "\\r");
+        else if (c < 0x20 || c == 0x7f) l = (size_t)snprintf(tmp, sizeof tmp, "\\x%02x", c);
+        else { tmp[0] = (char)c; l = 1; }
+        if (k + l + 4 > n) { /* room for "..." and the NUL */
+            if (s[0]) { size_t d = n - 1 - k < 3 ? n - 1 - k : 3; memcpy(out + k, "...", d); k += d; }
+            break;
+        }
+        memcpy(out + k, tmp, l);
+        k += l;
+    }
+    out[k] = 0;
+    return out;
+}
+
+int src_has_control(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) return 1;
     return 0;
 }
 
 int src_read_file(const char *path, size_t max, uint8_t **out, size_t *n, char *err, size_t errn) {
     *out = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return src_seterr(err, errn, "%s: %s", path, strerror(errno));
+    FILE *f = src_fopen_regular(path, err, errn);
+    if (!f) return -1;
     size_t cap = 1 << 16, len = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) { fclose(f); return src_seterr(err, errn, "%s: out of memory", path); }

@@ -9,11 +9,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_RETRIES 100000 /* damaged headers skipped in a row (each consumes a 512-byte block) */
 
 struct TarStream {
     struct archive *a;
+    int fd;
+    int eof_marker;        /* at eof: 1 the end-of-archive zero block was read */
     char path[512];
     int state;             /* 0 reading, 1 pending header held, 2 eof, 3 fatal */
     char fatal_why[320];
@@ -28,14 +31,18 @@ TarStream *tar_stream_open(const char *path, char *err, size_t errn) {
     TarStream *t = calloc(1, sizeof *t);
     if (!t) { src_seterr(err, errn, "out of memory"); return NULL; }
     src_strlcpy(t->path, path, sizeof t->path);
+    if ((t->fd = src_open_regular(path, err, errn)) < 0) { free(t); return NULL; }
     t->a = archive_read_new();
-    if (!t->a) { free(t); src_seterr(err, errn, "out of memory"); return NULL; }
+    if (!t->a) { close(t->fd); free(t); src_seterr(err, errn, "out of memory"); return NULL; }
     /* Only tar, optionally gzip'd: no external filter programs, no other formats. */
     archive_read_support_format_tar(t->a);
     archive_read_support_filter_gzip(t->a);
-    if (archive_read_open_filename(t->a, path, 1 << 16) != ARCHIVE_OK) {
-        src_seterr(err, errn, "%s: %s", path, archive_error_string(t->a) ? archive_error_string(t->a) : "cannot open");
+    if (archive_read_open_fd(t->a, t->fd, 1 << 16) != ARCHIVE_OK) {
+        char ep[300];
+        src_seterr(err, errn, "%s: %s", src_escape(path, ep, sizeof ep),
+                   archive_error_string(t->a) ? archive_error_string(t->a) : "cannot open");
         archive_read_free(t->a);
+        close(t->fd);
         free(t);
         return NULL;
     }
@@ -45,8 +52,11 @@ TarStream *tar_stream_open(const char *path, char *err, size_t errn) {
 void tar_stream_close(TarStream *t) {
     if (!t) return;
     archive_read_free(t->a);
+    close(t->fd);
     free(t);
 }
+
+int tar_stream_had_eof_marker(const TarStream *t) { return t->eof_marker; }
 
 static void split_name(const char *name, char *key, size_t nkey, char *ext, size_t next) {
     const char *base = strrchr(name, '/');
@@ -86,8 +96,16 @@ static void set_fatal(TarStream *t, const char *dflt) {
 static int read_header(TarStream *t) {
     for (long nd = 0;;) { /* nd: damaged headers skipped in this call */
         struct archive_entry *e;
+        /* The tar reader consumes the previous member's padding (< 512 bytes) and, when present,
+         * the end-of-archive zero block(s) during this call: >= 512 bytes consumed at eof means
+         * the marker was there. Position in the uncompressed stream (filter 0). */
+        la_int64_t before = archive_filter_bytes(t->a, 0);
         int r = archive_read_next_header(t->a, &e);
-        if (r == ARCHIVE_EOF) { t->state = 2; return 0; }
+        if (r == ARCHIVE_EOF) {
+            t->eof_marker = archive_filter_bytes(t->a, 0) - before >= 512;
+            t->state = 2;
+            return 0;
+        }
         if (r == ARCHIVE_RETRY && nd < MAX_RETRIES) { t->damaged++; nd++; continue; } /* damaged header: skipped */
         if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY) {
             set_fatal(t, "corrupt archive");
@@ -151,6 +169,7 @@ static int read_member(TarStream *t, uint8_t **buf, size_t *cap, size_t *len, ch
     return 0;
 }
 
+/* Decimal class index below DATA_MAX_CLASSES, surrounded by optional white space. */
 static int parse_cls(const uint8_t *b, size_t n, int *out) {
     size_t i = 0;
     while (i < n && isspace(b[i])) i++;
@@ -159,7 +178,7 @@ static int parse_cls(const uint8_t *b, size_t n, int *out) {
     size_t digits = 0;
     while (i < n && b[i] >= '0' && b[i] <= '9') {
         v = v * 10 + (b[i] - '0');
-        if (v > INT_MAX / 2) return -1;
+        if (v >= DATA_MAX_CLASSES) return -1;
         i++;
         digits++;
     }
@@ -175,6 +194,7 @@ int tar_stream_next(TarStream *t, RawSample *s) {
     s->nbytes = 0;
     s->label = -1;
     s->bad = 0;
+    s->bad_label = 0;
     s->why[0] = 0;
     src_strlcpy(s->origin, t->path, sizeof s->origin);
     if (t->state == 0 && read_header(t) < 0) { src_strlcpy(s->why, t->fatal_why, sizeof s->why); return -1; }
@@ -210,7 +230,11 @@ int tar_stream_next(TarStream *t, RawSample *s) {
                 cls_buf_stack[k] = 0;
                 for (size_t i = 0; i < k; i++)
                     if (!isprint(cls_buf_stack[i])) cls_buf_stack[i] = '?';
-                mark_bad(s, "cls '%s' is not a class index", (const char *)cls_buf_stack);
+                char m[128];
+                snprintf(m, sizeof m, "cls '%s%s' is not a class index (0..%d)", (const char *)cls_buf_stack,
+                         len > k ? "..." : "", DATA_MAX_CLASSES - 1);
+                mark_bad(s, "%s", m);
+                s->bad_label = !strncmp(s->why, "cls '", 5); /* the first reason is the label */
                 s->label = -1;
             }
             free(b);

@@ -1,27 +1,53 @@
 #include "data/tar_writer.h"
 #include "data/source_util.h"
+#include "data/source.h"
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct TarWriter {
     FILE *f;
-    char path[1024];
+    char *path;            /* final name */
+    char *tmp;             /* where the bytes go until the rename */
     uint64_t bytes;
 };
 
+static void tw_free(TarWriter *w) {
+    free(w->tmp);
+    free(w->path);
+    free(w);
+}
+
 TarWriter *tar_writer_open(const char *path, char *err, size_t errn) {
     TarWriter *w = calloc(1, sizeof *w);
-    if (!w) { src_seterr(err, errn, "out of memory"); return NULL; }
-    w->f = fopen(path, "wb");
-    if (!w->f) {
+    size_t lp = strlen(path);
+    if (!w || !(w->tmp = malloc(lp + 16)) || !(w->path = strdup(path))) {
+        if (w) tw_free(w);
+        src_seterr(err, errn, "out of memory");
+        return NULL;
+    }
+    memcpy(w->tmp, path, lp);
+    memcpy(w->tmp + lp, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(w->tmp); /* same directory as path: the final rename is atomic */
+    if (fd < 0) {
         src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
-        free(w);
+        tw_free(w);
+        return NULL;
+    }
+    mode_t um = umask(0); /* mkstemp makes 0600; a shard is an ordinary file (0666 & ~umask) */
+    umask(um);
+    if (fchmod(fd, 0666 & ~um) != 0 || !(w->f = fdopen(fd, "wb"))) {
+        src_seterr(err, errn, "cannot write %s: %s", w->tmp, strerror(errno));
+        close(fd);
+        unlink(w->tmp);
+        tw_free(w);
         return NULL;
     }
     setvbuf(w->f, NULL, _IOFBF, 1 << 20);
-    src_strlcpy(w->path, path, sizeof w->path);
     return w;
 }
 
@@ -68,52 +94,155 @@ int tar_writer_add(TarWriter *w, const char *name, const void *data, size_t n, c
 
 uint64_t tar_writer_bytes(const TarWriter *w) { return w->bytes; }
 
-int tar_writer_close(TarWriter *w, char *err, size_t errn) {
-    if (!w) return 0;
+char *tar_writer_finish(TarWriter *w, char *err, size_t errn) {
+    if (!w) return NULL;
     static const unsigned char zeros[1024];
     int rc = 0;
     if (fwrite(zeros, 1, 1024, w->f) != 1024) rc = src_seterr(err, errn, "cannot write %s: %s", w->path, strerror(errno));
     if (fclose(w->f) != 0 && !rc) rc = src_seterr(err, errn, "cannot write %s: %s", w->path, strerror(errno));
-    free(w);
+    if (rc) { unlink(w->tmp); tw_free(w); return NULL; }
+    char *tmp = w->tmp;
+    w->tmp = NULL;
+    tw_free(w);
+    return tmp;
+}
+
+void tar_writer_abort(TarWriter *w) {
+    if (!w) return;
+    fclose(w->f);
+    unlink(w->tmp);
+    tw_free(w);
+}
+
+int tar_writer_close(TarWriter *w, char *err, size_t errn) {
+    if (!w) return 0;
+    char *path = strdup(w->path);
+    if (!path) { tar_writer_abort(w); return src_seterr(err, errn, "out of memory"); }
+    char *tmp = tar_writer_finish(w, err, errn);
+    int rc = 0;
+    if (!tmp) rc = -1;
+    else if (rename(tmp, path) != 0) {
+        rc = src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
     return rc;
 }
 
 struct ShardWriter {
     char *prefix;
-    long per_shard;
-    uint64_t max_bytes;
+    ShardWriterOpts o;
     TarWriter *cur;
     long in_cur;
+    char **tmps;           /* finished shards, still under their temporary names, in order */
+    int ntmps, cap;
     ShardStats st;
 };
 
 void shard_writer_path(const char *prefix, int i, char *buf, size_t n) { snprintf(buf, n, "%s-%06d.tar", prefix, i); }
 
-ShardWriter *shard_writer_open(const char *prefix, long per_shard, uint64_t max_bytes, char *err, size_t errn) {
+/* 1 when name (a directory entry) is base + "-" + digits + ".tar"; *idx = the number. */
+static int is_shard_of(const char *name, const char *base, long *idx) {
+    size_t lb = strlen(base), ln = strlen(name);
+    if (ln < lb + 6 || strncmp(name, base, lb) || name[lb] != '-' || strcmp(name + ln - 4, ".tar")) return 0;
+    long v = 0;
+    for (size_t i = lb + 1; i < ln - 4; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        if (v < 100000000) v = v * 10 + (name[i] - '0');
+    }
+    *idx = v;
+    return 1;
+}
+
+/* Calls fn(path, idx, ctx) for every PREFIX-<digits>.tar on disk; counts them. -1 unreadable dir. */
+static int each_old_shard(const char *prefix, void (*fn)(const char *, long, void *), void *ctx) {
+    char *dir = src_dirname(prefix);
+    if (!dir) return -1;
+    const char *slash = strrchr(prefix, '/');
+    const char *base = slash ? slash + 1 : prefix;
+    DIR *d = opendir(dir);
+    if (!d) { int e = errno; free(dir); return e == ENOENT ? 0 : -1; }
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long idx;
+        if (!is_shard_of(e->d_name, base, &idx)) continue;
+        n++;
+        if (fn) {
+            char *p = src_join(dir, e->d_name);
+            if (p) fn(p, idx, ctx);
+            free(p);
+        }
+    }
+    closedir(d);
+    free(dir);
+    return n;
+}
+
+typedef struct { char *first; size_t n; } FirstName;
+static void note_first(const char *path, long idx, void *ctx) {
+    FirstName *f = ctx;
+    (void)idx;
+    if (f->first && f->n && !f->first[0]) src_strlcpy(f->first, path, f->n);
+}
+
+int shard_prefix_existing(const char *prefix, char *first, size_t nfirst) {
+    if (first && nfirst) first[0] = 0;
+    FirstName f = {first, nfirst};
+    return each_old_shard(prefix, note_first, &f);
+}
+
+static int refuse_existing(const char *prefix, char *err, size_t errn) {
+    char first[600], ep[300];
+    int n = shard_prefix_existing(prefix, first, sizeof first);
+    if (n < 0) return src_seterr(err, errn, "cannot list the directory of %s", src_escape(prefix, ep, sizeof ep));
+    if (n > 0)
+        return src_seterr(err, errn, "%s: %d shard%s of prefix '%s' already there; --overwrite replaces them", src_escape(first, ep, sizeof ep),
+                          n, n == 1 ? "" : "s", prefix);
+    return 0;
+}
+
+ShardWriter *shard_writer_open_opts(const char *prefix, const ShardWriterOpts *o, char *err, size_t errn) {
+    if (!o->overwrite && refuse_existing(prefix, err, errn)) return NULL;
     ShardWriter *w = calloc(1, sizeof *w);
     if (!w || !(w->prefix = strdup(prefix))) { free(w); src_seterr(err, errn, "out of memory"); return NULL; }
-    w->per_shard = per_shard > 0 ? per_shard : 0;
-    w->max_bytes = max_bytes;
+    w->o = *o;
+    if (w->o.per_shard < 0) w->o.per_shard = 0;
     return w;
+}
+
+ShardWriter *shard_writer_open(const char *prefix, long per_shard, uint64_t max_bytes, char *err, size_t errn) {
+    ShardWriterOpts o = {per_shard, max_bytes, 0, NULL};
+    return shard_writer_open_opts(prefix, &o, err, errn);
 }
 
 static int finish_shard(ShardWriter *w, char *err, size_t errn) {
     if (!w->cur) return 0;
     uint64_t b = tar_writer_bytes(w->cur) + 1024;
-    int rc = tar_writer_close(w->cur, err, errn);
+    if (w->ntmps == w->cap) {
+        int nc = w->cap ? 2 * w->cap : 16;
+        char **nv = realloc(w->tmps, (size_t)nc * sizeof *nv);
+        if (!nv) return src_seterr(err, errn, "out of memory");
+        w->tmps = nv;
+        w->cap = nc;
+    }
+    char *tmp = tar_writer_finish(w->cur, err, errn);
     w->cur = NULL;
+    if (!tmp) return -1;
+    w->tmps[w->ntmps++] = tmp;
     w->st.bytes += b;
-    return rc;
+    return 0;
 }
 
 int shard_writer_add(ShardWriter *w, const char *key, const char *ext, const void *img, size_t n, int label,
                      const char *json, char *err, size_t errn) {
+    if (w->o.stop && w->o.stop()) return src_seterr(err, errn, "interrupted");
     char cls[24], name[300];
     int lc = label >= 0 ? snprintf(cls, sizeof cls, "%d", label) : 0;
     uint64_t need = tar_member_bytes(n) + (label >= 0 ? tar_member_bytes((size_t)lc) : 0) +
                     (json ? tar_member_bytes(strlen(json)) : 0);
-    if (w->cur && ((w->per_shard && w->in_cur >= w->per_shard) ||
-                   (w->max_bytes && tar_writer_bytes(w->cur) + need + 1024 > w->max_bytes))) {
+    if (w->cur && ((w->o.per_shard && w->in_cur >= w->o.per_shard) ||
+                   (w->o.max_bytes && tar_writer_bytes(w->cur) + need + 1024 > w->o.max_bytes))) {
         if (finish_shard(w, err, errn)) return -1;
     }
     if (!w->cur) {
@@ -138,11 +267,90 @@ int shard_writer_add(ShardWriter *w, const char *key, const char *ext, const voi
     return 0;
 }
 
-int shard_writer_close(ShardWriter *w, ShardStats *stats, char *err, size_t errn) {
-    if (!w) return 0;
-    int rc = finish_shard(w, err, errn);
-    if (stats) *stats = w->st;
+static void sw_free(ShardWriter *w) {
+    for (int i = 0; i < w->ntmps; i++) free(w->tmps[i]);
+    free(w->tmps);
     free(w->prefix);
     free(w);
-    return rc;
+}
+
+void shard_writer_abort(ShardWriter *w) {
+    if (!w) return;
+    tar_writer_abort(w->cur);
+    for (int i = 0; i < w->ntmps; i++) unlink(w->tmps[i]);
+    sw_free(w);
+}
+
+/* 0 when classes.txt at path is absent or lists exactly names; 1 when it differs; -1 unreadable. */
+static int classes_differ(const char *path, char *const *names, int n, char *err, size_t errn) {
+    char **old;
+    int nold;
+    if (classes_read(path, &old, &nold, err, errn)) return -1;
+    int differ = old && nold != n;
+    for (int i = 0; old && !differ && i < n; i++) differ = strcmp(old[i], names[i]) != 0;
+    classes_free(old, nold);
+    return differ;
+}
+
+typedef struct { const char *prefix; long keep; } OldCtx;
+/* Old shards the renames will not replace (numbers beyond the new set, other zero padding) go. */
+static void remove_stale(const char *path, long idx, void *ctx) {
+    const OldCtx *c = ctx;
+    char mine[1200];
+    shard_writer_path(c->prefix, (int)(idx < c->keep ? idx : 0), mine, sizeof mine);
+    if (idx >= c->keep || strcmp(mine, path)) unlink(path);
+}
+
+int shard_writer_commit(ShardWriter *w, char *const *names, int nnames, ShardStats *stats, char *err, size_t errn) {
+    if (!w) return 0;
+    char ep[300];
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (finish_shard(w, err, errn) || (!w->o.overwrite && refuse_existing(w->prefix, err, errn))) {
+        shard_writer_abort(w);
+        return -1;
+    }
+    char *cpath = NULL;
+    if (names) {
+        char *dir = src_dirname(w->prefix);
+        cpath = dir ? src_join(dir, "classes.txt") : NULL;
+        free(dir);
+        if (!cpath) { shard_writer_abort(w); return src_seterr(err, errn, "out of memory"); }
+        int d = classes_differ(cpath, names, nnames, err, errn);
+        if (d < 0 || (d > 0 && !w->o.overwrite)) {
+            if (d > 0)
+                src_seterr(err, errn, "%s lists other classes (shards of another prefix use it); --overwrite replaces it",
+                           src_escape(cpath, ep, sizeof ep));
+            free(cpath);
+            shard_writer_abort(w);
+            return -1;
+        }
+    }
+    if (w->o.overwrite) { /* the new set is complete: old shards beyond it go now */
+        OldCtx c = {w->prefix, w->ntmps};
+        each_old_shard(w->prefix, remove_stale, &c);
+    }
+    int rc = 0, done = 0;
+    char path[1200];
+    for (; done < w->ntmps; done++) {
+        shard_writer_path(w->prefix, done, path, sizeof path);
+        if (rename(w->tmps[done], path) != 0) { rc = src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno)); break; }
+    }
+    if (!rc && cpath) rc = classes_write(cpath, names, nnames, err, errn);
+    free(cpath);
+    if (rc) { /* take back what this writer published, then its temporaries */
+        for (int i = 0; i < done; i++) {
+            shard_writer_path(w->prefix, i, path, sizeof path);
+            unlink(path);
+        }
+        for (int i = done; i < w->ntmps; i++) unlink(w->tmps[i]);
+        sw_free(w);
+        return -1;
+    }
+    if (stats) *stats = w->st;
+    sw_free(w);
+    return 0;
+}
+
+int shard_writer_close(ShardWriter *w, ShardStats *stats, char *err, size_t errn) {
+    return shard_writer_commit(w, NULL, 0, stats, err, errn);
 }

@@ -7,9 +7,6 @@
 #include <string.h>
 
 static const char *const norm_names[] = {"layernorm", "groupnorm", "affine", "rmsnorm", "none"};
-static const char *const mixer_names[] = {"mlp",       "linear",   "pool",   "identity", "random",
-                                          "attention", "external", "repmlp", "sgu"};
-#define NMIXERS 9
 static const char *const mlp_names[] = {"mlp", "glu", "geglu", "swiglu", "reglu"};
 
 static int lookup(const char *const *names, int count, const char *s) {
@@ -18,11 +15,8 @@ static int lookup(const char *const *names, int count, const char *s) {
     return -1;
 }
 int parse_norm(const char *s) { return lookup(norm_names, 5, s); }
-int parse_mixer(const char *s) { return lookup(mixer_names, NMIXERS, s); }
 int parse_mlp(const char *s) { return lookup(mlp_names, 5, s); }
 const char *norm_str(int k) { return k >= 0 && k < 5 ? norm_names[k] : "?"; }
-const char *mixer_str(int k) { return k >= 0 && k < NMIXERS ? mixer_names[k] : "?"; }
-#define MIXER_LIST "mlp, linear, pool, identity, random, attention, external, repmlp"
 int parse_act(const char *s) {
     if (!s) return -1;
     if (strcmp(s, "gelu") == 0) return MT_ACT_GELU;
@@ -147,8 +141,8 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         int k = split_list(value, items);
         if (k < 0) return BAD("need one mixer or a comma list of up to %d (one per stage)", MT_MAX_STAGES);
         for (int i = 0; i < k; i++)
-            if (parse_mixer(items[i]) < 0)
-                return BAD("unknown token mixer '%s' (" MIXER_LIST "; sgu on gmlp)", items[i]);
+            if (!mixer_find(items[i]))
+                return BAD("unknown token mixer '%s' (%s; sgu on gmlp)", items[i], mixer_list(0));
         if (!hier && k > 1) return BAD("isotropic models take one token mixer for all blocks");
         for (int s = 0; s < MT_MAX_STAGES; s++) {
             if (k == 1) memcpy(cfg->token_mixer[s], items[0], 16);
@@ -247,18 +241,22 @@ int config_validate(const ModelConfig *cfg, char *err, size_t n) {
     int nst = hier ? cfg->num_stages : 1;
     if (nst < 1 || nst > MT_MAX_STAGES) return VFAIL("num_stages %d outside 1..%d", nm, nst, MT_MAX_STAGES);
     for (int s = 0; s < nst; s++) {
-        int mk = parse_mixer(cfg->token_mixer[s]);
-        if (mk < 0)
-            return VFAIL("stage %d: unknown token mixer '%s' (" MIXER_LIST ")%s", nm, s, cfg->token_mixer[s],
+        const MixerDef *mk = mixer_find(cfg->token_mixer[s]);
+        if (!mk)
+            return VFAIL("stage %d: unknown token mixer '%s' (%s)%s", nm, s, cfg->token_mixer[s], mixer_list(0),
                          hier ? "; give one mixer or one per stage" : "");
-        if ((mk == MIX_SGU) != gmlp)
+        if (mk->gmlp_only != gmlp)
             return VFAIL("token mixer '%s': gmlp blocks are spatial gating units ('sgu'), other families cannot use "
                          "'sgu'",
                          nm, cfg->token_mixer[s]);
-        if (vit && (mk == MIX_POOL || mk == MIX_REPMLP))
-            return VFAIL("token mixer '%s' needs an image grid; vit's tokens have a class token in front "
-                         "(use attention, mlp, linear, random, identity, external)",
-                         nm, cfg->token_mixer[s]);
+        if (vit && mk->needs_grid)
+            return VFAIL("token mixer '%s' needs an image grid; vit's tokens have a class token in front", nm,
+                         cfg->token_mixer[s]);
+        int dim = hier ? cfg->dims[s] : cfg->embed_dim;
+        char e2[200];
+        if (mk->validate && dim > 0 && mk->validate(cfg, dim, e2, sizeof e2))
+            return hier ? VFAIL("stage %d: token mixer '%s': %s", nm, s, cfg->token_mixer[s], e2)
+                        : VFAIL("token mixer '%s': %s", nm, cfg->token_mixer[s], e2);
     }
     if (parse_mlp(cfg->mlp) < 0) return VFAIL("unknown channel mlp '%s' (mlp, glu, geglu, swiglu, reglu)", nm, cfg->mlp);
     if (!(cfg->mlp_hidden_scale >= 0)) return VFAIL("mlp-hidden-scale %g must be >= 0", nm, cfg->mlp_hidden_scale);
@@ -276,8 +274,6 @@ int config_validate(const ModelConfig *cfg, char *err, size_t n) {
                          cfg->depth);
         if (cfg->img_size % cfg->patch_size)
             return VFAIL("img-size %d is not divisible by patch-size %d", nm, cfg->img_size, cfg->patch_size);
-        if (cfg->heads > 0 && parse_mixer(cfg->token_mixer[0]) == MIX_ATTENTION && cfg->embed_dim % cfg->heads)
-            return VFAIL("embed-dim %d is not divisible by heads %d", nm, cfg->embed_dim, cfg->heads);
         return 0;
     }
     for (int s = 0; s < MT_MAX_STAGES; s++) {
@@ -286,8 +282,6 @@ int config_validate(const ModelConfig *cfg, char *err, size_t n) {
                          cfg->depths[s], cfg->dims[s], nst);
         if (s >= nst && cfg->dims[s] != 0)
             return VFAIL("dims has more entries than depths (%d stages)", nm, nst);
-        if (cfg->heads > 0 && s < nst && parse_mixer(cfg->token_mixer[s]) == MIX_ATTENTION && cfg->dims[s] % cfg->heads)
-            return VFAIL("stage %d: dim %d is not divisible by heads %d", nm, s, cfg->dims[s], cfg->heads);
     }
     if (cfg->stem_kernel < 1 || cfg->stem_stride < 1 || cfg->stem_pad < 0)
         return VFAIL("stem kernel %d, stride %d, pad %d invalid", nm, cfg->stem_kernel, cfg->stem_stride,

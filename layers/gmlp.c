@@ -48,7 +48,7 @@ int gmlp_build(Model *m, char *err, size_t n) {
         snprintf(b->name, sizeof b->name, "blocks.%d", i);
         snprintf(pre, sizeof pre, "blocks.%d", i);
         b->gmlp = 1;
-        b->mix.kind = MIX_SGU;
+        b->mix.def = mixer_find("sgu");
         b->mix_name = "mlp_channels.gate";
         b->mlp_name = "mlp_channels";
         b->drop_path = cfg->drop_path_rate; /* timm MlpMixer: the same rate in every block */

@@ -11,6 +11,7 @@
  * poolformer.c) decide when they register the parameters. */
 #pragma once
 #include "layers/model.h"
+#include "layers/tokmix.h"
 
 /* ---- parameter init specs (init.c) ---- */
 typedef enum {
@@ -26,18 +27,13 @@ typedef struct InitSpec { InitKind kind; float v; } InitSpec;
 
 /* ---- string switches ---- */
 typedef enum { NORM_LAYERNORM, NORM_GROUPNORM, NORM_AFFINE, NORM_RMSNORM, NORM_NONE } NormKind;
-typedef enum {
-    MIX_MLP, MIX_LINEAR, MIX_POOL, MIX_IDENTITY, MIX_RANDOM, MIX_ATTENTION, MIX_EXTERNAL, MIX_REPMLP, MIX_SGU
-} MixKind;
 int parse_norm(const char *s);   /* -1 when unknown */
-int parse_mixer(const char *s);
 int parse_act(const char *s);    /* mt_act or -1 */
 int parse_mlp(const char *s);    /* 0 mlp, 1 glu, 2 geglu, 3 swiglu, 4 reglu, -1 unknown */
 /* Hidden width h of a channel MLP on `dim` channels (fc1 is (2h, dim) when gated);
  * *gate (may be NULL) = mt_gate of the variant or -1 for the plain MLP. */
 int mlp_hidden(const ModelConfig *cfg, int dim, int *gate);
 const char *norm_str(int k);
-const char *mixer_str(int k);
 
 /* ---- layers ---- */
 typedef struct Norm { NormKind kind; Tensor *w, *b; float eps; } Norm;
@@ -51,21 +47,6 @@ typedef struct Mlp {
     Norm sgu_norm;
     Tensor *sgu_w, *sgu_b;
 } Mlp;
-typedef struct TokenMixer {
-    MixKind kind;
-    Mlp mlp;                 /* MIX_MLP over tokens: fc1 (Nh, N), fc2 (N, Nh) */
-    Tensor *w, *b;           /* MIX_LINEAR (N, N) + (N); MIX_RANDOM (N, N), frozen */
-    Tensor *qkv_w, *qkv_b, *proj_w, *proj_b; /* qkv_b: ViT only */
-    int heads, pool_size;
-    Tensor *mk_w, *mv_w;     /* MIX_EXTERNAL: memory units M_k (S, C), M_v (C, S) */
-    /* MIX_REPMLP: global perceptron gp (fc1 (C/r, C), fc2 (C, C/r)), partition perceptron
-     * fc3 (N, N) + (N) shared over channels, local perceptron convs (1, 1, k, k) + (1) shared
-     * over channels; none after re-parameterisation (deploy) */
-    Mlp gp;
-    Tensor *fc3_w, *fc3_b;
-    Tensor *conv_w[MT_MAX_STAGES], *conv_b[MT_MAX_STAGES];
-    int nconv, conv_k[MT_MAX_STAGES];
-} TokenMixer;
 typedef struct Block {
     Norm norm1, norm2;
     TokenMixer mix;
@@ -114,9 +95,6 @@ int norm_register(Model *m, Norm *nm, NormKind kind, float eps, const char *pref
 
 /* Init of one family: weights, biases of modules whose name contains "mlp", other biases. */
 typedef struct FamilyInit { InitSpec weight, mlp_bias, bias; } FamilyInit;
-/* Token mixer params under `prefix` (the mixer module's full name) for N tokens of C channels. */
-int mixer_register(Model *m, TokenMixer *tm, MixKind kind, const char *prefix, int N, int C, FamilyInit fi,
-                   char *err, size_t n);
 /* fc1 (hidden, in[,1,1]), fc2 (in, hidden[,1,1]) with biases; conv1x1 adds the 1x1 kernel axes. */
 int mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int hidden, int conv1x1, FamilyInit fi,
                  char *err, size_t n);
@@ -125,18 +103,14 @@ int chan_mlp_register(Model *m, Mlp *mlp, const char *prefix, int in, int conv1x
                       size_t n);
 /* FLOPs of one channel MLP on N tokens of C channels. */
 double chan_mlp_flops(const ModelConfig *cfg, int N, int C);
-/* RepMLP / External Attention mixers (repmlp.c). */
-int repmlp_register(Model *m, TokenMixer *tm, const char *prefix, int h, int w, int C, FamilyInit fi, char *err,
-                    size_t n);
-Tensor *repmlp_forward(Ctx *c, const TokenMixer *tm, Tensor *x);
-int external_register(Model *m, TokenMixer *tm, const char *prefix, int C, FamilyInit fi, char *err, size_t n);
-Tensor *external_forward(Ctx *c, const TokenMixer *tm, Tensor *x);
-
-/* ---- forward helpers (blocks.c) ---- */
+/* ---- views (views.c), norms (norm.c), MLPs (mlp.c), the block (blocks.c) ---- */
 /* 1-D (C) view of a parameter of numel C (ResMLP's (1,1,C) affine). */
 Tensor *vec_view(Ctx *c, Tensor *p);
 /* 2-D (out, in) view of a (out, in, 1, 1) 1x1 conv weight; 2-D weights pass through. */
 Tensor *mat_view(Ctx *c, Tensor *p);
+/* (B, H, W, C) as (B, H*W, C), and a (B, N, C) result back in like's (B, H, W, C). */
+Tensor *as_tokens(Ctx *c, Tensor *x);
+Tensor *as_grid(Ctx *c, Tensor *t, const Tensor *like);
 Tensor *norm_forward(Ctx *c, const Norm *nm, Tensor *x);
 /* fc2(act(fc1(nm(x)))), nm NULL or a norm folded into fc1 where it can be; with res (and gamma or
  * NULL): res + gamma * fc2(...) in one fused GEMM. */
@@ -153,8 +127,6 @@ double gmlp_gflops(const ModelConfig *cfg);
 double vit_gflops(const ModelConfig *cfg);
 double isotropic_gflops(const ModelConfig *cfg);
 double poolformer_gflops(const ModelConfig *cfg);
-/* FLOPs of one block's token mixer on N tokens of C channels (blocks.c). */
-double mixer_flops(const ModelConfig *cfg, int kind, int N, int C, int h, int w);
 /* Validation shared by the families (config.c); -1 with err. */
 int config_validate(const ModelConfig *cfg, char *err, size_t n);
 /* Heads and attention width for the attention mixer on `dim` channels. */

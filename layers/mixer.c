@@ -15,16 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *iso_mixer_name(MixKind k) {
-    return k == MIX_MLP ? "mlp_tokens" : k == MIX_LINEAR ? "linear_tokens" : "token_mixer";
-}
-
 int isotropic_build(Model *m, char *err, size_t n) {
     const ModelConfig *cfg = &m->cfg;
     Net *net = m->priv;
-    int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P, N = g * g;
+    int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P;
     NormKind nk = (NormKind)parse_norm(cfg->norm);
-    MixKind mk = (MixKind)parse_mixer(cfg->token_mixer[0]);
+    const MixerDef *mk = mixer_find(cfg->token_mixer[0]);
     /* timm _init_weights: xavier-uniform linears, normal(1e-6) biases inside "mlp"
      * modules, zero other biases; lecun-normal conv stem; zero head. */
     FamilyInit fi = {init_spec(INIT_XAVIER, 0), init_spec(INIT_NORMAL, 1e-6f), init_spec(INIT_ZEROS, 0)};
@@ -50,7 +46,7 @@ int isotropic_build(Model *m, char *err, size_t n) {
         Block *b = &net->blocks[i];
         snprintf(b->name, sizeof b->name, "blocks.%d", i);
         snprintf(pre, sizeof pre, "blocks.%d", i);
-        b->mix_name = iso_mixer_name(mk);
+        b->mix_name = mixer_module(mk, cfg->family);
         b->mlp_name = "mlp_channels";
         b->drop_path = cfg->drop_path_rate; /* timm's MlpMixer: the same rate in every block */
         if (cfg->layer_scale) {
@@ -61,7 +57,7 @@ int isotropic_build(Model *m, char *err, size_t n) {
         snprintf(p, sizeof p, "%s.norm1", pre);
         if (norm_register(m, &b->norm1, nk, eps, p, D, err, n)) return -1;
         snprintf(p, sizeof p, "%s.%s", pre, b->mix_name);
-        if (mixer_register(m, &b->mix, mk, p, N, D, fi, err, n)) return -1;
+        if (mixer_register(m, &b->mix, mk, p, g, g, D, &fi, err, n)) return -1;
         snprintf(p, sizeof p, "%s.norm2", pre);
         if (norm_register(m, &b->norm2, nk, eps, p, D, err, n)) return -1;
         snprintf(p, sizeof p, "%s.mlp_channels", pre);
@@ -77,7 +73,7 @@ int isotropic_build(Model *m, char *err, size_t n) {
 double isotropic_gflops(const ModelConfig *cfg) {
     int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P, N = g * g;
     double f = 2.0 * N * D * (double)cfg->in_chans * P * P;                        /* stem */
-    double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[0]), N, D, g, g) + chan_mlp_flops(cfg, N, D);
+    double blk = mixer_find(cfg->token_mixer[0])->flops(cfg, N, D, g, g) + chan_mlp_flops(cfg, N, D);
     f += cfg->depth * blk + 2.0 * D * cfg->num_classes;
     return f * 1e-9;
 }

@@ -33,6 +33,7 @@ void model_free(Model *m) {
     Net *net = m->priv;
     if (net) {
         free(net->init);
+        for (int i = 0; net->blocks && i < net->nblocks; i++) free(net->blocks[i].mix.state);
         free(net->blocks);
         free(net);
     }
@@ -96,4 +97,30 @@ Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
     x = mt_linear(c, x, net->head_w, net->head_b);
     if (x) mt_scope(c, "%s", "");
     return x;
+}
+
+/* Structural re-parameterisation: dst (built from src's config in deploy form) gets src's
+ * parameters, then every block's mixer folds its training-time branches (MixerDef.reparam). */
+int model_reparam(const Model *src, Model *dst, char *err, size_t n) {
+    const Net *sn = src->priv;
+    Net *dn = dst->priv;
+    if (!sn || !dn || !dst->cfg.rep_deploy || sn->nblocks != dn->nblocks)
+        return snprintf(err, n, "reparam: destination model must be built from the source config with rep_deploy = 1"),
+               -1;
+    for (int i = 0; i < dst->params.n; i++) {
+        Tensor *d = dst->params.t[i], *s = mt_param_find((ParamList *)&src->params, d->name);
+        if (!s || s->numel != d->numel)
+            return snprintf(err, n, "reparam: parameter %s missing or of another size in the source", d->name), -1;
+        memcpy(d->data, s->data, d->numel * sizeof(float));
+    }
+    int folded = 0;
+    for (int si = 0; si < sn->nstages; si++) {
+        const Stage *st = &sn->stages[si];
+        for (int j = 0; j < st->nblocks; j++) {
+            const TokenMixer *a = &sn->blocks[st->first + j].mix;
+            TokenMixer *b = &dn->blocks[st->first + j].mix;
+            if (a->def && a->def->reparam && b->def == a->def) folded += a->def->reparam(a, b, st->h, st->w);
+        }
+    }
+    return folded;
 }

@@ -56,8 +56,7 @@ int poolformer_build(Model *m, char *err, size_t n) {
         st->dim = dim;
         st->first = bi;
         st->nblocks = cfg->depths[s];
-        MixKind mk = (MixKind)parse_mixer(cfg->token_mixer[s]);
-        int N = h * h;
+        const MixerDef *mk = mixer_find(cfg->token_mixer[s]);
         for (int j = 0; j < cfg->depths[s]; j++, bi++) {
             Block *b = &net->blocks[bi];
             snprintf(pre, sizeof pre, "stages.%d.blocks.%d", s, j);
@@ -69,7 +68,7 @@ int poolformer_build(Model *m, char *err, size_t n) {
             snprintf(p, sizeof p, "%s.norm1", pre);
             if (norm_register(m, &b->norm1, nk, eps, p, dim, err, n)) return -1;
             snprintf(p, sizeof p, "%s.token_mixer", pre);
-            if (mixer_register(m, &b->mix, mk, p, N, dim, fi, err, n)) return -1;
+            if (mixer_register(m, &b->mix, mk, p, h, h, dim, &fi, err, n)) return -1;
             if (cfg->layer_scale) {
                 snprintf(p, sizeof p, "%s.layer_scale1", pre);
                 if (!(b->ls1 = reg1(m, err, n, ls, p, "scale", dim))) return -1;
@@ -77,7 +76,7 @@ int poolformer_build(Model *m, char *err, size_t n) {
             snprintf(p, sizeof p, "%s.norm2", pre);
             if (norm_register(m, &b->norm2, nk, eps, p, dim, err, n)) return -1;
             snprintf(p, sizeof p, "%s.mlp", pre);
-            if (chan_mlp_register(m, &b->mlp, p, dim, mk != MIX_ATTENTION, fi, err, n)) return -1;
+            if (chan_mlp_register(m, &b->mlp, p, dim, !mk->linear_chan_mlp, fi, err, n)) return -1;
             if (cfg->layer_scale) {
                 snprintf(p, sizeof p, "%s.layer_scale2", pre);
                 if (!(b->ls2 = reg1(m, err, n, ls, p, "scale", dim))) return -1;
@@ -102,7 +101,7 @@ double poolformer_gflops(const ModelConfig *cfg) {
             f += 2.0 * h * h * (double)dim * prev * 9;
         }
         int N = h * h;
-        double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[s]), N, dim, h, h) + chan_mlp_flops(cfg, N, dim);
+        double blk = mixer_find(cfg->token_mixer[s])->flops(cfg, N, dim, h, h) + chan_mlp_flops(cfg, N, dim);
         f += cfg->depths[s] * blk;
     }
     f += 2.0 * cfg->dims[cfg->num_stages - 1] * cfg->num_classes;

@@ -25,7 +25,7 @@ int vit_build(Model *m, char *err, size_t n) {
     Net *net = m->priv;
     int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P, N = g * g, T = N + 1;
     NormKind nk = (NormKind)parse_norm(cfg->norm);
-    MixKind mk = (MixKind)parse_mixer(cfg->token_mixer[0]);
+    const MixerDef *mk = mixer_find(cfg->token_mixer[0]);
     FamilyInit fi = {init_spec(INIT_TRUNC_NORMAL, 0.02f), init_spec(INIT_ZEROS, 0), init_spec(INIT_ZEROS, 0)};
     float eps = nk == NORM_GROUPNORM ? 1e-5f : 1e-6f;
     if (!(net->cls_token = reg_param(m, err, n, init_spec(INIT_NORMAL, 1e-6f), "", "cls_token", 3, (int[]){1, 1, D})))
@@ -50,13 +50,13 @@ int vit_build(Model *m, char *err, size_t n) {
         Block *b = &net->blocks[i];
         snprintf(b->name, sizeof b->name, "blocks.%d", i);
         snprintf(pre, sizeof pre, "blocks.%d", i);
-        b->mix_name = mk == MIX_ATTENTION ? "attn" : "token_mixer";
+        b->mix_name = mixer_module(mk, cfg->family);
         b->mlp_name = "mlp";
         b->drop_path = cfg->depth > 1 ? cfg->drop_path_rate * (float)i / (float)(cfg->depth - 1) : 0.0f;
         snprintf(p, sizeof p, "%s.norm1", pre);
         if (norm_register(m, &b->norm1, nk, eps, p, D, err, n)) return -1;
         snprintf(p, sizeof p, "%s.%s", pre, b->mix_name);
-        if (mixer_register(m, &b->mix, mk, p, T, D, fi, err, n)) return -1;
+        if (mixer_register(m, &b->mix, mk, p, 1, T, D, &fi, err, n)) return -1;
         InitSpec ls = init_spec(INIT_CONST, cfg->layer_scale_init);
         if (cfg->layer_scale) {
             snprintf(p, sizeof p, "%s.ls1", pre);
@@ -81,7 +81,7 @@ int vit_build(Model *m, char *err, size_t n) {
 double vit_gflops(const ModelConfig *cfg) {
     int D = cfg->embed_dim, P = cfg->patch_size, g = cfg->img_size / P, N = g * g, T = N + 1;
     double f = 2.0 * N * D * (double)cfg->in_chans * P * P;
-    double blk = mixer_flops(cfg, parse_mixer(cfg->token_mixer[0]), T, D, 1, T) + chan_mlp_flops(cfg, T, D);
+    double blk = mixer_find(cfg->token_mixer[0])->flops(cfg, T, D, 1, T) + chan_mlp_flops(cfg, T, D);
     f += cfg->depth * blk + 2.0 * D * cfg->num_classes;
     return f * 1e-9;
 }

@@ -6,7 +6,8 @@
 Writes torch.save(OrderedDict(key -> float32 tensor)) from /model (or /ema with
 --ema), in the checkpoint's (timm's) order; bit-exact. --wrap NAME stores
 {NAME: state_dict, 'arch': model, 'epoch': epoch} instead (timm's train.py
-checkpoint form). Load with timm.create_model(NAME, num_classes=...) and
+checkpoint form; 'mixtape_config' holds the model config as JSON text, so the file
+holds only tensors, str and int and loads with torch.load(..., weights_only=True)). Load with timm.create_model(NAME, num_classes=...) and
 model.load_state_dict(torch.load('OUT.pth')).
 
 Needs torch, h5py, numpy (Debian: python3-torch python3-h5py).
@@ -62,9 +63,14 @@ def main():
     sd = collections.OrderedDict((k, torch.from_numpy(a)) for k, a in arrays.items())
     obj = sd
     if args.wrap:
-        obj = {args.wrap: sd, "arch": str(model), "epoch": epoch}
+        # Only tensors, str and int: torch.load(..., weights_only=True) of torch 1.13 refuses
+        # pickled floats, so the config travels as its JSON text.
+        obj = {args.wrap: sd, "arch": str(model), "epoch": int(epoch)}
+        if isinstance(cfg, bytes):
+            cfg = cfg.decode()
         try:
-            obj["mixtape_config"] = json.loads(cfg)
+            json.loads(cfg)
+            obj["mixtape_config"] = str(cfg)
         except (TypeError, ValueError):
             pass
     tmp = f"{args.output}.tmp.{os.getpid()}"

@@ -13,8 +13,8 @@ SRC=/usr/share/datasets/fashion-mnist
 DATA=runs/data/fashion-mnist
 if [ ! -f "$DATA/classes.txt" ] || [ ! -f "$DATA/val-000000.tar" ]; then
   mkdir -p "$DATA"
-  "$M" shards --from idx "$SRC/train-images-idx3-ubyte.gz" --out "$DATA/train"
-  "$M" shards --from idx "$SRC/t10k-images-idx3-ubyte.gz" --out "$DATA/val"
+  "$M" shards --from idx "$SRC/train-images-idx3-ubyte.gz" --out "$DATA/train" --overwrite
+  "$M" shards --from idx "$SRC/t10k-images-idx3-ubyte.gz" --out "$DATA/val" --overwrite
 fi
 # bf16 GEMMs (fp32 weights and optimizer state) train to the same accuracy; whether they are
 # faster depends on the CPU (1.5x on AMD Zen with AVX512-BF16, 2-3x on an Intel Xeon with AMX,

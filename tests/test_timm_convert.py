@@ -138,4 +138,107 @@ with tempfile.TemporaryDirectory() as td:
     rc, out = run(TO_TIMM, p("d.h5"), p("x.pth"))
     check(rc == 2 and "not a mixtape checkpoint" in out, "non-checkpoint HDF5 rejected")
 
+    # ---- safetensors input (no safetensors package): the test's own writer, F32 and BF16 ----
+    import struct
+
+    def st_write(path, tensors, dtype="F32"):
+        hdr, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+        for k, a in tensors.items():
+            a = np.ascontiguousarray(a, np.float32)
+            raw = (a.view(np.uint32) >> 16).astype("<u2").tobytes() if dtype == "BF16" else a.astype("<f4").tobytes()
+            hdr[k] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+            blobs.append(raw)
+            off += len(raw)
+        h = json.dumps(hdr).encode()
+        with open(path, "wb") as fh:
+            fh.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+    np_ok = {k: v.numpy() for k, v in sd_ok.items()}
+    st_write(p("w.safetensors"), np_ok)
+    rc, out = run_inproc(TO_MT, p("w.safetensors"), p("st.h5"), "--model", "mixer_tiny", "--mixtape", MIXTAPE)
+    ok = rc == 0
+    if ok:
+        with h5py.File(p("st.h5"), "r") as f:
+            ok = all(np.array_equal(f["model"][k][...].view(np.uint32), np_ok[k].view(np.uint32)) for k in np_ok)
+    check(ok, f"timm_to_mixtape reads .safetensors bit-exactly ({out.strip()[:200]})")
+    st_write(p("bf.safetensors"), np_ok, "BF16")
+    rc, out = run_inproc(TO_MT, p("bf.safetensors"), p("bf.h5"), "--model", "mixer_tiny", "--mixtape", MIXTAPE)
+    ok = rc == 0 and "bfloat16" in out
+    if ok:
+        with h5py.File(p("bf.h5"), "r") as f:
+            ok = all(np.array_equal(f["model"][k][...].view(np.uint32), (np_ok[k].view(np.uint32) >> 16) << 16) for k in np_ok)
+    check(ok, f"BF16 safetensors converted to float32 with a note ({out.strip()[:200]})")
+    rc, out = run(MIXTAPE, "export", "--checkpoint", p("ok.h5"), "--out", p("exp.safetensors"))
+    rc2, out2 = run_inproc(TO_MT, p("exp.safetensors"), p("exp.h5"), "--model", "mixer_tiny", "--mixtape", MIXTAPE)
+    ok = rc == 0 and rc2 == 0
+    if ok:
+        with h5py.File(p("exp.h5"), "r") as f, h5py.File(p("ok.h5"), "r") as f2:
+            ok = all(np.array_equal(f["model"][k][...], f2["model"][k][...]) for k in f2["model"])
+    check(ok, f"a `mixtape export` file converts back to the same weights ({out2.strip()[:160]})")
+    with open(p("cut.safetensors"), "wb") as fh:
+        fh.write(open(p("w.safetensors"), "rb").read()[:-8])
+    rc, out = run_inproc(TO_MT, p("cut.safetensors"), p("cut.h5"), "--model", "mixer_tiny", "--mixtape", MIXTAPE)
+    check(rc == 2 and "cut.safetensors" in out and "data_offsets" in out and not os.path.exists(p("cut.h5")),
+          f"truncated safetensors named with its tensor ({out.strip()[:200]})")
+
+    # ---- the original sail-sg PoolFormer layout maps onto timm's metaformer names ----
+    rc, out = run(MIXTAPE, "init", "--model", "poolformer_tiny", "--out", p("pf.h5"))
+    with h5py.File(p("pf.h5"), "r") as f:
+        pf_shapes = [(k, f["model"][k].shape) for k in f["model"]]
+
+    def sail_name(k):  # written from the sail-sg poolformer.py module tree, the inverse of the script's map
+        parts = k.split(".")
+        if k.startswith("stem.conv."):
+            return "patch_embed.proj." + parts[-1]
+        if k.startswith("head.norm."):
+            return "norm." + parts[-1]
+        if k.startswith("head.fc."):
+            return "head." + parts[-1]
+        s = int(parts[1])
+        if parts[2] == "downsample":
+            return f"network.{2 * s - 1}.proj.{parts[-1]}"
+        rest = ".".join(parts[4:]).replace("layer_scale1.scale", "layer_scale_1").replace("layer_scale2.scale", "layer_scale_2")
+        return f"network.{2 * s}.{parts[3]}.{rest}"
+
+    pf = collections.OrderedDict((sail_name(k), torch.randn(s, generator=g)) for k, s in pf_shapes)
+    check(len(pf) == len(pf_shapes) and "network.0.0.layer_scale_1" in pf and "network.1.proj.weight" in pf,
+          "test builds a sail-sg PoolFormer state_dict")
+    torch.save({"model": pf}, p("sail.pth"))
+    rc, out = run_inproc(TO_MT, p("sail.pth"), p("sail.h5"), "--model", "poolformer_tiny", "--mixtape", MIXTAPE)
+    ok = rc == 0 and "sail-sg" in out
+    if ok:
+        with h5py.File(p("sail.h5"), "r") as f:
+            ok = all(torch.equal(torch.from_numpy(f["model"][k][...]), pf[sail_name(k)]) for k, _ in pf_shapes)
+    check(ok, f"sail-sg PoolFormer keys renamed to timm's, values in place ({out.strip()[:200]})")
+    torch.save({"downsample_layers.0.conv.weight": torch.zeros(1)}, p("v2.pth"))
+    rc, out = run_inproc(TO_MT, p("v2.pth"), p("v2.h5"), "--model", "poolformer_tiny", "--mixtape", MIXTAPE)
+    check(rc == 2 and "not supported" in out, f"MetaFormer v2 layout named as unsupported ({out.strip()[:160]})")
+
+    # ---- formats it cannot read: one clear line each, never torch's weights_only advice ----
+    np.savez(p("w.npz"), a=np.zeros(3))
+    open(p("w.gguf"), "wb").write(b"GGUF" + b"\0" * 60)
+    open(p("w.bin"), "wb").write(b"hello world, not weights")
+    import argparse
+    torch.save({"state_dict": dict(sd_ok), "args": argparse.Namespace(lr=0.1)}, p("train.pth"))
+    for name, needle in (("d.h5", "HDF5"), ("w.npz", "zip"), ("w.gguf", "GGUF"), ("w.bin", "not a safetensors"),
+                         ("train.pth", "--trust-pickle")):
+        rc, out = run_inproc(TO_MT, p(name), p("x.h5"), "--model", "mixer_tiny", "--mixtape", MIXTAPE)
+        line = out.strip()
+        check(rc == 2 and needle in line and p(name) in line and "\n" not in line and "Re-running" not in line
+              and not os.path.exists(p("x.h5")), f"{name}: {line[:200]}")
+    rc, out = run_inproc(TO_MT, p("train.pth"), p("tp.h5"), "--model", "mixer_tiny", "--trust-pickle", "--mixtape", MIXTAPE)
+    check(rc == 0, f"--trust-pickle reads a timm train.py checkpoint ({out.strip()[:160]})")
+
+    # ---- mixtape_to_timm --wrap: loadable with torch.load(weights_only=True) ----
+    rc, out = run_inproc(TO_TIMM, p("ok.h5"), p("wrap.pth"), "--wrap", "state_dict")
+    try:
+        obj = torch.load(p("wrap.pth"), weights_only=True)
+        ok = rc == 0 and list(obj["state_dict"]) == list(sd_ok) and obj["arch"] == "mixer_tiny" \
+            and json.loads(obj["mixtape_config"])["name"] == "mixer_tiny" \
+            and all(torch.equal(obj["state_dict"][k], sd_ok[k]) for k in sd_ok)
+        why = ""
+    except Exception as e:  # noqa: BLE001
+        ok, why = False, str(e)[-200:]
+    check(ok, f"--wrap state_dict loads with weights_only=True {why}")
+
 sys.exit(1 if failures else 0)

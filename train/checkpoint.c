@@ -219,6 +219,7 @@ static int write_all(Writer *w, const ParamList *p, const CkptGroup *groups, int
         if (!rc) rc |= attr_write(w, root, "data_std", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, nc, in->std);
     }
     if (!rc) rc |= attr_str(w, root, "train_state", in->train_state[0] ? in->train_state : "{}");
+    if (!rc && in->class_names) rc |= attr_str(w, root, "class_names", in->class_names);
     H5Gclose(root);
     if (rc) return -1;
 

@@ -45,6 +45,7 @@ typedef struct CkptInfo {
     char optimizer[32];              /* "/optimizer" attribute name, e.g. "adamw" */
     int64_t optimizer_step;          /* "/optimizer" attribute step */
     char train_state[CKPT_JSON_MAX]; /* free-form JSON: schedule / data position */
+    const char *class_names;         /* write only: JSON list of names (train/class_names.h), or NULL */
 } CkptInfo;
 
 /* A set of per-parameter float buffers stored under /<prefix>/<key>. buf[i]

@@ -1,6 +1,8 @@
 /* mixtape eval: top-1, top-5, loss and per-class accuracy of a checkpoint on a
  * dataset, with the eval transform stored in the checkpoint (mean/std) unless
  * flags override it. */
+#include "data/source_util.h"
+#include "train/class_names.h"
 #include "train/commands.h"
 #include "train/data_flags.h"
 #include "train/dist.h"
@@ -120,12 +122,22 @@ static int eval_main(int argc, char **argv) {
     }
     if (!rc && root) {
         const char *const *names = loader_class_names(L);
+        int nnames = loader_num_class_names(L); /* classes.txt may list fewer names than the model has classes */
+        char en[64];
+        /* the data's names, else the checkpoint's class_names attribute */
+        char **ck_names = NULL;
+        int n_ck = 0;
+        if (!names && class_names_read(ck, r.num_classes, &ck_names, &n_ck, err, sizeof err) == 0 && n_ck) {
+            names = (const char *const *)ck_names;
+            nnames = n_ck;
+        }
         printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
                100 * r.top1, 100 * r.top5, r.loss, skipped);
         printf("per-class accuracy:\n");
         for (int k = 0; k < r.num_classes; k++)
             if (r.class_count[k])
-                printf("  %3d %-20s %6.2f%%  (%ld)\n", k, names ? names[k] : "", 100.0 * r.class_correct[k] / r.class_count[k],
+                printf("  %3d %-20s %6.2f%%  (%ld)\n", k, names && k < nnames ? src_escape(names[k], en, sizeof en) : "",
+                       100.0 * r.class_correct[k] / r.class_count[k],
                        r.class_count[k]);
         if (confusion) {
             FILE *f = fopen(confusion, "w");
@@ -143,6 +155,7 @@ static int eval_main(int argc, char **argv) {
                 printf("confusion matrix written to %s\n", confusion);
             }
         }
+        class_names_free(ck_names, n_ck);
         eval_result_free(&r);
     }
     loader_close(L);

@@ -2,7 +2,7 @@
  * RepMLP structural re-parameterisation: every RepMLP token mixer's local-perceptron
  * conv branches (repconv<k>) are folded into its fc3 (N, N) weight and bias, giving a
  * checkpoint of the same function with config rep_deploy = 1 and only FC layers in the
- * mixers (layers/repmlp.c, model_reparam). Other parameters are copied unchanged; the
+ * mixers (layers/tokmix_repmlp.c through model_reparam). Other parameters are copied unchanged; the
  * training state attributes are kept; optimizer and EMA groups are not written. */
 #include "layers/model.h"
 #include "train/checkpoint.h"

@@ -1,17 +1,21 @@
 /* mixtape shards: convert ImageFolder trees, IDX (MNIST / Fashion-MNIST) files and CIFAR
  * binary batches to WebDataset-style tar shards plus classes.txt. */
 #include "data/convert.h"
+#include "data/source_util.h"
 #include "train/args.h"
 #include "train/commands.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char *USAGE =
     "usage: mixtape shards --from imagefolder|idx|cifar SRC --out PREFIX\n"
     "                      [--per-shard N | --shard-size MB] [--labels FILE] [--split train|test]\n"
+    "                      [--overwrite]\n"
     "\n"
     "Writes PREFIX-000000.tar, PREFIX-000001.tar, ... (members <key>.<ext> image and <key>.cls label)\n"
-    "and classes.txt in PREFIX's directory (created when missing).\n"
+    "and classes.txt in PREFIX's directory (created when missing). The shards appear only when the\n"
+    "conversion is complete: an error, SIGINT or SIGTERM leaves none of them behind.\n"
     "\n"
     "  --from KIND        imagefolder: SRC/<class>/<image>.jpg|jpeg|png, bytes copied as they are\n"
     "                     idx: SRC is an IDX images file (e.g. train-images-idx3-ubyte[.gz]); pixels as PNG\n"
@@ -21,7 +25,14 @@ static const char *USAGE =
     "  --per-shard N      samples per shard (default 10000 when neither limit is given)\n"
     "  --shard-size MB    start a new shard before it would exceed MB megabytes (MiB)\n"
     "  --labels FILE      idx: labels file (default: found beside the images by name)\n"
-    "  --split S          cifar directory: train (data_batch_*.bin / train.bin, default) or test\n";
+    "  --split S          cifar directory: train (data_batch_*.bin / train.bin, default) or test\n"
+    "  --overwrite        replace existing PREFIX-*.tar shards (removed once the new set is complete)\n"
+    "                     and a classes.txt listing other classes; without it they are refused\n";
+
+/* SIGINT / SIGTERM: the converter stops before its next sample and removes what it wrote. */
+static volatile sig_atomic_t g_stop = 0;
+static void on_stop(int s) { g_stop = s; }
+static int stop_requested(void) { return g_stop != 0; }
 
 int cmd_shards(int argc, char **argv) {
     Args a;
@@ -38,6 +49,7 @@ int cmd_shards(int argc, char **argv) {
     double mb = args_float(&a, "--shard-size", NULL, 0);
     const char *labels = args_str(&a, "--labels", NULL, NULL);
     const char *split = args_str(&a, "--split", NULL, NULL);
+    int overwrite = args_flag(&a, "--overwrite", 0);
     if (!src) src = args_positional(&a);
     if (args_finish(&a)) {
         fprintf(stderr, "%s\n", a.err);
@@ -59,6 +71,14 @@ int cmd_shards(int argc, char **argv) {
         args_free(&a);
         return code;
     }
+    char first[600], ep[300];
+    int old = shard_prefix_existing(out, first, sizeof first);
+    if (old > 0 && !overwrite) { /* before any work: old higher-numbered shards would mix into the new set */
+        fprintf(stderr, "mixtape shards: --out %s: %d shard%s of this prefix already there (%s); pass --overwrite to "
+                        "replace them\n", out, old, old == 1 ? "" : "s", src_escape(first, ep, sizeof ep));
+        args_free(&a);
+        return 2;
+    }
     ConvertOpts o = {0};
     o.out_prefix = out;
     o.per_shard = per_shard;
@@ -66,14 +86,30 @@ int cmd_shards(int argc, char **argv) {
     if (!per_shard && !o.max_bytes) o.per_shard = 10000;
     o.labels = labels;
     o.split = split;
+    o.overwrite = overwrite;
+    o.stop = stop_requested;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     ConvertResult r;
     char err[1024] = "";
     int rc;
     if (!strcmp(from, "imagefolder")) rc = convert_imagefolder(src, &o, &r, err, sizeof err);
     else if (!strcmp(from, "idx")) rc = convert_idx(src, &o, &r, err, sizeof err);
     else rc = convert_cifar(src, &o, &r, err, sizeof err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc && g_stop) {
+        fprintf(stderr, "mixtape shards: stopped by %s; no shard of this run is left\n", g_stop == SIGINT ? "SIGINT" : "SIGTERM");
+        args_free(&a);
+        return 128 + g_stop;
+    }
     if (rc) {
-        fprintf(stderr, "mixtape shards: %s\n", err);
+        char eerr[1100];
+        fprintf(stderr, "mixtape shards: %s\n", src_escape(err, eerr, sizeof eerr));
         args_free(&a);
         return 1;
     }

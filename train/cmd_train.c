@@ -17,6 +17,8 @@
 #include "train/run_dir.h"
 #include "train/signals.h"
 #include "train/train_ckpt.h"
+#include "train/class_names.h"
+#include "train/safetensors.h"
 #include "train/train_opts.h"
 #include "train/version.h"
 #include <math.h>
@@ -43,6 +45,7 @@ typedef struct Run {
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
     ResumePlan plan;        /* --resume: the run directory and its args.yaml */
+    char *class_json;       /* class names saved in checkpoints (JSON list), or NULL */
 } Run;
 
 static int is_dir(const char *p) {
@@ -55,6 +58,7 @@ static int save(Run *r, const char *name) {
     char path[1200], err[1024];
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     r->st.counter = r->c.counter;
+    r->st.class_names = r->class_json;
     if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, err,
                         sizeof err) != 0) {
         fprintf(stderr, "mixtape train: could not write checkpoint %s: %s (the previous one is intact)\n", path, err);
@@ -331,7 +335,8 @@ static int setup_model_data(Run *r, Args *a) {
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {
         CkptMatch rep;
-        if (ckpt_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err) != 0) {
+        if ((st_probe(o->initial_checkpoint) ? st_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)
+                                              : ckpt_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)) != 0) {
             fprintf(stderr, "mixtape train: --initial-checkpoint: %s\n", err);
             return 2;
         }
@@ -383,6 +388,11 @@ static int setup_model_data(Run *r, Args *a) {
         return 2;
     }
     r->nchan = cfg.in_chans;
+    /* class names travel in the checkpoint when they name every class of the model */
+    if (loader_class_names(r->train) && loader_num_class_names(r->train) == cfg.num_classes) {
+        r->class_json = class_names_to_json(loader_class_names(r->train), cfg.num_classes, err, sizeof err);
+        if (!r->class_json && r->root) fprintf(stderr, "mixtape train: warning: class names not stored: %s\n", err);
+    }
     for (int ch = 0; ch < r->nchan && ch < 3; ch++) {
         r->mean[ch] = aug_mean(&td->aug, r->nchan, ch);
         r->std[ch] = aug_std(&td->aug, r->nchan, ch);
@@ -752,6 +762,7 @@ static void teardown(Run *r) {
     if (r->has_ema) ema_free(&r->ema);
     if (r->opt.params) optim_free(&r->opt);
     model_free(&r->m);
+    free(r->class_json);
     if (r->c.nodes) mt_ctx_free(&r->c);
     metrics_close(&r->log);
     dist_buckets_free(r->db);

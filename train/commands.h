@@ -14,3 +14,5 @@ int bench_comm(long max_bytes, int reps);
 int cmd_shards(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_reparam(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);

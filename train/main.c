@@ -20,6 +20,8 @@ static const struct {
     {"shards", cmd_shards, "convert ImageFolder / IDX / CIFAR data to tar shards"},
     {"inspect", cmd_inspect, "config, parameter table and training state of a checkpoint"},
     {"reparam", cmd_reparam, "fold RepMLP conv branches into FC layers (deploy checkpoint)"},
+    {"export", cmd_export, "checkpoint weights to a safetensors file (timm keys, float32)"},
+    {"import", cmd_import, "a safetensors file of timm weights to a mixtape checkpoint"},
 };
 
 static void usage(FILE *f) {

@@ -60,6 +60,7 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
     info->rng[0] = st->seed;
     info->rng[1] = st->counter;
     info->n_rng = 2;
+    info->class_names = st->class_names;
     info->n_chan = nchan < CKPT_CHAN_MAX ? nchan : CKPT_CHAN_MAX;
     for (int i = 0; i < info->n_chan; i++) { info->mean[i] = mean[i]; info->std[i] = std[i]; }
     if (opt) {

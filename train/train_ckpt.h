@@ -27,6 +27,7 @@ typedef struct TrainState {
     struct { int epoch; double metric; } hist[TRAIN_HIST_MAX];
     uint64_t seed;        /* run seed */
     uint64_t counter;     /* dropout / drop-path stream position (Ctx.counter) */
+    const char *class_names; /* JSON list stored as the class_names attribute, or NULL (not owned) */
 } TrainState;
 
 /* Atomic write (see train/checkpoint.h). opt / ema may be NULL. */
