@@ -12,6 +12,7 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "train/progress.h"
 #include "train/resume_args.h"
 #include "train/run_dir.h"
@@ -59,12 +60,21 @@ static int save(Run *r, const char *name) {
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     r->st.counter = r->c.counter;
     r->st.class_names = r->class_json;
+    struct stat prev;
+    int had = stat(path, &prev) == 0;
     if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, err,
                         sizeof err) != 0) {
-        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s (the previous one is intact)\n", path, err);
+        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s%s\n", path, err,
+                had ? " (the previous one is intact)" : "");
         return -1;
     }
     return 0;
+}
+
+/* Parameter counts: exact below 100k (a 645-parameter model is not "0.00M"), else millions. */
+static void fmt_count(char *b, size_t n, size_t count) {
+    if (count < 100000) snprintf(b, n, "%zu", count);
+    else snprintf(b, n, "%.2fM", count / 1e6);
 }
 
 /* --keep-last K: keep the newest K epoch checkpoints (epoch-N.h5). */
@@ -170,8 +180,12 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
     int epoch = r->st.epoch; /* completed epochs: this epoch's 1-based number */
     const EvalResult *judged = r->has_ema ? &eve : &ev;
     const char *who = r->has_ema ? "EMA" : "model";
+    /* Zero samples or a NaN loss is no accuracy: never a best, and the run stops. */
+    char err[1024];
+    int honest = !have || (eval_result_check(&ev, err, sizeof err) == 0 &&
+                           (!r->has_ema || eval_result_check(&eve, err, sizeof err) == 0));
     int is_best = 0;
-    if (have) {
+    if (have && honest) {
         double m = metric_of(r, judged);
         if (r->st.best_epoch < 0 || better(r, m, r->st.best_metric)) {
             r->st.best_metric = m;
@@ -204,6 +218,7 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         metrics_num(&r->log, "epoch_time", epoch_time);
         metrics_num(&r->log, "data_wait", epoch_time > 0 ? loader_wait_seconds(r->train) / epoch_time : 0);
         metrics_int(&r->log, "skipped", loader_skipped(r->train));
+        if (have && ev.nonfinite) metrics_int(&r->log, "val_nonfinite", ev.nonfinite);
         metrics_end(&r->log);
         char line[768];
         int k = snprintf(line, sizeof line, "epoch %d/%d  train loss %.4f", epoch, r->o.epochs, train_loss);
@@ -224,15 +239,19 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         fflush(stdout);
         SummaryRow row = {epoch, train_loss, r->opt.lr, have, have ? judged->loss : 0, have ? judged->top1 : 0,
                           have ? judged->top5 : 0};
-        char err[1024];
-        if (rundir_summary(r->dir, &row, err, sizeof err) != 0) {
-            fprintf(stderr, "mixtape train: %s (stopping; last.h5 is the last good state)\n", err);
+        char serr[1024];
+        if (rundir_summary(r->dir, &row, serr, sizeof serr) != 0) {
+            fprintf(stderr, "mixtape train: %s (stopping; last.h5 is the last good state)\n", serr);
             rc = -1;
         }
     }
     if (have) eval_result_free(&ev);
     if (r->has_ema && have) eval_result_free(&eve);
-    return dist_any_max(rc != 0) ? -1 : 0;
+    if (!honest && r->root)
+        fprintf(stderr, "mixtape train: validation after epoch %d on --val %s: %s; stopping. The last checkpoint in %s "
+                        "is the last good state.\n", epoch, r->o.val_spec, err, r->dir);
+    if (r->root && metrics_failed(&r->log)) honest = 0; /* its message is above */
+    return dist_any_max(!honest || rc != 0) ? -1 : 0;
 }
 
 /* The run settings the checkpoint records against the flags of this invocation: a
@@ -428,7 +447,7 @@ static int prepare_dir(Run *r) {
     char names[256], err[1200];
     rundir_run_files(r->dir, names, sizeof names);
     if (!names[0]) return 0;
-    if (r->o.resume && is_dir(r->plan.dir) && rundir_same_file(r->dir, r->plan.dir)) return 0;
+    if (r->o.resume && is_dir(r->plan.dir) && out_same_file(r->dir, r->plan.dir)) return 0;
     if (!r->o.overwrite) {
         fprintf(stderr, "mixtape train: %s already holds a run (%s); continue it with `mixtape train --resume %s`, "
                         "or replace it with --overwrite\n", r->dir, names, r->dir);
@@ -512,6 +531,8 @@ static int setup_optim(Run *r, Args *a) {
             fprintf(stderr, "mixtape train: --output %s: %s\n", r->dir, err);
             return 2;
         }
+        static const char *const own[] = {"last.h5", "best.h5", "args.yaml", "summary.csv", "metrics.jsonl"};
+        out_clean_stale(r->dir, own, 5, 1, stdout); /* temporaries of killed runs (kill -9) */
         if (rundir_write_args(r->dir, a, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: %s\n", err); return 1; }
         if (o->resume && rundir_trim_metrics(r->dir, r->st.step, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: %s\n", err);
@@ -523,9 +544,13 @@ static int setup_optim(Run *r, Args *a) {
         }
         char d[2048];
         model_config_describe(&cfg, d, sizeof d);
-        printf("model %s: %.2fM parameters (%.2fM trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name,
-               mt_params_count(&r->m.params) / 1e6, mt_params_count_trainable(&r->m.params) / 1e6,
-               model_gflops(&cfg), d);
+        char np[32], nt[32];
+        size_t all = mt_params_count(&r->m.params), trainable = mt_params_count_trainable(&r->m.params);
+        fmt_count(np, sizeof np, all);
+        fmt_count(nt, sizeof nt, trainable);
+        if (trainable == all) printf("model %s: %s parameters, %.3f GFLOPs/image\n  %s\n", cfg.name, np, model_gflops(&cfg), d);
+        else printf("model %s: %s parameters (%s trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name, np, nt,
+                    model_gflops(&cfg), d);
         optim_describe(&r->opt, d, sizeof d);
         printf("optimizer %s; lr %.4g, %s schedule over %ld steps (%ld per epoch), warmup %ld steps\n", d, lr,
                o->sched.sched, o->sched.total_steps, r->steps_per_epoch, o->sched.warmup_steps);
@@ -728,7 +753,7 @@ static int train_loop(Run *r) {
                 stopping = sig ? sig : -1;
                 if (last) break;
                 if (r->root) progress_end(&pr, NULL);
-                save(r, "last.h5");
+                if (dist_any_max(save(r, "last.h5") != 0)) return 1; /* the message is above */
                 return stop_message(r, stopping);
             }
         }
@@ -769,11 +794,8 @@ static void teardown(Run *r) {
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            train_opts_help(stdout);
-            return 0;
-        }
+    int early = train_opts_early(argc, argv); /* --help, --list-flags, --dry-run */
+    if (early >= 0) return early;
     dist_init(NULL, NULL);
     Run *r = calloc(1, sizeof *r);
     int argc2;
@@ -797,6 +819,7 @@ int cmd_train(int argc, char **argv) {
             else printf("done; checkpoints in %s\n", r->dir);
         }
     }
+    if (r->root && metrics_close(&r->log) != 0 && rc == 0) rc = 1; /* its message is above */
     teardown(r);
     resume_plan_free(&r->plan, argv2, argv);
     free(r);

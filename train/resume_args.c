@@ -1,5 +1,5 @@
 #include "train/resume_args.h"
-#include "train/run_dir.h"
+#include "train/outfile.h"
 #include "train/train_opts.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +51,7 @@ int resume_plan(int argc, char **argv, ResumePlan *p, int *argc2, char ***argv2)
     if (stat(y, &s) != 0 || !S_ISREG(s.st_mode)) { args_free(&probe); return 0; } /* a bare checkpoint: flags as given */
     snprintf(p->yaml, sizeof p->yaml, "%s", y);
     if (config) {
-        int same = rundir_same_file(config, y);
+        int same = out_same_file(config, y);
         args_free(&probe);
         if (same) return 0; /* the run's own args.yaml, loaded by --config */
         fprintf(stderr, "mixtape train: --resume %s continues with the flags in %s; --config %s cannot replace them "

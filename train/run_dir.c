@@ -1,5 +1,6 @@
 #include "train/run_dir.h"
 #include "data/source_util.h"
+#include "train/outfile.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -25,12 +26,6 @@ void rundir_run_files(const char *dir, char *names, size_t n) {
         snprintf(p, sizeof p, "%s/%s", dir, RUN_FILES[i]);
         if (exists(p) && k < n) k += (size_t)snprintf(names + k, n - k, "%s%s", k ? ", " : "", RUN_FILES[i]);
     }
-}
-
-int rundir_same_file(const char *a, const char *b) {
-    struct stat x, y;
-    if (!a || !b || stat(a, &x) != 0 || stat(b, &y) != 0) return 0;
-    return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
 /* "epoch-12.h5" / "checkpoint-3.h5": prefix, digits, ".h5" and nothing else. */
@@ -61,7 +56,7 @@ int rundir_clear(const char *dir, const char *input, int check_only, char *err, 
             if (!is_run_file(e->d_name)) continue;
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (pass == 0 && input && rundir_same_file(p, input)) {
+            if (pass == 0 && input && out_same_file(p, input)) {
                 snprintf(err, errn, "--overwrite would delete %s, which this run reads (%s); copy it elsewhere first",
                          p, input);
                 rc = -1;
@@ -89,45 +84,17 @@ int rundir_experiment(const char *parent, const char *name, char *out, size_t n,
     return -1;
 }
 
-int write_atomic(const char *path, const char *data, size_t n, char *err, size_t errn) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { snprintf(err, errn, "cannot write %s: %s", tmp, strerror(errno)); return -1; }
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    int bad = w != n || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
-    if (bad) {
-        remove(tmp);
-        snprintf(err, errn, "cannot write %s: %s", path, strerror(e));
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        snprintf(err, errn, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-        return -1;
-    }
-    return 0;
-}
-
 int rundir_write_args(const char *dir, Args *a, char *err, size_t errn) {
     static const char *const SKIP[] = {"resume", "config", "overwrite", "max-steps", "dry-run", "list-flags"};
     for (int i = 0; i < a->nrec; i++)
         for (size_t s = 0; s < sizeof SKIP / sizeof SKIP[0]; s++)
             if (!strcmp(a->rec[i].key, SKIP[s])) snprintf(a->rec[i].val, sizeof a->rec[i].val, "null");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m) { snprintf(err, errn, "out of memory writing args.yaml"); return -1; }
-    args_dump_yaml(a, m);
-    fclose(m);
     char p[4096];
     snprintf(p, sizeof p, "%s/args.yaml", dir);
-    int rc = write_atomic(p, buf, len, err, errn);
-    free(buf);
-    return rc;
+    OutText t;
+    if (out_text_begin(&t) != 0) { snprintf(err, errn, "%s: out of memory", p); return -1; }
+    args_dump_yaml(a, t.f);
+    return out_text_commit(&t, p, err, errn);
 }
 
 /* Rewrites path as `head`, the lines keep() accepts, then `add` (head/add may be NULL). */
@@ -157,7 +124,7 @@ static int filter_file(const char *path, int (*keep)(const char *line, const voi
         i = j + 1;
     }
     if (add) { memcpy(out + k, add, strlen(add)); k += strlen(add); }
-    int rc = write_atomic(path, out, k, err, errn);
+    int rc = out_write_atomic(path, out, k, err, errn);
     free(out);
     free(data);
     return rc;

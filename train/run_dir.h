@@ -1,7 +1,7 @@
 /* The run directory of `mixtape train`: which files make a run, protecting a run
  * from being overwritten by another, timm's --experiment naming, and the files
  * rewritten as a whole (args.yaml, summary.csv, a trimmed metrics.jsonl) through
- * a temporary name and a rename, so a crash leaves the old or the new file. */
+ * train/outfile.c (temporary name, fsync, rename), so a crash leaves the old or the new file. */
 #pragma once
 #include "train/args.h"
 #include <stddef.h>
@@ -16,11 +16,6 @@ int rundir_clear(const char *dir, const char *input, int check_only, char *err, 
 /* timm's get_outdir: parent/name, or parent/name-1, -2... when taken (up to -999).
  * The directory is not created. -1 with err when every name is taken. */
 int rundir_experiment(const char *parent, const char *name, char *out, size_t n, char *err, size_t errn);
-/* Same file (by device and inode)? 0 when either is missing. */
-int rundir_same_file(const char *a, const char *b);
-
-/* data (n bytes) to path through path.tmp + rename; -1 with err naming the file. */
-int write_atomic(const char *path, const char *data, size_t n, char *err, size_t errn);
 /* args.yaml of the run: every resolved flag; those that only steer this invocation
  * (--resume, --config, --overwrite, --max-steps, --dry-run) are written as null, so
  * that neither `--resume DIR` nor `--config DIR/args.yaml` replays them. */
