@@ -185,6 +185,10 @@ run "$M" train "${MODEL[@]}" --train "$T/train-000000.tar" -b 16 --epochs 1 --th
 check "--overwrite replaces the run: no file of the old one is left (rc $rc)" \
   "[ $rc -eq 0 ] && [ \"\$(cd $T/u && ls | tr '\n' ' ')\" = 'args.yaml epoch-1.h5 last.h5 metrics.jsonl summary.csv ' -o \"\$(cd $T/u && ls | tr '\n' ' ')\" = 'args.yaml last.h5 metrics.jsonl summary.csv ' ] && [ \$(grep -c '' $T/u/summary.csv) -eq 2 ]"
 check "args.yaml does not replay --overwrite / --resume" "grep -q '^overwrite: null' $T/u/args.yaml && ! grep -q '^resume: [^n]' $T/u/args.yaml"
+cp "$T/u/args.yaml" "$T/args_before.yaml"
+run "$M" train "${RUN[@]}" --lr 0.5 --output "$T/u" --dry-run > "$T/dry.log" 2>&1
+check "--dry-run into an existing run keeps its args.yaml (rc $rc)" \
+  "[ $rc -eq 0 ] && grep -q 'already holds a run' $T/dry.log && cmp -s $T/args_before.yaml $T/u/args.yaml"
 for k in 1 2; do
   "$M" train "${MODEL[@]}" --train "$T/train-000000.tar" -b 16 --epochs 1 --max-steps 1 --threads 1 -j 1 \
     --output "$T/out" --experiment exp > "$T/x$k.log" 2>&1

@@ -180,11 +180,10 @@ int train_opts_early(int argc, char **argv) {
         char p[1200], names[256];
         snprintf(p, sizeof p, "%s/args.yaml", o->output);
         rundir_run_files(o->output, names, sizeof names);
-        if (names[0]) { /* a run's args.yaml is its record: a dry run does not replace it */
-            fprintf(stderr, "mixtape train: --dry-run: %s already holds a run (%s); its args.yaml is kept\n",
-                    o->output, names);
-            rc = 2;
-        } else if (src_mkdirs(o->output, err, sizeof err) != 0 || args_save_yaml(&a, p, err, sizeof err) != 0) {
+        if (names[0]) /* a run's args.yaml is its record: a dry run does not replace it */
+            printf("mixtape train: dry run: flags are valid; %s already holds a run (%s): its args.yaml is kept, "
+                   "and a run there needs --resume or --overwrite\n", o->output, names);
+        else if (src_mkdirs(o->output, err, sizeof err) != 0 || args_save_yaml(&a, p, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --output %s: %s\n", o->output, err);
             rc = 1;
         } else printf("mixtape train: dry run: flags are valid; wrote %s\n", p);
