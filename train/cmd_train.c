@@ -340,10 +340,13 @@ static int setup_model_data(Run *r, Args *a) {
             free(info);
             return 2;
         }
-        TrainState peek;
-        train_state_from_info(info, &peek);
+        TrainState *peek = calloc(1, sizeof *peek);
+        int bad = !peek || train_state_read(resume_path, info, 0, peek, err, sizeof err) != 0;
+        if (bad) fprintf(stderr, "mixtape train: --resume: %s\n", peek ? err : "out of memory");
         free(info);
-        if (check_resumed_state(r, &peek) != 0) return 2;
+        if (!bad && check_resumed_state(r, peek) != 0) bad = 1;
+        free(peek);
+        if (bad) return 2;
         if (!o->train_spec) {
             fprintf(stderr, "mixtape train: --resume %s: no %s/args.yaml to read the run's flags from; give the same "
                             "flags and --train (and --val) as the run it continues\n", resume_path, r->plan.dir);
@@ -501,7 +504,7 @@ static int setup_optim(Run *r, Args *a) {
     r->st.best_epoch = -1;
     r->st.seed = o->seed;
     if (o->resume) {
-        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, err, sizeof err) != 0) {
+        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, r->batches_per_epoch, &r->st, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --resume: %s\n", err);
             return 2;
         }
@@ -617,7 +620,7 @@ static int setup(Run *r, Args *a) {
     rc = agree(r, setup_optim(r, a), "setup");
     if (rc) return rc;
     char err[256];
-    r->db = dist_buckets_create(&r->m.params, 0, err, sizeof err);
+    r->db = dist_buckets_create(&r->m.params, (long)(r->o.bucket_mb * 1048576.0), err, sizeof err);
     if (!r->db) fprintf(stderr, "mixtape train: %s\n", err);
     return agree(r, r->db ? 0 : 2, "setup");
 }
