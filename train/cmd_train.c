@@ -340,13 +340,7 @@ static int setup_model_data(Run *r, Args *a) {
             free(info);
             return 2;
         }
-        TrainState *peek = calloc(1, sizeof *peek);
-        int bad = !peek || train_state_read(resume_path, info, 0, peek, err, sizeof err) != 0;
-        if (bad) fprintf(stderr, "mixtape train: --resume: %s\n", peek ? err : "out of memory");
         free(info);
-        if (!bad && check_resumed_state(r, peek) != 0) bad = 1;
-        free(peek);
-        if (bad) return 2;
         if (!o->train_spec) {
             fprintf(stderr, "mixtape train: --resume %s: no %s/args.yaml to read the run's flags from; give the same "
                             "flags and --train (and --val) as the run it continues\n", resume_path, r->plan.dir);
@@ -508,6 +502,7 @@ static int setup_optim(Run *r, Args *a) {
             fprintf(stderr, "mixtape train: --resume: %s\n", err);
             return 2;
         }
+        if (check_resumed_state(r, &r->st) != 0) return 2; /* the checkpoint's EMA / metric vs the flags */
         if (r->root) {
             printf("resuming %s after step %ld: epoch %d of %d, batch %ld\n", resume_path, r->st.step,
                    r->st.epoch + 1, o->epochs, r->st.batch);

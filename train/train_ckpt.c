@@ -132,7 +132,8 @@ static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, TsExt
         if (k == TS_EVAL_METRIC) {
             if (*p++ != '"') return *why = "eval_metric must be a string", -1;
             size_t n = 0;
-            while (*p >= 'a' && *p <= 'z' && n + 1 < sizeof x->eval_metric) x->eval_metric[n++] = *p++;
+            while (((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) && n + 1 < sizeof x->eval_metric)
+                x->eval_metric[n++] = *p++;
             x->eval_metric[n] = 0;
             if (*p++ != '"' || (n && strcmp(x->eval_metric, "top1") && strcmp(x->eval_metric, "top5") &&
                                 strcmp(x->eval_metric, "loss")))
@@ -182,8 +183,8 @@ static int ts_fail(char *err, size_t errn, const char *path, const char *field, 
 }
 
 /* The resume position from the root attributes and train_state, every field in range. */
-int train_state_read(const char *path, const CkptInfo *info, long batches_per_epoch, TrainState *st, char *err,
-                     size_t errn) {
+static int ts_read(const char *path, const CkptInfo *info, long batches_per_epoch, TrainState *st, char *err,
+                   size_t errn) {
     double num[TS_N] = {0};
     uint64_t u64[TS_N] = {0};
     int have[TS_N] = {0};
@@ -285,7 +286,7 @@ int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, long b
     int ng = make_groups(m, opt, ema, g, names);
     int rc = ckpt_load(path, &m->params, g, ng, info, err, errn);
     TrainState parsed;
-    if (rc == 0) rc = train_state_read(path, info, batches_per_epoch, &parsed, err, errn);
+    if (rc == 0) rc = ts_read(path, info, batches_per_epoch, &parsed, err, errn);
     if (rc == 0 && opt) {
         for (int i = 0; i < ng; i++)
             if (strncmp(g[i].prefix, "optimizer/", 10) == 0 && !g[i].found) {

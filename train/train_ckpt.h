@@ -33,11 +33,6 @@ typedef struct TrainState {
 /* Atomic write (see train/checkpoint.h). opt / ema may be NULL. */
 int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
                     const float *mean, const float *std, int nchan, char *err, size_t errn);
-/* The run state recorded in a checkpoint's attributes (no tensors read), parsed and
- * checked as train_ckpt_load does (batches_per_epoch 0: not known yet). 0, or -1 with err. */
-struct CkptInfo;
-int train_state_read(const char *path, const struct CkptInfo *info, long batches_per_epoch, TrainState *st,
-                     char *err, size_t errn);
 /* Strict load into an already built model of the checkpoint's config; the
  * optimizer's states must be present when opt != NULL; EMA loaded when present
  * (else reset from the weights). st filled from the attributes: train_state is
