@@ -60,7 +60,7 @@ COMMANDS = {
         "finetune": ["train"] + sd.MODEL + ["--initial-checkpoint", "IN", "--train", "d.h5", "--output", "out"]
         + TRAIN + RUN,
         "export": ["export", "--checkpoint", "IN", "--out", "out.safetensors"],
-        "resume": ["train", "--resume", "IN", "--train", "d.h5", "-b", "2", "--epochs", "2", "--max-steps", "3",
+        "resume": ["train", "--resume", "IN", "--train", "d.h5", "-b", "2", "--epochs", "2", "--max-steps", "3", "--model-ema",
                    "-j", "1", "--output", "out"] + RUN,
     },
     "h5data": {
