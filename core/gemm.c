@@ -45,7 +45,9 @@ const char *mt_gemm_backend(int precision) {
 }
 
 /* The own kernel's mode for a precision that runs on it (MODE_*, core/gemm_internal.h). */
-static int kmode(int precision) { return precision != MT_BF16 ? 0 : mt_gemm_amx_native() ? 2 : 1; }
+static int kmode(int precision) {
+    return precision != MT_BF16 ? MODE_F32 : mt_gemm_amx_native() ? MODE_AMX : MODE_BF16;
+}
 
 /* 1 if this precision runs on the own AVX-512 kernels on this CPU. */
 static int native_kernel(int precision) {

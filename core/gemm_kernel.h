@@ -97,6 +97,9 @@ TGT static INL void tile_out(__m512 c[MR][2], float *C, int ldc, int mr, int nr,
     __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
     if (bias) bias0 = _mm512_maskz_loadu_ps(m0, bias), bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    /* unrolled, so c[][] stays in registers (a loop over r indexes it on the stack: 24 spills
+     * per tile, K = 64 GEMMs 13% slower) */
+#pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         out_row(C + (size_t)r * ldc, c[r][0], c[r][1], m0, m1, alpha, beta, bias, bias0, bias1,
