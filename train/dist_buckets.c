@@ -139,6 +139,10 @@ static void scan_tape(DistBuckets *b, const Ctx *c) {
             int i = param_index(b, t);
             if (i >= 0 && b->first_use[i] < 0) b->first_use[i] = k;
         }
+        for (int j = 0; j < n->nparams; j++) { /* a checkpoint's block: final after its backward */
+            int i = param_index(b, n->params[j]);
+            if (i >= 0 && b->first_use[i] < 0) b->first_use[i] = k;
+        }
     }
     b->nuse = 0;
     for (int i = 0; i < b->np; i++)
