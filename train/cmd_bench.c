@@ -43,7 +43,7 @@ static void help(void) {
     printf("usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup 2] [--threads N] [--profile]\n"
            "                     [--precision fp32|bf16|fp32-blas]   |   mixtape bench --sgemm [--threads N]\n"
            "       mpirun -np N mixtape bench --comm [--bytes 67108864] [--repeat 5]   (link latency, all-reduce rates)\n"
-           "                     [--mode train,forward] [model overrides]\n"
+           "                     [--mode train,forward] [--grad-checkpointing] [model overrides]\n"
            "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
            "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
            "the step with -b images and averages gradients in buckets overlapped with backward, as\n"
@@ -96,6 +96,7 @@ static int bench(int argc, char **argv) {
     int profile = args_flag(&a, "--profile", 0);
     const char *modes = args_str(&a, "--mode", NULL, "train,forward");
     const char *prec = args_str(&a, "--precision", NULL, "fp32");
+    int grad_ckpt = args_flag(&a, "--grad-checkpointing", 0);
     threads_from_args(&a);
     if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
     args_free(&a);
@@ -125,6 +126,7 @@ static int bench(int argc, char **argv) {
     Ctx c;
     mt_ctx_init(&c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
     c.recycle_activations = 1;
+    c.grad_checkpointing = grad_ckpt;
     if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
     else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
     else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }

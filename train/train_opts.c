@@ -32,6 +32,7 @@ void train_opts_help(FILE *f) {
             "run:       --epochs 300 --seed 42 --output DIR --threads N --max-steps N --config FILE.yaml\n"
             "           --precision fp32|bf16 (bf16: GEMM inputs rounded to bf16, fp32 accumulation, fp32\n"
             "           master weights and optimizer state)\n"
+            "           --grad-checkpointing (each block's activations recomputed in backward: less memory)\n"
             "           --log-interval 50 --checkpoint-every STEPS --keep-last K --val-every 1\n"
             "optimizer: --opt adamw|adam|lamb|sgd|momentum --lr LR | --lr-base 1e-3 --lr-base-size 1024\n"
             "           --lr-base-scale linear|sqrt --weight-decay 0.05 --opt-eps 1e-8 --opt-betas 0.9,0.999\n"
@@ -111,6 +112,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     if (!strcmp(prec, "fp32")) o->precision = MT_FP32;
     else if (!strcmp(prec, "bf16")) o->precision = MT_BF16;
     else return fail(err, errn, "mixtape train: --precision must be fp32 or bf16, got '%s'%s", prec, "");
+    o->grad_checkpointing = args_flag(a, "--grad-checkpointing", 0);
     o->model_ema = args_flag(a, "--model-ema", 0);
     o->model_ema_decay = (float)args_float(a, "--model-ema-decay", NULL, 0.9998);
 

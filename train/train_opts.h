@@ -23,6 +23,7 @@ typedef struct TrainOpts {
     const char *clip_mode;    /* "norm" | "value" */
     int grad_accum;
     int precision;            /* MT_FP32 | MT_BF16 (core/gemm.h) */
+    int grad_checkpointing;   /* recompute each block's activations in backward */
     int model_ema;
     float model_ema_decay;
     float smoothing;
