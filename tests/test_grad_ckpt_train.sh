@@ -44,6 +44,8 @@ run mix "${MIX[@]}"
 run mix_ck "${MIX[@]}" --grad-checkpointing
 check "mixer fp32: checkpoints identical with --grad-checkpointing" "same mix mix_ck"
 check "args.yaml records grad_checkpointing" "grep -qx 'grad_checkpointing: true' $T/mix_ck/args.yaml && grep -qx 'grad_checkpointing: false' $T/mix/args.yaml"
+check "--config args.yaml carries the flag on" \
+  "'$M' train --config $T/mix_ck/args.yaml --dry-run --output $T/dry >/dev/null 2>&1 && grep -qx 'grad_checkpointing: true' $T/dry/args.yaml"
 
 PF=(--model poolformer_tiny --dims 16,16,32,32 --depths 1,1,2,1 --precision bf16)
 run pf "${PF[@]}"
