@@ -32,6 +32,10 @@ static void checkpoint_backward(Ctx *c, Node *n) {
     /* The free list holds buffers below the arena mark; the recompute's buffers lie above it
      * and die with it, so the recompute starts an empty list of its own. */
     c->grad_pool = NULL;
+    /* profile: the recomputed nodes' forward and backward go to their own lines, the checkpoint
+     * line keeps only its bookkeeping */
+    double t0 = mt_profile_clock(c);
+    if (c->profile) mt_profile_mark(c);
     c->counter = s->counter;
     c->training = s->training;
     c->grad_enabled = 1;
@@ -63,6 +67,7 @@ static void checkpoint_backward(Ctx *c, Node *n) {
     c->training = training;
     c->grad_enabled = grad_enabled;
     memcpy(c->scope, scope, sizeof scope);
+    if (c->profile) c->prof_moved = mt_profile_clock(c) - t0;
 }
 
 /* The owner's parameter whose data t shares (t itself or a view of it), or NULL. */
