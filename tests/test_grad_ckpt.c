@@ -6,7 +6,8 @@
  *   - the data-parallel "gradient final" events: every trainable parameter has a first-use
  *     node on the checkpointed tape (block parameters through the checkpoint node's list),
  *     and its gradient, copied when the sweep's hook reports that node done, equals the final;
- *   - the arena's high-water mark is lower with checkpointing;
+ *   - the arena's high-water mark is lower with checkpointing, and the second step fits the
+ *     arena the first one grew (no allocation in the steady state);
  *   - a shape-changing function is refused with a message. */
 #include "core/gemm.h"
 #include "layers/model.h"
@@ -59,6 +60,7 @@ typedef struct Run {
     float **grads;   /* per parameter, after step 2 (step 1's gradient zeroed before) */
     size_t peak;
     int nnodes;
+    int spills;      /* arena spill chunks in the second step (0: it fit the grown arena) */
 } Run;
 
 /* Two training steps (fresh gradients each) on fixed data; the second is watched. */
@@ -92,6 +94,7 @@ static int run(Model *m, int ckpt, int precision, const float *images, const int
         r->nnodes = c.nnodes;
         if (mt_backward(&c, loss) != 0) { fprintf(stderr, "backward: %s\n", c.err); rc = -1; }
         c.on_node_done = NULL;
+        r->spills = c.arena.nextra;
     }
     for (int i = 0; i < m->params.n && !rc; i++)
         memcpy(r->grads[i], m->params.t[i]->grad, m->params.t[i]->numel * sizeof(float));
@@ -169,6 +172,7 @@ static void family(const char *name, const char *const *over, int precision) {
         CHECK(nonzero > (int)(mt_params_count(&m.params) / 2), "%s: only %d gradient entries are non-zero", what, nonzero);
         CHECK(bad == 0, "%s: %d of %d parameter gradients differ", what, bad, n);
         CHECK(ck.peak < plain.peak, "%s: arena peak %zu checkpointed, %zu plain", what, ck.peak, plain.peak);
+        CHECK(ck.spills == 0, "%s: the second checkpointed step spilled %d arena chunks", what, ck.spills);
         CHECK(ck.nnodes < plain.nnodes, "%s: %d nodes checkpointed, %d plain", what, ck.nnodes, plain.nnodes);
         printf("%-36s loss %.6f  params %3d  nodes %4d -> %3d  arena peak %7.2f MB -> %6.2f MB\n", what, ck.loss[1], n,
                plain.nnodes, ck.nnodes, plain.peak / 1e6, ck.peak / 1e6);
