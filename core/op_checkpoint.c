@@ -104,18 +104,21 @@ Tensor *mt_checkpoint(Ctx *c, mt_checkpoint_fn fn, const void *arg, size_t arg_b
                        mt_shape_str(y, sy, sizeof sy));
     }
     memcpy(out->data, y->data, out->numel * sizeof(float));
-    int k1 = c->nnodes;
-    arena_release(&c->arena, m); /* the sub-tape's nodes stay readable until overwritten */
-
-    /* fn's trainable parameters, once each: at most every input slot of every node */
-    int np = 0;
-    for (int k = k0; k < k1; k++) np += c->nodes[k].nin;
-    Tensor **params = arena_alloc(&c->arena, (size_t)(np ? np : 1) * sizeof *params);
-    np = 0;
+    /* fn's trainable parameters: each sub-tape input slot becomes its owner's parameter or NULL
+     * in place (the node array is not arena memory; the tensors it points to die below) */
+    int k1 = c->nnodes, np = 0;
     for (int k = k0; k < k1; k++)
         for (int j = 0; j < c->nodes[k].nin; j++) {
-            const Tensor *t = c->nodes[k].in[j];
-            Tensor *p = t && t->is_param && t->requires_grad ? owner_param(owner, t) : NULL;
+            Tensor *t = c->nodes[k].in[j];
+            c->nodes[k].in[j] = t && t->is_param && t->requires_grad ? owner_param(owner, t) : NULL;
+            np += c->nodes[k].in[j] != NULL;
+        }
+    arena_release(&c->arena, m);
+    Tensor **params = arena_alloc(&c->arena, (size_t)(np ? np : 1) * sizeof *params);
+    np = 0;
+    for (int k = k0; k < k1; k++) /* once each */
+        for (int j = 0; j < c->nodes[k].nin; j++) {
+            Tensor *p = c->nodes[k].in[j];
             int seen = !p;
             for (int q = 0; q < np && !seen; q++) seen = params[q] == p;
             if (!seen) params[np++] = p;

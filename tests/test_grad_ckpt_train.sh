@@ -57,5 +57,26 @@ check "bench --grad-checkpointing runs a train step" \
 check "a value after the flag is refused" \
   "! '$M' bench --model mixer_tiny -b 2 --steps 1 --warmup 0 --mode train --grad-checkpointing=2 >/dev/null 2>&1"
 
+# Data parallel (when built with MPI): gradients are reduced in buckets while backward runs, each
+# once its parameters are final. With many small buckets, overlapped runs (plain, whose 1x1-conv
+# MLP weights are read through views, and checkpointed, whose block parameters are final when
+# the checkpoint node is) train exactly as the reduction after backward does.
+if [[ "$(ldd "$M" 2>/dev/null)" == *libmpi* ]] && command -v mpirun > /dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  PFM=(--model poolformer_tiny --dims 8,8,16,16 --depths 1,1,1,1 --threads 1)
+  mpi() { # name, env, flags...
+    local name=$1 env=$2; shift 2
+    timeout -k 5 120 env $env mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x MIXTAPE_OVERLAP \
+      -x MIXTAPE_BUCKET_MB -np 2 "$M" train "${COMMON[@]}" "${PFM[@]}" "$@" --output "$T/$name" > "$T/$name.log" 2>&1 \
+      || { tail -5 "$T/$name.log"; return 1; }
+  }
+  mpi ref MIXTAPE_OVERLAP=0
+  mpi ovl MIXTAPE_BUCKET_MB=0.01
+  mpi ovl_ck MIXTAPE_BUCKET_MB=0.01 --grad-checkpointing
+  check "mpi: overlapped small buckets train as the reduction after backward" "same ref ovl"
+  check "mpi: the same with --grad-checkpointing" "same ref ovl_ck"
+fi
+
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "all ok"
