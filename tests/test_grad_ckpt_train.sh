@@ -35,7 +35,7 @@ a.visititems(lambda k, v: keys.append(k) if isinstance(v, h5py.Dataset) and k.sp
 assert len([k for k in keys if k.startswith("model/")]) > 10, keys
 bad = [k for k in keys if k not in b or not np.array_equal(a[k][...], b[k][...])]
 assert not bad, f"{len(bad)} of {len(keys)} datasets differ, e.g. {bad[:3]}"
-assert a.attrs["step"] == b.attrs["step"] == 4, (a.attrs["step"], b.attrs["step"])
+assert a.attrs["step"] == b.attrs["step"] > 0, (a.attrs["step"], b.attrs["step"])
 EOF
 }
 
@@ -64,7 +64,7 @@ check "a value after the flag is refused" \
 if [[ "$(ldd "$M" 2>/dev/null)" == *libmpi* ]] && command -v mpirun > /dev/null; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
   export OMPI_MCA_rmaps_base_oversubscribe=1
-  PFM=(--model poolformer_tiny --dims 8,8,16,16 --depths 1,1,1,1 --threads 1)
+  PFM=(--model poolformer_tiny --dims 8,8,16,16 --depths 1,1,1,1)
   mpi() { # name, env, flags...
     local name=$1 env=$2; shift 2
     timeout -k 5 120 env $env mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x MIXTAPE_OVERLAP \
