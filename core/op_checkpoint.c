@@ -85,7 +85,7 @@ Tensor *mt_checkpoint(Ctx *c, mt_checkpoint_fn fn, const void *arg, size_t arg_b
     Ckpt *s = arena_alloc(&c->arena, sizeof *s);
     void *argc = arena_alloc(&c->arena, arg_bytes ? arg_bytes : 1);
     if (!out) return NULL;
-    memcpy(argc, arg, arg_bytes);
+    if (arg_bytes) memcpy(argc, arg, arg_bytes);
     *s = (Ckpt){fn, argc, c->counter, c->training};
 
     int k0 = c->nnodes;
