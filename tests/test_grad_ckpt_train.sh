@@ -71,7 +71,7 @@ if [[ "$(ldd "$M" 2>/dev/null)" == *libmpi* ]] && command -v mpirun > /dev/null;
   mpi() { # name, env, flags...
     local name=$1 env=$2; shift 2
     timeout -k 5 120 env $env mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x MIXTAPE_OVERLAP \
-      -x MIXTAPE_BUCKET_MB -np 2 "$M" train "${COMMON[@]}" "${PFM[@]}" "$@" --output "$T/$name" > "$T/$name.log" 2>&1 \
+      -x MIXTAPE_BUCKET_MB -x ASAN_OPTIONS -np 2 "$M" train "${COMMON[@]}" "${PFM[@]}" "$@" --output "$T/$name" > "$T/$name.log" 2>&1 \
       || { tail -5 "$T/$name.log"; return 1; }
   }
   mpi ref MIXTAPE_OVERLAP=0
