@@ -266,11 +266,13 @@ void mt_recycle(Ctx *c, float *buf, size_t numel) {
     if (c->recycle_activations && buf && numel * sizeof(float) >= RECYCLE_MIN) pool_push(c, buf, numel * sizeof(float));
 }
 
-static int sweep(Ctx *c) {
-    for (int k = c->nnodes - 1; k >= 0; k--) {
+/* Nodes [from, to) in reverse. `hook`: call on_node_done (the whole tape's sweep only; its
+ * node indices are what data-parallel buckets scanned). */
+static void sweep_range(Ctx *c, int from, int to, int hook) {
+    for (int k = to - 1; k >= from; k--) {
         Node *n = &c->nodes[k];
         if (!n->out->grad) { /* nothing flowed into this node's output */
-            if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
+            if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
             continue;
         }
         double t0 = c->profile ? seconds() : 0, t1 = 0, t2 = 0;
@@ -278,6 +280,7 @@ static int sweep(Ctx *c) {
             if (n->in[i] && n->in[i]->requires_grad) input_grad(c, n, i);
         if (c->profile) t1 = seconds();
         n->backward(c, n);
+        n = &c->nodes[k]; /* a checkpoint's backward records at the tape's end: it may have moved */
         if (c->profile) t2 = seconds();
         for (int i = 0; i < n->nin; i++) /* what the backward did not write reads as zero */
             if (n->in[i] && n->in[i]->grad) settle(n->in[i]);
@@ -287,11 +290,24 @@ static int sweep(Ctx *c) {
             c->prof_moved = 0;
             if (z) z->bwd += (t1 - t0) + (seconds() - t2);
         }
-        if (c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
+        if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
         release_grad(c, n->out);
         if (c->recycle_activations) release_data(c, n);
     }
+}
+
+static int sweep(Ctx *c) {
+    sweep_range(c, 0, c->nnodes, 1);
     c->backward_done = 1;
+    return c->failed ? -1 : 0;
+}
+
+int mt_backward_range(Ctx *c, int from, int to) {
+    if (from < 0 || to > c->nnodes || from > to) {
+        mt_fail(c, "backward_range", "node range [%d, %d) outside the tape's %d nodes", from, to, c->nnodes);
+        return -1;
+    }
+    sweep_range(c, from, to, 0);
     return c->failed ? -1 : 0;
 }
 

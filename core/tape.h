@@ -12,6 +12,7 @@
  * NULL input returns NULL too. Callers check once at the end. */
 #pragma once
 #include "core/arena.h"
+#include "core/params.h"
 #include "core/tensor.h"
 
 typedef struct Ctx Ctx;
@@ -29,6 +30,11 @@ struct Node {
     unsigned overwrites; /* bit i: backward writes input i's fresh gradient (mt_grad_accumulate) */
     float f[4];         /* small scalar arguments (eps, p, ...) */
     int i[4];           /* small integer arguments (stride, k, ...) */
+    /* Parameters whose gradients this node's backward writes besides in[] (a checkpoint's
+     * block parameters, core/op_checkpoint.c), arena-allocated; the sweep gives them no
+     * buffers (parameters' are persistent), data-parallel buckets read their first use here. */
+    Tensor **params;
+    int nparams;
 };
 
 /* Per-op time for `mixtape bench --profile`: forward time is the span between
@@ -73,6 +79,9 @@ struct Ctx {
      * an input (views) are kept. Only for callers that do not read activations after backward
      * (the training loop, bench); off by default. */
     int recycle_activations;
+    /* 1: layers run each block under mt_checkpoint (core/op_checkpoint.h): its activations are
+     * recomputed in backward instead of kept. */
+    int grad_checkpointing;
     int precision;      /* GEMM precision for every op: MT_FP32 (default) | MT_BF16 | MT_FP32_FAST (core/gemm.h) */
     char scope[160];    /* current layer name, used in messages */
     /* Optional hook, called by the reverse sweep after node k has run its
@@ -130,6 +139,24 @@ int mt_backward(Ctx *c, Tensor *loss);
 /* Reverse sweep seeded with d out = seed (out->numel floats), for tests and
  * benchmarks that differentiate a non-scalar output. Same errors as mt_backward. */
 int mt_backward_seed(Ctx *c, Tensor *out, const float *seed);
+
+/* Reverse sweep over nodes [from, to) only, seeded by whatever gradients their outputs
+ * already hold, without the on_node_done hook and without consuming the tape: the backward of
+ * a checkpoint node runs it over the block it has just recomputed at the tape's end. */
+int mt_backward_range(Ctx *c, int from, int to);
+
+/* Gradient checkpointing (core/op_checkpoint.c), torch.utils.checkpoint's equal:
+ * y = fn(c, arg, x) for a shape-preserving fn (a residual block), recorded as one node that
+ * keeps only x, a copy of the arg_bytes at arg and the dropout counter. The forward runs fn
+ * on the training path (recording a temporary sub-tape, then dropping it with everything fn
+ * allocated), so values and masks equal an unwrapped run's bit for bit; the backward runs fn
+ * again recording at the tape's end, sweeps that range seeded with dy, and rewinds the tape
+ * and arena. The node lists fn's parameters (resolved in `owner` by data, so views count
+ * as the parameter) in n->params for data-parallel buckets. Without a tape (no grad) fn
+ * simply runs. NULL with c->err on error (e.g. fn changed the shape). */
+typedef Tensor *(*mt_checkpoint_fn)(Ctx *c, const void *arg, Tensor *x);
+Tensor *mt_checkpoint(Ctx *c, mt_checkpoint_fn fn, const void *arg, size_t arg_bytes, Tensor *x,
+                      const ParamList *owner);
 
 /* Start the forward clock of a profiled step (call right before the forward). */
 void mt_profile_mark(Ctx *c);

@@ -63,6 +63,13 @@ double model_gflops(const ModelConfig *cfg) {
     return isotropic_gflops(cfg);
 }
 
+/* A block under gradient checkpointing (c->grad_checkpointing): mt_checkpoint's argument. */
+typedef struct BlockArg { const Block *blk; mt_act act; } BlockArg;
+static Tensor *block_fn(Ctx *c, const void *arg, Tensor *x) {
+    const BlockArg *a = arg;
+    return block_forward(c, a->blk, x, a->act);
+}
+
 Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
     Net *net = m->priv;
     const ModelConfig *cfg = &m->cfg;
@@ -89,7 +96,10 @@ Tensor *model_forward(Ctx *c, Model *m, Tensor *images) {
             mt_scope(c, "stages.%d.downsample.conv", si);
             x = mt_conv2d(c, x, MT_NHWC, st->ds_w, st->ds_b, 2, 1);
         }
-        for (int j = 0; j < st->nblocks; j++) x = block_forward(c, &net->blocks[st->first + j], x, net->act);
+        for (int j = 0; j < st->nblocks; j++) {
+            BlockArg ba = {&net->blocks[st->first + j], net->act};
+            x = c->grad_checkpointing ? mt_checkpoint(c, block_fn, &ba, sizeof ba, x, &m->params) : block_fn(c, &ba, x);
+        }
     }
     if (net->cls_token) { /* timm global_pool='token': norm, then the class token */
         mt_scope(c, "norm");

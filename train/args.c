@@ -428,7 +428,7 @@ static char *trim(char *s) {
 static const char *const TIMM_ONLY[] = {
     "amp", "amp_dtype", "amp_impl", "channels_last", "pin_mem", "dist_bn", "sync_bn", "split_bn",
     "no_prefetcher", "no_ddp_bb", "synchronize_step", "torchscript", "torchcompile", "torchcompile_mode",
-    "aot_autograd", "fuser", "grad_checkpointing", "fast_norm", "model_kwargs", "head_init_scale",
+    "aot_autograd", "fuser", "fast_norm", "model_kwargs", "head_init_scale",
     "head_init_bias", "pretrained", "pretrained_path", "no_resume_opt", "gp", "input_size",
     "validation_batch_size", "data", "dataset", "train_split", "val_split", "dataset_download", "class_map",
     "train_num_samples", "val_num_samples", "input_img_mode", "input_key", "target_key",

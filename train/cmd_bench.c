@@ -107,6 +107,7 @@ static int bench(int argc, char **argv) {
     int profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
     const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
     const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
+    int grad_ckpt = args_bool(&a, "--grad-checkpointing", 0, "train mode: recompute each block's activations in backward");
     threads_from_args(&a);
     if (args_describing(&a)) { /* --help lists the --comm mode too */
         long bytes;
@@ -141,6 +142,7 @@ static int bench(int argc, char **argv) {
     Ctx c;
     mt_ctx_init(&c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
     c.recycle_activations = 1;
+    c.grad_checkpointing = grad_ckpt;
     if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
     else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
     else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }

@@ -544,6 +544,7 @@ static int setup_optim(Run *r, Args *a) {
     r->c.seed = r->st.seed * 0x9e3779b97f4a7c15ull + 0x5eed + (uint64_t)dist_rank();
     r->c.counter = r->st.counter;
     r->c.precision = o->precision;
+    r->c.grad_checkpointing = o->grad_checkpointing;
     r->c.recycle_activations = 1; /* nothing reads activations after backward here */
 
     if (r->root) {

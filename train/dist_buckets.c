@@ -19,7 +19,8 @@ struct DistBuckets {
     long bucket_bytes;
     int np;                 /* trainable parameters */
     Tensor **p;             /* them, in ParamList order */
-    Tensor **hkey;          /* pointer -> index hash (open addressing) */
+    Tensor **hkey;          /* data pointer -> index hash (open addressing): a view of a
+                             * parameter (layers/views.c, another Tensor) finds it too */
     int *hval, hcap;
     /* layout, built at the first begin */
     int laid_out;
@@ -48,7 +49,7 @@ struct DistBuckets {
 };
 
 static size_t hslot(const DistBuckets *b, const Tensor *t) {
-    uint64_t z = (uint64_t)(uintptr_t)t;
+    uint64_t z = (uint64_t)(uintptr_t)t->data;
     z ^= z >> 33; z *= 0xff51afd7ed558ccdull; z ^= z >> 33;
     return (size_t)z & (size_t)(b->hcap - 1);
 }
@@ -56,7 +57,7 @@ static size_t hslot(const DistBuckets *b, const Tensor *t) {
 static int param_index(const DistBuckets *b, const Tensor *t) {
     for (size_t h = hslot(b, t);; h = (h + 1) & (size_t)(b->hcap - 1)) {
         if (!b->hkey[h]) return -1;
-        if (b->hkey[h] == t) return b->hval[h];
+        if (b->hkey[h]->data == t->data) return b->hval[h];
     }
 }
 
@@ -137,6 +138,10 @@ static void scan_tape(DistBuckets *b, const Ctx *c) {
             const Tensor *t = n->in[j];
             if (!t || !t->is_param || !t->requires_grad) continue;
             int i = param_index(b, t);
+            if (i >= 0 && b->first_use[i] < 0) b->first_use[i] = k;
+        }
+        for (int j = 0; j < n->nparams; j++) { /* a checkpoint's block: final after its backward */
+            int i = param_index(b, n->params[j]);
             if (i >= 0 && b->first_use[i] < 0) b->first_use[i] = k;
         }
     }

@@ -50,6 +50,8 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     const char *prec = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16",
                                    "bf16: GEMM inputs rounded to bf16, fp32 accumulation and master weights");
     o->precision = !strcmp(prec, "bf16") ? MT_BF16 : MT_FP32;
+    o->grad_checkpointing = args_bool(a, "--grad-checkpointing", 0,
+                                      "recompute each block's activations in backward (less memory, ~1/3 more compute)");
     o->log_interval = args_int_range(a, "--log-interval", NULL, 50, 0, BIG, "steps between log lines (0 = none)");
     o->checkpoint_every = args_int_range(a, "--checkpoint-every", NULL, 0, 0, BIG,
                                          "steps between last.h5 saves (0 = at epoch ends only)");
