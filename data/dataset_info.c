@@ -136,7 +136,8 @@ int dataset_folder_print(const ImageFolder *f, FolderPrint *p, char *err, size_t
             return src_seterr(err, errn, "%s: %s", src_escape(f->files[i], ep, sizeof ep), strerror(errno));
         p->files++;
         p->bytes += (uint64_t)st.st_size;
-        if ((int64_t)st.st_mtime > p->mtime_max) p->mtime_max = (int64_t)st.st_mtime;
+        int64_t t = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        if (t > p->mtime_max) p->mtime_max = t;
     }
     return 0;
 }

@@ -47,7 +47,7 @@ int dataset_acc_finish(const DatasetAcc *a, int classes, DatasetInfo *out);
  * -1 err (out of memory). */
 int dataset_acc_imagefolder(const ImageFolder *f, DatasetAcc *a, long *skipped, char *err, size_t errn);
 
-/* A cheap fingerprint of an ImageFolder's files (count, total bytes, newest mtime) for the cache:
+/* A cheap fingerprint of an ImageFolder's files (count, total bytes, newest mtime in ns) for the cache:
  * a changed folder recomputes its statistics. 0 ok, -1 err naming the file. */
 typedef struct FolderPrint { long files; uint64_t bytes; int64_t mtime_max; } FolderPrint;
 int dataset_folder_print(const ImageFolder *f, FolderPrint *p, char *err, size_t errn);

@@ -4,6 +4,7 @@
 #include "data/source_util.h"
 #include "train/class_names.h"
 #include "train/commands.h"
+#include "train/dataset_json.h"
 #include "train/data_flags.h"
 #include "train/dist.h"
 #include "train/evaluate.h"
@@ -88,6 +89,19 @@ static int eval_main(int argc, char **argv) {
     if (info->n_chan > 0) {
         if (!has_mean) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.mean[i] = info->mean[i]; lc.aug.n_mean = info->n_chan; }
         if (!has_std) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.std[i] = info->std[i]; lc.aug.n_std = info->n_chan; }
+    }
+    {   /* neither flags nor checkpoint: the data's statistics (dataset.json), else ImageNet's */
+        const char *nsrc[2] = {has_mean ? "command line" : info->n_chan > 0 ? "checkpoint" : NULL,
+                               has_std ? "command line" : info->n_chan > 0 ? "checkpoint" : NULL};
+        char nbuf[1300];
+        if (norm_from_data(data, m.cfg.in_chans, &lc.aug, nsrc, nbuf, sizeof nbuf, dist_is_root(), err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape eval: --data: %s (fix or remove it, or give --mean and --std)\n", err);
+            free(info);
+            model_free(&m);
+            args_free(&a);
+            return 2;
+        }
+        if (dist_is_root()) norm_print(stdout, &lc.aug, m.cfg.in_chans, nsrc);
     }
     free(info);
     lc.spec = data;

@@ -7,6 +7,7 @@
 #include "optim/ema.h"
 #include "data/source_util.h"
 #include "train/commands.h"
+#include "train/dataset_json.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
 #include "train/evaluate.h"
@@ -42,6 +43,7 @@ typedef struct Run {
     int root;
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
+    char norm_src[1300];    /* where the data's mean/std came from */
     char *class_json;       /* class names saved in checkpoints (JSON list), or NULL */
 } Run;
 
@@ -224,6 +226,16 @@ static int setup_model_data(Run *r, Args *a) {
             for (int i = 0; i < rep.n_unexpected; i++) printf("  unused %s\n", rep.unexpected[i]);
         }
         ckpt_match_free(&rep);
+    }
+    {   /* mean/std: flags, else the training data's statistics (dataset.json), else ImageNet's */
+        const char *nsrc[2] = {args_has(a, "--mean", NULL) ? "command line" : NULL,
+                               args_has(a, "--std", NULL) ? "command line" : NULL};
+        if (norm_from_data(o->train_spec, cfg.in_chans, &o->train_data.aug, nsrc, r->norm_src, sizeof r->norm_src,
+                           r->root, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape train: --train: %s (fix or remove it, or give --mean and --std)\n", err);
+            return 2;
+        }
+        if (r->root) norm_print(stdout, &o->train_data.aug, cfg.in_chans, nsrc);
     }
 
     /* Data. */

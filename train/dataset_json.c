@@ -38,13 +38,9 @@ static int jfailed(Rd *r) {
 }
 
 static int rd_uint(Rd *r, uint64_t lo, uint64_t hi, uint64_t *v) {
-    double x;
     *v = 0;
-    if (json_number(&r->in, &x) < 0) return jfailed(r);
-    if (!(x >= (double)lo && x <= (double)hi) || x != floor(x)) {
-        return rfail(r, "%.6g is not an integer in [%llu, %llu]", x, (unsigned long long)lo, (unsigned long long)hi);
-    }
-    *v = (uint64_t)x;
+    if (json_uint(&r->in, hi, v) < 0) return jfailed(r);
+    if (*v < lo) return rfail(r, "%llu is below %llu", (unsigned long long)*v, (unsigned long long)lo);
     return 0;
 }
 
@@ -172,7 +168,7 @@ static int rd_doc(Rd *r, DatasetDoc *d) {
                         if (rd_key(r, "folder.", f, sizeof f) < 0) return -1;
                         if (!strcmp(f, "files")) { if (rd_uint(r, 0, DATASET_MAX_SAMPLES, &u)) return -1; d->folder.files = (long)u; }
                         else if (!strcmp(f, "bytes")) { if (rd_uint(r, 0, (uint64_t)1 << 60, &u)) return -1; d->folder.bytes = u; }
-                        else if (!strcmp(f, "mtime_max")) { if (rd_uint(r, 0, (uint64_t)1 << 50, &u)) return -1; d->folder.mtime_max = (int64_t)u; }
+                        else if (!strcmp(f, "mtime_max")) { if (rd_uint(r, 0, (uint64_t)1 << 62, &u)) return -1; d->folder.mtime_max = (int64_t)u; }
                         else if (json_skip(&r->in, 16) < 0) return jfailed(r);
                     } while (json_accept(&r->in, ','));
                     snprintf(r->key, sizeof r->key, "folder");
@@ -322,7 +318,7 @@ static int folder_stats(const char *dir, DatasetInfo *info, char *src, size_t ns
     if (r == 0 && d->has_folder && d->folder.files == fp.files && d->folder.bytes == fp.bytes &&
         d->folder.mtime_max == fp.mtime_max && d->nsplits == 1 && d->info[0].classes == f.nclasses) {
         *info = d->info[0];
-        snprintf(src, nsrc, "%s (cached)", cpath);
+        snprintf(src, nsrc, "%s, cached", cpath);
         rc = 0;
         goto out;
     }
