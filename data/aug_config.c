@@ -249,6 +249,62 @@ int aug_config_set(AugConfig *c, const char *flag, const char *value, char *err,
     return 0;
 }
 
+/* Shortest %g form that reads back as the same float. */
+static void fmt_float(char *b, size_t n, float v) {
+    if (!b || !n) return;
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(b, n, "%.*g", prec, (double)v);
+        if (strtof(b, NULL) == v) return;
+    }
+}
+
+static void fmt_floats(char *b, size_t n, const float *v, int k) {
+    size_t L = 0;
+    b[0] = 0;
+    for (int i = 0; i < k && L < n; i++) {
+        char one[32];
+        fmt_float(one, sizeof one, v[i]);
+        L += (size_t)snprintf(b + L, n - L, "%s%s", i ? "," : "", one);
+    }
+}
+
+int aug_config_get(const AugConfig *c, const char *flag, char *b, size_t n) {
+    const char *f = flag;
+    while (*f == '-') f++;
+    static const char *const interp[] = {"bilinear", "bicubic", "random"};
+    static const char *const remode[] = {"const", "rand", "pixel"}; /* AugReMode order */
+#define IS(name) (!strcmp(f, name))
+    if (IS("img-size")) snprintf(b, n, "%d", c->img_size);
+    else if (IS("in-chans")) snprintf(b, n, "%d", c->in_chans);
+    else if (IS("scale")) fmt_floats(b, n, c->scale, 2);
+    else if (IS("ratio")) fmt_floats(b, n, c->ratio, 2);
+    else if (IS("hflip")) fmt_float(b, n, c->hflip);
+    else if (IS("vflip")) fmt_float(b, n, c->vflip);
+    else if (IS("aa")) snprintf(b, n, "%s", c->aa[0] ? c->aa : "none");
+    else if (IS("color-jitter")) fmt_floats(b, n, c->color_jitter, 3);
+    else if (IS("reprob")) fmt_float(b, n, c->reprob);
+    else if (IS("remode")) snprintf(b, n, "%s", remode[c->remode >= 0 && c->remode < 3 ? c->remode : 2]);
+    else if (IS("recount")) snprintf(b, n, "%d", c->recount);
+    else if (IS("mixup")) fmt_float(b, n, c->mixup);
+    else if (IS("cutmix")) fmt_float(b, n, c->cutmix);
+    else if (IS("cutmix-minmax")) {
+        if (c->has_cutmix_minmax) fmt_floats(b, n, c->cutmix_minmax, 2);
+        else snprintf(b, n, "none");
+    } else if (IS("mixup-prob")) fmt_float(b, n, c->mixup_prob);
+    else if (IS("mixup-switch-prob")) fmt_float(b, n, c->mixup_switch_prob);
+    else if (IS("mixup-mode")) snprintf(b, n, "batch");
+    else if (IS("smoothing")) fmt_float(b, n, c->smoothing);
+    else if (IS("interpolation")) snprintf(b, n, "%s", interp[c->interpolation >= 0 && c->interpolation < 3 ? c->interpolation : 1]);
+    else if (IS("train-interpolation"))
+        snprintf(b, n, "%s", interp[c->train_interpolation >= 0 && c->train_interpolation < 3 ? c->train_interpolation : 2]);
+    else if (IS("crop-pct")) fmt_float(b, n, c->crop_pct);
+    else if (IS("mean")) fmt_floats(b, n, c->mean, c->n_mean == 1 ? 1 : 3);
+    else if (IS("std")) fmt_floats(b, n, c->std, c->n_std == 1 ? 1 : 3);
+    else return 1;
+#undef IS
+    return 0;
+}
+
 int aug_config_check(const AugConfig *c, char *err, size_t n) {
     if (c->img_size < 1 || c->img_size > 8192) return fail(err, n, "augment: img_size %d out of range", c->img_size);
     if (c->in_chans != 1 && c->in_chans != 3) return fail(err, n, "augment: in_chans %d (1 or 3)", c->in_chans);

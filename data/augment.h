@@ -82,6 +82,10 @@ int aug_config_parse_aa(AugConfig *cfg, const char *aa, char *err, size_t n);
  * augmentation flag (the caller tries its own), -1 bad value (message in err). */
 int aug_config_set(AugConfig *cfg, const char *flag, const char *value, char *err, size_t n);
 
+/* The value of one option as aug_config_set takes it back ("0.08,1", "none",
+ * "bicubic"), floats in their shortest exact form. 0 ok, 1 unknown flag. */
+int aug_config_get(const AugConfig *cfg, const char *flag, char *buf, size_t n);
+
 /* Check the whole config (ranges, mean/std count); 0 ok, -1 with message. */
 int aug_config_check(const AugConfig *cfg, char *err, size_t n);
 

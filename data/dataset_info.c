@@ -158,35 +158,3 @@ size_t dataset_info_json(const DatasetInfo *d, char *buf, size_t n) {
     return (size_t)snprintf(buf, n, "{\"samples\": %ld, \"classes\": %d, \"channels\": %d, %s, \"mean\": [%s], \"std\": [%s]%s}",
                             d->samples, d->classes, d->channels, sz, m, s, g);
 }
-
-int dataset_write_atomic(const char *path, const char *text, char *err, size_t errn) {
-    size_t lp = strlen(path);
-    char *tmp = malloc(lp + 16);
-    if (!tmp) return src_seterr(err, errn, "out of memory");
-    memcpy(tmp, path, lp);
-    memcpy(tmp + lp, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp); /* same directory: the rename is atomic */
-    if (fd < 0) {
-        src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    mode_t um = umask(0);
-    umask(um);
-    FILE *f = fchmod(fd, 0666 & ~um) == 0 ? fdopen(fd, "wb") : NULL;
-    int bad = !f;
-    if (!f) close(fd);
-    else {
-        size_t L = strlen(text);
-        bad |= fwrite(text, 1, L, f) != L;
-        bad |= fclose(f) != 0;
-    }
-    if (bad || rename(tmp, path) != 0) {
-        src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
-}

@@ -58,6 +58,3 @@ int dataset_folder_print(const ImageFolder *f, FolderPrint *p, char *err, size_t
  * statistics a 1-channel model sees}. Returns the length needed,
  * like snprintf. */
 size_t dataset_info_json(const DatasetInfo *d, char *buf, size_t n);
-
-/* Writes text to path through a temporary in the same directory and a rename. 0 ok, -1 err. */
-int dataset_write_atomic(const char *path, const char *text, char *err, size_t errn);

@@ -26,13 +26,48 @@ int parse_act(const char *s) {
     return -1;
 }
 
-static const char *const override_keys[] = {
-    "num-classes", "img-size", "in-chans", "drop", "drop-path", "patch-size", "embed-dim", "depth", "depths",
-    "dims", "mlp-ratio", "mlp-ratio-tokens", "pool-size", "token-mixer", "norm", "act", "layer-scale",
-    "layer-scale-init", "heads", "stem-kernel", "stem-stride", "stem-pad", "mlp", "mlp-hidden-scale", "mem-units",
-    "rep-kernels", "rep-reduction", "rep-deploy", NULL};
+static const ModelOverride overrides[] = {
+    {"num-classes", 'i', 'a', 1, 1 << 20, NULL, "classifier outputs"},
+    {"img-size", 'i', 'a', 1, 8192, NULL, "input side in pixels"},
+    {"in-chans", 'i', 'a', 1, 1024, NULL, "input channels"},
+    {"drop", 'f', 'a', 0, 0.999, NULL, "dropout rate"},
+    {"drop-path", 'f', 'a', 0, 0.999, NULL, "stochastic depth rate"},
+    {"patch-size", 'i', 'i', 1, 1024, NULL, "patch side (isotropic models)"},
+    {"embed-dim", 'i', 'i', 1, 65536, NULL, "token width (isotropic models)"},
+    {"depth", 'i', 'i', 1, 1024, NULL, "blocks (isotropic models)"},
+    {"depths", 'l', 'h', 1, 1024, NULL, "blocks per stage, e.g. 2,2,6,2 (poolformer)"},
+    {"dims", 'l', 'h', 1, 65536, NULL, "width per stage, e.g. 64,128,320,512 (poolformer)"},
+    {"mlp-ratio", 'r', 'a', 1e-3, 1024, NULL, "channel MLP ratio, or tokens,channels (e.g. 0.5,4)"},
+    {"mlp-ratio-tokens", 'f', 'a', 1e-3, 1024, NULL, "token MLP ratio"},
+    {"pool-size", 'i', 'a', 1, 63, NULL, "pooling mixer window (odd)"},
+    {"token-mixer", 'm', 'a', 1, 0, "mlp|linear|pool|identity|random|attention|external|repmlp|sgu",
+     "token mixer, or one per stage (poolformer)"},
+    {"norm", 'c', 'a', 1, 0, "layernorm|groupnorm|affine|rmsnorm|none", "normalisation"},
+    {"act", 'c', 'a', 1, 0, "gelu|gelu_tanh|relu|silu|swish", "activation"},
+    {"layer-scale", 'c', 'a', 1, 0, "on|off|true|false|1|0", "per-channel residual scale"},
+    {"layer-scale-init", 'f', 'a', -1e6, 1e6, NULL, "layer scale initial value"},
+    {"heads", 'i', 'a', 0, 4096, NULL, "attention heads (0: head_dim 32)"},
+    {"stem-kernel", 'i', 'h', 1, 64, NULL, "conv stem kernel (poolformer)"},
+    {"stem-stride", 'i', 'h', 1, 64, NULL, "conv stem stride (poolformer)"},
+    {"stem-pad", 'i', 'h', 0, 64, NULL, "conv stem padding (poolformer)"},
+    {"mlp", 'c', 'a', 1, 0, "mlp|glu|geglu|swiglu|reglu", "channel MLP kind"},
+    {"mlp-hidden-scale", 'f', 'a', 0, 1024, NULL, "hidden width scale (0: auto)"},
+    {"mem-units", 'i', 'a', 1, 1 << 16, NULL, "external-attention memory units"},
+    {"rep-kernels", 'l', 'a', 1, 63, NULL, "RepMLP conv branch kernels (odd), e.g. 1,3"},
+    {"rep-reduction", 'i', 'a', 1, 4096, NULL, "RepMLP channel reduction"},
+    {"rep-deploy", 'c', 'a', 1, 0, "on|off|true|false|1|0", "RepMLP folded (deploy) form"},
+    {NULL, 0, 0, 0, 0, NULL, NULL}};
+#define NOVERRIDES (sizeof overrides / sizeof *overrides - 1)
 
-const char *const *model_override_keys(void) { return override_keys; }
+static const char *override_keys[NOVERRIDES + 1];
+
+const ModelOverride *model_overrides(void) { return overrides; }
+
+const char *const *model_override_keys(void) {
+    if (!override_keys[0])
+        for (size_t i = 0; i < NOVERRIDES; i++) override_keys[i] = overrides[i].key;
+    return override_keys;
+}
 
 static int is_hier(const ModelConfig *cfg) { return strcmp(cfg->family, "poolformer") == 0; }
 
@@ -189,8 +224,8 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         if (parse_int(value, key[5] == 'p' ? 0 : 1, 64, dst)) return BAD("need an integer in %d..64", key[5] == 'p' ? 0 : 1);
     } else {
         int k = snprintf(err, n, "unknown override '%s'; known:", key0);
-        for (int i = 0; override_keys[i] && k > 0 && (size_t)k < n; i++)
-            k += snprintf(err + k, n - (size_t)k, " %s", override_keys[i]);
+        for (int i = 0; overrides[i].key && k > 0 && (size_t)k < n; i++)
+            k += snprintf(err + k, n - (size_t)k, " %s", overrides[i].key);
         return -1;
     }
     return 0;

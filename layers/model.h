@@ -62,6 +62,17 @@ int model_config_default(const char *name, ModelConfig *cfg, char *err, size_t n
 int model_config_set(ModelConfig *cfg, const char *key, const char *value, char *err, size_t n);
 /* NULL-terminated list of the keys model_config_set accepts. */
 const char *const *model_override_keys(void);
+/* The override flags for the command line: type 'i' integer, 'f' number, 'l' comma list of
+ * integers, 'r' one ratio or two (tokens,channels), 'c' one of choices, 'm' token mixer(s),
+ * each value (or list item) in [lo, hi]; scope 'a' every model, 'h' hierarchical
+ * (poolformer) only, 'i' isotropic only. Terminated by key NULL; same order as the keys. */
+typedef struct ModelOverride {
+    const char *key;
+    char type, scope;
+    double lo, hi;
+    const char *choices, *help;
+} ModelOverride;
+const ModelOverride *model_overrides(void);
 /* Flat JSON object of every field; round-trips through model_config_from_json. */
 int model_config_to_json(const ModelConfig *cfg, char *buf, size_t n);
 int model_config_from_json(const char *json, ModelConfig *cfg, char *err, size_t n);

@@ -68,6 +68,73 @@ int main(void) {
     args_init(&a, "train", 0, NULL);
     CHECK(args_load_yaml(&a, path) != 0 && strstr(a.err, "line 2"), "bad yaml names the line: %s", a.err);
     args_free(&a);
+
+    /* ranges: the message names flag, value and range; overflow and junk are caught */
+    const char *bad[][3] = {
+        {"--threads", "-1", "out of range [0, 1024]"},
+        {"--threads", "99999999999999999999999", "expected an integer"},
+        {"--threads", "4x", "expected an integer"},
+        {"--threads", "", "expected an integer"},
+        {"--lr", "inf", "finite"},
+        {"--lr", "nan", "finite"},
+        {"--lr", "1e-400", "finite"},
+        {"--lr", "0.5junk", "finite"},
+        {"--lr", "-1", "out of range [1e-12, 10]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *av[] = {(char *)bad[i][0], (char *)bad[i][1]};
+        args_init(&a, "train", 2, av);
+        long t = args_int_range(&a, "--threads", NULL, 0, 0, 1024, "threads");
+        double lr = args_float_range(&a, "--lr", NULL, NAN, 1e-12, 10, "lr");
+        CHECK(args_finish(&a) != 0 && strstr(a.err, bad[i][0]) && strstr(a.err, bad[i][2]),
+              "%s %s: %s", bad[i][0], bad[i][1], a.err);
+        CHECK(t == 0 && (isnan(lr)), "%s %s: defaults kept on error", bad[i][0], bad[i][1]);
+        args_free(&a);
+    }
+    /* attached short values, --, choices, lists, bool forms */
+    char *argv5[] = {"-b64", "-j4", "--opt=sgd", "--scale", "0.5", "0.75", "--ema=no", "--", "--lr", "x.h5"};
+    args_init(&a, "train", 10, argv5);
+    CHECK(args_int_range(&a, "--batch-size", "-b", 1, 1, 100, "b") == 64, "-b64");
+    CHECK(args_int_range(&a, "--workers", "-j", 0, 0, 8, "j") == 4, "-j4");
+    CHECK(!strcmp(args_choice(&a, "--opt", NULL, "adamw", "adamw|sgd", "o"), "sgd"), "choice");
+    char lb[64];
+    const char *sc = args_list(&a, "--scale", "0.08,1", 0, 1, "s", lb, sizeof lb);
+    CHECK(sc && !strcmp(sc, "0.5,0.75"), "list from separate arguments: %s", sc ? sc : "(null)");
+    CHECK(args_bool(&a, "--ema", 1, "e") == 0, "--ema=no");
+    CHECK(isnan(args_float_range(&a, "--lr", NULL, NAN, 0, 1, "lr")), "--lr after -- is not a flag");
+    CHECK(!strcmp(args_positional(&a), "--lr") && !strcmp(args_positional(&a), "x.h5"), "positionals after --");
+    CHECK(args_finish(&a) == 0, "finish: %s", a.err);
+    args_free(&a);
+    char *argv6[] = {"--opt", "adamx"};
+    args_init(&a, "train", 2, argv6);
+    args_choice(&a, "--opt", NULL, "adamw", "adamw|sgd", "o");
+    CHECK(args_finish(&a) != 0 && strstr(a.err, "adamx") && strstr(a.err, "adamw|sgd"), "bad choice: %s", a.err);
+    args_free(&a);
+    /* describe pass: declarations only, defaults as help shows them */
+    char *argv7[] = {"--help", "--epochs", "5"};
+    args_init(&a, "train", 3, argv7);
+    CHECK(a.describe == ARGS_HELP, "--help starts a describe pass");
+    CHECK(args_int_range(&a, "--epochs", NULL, 300, 1, 1000, "epochs") == 300, "describe: default returned");
+    CHECK(a.nrec == 1 && !strcmp(a.rec[0].def, "300") && a.rec[0].lo == 1 && a.rec[0].hi == 1000, "declaration recorded");
+    args_free(&a);
+    /* config files: unknown key named with file and line; timm-only keys skipped */
+    f = fopen(path, "w");
+    fprintf(f, "epochs: 3\namp: true\npin_mem: false\nfrobnicate: 1\n");
+    fclose(f);
+    args_init(&a, "train", 0, NULL);
+    CHECK(args_load_yaml(&a, path) == 0, "load: %s", a.err);
+    CHECK(args_int_range(&a, "--epochs", NULL, 1, 1, 10, "e") == 3, "yaml epochs");
+    CHECK(args_finish(&a) != 0 && strstr(a.err, path) && strstr(a.err, "line 4") && strstr(a.err, "frobnicate"),
+          "unknown key: %s", a.err);
+    args_free(&a);
+    f = fopen(path, "w");
+    fprintf(f, "epochs: 30\n");
+    fclose(f);
+    args_init(&a, "train", 0, NULL);
+    args_load_yaml(&a, path);
+    args_int_range(&a, "--epochs", NULL, 1, 1, 10, "e");
+    CHECK(args_finish(&a) != 0 && strstr(a.err, "line 1") && strstr(a.err, "[1, 10]"), "bad yaml value: %s", a.err);
+    args_free(&a);
     remove(path);
     remove("test_args_out.yaml");
     if (fails) { fprintf(stderr, "%d check(s) failed\n", fails); return 1; }

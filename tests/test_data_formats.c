@@ -723,7 +723,7 @@ static void test_cli(void) {
     CHECK(rc == 0 && strstr(out, "6 samples, 100 classes"), "cli cifar rc=%d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' shards --from imagefolder '%s' --out '%s' 2>&1", bin, path_of("if"), path_of("cli_if/if"));
     rc = run(cmd, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "9 samples, 3 classes, 1 shards"), "cli if rc=%d: %s", rc, out);
+    CHECK(rc == 0 && strstr(out, "9 samples, 3 classes, 1 shard,"), "cli if rc=%d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' shards --from idx '%s' --out x --bogus 2>&1", bin, path_of("idx_raw/train-images-idx3-ubyte"));
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--bogus"), "cli bad flag rc=%d: %s", rc, out);

@@ -1,6 +1,7 @@
 /* HDF5 checkpoint writer / reader. See checkpoint.h for the layout and the
  * guarantees (atomic write, untrusted read). */
 #include "train/checkpoint.h"
+#include "train/outfile.h"
 #include "train/version.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -253,70 +254,47 @@ static int write_all(Writer *w, const ParamList *p, const CkptGroup *groups, int
     return rc ? -1 : 0;
 }
 
-static int fsync_path(const char *p, int dir) {
-    int fd = open(p, dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
+/* Bytes the file will take, roughly: the first allocation of the in-memory image. */
+static size_t expected_bytes(const ParamList *p, const CkptGroup *groups, int ngroups) {
+    size_t n = (size_t)1 << 16;
+    for (int i = 0; i < p->n; i++) {
+        size_t one = p->t[i]->numel * sizeof(float) + 1024;
+        n += one;
+        for (int k = 0; k < ngroups; k++)
+            if (groups[k].buf && groups[k].buf[i]) n += one;
+    }
+    return n;
 }
 
+/* The file is assembled in memory and written by out_h5_commit (temp name,
+ * fsync, rename): HDF5 does no disk I/O, so a full disk is a plain write error. */
 int ckpt_save(const char *path, const ParamList *p, const CkptGroup *groups, int ngroups, const CkptInfo *info,
               char *err, size_t errn) {
     ckpt_hdf5_quiet();
     if (!path || !path[0]) return fail(err, errn, "checkpoint: empty output path");
     if (!info) return fail(err, errn, "checkpoint %s: no info given", path);
-    size_t L = strlen(path) + 32;
-    char *tmp = malloc(L);
-    if (!tmp) return fail(err, errn, "checkpoint %s: out of memory", path);
-    snprintf(tmp, L, "%s.tmp.%ld", path, (long)getpid());
+    char tmp[4200];
+    if (out_tmp_name(tmp, sizeof tmp, path) < 0) return fail(err, errn, "checkpoint %s: path too long", path);
 
     Writer w = {path, tmp, -1, 0, err, errn};
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    errno = 0;
-    w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    int create_errno = errno;
+    hid_t fapl = out_h5_fapl(expected_bytes(p, groups, ngroups));
+    w.f = fapl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (w.f < 0) grab();
     H5Pclose(fcpl);
-    H5Pclose(fapl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (w.f < 0) {
-        char r[400];
-        h5_reason(r, sizeof r);
-        if (create_errno)
-            fail(err, errn, "checkpoint %s: cannot create %s: %s", path, tmp, strerror(create_errno));
-        else
-            fail(err, errn, "checkpoint %s: cannot create %s: %s", path, tmp, r);
-        free(tmp);
+        fail_h5(err, errn, path, "cannot create the file in memory");
+        out_h5_abort(-1);
         return -1;
     }
-    int rc = write_all(&w, p, groups, ngroups, info);
-    if (!rc && H5Fflush(w.f, H5F_SCOPE_GLOBAL) < 0) rc = fail_h5(err, errn, path, "flushing");
-    if (H5Fclose(w.f) < 0 && !rc) rc = fail_h5(err, errn, path, "closing");
-    if (!rc && fsync_path(tmp, 0) < 0)
-        rc = fail(err, errn, "checkpoint %s: fsync of %s: %s", path, tmp, strerror(errno));
-    if (!rc && rename(tmp, path) < 0)
-        rc = fail(err, errn, "checkpoint %s: rename from %s: %s", path, tmp, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        free(tmp);
+    if (write_all(&w, p, groups, ngroups, info) != 0) {
+        out_h5_abort(w.f);
         return -1;
     }
-    free(tmp);
-    /* make the rename durable */
-    char *dir = strdup(path);
-    if (dir) {
-        char *s = strrchr(dir, '/');
-        if (!s) strcpy(dir, ".");
-        else if (s == dir) dir[1] = 0;
-        else *s = 0;
-        fsync_path(dir, 1); /* best effort: some file systems refuse fsync on directories */
-        free(dir);
-    }
+    char e2[1500];
+    if (out_h5_commit(w.f, path, e2, sizeof e2) != 0) return fail(err, errn, "checkpoint %s", e2);
     return 0;
 }
 

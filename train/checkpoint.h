@@ -12,9 +12,10 @@
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
  *
- * Writing is atomic: <path>.tmp.<pid> in the same directory, flushed, closed,
- * fsync'd, renamed over <path>, then the directory is fsync'd. On any failure
- * the temp file is removed and an existing <path> is untouched.
+ * Writing is atomic: the file is assembled in memory, written to
+ * <path>.tmp.<pid> in the same directory, fsync'd, renamed over <path>, then
+ * the directory is fsync'd (train/outfile.h). On any failure the temp file is
+ * removed and an existing <path> is untouched.
  *
  * Reading treats the file as untrusted: every dataset's class, rank and shape
  * and every attribute's type and length are checked; errors name the file,

@@ -39,20 +39,27 @@ static int is_gemm_op(const char *op) {
            !strcmp(op, "layernorm_linear") || !strcmp(op, "groupnorm1_linear");
 }
 
-static void help(void) {
-    printf("usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup 2] [--threads N] [--profile]\n"
-           "                     [--precision fp32|bf16|fp32-blas]   |   mixtape bench --sgemm [--threads N]\n"
-           "       mpirun -np N mixtape bench --comm [--bytes 67108864] [--repeat 5]   (link latency, all-reduce rates)\n"
-           "                     [--mode train,forward] [model overrides]\n"
-           "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
-           "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
-           "the step with -b images and averages gradients in buckets overlapped with backward, as\n"
-           "`train` does; img/s are then summed over ranks and a line `allreduce: X%% of step time`\n"
-           "gives the communication time left on the step's critical path (rank 0's view; env\n"
-           "MIXTAPE_BUCKET_MB sets the bucket size, MIXTAPE_OVERLAP=0 starts buckets only after\n"
-           "backward). --profile adds a breakdown: train per op (forward and backward),\n"
-           "forward per model scope with block indices merged (stages.2 norm2+mlp = all its blocks).\n");
-    model_overrides_help(stdout);
+static void help(FILE *f) {
+    fprintf(f, "usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup N] [--threads N] [--profile]\n"
+               "                     [--precision fp32|bf16|fp32-blas] [--mode train,forward] [model overrides]\n"
+               "       mixtape bench --sgemm [--threads N]\n"
+               "       mpirun -np N mixtape bench --comm [--bytes B] [--repeat R]   (link latency, all-reduce rates)\n"
+               "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
+               "and `forward: X img/s  Y GFLOP/s` (no-grad), then peak RSS. Under mpirun every rank runs\n"
+               "the step with -b images and averages gradients in buckets overlapped with backward, as\n"
+               "`train` does; img/s are then summed over ranks and a line `allreduce: X%% of step time`\n"
+               "gives the communication time left on the step's critical path (rank 0's view; env\n"
+               "MIXTAPE_BUCKET_MB sets the bucket size, MIXTAPE_OVERLAP=0 starts buckets only after\n"
+               "backward). --profile adds a breakdown: train per op (forward and backward),\n"
+               "forward per model scope with block indices merged (stages.2 norm2+mlp = all its blocks).\n");
+}
+
+/* The --comm mode's flags, declared once for its run and for --help. */
+static void comm_flags(Args *a, long *bytes, int *reps) {
+    args_group(a, "comm (with --comm, under mpirun)");
+    (void)args_bool(a, "--comm", 0, "measure link latency and all-reduce rates instead of a model");
+    *bytes = args_int_range(a, "--bytes", NULL, 64L << 20, 65536, 1L << 31, "all-reduce message size in bytes");
+    *reps = (int)args_int_range(a, "--repeat", NULL, 5, 1, 1000, "timed repetitions per size");
 }
 
 static int cmp_prof(const void *a, const void *b) {
@@ -90,16 +97,23 @@ static int bench(int argc, char **argv) {
     ModelConfig cfg;
     char err[2048];
     if (model_config_from_args(&a, &cfg, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
-    int B = (int)args_int(&a, "--batch-size", "-b", 32);
-    int steps = (int)args_int(&a, "--steps", NULL, 10);
-    int warmup = (int)args_int(&a, "--warmup", NULL, 3);
-    int profile = args_flag(&a, "--profile", 0);
-    const char *modes = args_str(&a, "--mode", NULL, "train,forward");
-    const char *prec = args_str(&a, "--precision", NULL, "fp32");
+    args_group(&a, "bench");
+    (void)args_bool(&a, "--sgemm", 0, "measure the GEMM kernel's GFLOP/s instead of a model");
+    int B = (int)args_int_range(&a, "--batch-size", "-b", 32, 1, 1 << 20, "images per step (per rank)");
+    int steps = (int)args_int_range(&a, "--steps", NULL, 10, 1, 1000000, "measured steps");
+    int warmup = (int)args_int_range(&a, "--warmup", NULL, 3, 0, 1000000, "unmeasured steps first");
+    int profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
+    const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
+    const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
     threads_from_args(&a);
-    if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    if (args_describing(&a)) { /* --help lists the --comm mode too */
+        long bytes;
+        int reps;
+        comm_flags(&a, &bytes, &reps);
+    }
+    int e = args_end(&a, help);
     args_free(&a);
-    if (B < 1 || steps < 1 || warmup < 0) { fprintf(stderr, "mixtape bench: -b and --steps must be >= 1\n"); return 2; }
+    if (e) return e == 1 ? 0 : 2;
 
     Model m;
     if (model_build(&m, &cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 2; }
@@ -231,38 +245,37 @@ static int bench(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
-    for (int i = 0; i < argc; i++)
+    int describe = 0;
+    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+        describe |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--list-flags");
+    for (int i = 0; i < argc && !describe; i++)
         if (!strcmp(argv[i], "--sgemm")) {
             Args t;
             args_init(&t, "bench", argc, argv);
-            args_flag(&t, "--sgemm", 0);
+            args_bool(&t, "--sgemm", 0, NULL);
             threads_from_args(&t);
+            int e = args_end(&t, help);
             args_free(&t);
+            if (e) return e == 1 ? 0 : 2;
             sgemm_rate(mt_get_threads());
             return 0;
         }
-    for (int i = 0; i < argc; i++)
+    for (int i = 0; i < argc && !describe; i++)
         if (!strcmp(argv[i], "--comm")) {
             Args t;
+            long bytes;
+            int reps;
             args_init(&t, "bench", argc, argv);
-            args_flag(&t, "--comm", 0);
-            long bytes = args_int(&t, "--bytes", NULL, 64L << 20);
-            int reps = (int)args_int(&t, "--repeat", NULL, 5);
-            int bad = args_finish(&t) != 0;
-            if (bad) fprintf(stderr, "%s\n", t.err);
+            comm_flags(&t, &bytes, &reps);
+            int e = args_end(&t, help);
             args_free(&t);
-            if (bad) return 2;
-            if (bytes < 65536 || bytes > (1L << 31) || reps < 1 || reps > 1000) {
-                fprintf(stderr, "mixtape bench --comm: --bytes must be in [65536, 2^31] and --repeat in [1, 1000]\n");
-                return 2;
-            }
+            if (e) return e == 1 ? 0 : 2;
             dist_init(NULL, NULL);
             int rc = bench_comm(bytes, reps);
             dist_finalize();
             return rc;
         }
+    if (describe) return bench(argc, argv); /* prints the declared flags, runs nothing */
     dist_init(NULL, NULL);
     /* Under mpirun every rank runs the benchmark; rank 0 reports. */
     if (!dist_is_root() && !freopen("/dev/null", "w", stdout)) fprintf(stderr, "mixtape bench: cannot silence rank %d\n", dist_rank());

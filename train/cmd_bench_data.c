@@ -15,46 +15,45 @@ static double clock_s(clockid_t id) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void help(void) {
-    printf("usage: mixtape bench-data --data S [flags]\n\n"
-           "Decoded + augmented images per second of the data pipeline (no model).\n\n"
-           "  --data S          shard pattern / directory / list file / .tar, ImageFolder dir, or .h5\n"
-           "  --img-size 224    output side     --in-chans 3\n"
-           "  -b/--batch-size 64  -j/--workers N (default: cores)  --batches 50 (measured, after 1 warm-up)\n"
-           "  --eval            eval transform (resize + center crop), no shuffling\n"
-           "  --seed 42 --epoch 0 --rank 0 --world 1 --num-classes N\n");
-    data_flags_help(stdout);
+static void help(FILE *f) {
+    fprintf(f, "usage: mixtape bench-data --data S [flags]\n\n"
+               "Decoded + augmented images per second of the data pipeline (no model); the\n"
+               "measured batches follow one warm-up batch.\n");
 }
 
 int cmd_bench_data(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
     Args a;
     args_init(&a, "bench-data", argc, argv);
-    int eval = args_flag(&a, "--eval", 0);
+    int eval = args_bool(&a, "--eval", 0, "eval transform (resize + center crop), no shuffling");
     LoaderConfig c;
     loader_config_default(&c, !eval);
     char err[1024];
-    c.spec = args_str(&a, "--data", NULL, NULL);
-    c.img_size = (int)args_int(&a, "--img-size", NULL, 224);
-    c.in_chans = (int)args_int(&a, "--in-chans", NULL, 3);
-    c.batch_size = (int)args_int(&a, "--batch-size", "-b", 64);
-    c.workers = (int)args_int(&a, "--workers", "-j", 0);
-    c.seed = (uint64_t)args_int(&a, "--seed", NULL, 42);
-    c.rank = (int)args_int(&a, "--rank", NULL, 0);
-    c.world = (int)args_int(&a, "--world", NULL, 1);
-    c.num_classes = (int)args_int(&a, "--num-classes", NULL, 0);
-    long batches = args_int(&a, "--batches", NULL, 50);
-    int epoch = (int)args_int(&a, "--epoch", NULL, 0);
+    c.spec = args_string(&a, "--data", NULL, NULL,
+                         "shard pattern / directory / list file / .tar, ImageFolder dir, or .h5 (required)");
+    c.img_size = (int)args_int_range(&a, "--img-size", NULL, c.img_size, 1, 8192, "output side");
+    c.in_chans = (int)args_int_range(&a, "--in-chans", NULL, c.in_chans, 1, 3, "output channels (1 or 3)");
+    c.batch_size = (int)args_int_range(&a, "--batch-size", "-b", 64, 1, 1 << 20, "samples per batch");
+    c.workers = (int)args_int_range(&a, "--workers", "-j", 0, 0, 1024, "decode threads (0: automatic)");
+    c.seed = (uint64_t)args_int_range(&a, "--seed", NULL, 42, 0, 4294967295L, "data order and augmentation seed");
+    c.rank = (int)args_int_range(&a, "--rank", NULL, 0, 0, 1 << 20, "this rank's share of the data");
+    c.world = (int)args_int_range(&a, "--world", NULL, 1, 1, 1 << 20, "ranks the data is split over");
+    c.num_classes = (int)args_int_range(&a, "--num-classes", NULL, 0, 0, 1 << 20,
+                                        "classes for mixup targets (0: from the data)");
+    long batches = args_int_range(&a, "--batches", NULL, 50, 1, 1L << 40, "batches measured");
+    int epoch = (int)args_int_range(&a, "--epoch", NULL, 0, 0, 1 << 30, "epoch (shuffle order) to read");
     if (data_flags_parse(&a, &c.aug, err, sizeof err) || data_flags_loader(&a, &c, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         args_free(&a);
         return 2;
     }
-    if (args_finish(&a)) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    int e = args_end(&a, help);
     args_free(&a);
+    if (e) return e == 1 ? 0 : 2;
+    if (c.rank >= c.world) {
+        fprintf(stderr, "mixtape bench-data: --rank %d must be < --world %d\n", c.rank, c.world);
+        return 2;
+    }
     if (!c.spec) { fprintf(stderr, "mixtape bench-data: --data is required (see --help)\n"); return 2; }
-    if (batches < 1) { fprintf(stderr, "mixtape bench-data: --batches must be >= 1\n"); return 2; }
 
     Loader *L = loader_open(&c, err, sizeof err);
     if (!L) { fprintf(stderr, "mixtape bench-data: --data: %s\n", err); return 2; }

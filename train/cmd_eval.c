@@ -9,14 +9,15 @@
 #include "train/dist.h"
 #include "train/evaluate.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
-           "                    [--crop-pct F] [--interpolation bilinear|bicubic] [--mean ...] [--std ...]\n"
-           "Prints top-1 / top-5 / loss and per-class accuracy. --ema evaluates the /ema weights.\n");
+static void help(FILE *f) {
+    fprintf(f, "usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
+               "Prints top-1 / top-5 / loss and per-class accuracy. The eval transform uses the\n"
+               "checkpoint's mean/std unless --mean/--std are given.\n");
 }
 
 typedef struct EmaLoad {
@@ -47,24 +48,29 @@ int cmd_eval(int argc, char **argv) {
 }
 
 static int eval_main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
     Args a;
     args_init(&a, "eval", argc, argv);
-    const char *ck = args_str(&a, "--checkpoint", NULL, NULL);
-    const char *data = args_str(&a, "--data", NULL, NULL);
-    int B = (int)args_int(&a, "--batch-size", "-b", 256);
-    int workers = (int)args_int(&a, "--workers", "-j", 0);
-    int use_ema = args_flag(&a, "--ema", 0);
-    const char *confusion = args_str(&a, "--confusion", NULL, NULL);
+    const char *ck = args_string(&a, "--checkpoint", NULL, NULL, "checkpoint C.h5 (required)");
+    const char *data = args_string(&a, "--data", NULL, NULL, "evaluation data, any train/val source (required)");
+    int B = (int)args_int_range(&a, "--batch-size", "-b", 256, 1, 1 << 20, "samples per batch");
+    int workers = (int)args_int_range(&a, "--workers", "-j", 0, 0, 1024, "decode threads (0: automatic)");
+    int use_ema = args_bool(&a, "--ema", 0, "evaluate the /ema weights");
+    const char *confusion = args_string(&a, "--confusion", NULL, NULL, "write the confusion matrix as CSV");
     threads_from_args(&a);
     LoaderConfig lc;
     loader_config_default(&lc, 0);
     char err[2048];
     int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
     if (data_flags_parse(&a, &lc.aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
-    if (args_finish(&a) != 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    int ae = args_end(&a, help);
+    if (ae) { args_free(&a); return ae == 1 ? 0 : 2; }
     if (!ck || !data) { fprintf(stderr, "mixtape eval: --checkpoint and --data are required\n"); args_free(&a); return 2; }
+    if (confusion && (out_check_not_input("--confusion", confusion, "--checkpoint", ck, err, sizeof err) != 0 ||
+                      out_check_not_input("--confusion", confusion, "--data", data, err, sizeof err) != 0)) {
+        fprintf(stderr, "mixtape eval: %s\n", err);
+        args_free(&a);
+        return 2;
+    }
 
     Model m;
     CkptInfo *info = calloc(1, sizeof *info);
@@ -118,7 +124,7 @@ static int eval_main(int argc, char **argv) {
     if (dist_any_max(!L)) { if (L) loader_close(L); model_free(&m); args_free(&a); return 2; }
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
-    EvalResult r;
+    EvalResult r = {0};
     int rc = 0, failed = 0;
     if (loader_start_epoch(L, 0) != 0 ||
         evaluate(&m, &c, next_batch, L, confusion != NULL, NULL, NULL, &r, err, sizeof err) != 0) {
@@ -127,13 +133,19 @@ static int eval_main(int argc, char **argv) {
     }
     long skipped = loader_skipped(L);
     if (dist_any_max(failed)) {   /* every rank stops together, before the reduction */
-        if (!failed) eval_result_free(&r);
         rc = 1;
     } else {
         eval_result_reduce(&r);
         dist_allreduce_sum_long(&skipped, 1);
-        if (!root) eval_result_free(&r);
     }
+    if (!rc && r.n == 0) {
+        /* Nothing was evaluated: no accuracy to print, not even 0%. */
+        if (root)
+            fprintf(stderr, "mixtape eval: --data %s: no usable samples to evaluate (%ld skipped: unreadable or "
+                            "without a class label)\n", data, skipped);
+        rc = 1;
+    }
+    if (!rc && !root && eval_result_check(&r, err, sizeof err) != 0) rc = 1; /* the root says why */
     if (!rc && root) {
         const char *const *names = loader_class_names(L);
         int nnames = loader_num_class_names(L); /* classes.txt may list fewer names than the model has classes */
@@ -147,16 +159,22 @@ static int eval_main(int argc, char **argv) {
         }
         printf("%s on %s: %ld samples  top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (skipped %ld)\n", ck, data, r.n,
                100 * r.top1, 100 * r.top5, r.loss, skipped);
+        if (r.nonfinite) printf("non-finite logits (NaN/Inf): %ld of %ld samples, counted as wrong\n", r.nonfinite, r.n);
         printf("per-class accuracy:\n");
         for (int k = 0; k < r.num_classes; k++)
             if (r.class_count[k])
                 printf("  %3d %-20s %6.2f%%  (%ld)\n", k, names && k < nnames ? src_escape(names[k], en, sizeof en) : "",
                        100.0 * r.class_correct[k] / r.class_count[k],
                        r.class_count[k]);
-        if (confusion) {
-            FILE *f = fopen(confusion, "w");
-            if (!f) { fprintf(stderr, "mixtape eval: cannot write --confusion %s\n", confusion); rc = 1; }
+        if (eval_result_check(&r, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape eval: %s on %s: %s%s\n", ck, data, err,
+                    confusion ? "; --confusion not written" : "");
+            rc = 1;
+        } else if (confusion) {
+            OutText t;
+            if (out_text_begin(&t) != 0) { fprintf(stderr, "mixtape eval: --confusion %s: out of memory\n", confusion); rc = 1; }
             else {
+                FILE *f = t.f;
                 fprintf(f, "truth\\pred");
                 for (int k = 0; k < r.num_classes; k++) fprintf(f, ",%d", k);
                 fprintf(f, "\n");
@@ -165,13 +183,16 @@ static int eval_main(int argc, char **argv) {
                     for (int k = 0; k < r.num_classes; k++) fprintf(f, ",%ld", r.confusion[(size_t)i * r.num_classes + k]);
                     fprintf(f, "\n");
                 }
-                fclose(f);
-                printf("confusion matrix written to %s\n", confusion);
+                out_clean_stale_path(confusion, stderr);
+                if (out_text_commit(&t, confusion, err, sizeof err) != 0) {
+                    fprintf(stderr, "mixtape eval: --confusion %s\n", err);
+                    rc = 1;
+                } else printf("confusion matrix written to %s\n", confusion);
             }
         }
         class_names_free(ck_names, n_ck);
-        eval_result_free(&r);
     }
+    eval_result_free(&r);
     loader_close(L);
     mt_ctx_free(&c);
     model_free(&m);

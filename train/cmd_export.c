@@ -12,6 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/class_names.h"
 #include "train/commands.h"
+#include "train/outfile.h"
 #include "train/model_io.h"
 #include "train/safetensors.h"
 #include <stdio.h>
@@ -21,10 +22,6 @@
 #include <time.h>
 
 /* Outputs never replace an input: same device and inode. */
-static int same_file(const char *a, const char *b) {
-    struct stat x, y;
-    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
 
 static double now(void) {
     struct timespec t;
@@ -88,26 +85,23 @@ static void export_usage(FILE *f) {
     fprintf(f, "usage: mixtape export --checkpoint C.h5 [--format safetensors] --out W.safetensors [--ema]\n\n"
                "Writes the checkpoint's weights (/model, or /ema with --ema) as a safetensors file: timm's keys\n"
                "in timm's order, float32, exact shapes; __metadata__ has format \"pt\" and mixtape's model name,\n"
-               "config, data mean/std and class names.\n\n"
-               "  --checkpoint C.h5   mixtape checkpoint\n"
-               "  --format F          safetensors (the only format)\n"
-               "  --out W             output file (written atomically; never one of the inputs)\n"
-               "  --ema               export the EMA weights\n");
+               "config, data mean/std and class names.\n");
 }
 
 int cmd_export(int argc, char **argv) {
     Args a;
     args_init(&a, "export", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { export_usage(stdout); args_free(&a); return 0; }
-    const char *ck = args_str(&a, "--checkpoint", NULL, NULL);
-    const char *fmt = args_str(&a, "--format", NULL, "safetensors");
-    const char *out = args_str(&a, "--out", NULL, NULL);
-    int ema = args_flag(&a, "--ema", 0);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    const char *ck = args_string(&a, "--checkpoint", NULL, NULL, "mixtape checkpoint C.h5 (required)");
+    const char *fmt = args_choice(&a, "--format", NULL, "safetensors", "safetensors", "output format");
+    const char *out = args_string(&a, "--out", NULL, NULL,
+                                  "output file W.safetensors (required; written atomically, never an input)");
+    int ema = args_bool(&a, "--ema", 0, "export the EMA weights (/ema) instead of /model");
+    int e = args_end(&a, export_usage);
     args_free(&a);
+    if (e) return e == 1 ? 0 : 2;
     if (!ck || !out) { fprintf(stderr, "mixtape export: --checkpoint and --out are required (see --help)\n"); return 2; }
     if (strcmp(fmt, "safetensors")) { fprintf(stderr, "mixtape export: --format '%s': only safetensors is supported\n", fmt); return 2; }
-    if (same_file(ck, out)) { fprintf(stderr, "mixtape export: --out %s is the input checkpoint\n", out); return 2; }
+    if (out_same_file(ck, out)) { fprintf(stderr, "mixtape export: --out %s is the input checkpoint\n", out); return 2; }
 
     double t0 = now();
     char err[2048];
@@ -176,18 +170,13 @@ static void import_usage(FILE *f) {
                "Writes a mixtape checkpoint (epoch 0) with the safetensors file's weights in /model. Every\n"
                "parameter of the model must be present with its exact shape, and no other tensor (strict);\n"
                "F32, F16, BF16 and F64 tensors are read as float32. Without --model, the model and config come\n"
-               "from the file's mixtape metadata (files written by 'mixtape export').\n\n"
-               "  --model M          registered model (see 'mixtape models')\n"
-               "  --out C.h5         output checkpoint (written atomically; never the input)\n"
-               "  --mean/--std       data mean/std recorded in the checkpoint (default: the file's metadata)\n"
-               "  --threads N        threads (default: OMP_NUM_THREADS or all cores)\n\n");
-    model_overrides_help(f);
+               "from the file's mixtape metadata (files written by 'mixtape export'). Model overrides\n"
+               "(--num-classes, --img-size, ...) as for 'mixtape init'.\n");
 }
 
 int cmd_import(int argc, char **argv) {
     Args a;
     args_init(&a, "import", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { import_usage(stdout); args_free(&a); return 0; }
     char err[2048];
     ModelConfig cfg;
     Model m;
@@ -197,13 +186,17 @@ int cmd_import(int argc, char **argv) {
     CkptInfo *info = calloc(1, sizeof *info);
     if (!info) { fprintf(stderr, "mixtape import: out of memory\n"); args_free(&a); return 1; }
     if (has_model && model_config_from_args(&a, &cfg, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); goto out; }
-    const char *out = args_str(&a, "--out", NULL, NULL);
-    const char *mean = args_str(&a, "--mean", NULL, NULL), *std = args_str(&a, "--std", NULL, NULL);
+    const char *out = args_string(&a, "--out", NULL, NULL, "output checkpoint C.h5 (required; written atomically)");
+    const char *mean = args_string(&a, "--mean", NULL, NULL, "data mean recorded in the checkpoint, a,b,c "
+                                                                "(default: the file's metadata)");
+    const char *std = args_string(&a, "--std", NULL, NULL, "data std recorded in the checkpoint, a,b,c");
+    const char *in = args_string(&a, "--src", NULL, NULL, "the safetensors file (also accepted as the positional W)");
     threads_from_args(&a);
-    const char *in = args_positional(&a);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); goto out; }
+    if (!in) in = args_positional(&a);
+    int e = args_end(&a, import_usage);
+    if (e) { rc = e == 1 ? 0 : 2; goto out; }
     if (!in || !out) { fprintf(stderr, "mixtape import: give the safetensors file and --out (see --help)\n"); goto out; }
-    if (same_file(in, out)) { fprintf(stderr, "mixtape import: --out %s is the input file\n", out); goto out; }
+    if (out_same_file(in, out)) { fprintf(stderr, "mixtape import: --out %s is the input file\n", out); goto out; }
     if (!!mean != !!std) { fprintf(stderr, "mixtape import: give both --mean and --std\n"); goto out; }
     double t0 = now();
     if (st_open(in, &s, err, sizeof err) < 0) { fprintf(stderr, "mixtape import: %s\n", err); rc = 1; goto out; }

@@ -7,6 +7,7 @@
 #include "train/args.h"
 #include "train/commands.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,8 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: mixtape grads --checkpoint C.h5 --data D -b N --out G.h5\n\n"
                "Loss and gradients of the first N samples (dropout and drop path off).\n"
-               "Writes /loss (scalar), /logits (N, classes), /labels (N), /grads/<key>.\n\n"
-               "  --checkpoint C.h5    mixtape checkpoint\n"
-               "  --data D             HDF5 file with images (N,C,H,W) float32 and labels (N) integer\n"
-               "  -b, --batch-size N   samples in the batch (default 8; capped at the data size)\n"
-               "  --out G.h5           output file (written atomically)\n"
-               "  --threads N          threads (default: OMP_NUM_THREADS or all cores)\n");
+               "Writes /loss (scalar), /logits (N, classes), /labels (N), /grads/<key>.\n"
+               "The batch is capped at the data size.\n");
 }
 
 int cmd_grads(int argc, char **argv) {
@@ -28,8 +25,13 @@ int cmd_grads(int argc, char **argv) {
     if (pr) return pr == 1 ? 0 : 2;
     const char *ckpt = io.ckpt, *data = io.data, *out = io.out;
     long bs = io.bs;
-
     char err[2048];
+    if (out_check_not_input("--out", out, "--checkpoint", ckpt, err, sizeof err) != 0 ||
+        out_check_not_input("--out", out, "--data", data, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape grads: %s\n", err);
+        return 2;
+    }
+
     Model m;
     DataIn d;
     OutFile o = {.f = -1};

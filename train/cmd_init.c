@@ -11,14 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mixtape init --model M [overrides] [--seed S] --out C.h5\n\n"
-               "Writes a checkpoint with timm's initialisation of model M (epoch 0).\n\n"
-               "  --model M          registered model (see 'mixtape models')\n"
-               "  --seed S           initialisation seed (default 42)\n"
-               "  --out C.h5         output checkpoint (written atomically)\n"
-               "  --mean a,b,c       data mean recorded in the checkpoint (optional)\n"
-               "  --std a,b,c        data std recorded in the checkpoint (optional)\n"
-               "  --threads N        threads (default: OMP_NUM_THREADS or all cores)\n\n");
-    model_overrides_help(f);
+               "Writes a checkpoint with timm's initialisation of model M (epoch 0).\n");
 }
 
 /* "0.5,0.25,0.125" -> out[], count; -1 when malformed */
@@ -39,7 +32,6 @@ static int parse_floats(const char *s, float *out, int max) {
 int cmd_init(int argc, char **argv) {
     Args a;
     args_init(&a, "init", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
     char err[2048];
     ModelConfig cfg;
     CkptInfo *info = calloc(1, sizeof *info);
@@ -47,11 +39,16 @@ int cmd_init(int argc, char **argv) {
     int built = 0, rc = 2;
     if (!info) { fprintf(stderr, "mixtape init: out of memory\n"); args_free(&a); return 1; }
     if (model_config_from_args(&a, &cfg, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); goto out; }
-    long seed = args_int(&a, "--seed", NULL, 42);
-    const char *out = args_str(&a, "--out", NULL, NULL);
-    const char *mean = args_str(&a, "--mean", NULL, NULL), *std = args_str(&a, "--std", NULL, NULL);
+    args_group(&a, "init");
+    long seed = args_int_range(&a, "--seed", NULL, 42, 0, 4294967295L, "initialisation seed");
+    const char *out = args_string(&a, "--out", NULL, NULL, "output checkpoint, written atomically (required)");
+    const char *mean = args_value(&a, "--mean", NULL, ARG_LIST, NULL, -1e3, 1e3, NULL,
+                                  "data mean recorded in the checkpoint, a,b,c (optional)");
+    const char *std = args_value(&a, "--std", NULL, ARG_LIST, NULL, 1e-6, 1e3, NULL,
+                                 "data std recorded in the checkpoint, a,b,c (optional)");
     threads_from_args(&a);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); goto out; }
+    int e = args_end(&a, usage);
+    if (e) { rc = e == 1 ? 0 : 2; goto out; }
     if (!out) { fprintf(stderr, "mixtape init: --out is required\n"); goto out; }
     if (!!mean != !!std) { fprintf(stderr, "mixtape init: give both --mean and --std\n"); goto out; }
     if (mean) {

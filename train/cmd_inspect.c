@@ -10,10 +10,9 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mixtape inspect C.h5 [--no-params]\n\n"
+    fprintf(f, "usage: mixtape inspect C.h5 [--no-params]   (or --checkpoint C.h5)\n\n"
                "Prints the checkpoint's format version, model, config, epoch / step / best top-1,\n"
-               "the parameter table (key, shape, count, mean, std) and optimizer / EMA presence.\n\n"
-               "  --no-params   skip the parameter table\n");
+               "the parameter table (key, shape, count, mean, std) and optimizer / EMA presence.\n");
 }
 
 /* A flat (or shallow) JSON object, one member a line. Strings are copied as is. */
@@ -69,13 +68,14 @@ static int count_cb(const char *key, int ndim, const int64_t *shape, const float
 int cmd_inspect(int argc, char **argv) {
     Args a;
     args_init(&a, "inspect", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
-    int no_params = args_flag(&a, "--no-params", 0);
-    (void)args_int(&a, "--threads", NULL, 0); /* accepted for uniformity; reading is single-threaded */
-    const char *path = args_positional(&a);
-    if (!path) path = args_str(&a, "--checkpoint", NULL, NULL);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    int no_params = args_bool(&a, "--no-params", 0, "skip the parameter table");
+    (void)args_int_range(&a, "--threads", NULL, 0, 0, 1024, "accepted for uniformity; reading is single-threaded");
+    /* the flag is declared before the positional is looked for, so its value is not taken as one */
+    const char *path = args_string(&a, "--checkpoint", NULL, NULL, "checkpoint C.h5 (or the positional C.h5)");
+    if (!path) path = args_positional(&a);
+    int ae = args_end(&a, usage);
     args_free(&a);
+    if (ae) return ae == 1 ? 0 : 2;
     if (!path) { fprintf(stderr, "mixtape inspect: which checkpoint? (mixtape inspect C.h5)\n"); usage(stderr); return 2; }
 
     char err[2048];

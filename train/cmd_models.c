@@ -16,10 +16,10 @@ static void usage(FILE *f) {
 int cmd_models(int argc, char **argv) {
     Args a;
     args_init(&a, "models", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
     threads_from_args(&a);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); usage(stderr); args_free(&a); return 2; }
+    int e = args_end(&a, usage);
     args_free(&a);
+    if (e) return e == 1 ? 0 : 2;
     printf("%-20s %-11s %5s %7s %10s %9s\n", "model", "family", "img", "classes", "params(M)", "GFLOPs");
     int rc = 0;
     for (int i = 0; i < model_count(); i++) {

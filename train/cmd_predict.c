@@ -14,6 +14,7 @@
 #include "train/dataset_json.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "train/predict_source.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -31,24 +32,11 @@ static void usage(FILE *f) {
                "resize + center crop as 'eval') and writes at least one of:\n"
                "  --out P.h5           /logits (N, classes) float32, /labels (N) int64 when known\n"
                "  --out-csv P.csv      key,class_1,prob_1,...,class_k,prob_k (one row per sample)\n"
-               "  --out-jsonl P.jsonl  {\"key\":..., \"label\":..., \"classes\":[...], \"indices\":[...], \"probs\":[...]}\n\n"
-               "  --checkpoint C.h5    mixtape checkpoint\n"
-               "  --data D             an image file, a folder of images, an ImageFolder, tar shards (directory,\n"
-               "                       brace pattern, list file) or an HDF5 file with images (N,C,H,W) float32\n"
-               "                       (already normalised) and optional labels\n"
-               "  IMAGE...             image files (jpg/jpeg/png) instead of --data\n"
-               "  --topk K             classes per row (default 5, at most num_classes)\n"
-               "  --classes FILE       class names, one a line (default: the checkpoint's class_names)\n"
-               "  -b, --batch-size N   samples per forward pass (default 64)\n"
-               "  --crop-pct, --interpolation, --mean, --std   override the eval transform\n"
-               "  --threads N          threads (default: OMP_NUM_THREADS or all cores)\n"
-               "Outputs are written atomically and never replace an input.\n");
-}
-
-static int same_file(const char *a, const char *b) {
-    struct stat x, y;
-    if (!strcmp(a, b)) return 1;
-    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+               "  --out-jsonl P.jsonl  {\"key\":..., \"label\":..., \"classes\":[...], \"indices\":[...], \"probs\":[...]}\n"
+               "--data D is an image file, a folder of images, an ImageFolder, tar shards (directory, brace\n"
+               "pattern, list file) or an HDF5 file with images (N,C,H,W) float32 (already normalised) and\n"
+               "optional labels; or give image files (jpg/jpeg/png) as arguments instead. Outputs are written\n"
+               "atomically and never replace an input.\n");
 }
 
 /* The input file out would replace (an image of a folder, a shard), or NULL. Only an
@@ -59,41 +47,16 @@ static const char *input_clash(const char *out, const PredSource *src) {
     char **v = src->kind == 0 ? src->files.files : src->kind == 1 ? src->shards : NULL;
     int n = src->kind == 0 ? src->files.n : src->kind == 1 ? src->nshards : 0;
     for (int i = 0; i < n; i++)
-        if (same_file(out, v[i])) return v[i];
+        if (out_same_file(out, v[i])) return v[i];
     return NULL;
 }
 
-/* A text output written through <path>.tmp.<pid> and renamed on success. */
-typedef struct TextOut {
-    FILE *f;
-    char path[1024], tmp[1100];
-} TextOut;
-static int text_open(TextOut *t, const char *path, char *err, size_t errn) {
+/* CSV / JSONL outputs are assembled in memory and written atomically at the end
+ * (train/outfile.c); f stays NULL when the output was not asked for. */
+static int text_open(OutText *t, const char *path, char *err, size_t errn) {
     memset(t, 0, sizeof *t);
-    if (!path) return 0;
-    snprintf(t->path, sizeof t->path, "%s", path);
-    snprintf(t->tmp, sizeof t->tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (!(t->f = fopen(t->tmp, "w"))) {
-        snprintf(err, errn, "%s: cannot create %s: %s", path, t->tmp, strerror(errno));
-        return -1;
-    }
+    if (path && out_text_begin(t) != 0) return snprintf(err, errn, "%s: out of memory", path), -1;
     return 0;
-}
-static int text_commit(TextOut *t, char *err, size_t errn) {
-    if (!t->f) return 0;
-    int ok = !ferror(t->f) && fflush(t->f) == 0 && fsync(fileno(t->f)) == 0;
-    int e = errno;
-    ok &= fclose(t->f) == 0;
-    t->f = NULL;
-    if (ok && rename(t->tmp, t->path) == 0) return 0;
-    if (ok) e = errno;
-    unlink(t->tmp);
-    snprintf(err, errn, "%s: writing: %s", t->path, strerror(e));
-    return -1;
-}
-static void text_abort(TextOut *t) {
-    if (t->f) { fclose(t->f); unlink(t->tmp); }
-    t->f = NULL;
 }
 
 /* RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
@@ -143,12 +106,15 @@ static int topk_row(const float *z, int K, int k, double *prob, int *idx) {
 int cmd_predict(int argc, char **argv) {
     Args a;
     args_init(&a, "predict", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 0; }
     char err[2048];
-    const char *ckpt = args_str(&a, "--checkpoint", NULL, NULL), *data = args_str(&a, "--data", NULL, NULL);
-    const char *out = args_str(&a, "--out", NULL, NULL), *out_csv = args_str(&a, "--out-csv", NULL, NULL);
-    const char *out_jsonl = args_str(&a, "--out-jsonl", NULL, NULL), *classes = args_str(&a, "--classes", NULL, NULL);
-    long bs = args_int(&a, "--batch-size", "-b", 64), topk = args_int(&a, "--topk", NULL, 5);
+    const char *ckpt = args_string(&a, "--checkpoint", NULL, NULL, "mixtape checkpoint C.h5 (required)");
+    const char *data = args_string(&a, "--data", NULL, NULL, "data to label (or image files as arguments)");
+    const char *out = args_string(&a, "--out", NULL, NULL, "HDF5 with /logits (and /labels when known)");
+    const char *out_csv = args_string(&a, "--out-csv", NULL, NULL, "CSV: key, then top-k class and probability pairs");
+    const char *out_jsonl = args_string(&a, "--out-jsonl", NULL, NULL, "JSON lines: key, label, classes, indices, probs");
+    const char *classes = args_string(&a, "--classes", NULL, NULL, "class names, one a line (default: the checkpoint's)");
+    long bs = args_int_range(&a, "--batch-size", "-b", 64, 1, 1 << 16, "samples per forward pass");
+    long topk = args_int_range(&a, "--topk", NULL, 5, 1, 1 << 20, "classes per row (at most num_classes)");
     int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
     AugConfig aug;
     aug_config_default(&aug);
@@ -170,7 +136,7 @@ int cmd_predict(int argc, char **argv) {
     Batch b = {0};
     Ctx c;
     OutFile o = {.f = -1};
-    TextOut tc = {0}, tj = {0};
+    OutText tc = {0}, tj = {0};
     char **names = NULL, **keys = NULL, **file_names = NULL;
     int nnames = 0, nfile_names = 0;
     float *logits = NULL;
@@ -178,7 +144,8 @@ int cmd_predict(int argc, char **argv) {
     long n = 0, cap = 0, nonfinite = 0;
     double *prob = NULL;
     int *idx = NULL;
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); goto out; }
+    int e = args_end(&a, usage);
+    if (e) { rc = e == 1 ? 0 : 2; goto out; }
     if (!info) { fprintf(stderr, "mixtape predict: out of memory\n"); rc = 1; goto out; }
     if (!ckpt) { fprintf(stderr, "mixtape predict: --checkpoint is required (see --help)\n"); goto out; }
     if (!data && !nfiles) { fprintf(stderr, "mixtape predict: give --data D or image files (see --help)\n"); goto out; }
@@ -189,10 +156,16 @@ int cmd_predict(int argc, char **argv) {
         const char *outs[3] = {out, out_csv, out_jsonl}, *flags[3] = {"--out", "--out-csv", "--out-jsonl"};
         for (int i = 0; i < 3; i++) {
             if (!outs[i]) continue;
-            const char *clash = same_file(outs[i], ckpt) ? ckpt : data && same_file(outs[i], data) ? data : NULL;
+            /* the shared rule (train/outfile.c) for the named inputs, then the image arguments */
+            if (out_check_not_input(flags[i], outs[i], "--checkpoint", ckpt, err, sizeof err) != 0 ||
+                (data && out_check_not_input(flags[i], outs[i], "--data", data, err, sizeof err) != 0) ||
+                (classes && out_check_not_input(flags[i], outs[i], "--classes", classes, err, sizeof err) != 0)) {
+                fprintf(stderr, "mixtape predict: %s\n", err);
+                goto out;
+            }
+            const char *clash = NULL;
             for (int j = 0; j < nfiles && !clash; j++)
-                if (same_file(outs[i], files[j])) clash = files[j];
-            if (classes && !clash && same_file(outs[i], classes)) clash = classes;
+                if (out_same_file(outs[i], files[j])) clash = files[j];
             for (int j = 0; j < i && !clash; j++)
                 if (outs[j] && !strcmp(outs[i], outs[j])) clash = flags[j];
             if (clash) { fprintf(stderr, "mixtape predict: %s %s would overwrite %s\n", flags[i], outs[i], clash); goto out; }
@@ -340,7 +313,7 @@ int cmd_predict(int argc, char **argv) {
             goto out;
         }
     }
-    if (text_commit(&tc, err, sizeof err) < 0 || text_commit(&tj, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
+    if ((tc.f && out_text_commit(&tc, out_csv, err, sizeof err) < 0) || (tj.f && out_text_commit(&tj, out_jsonl, err, sizeof err) < 0)) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     printf("predicted %ld samples of %s (%ld skipped), top-%d of %d classes (%s)%s%s%s%s%s%s\n", n, src.desc,
            src.skipped, k, K, file_names ? "names from --classes" : names ? "names from the checkpoint" : cls ? "names from the data" : "class indices",
            out ? "; wrote " : "", out ? out : "", out_csv ? "; wrote " : "", out_csv ? out_csv : "",
@@ -352,8 +325,8 @@ int cmd_predict(int argc, char **argv) {
     rc = 0;
 out:
     if (o.f >= 0) outfile_abort(&o);
-    text_abort(&tc);
-    text_abort(&tj);
+    out_text_abort(&tc);
+    out_text_abort(&tj);
     if (keys) for (long i = 0; i < bs; i++) free(keys[i]);
     free(keys);
     free(prob);

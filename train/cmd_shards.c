@@ -5,32 +5,26 @@
 #include "train/args.h"
 #include "train/commands.h"
 #include "train/dataset_json.h"
+#include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char *USAGE =
-    "usage: mixtape shards --from imagefolder|idx|cifar SRC --out PREFIX\n"
-    "                      [--per-shard N | --shard-size MB] [--labels FILE] [--split train|test]\n"
-    "                      [--overwrite]\n"
-    "\n"
-    "Writes PREFIX-000000.tar, PREFIX-000001.tar, ... (members <key>.<ext> image and <key>.cls label)\n"
-    "and classes.txt in PREFIX's directory (created when missing). The shards appear only when the\n"
-    "conversion is complete: an error, SIGINT or SIGTERM leaves none of them behind. dataset.json\n"
-    "beside them records the set's pixel mean/std, image size, channels and counts under the split\n"
-    "name PREFIX's base name; train and eval normalise with them when --mean/--std are not given.\n"
-    "\n"
-    "  --from KIND        imagefolder: SRC/<class>/<image>.jpg|jpeg|png, bytes copied as they are\n"
-    "                     idx: SRC is an IDX images file (e.g. train-images-idx3-ubyte[.gz]); pixels as PNG\n"
-    "                     cifar: SRC is a CIFAR-10/100 binary batch file or a directory of them\n"
-    "  SRC                source (also accepted as --src SRC)\n"
-    "  --out PREFIX       output path prefix, e.g. data/fmnist/train\n"
-    "  --per-shard N      samples per shard (default 10000 when neither limit is given)\n"
-    "  --shard-size MB    start a new shard before it would exceed MB megabytes (MiB)\n"
-    "  --labels FILE      idx: labels file (default: found beside the images by name)\n"
-    "  --split S          cifar directory: train (data_batch_*.bin / train.bin, default) or test\n"
-    "  --overwrite        replace existing PREFIX-*.tar shards (removed once the new set is complete)\n"
-    "                     and a classes.txt listing other classes; without it they are refused\n";
+static void usage(FILE *f) {
+    fprintf(f, "usage: mixtape shards --from imagefolder|idx|cifar SRC --out PREFIX\n"
+               "                      [--per-shard N | --shard-size MB] [--labels FILE] [--split train|test]\n"
+               "                      [--overwrite]\n"
+               "\n"
+               "Writes PREFIX-000000.tar, PREFIX-000001.tar, ... (members <key>.<ext> image and <key>.cls label)\n"
+               "and classes.txt in PREFIX's directory (created when missing). The shards appear only when the\n"
+               "conversion is complete: an error, SIGINT or SIGTERM leaves none of them behind. dataset.json\n"
+               "beside them records the set's pixel mean/std, image size, channels and counts under the split\n"
+               "name PREFIX's base name; train and eval normalise with them when --mean/--std are not given.\n"
+               "  imagefolder: SRC/<class>/<image>.jpg|jpeg|png, bytes copied as they are\n"
+               "  idx: SRC is an IDX images file (e.g. train-images-idx3-ubyte[.gz]); pixels as PNG\n"
+               "  cifar: SRC is a CIFAR-10/100 binary batch file or a directory of them\n");
+}
 
 /* SIGINT / SIGTERM: the converter stops before its next sample and removes what it wrote. */
 static volatile sig_atomic_t g_stop = 0;
@@ -40,37 +34,37 @@ static int stop_requested(void) { return g_stop != 0; }
 int cmd_shards(int argc, char **argv) {
     Args a;
     args_init(&a, "shards", argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) {
-        fputs(USAGE, stdout);
-        args_free(&a);
-        return 0;
-    }
-    const char *from = args_str(&a, "--from", NULL, NULL);
-    const char *src = args_str(&a, "--src", NULL, NULL);
-    const char *out = args_str(&a, "--out", "-o", NULL);
-    long per_shard = args_int(&a, "--per-shard", NULL, 0);
-    double mb = args_float(&a, "--shard-size", NULL, 0);
-    const char *labels = args_str(&a, "--labels", NULL, NULL);
-    const char *split = args_str(&a, "--split", NULL, NULL);
-    int overwrite = args_flag(&a, "--overwrite", 0);
+    const char *from = args_choice(&a, "--from", NULL, NULL, "imagefolder|idx|cifar", "source kind (required)");
+    const char *src = args_string(&a, "--src", NULL, NULL, "source (also accepted as the positional SRC)");
+    const char *out = args_string(&a, "--out", "-o", NULL, "output path prefix, e.g. data/fmnist/train (required)");
+    const char *ps = args_value(&a, "--per-shard", NULL, ARG_INT, NULL, 1, 1099511627776.0, NULL,
+                                "samples per shard (10000 when neither limit is given)");
+    long per_shard = ps ? strtol(ps, NULL, 10) : 0;
+    double mb = args_float_range(&a, "--shard-size", NULL, NAN, 0.002, 1 << 20,
+                                 "start a new shard before it would exceed MB MiB");
+    const char *labels = args_string(&a, "--labels", NULL, NULL, "idx: labels file (default: found beside the images)");
+    const char *split = args_choice(&a, "--split", NULL, NULL, "train|test",
+                                    "cifar directory: train (data_batch_*.bin / train.bin, default) or test");
+    int overwrite = args_bool(&a, "--overwrite", 0,
+                              "replace existing PREFIX-*.tar shards (removed once the new set is complete) and a "
+                              "classes.txt listing other classes; without it they are refused");
     if (!src) src = args_positional(&a);
-    if (args_finish(&a)) {
-        fprintf(stderr, "%s\n", a.err);
+    int e = args_end(&a, usage);
+    if (e) {
         args_free(&a);
-        return 2;
+        return e == 1 ? 0 : 2;
     }
+    if (isnan(mb)) mb = 0;
     int code = 2;
     const char *bad = NULL;
     if (!from) bad = "--from imagefolder|idx|cifar is required";
     else if (strcmp(from, "imagefolder") && strcmp(from, "idx") && strcmp(from, "cifar")) bad = "--from must be imagefolder, idx or cifar";
     else if (!src) bad = "SRC is required";
     else if (!out) bad = "--out PREFIX is required";
-    else if (per_shard < 0) bad = "--per-shard must be >= 1";
-    else if (mb < 0 || (mb > 0 && mb * 1048576.0 < 2048)) bad = "--shard-size must be a positive number of MB";
     else if (labels && strcmp(from, "idx")) bad = "--labels applies to --from idx only";
     else if (split && strcmp(from, "cifar")) bad = "--split applies to --from cifar only";
     if (bad) {
-        fprintf(stderr, "mixtape shards: %s\n\n%s", bad, USAGE);
+        fprintf(stderr, "mixtape shards: %s (see mixtape shards --help)\n", bad);
         args_free(&a);
         return code;
     }
@@ -124,8 +118,9 @@ int cmd_shards(int argc, char **argv) {
     }
     char last[64];
     snprintf(last, sizeof last, "%06d", r.shards > 0 ? r.shards - 1 : 0);
-    printf("mixtape shards: %ld samples, %d classes, %d shards, %llu bytes -> %s-{000000..%s}.tar", r.samples, r.classes,
-           r.shards, (unsigned long long)r.bytes, out, last);
+    printf("mixtape shards: %ld sample%s, %d class%s, %d shard%s, %llu bytes -> %s-{000000..%s}.tar", r.samples,
+           r.samples == 1 ? "" : "s", r.classes, r.classes == 1 ? "" : "es", r.shards, r.shards == 1 ? "" : "s",
+           (unsigned long long)r.bytes, out, last);
     if (r.skipped) printf(" (%ld unreadable files skipped)", r.skipped);
     printf("\n");
     { /* what dataset.json now says of this split */

@@ -13,6 +13,7 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "train/progress.h"
 #include "train/signals.h"
 #include "train/train_ckpt.h"
@@ -58,12 +59,21 @@ static int save(Run *r, const char *name) {
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     r->st.counter = r->c.counter;
     r->st.class_names = r->class_json;
+    struct stat prev;
+    int had = stat(path, &prev) == 0;
     if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, err,
                         sizeof err) != 0) {
-        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s (the previous one is intact)\n", path, err);
+        fprintf(stderr, "mixtape train: could not write checkpoint %s: %s%s\n", path, err,
+                had ? " (the previous one is intact)" : "");
         return -1;
     }
     return 0;
+}
+
+/* Parameter counts: exact below 100k (a 645-parameter model is not "0.00M"), else millions. */
+static void fmt_count(char *b, size_t n, size_t count) {
+    if (count < 100000) snprintf(b, n, "%zu", count);
+    else snprintf(b, n, "%.2fM", count / 1e6);
 }
 
 /* Keep the newest K epoch checkpoints (epoch-N.h5). */
@@ -113,7 +123,9 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         if (r->has_ema) eval_result_reduce(&eve);
     }
     int epoch = r->st.epoch; /* completed epochs */
-    if (have && ev.top1 > r->st.best_top1) {
+    /* Zero samples or a NaN loss is no accuracy: never a best, and the run stops. */
+    int honest = !have || eval_result_check(&ev, err, sizeof err) == 0;
+    if (have && honest && ev.top1 > r->st.best_top1) {
         r->st.best_top1 = ev.top1;
         r->st.best_epoch = epoch;
         save(r, "best.h5");
@@ -137,6 +149,7 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
         metrics_num(&r->log, "epoch_time", epoch_time);
         metrics_num(&r->log, "data_wait", epoch_time > 0 ? loader_wait_seconds(r->train) / epoch_time : 0);
         metrics_int(&r->log, "skipped", loader_skipped(r->train));
+        if (have && ev.nonfinite) metrics_int(&r->log, "val_nonfinite", ev.nonfinite);
         metrics_end(&r->log);
         char line[512];
         int k = snprintf(line, sizeof line, "epoch %d/%d  train loss %.4f", epoch, r->o.epochs, train_loss);
@@ -150,7 +163,11 @@ static int validate(Run *r, double train_loss, double epoch_time, double img_s) 
     }
     if (have) eval_result_free(&ev);
     if (r->has_ema && have) eval_result_free(&eve);
-    return 0;
+    if (!honest && r->root)
+        fprintf(stderr, "mixtape train: validation after epoch %d on --val %s: %s; stopping. The last checkpoint in %s "
+                        "is the last good state.\n", epoch, r->o.val_spec, err, r->dir);
+    if (r->root && metrics_failed(&r->log)) honest = 0; /* its message is above */
+    return dist_any_max(!honest) ? -1 : 0;
 }
 
 /* Setup, part 1 (local to this rank): model and data.
@@ -349,21 +366,27 @@ static int setup_optim(Run *r, Args *a) {
             fprintf(stderr, "mixtape train: --output %s: %s\n", r->dir, err);
             return 2;
         }
+        static const char *const own[] = {"last.h5", "best.h5", "args.yaml"};
+        out_clean_stale(r->dir, own, 3, 1, stdout); /* temporaries of killed runs (kill -9) */
         char p[1200];
         snprintf(p, sizeof p, "%s/args.yaml", r->dir);
-        FILE *f = fopen(p, "w");
-        if (!f) { fprintf(stderr, "mixtape train: cannot write %s\n", p); return 2; }
-        args_dump_yaml(a, f);
-        fclose(f);
+        OutText t;
+        if (out_text_begin(&t) != 0) { fprintf(stderr, "mixtape train: %s: out of memory\n", p); return 1; }
+        args_dump_yaml(a, t.f);
+        if (out_text_commit(&t, p, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: cannot write %s\n", err); return 1; }
         if (metrics_open(&r->log, r->dir, o->resume != NULL) != 0) {
             fprintf(stderr, "mixtape train: cannot write %s/metrics.jsonl\n", r->dir);
             return 2;
         }
         char d[2048];
         model_config_describe(&cfg, d, sizeof d);
-        printf("model %s: %.2fM parameters (%.2fM trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name,
-               mt_params_count(&r->m.params) / 1e6, mt_params_count_trainable(&r->m.params) / 1e6,
-               model_gflops(&cfg), d);
+        char np[32], nt[32];
+        size_t all = mt_params_count(&r->m.params), trainable = mt_params_count_trainable(&r->m.params);
+        fmt_count(np, sizeof np, all);
+        fmt_count(nt, sizeof nt, trainable);
+        if (trainable == all) printf("model %s: %s parameters, %.3f GFLOPs/image\n  %s\n", cfg.name, np, model_gflops(&cfg), d);
+        else printf("model %s: %s parameters (%s trainable after freezing), %.3f GFLOPs/image\n  %s\n", cfg.name, np, nt,
+                    model_gflops(&cfg), d);
         optim_describe(&r->opt, d, sizeof d);
         printf("optimizer %s; lr %.4g, %s schedule over %ld steps (%ld per epoch), warmup %ld steps\n", d, lr,
                o->sched.sched, o->sched.total_steps, r->steps_per_epoch, o->sched.warmup_steps);
@@ -545,7 +568,7 @@ static int train_loop(Run *r) {
             if (sig || stop) {
                 if (last) { r->st.epoch = epoch + 1; r->st.batch = 0; }
                 if (r->root) progress_end(&pr, NULL);
-                save(r, "last.h5");
+                if (dist_any_max(save(r, "last.h5") != 0)) return 1; /* the message is above */
                 if (sig) {
                     if (r->root)
                         fprintf(stderr, "mixtape train: interrupted at step %ld; resume with:\n  mixtape train --resume %s "
@@ -590,11 +613,8 @@ static void teardown(Run *r) {
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            train_opts_help(stdout);
-            return 0;
-        }
+    int early = train_opts_early(argc, argv); /* --help, --list-flags, --dry-run */
+    if (early >= 0) return early;
     dist_init(NULL, NULL);
     Args a;
     args_init(&a, "train", argc, argv);
@@ -610,6 +630,7 @@ int cmd_train(int argc, char **argv) {
             else printf("done; checkpoints in %s\n", r->dir);
         }
     }
+    if (r->root && metrics_close(&r->log) != 0 && rc == 0) rc = 1; /* its message is above */
     teardown(r);
     free(r);
     args_free(&a);

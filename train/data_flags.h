@@ -22,5 +22,3 @@ int data_flags_parse(Args *a, AugConfig *aug, char *err, size_t errn);
  * needed: num_classes comes from the model. Only flags present change *c. 0 ok, -1 err. */
 int data_flags_loader(Args *a, LoaderConfig *c, char *err, size_t errn);
 
-/* The flags above, for --help. */
-void data_flags_help(FILE *f);

@@ -2,6 +2,7 @@
 #include "data/h5data.h"
 #include "data/source_util.h"
 #include "train/json_in.h"
+#include "train/outfile.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -281,7 +282,7 @@ int dataset_publish(void *ctx, int nclasses, char *err, size_t errn) {
     }
     char *text = dataset_doc_text(d, "classes.txt");
     free(d);
-    int rc = text ? dataset_write_atomic(path, text, err, errn) : src_seterr(err, errn, "out of memory");
+    int rc = text ? out_write_atomic(path, text, strlen(text), err, errn) : src_seterr(err, errn, "out of memory");
     free(text);
     free(path);
     return rc;
@@ -336,7 +337,7 @@ static int folder_stats(const char *dir, DatasetInfo *info, char *src, size_t ns
     dataset_doc_put(d, "images", info);
     char *text = dataset_doc_text(d, "class directories");
     snprintf(src, nsrc, "%s", cpath);
-    if (!text || dataset_write_atomic(cpath, text, e2, sizeof e2)) {
+    if (!text || out_write_atomic(cpath, text, strlen(text), e2, sizeof e2)) {
         if (verbose) printf("note: statistics not cached (%s)\n", text ? e2 : "out of memory");
         snprintf(src, nsrc, "ImageFolder %s (computed, not cached)", dir);
     }

@@ -9,6 +9,8 @@ int eval_in_topk(const float *z, int K, int label, int k) {
     /* label is in the top k when fewer than k classes beat it (ties go to the lower index, as torch.topk) */
     int better = 0;
     for (int j = 0; j < K; j++)
+        if (!isfinite(z[j])) return 0; /* NaN compares false: it would "win" every comparison */
+    for (int j = 0; j < K; j++)
         if (z[j] > z[label] || (z[j] == z[label] && j < label)) better++;
     return better < k;
 }
@@ -32,19 +34,19 @@ static void loss_add(EvalResult *r, double l) {
 }
 
 void eval_result_finish(EvalResult *r) {
-    if (r->n <= 0) { r->loss = r->top1 = r->top5 = 0; return; }
+    if (r->n <= 0) { r->loss = NAN; r->top1 = r->top5 = 0; return; }   /* no figure, not 0 */
     __int128 sum = ((__int128)r->loss_hi << 32) + r->loss_lo;
-    r->loss = r->n_loss_overflow ? INFINITY : (double)sum / LOSS_ONE / (double)r->n;
+    r->loss = r->nonfinite ? NAN : r->n_loss_overflow ? INFINITY : (double)sum / LOSS_ONE / (double)r->n;
     r->top1 = (double)r->n_top1 / (double)r->n;
     r->top5 = (double)r->n_top5 / (double)r->n;
 }
 
 void eval_result_reduce(EvalResult *r) {
     if (dist_world() > 1) {
-        int64_t s[6] = {r->n, r->n_top1, r->n_top5, r->loss_hi, r->loss_lo, r->n_loss_overflow};
-        dist_allreduce_sum_i64(s, 6);
+        int64_t s[7] = {r->n, r->n_top1, r->n_top5, r->loss_hi, r->loss_lo, r->n_loss_overflow, r->nonfinite};
+        dist_allreduce_sum_i64(s, 7);
         r->n = s[0]; r->n_top1 = s[1]; r->n_top5 = s[2];
-        r->loss_hi = s[3]; r->loss_lo = s[4]; r->n_loss_overflow = s[5];
+        r->loss_hi = s[3]; r->loss_lo = s[4]; r->n_loss_overflow = s[5]; r->nonfinite = s[6];
         size_t K = (size_t)r->num_classes;
         dist_allreduce_sum_long(r->class_count, K);
         dist_allreduce_sum_long(r->class_correct, K);
@@ -62,6 +64,11 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     r->class_count = calloc((size_t)K, sizeof(long));
     r->class_correct = calloc((size_t)K, sizeof(long));
     if (want_confusion) r->confusion = calloc((size_t)K * K, sizeof(long));
+    if (!r->class_count || !r->class_correct || (want_confusion && !r->confusion)) {
+        snprintf(err, errn, "evaluate: out of memory for %d classes", K);
+        eval_result_free(r);
+        return -1;
+    }
     int saved_grad = c->grad_enabled, saved_train = c->training;
     c->grad_enabled = 0;
     c->training = 0;
@@ -84,6 +91,14 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
                 break;
             }
             const float *z = logits->data + (size_t)i * K;
+            int finite = 1;
+            for (int j = 0; j < K && finite; j++) finite = isfinite(z[j]);
+            r->n++;
+            r->class_count[y]++;
+            if (!finite) { /* never correct, and the mean loss becomes NaN */
+                r->nonfinite++;
+                continue;
+            }
             float mx = z[0];
             for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
             double se = 0;
@@ -92,8 +107,6 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
             int best = 0;
             for (int j = 1; j < K; j++)
                 if (z[j] > z[best]) best = j;
-            r->n++;
-            r->class_count[y]++;
             if (best == y) { r->n_top1++; r->class_correct[y]++; }
             if (eval_in_topk(z, K, y, K < 5 ? K : 5)) r->n_top5++;
             if (r->confusion) r->confusion[(size_t)y * K + best]++;
@@ -105,4 +118,22 @@ int evaluate(Model *m, Ctx *c, batch_next_fn next, void *ud, int want_confusion,
     c->training = saved_train;
     eval_result_finish(r);
     return rc;
+}
+
+int eval_result_check(const EvalResult *r, char *err, size_t errn) {
+    if (r->n <= 0) {
+        snprintf(err, errn, "no usable samples (none with a label in the model's classes was evaluated)");
+        return -1;
+    }
+    if (r->nonfinite > 0) {
+        snprintf(err, errn, "the loss is not finite: %ld of %ld samples have NaN/Inf logits (counted as wrong)",
+                 r->nonfinite, r->n);
+        return -1;
+    }
+    if (!isfinite(r->loss)) {
+        snprintf(err, errn, "the loss is not finite: %ld of %ld samples have a loss beyond 2^31", r->n_loss_overflow,
+                 r->n);
+        return -1;
+    }
+    return 0;
 }

@@ -28,16 +28,37 @@ static void usage(FILE *f) {
     fprintf(f, "mixtape %s - MLP-like vision models in C\n\nusage: mixtape <command> [flags]\n\n", MIXTAPE_VERSION);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].help);
-    fprintf(f, "\nmixtape <command> --help shows the command's flags.\n");
+    fprintf(f, "\nmixtape help <command> (or mixtape <command> --help) shows the command's flags;\n"
+               "mixtape <command> --list-flags prints them as JSON lines. mixtape --version / -V.\n");
+}
+
+static int (*lookup(const char *name))(int, char **) {
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(name, COMMANDS[i].name)) return COMMANDS[i].fn;
+    return NULL;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "--version")) { printf("mixtape %s\n", MIXTAPE_VERSION); return 0; }
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 2, argv + 2);
-    fprintf(stderr, "mixtape: unknown command '%s'\n\n", argv[1]);
+    const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "-V") || !strcmp(c, "version")) {
+        printf("mixtape %s\n", MIXTAPE_VERSION);
+        return 0;
+    }
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
+        if (argc < 3) { usage(stdout); return 0; }
+        int (*fn)(int, char **) = lookup(argv[2]); /* mixtape help CMD = mixtape CMD --help */
+        if (!fn) {
+            fprintf(stderr, "mixtape: unknown command '%s'\n\n", argv[2]);
+            usage(stderr);
+            return 2;
+        }
+        char *h[] = {"--help", NULL};
+        return fn(1, h);
+    }
+    int (*fn)(int, char **) = lookup(c);
+    if (fn) return fn(argc - 2, argv + 2);
+    fprintf(stderr, "mixtape: unknown command '%s'\n\n", c);
     usage(stderr);
     return 2;
 }

@@ -1,13 +1,20 @@
 #include "train/metrics.h"
+#include <errno.h>
 #include <math.h>
+#include <unistd.h>
 #include <string.h>
+
+static void failed(MetricsLog *m, const char *what, int e) {
+    if (!m->failed) fprintf(stderr, "mixtape: cannot write %s: %s: %s\n", m->path, what, strerror(e));
+    m->failed = 1;
+}
 
 int metrics_open(MetricsLog *m, const char *dir, int append) {
     memset(m, 0, sizeof *m);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    m->f = fopen(path, append ? "a" : "w");
-    return m->f ? 0 : -1;
+    snprintf(m->path, sizeof m->path, "%s/metrics.jsonl", dir);
+    m->f = fopen(m->path, append ? "a" : "w");
+    if (!m->f) { failed(m, "open", errno); return -1; }
+    return 0;
 }
 
 static void put(MetricsLog *m, const char *fmt, const char *key, const char *val) {
@@ -43,13 +50,22 @@ void metrics_str(MetricsLog *m, const char *key, const char *v) {
     put(m, "%s\"%s\": \"%s\"", key, b);
 }
 
-void metrics_end(MetricsLog *m) {
-    if (!m->f) return;
-    fprintf(m->f, "%s}\n", m->line);
-    fflush(m->f);
+int metrics_end(MetricsLog *m) {
+    if (!m->f) return -1;
+    errno = 0;
+    if (fprintf(m->f, "%s}\n", m->line) < 0) failed(m, "write", errno ? errno : EIO);
+    else if (fflush(m->f) != 0) failed(m, "flush", errno ? errno : EIO);
+    return m->failed ? -1 : 0;
 }
 
-void metrics_close(MetricsLog *m) {
-    if (m->f) fclose(m->f);
+int metrics_failed(const MetricsLog *m) { return m->failed; }
+
+int metrics_close(MetricsLog *m) {
+    if (m->f) {
+        if (fflush(m->f) != 0) failed(m, "flush", errno);
+        else if (fsync(fileno(m->f)) != 0 && errno != EINVAL && errno != EROFS) failed(m, "fsync", errno);
+        if (fclose(m->f) != 0) failed(m, "close", errno);
+    }
     m->f = NULL;
+    return m->failed ? -1 : 0;
 }

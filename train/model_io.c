@@ -1,4 +1,5 @@
 #include "train/model_io.h"
+#include "train/outfile.h"
 #include "core/threads.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -21,39 +22,32 @@ static int fail(char *err, size_t n, const char *fmt, ...) {
 /* ---------- model config / checkpoint ---------- */
 
 int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
-    const char *name = args_str(a, "--model", NULL, NULL);
+    args_group(a, "model (overrides default to the model's timm config)");
+    const char *name = args_string(a, "--model", NULL, NULL, "registered model (see 'mixtape models')");
     if (a->failed) return fail(err, errn, "%s", a->err);
-    if (!name) return fail(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
-    char e2[512];
-    if (model_config_default(name, cfg, e2, sizeof e2) < 0) {
-        /* list the known names to help */
-        size_t k = (size_t)snprintf(err, errn, "mixtape %s: %s; known models:", a->cmd, e2);
-        for (int i = 0; i < model_count() && k < errn; i++) k += (size_t)snprintf(err + k, errn - k, " %s", model_name(i));
-        return -1;
-    }
-    const char *const *keys = model_override_keys();
-    for (int i = 0; keys[i]; i++) {
+    memset(cfg, 0, sizeof *cfg);
+    int have = 0;
+    if (name) {
+        char e2[2048];
+        if (model_config_default(name, cfg, e2, sizeof e2) < 0) /* e2 lists the known models */
+            return fail(err, errn, "mixtape %s: %s", a->cmd, e2);
+        have = 1;
+    } else if (!args_describing(a)) return fail(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
+    /* every override is declared (help, --list-flags, args.yaml), whether given or not */
+    for (const ModelOverride *o = model_overrides(); o->key; o++) {
         char flag[64];
-        snprintf(flag, sizeof flag, "--%s", keys[i]);
-        const char *v = args_str(a, flag, NULL, NULL);
+        snprintf(flag, sizeof flag, "--%s", o->key);
+        ArgType t = o->type == 'i' ? ARG_INT : o->type == 'f' ? ARG_FLOAT : o->type == 'c' ? ARG_CHOICE
+                  : o->type == 'm' ? ARG_STR : o->type == 'l' ? ARG_INTS : ARG_LIST;
+        const char *v = args_value(a, flag, NULL, t, NULL, o->type == 'm' || o->type == 'c' ? 1 : o->lo,
+                                   o->type == 'm' || o->type == 'c' ? 0 : o->hi, o->choices, o->help);
+        if (o->scope != 'a') args_scope(a, flag, o->scope == 'h' ? "hierarchical" : "isotropic");
         if (a->failed) return fail(err, errn, "%s", a->err);
-        if (v && model_config_set(cfg, keys[i], v, e2, sizeof e2) < 0)
+        char e2[512];
+        if (v && have && model_config_set(cfg, o->key, v, e2, sizeof e2) < 0)
             return fail(err, errn, "mixtape %s: %s", a->cmd, e2);
     }
     return 0;
-}
-
-void model_overrides_help(FILE *f) {
-    fprintf(f, "model overrides (defaults: the model's timm config):\n ");
-    const char *const *keys = model_override_keys();
-    int col = 1;
-    for (int i = 0; keys[i]; i++) {
-        int L = (int)strlen(keys[i]) + 3;
-        if (col + L > 96) { fprintf(f, "\n "); col = 1; }
-        fprintf(f, " --%s", keys[i]);
-        col += L;
-    }
-    fprintf(f, "\n  (lists are comma separated, e.g. --token-mixer pool,identity --depths 2,2,6,2)\n");
 }
 
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn) {
@@ -87,28 +81,28 @@ out:
 int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*usage)(FILE *), IoArgs *r) {
     Args a;
     args_init(&a, cmd, argc, argv);
-    if (args_flag(&a, "--help", 0) || args_flag(&a, "-h", 0)) { usage(stdout); args_free(&a); return 1; }
-    r->ckpt = args_str(&a, "--checkpoint", NULL, NULL);
-    r->data = args_str(&a, "--data", NULL, NULL);
-    r->out = args_str(&a, "--out", NULL, NULL);
-    r->bs = args_int(&a, "--batch-size", "-b", def_bs);
+    r->ckpt = args_string(&a, "--checkpoint", NULL, NULL, "checkpoint C.h5 (required)");
+    r->data = args_string(&a, "--data", NULL, NULL,
+                          "HDF5 file with images (N,C,H,W) float32, normalised, and labels (N) (required)");
+    r->out = args_string(&a, "--out", NULL, NULL, "output .h5, written atomically (required)");
+    r->bs = args_int_range(&a, "--batch-size", "-b", def_bs, 1, 1 << 20, "samples per forward pass");
     threads_from_args(&a);
-    if (args_finish(&a) < 0) { fprintf(stderr, "%s\n", a.err); args_free(&a); return 2; }
+    int e = args_end(&a, usage);
     args_free(&a);
+    if (e) return e;
     if (!r->ckpt || !r->data || !r->out) {
         fprintf(stderr, "mixtape %s: --checkpoint, --data and --out are required (see --help)\n", cmd);
-        return 2;
-    }
-    if (r->bs < 1 || r->bs > 1 << 20) {
-        fprintf(stderr, "mixtape %s: --batch-size must be >= 1, got %ld\n", cmd, r->bs);
         return 2;
     }
     return 0;
 }
 
+/* More threads than this is never useful here and libgomp fails creating 100000. */
+#define MAX_THREADS 1024
+
 void threads_from_args(Args *a) {
-    long t = args_int(a, "--threads", NULL, 0);
-    mt_set_threads(t > 0 ? (int)t : 0);
+    long t = args_int_range(a, "--threads", NULL, 0, 0, MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
+    if (!a->failed && !args_describing(a)) mt_set_threads((int)t);
 }
 
 /* ---------- data source ---------- */
@@ -173,18 +167,20 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     if (!path || !path[0]) return fail(err, errn, "--out is required");
     if (strlen(path) >= sizeof o->path) return fail(err, errn, "--out %s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (out_tmp_name(o->tmp, sizeof o->tmp, path) < 0) return fail(err, errn, "--out %s: path too long", path);
+    out_clean_stale_path(path, stderr);
+    /* Assembled in memory, written atomically by outfile_commit (train/outfile.h). */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    errno = 0;
-    hid_t f = H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    int e = errno;
+    hid_t fapl = out_h5_fapl(0);
+    hid_t f = fapl < 0 ? -1 : H5Fcreate(o->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     const char *r = f < 0 ? grab() : "";
     H5Pclose(fcpl);
-    H5Pclose(fapl);
-    if (f < 0) return fail(err, errn, "%s: cannot create %s: %s", path, o->tmp, e ? strerror(e) : r);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) {
+        out_h5_abort(-1);
+        return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+    }
     o->f = f;
     return 0;
 }
@@ -274,25 +270,14 @@ int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err,
 }
 
 void outfile_abort(OutFile *o) {
-    if (o->f >= 0) H5Fclose(o->f);
+    if (o->f >= 0) out_h5_abort(o->f);
     o->f = -1;
-    if (o->tmp[0]) unlink(o->tmp);
     o->tmp[0] = 0;
 }
 
 int outfile_commit(OutFile *o, char *err, size_t errn) {
-    int rc = 0;
-    if (H5Fflush(o->f, H5F_SCOPE_GLOBAL) < 0) rc = fail(err, errn, "%s: flush: %s", o->path, grab());
-    if (H5Fclose(o->f) < 0 && !rc) rc = fail(err, errn, "%s: close: %s", o->path, grab());
+    int rc = out_h5_commit(o->f, o->path, err, errn);
     o->f = -1;
-    if (!rc) {
-        int fd = open(o->tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) < 0) rc = fail(err, errn, "%s: fsync: %s", o->path, strerror(errno));
-        if (fd >= 0) close(fd);
-    }
-    if (!rc && rename(o->tmp, o->path) < 0)
-        rc = fail(err, errn, "%s: rename from %s: %s", o->path, o->tmp, strerror(errno));
-    if (rc) unlink(o->tmp);
     o->tmp[0] = 0;
     return rc;
 }

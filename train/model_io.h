@@ -10,26 +10,26 @@
 #include "train/checkpoint.h"
 #include <stdio.h>
 
-/* --model M plus every model_override_keys() flag (--num-classes 10 ...).
- * 0 ok; -1 with err (unknown model, bad value; exit code 2). */
+/* --model M plus every model_overrides() flag (--num-classes 10 ...), all declared.
+ * 0 ok; -1 with err (unknown model, bad value; exit code 2). In a describe pass
+ * (--help) *cfg is zeroed and 0 returned. */
 int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn);
-/* The override flags, one per line, for --help. */
-void model_overrides_help(FILE *f);
 
 /* Config from the checkpoint's attributes, build, strict load of /model.
  * info may be NULL. 0 ok; -1 with err (missing file, bad config, key or shape mismatch). */
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn);
 
 /* The flags predict and grads share: --checkpoint C.h5 --data D --out F.h5 -b N --threads N.
- * Returns 0 (fields set), 1 (--help: usage printed, exit 0) or 2 (bad input: message
- * printed). The strings point into argv. */
+ * Returns 0 (fields set), 1 (--help / --list-flags printed, exit 0) or 2 (bad input:
+ * message printed). The strings point into argv. */
 typedef struct IoArgs {
     const char *ckpt, *data, *out;
     long bs;
 } IoArgs;
 int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*usage)(FILE *), IoArgs *r);
 
-/* --threads N (0 / absent: OMP_NUM_THREADS or all cores). */
+/* --threads N in [0, 1024] (0 / absent: OMP_NUM_THREADS or all cores), applied unless
+ * the flag was bad or this is a describe pass. */
 void threads_from_args(Args *a);
 
 /* Samples by index, for predict / grads / eval-like commands. */
@@ -50,8 +50,9 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn);
 /* Checks that the samples fit the model's in_chans / img_size. */
 int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
 
-/* Atomic output file for command results (predict, grads): created as
- * <path>.tmp.<pid>, renamed into place by outfile_commit. */
+/* Atomic output file for command results (predict, grads): assembled in
+ * memory, written by outfile_commit through <path>.tmp.<pid> and a rename
+ * (train/outfile.h). outfile_create also removes stale temporaries of <path>. */
 typedef struct OutFile {
     int64_t f;              /* hid_t */
     char path[1024], tmp[1100];
@@ -65,6 +66,6 @@ int outfile_rows(OutFile *o, const char *name, long start, long count, const flo
                  char *err, size_t errn);
 int outfile_ints(OutFile *o, const char *name, long n, const int64_t *data, char *err, size_t errn);
 int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err, size_t errn);
-/* Flush, close, fsync, rename. On failure the temp file is removed. */
+/* Write, fsync, rename; always closes. On failure the temp file is removed. */
 int outfile_commit(OutFile *o, char *err, size_t errn);
 void outfile_abort(OutFile *o);

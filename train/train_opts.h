@@ -34,9 +34,13 @@ typedef struct TrainOpts {
     long checkpoint_every;    /* steps; 0 = only at epoch ends */
     int keep_last;
     int val_every;            /* epochs */
+    int dry_run;              /* --dry-run: validate, write args.yaml, no training */
     char dd_train[1024], dd_val[1024];  /* --data-dir D resolved to D/train, D/val */
 } TrainOpts;
 
-/* Parses and validates; 0 ok, -1 with err (exit code 2). */
+/* Declares every train flag, parses and validates; 0 ok, -1 with err (exit code 2).
+ * In a describe pass (--help / --list-flags) only the declarations happen. */
 int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn);
-void train_opts_help(FILE *f);
+/* --help, --list-flags and --dry-run, handled before any run setup: the exit code,
+ * or -1 when the command line asks for none of them. */
+int train_opts_early(int argc, char **argv);
