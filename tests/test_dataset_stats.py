@@ -234,6 +234,22 @@ for name, text, key in HOSTILE:
     rc, out = run("train", *TR, "--output", P("r_bad"))
     check(rc == 2 and "dataset.json" in out and key in out and "--mean and --std" in out,
           f"hostile dataset.json ({name}): exit {rc}, names the file and '{key}'", out)
+# mutated copies of a valid file: accepted (exit 0) or refused naming the file (exit 2), never a crash
+mrng = np.random.default_rng(3)
+odd = 0
+for i in range(16):
+    b = bytearray(good.encode())
+    if i % 2:
+        b = b[:int(mrng.integers(1, len(b)))]
+    else:
+        for _ in range(3):
+            b[int(mrng.integers(0, len(b)))] = int(mrng.choice(list(b'{}[]",:0123456789.-e \\x\xff')))
+    open(P("fm", "dataset.json"), "wb").write(bytes(b))
+    rc, out = run("train", *TR, "--output", P("r_mut"))
+    if not (rc == 0 or (rc == 2 and "dataset.json" in out)):
+        odd += 1
+        print(out[-800:])
+check(odd == 0, f"16 mutated dataset.json files: each accepted or refused naming the file ({odd} otherwise)")
 with open(P("fm", "dataset.json"), "wb") as f:
     f.write(b'{"format": "mixtape-dataset", "x": "' + b"a" * (10 << 20) + b'"}')
 rc, out = run("train", *TR, "--output", P("r_bad"))
