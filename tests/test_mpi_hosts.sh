@@ -6,7 +6,7 @@
 #  1. the ranks run on 2 hosts and reach each other over TCP (`bench --comm`);
 #  2. 2 hosts x batch 4 == 1 process x batch 8 (loss per step and weights to 1e-5);
 #  3. a host that sees a different binary, or a different list of training shards, is
-#     refused at start with a message naming it;
+#     refused at start with a message naming it; a host may hold only its own training shards;
 #  4. rank 1's process killed mid-run: every rank stops within a bound, the last checkpoint
 #     is intact, and resuming on 2 hosts ends bit-identical to an uninterrupted run;
 #  5. host 2's link cut mid-run: the other rank stops within the watchdog's bound with a
@@ -51,6 +51,14 @@ $TO "${MPI[@]}" "$M" bench --comm --bytes 1048576 --repeat 3 > "$T/comm.log" 2>&
 rc=$?
 quiet "$T/comm.log" | sed 's/^/   /'
 check "bench --comm: 2 ranks on 2 hosts (rc $rc)" "[ $rc = 0 ] && grep -q '2 ranks on 2 host(s); rank 1 on h2' $T/comm.log"
+
+# 1b. the gradient all-reduce across hosts, in buckets of --bucket-mb started during backward
+$TO "${MPI[@]}" "$M" bench --model mixer_tiny --img-size 16 --in-chans 1 --patch-size 4 --embed-dim 64 --depth 2 \
+  -b 8 --steps 3 --warmup 1 --threads 1 --mode train --bucket-mb 0.02 > "$T/bench.log" 2>&1
+rc=$?
+quiet "$T/bench.log" | grep -E '^(train|allreduce):' | sed 's/^/   /'
+check "bench across 2 hosts with --bucket-mb 0.02: several buckets, some started during backward (rc $rc)" \
+  "[ $rc = 0 ] && awk '/^allreduce:/{for(i=1;i<=NF;i++) if(\$i ~ /^bucket/){n=\$(i-1)}; if(match(\$0,/MB of gradients, [0-9.]+ bucket/)){e=substr(\$0,RSTART+17,RLENGTH-24)+0}} END{exit !(n+0 >= 3 && e > 0)}' $T/bench.log"
 
 "$PY" - "$T" <<'EOF'
 import sys, numpy as np, h5py
@@ -124,6 +132,37 @@ rc=$?
 rm -f "$D/mounts.h2"
 check "a different shard list on h2 is refused at start (rc $rc)" \
   "[ $rc != 0 ] && [ $rc != 124 ] && grep -q 'rank 1 (host h2) runs with a different list of training shards' $T/lst.log"
+
+# 3c. each host holds only its own training shards (shard i belongs to rank i % 2): h1 sees
+# shards 0 and 2 at $T/data, h2 shards 1 and 3 at the same path; classes.txt on both
+mkdir -p "$T/data" "$T/h1" "$T/h2"
+"$PY" - "$T" <<'EOF'
+import sys, io, tarfile, zlib, struct, numpy as np
+d = sys.argv[1]
+def png(a):
+    raw = b"".join(b"\x00" + bytes(row) for row in a)
+    def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+rng = np.random.default_rng(3)
+for s in range(4):
+    with tarfile.open(f"{d}/h{1 + s % 2}/s-{s:06d}.tar", "w") as t:
+        for i in range(8):
+            k = (s + i) % 4
+            a = rng.integers(0, 90, (8, 8)); a[2 * k:2 * k + 2, :] += 150
+            for ext, data in (("png", png(a.astype(np.uint8))), ("cls", b"%d" % k)):
+                ti = tarfile.TarInfo(f"k{s}_{i}.{ext}"); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+for h in (1, 2):
+    open(f"{d}/h{h}/classes.txt", "w").write("a\nb\nc\nd\n")
+EOF
+echo "$T/h1 $T/data" > "$D/mounts.h1"
+echo "$T/h2 $T/data" > "$D/mounts.h2"
+$TO "${MPI[@]}" "$M" train "${MODEL[@]}" "${NOAUG[@]}" --train "$T/data/s-{000000..000003}.tar" --seed 3 -b 4 \
+  --epochs 1 --warmup-epochs 0 --threads 1 -j 1 --output "$T/own" > "$T/own.log" 2>&1
+rc=$?
+rm -f "$D/mounts.h1" "$D/mounts.h2"
+check "each host holding only its own training shards trains (rc $rc)" \
+  "[ $rc = 0 ] && grep -q 'train loss' $T/own.log && [ -f $T/own/last.h5 ]"
 
 # 4. rank 1's process killed mid-run
 LONG=("${MODEL[@]}" "${NOAUG[@]}" "${COMMON[@]}" -b 4 --epochs 200 --checkpoint-every 3)

@@ -453,7 +453,7 @@ static int setup(Run *r, Args *a) {
     rc = agree(r, setup_optim(r, a), "setup");
     if (rc) return rc;
     char err[256];
-    r->db = dist_buckets_create(&r->m.params, 0, err, sizeof err);
+    r->db = dist_buckets_create(&r->m.params, (long)(r->o.bucket_mb * 1048576.0), err, sizeof err);
     if (!r->db) fprintf(stderr, "mixtape train: %s\n", err);
     return agree(r, r->db ? 0 : 2, "setup");
 }
