@@ -429,6 +429,12 @@ static int same_everywhere(Run *r, int after_data) {
         for (int i = 0; i < n; i++) h = dist_hash(h, list[i], strlen(list[i]) + 1);
         snprintf(shown, sizeof shown, "%d shard%s, list hash %016llx", n, n == 1 ? "" : "s", (unsigned long long)h);
         rc = dist_check_same("list of training shards", h, shown, err, sizeof err);
+        if (!rc) { /* a host without dataset.json beside its shards would normalise differently */
+            uint64_t hn = dist_hash(DIST_HASH0, r->mean, (size_t)r->nchan * sizeof r->mean[0]);
+            hn = dist_hash(hn, r->std, (size_t)r->nchan * sizeof r->std[0]);
+            snprintf(shown, sizeof shown, "mean %.4g.. std %.4g..", r->mean[0], r->std[0]);
+            rc = dist_check_same("normalisation (mean/std)", hn, shown, err, sizeof err);
+        }
     }
     if (rc && dist_is_root()) fprintf(stderr, "mixtape train: %s\n", err);
     return rc ? 2 : 0;

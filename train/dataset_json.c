@@ -4,6 +4,7 @@
 #include "train/json_in.h"
 #include "train/outfile.h"
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -359,7 +360,11 @@ static int data_stats(const char *spec, DatasetInfo *info, char *src, size_t nsr
     if (kind == 2 && !dir_has_tars(spec)) return folder_stats(spec, info, src, nsrc, verbose, err, errn) ? -1 : 1;
     char **paths = NULL;
     int n = 0;
-    if (shard_list_expand(spec, &paths, &n, err, errn) || n == 0) { shard_list_free(paths, n); return 0; } /* the loader reports it */
+    /* the names only (no rank's shards need be on this host): rank INT_MAX-1 of INT_MAX owns none */
+    if (shard_list_expand_rank(spec, INT_MAX - 1, INT_MAX, &paths, &n, err, errn) || n == 0) {
+        shard_list_free(paths, n);
+        return 0; /* the loader reports it */
+    }
     char split[DATASET_SPLIT_NAME];
     split_of_shard(paths[0], split, sizeof split);
     char *dir = src_dirname(paths[0]);
