@@ -304,24 +304,26 @@ static int dir_has_tars(const char *dir) {
 }
 
 /* The statistics of an ImageFolder: the cache when it matches the folder's files, else
- * computed and cached (a folder that cannot be written is only reported). */
+ * computed and cached (a folder that cannot be written is only reported). 1 found, 0 none (not
+ * an ImageFolder with readable images: the loader says why), -1 error. */
 static int folder_stats(const char *dir, DatasetInfo *info, char *src, size_t nsrc, int verbose, char *err, size_t errn) {
     ImageFolder f;
     char ep[300], e2[600];
-    if (imagefolder_scan(dir, &f, err, errn)) return -1;
+    if (imagefolder_scan(dir, &f, e2, sizeof e2)) return 0;
     FolderPrint fp;
     char *cpath = src_join(dir, DATASET_CACHE);
     DatasetDoc *d = malloc(sizeof *d);
     int rc = -1;
     if (!cpath || !d) { src_seterr(err, errn, "out of memory"); goto out; }
-    if (dataset_folder_print(&f, &fp, err, errn)) goto out;
+    rc = 0;
+    if (f.n == 0 || dataset_folder_print(&f, &fp, e2, sizeof e2)) goto out;
     int r = dataset_doc_read(cpath, d, e2, sizeof e2);
     if (r < 0 && verbose) fprintf(stderr, "mixtape: warning: ignoring an invalid cache (%s); recomputing\n", e2);
     if (r == 0 && d->has_folder && d->folder.files == fp.files && d->folder.bytes == fp.bytes &&
         d->folder.mtime_max == fp.mtime_max && d->nsplits == 1 && d->info[0].classes == f.nclasses) {
         *info = d->info[0];
         snprintf(src, nsrc, "%s, cached", cpath);
-        rc = 0;
+        rc = 1;
         goto out;
     }
     if (verbose)
@@ -330,8 +332,8 @@ static int folder_stats(const char *dir, DatasetInfo *info, char *src, size_t ns
     DatasetAcc acc;
     long skipped = 0;
     dataset_acc_init(&acc);
-    if (dataset_acc_imagefolder(&f, &acc, &skipped, err, errn)) goto out;
-    if (dataset_acc_finish(&acc, f.nclasses, info)) { src_seterr(err, errn, "%s: no readable images", src_escape(dir, ep, sizeof ep)); goto out; }
+    if (dataset_acc_imagefolder(&f, &acc, &skipped, err, errn)) { rc = -1; goto out; }
+    if (dataset_acc_finish(&acc, f.nclasses, info)) goto out; /* no readable image */
     memset(d, 0, sizeof *d);
     d->has_folder = 1;
     d->folder = fp;
@@ -343,7 +345,7 @@ static int folder_stats(const char *dir, DatasetInfo *info, char *src, size_t ns
         snprintf(src, nsrc, "ImageFolder %s (computed, not cached)", dir);
     }
     free(text);
-    rc = 0;
+    rc = 1;
 out:
     free(d);
     free(cpath);
@@ -357,7 +359,7 @@ static int data_stats(const char *spec, DatasetInfo *info, char *src, size_t nsr
     int kind = src_path_kind(spec);
     if ((L > 3 && src_ends_with_ci(spec, ".h5")) || src_ends_with_ci(spec, ".hdf5") || (kind == 1 && h5data_probe(spec) == 1))
         return 0; /* HDF5 images are already normalised */
-    if (kind == 2 && !dir_has_tars(spec)) return folder_stats(spec, info, src, nsrc, verbose, err, errn) ? -1 : 1;
+    if (kind == 2 && !dir_has_tars(spec)) return folder_stats(spec, info, src, nsrc, verbose, err, errn);
     char **paths = NULL;
     int n = 0;
     /* the names only (no rank's shards need be on this host): rank INT_MAX-1 of INT_MAX owns none */
