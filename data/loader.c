@@ -680,7 +680,7 @@ static int open_folder(Loader *L, char *err, size_t errn) {
 }
 
 static int open_h5(Loader *L, char *err, size_t errn) {
-    if (h5src_open(&L->h5, L->spec, err, errn)) return -1;
+    if (h5src_open(&L->h5, L->spec, L->cfg.num_classes, err, errn)) return -1;
     if (L->h5.n <= 0) return seterr(err, errn, "data '%s': no samples", L->spec);
     if (L->cfg.img_size > 0 && (L->h5.h != L->cfg.img_size || L->h5.w != L->cfg.img_size))
         return seterr(err, errn, "data '%s': images are %dx%d, --img-size is %d", L->spec, L->h5.h, L->h5.w,

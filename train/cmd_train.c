@@ -347,7 +347,7 @@ static int setup_optim(Run *r, Args *a) {
     r->st.best_epoch = -1;
     r->st.seed = o->seed;
     if (o->resume) {
-        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, err, sizeof err) != 0) {
+        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, r->batches_per_epoch, &r->st, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --resume: %s\n", err);
             return 2;
         }
