@@ -1,6 +1,7 @@
 #include "train/dataset_json.h"
 #include "data/h5data.h"
 #include "data/source_util.h"
+#include "train/checkpoint.h"
 #include "train/json_in.h"
 #include "train/outfile.h"
 #include <dirent.h>
@@ -407,6 +408,15 @@ int norm_from_data(const char *spec, int chans, AugConfig *aug, const char *src[
         if (k) aug->n_std = 3; else aug->n_mean = 3;
         src[k] = srcbuf;
     }
+    return 0;
+}
+
+int norm_from_data_ckpt(const char *spec, const CkptInfo *info, const int given[2], int chans, AugConfig *aug,
+                        char *buf, size_t nbuf, int verbose, char *err, size_t errn) {
+    int ck = info && (info->n_chan == 1 || info->n_chan == 3);
+    const char *src[2] = {given[0] || ck ? "" : NULL, given[1] || ck ? "" : NULL};
+    if (norm_from_data(spec, chans, aug, src, buf, nbuf, verbose, err, errn) != 0) return -1;
+    aug->norm_src = (src[0] == buf || src[1] == buf) ? buf : NULL;
     return 0;
 }
 

@@ -53,5 +53,11 @@ int dataset_publish(void *ctx, int nclasses, char *err, size_t errn);
  * channels (1: the luma statistics). 0 ok; -1 err (a dataset.json that fails validation). */
 int norm_from_data(const char *spec, int chans, AugConfig *aug, const char *src[2], char *srcbuf, size_t nsrcbuf,
                    int verbose, char *err, size_t errn);
+/* The same for a command that then applies a checkpoint's data settings (aug_from_checkpoint):
+ * the data's values only for what neither the flags (given[0] --mean, given[1] --std) nor info
+ * (data_mean/data_std, NULL: no checkpoint) give; aug->norm_src = buf when they were used. */
+struct CkptInfo;
+int norm_from_data_ckpt(const char *spec, const struct CkptInfo *info, const int given[2], int chans, AugConfig *aug,
+                        char *buf, size_t nbuf, int verbose, char *err, size_t errn);
 /* "normalisation: mean 0.286 (SRC), std 0.353 (SRC)" */
 void norm_print(FILE *out, const AugConfig *aug, int chans, const char *const src[2]);
