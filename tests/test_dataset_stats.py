@@ -201,6 +201,16 @@ open(cache, "w").write('{"format": "mixtape-dataset", "splits": {"images": {"std
 rc, out = run("train", *IF, "--train", P("if"), "--output", P("r_if4"))
 check(rc == 0 and "ignoring an invalid cache" in out and "computing" in out, "an invalid cache is recomputed", out)
 
+# a cache that cannot be written (here: a directory holds its name; running as root, a read-only
+# folder would not stop the write): computed, used, reported, never an error
+os.remove(cache)
+os.mkdir(cache)
+rc, out = run("train", *IF, "--train", P("if"), "--output", P("r_if5"))
+line = next((l for l in out.splitlines() if l.startswith("normalisation:")), "")
+check(rc == 0 and "not cached" in out and "computed, not cached" in line and os.path.isdir(cache),
+      f"an unwritable cache: computed and used anyway: '{line}'", out)
+os.rmdir(cache)
+
 # ---- hostile dataset.json: each refused naming the file and the key ----
 good = open(P("fm", "dataset.json")).read()
 split = json.loads(good)["splits"]["train"]
