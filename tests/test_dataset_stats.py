@@ -169,6 +169,12 @@ rc, out = run("train", *TR, "--mean", "0.3", "--output", P("r_half"))
 line = next((l for l in out.splitlines() if l.startswith("normalisation:")), "")
 check(rc == 0 and "0.3 (command line)" in line and "dataset.json" in line, f"--mean alone: std from the data: '{line}'")
 
+# fine-tuning: the checkpoint's recorded values come before the data's
+rc, out = run("train", *TR, "--initial-checkpoint", P("r_fl", "last.h5"), "--output", P("r_ft"))
+line = next((l for l in out.splitlines() if l.startswith("normalisation:")), "")
+check(rc == 0 and "0.3 (checkpoint)" in line and "0.4 (checkpoint)" in line and "dataset.json" not in line,
+      f"--initial-checkpoint: the checkpoint's mean/std win over dataset.json: '{line}'", out)
+
 # ---- eval: the checkpoint's values; without them, the data's ----
 rc, out = run("eval", "--checkpoint", P("r_ds", "last.h5"), "--data", P("fm", "test-000000.tar"))
 check(rc == 0 and "(checkpoint)" in out, "eval: the checkpoint's mean/std", out)
@@ -181,7 +187,8 @@ check(rc == 0 and "dataset.json, split test" in out and f"{m_te:.4g}" in out,
       "eval, checkpoint without data_mean: the test split's statistics", out)
 
 # ---- ImageFolder used directly: computed once, cached, reused ----
-IF = ["--model", "mixer_tiny", "--num-classes", "2", "-b", "5", "--epochs", "1", "--max-steps", "1", "--threads", "1"]
+IF = ["--model", "mixer_tiny", "--num-classes", "2", "-b", "5", "--epochs", "1", "--max-steps", "1", "--threads", "1",
+      "--data-convert"]  # RGB images for a 1-channel model: read as grey (the luma statistics apply)
 cache = P("if", ".mixtape-dataset.json")
 rc, out = run("train", *IF, "--train", P("if"), "--output", P("r_if1"))
 check(rc == 0 and "computing the statistics of 10 images" in out and os.path.exists(cache),

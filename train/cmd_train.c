@@ -7,6 +7,7 @@
 #include "optim/ema.h"
 #include "data/source_util.h"
 #include "train/commands.h"
+#include "train/data_check.h"
 #include "train/dataset_json.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
@@ -41,6 +42,8 @@ typedef struct Run {
     long steps_per_epoch, batches_per_epoch;
     float mean[3], std[3];
     int nchan;
+    char interp[16];        /* eval interpolation and crop_pct, recorded in checkpoints */
+    float crop_pct;
     int root;
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
@@ -61,8 +64,8 @@ static int save(Run *r, const char *name) {
     r->st.class_names = r->class_json;
     struct stat prev;
     int had = stat(path, &prev) == 0;
-    if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, err,
-                        sizeof err) != 0) {
+    if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, r->interp,
+                        r->crop_pct, err, sizeof err) != 0) {
         fprintf(stderr, "mixtape train: could not write checkpoint %s: %s%s\n", path, err,
                 had ? " (the previous one is intact)" : "");
         return -1;
@@ -228,33 +231,41 @@ static int setup_model_data(Run *r, Args *a) {
     if (model_build(&r->m, &cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: %s\n", err); return 2; }
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {
-        CkptMatch rep;
-        if ((st_probe(o->initial_checkpoint) ? st_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)
-                                              : ckpt_load_matching(o->initial_checkpoint, &r->m.params, &rep, err, sizeof err)) != 0) {
+        /* timm's fine-tuning load (mixtape checkpoint or .safetensors): matching keys, stem /
+         * pos_embed adapted, the rest re-initialised; the checkpoint's data settings unless flags give them */
+        FinetuneReport rep;
+        if (model_load_finetune(o->initial_checkpoint, &r->m, &rep, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --initial-checkpoint: %s\n", err);
             return 2;
         }
-        if (r->root) {
-            printf("initial checkpoint %s: %d tensors loaded, %d re-initialised (shape differs), %d not in the "
-                   "checkpoint, %d unused\n",
-                   o->initial_checkpoint, rep.n_loaded, rep.n_skipped, rep.n_missing, rep.n_unexpected);
-            for (int i = 0; i < rep.n_skipped; i++) printf("  re-initialised %s\n", rep.skipped[i]);
-            for (int i = 0; i < rep.n_missing; i++) printf("  initialised (missing) %s\n", rep.missing[i]);
-            for (int i = 0; i < rep.n_unexpected; i++) printf("  unused %s\n", rep.unexpected[i]);
-        }
-        ckpt_match_free(&rep);
+        if (r->root) finetune_report_print(&rep, o->initial_checkpoint, stdout);
+        finetune_report_free(&rep);
     }
-    {   /* mean/std: flags, else the training data's statistics (dataset.json), else ImageNet's */
-        const char *nsrc[2] = {args_has(a, "--mean", NULL) ? "command line" : NULL,
-                               args_has(a, "--std", NULL) ? "command line" : NULL};
-        if (norm_from_data(o->train_spec, cfg.in_chans, &o->train_data.aug, nsrc, r->norm_src, sizeof r->norm_src,
-                           r->root, err, sizeof err) != 0) {
+    {   /* mean/std/interpolation/crop-pct: flags, else the checkpoint continued or fine-tuned from,
+         * else (mean/std) the training data's statistics (dataset.json), else the defaults */
+        const char *from = o->resume ? resume_path : o->initial_checkpoint;
+        if (from && !o->resume && st_probe(from)) from = NULL;   /* timm weights record no data settings */
+        const char *flag = o->resume ? "--resume" : "--initial-checkpoint";
+        CkptInfo *info = NULL;
+        if (from) {
+            info = calloc(1, sizeof *info);
+            if (!info || ckpt_read_info(from, info, err, sizeof err) != 0) {
+                fprintf(stderr, "mixtape train: %s: %s\n", flag, info ? err : "out of memory");
+                free(info);
+                return 2;
+            }
+        }
+        if (norm_from_data_ckpt(o->train_spec, info, o->data_given, cfg.in_chans, &o->train_data.aug, r->norm_src,
+                                sizeof r->norm_src, r->root, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --train: %s (fix or remove it, or give --mean and --std)\n", err);
+            free(info);
             return 2;
         }
-        if (r->root) norm_print(stdout, &o->train_data.aug, cfg.in_chans, nsrc);
+        int rc = aug_from_checkpoint(info, from, &o->train_data.aug, o->data_given, cfg.in_chans,
+                                     r->root ? stdout : NULL, err, sizeof err);
+        free(info);
+        if (rc != 0) { fprintf(stderr, "mixtape train: %s: %s\n", flag, err); return 2; }
     }
-
     /* Data. */
     LoaderConfig *td = &o->train_data, *vd = &o->val_data;
     td->spec = o->train_spec;
@@ -279,18 +290,25 @@ static int setup_model_data(Run *r, Args *a) {
         r->val = loader_open(vd, err, sizeof err);
         if (!r->val) { fprintf(stderr, "mixtape train: --val: %s\n", err); return 2; }
     }
-    if (loader_num_classes(r->train) > cfg.num_classes) {
-        fprintf(stderr, "mixtape train: the data has %d classes but the model has --num-classes %d\n",
-                loader_num_classes(r->train), cfg.num_classes);
-        return 2;
+    /* The data against the model: classes, channels, size (cheap probes, before any step). */
+    char model_desc[160];
+    snprintf(model_desc, sizeof model_desc, "the model %s", cfg.name);
+    for (int k = 0; k < 2; k++) {
+        Loader *L = k ? r->val : r->train;
+        const char *spec = k ? o->val_spec : o->train_spec;
+        if (!L) continue;
+        char what[1100];
+        snprintf(what, sizeof what, "%s %s", k ? "--val" : "--train", spec);
+        DataFacts df;
+        if (data_facts(spec, loader_kind(L), dist_rank(), dist_world(), &df, err, sizeof err) != 0 ||
+            data_check_model(&df, what, model_desc, &cfg, o->data_convert, r->root ? stdout : NULL, err,
+                             sizeof err) != 0) {
+            fprintf(stderr, "mixtape train: %s\n", err);
+            return 2;
+        }
     }
-    if (loader_img_size(r->train) != cfg.img_size || loader_channels(r->train) != cfg.in_chans) {
-        fprintf(stderr, "mixtape train: the data gives %d-channel %dx%d images but the model wants --in-chans %d "
-                        "--img-size %d\n",
-                loader_channels(r->train), loader_img_size(r->train), loader_img_size(r->train), cfg.in_chans,
-                cfg.img_size);
-        return 2;
-    }
+    snprintf(r->interp, sizeof r->interp, "%s", aug_interp_name(td->aug.interpolation));
+    r->crop_pct = td->aug.crop_pct;
     r->nchan = cfg.in_chans;
     /* class names travel in the checkpoint when they name every class of the model */
     if (loader_class_names(r->train) && loader_num_class_names(r->train) == cfg.num_classes) {

@@ -34,7 +34,8 @@ static void free_groups(CkptGroup *g, int ng) {
 }
 
 int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
-                    const float *mean, const float *std, int nchan, char *err, size_t errn) {
+                    const float *mean, const float *std, int nchan, const char *interp, float crop_pct, char *err,
+                    size_t errn) {
     CkptInfo *info = calloc(1, sizeof *info);
     if (!info) { snprintf(err, errn, "out of memory"); return -1; }
     snprintf(info->model, sizeof info->model, "%s", m->cfg.name);
@@ -48,6 +49,8 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
     info->class_names = st->class_names;
     info->n_chan = nchan < CKPT_CHAN_MAX ? nchan : CKPT_CHAN_MAX;
     for (int i = 0; i < info->n_chan; i++) { info->mean[i] = mean[i]; info->std[i] = std[i]; }
+    snprintf(info->interpolation, sizeof info->interpolation, "%s", interp ? interp : "");
+    info->crop_pct = crop_pct;
     if (opt) {
         snprintf(info->optimizer, sizeof info->optimizer, "%s", opt->name);
         info->optimizer_step = optim_get_step(opt);

@@ -18,9 +18,11 @@ typedef struct TrainState {
     const char *class_names; /* JSON list stored as the class_names attribute, or NULL (not owned) */
 } TrainState;
 
-/* Atomic write (see train/checkpoint.h). opt / ema may be NULL. */
+/* Atomic write (see train/checkpoint.h). opt / ema may be NULL. mean/std/nchan, interp
+ * ("" / NULL: not recorded) and crop_pct (<= 0: not recorded) describe the data pipeline. */
 int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
-                    const float *mean, const float *std, int nchan, char *err, size_t errn);
+                    const float *mean, const float *std, int nchan, const char *interp, float crop_pct, char *err,
+                    size_t errn);
 /* Strict load into an already built model of the checkpoint's config; the
  * optimizer's states must be present when opt != NULL; EMA loaded when present
  * (else reset from the weights). st filled from the attributes: train_state is

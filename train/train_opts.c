@@ -39,7 +39,8 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
                             "continue a run exactly (weights, optimizer, EMA, schedule, data position)");
     o->output = args_string(a, "--output", NULL, NULL, "run directory (checkpoints, args.yaml, metrics.jsonl)");
     o->initial_checkpoint = args_string(a, "--initial-checkpoint", NULL, NULL,
-                                        "fine-tune: load matching keys, re-initialise a differently shaped head");
+                                        "fine-tune: load matching keys, adapt the stem (--in-chans) and ViT "
+                                        "pos_embed (--img-size), re-initialise other shapes");
     o->epochs = (int)args_int_range(a, "--epochs", NULL, 300, 1, 1000000, "epochs");
     o->max_steps = args_int_range(a, "--max-steps", NULL, 0, 0, BIG, "stop after this many optimizer steps (0 = no limit)");
     o->seed = (uint64_t)args_int_range(a, "--seed", NULL, 42, 0, 4294967295L, "seed of init, data order and augmentation");
@@ -129,6 +130,10 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     loader_config_default(&o->val_data, 0);
     if (data_flags_parse(a, &o->train_data.aug, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
     if (data_flags_loader(a, &o->train_data, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
+    o->data_convert = args_bool(a, "--data-convert", 0,
+                                "allow grey<->RGB conversion and upsampling of data that does not fit the model");
+    static const char *const given[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};
+    for (int i = 0; i < 4; i++) o->data_given[i] = args_has(a, given[i], NULL);
     o->smoothing = o->train_data.aug.smoothing;
     o->val_data.aug = o->train_data.aug;
     if (a->failed) return fail(err, errn, "%s%s", a->err, "");

@@ -28,6 +28,8 @@ typedef struct TrainOpts {
     float model_ema_decay;
     float smoothing;
     LoaderConfig train_data, val_data;
+    int data_convert;         /* --data-convert: allow channel conversion / upsampling of the data */
+    int data_given[4];        /* --mean, --std, --interpolation, --crop-pct were given */
     const char *output;
     const char *resume;
     const char *initial_checkpoint;
