@@ -66,6 +66,8 @@ typedef struct AugConfig {
     float mean[3];         /* --mean 0.485 0.456 0.406 */
     float std[3];          /* --std 0.229 0.224 0.225 */
     int n_mean, n_std;     /* 1 or 3 values given */
+    const char *norm_src;  /* for messages: where mean/std came from when neither flags nor a
+                              checkpoint gave them (the data's dataset.json); NULL: the defaults */
     float translate_pct;   /* RandAugment TranslateRel range, timm hparam 0.45 */
 } AugConfig;
 

@@ -3,6 +3,7 @@
  * All or nothing: the shards appear (renamed from temporaries) only when the conversion is
  * complete; an error or a stop request leaves no shard of this run behind (see ShardWriter). */
 #pragma once
+#include "data/dataset_info.h"
 #include "data/tar_writer.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,11 @@ typedef struct ConvertOpts {
     const char *split;        /* CIFAR directory: "train" (default) or "test" */
     int overwrite;            /* replace existing shards of the prefix (else refused) */
     int (*stop)(void);        /* polled before every sample when set: non-zero stops (SIGINT / SIGTERM) */
+    DatasetAcc *stats;        /* when set: every written image's pixels counted (ImageFolder images are
+                                 decoded for it; one that does not decode is skipped) */
+    /* Passed to the shard writer: called once the set is published (see ShardWriterOpts). */
+    int (*publish)(void *ctx, int nclasses, char *err, size_t errn);
+    void *publish_ctx;
 } ConvertOpts;
 
 typedef struct ConvertResult {

@@ -131,6 +131,7 @@ int convert_cifar(const char *src, const ConvertOpts *o, ConvertResult *r, char 
                     im.px[3 * i + 1] = p[1024 + i];
                     im.px[3 * i + 2] = p[2048 + i];
                 }
+                if (o->stats) dataset_acc_add(o->stats, &im);
                 uint8_t *png;
                 size_t npng;
                 if (image_encode_png(&im, &png, &npng)) { bad = src_seterr(err, errn, "png encoding failed"); break; }

@@ -14,7 +14,7 @@ int convert_prepare_out(const char *prefix, char *err, size_t errn) {
 
 ShardWriter *convert_open_writer(const ConvertOpts *o, char *err, size_t errn) {
     if (convert_prepare_out(o->out_prefix, err, errn)) return NULL;
-    ShardWriterOpts wo = {o->per_shard, o->max_bytes, o->overwrite, o->stop};
+    ShardWriterOpts wo = {o->per_shard, o->max_bytes, o->overwrite, o->stop, o->publish, o->publish_ctx};
     return shard_writer_open_opts(o->out_prefix, &wo, err, errn);
 }
 

@@ -174,6 +174,7 @@ int convert_idx(const char *images, const ConvertOpts *o, ConvertResult *r, char
         char what[48];
         snprintf(what, sizeof what, "image %llu", (unsigned long long)i);
         if (read_exact(&xi, im.px, rows * cols, what, err, errn)) goto done;
+        if (o->stats) dataset_acc_add(o->stats, &im);
         uint8_t *png;
         size_t npng;
         if (image_encode_png(&im, &png, &npng)) { src_seterr(err, errn, "png encoding failed"); goto done; }

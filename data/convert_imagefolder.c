@@ -44,6 +44,11 @@ int convert_imagefolder(const char *src, const ConvertOpts *o, ConvertResult *r,
             r->skipped++;
             continue;
         }
+        if (o->stats && dataset_acc_add_encoded(o->stats, s.bytes, s.nbytes, perr, sizeof perr)) {
+            fprintf(stderr, "mixtape shards: skipping %s: %s\n", src_escape(f.files[i], ep, sizeof ep), perr);
+            r->skipped++;
+            continue;
+        }
         /* the extension follows the content, whatever the file was called */
         const char *ext = s.bytes[0] == 0x89 ? "png" : (!strcmp(s.ext, "jpeg") ? "jpeg" : "jpg");
         char key[32], rel[600], json[1400];

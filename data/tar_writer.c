@@ -212,7 +212,7 @@ ShardWriter *shard_writer_open_opts(const char *prefix, const ShardWriterOpts *o
 }
 
 ShardWriter *shard_writer_open(const char *prefix, long per_shard, uint64_t max_bytes, char *err, size_t errn) {
-    ShardWriterOpts o = {per_shard, max_bytes, 0, NULL};
+    ShardWriterOpts o = {per_shard, max_bytes, 0, NULL, NULL, NULL};
     return shard_writer_open_opts(prefix, &o, err, errn);
 }
 
@@ -336,6 +336,7 @@ int shard_writer_commit(ShardWriter *w, char *const *names, int nnames, ShardSta
         if (rename(w->tmps[done], path) != 0) { rc = src_seterr(err, errn, "cannot write %s: %s", path, strerror(errno)); break; }
     }
     if (!rc && cpath) rc = classes_write(cpath, names, nnames, err, errn);
+    if (!rc && w->o.publish) rc = w->o.publish(w->o.publish_ctx, nnames, err, errn);
     free(cpath);
     if (rc) { /* take back what this writer published, then its temporaries */
         for (int i = 0; i < done; i++) {

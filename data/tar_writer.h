@@ -43,6 +43,10 @@ typedef struct ShardWriterOpts {
     uint64_t max_bytes;    /* bytes per shard, 0 = no limit */
     int overwrite;         /* 1: replace the prefix's existing shards (and a different classes.txt) */
     int (*stop)(void);     /* polled before every sample when set: non-zero -> add fails ("interrupted") */
+    /* When set: called by commit once the shards and classes.txt are in place, to write a file
+     * that describes the set (dataset.json); non-zero takes the set back like a failed rename. */
+    int (*publish)(void *ctx, int nclasses, char *err, size_t errn);
+    void *publish_ctx;
 } ShardWriterOpts;
 ShardWriter *shard_writer_open_opts(const char *prefix, const ShardWriterOpts *o, char *err, size_t errn);
 /* Same with overwrite 0 and no stop poll. */

@@ -86,10 +86,13 @@ def good_samples(n, ncls=3):
 
 
 def snapshot(root):
-    """Every entry under root: type and content hash (FIFOs by type only)."""
+    """Every entry under root: type and content hash (FIFOs by type only). An ImageFolder's
+    statistics cache (.mixtape-dataset.json, written by train on first use) is not an input."""
     snap = {}
     for d, dirs, files in os.walk(root):
         for n in dirs + files:
+            if n == ".mixtape-dataset.json":
+                continue
             p = os.path.join(d, n)
             st = os.lstat(p)
             if os.path.isfile(p) and not os.path.islink(p):

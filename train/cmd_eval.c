@@ -5,6 +5,7 @@
 #include "train/class_names.h"
 #include "train/commands.h"
 #include "train/data_check.h"
+#include "train/dataset_json.h"
 #include "train/data_flags.h"
 #include "train/dist.h"
 #include "train/evaluate.h"
@@ -81,7 +82,17 @@ static int eval_main(int argc, char **argv) {
             return 2;
         }
     }
-    /* The checkpoint's normalisation and eval resize unless overridden. */
+    /* The checkpoint's normalisation and eval resize unless overridden; mean/std neither gives:
+     * the data's statistics (dataset.json), else ImageNet's. */
+    char nbuf[1300];
+    if (norm_from_data_ckpt(data, info, given, m.cfg.in_chans, &lc.aug, nbuf, sizeof nbuf, dist_is_root(), err,
+                            sizeof err) != 0) {
+        fprintf(stderr, "mixtape eval: --data: %s (fix or remove it, or give --mean and --std)\n", err);
+        free(info);
+        model_free(&m);
+        args_free(&a);
+        return 2;
+    }
     if (aug_from_checkpoint(info, ck, &lc.aug, given, m.cfg.in_chans, dist_is_root() ? stdout : NULL, err, sizeof err) != 0) {
         fprintf(stderr, "mixtape eval: %s\n", err);
         free(info);

@@ -11,6 +11,7 @@
 #include "train/args.h"
 #include "train/class_names.h"
 #include "train/commands.h"
+#include "train/dataset_json.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
 #include "train/outfile.h"
@@ -180,6 +181,17 @@ int cmd_predict(int argc, char **argv) {
     if (info->n_chan > 0) {
         if (!has_mean) { for (int i = 0; i < info->n_chan && i < 3; i++) aug.mean[i] = info->mean[i]; aug.n_mean = info->n_chan < 3 ? info->n_chan : 3; }
         if (!has_std) { for (int i = 0; i < info->n_chan && i < 3; i++) aug.std[i] = info->std[i]; aug.n_std = info->n_chan < 3 ? info->n_chan : 3; }
+    }
+    {   /* neither flags nor checkpoint: the statistics of --data (dataset.json), else ImageNet's */
+        const char *nsrc[2] = {has_mean ? "command line" : info->n_chan > 0 ? "checkpoint" : NULL,
+                               has_std ? "command line" : info->n_chan > 0 ? "checkpoint" : NULL};
+        char nbuf[1300];
+        int dflt = !nsrc[0] || !nsrc[1];
+        if (norm_from_data(data, m.cfg.in_chans, &aug, nsrc, nbuf, sizeof nbuf, 1, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape predict: --data: %s (fix or remove it, or give --mean and --std)\n", err);
+            goto out;
+        }
+        if (dflt) norm_print(stdout, &aug, m.cfg.in_chans, nsrc);
     }
     if (aug_config_check(&aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     if (pred_source_open(&src, data, files, nfiles, &aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }

@@ -4,6 +4,7 @@
 #include "data/source_util.h"
 #include "train/args.h"
 #include "train/commands.h"
+#include "train/dataset_json.h"
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@ static void usage(FILE *f) {
                "\n"
                "Writes PREFIX-000000.tar, PREFIX-000001.tar, ... (members <key>.<ext> image and <key>.cls label)\n"
                "and classes.txt in PREFIX's directory (created when missing). The shards appear only when the\n"
-               "conversion is complete: an error, SIGINT or SIGTERM leaves none of them behind.\n"
+               "conversion is complete: an error, SIGINT or SIGTERM leaves none of them behind. dataset.json\n"
+               "beside them records the set's pixel mean/std, image size, channels and counts under the split\n"
+               "name PREFIX's base name; train and eval normalise with them when --mean/--std are not given.\n"
                "  imagefolder: SRC/<class>/<image>.jpg|jpeg|png, bytes copied as they are\n"
                "  idx: SRC is an IDX images file (e.g. train-images-idx3-ubyte[.gz]); pixels as PNG\n"
                "  cifar: SRC is a CIFAR-10/100 binary batch file or a directory of them\n");
@@ -82,6 +85,12 @@ int cmd_shards(int argc, char **argv) {
     o.split = split;
     o.overwrite = overwrite;
     o.stop = stop_requested;
+    DatasetAcc acc;
+    dataset_acc_init(&acc);
+    DatasetPublish pub = {.prefix = out, .acc = &acc};
+    o.stats = &acc;
+    o.publish = dataset_publish;
+    o.publish_ctx = &pub;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -114,6 +123,21 @@ int cmd_shards(int argc, char **argv) {
            (unsigned long long)r.bytes, out, last);
     if (r.skipped) printf(" (%ld unreadable files skipped)", r.skipped);
     printf("\n");
+    { /* what dataset.json now says of this split */
+        const DatasetInfo *d = &pub.info;
+        char ejp[1300], ms[96], ss[96];
+        size_t km = 0, ks = 0;
+        for (int c = 0; c < d->channels; c++) {
+            km += (size_t)snprintf(ms + km, sizeof ms - km, "%s%.4f", c ? " " : "", d->mean[c]);
+            ks += (size_t)snprintf(ss + ks, sizeof ss - ks, "%s%.4f", c ? " " : "", d->std[c]);
+        }
+        const char *b = strrchr(out, '/');
+        char esp[300];
+        printf("%s (split %s): %d-channel images ", src_escape(pub.path, ejp, sizeof ejp), src_escape(b ? b + 1 : out, esp, sizeof esp), d->channels);
+        if (d->hmin == d->hmax && d->wmin == d->wmax) printf("%dx%d", d->hmin, d->wmin);
+        else printf("%d..%d x %d..%d", d->hmin, d->hmax, d->wmin, d->wmax);
+        printf(", mean %s, std %s\n", ms, ss);
+    }
     args_free(&a);
     return 0;
 }

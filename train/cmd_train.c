@@ -8,6 +8,7 @@
 #include "data/source_util.h"
 #include "train/commands.h"
 #include "train/data_check.h"
+#include "train/dataset_json.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
 #include "train/evaluate.h"
@@ -48,6 +49,7 @@ typedef struct Run {
     int root;
     DistBuckets *db;        /* gradient averaging across ranks (no-op with one) */
     char resume_path[1200];
+    char norm_src[1300];    /* where the data's mean/std came from */
     ResumePlan plan;        /* --resume: the run directory and its args.yaml */
     char *class_json;       /* class names saved in checkpoints (JSON list), or NULL */
 } Run;
@@ -363,7 +365,8 @@ static int setup_model_data(Run *r, Args *a) {
         if (r->root) finetune_report_print(&rep, o->initial_checkpoint, stdout);
         finetune_report_free(&rep);
     }
-    {   /* mean/std/interpolation/crop-pct: flags, else the checkpoint continued or fine-tuned from */
+    {   /* mean/std/interpolation/crop-pct: flags, else the checkpoint continued or fine-tuned from,
+         * else (mean/std) the training data's statistics (dataset.json), else the defaults */
         const char *from = o->resume ? resume_path : o->initial_checkpoint;
         if (from && !o->resume && st_probe(from)) from = NULL;   /* timm weights record no data settings */
         const char *flag = o->resume ? "--resume" : "--initial-checkpoint";
@@ -378,12 +381,17 @@ static int setup_model_data(Run *r, Args *a) {
         }
         int given[4];   /* resuming: the flags come back from args.yaml, the checkpoint has the values used */
         for (int k = 0; k < 4; k++) given[k] = o->data_given[k] ? (o->resume ? 2 : 1) : 0;
+        if (norm_from_data_ckpt(o->train_spec, info, given, cfg.in_chans, &o->train_data.aug, r->norm_src,
+                                sizeof r->norm_src, r->root, err, sizeof err) != 0) {
+            fprintf(stderr, "mixtape train: --train: %s (fix or remove it, or give --mean and --std)\n", err);
+            free(info);
+            return 2;
+        }
         int rc = aug_from_checkpoint(info, from, &o->train_data.aug, given, cfg.in_chans,
                                      r->root ? stdout : NULL, err, sizeof err);
         free(info);
         if (rc != 0) { fprintf(stderr, "mixtape train: %s: %s\n", flag, err); return 2; }
     }
-
     /* Data. */
     LoaderConfig *td = &o->train_data, *vd = &o->val_data;
     td->spec = o->train_spec;
@@ -616,6 +624,12 @@ static int same_everywhere(Run *r, int after_data) {
         for (int i = 0; i < n; i++) h = dist_hash(h, list[i], strlen(list[i]) + 1);
         snprintf(shown, sizeof shown, "%d shard%s, list hash %016llx", n, n == 1 ? "" : "s", (unsigned long long)h);
         rc = dist_check_same("list of training shards", h, shown, err, sizeof err);
+        if (!rc) { /* a host without dataset.json beside its shards would normalise differently */
+            uint64_t hn = dist_hash(DIST_HASH0, r->mean, (size_t)r->nchan * sizeof r->mean[0]);
+            hn = dist_hash(hn, r->std, (size_t)r->nchan * sizeof r->std[0]);
+            snprintf(shown, sizeof shown, "mean %.4g.. std %.4g..", r->mean[0], r->std[0]);
+            rc = dist_check_same("normalisation (mean/std)", hn, shown, err, sizeof err);
+        }
     }
     if (rc && dist_is_root()) fprintf(stderr, "mixtape train: %s\n", err);
     return rc ? 2 : 0;

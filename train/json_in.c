@@ -1,5 +1,7 @@
 #include "train/json_in.h"
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void json_in_init(JsonIn *in, const char *s, size_t n) {
@@ -184,4 +186,75 @@ size_t json_quote(const char *s, char *out, size_t cap) {
 #undef PUTC
     if (cap) out[k < cap ? k : cap - 1] = 0;
     return k;
+}
+
+int json_number(JsonIn *in, double *v) {
+    json_peek(in);
+    const char *s = in->p, *e = in->end;
+    const char *q = s;
+    if (q < e && *q == '-') q++;
+    if (q >= e || *q < '0' || *q > '9') return jfail(in, "expected a number");
+    if (*q == '0') q++;
+    else while (q < e && *q >= '0' && *q <= '9') q++;
+    if (q < e && *q == '.') {
+        q++;
+        if (q >= e || *q < '0' || *q > '9') return jfail(in, "bad number");
+        while (q < e && *q >= '0' && *q <= '9') q++;
+    }
+    if (q < e && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < e && (*q == '+' || *q == '-')) q++;
+        if (q >= e || *q < '0' || *q > '9') return jfail(in, "bad number");
+        while (q < e && *q >= '0' && *q <= '9') q++;
+    }
+    char buf[72];
+    if (q - s > 64) return jfail(in, "number too long");
+    memcpy(buf, s, (size_t)(q - s));
+    buf[q - s] = 0;
+    double x = strtod(buf, NULL);
+    if (!isfinite(x)) return jfail(in, "number out of range");
+    in->p = q;
+    *v = x;
+    return 0;
+}
+
+int json_skip(JsonIn *in, int depth) {
+    int c = json_peek(in);
+    if (c == '"') {
+        char tmp[256];
+        /* short strings fully checked by json_string; longer ones for control bytes and UTF-8 */
+        const char *q = in->p + 1;
+        while (q < in->end && *q != '"') q += (*q == '\\' && q + 1 < in->end) ? 2 : 1;
+        if (q >= in->end) return jfail(in, "unterminated string");
+        if (q - in->p < (long)sizeof tmp - 1) return json_string(in, tmp, sizeof tmp, NULL);
+        for (const char *r = in->p + 1; r < q; r++)
+            if ((unsigned char)*r < 0x20) return jfail(in, "control character in string");
+        if (!json_utf8_valid(in->p + 1, (size_t)(q - in->p - 1))) return jfail(in, "invalid UTF-8 in string");
+        in->p = q + 1;
+        return 0;
+    }
+    if (c == '{' || c == '[') {
+        if (depth <= 0) return jfail(in, "nested too deeply");
+        char close = c == '{' ? '}' : ']';
+        in->p++;
+        if (json_accept(in, close)) return 0;
+        do {
+            if (c == '{') {
+                if (json_peek(in) != '"') return jfail(in, "expected a key");
+                if (json_skip(in, 0) < 0) return -1;
+                if (json_expect(in, ':') < 0) return -1;
+            }
+            if (json_skip(in, depth - 1) < 0) return -1;
+        } while (json_accept(in, ','));
+        return json_expect(in, close);
+    }
+    if (c == 't' || c == 'f' || c == 'n') {
+        const char *w = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t L = strlen(w);
+        if ((size_t)(in->end - in->p) < L || memcmp(in->p, w, L)) return jfail(in, "bad literal");
+        in->p += L;
+        return 0;
+    }
+    double x;
+    return json_number(in, &x);
 }

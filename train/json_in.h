@@ -32,3 +32,9 @@ int json_utf8_valid(const char *s, size_t n);
 /* s as a JSON string literal into out (escaping quotes, backslashes, controls).
  * Returns the length it needs (excluding NUL), like snprintf. */
 size_t json_quote(const char *s, char *out, size_t cap);
+/* A number in JSON's grammar (sign, digits, fraction, exponent; at most 64 characters) that
+ * is finite as a double. */
+int json_number(JsonIn *in, double *v);
+/* Skips one value of any type (strings checked as json_string does), nesting at most depth
+ * arrays/objects deep. */
+int json_skip(JsonIn *in, int depth);

@@ -251,7 +251,8 @@ int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, 
     for (int k = 0; k < 4; k++) {
         /* given: 0 absent, 1 on the command line (wins), 2 replayed from a resumed run's args.yaml
          * (the checkpoint records what the run really used, so it wins over the replay) */
-        src[k] = given[k] == 1 ? "command line" : given[k] == 2 ? "the run's args.yaml" : "default";
+        src[k] = given[k] == 1 ? "command line" : given[k] == 2 ? "the run's args.yaml"
+                 : k < 2 && aug->norm_src ? aug->norm_src : "default";
         if (given[k] == 1 || !has[k]) continue;
         if (k < 2) {
             const float *x = k == 0 ? info->mean : info->std;
