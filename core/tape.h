@@ -73,6 +73,8 @@ struct Ctx {
      * an input (views) are kept. Only for callers that do not read activations after backward
      * (the training loop, bench); off by default. */
     int recycle_activations;
+    int fuse;           /* 1 (default): fused kernels where core/fuse.c's rules allow; 0: every fused
+                         * entry point runs its composed reference (MIXTAPE_FUSION=0) */
     int precision;      /* GEMM precision for every op: MT_FP32 (default) | MT_BF16 | MT_FP32_FAST (core/gemm.h) */
     char scope[160];    /* current layer name, used in messages */
     /* Optional hook, called by the reverse sweep after node k has run its
