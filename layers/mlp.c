@@ -50,7 +50,8 @@ double chan_mlp_flops(const ModelConfig *cfg, int N, int C) {
  * A LayerNorm or GroupNorm(1) nm is folded into fc1 (applied while its GEMM packs x, when
  * nothing is recorded). With res: res + gamma * fc2(...) (gamma may be NULL), the residual
  * in fc2's epilogue; with a foldable norm too, the whole MLP is one op
- * (mt_norm_mlp_residual: fc1 and fc2 chained per block of rows). */
+ * (mt_norm_mlp_residual: fc1 and fc2 chained per block of rows). This picks entry points by
+ * the layer's shape; whether each runs fused or as its primitives is core/fuse.c's rule. */
 Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
     Tensor *h;
     int foldable = nm && !mlp->gated && (nm->kind == NORM_LAYERNORM || nm->kind == NORM_GROUPNORM);
