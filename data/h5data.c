@@ -1,4 +1,5 @@
 #include "data/h5data.h"
+#include "data/h5guard.h"
 #include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
@@ -50,22 +51,20 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
     memset(d, 0, sizeof *d);
     d->file = d->images = d->labels = -1;
     snprintf(d->path, sizeof d->path, "%s", path ? path : "");
-    struct stat st;
-    if (!path || stat(path, &st) < 0) return fail(d, err, errn, 0, "%s", strerror(errno ? errno : ENOENT));
-    if (!S_ISREG(st.st_mode)) return fail(d, err, errn, 0, "not a regular file");
-    if (H5Fis_hdf5(path) <= 0) return fail(d, err, errn, 0, "not an HDF5 file");
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    d->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (d->file < 0) return fail(d, err, errn, 1, "cannot open");
+    if (!path) return fail(d, err, errn, 0, "no path");
+    /* the guard's messages already name the file */
+    d->file = h5g_open_file(path, path, err, errn);
+    if (d->file < 0) return -1;
 
     int rc = -1;
     hid_t sp = -1, ty = -1;
-    if (H5Lexists(d->file, "images", H5P_DEFAULT) <= 0) { fail(d, err, errn, 0, "dataset 'images' is missing"); goto out; }
-    hid_t o = H5Oopen(d->file, "images", H5P_DEFAULT);
-    if (o < 0) { fail(d, err, errn, 1, "cannot open 'images'"); goto out; }
-    if (H5Iget_type(o) != H5I_DATASET) { H5Oclose(o); fail(d, err, errn, 0, "'images' is not a dataset"); goto out; }
+    int ex = h5g_exists(d->file, "images", path, "'images'", err, errn);
+    if (ex <= 0) {
+        if (ex == 0) fail(d, err, errn, 0, "dataset 'images' is missing");
+        goto out;
+    }
+    hid_t o = h5g_open(d->file, "images", H5I_DATASET, path, "'images'", err, errn);
+    if (o < 0) goto out;
     d->images = o;
     sp = H5Dget_space(d->images);
     ty = H5Dget_type(d->images);
@@ -81,6 +80,7 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
              (unsigned long long)dims[1], (unsigned long long)dims[2], (unsigned long long)dims[3]);
         goto out;
     }
+    if (h5g_check_storage(d->images, path, "'images'", err, errn) < 0) goto out;
     d->n = (long)dims[0];
     d->c = (int)dims[1];
     d->h = (int)dims[2];
@@ -89,11 +89,10 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
     H5Tclose(ty);
     sp = ty = -1;
 
-    htri_t ex = H5Lexists(d->file, "labels", H5P_DEFAULT);
+    ex = h5g_exists(d->file, "labels", path, "'labels'", err, errn);
     if (ex > 0) {
-        o = H5Oopen(d->file, "labels", H5P_DEFAULT);
-        if (o < 0) { fail(d, err, errn, 1, "cannot open 'labels'"); goto out; }
-        if (H5Iget_type(o) != H5I_DATASET) { H5Oclose(o); fail(d, err, errn, 0, "'labels' is not a dataset"); goto out; }
+        o = h5g_open(d->file, "labels", H5I_DATASET, path, "'labels'", err, errn);
+        if (o < 0) goto out;
         d->labels = o;
         sp = H5Dget_space(d->labels);
         ty = H5Dget_type(d->labels);
@@ -106,9 +105,9 @@ int h5data_open(H5Data *d, const char *path, char *err, size_t errn) {
             fail(d, err, errn, 0, "'images' has %ld samples but 'labels' %llu", d->n, (unsigned long long)dims[0]);
             goto out;
         }
+        if (h5g_check_storage(d->labels, path, "'labels'", err, errn) < 0) goto out;
         d->has_labels = 1;
     } else if (ex < 0) {
-        fail(d, err, errn, 1, "looking up 'labels'");
         goto out;
     }
     rc = 0;
@@ -142,25 +141,48 @@ int h5data_read(H5Data *d, long start, int count, Batch *b, char *err, size_t er
     hsize_t rest[3] = {(hsize_t)d->c, (hsize_t)d->h, (hsize_t)d->w};
     if (read_rows(d->images, H5T_NATIVE_FLOAT, 4, start, count, rest, b->images) < 0)
         return fail(d, err, errn, 1, "reading images [%ld, %ld)", start, start + count);
-    if (d->has_labels) {
-        int64_t *tmp = malloc((size_t)count * sizeof *tmp);
-        if (!tmp) return fail(d, err, errn, 0, "out of memory");
-        if (read_rows(d->labels, H5T_NATIVE_INT64, 1, start, count, NULL, tmp) < 0) {
-            free(tmp);
-            return fail(d, err, errn, 1, "reading labels [%ld, %ld)", start, start + count);
-        }
-        for (int i = 0; i < count; i++) {
-            if (tmp[i] < -1 || tmp[i] > 0x7fffffffLL) {
-                long long v = (long long)tmp[i];
-                free(tmp);
-                return fail(d, err, errn, 0, "label %lld of sample %ld is out of range", v, start + i);
-            }
-            b->labels[i] = (int)tmp[i];
-        }
-        free(tmp);
-    } else {
-        for (int i = 0; i < count; i++) b->labels[i] = -1;
-    }
+    if (h5data_read_labels(d, start, count, b->labels, err, errn) < 0) return -1;
     b->n = count;
     return 0;
+}
+
+int h5data_read_labels(H5Data *d, long start, int count, int *out, char *err, size_t errn) {
+    if (d->file < 0) return fail(d, err, errn, 0, "not open");
+    if (start < 0 || count < 1 || start > d->n || count > d->n - start)
+        return fail(d, err, errn, 0, "rows [%ld, %ld) outside the %ld samples", start, start + count, d->n);
+    if (!d->has_labels) {
+        for (int i = 0; i < count; i++) out[i] = -1;
+        return 0;
+    }
+    int64_t *tmp = malloc((size_t)count * sizeof *tmp);
+    if (!tmp) return fail(d, err, errn, 0, "out of memory");
+    if (read_rows(d->labels, H5T_NATIVE_INT64, 1, start, count, NULL, tmp) < 0) {
+        free(tmp);
+        return fail(d, err, errn, 1, "reading labels [%ld, %ld)", start, start + count);
+    }
+    int64_t hi = d->num_classes > 0 ? d->num_classes : H5DATA_MAX_CLASSES;
+    for (int i = 0; i < count; i++) {
+        if (tmp[i] < -1 || tmp[i] >= hi) { /* -1: this sample has no label */
+            long long v = (long long)tmp[i];
+            free(tmp);
+            return fail(d, err, errn, 0, "'labels'[%ld] = %lld is outside 0..%lld%s (-1: no label)", start + i, v,
+                        (long long)hi - 1, d->num_classes > 0 ? ", the model's classes" : "");
+        }
+        out[i] = (int)tmp[i];
+    }
+    free(tmp);
+    return 0;
+}
+
+int h5data_check_labels(H5Data *d, int num_classes, char *err, size_t errn) {
+    d->num_classes = num_classes > 0 ? num_classes : 0;
+    if (!d->has_labels) return 0;
+    enum { CHUNK = 4096 };
+    int *buf = malloc(CHUNK * sizeof *buf);
+    if (!buf) return fail(d, err, errn, 0, "out of memory");
+    int rc = 0;
+    for (long i = 0; i < d->n && !rc; i += CHUNK)
+        rc = h5data_read_labels(d, i, (int)(d->n - i < CHUNK ? d->n - i : CHUNK), buf, err, errn);
+    free(buf);
+    return rc;
 }

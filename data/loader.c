@@ -612,7 +612,12 @@ void loader_config_default(LoaderConfig *c, int train) {
 }
 
 static int open_shards(Loader *L, char *err, size_t errn) {
-    if (shard_list_expand(L->spec, &L->shards, &L->nshards, err, errn)) return -1;
+    /* Training shards are split by shard: a rank needs only its own, so each host may hold only
+     * those (evaluation reads every shard, so every one must be there). */
+    int split = L->cfg.train && L->cfg.world > 1;
+    if (shard_list_expand_rank(L->spec, split ? L->cfg.rank : 0, split ? L->cfg.world : 1, &L->shards, &L->nshards,
+                               err, errn))
+        return -1;
     if (L->nshards <= 0) return seterr(err, errn, "data '%s': no shards", L->spec);
     int w = L->cfg.world, r = L->cfg.rank;
     /* Evaluation is a fixed set, often one shard: split it by sample, not by shard, so any
@@ -648,7 +653,11 @@ static int open_shards(Loader *L, char *err, size_t errn) {
             for (int i = 0; i < L->nshards; i++) {
                 long c = shard_count(L->shards[i], &mx);
                 char ep[300];
-                if (c < 0) return seterr(err, errn, "shard '%s': cannot read", src_escape(L->shards[i], ep, sizeof ep));
+                if (c < 0)
+                    return seterr(err, errn, "shard '%s': cannot read%s", src_escape(L->shards[i], ep, sizeof ep),
+                                  split ? " (every rank reads every shard's headers to count the classes: with "
+                                          "shards on some hosts only, put classes.txt beside them or pass "
+                                          "--num-classes)" : "");
                 total += c;
             }
             if (L->cfg.world == 1) L->epoch_size = total;
@@ -671,7 +680,7 @@ static int open_folder(Loader *L, char *err, size_t errn) {
 }
 
 static int open_h5(Loader *L, char *err, size_t errn) {
-    if (h5src_open(&L->h5, L->spec, err, errn)) return -1;
+    if (h5src_open(&L->h5, L->spec, L->cfg.num_classes, err, errn)) return -1;
     if (L->h5.n <= 0) return seterr(err, errn, "data '%s': no samples", L->spec);
     if (L->cfg.img_size > 0 && (L->h5.h != L->cfg.img_size || L->h5.w != L->cfg.img_size))
         return seterr(err, errn, "data '%s': images are %dx%d, --img-size is %d", L->spec, L->h5.h, L->h5.w,

@@ -19,7 +19,8 @@ typedef struct H5Source {
     pthread_mutex_t mu;
 } H5Source;
 
-int h5src_open(H5Source *s, const char *path, char *err, size_t errn);
+/* num_classes > 0: every label must be below it (else the error names file and index). */
+int h5src_open(H5Source *s, const char *path, int num_classes, char *err, size_t errn);
 /* Image of row i (c*h*w floats) into out. 0 ok, -1 error (err). Thread safe. */
 int h5src_read(H5Source *s, long i, float *out, char *err, size_t errn);
 void h5src_close(H5Source *s);

@@ -153,6 +153,10 @@ static int expand_list(const char *path, StrList *out, char *err, size_t errn) {
 }
 
 int shard_list_expand(const char *spec, char ***paths, int *n, char *err, size_t errn) {
+    return shard_list_expand_rank(spec, 0, 1, paths, n, err, errn);
+}
+
+int shard_list_expand_rank(const char *spec, int rank, int world, char ***paths, int *n, char *err, size_t errn) {
     *paths = NULL;
     *n = 0;
     if (!spec || !*spec) return src_seterr(err, errn, "empty shard spec");
@@ -167,6 +171,7 @@ int shard_list_expand(const char *spec, char ***paths, int *n, char *err, size_t
     else if (kind == 3) rc = src_seterr(err, errn, "shard '%s' is not a regular file", src_escape(spec, ep, sizeof ep));
     else rc = src_seterr(err, errn, "shard '%s' not found", src_escape(spec, ep, sizeof ep));
     for (int i = 0; !rc && i < l.n; i++) {
+        if (world > 1 && i % world != rank) continue;   /* another rank's: may live on another host only */
         int k = src_path_kind(l.v[i]);
         if (k != 1)
             rc = src_seterr(err, errn, "shard '%s' %s (from '%s')", src_escape(l.v[i], ep, sizeof ep),

@@ -41,6 +41,9 @@ int raw_sample_reserve(RawSample *s, size_t n);
  * warning on stderr).
  * 0 ok (*paths malloc'd, free with shard_list_free), -1 error (err set). */
 int shard_list_expand(const char *spec, char ***paths, int *n, char *err, size_t errn);
+/* The same, but only the shards of `rank` (list positions i with i % world == rank) must exist:
+ * with several hosts, each may hold only its own shards. */
+int shard_list_expand_rank(const char *spec, int rank, int world, char ***paths, int *n, char *err, size_t errn);
 void shard_list_free(char **paths, int n);
 
 typedef struct TarStream TarStream;   /* streams one .tar or .tar.gz member by member (libarchive) */

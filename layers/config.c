@@ -71,6 +71,28 @@ const char *const *model_override_keys(void) {
 
 static int is_hier(const ModelConfig *cfg) { return strcmp(cfg->family, "poolformer") == 0; }
 
+/* One set of limits for every source of a config: the override flags parse with
+ * them and config_validate (run on every config, also one stored in a checkpoint)
+ * checks them, so a file can never describe a model the command line refuses. */
+#define L_CLASSES 1, 1 << 20
+#define L_IMG 1, 8192
+#define L_CHANS 1, 1024
+#define L_PATCH 1, 1024
+#define L_DIM 1, 65536
+#define L_DEPTH 1, 1024
+#define L_RATIO 1e-3, 1024
+#define L_POOL 1, 63
+#define L_HEADS 0, 4096
+#define L_HSCALE 0, 1024
+#define L_MEM 1, 1 << 16
+#define L_REPK 1, 63
+#define L_REPR 1, 4096
+#define L_STEM 1, 64
+#define L_PAD 0, 64
+#define L_RATE 0, 0.999
+#define L_LSINIT -1e6, 1e6
+#define MAX_WIDTH (1 << 24) /* widest hidden layer (int(ratio * dim * scale)) */
+
 /* Strict integer / float parsing: the whole string, in range. */
 static int parse_int(const char *v, long lo, long hi, int *out) {
     char *end;
@@ -129,47 +151,47 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         if (*p == '_') *p = '-';
     int hier = is_hier(cfg);
     if (strcmp(key, "num-classes") == 0) {
-        if (parse_int(value, 1, 1 << 20, &cfg->num_classes)) return BAD("need an integer >= 1");
+        if (parse_int(value, L_CLASSES, &cfg->num_classes)) return BAD("need an integer >= 1");
     } else if (strcmp(key, "img-size") == 0) {
-        if (parse_int(value, 1, 8192, &cfg->img_size)) return BAD("need an integer in 1..8192");
+        if (parse_int(value, L_IMG, &cfg->img_size)) return BAD("need an integer in 1..8192");
     } else if (strcmp(key, "in-chans") == 0) {
-        if (parse_int(value, 1, 1024, &cfg->in_chans)) return BAD("need an integer in 1..1024");
+        if (parse_int(value, L_CHANS, &cfg->in_chans)) return BAD("need an integer in 1..1024");
     } else if (strcmp(key, "drop") == 0) {
-        if (parse_float(value, 0, 0.999, &cfg->drop_rate)) return BAD("need a rate in [0, 1)");
+        if (parse_float(value, L_RATE, &cfg->drop_rate)) return BAD("need a rate in [0, 1)");
     } else if (strcmp(key, "drop-path") == 0) {
-        if (parse_float(value, 0, 0.999, &cfg->drop_path_rate)) return BAD("need a rate in [0, 1)");
+        if (parse_float(value, L_RATE, &cfg->drop_path_rate)) return BAD("need a rate in [0, 1)");
     } else if (strcmp(key, "patch-size") == 0) {
         if (hier) return BAD("poolformer has no patch size (use stem-kernel, stem-stride, stem-pad)");
-        if (parse_int(value, 1, 1024, &cfg->patch_size)) return BAD("need an integer in 1..1024");
+        if (parse_int(value, L_PATCH, &cfg->patch_size)) return BAD("need an integer in 1..1024");
     } else if (strcmp(key, "embed-dim") == 0) {
         if (hier) return BAD("poolformer has per-stage dims (use dims=64,128,320,512)");
-        if (parse_int(value, 1, 65536, &cfg->embed_dim)) return BAD("need an integer in 1..65536");
+        if (parse_int(value, L_DIM, &cfg->embed_dim)) return BAD("need an integer in 1..65536");
     } else if (strcmp(key, "depth") == 0) {
         if (hier) return BAD("poolformer has per-stage depths (use depths=2,2,6,2)");
-        if (parse_int(value, 1, 1024, &cfg->depth)) return BAD("need an integer in 1..1024");
+        if (parse_int(value, L_DEPTH, &cfg->depth)) return BAD("need an integer in 1..1024");
     } else if (strcmp(key, "depths") == 0) {
         if (!hier) return BAD("only hierarchical models (poolformer) have depths; use depth");
-        int k = parse_int_list(value, 1, 1024, cfg->depths);
+        int k = parse_int_list(value, L_DEPTH, cfg->depths);
         if (k < 0) return BAD("need 1..%d comma-separated integers >= 1", MT_MAX_STAGES);
         cfg->num_stages = k;
     } else if (strcmp(key, "dims") == 0) {
         if (!hier) return BAD("only hierarchical models (poolformer) have dims; use embed-dim");
-        if (parse_int_list(value, 1, 65536, cfg->dims) < 0)
+        if (parse_int_list(value, L_DIM, cfg->dims) < 0)
             return BAD("need 1..%d comma-separated integers >= 1", MT_MAX_STAGES);
     } else if (strcmp(key, "mlp-ratio") == 0) {
         /* "4" (channel MLP) or "0.5,4" (token MLP, channel MLP) as timm's mlp_ratio tuple */
         char items[MT_MAX_STAGES][16];
         int k = split_list(value, items);
         float a, b;
-        if (k == 1 && parse_float(items[0], 1e-3, 1024, &b) == 0) cfg->mlp_ratio = b;
-        else if (k == 2 && parse_float(items[0], 1e-3, 1024, &a) == 0 && parse_float(items[1], 1e-3, 1024, &b) == 0)
+        if (k == 1 && parse_float(items[0], L_RATIO, &b) == 0) cfg->mlp_ratio = b;
+        else if (k == 2 && parse_float(items[0], L_RATIO, &a) == 0 && parse_float(items[1], L_RATIO, &b) == 0)
             cfg->mlp_ratio_tokens = a, cfg->mlp_ratio = b;
         else return BAD("need a ratio > 0 (channel MLP) or two, tokens,channels (e.g. 0.5,4)");
     } else if (strcmp(key, "mlp-ratio-tokens") == 0) {
-        if (parse_float(value, 1e-3, 1024, &cfg->mlp_ratio_tokens)) return BAD("need a ratio > 0");
+        if (parse_float(value, L_RATIO, &cfg->mlp_ratio_tokens)) return BAD("need a ratio > 0");
     } else if (strcmp(key, "pool-size") == 0) {
         int k;
-        if (parse_int(value, 1, 63, &k) || k % 2 == 0) return BAD("need an odd integer in 1..63");
+        if (parse_int(value, L_POOL, &k) || k % 2 == 0) return BAD("need an odd integer in 1..63");
         cfg->pool_size = k;
     } else if (strcmp(key, "token-mixer") == 0) {
         char items[MT_MAX_STAGES][16];
@@ -195,25 +217,25 @@ int model_config_set(ModelConfig *cfg, const char *key0, const char *value, char
         else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false")) cfg->layer_scale = 0;
         else return BAD("need on or off");
     } else if (strcmp(key, "layer-scale-init") == 0) {
-        if (parse_float(value, -1e6, 1e6, &cfg->layer_scale_init)) return BAD("need a number");
+        if (parse_float(value, L_LSINIT, &cfg->layer_scale_init)) return BAD("need a number");
     } else if (strcmp(key, "heads") == 0) {
-        if (parse_int(value, 0, 4096, &cfg->heads)) return BAD("need an integer >= 0 (0: head_dim 32)");
+        if (parse_int(value, L_HEADS, &cfg->heads)) return BAD("need an integer >= 0 (0: head_dim 32)");
     } else if (strcmp(key, "mlp") == 0) {
         if (parse_mlp(value) < 0) return BAD("unknown channel MLP (mlp, glu, geglu, swiglu, reglu)");
         snprintf(cfg->mlp, sizeof cfg->mlp, "%s", value);
     } else if (strcmp(key, "mlp-hidden-scale") == 0) {
-        if (parse_float(value, 0, 1024, &cfg->mlp_hidden_scale)) return BAD("need a number >= 0 (0: auto)");
+        if (parse_float(value, L_HSCALE, &cfg->mlp_hidden_scale)) return BAD("need a number >= 0 (0: auto)");
     } else if (strcmp(key, "mem-units") == 0) {
-        if (parse_int(value, 1, 1 << 16, &cfg->mem_units)) return BAD("need an integer >= 1");
+        if (parse_int(value, L_MEM, &cfg->mem_units)) return BAD("need an integer >= 1");
     } else if (strcmp(key, "rep-kernels") == 0) {
         int tmp[MT_MAX_STAGES] = {0};
-        int k = parse_int_list(value, 1, 63, tmp);
+        int k = parse_int_list(value, L_REPK, tmp);
         for (int i = 0; i < k; i++)
             if (tmp[i] % 2 == 0) k = -1;
         if (k < 0) return BAD("need 1..%d odd conv kernel sizes, e.g. 1,3", MT_MAX_STAGES);
         memcpy(cfg->rep_kernels, tmp, sizeof tmp);
     } else if (strcmp(key, "rep-reduction") == 0) {
-        if (parse_int(value, 1, 4096, &cfg->rep_reduction)) return BAD("need an integer >= 1");
+        if (parse_int(value, L_REPR, &cfg->rep_reduction)) return BAD("need an integer >= 1");
     } else if (strcmp(key, "rep-deploy") == 0) {
         if (!strcmp(value, "on") || !strcmp(value, "1") || !strcmp(value, "true")) cfg->rep_deploy = 1;
         else if (!strcmp(value, "off") || !strcmp(value, "0") || !strcmp(value, "false")) cfg->rep_deploy = 0;
@@ -254,6 +276,56 @@ void attention_dims(const ModelConfig *cfg, int dim, int *heads, int *attn_dim) 
 
 #define VFAIL(...) (snprintf(err, n, "model %s: " __VA_ARGS__), -1)
 
+/* v within [lo, hi] (NaN never is), else err names the field and the range. */
+static int range(const char *nm, const char *key, double v, double lo, double hi, char *err, size_t n) {
+    if (v >= lo && v <= hi) return 0;
+    return VFAIL("%s %g is outside %g..%g", nm, key, v, lo, hi);
+}
+
+/* The limits of the override flags, field by field (a stored config gets no wider ones). */
+static int check_limits(const ModelConfig *cfg, const char *nm, int hier, char *err, size_t n) {
+#define R(key, v, ...) if (range(nm, key, (double)(v), __VA_ARGS__, err, n)) return -1
+    R("num_classes", cfg->num_classes, L_CLASSES);
+    R("img_size", cfg->img_size, L_IMG);
+    R("in_chans", cfg->in_chans, L_CHANS);
+    R("drop_rate", cfg->drop_rate, L_RATE);
+    R("drop_path_rate", cfg->drop_path_rate, L_RATE);
+    R("mlp_ratio", cfg->mlp_ratio, L_RATIO);
+    R("mlp_ratio_tokens", cfg->mlp_ratio_tokens, L_RATIO);
+    R("pool_size", cfg->pool_size, L_POOL);
+    R("heads", cfg->heads, L_HEADS);
+    R("mlp_hidden_scale", cfg->mlp_hidden_scale, L_HSCALE);
+    R("mem_units", cfg->mem_units, L_MEM);
+    R("rep_reduction", cfg->rep_reduction, L_REPR);
+    R("layer_scale_init", cfg->layer_scale_init, L_LSINIT);
+    R("layer_scale", cfg->layer_scale, 0, 1);
+    R("rep_deploy", cfg->rep_deploy, 0, 1);
+    for (int i = 0; i < MT_MAX_STAGES && cfg->rep_kernels[i]; i++) R("rep_kernels", cfg->rep_kernels[i], L_REPK);
+    if (hier) {
+        R("num_stages", cfg->num_stages, 1, MT_MAX_STAGES);
+        for (int s = 0; s < cfg->num_stages; s++) {
+            R("depths", cfg->depths[s], L_DEPTH);
+            R("dims", cfg->dims[s], L_DIM);
+        }
+        R("stem_kernel", cfg->stem_kernel, L_STEM);
+        R("stem_stride", cfg->stem_stride, L_STEM);
+        R("stem_pad", cfg->stem_pad, L_PAD);
+    } else {
+        R("patch_size", cfg->patch_size, L_PATCH);
+        R("embed_dim", cfg->embed_dim, L_DIM);
+        R("depth", cfg->depth, L_DEPTH);
+    }
+    /* hidden widths are int(ratio * dim [* scale]): bounded before anything converts them to int */
+    for (int s = 0; s < (hier ? cfg->num_stages : 1); s++) {
+        double dim = hier ? cfg->dims[s] : cfg->embed_dim;
+        double scale = cfg->mlp_hidden_scale > 0 ? cfg->mlp_hidden_scale : 1;
+        R("mlp_ratio * dim (hidden width)", (double)cfg->mlp_ratio * dim * scale, 0, MAX_WIDTH);
+        R("mlp_ratio_tokens * dim (token hidden width)", (double)cfg->mlp_ratio_tokens * dim, 0, MAX_WIDTH);
+    }
+#undef R
+    return 0;
+}
+
 int config_validate(const ModelConfig *cfg, char *err, size_t n) {
     const char *nm = cfg->name[0] ? cfg->name : cfg->family;
     int hier = is_hier(cfg);
@@ -261,6 +333,7 @@ int config_validate(const ModelConfig *cfg, char *err, size_t n) {
     int gmlp = !strcmp(fam, "gmlp"), vit = !strcmp(fam, "vit");
     if (!hier && strcmp(fam, "mixer") && strcmp(fam, "resmlp") && !gmlp && !vit && strcmp(fam, "repmlp"))
         return VFAIL("unknown family '%s' (mixer, resmlp, poolformer, gmlp, vit, repmlp)", nm, cfg->family);
+    if (check_limits(cfg, nm, hier, err, n)) return -1;
     if (cfg->num_classes < 1 || cfg->img_size < 1 || cfg->in_chans < 1)
         return VFAIL("num_classes %d, img_size %d, in_chans %d must be >= 1", nm, cfg->num_classes, cfg->img_size,
                      cfg->in_chans);

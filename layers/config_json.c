@@ -4,6 +4,7 @@
  * without newer fields still load; unknown keys are an error. */
 #include "layers/layers.h"
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,7 +93,11 @@ typedef struct In { const char *p; char *err; size_t n; } In;
 static void ws(In *in) { while (isspace((unsigned char)*in->p)) in->p++; }
 
 static int jfail(In *in, const char *what) {
-    snprintf(in->err, in->n, "config JSON: %s at offset near '%.20s'", what, in->p);
+    char near[21];
+    size_t k = 0;
+    for (; k < 20 && in->p[k]; k++) near[k] = (unsigned char)in->p[k] < 0x20 || in->p[k] == 0x7f ? '?' : in->p[k];
+    near[k] = 0;
+    snprintf(in->err, in->n, "config JSON: %s at offset near '%s'", what, near);
     return -1;
 }
 
@@ -116,9 +121,12 @@ static int read_string(In *in, char *out, size_t cap) {
                     v = v * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
                 }
                 if (v >= 0x80) return jfail(in, "non-ASCII \\u escape");
+                if (v < 0x20) return jfail(in, "control character in a string");
                 ch = (char)v;
             } else if (e == '"' || e == '\\' || e == '/') ch = e;
             else return jfail(in, "bad escape");
+        } else if ((unsigned char)ch < 0x20) {
+            return jfail(in, "control character in a string");
         }
         if (k + 1 >= cap) return jfail(in, "string too long");
         out[k++] = ch;
@@ -216,6 +224,7 @@ int model_config_from_json(const char *json, ModelConfig *cfg, char *err, size_t
                 break;
             case F_FLOAT:
                 if (read_number(&in, &v)) return -1;
+                if (fabs(v) > FLT_MAX) return snprintf(err, n, "config JSON: %s %g does not fit a float", key, v), -1;
                 *(float *)(base + f->off) = (float)v;
                 break;
             case F_INTS:

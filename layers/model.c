@@ -10,19 +10,34 @@
 
 static int is_hier(const ModelConfig *cfg) { return strcmp(cfg->family, "poolformer") == 0; }
 
-int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n) {
+/* Registers the parameters (shapes only when dry). */
+static int build_family(Model *m, const ModelConfig *cfg, int dry, char *err, size_t n) {
     memset(m, 0, sizeof *m);
-    if (config_validate(cfg, err, n)) return -1;
+    m->params.dry = dry;
     m->cfg = *cfg;
     Net *net = calloc(1, sizeof *net);
     if (!net) return snprintf(err, n, "out of memory"), -1;
     m->priv = net;
     net->act = (mt_act)parse_act(cfg->act);
-    int rc = is_hier(cfg)                     ? poolformer_build(m, err, n)
-             : !strcmp(cfg->family, "gmlp") ? gmlp_build(m, err, n)
-             : !strcmp(cfg->family, "vit")  ? vit_build(m, err, n)
-                                            : isotropic_build(m, err, n);
-    if (rc) {
+    return is_hier(cfg)                     ? poolformer_build(m, err, n)
+           : !strcmp(cfg->family, "gmlp") ? gmlp_build(m, err, n)
+           : !strcmp(cfg->family, "vit")  ? vit_build(m, err, n)
+                                          : isotropic_build(m, err, n);
+}
+
+int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n) {
+    memset(m, 0, sizeof *m);
+    if (config_validate(cfg, err, n)) return -1;
+    /* Count with a dry run first (shapes, no buffers): the size limit holds before anything is allocated. */
+    Model dry;
+    int rc = build_family(&dry, cfg, 1, err, n);
+    size_t total = dry.params.total;
+    model_free(&dry);
+    if (rc) return -1;
+    if (total > MODEL_MAX_PARAMS)
+        return snprintf(err, n, "model %s: %zu parameters, more than the limit of %zu", cfg->name, total,
+                        (size_t)MODEL_MAX_PARAMS), -1;
+    if (build_family(m, cfg, 0, err, n)) {
         model_free(m);
         return -1;
     }

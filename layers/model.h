@@ -79,7 +79,12 @@ int model_config_from_json(const char *json, ModelConfig *cfg, char *err, size_t
 /* One line for the start of a run: every switch and its value. */
 void model_config_describe(const ModelConfig *cfg, char *buf, size_t n);
 
-/* Build: validates the config (shapes divisible, etc.) and registers every
+/* Largest model model_build accepts (elements of all parameters, 4 GiB of float32;
+ * training holds about 4x that with gradients and AdamW state). */
+#define MODEL_MAX_PARAMS ((size_t)1 << 30)
+
+/* Build: validates the config (limits, shapes divisible, etc.), counts the
+ * parameters without allocating (at most MODEL_MAX_PARAMS), then registers every
  * parameter in timm's state_dict order, zero-filled. -1 with err on a bad config. */
 int model_build(Model *m, const ModelConfig *cfg, char *err, size_t n);
 /* timm's initialisation, deterministic in seed. */

@@ -12,26 +12,11 @@
 #     weights as an uninterrupted run.
 # Skipped (exit 77, reported by ctest) only when the binary was built without MPI; fails when the binary has MPI but
 # mpirun is missing (scripts/install-deps.sh installs Open MPI).
-set -uo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-libs=$(ldd "$M" 2>/dev/null)   # (not `ldd | grep -q`: with pipefail, grep's early exit can fail ldd)
-if [[ "$libs" != *libmpi* ]]; then
-  echo "SKIP: $M was built without MPI (cmake -DMIXTAPE_MPI=OFF or no MPI found); nothing to test"
-  exit 77
-fi
-if ! command -v mpirun > /dev/null; then
-  echo "FAIL: $M is built with MPI but mpirun is not on PATH (scripts/install-deps.sh installs openmpi-bin)"
-  exit 1
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # CI runs as root
-export OMPI_MCA_btl_vader_single_copy_mechanism=none              # containers without CMA/ptrace
-export OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/mpi_common.sh"
+mpi_require
 MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 TO="timeout -k 5 40"
 
 "$PY" - "$T" <<'EOF'
@@ -165,9 +150,4 @@ for k in a['model']:
 EOF"
 fi
 
-if [ $fails -ne 0 ]; then
-  echo "$fails check(s) failed; logs:"
-  for f in "$T"/*.log; do echo "== $f"; tail -15 "$f"; done
-  exit 1
-fi
-echo "all MPI checks passed"
+finish "$T"

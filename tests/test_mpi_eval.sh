@@ -6,46 +6,29 @@
 #  2. an odd sample count (17) and skipped samples (a bad image) split without loss;
 #  3. the progress output under mpirun is plain lines: no carriage return, no escape code.
 # Skipped (exit 77) when the binary has no MPI.
-set -uo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-libs=$(ldd "$M" 2>/dev/null)
-if [[ "$libs" != *libmpi* ]]; then echo "SKIP: $M was built without MPI"; exit 77; fi
-command -v mpirun > /dev/null || { echo "FAIL: $M has MPI but mpirun is not on PATH"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/mpi_common.sh"
+mpi_require
 MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 TO="timeout -k 5 60"
 
 # Tiny 8x8 grey PNG shards: 64 training samples in 2 shards, 17 validation samples (one
 # of them not an image) in one shard, 4 classes, class = the bright row pair.
 "$PY" - "$T" <<'EOF'
-import sys, io, tarfile, zlib, struct, numpy as np
+import sys, numpy as np
+from tinydata import png_gray, write_shard
 d = sys.argv[1]
-def png(a):
-    raw = b"".join(b"\x00" + bytes(row) for row in a)
-    def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 rng = np.random.default_rng(7)
 def sample(k):
     a = rng.integers(0, 90, (8, 8))
     a[2 * k:2 * k + 2, :] += 150
-    return png(a.astype(np.uint8))
-def shard(path, items):
-    with tarfile.open(path, "w") as t:
-        for key, img, cls in items:
-            for ext, data in (("png", img), ("cls", b"%d" % cls)):
-                ti = tarfile.TarInfo(f"{key}.{ext}"); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    return png_gray(a.astype(np.uint8))
 for s in range(2):
-    shard(f"{d}/train-{s:06d}.tar", [(f"t{s}_{i:03d}", sample(i % 4), i % 4) for i in range(32)])
+    write_shard(f"{d}/train-{s:06d}.tar", [(f"t{s}_{i:03d}", sample(i % 4), i % 4) for i in range(32)])
 items = [(f"v{i:03d}", sample(i % 4), i % 4) for i in range(17)]
 items[5] = ("v005", b"not an image", 1)
-shard(f"{d}/val-000000.tar", items)
+write_shard(f"{d}/val-000000.tar", items)
 open(f"{d}/classes.txt", "w").write("top\nupper\nlower\nbottom\n")
 EOF
 
@@ -80,5 +63,4 @@ check "3 ranks (batch 3) print exactly the single-process result" \
 check "the confusion matrices are identical" "cmp $T/c1.csv $T/c2.csv"
 check "only rank 0 prints" "[ \$(grep -c 'per-class accuracy' $T/e2.log) = 1 ]"
 
-if [ $fails -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish

@@ -1,6 +1,8 @@
 /* HDF5 checkpoint writer / reader. See checkpoint.h for the layout and the
  * guarantees (atomic write, untrusted read). */
 #include "train/checkpoint.h"
+#include "data/h5guard.h"
+#include "layers/model.h"
 #include "train/outfile.h"
 #include "train/version.h"
 #include <errno.h>
@@ -14,7 +16,7 @@
 #include <unistd.h>
 
 #define MAX_RANK 32                         /* H5S_MAX_RANK */
-#define MAX_READ_NUMEL ((size_t)1 << 31)    /* ckpt_visit refuses larger datasets (8 GiB) */
+#define MAX_READ_NUMEL MODEL_MAX_PARAMS    /* ckpt_visit refuses larger datasets (no model has one) */
 
 static int test_fail_after = 0;
 void ckpt_test_fail_after(int n) { test_fail_after = n; }
@@ -300,25 +302,29 @@ int ckpt_save(const char *path, const ParamList *p, const CkptGroup *groups, int
 
 /* ---------- reading ---------- */
 
+/* "checkpoint <path>": who the shared HDF5 guard's messages name. */
+typedef struct Who { char s[1100]; } Who;
+static Who who_of(const char *path) {
+    Who w;
+    snprintf(w.s, sizeof w.s, "checkpoint %s", path);
+    return w;
+}
+
 static hid_t open_ro(const char *path, char *err, size_t errn) {
     ckpt_hdf5_quiet();
     struct stat st;
     if (!path || !path[0]) { fail(err, errn, "checkpoint: empty path"); return -1; }
     if (stat(path, &st) < 0) { fail(err, errn, "checkpoint %s: %s", path, strerror(errno)); return -1; }
     if (S_ISDIR(st.st_mode)) { fail(err, errn, "checkpoint %s: is a directory", path); return -1; }
-    htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) {
-        if (is < 0) H5Eclear2(H5E_DEFAULT);
-        fail(err, errn, "checkpoint %s: not an HDF5 file", path);
-        return -1;
-    }
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (f < 0) grab();
-    H5Pclose(fapl);
-    if (f < 0) fail_h5(err, errn, path, "cannot open");
-    return f;
+    return h5g_open_file(path, who_of(path).s, err, errn);
+}
+
+/* /<group>/<key> (or /<group>) opened through the guard: hard links only, no external storage. */
+static hid_t open_obj(const char *path, hid_t loc, const char *group, const char *key, H5I_type_t want, char *err,
+                      size_t errn) {
+    char k[800];
+    snprintf(k, sizeof k, "/%s%s%s", group, key ? "/" : "", key ? key : "");
+    return h5g_open(loc, key ? key : group, want, who_of(path).s, k, err, errn);
 }
 
 /* Opens attribute `name` of obj; 0 when absent (*a = -1), -1 on error. */
@@ -462,16 +468,15 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     }
     in->n_chan = nm;
     if (read_attr_str(path, root, "", "train_state", in->train_state, sizeof in->train_state, err, errn) < 0) goto out;
-    htri_t ex = H5Lexists(f, "optimizer", H5P_DEFAULT);
+    int ex = h5g_exists(f, "optimizer", who_of(path).s, "/optimizer", err, errn);
     if (ex > 0) {
-        hid_t og = H5Oopen(f, "optimizer", H5P_DEFAULT);
-        if (og < 0) { fail_h5(err, errn, path, "opening /optimizer"); goto out; }
+        hid_t og = open_obj(path, f, "optimizer", NULL, H5I_BADID, err, errn);
+        if (og < 0) goto out;
         int r1 = read_attr_str(path, og, "/optimizer:", "name", in->optimizer, sizeof in->optimizer, err, errn);
         int r2 = r1 < 0 ? -1 : read_attr_num(path, og, "step", H5T_NATIVE_INT64, 1, &in->optimizer_step, 1, err, errn);
         H5Oclose(og);
         if (r1 < 0 || r2 < 0) goto out;
     } else if (ex < 0) {
-        fail_h5(err, errn, path, "looking for /optimizer");
         goto out;
     }
     rc = 0;
@@ -488,52 +493,47 @@ int ckpt_read_info(const char *path, CkptInfo *info, char *err, size_t errn) {
     return rc;
 }
 
-/* Does the group path exist (every component)? 1 yes, 0 no, -1 error. */
-static int group_exists(hid_t f, const char *g) {
-    char buf[512];
-    if (strlen(g) >= sizeof buf) return 0;
-    strcpy(buf, g);
-    for (char *s = buf;; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            htri_t ex = H5Lexists(f, buf, H5P_DEFAULT);
-            if (ex <= 0) return ex < 0 ? -1 : 0;
-            if (!c) break;
-            *s = c;
-        }
-    }
-    hid_t o = H5Oopen(f, g, H5P_DEFAULT);
+/* Does the group path exist (every component a hard link)? 1 yes, 0 no, -1 error (err set). */
+static int group_exists(const char *path, hid_t f, const char *g, char *err, size_t errn) {
+    char k[600];
+    snprintf(k, sizeof k, "/%s", g);
+    int ex = h5g_exists(f, g, who_of(path).s, k, err, errn);
+    if (ex <= 0) return ex;
+    hid_t o = open_obj(path, f, g, NULL, H5I_BADID, err, errn);
     if (o < 0) return -1;
     int is = H5Iget_type(o) == H5I_GROUP;
     H5Oclose(o);
-    return is;
+    if (!is) return fail(err, errn, "checkpoint %s: /%s is not a group", path, g);
+    return 1;
 }
 
 enum { RD_OK = 0, RD_MISSING = 1, RD_SHAPE = 2, RD_ERR = -1 };
+
+static int check_storage(const char *path, hid_t ds, const char *group, const char *key, char *err, size_t errn) {
+    char k[800];
+    snprintf(k, sizeof k, "/%s/%s", group, key);
+    return h5g_check_storage(ds, who_of(path).s, k, err, errn);
+}
 
 /* Read /<group>/<key> into t-shaped dst. On RD_SHAPE/RD_MISSING the message is
  * in err too; fdims/fnd return the file's shape. */
 static int read_param(const char *path, hid_t g, const char *group, const Tensor *t, float *dst, int64_t *fdims,
                       int *fnd, char *err, size_t errn) {
-    htri_t ex = H5Lexists(g, t->name, H5P_DEFAULT);
     char ws[128];
     int64_t wd[MT_MAXDIM];
     tensor_dims(t, wd);
     dims_str64(t->ndim, wd, ws, sizeof ws);
     *fnd = 0;
-    if (ex < 0) { fail_h5(err, errn, path, "looking up a key"); return RD_ERR; }
+    char key[600];
+    snprintf(key, sizeof key, "/%s/%s", group, t->name);
+    int ex = strchr(t->name, '/') ? 0 : h5g_exists(g, t->name, who_of(path).s, key, err, errn);
+    if (ex < 0) return RD_ERR;
     if (ex == 0) {
         fail(err, errn, "checkpoint %s: /%s/%s is missing (the model has it with shape %s)", path, group, t->name, ws);
         return RD_MISSING;
     }
-    hid_t o = H5Oopen(g, t->name, H5P_DEFAULT);
-    if (o < 0) { fail_h5(err, errn, path, "opening a dataset"); return RD_ERR; }
-    if (H5Iget_type(o) != H5I_DATASET) {
-        H5Oclose(o);
-        fail(err, errn, "checkpoint %s: /%s/%s is not a dataset", path, group, t->name);
-        return RD_ERR;
-    }
+    hid_t o = open_obj(path, g, group, t->name, H5I_DATASET, err, errn);
+    if (o < 0) return RD_ERR;
     int rc = RD_ERR;
     hid_t ty = H5Dget_type(o), sp = H5Dget_space(o);
     int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
@@ -556,6 +556,8 @@ static int read_param(const char *path, hid_t g, const char *group, const Tensor
             dims_str64(nd, all, fs, sizeof fs);
             fail(err, errn, "checkpoint %s: /%s/%s has shape %s but the model wants %s", path, group, t->name, fs, ws);
             rc = RD_SHAPE;
+        } else if (t->numel && check_storage(path, o, group, t->name, err, errn) < 0) {
+            /* err set: the file does not hold the data its shape declares */
         } else if (t->numel && H5Dread(o, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
             char what[400];
             snprintf(what, sizeof what, "reading /%s/%s", group, t->name);
@@ -613,12 +615,26 @@ static int load_groups(const char *path, hid_t f, ParamList *p, CkptGroup *group
     for (int k = 0; k < ngroups; k++) {
         groups[k].found = 0;
         if (!groups[k].prefix) continue;
-        int ex = group_exists(f, groups[k].prefix);
-        if (ex < 0) return fail_h5(err, errn, path, "looking up a group");
+        int ex = group_exists(path, f, groups[k].prefix, err, errn);
+        if (ex < 0) return -1;
         if (!ex) continue;
         groups[k].found = 1;
-        hid_t g = H5Gopen2(f, groups[k].prefix, H5P_DEFAULT);
-        if (g < 0) return fail_h5(err, errn, path, "opening a group");
+        hid_t g = open_obj(path, f, groups[k].prefix, NULL, H5I_GROUP, err, errn);
+        if (g < 0) return -1;
+        NameList names;
+        if (list_links(g, &names) < 0) {
+            H5Gclose(g);
+            return fail_h5(err, errn, path, "listing a group");
+        }
+        for (int j = 0; j < names.n; j++)
+            if (!mt_param_find(p, names.v[j])) {
+                fail(err, errn, "checkpoint %s: /%s/%s is not a parameter of the model", path, groups[k].prefix,
+                     names.v[j]);
+                ckpt_names_free(names.v, names.n);
+                H5Gclose(g);
+                return -1;
+            }
+        ckpt_names_free(names.v, names.n);
         for (int i = 0; i < p->n; i++) {
             if (!groups[k].buf || !groups[k].buf[i]) continue;
             if (read_param(path, g, groups[k].prefix, p->t[i], groups[k].buf[i], fd, &fnd, err, errn) != RD_OK) {
@@ -635,14 +651,13 @@ static int load_groups(const char *path, hid_t f, ParamList *p, CkptGroup *group
 static int open_model_group(const char *path, hid_t f, CkptInfo *info, hid_t *g, NameList *names, char *err,
                             size_t errn) {
     if (read_info(path, f, info, err, errn) < 0) return -1;
-    int ex = group_exists(f, "model");
+    int ex = group_exists(path, f, "model", err, errn);
     if (ex <= 0) {
-        if (ex < 0) fail_h5(err, errn, path, "looking up /model");
-        else fail(err, errn, "checkpoint %s: group /model is missing", path);
+        if (ex == 0) fail(err, errn, "checkpoint %s: group /model is missing", path);
         return -1;
     }
-    *g = H5Gopen2(f, "model", H5P_DEFAULT);
-    if (*g < 0) { fail_h5(err, errn, path, "opening /model"); return -1; }
+    *g = open_obj(path, f, "model", NULL, H5I_GROUP, err, errn);
+    if (*g < 0) return -1;
     if (list_links(*g, names) < 0) { fail_h5(err, errn, path, "listing /model"); return -1; }
     return 0;
 }
@@ -674,6 +689,20 @@ out:
     if (g >= 0) H5Gclose(g);
     if (tmp != info) free(tmp);
     H5Fclose(f);
+    return rc;
+}
+
+int ckpt_load_group(const char *path, ParamList *p, const char *prefix, int *found, char *err, size_t errn) {
+    *found = 0;
+    float **buf = calloc((size_t)(p->n ? p->n : 1), sizeof *buf);
+    if (!buf) return fail(err, errn, "checkpoint %s: out of memory", path);
+    for (int i = 0; i < p->n; i++) buf[i] = p->t[i]->data;
+    CkptGroup g = {prefix, buf, 0};
+    hid_t f = open_ro(path, err, errn);
+    int rc = f < 0 ? -1 : load_groups(path, f, p, &g, 1, err, errn);
+    if (f >= 0) H5Fclose(f);
+    *found = g.found;
+    free(buf);
     return rc;
 }
 
@@ -757,16 +786,17 @@ int ckpt_visit(const char *path, const char *group, ckpt_visit_fn cb, void *ud, 
     int rc = -1;
     hid_t g = -1;
     NameList names = {0};
-    int ex = group_exists(f, group);
-    if (ex < 0) { fail_h5(err, errn, path, "looking up a group"); goto out; }
+    int ex = group_exists(path, f, group, err, errn);
+    if (ex < 0) goto out;
     if (!ex) { rc = 0; goto out; }
     if (found) *found = 1;
-    g = H5Gopen2(f, group, H5P_DEFAULT);
-    if (g < 0 || list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing a group"); goto out; }
+    g = open_obj(path, f, group, NULL, H5I_GROUP, err, errn);
+    if (g < 0) goto out;
+    if (list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing a group"); goto out; }
     for (int j = 0; j < names.n; j++) {
         const char *key = names.v[j];
-        hid_t o = H5Oopen(g, key, H5P_DEFAULT);
-        if (o < 0) { fail_h5(err, errn, path, "opening a dataset"); goto out; }
+        hid_t o = open_obj(path, g, group, key, H5I_BADID, err, errn);
+        if (o < 0) goto out;
         if (H5Iget_type(o) != H5I_DATASET) { H5Oclose(o); continue; } /* sub-groups: not ours */
         hid_t ty = H5Dget_type(o), sp = H5Dget_space(o);
         int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
@@ -786,7 +816,10 @@ int ckpt_visit(const char *path, const char *group, ckpt_visit_fn cb, void *ud, 
                 else numel *= hd[i];
             }
             if (numel > MAX_READ_NUMEL)
-                bad = fail(err, errn, "checkpoint %s: /%s/%s is too large", path, group, key);
+                bad = fail(err, errn, "checkpoint %s: /%s/%s is too large (more than %zu values)", path, group, key,
+                           (size_t)MAX_READ_NUMEL);
+            else if (numel && check_storage(path, o, group, key, err, errn) < 0)
+                bad = -1;
             else if (!(buf = malloc((numel ? numel : 1) * sizeof(float))))
                 bad = fail(err, errn, "checkpoint %s: out of memory reading /%s/%s", path, group, key);
             else if (numel && H5Dread(o, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
@@ -820,14 +853,15 @@ int ckpt_list_groups(const char *path, const char *group, char ***out, int *n, c
     int rc = -1;
     hid_t g = -1;
     NameList names = {0}, res = {0};
-    int ex = group_exists(f, group);
-    if (ex < 0) { fail_h5(err, errn, path, "looking up a group"); goto out; }
+    int ex = group_exists(path, f, group, err, errn);
+    if (ex < 0) goto out;
     if (!ex) { rc = 0; goto out; }
-    g = H5Gopen2(f, group, H5P_DEFAULT);
-    if (g < 0 || list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing a group"); goto out; }
+    g = open_obj(path, f, group, NULL, H5I_GROUP, err, errn);
+    if (g < 0) goto out;
+    if (list_links(g, &names) < 0) { fail_h5(err, errn, path, "listing a group"); goto out; }
     for (int j = 0; j < names.n; j++) {
-        hid_t o = H5Oopen(g, names.v[j], H5P_DEFAULT);
-        if (o < 0) { fail_h5(err, errn, path, "opening an object"); goto out; }
+        hid_t o = open_obj(path, g, group, names.v[j], H5I_BADID, err, errn);
+        if (o < 0) goto out;
         int isg = H5Iget_type(o) == H5I_GROUP;
         H5Oclose(o);
         if (isg && push_name(&res, names.v[j]) < 0) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }

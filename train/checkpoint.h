@@ -7,7 +7,7 @@
  *   /optimizer attributes         name, step (when an "optimizer/..." group is written)
  *   root attributes               format="mixtape", format_version, model, config (JSON),
  *                                 epoch, step, best_top1, rng_state (uint64[]), data_mean,
- *                                 data_std (float32[]), train_state (free-form JSON)
+ *                                 data_std (float32[]), train_state (JSON, validated by train/train_ckpt.c)
  *
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
@@ -17,9 +17,11 @@
  * the directory is fsync'd (train/outfile.h). On any failure the temp file is
  * removed and an existing <path> is untouched.
  *
- * Reading treats the file as untrusted: every dataset's class, rank and shape
- * and every attribute's type and length are checked; errors name the file,
- * the key and both shapes. HDF5's own error printing is switched off.
+ * Reading treats the file as untrusted: it is opened through data/h5guard.h
+ * (nothing may point outside the file, declared sizes must be stored), every
+ * dataset's class, rank and shape and every attribute's type and length are
+ * checked; errors name the file, the key and both shapes. HDF5's own error
+ * printing is switched off.
  *
  * All functions return 0 on success, -1 with err filled. */
 #pragma once
@@ -73,6 +75,11 @@ int ckpt_read_info(const char *path, CkptInfo *info, char *err, size_t errn);
  * rank or shape mismatch -> error naming them), then the groups; info may be NULL. */
 int ckpt_load(const char *path, ParamList *params, CkptGroup *groups, int ngroups, CkptInfo *info,
               char *err, size_t errn);
+
+/* Strict load of one group (e.g. "ema") into the parameters themselves: every
+ * parameter present with its exact shape, no extra keys; *found = 0 (and 0
+ * returned, nothing read) when the group is absent. */
+int ckpt_load_group(const char *path, ParamList *params, const char *prefix, int *found, char *err, size_t errn);
 
 /* Fine-tuning: load every /model key whose name and shape match a parameter;
  * report the rest. Strings are malloc'd; skipped entries read

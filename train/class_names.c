@@ -1,6 +1,7 @@
 #include "train/class_names.h"
 #include "train/checkpoint.h"
 #include "train/json_in.h"
+#include "data/h5guard.h"
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,11 +95,10 @@ int class_names_read(const char *path, int num_classes, char ***names, int *n, c
     ckpt_hdf5_quiet();
     char what[1200];
     snprintf(what, sizeof what, "checkpoint %s: attribute class_names", path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (f < 0) return fail(err, errn, "checkpoint %s: cannot open", path);
+    char who[1100];
+    snprintf(who, sizeof who, "checkpoint %s", path);
+    hid_t f = h5g_open_file(path, who, err, errn); /* the shared guard, as every HDF5 reader */
+    if (f < 0) return -1;
     int rc = -1;
     hid_t a = -1, t = -1, sp = -1, mt = -1;
     char *s = NULL;

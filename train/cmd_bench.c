@@ -102,6 +102,8 @@ static int bench(int argc, char **argv) {
     int B = (int)args_int_range(&a, "--batch-size", "-b", 32, 1, 1 << 20, "images per step (per rank)");
     int steps = (int)args_int_range(&a, "--steps", NULL, 10, 1, 1000000, "measured steps");
     int warmup = (int)args_int_range(&a, "--warmup", NULL, 3, 0, 1000000, "unmeasured steps first");
+    double bucket_mb = args_float_range(&a, "--bucket-mb", NULL, 0, 0, 4096,
+                                        "MPI: gradient bucket size in MB (0: env MIXTAPE_BUCKET_MB, else 4)");
     int profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
     const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
     const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
@@ -143,7 +145,7 @@ static int bench(int argc, char **argv) {
     else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
     else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
     const int world = dist_world();
-    DistBuckets *db = dist_buckets_create(&m.params, 0, err, sizeof err);
+    DistBuckets *db = dist_buckets_create(&m.params, (long)(bucket_mb * 1048576.0), err, sizeof err);
     if (!db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
     printf("model %s  batch %d  threads %d  ranks %d  params %.2fM  %.3f GFLOPs/img forward\n", cfg.name, B,
            mt_get_threads(), dist_world(), mt_params_count(&m.params) / 1e6, gf);

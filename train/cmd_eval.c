@@ -19,20 +19,6 @@ static void help(FILE *f) {
                "checkpoint's mean/std unless --mean/--std are given.\n");
 }
 
-typedef struct EmaLoad {
-    ParamList *p;
-    int n;
-} EmaLoad;
-
-static int load_ema(const char *key, int ndim, const int64_t *shape, const float *data, size_t numel, void *ud) {
-    EmaLoad *e = ud;
-    Tensor *t = mt_param_find(e->p, key);
-    if (!t || t->numel != numel) return 0;
-    memcpy(t->data, data, numel * sizeof(float));
-    e->n++;
-    return 0;
-}
-
 static int next_batch(void *ud, Batch *b) { return loader_next((Loader *)ud, b); }
 
 static int eval_main(int argc, char **argv);
@@ -80,11 +66,12 @@ static int eval_main(int argc, char **argv) {
         return 2;
     }
     if (use_ema) {
-        EmaLoad e = {&m.params, 0};
-        int found = 0;
-        if (ckpt_visit(ck, "ema", load_ema, &e, &found, err, sizeof err) != 0 || !found) {
-            fprintf(stderr, "mixtape eval: --ema: checkpoint %s has no /ema group%s%s\n", ck, found ? ": " : "",
-                    found ? err : "");
+        /* strict: every parameter with its exact shape, never a silent fall-back to /model */
+        int found = 0, r = ckpt_load_group(ck, &m.params, "ema", &found, err, sizeof err);
+        if (r != 0 || !found) {
+            if (r == 0) fprintf(stderr, "mixtape eval: --ema: checkpoint %s has no /ema group\n", ck);
+            else fprintf(stderr, "mixtape eval: --ema: %s\n", err);
+            model_free(&m);
             free(info);
             args_free(&a);
             return 2;

@@ -4,6 +4,7 @@
 #include "train/args.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
+#include "layers/model.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +16,20 @@ static void usage(FILE *f) {
                "the parameter table (key, shape, count, mean, std) and optimizer / EMA presence.\n");
 }
 
+/* A character from the file, never a terminal control sequence. */
+static void put_safe(char ch) { putchar((unsigned char)ch < 0x20 || ch == 0x7f ? '?' : ch); }
+static void print_safe(const char *s) {
+    for (; *s; s++) put_safe(*s);
+}
+
 /* A flat (or shallow) JSON object, one member a line. Strings are copied as is. */
 static void print_json_pretty(const char *s) {
     int depth = 0, in_str = 0, brackets = 0;
     for (const char *p = s; *p; p++) {
         char ch = *p;
         if (in_str) {
-            putchar(ch);
-            if (ch == '\\' && p[1]) putchar(*++p);
+            put_safe(ch);
+            if (ch == '\\' && p[1]) put_safe(*++p);
             else if (ch == '"') in_str = 0;
             continue;
         }
@@ -34,7 +41,7 @@ static void print_json_pretty(const char *s) {
         else if (ch == ',' && brackets > 0) printf(", ");
         else if (ch == ',' && depth == 1) printf(",\n%*s", 2 * depth, "");
         else if (ch == ':' && depth == 1) printf(": ");
-        else if (ch != ' ' && ch != '\n') putchar(ch);
+        else if (ch != ' ' && ch != '\n') put_safe(ch);
     }
     putchar('\n');
 }
@@ -82,9 +89,13 @@ int cmd_inspect(int argc, char **argv) {
     CkptInfo *in = malloc(sizeof *in);
     if (!in) return 1;
     if (ckpt_read_info(path, in, err, sizeof err) < 0) { fprintf(stderr, "mixtape inspect: %s\n", err); free(in); return 2; }
-    printf("checkpoint      %s\n", path);
+    printf("checkpoint      ");
+    print_safe(path);
+    printf("\n");
     printf("format          mixtape v%d\n", in->format_version);
-    printf("model           %s\n", in->model);
+    printf("model           ");
+    print_safe(in->model);
+    printf("\n");
     printf("epoch           %lld\n", (long long)in->epoch);
     printf("step            %lld\n", (long long)in->step);
     printf("best_top1       %.4f\n", in->best_top1);
@@ -98,11 +109,22 @@ int cmd_inspect(int argc, char **argv) {
         for (int i = 0; i < in->n_chan; i++) printf(" %.4g/%.4g", in->mean[i], in->std[i]);
         printf("\n");
     }
-    if (in->train_state[0] && strcmp(in->train_state, "{}")) printf("train_state     %s\n", in->train_state);
+    if (in->train_state[0] && strcmp(in->train_state, "{}")) {
+        printf("train_state     ");
+        print_safe(in->train_state);
+        printf("\n");
+    }
     printf("config          ");
     print_json_pretty(in->config);
 
     int rc = 0, found = 0;
+    /* the same check every command runs before building the model */
+    ModelConfig cfg;
+    char e2[1024];
+    if (model_config_from_json(in->config, &cfg, e2, sizeof e2) < 0) {
+        fprintf(stderr, "mixtape inspect: checkpoint %s: attribute 'config': %s\n", path, e2);
+        rc = 2;
+    }
     Table t = {0};
     if (!no_params) {
         printf("\nparameters (/model):\n  %-44s %-18s %11s %12s %12s\n", "key", "shape", "count", "mean", "std");

@@ -184,6 +184,8 @@ int cmd_predict(int argc, char **argv) {
     if (aug_config_check(&aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     if (pred_source_open(&src, data, files, nfiles, &aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     have_src = 1;
+    /* an HDF5 file's labels must be classes of the model (checked up front, labels only) */
+    if (src.kind == 2 && h5data_check_labels(&src.h5, K, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     {
         const char *outs[3] = {out, out_csv, out_jsonl}, *flags[3] = {"--out", "--out-csv", "--out-jsonl"};
         for (int i = 0; i < 3; i++) {

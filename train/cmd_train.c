@@ -335,7 +335,7 @@ static int setup_optim(Run *r, Args *a) {
     r->st.best_epoch = -1;
     r->st.seed = o->seed;
     if (o->resume) {
-        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, err, sizeof err) != 0) {
+        if (train_ckpt_load(resume_path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, r->batches_per_epoch, &r->st, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --resume: %s\n", err);
             return 2;
         }
@@ -441,7 +441,7 @@ static int setup(Run *r, Args *a) {
     rc = agree(r, setup_optim(r, a), "setup");
     if (rc) return rc;
     char err[256];
-    r->db = dist_buckets_create(&r->m.params, 0, err, sizeof err);
+    r->db = dist_buckets_create(&r->m.params, (long)(r->o.bucket_mb * 1048576.0), err, sizeof err);
     if (!r->db) fprintf(stderr, "mixtape train: %s\n", err);
     return agree(r, r->db ? 0 : 2, "setup");
 }

@@ -37,7 +37,7 @@ typedef struct DistBucketStats {
 } DistBucketStats;
 
 /* Collective over all ranks (duplicates the communicator). bucket_bytes <= 0 =
- * default: env MIXTAPE_BUCKET_MB, else 4 MB. Env MIXTAPE_OVERLAP=0 starts every
+ * default: env MIXTAPE_BUCKET_MB, else 4 MB (flag --bucket-mb of train and bench). Env MIXTAPE_OVERLAP=0 starts every
  * bucket only after backward (for measuring what the overlap buys).
  * Returns NULL with err on out of memory. */
 DistBuckets *dist_buckets_create(ParamList *params, long bucket_bytes, char *err, size_t errn);

@@ -137,10 +137,11 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn) {
                 spec);
 }
 
-int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn) {
+int datain_check_model(DataIn *d, const ModelConfig *cfg, char *err, size_t errn) {
     if (d->c != cfg->in_chans || d->h != cfg->img_size || d->w != cfg->img_size)
         return fail(err, errn, "--data %s: images are (%d,%d,%d) but the model %s wants (%d,%d,%d)", d->desc, d->c,
                     d->h, d->w, cfg->name, cfg->in_chans, cfg->img_size, cfg->img_size);
+    if (d->h5.file >= 0) return h5data_check_labels(&d->h5, cfg->num_classes, err, errn);
     return 0;
 }
 

@@ -47,8 +47,8 @@ struct DataIn {
 /* Opens --data: an HDF5 file with images (N,C,H,W) float32 and labels (N) int.
  * 0 ok; -1 with err (exit code 2). */
 int datain_open(DataIn *d, const char *spec, char *err, size_t errn);
-/* Checks that the samples fit the model's in_chans / img_size. */
-int datain_check_model(const DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
+/* Checks that the samples fit the model's in_chans / img_size and the labels its classes. */
+int datain_check_model(DataIn *d, const ModelConfig *cfg, char *err, size_t errn);
 
 /* Atomic output file for command results (predict, grads): assembled in
  * memory, written by outfile_commit through <path>.tmp.<pid> and a rename

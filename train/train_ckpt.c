@@ -1,6 +1,8 @@
 #include "train/train_ckpt.h"
 #include "train/checkpoint.h"
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,23 +66,129 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
     return rc;
 }
 
-/* Number after "key": in a flat JSON object; def when absent. */
-static double json_num(const char *js, const char *key, double def) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p) return def;
-    return strtod(p + strlen(pat), NULL);
-}
-static uint64_t json_u64(const char *js, const char *key, uint64_t def) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p) return def;
-    return strtoull(p + strlen(pat), NULL, 10);
+/* ---- train_state: a flat JSON object of numbers, parsed strictly and range-checked ---- */
+
+#define TS_MAX_EPOCH (1 << 24)
+#define TS_MAX_STEP ((double)(1LL << 53))
+
+/* init_seed: written by `mixtape init`, not used for resuming */
+enum { TS_EPOCH, TS_BATCH, TS_STEP, TS_BEST, TS_BEST_EPOCH, TS_SEED, TS_COUNTER, TS_INIT_SEED, TS_N };
+static const char *const ts_keys[TS_N] = {"epoch",      "batch", "step",    "best_top1",
+                                          "best_epoch", "seed",  "counter", "init_seed"};
+
+static const char *skip_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
 }
 
-int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainState *st, char *err, size_t errn) {
+/* {"key": number, ...} into num / u64 (seed, counter as exact unsigned integers); have[k] marks the keys seen. */
+static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, const char **why) {
+    const char *p = skip_ws(js);
+    if (*p++ != '{') return *why = "not a JSON object", -1;
+    p = skip_ws(p);
+    if (*p == '}') return *skip_ws(p + 1) ? (*why = "trailing characters", -1) : 0;
+    for (;;) {
+        char key[32];
+        size_t L = 0;
+        if (*p++ != '"') return *why = "expected a quoted key", -1;
+        while (*p && *p != '"' && L + 1 < sizeof key) key[L++] = *p++;
+        key[L] = 0;
+        if (*p++ != '"') return *why = "bad key", -1;
+        int k = 0;
+        while (k < TS_N && strcmp(ts_keys[k], key)) k++;
+        if (k == TS_N) return *why = "unknown key", -1;
+        if (have[k]) return *why = "repeated key", -1;
+        have[k] = 1;
+        p = skip_ws(p);
+        if (*p++ != ':') return *why = "expected ':'", -1;
+        p = skip_ws(p);
+        char *end;
+        if (k >= TS_SEED) {
+            if (*p < '0' || *p > '9') return *why = "seed, counter and init_seed must be unsigned integers", -1;
+            errno = 0;
+            u64[k] = strtoull(p, &end, 10);
+            if (errno) return *why = "seed or counter out of range", -1;
+        } else {
+            num[k] = strtod(p, &end);
+            if (end == p || !isfinite(num[k])) return *why = "expected a finite number", -1;
+        }
+        p = skip_ws(end);
+        if (*p == ',') { p = skip_ws(p + 1); continue; }
+        if (*p == '}') return *skip_ws(p + 1) ? (*why = "trailing characters", -1) : 0;
+        return *why = "expected ',' or '}'", -1;
+    }
+}
+
+static int ts_fail(char *err, size_t errn, const char *path, const char *field, const char *fmt, double v,
+                   double lo, double hi) {
+    char what[160];
+    snprintf(what, sizeof what, fmt, v, lo, hi);
+    snprintf(err, errn, "checkpoint %s: train_state %s: %s", path, field, what);
+    return -1;
+}
+
+/* The resume position from the root attributes and train_state, every field in range. */
+static int ts_read(const char *path, const CkptInfo *info, long batches_per_epoch, TrainState *st, char *err,
+                   size_t errn) {
+    double num[TS_N] = {0};
+    uint64_t u64[TS_N] = {0};
+    int have[TS_N] = {0};
+    const char *why = NULL, *js = info->train_state[0] ? info->train_state : "{}";
+    if (ts_parse(js, num, u64, have, &why) < 0) {
+        snprintf(err, errn, "checkpoint %s: attribute train_state is not valid: %s", path, why);
+        return -1;
+    }
+    /* root attributes first: train_state repeats them, and both must agree */
+    if (info->epoch < 0 || info->epoch > TS_MAX_EPOCH)
+        return ts_fail(err, errn, path, "(root attribute epoch)", "%.0f is outside %.0f..%.0f", (double)info->epoch,
+                       0, TS_MAX_EPOCH);
+    if (info->step < 0 || (double)info->step > TS_MAX_STEP)
+        return ts_fail(err, errn, path, "(root attribute step)", "%.0f is outside %.0f..%.0f", (double)info->step, 0,
+                       TS_MAX_STEP);
+    if (info->optimizer_step < 0 || (double)info->optimizer_step > TS_MAX_STEP)
+        return ts_fail(err, errn, path, "(/optimizer attribute step)", "%.0f is outside %.0f..%.0f",
+                       (double)info->optimizer_step, 0, TS_MAX_STEP);
+    if (!have[TS_EPOCH]) num[TS_EPOCH] = (double)info->epoch;
+    if (!have[TS_STEP]) num[TS_STEP] = (double)info->step;
+    if (!have[TS_BEST]) num[TS_BEST] = info->best_top1;
+    if (!have[TS_BEST_EPOCH]) num[TS_BEST_EPOCH] = -1;
+    if (!have[TS_SEED]) u64[TS_SEED] = info->n_rng > 0 ? info->rng[0] : 0;
+    if (!have[TS_COUNTER]) u64[TS_COUNTER] = info->n_rng > 1 ? info->rng[1] : 0;
+    for (int k = 0; k < TS_SEED; k++)
+        if (k != TS_BEST && num[k] != floor(num[k]))
+            return ts_fail(err, errn, path, ts_keys[k], "%g is not an integer", num[k], 0, 0);
+    double bmax = batches_per_epoch > 0 ? (double)batches_per_epoch - 1 : 1e15;
+    if (!(num[TS_EPOCH] >= 0 && num[TS_EPOCH] <= TS_MAX_EPOCH))
+        return ts_fail(err, errn, path, "epoch", "%g is outside %g..%g", num[TS_EPOCH], 0, TS_MAX_EPOCH);
+    if (!(num[TS_BATCH] >= 0 && num[TS_BATCH] <= bmax))
+        return ts_fail(err, errn, path, "batch", "%g is outside %g..%g (batches per epoch of this data, minus one)",
+                       num[TS_BATCH], 0, bmax);
+    if (!(num[TS_STEP] >= 0 && num[TS_STEP] <= TS_MAX_STEP))
+        return ts_fail(err, errn, path, "step", "%g is outside %g..%g", num[TS_STEP], 0, TS_MAX_STEP);
+    if (!(num[TS_BEST] == -1 || (num[TS_BEST] >= 0 && num[TS_BEST] <= 1)))
+        return ts_fail(err, errn, path, "best_top1", "%g is neither -1 nor in %g..%g", num[TS_BEST], 0, 1);
+    if (!(num[TS_BEST_EPOCH] >= -1 && num[TS_BEST_EPOCH] <= num[TS_EPOCH]))
+        return ts_fail(err, errn, path, "best_epoch", "%g is outside %g..%g (the epoch)", num[TS_BEST_EPOCH], -1,
+                       num[TS_EPOCH]);
+    if (num[TS_EPOCH] != (double)info->epoch)
+        return ts_fail(err, errn, path, "epoch", "%g disagrees with the root attribute epoch %.0f", num[TS_EPOCH],
+                       (double)info->epoch, 0);
+    if (num[TS_STEP] != (double)info->step)
+        return ts_fail(err, errn, path, "step", "%g disagrees with the root attribute step %.0f", num[TS_STEP],
+                       (double)info->step, 0);
+    memset(st, 0, sizeof *st);
+    st->epoch = (int)num[TS_EPOCH];
+    st->batch = (long)num[TS_BATCH];
+    st->step = (long)num[TS_STEP];
+    st->best_top1 = num[TS_BEST];
+    st->best_epoch = (int)num[TS_BEST_EPOCH];
+    st->seed = u64[TS_SEED];
+    st->counter = u64[TS_COUNTER];
+    return 0;
+}
+
+int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, long batches_per_epoch, TrainState *st,
+                    char *err, size_t errn) {
     CkptInfo *info = calloc(1, sizeof *info);
     if (!info) { snprintf(err, errn, "out of memory"); return -1; }
     CkptGroup g[MAXG];
@@ -88,6 +196,8 @@ int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainS
     memset(g, 0, sizeof g);
     int ng = make_groups(m, opt, ema, g, names);
     int rc = ckpt_load(path, &m->params, g, ng, info, err, errn);
+    TrainState parsed;
+    if (rc == 0) rc = ts_read(path, info, batches_per_epoch, &parsed, err, errn);
     if (rc == 0 && opt) {
         for (int i = 0; i < ng; i++)
             if (strncmp(g[i].prefix, "optimizer/", 10) == 0 && !g[i].found) {
@@ -99,17 +209,7 @@ int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainS
         if (rc == 0) optim_set_step(opt, info->optimizer_step);
     }
     if (rc == 0 && ema && !g[ng - 1].found) ema_reset(ema);
-    if (rc == 0) {
-        memset(st, 0, sizeof *st);
-        const char *js = info->train_state;
-        st->epoch = (int)json_num(js, "epoch", (double)info->epoch);
-        st->batch = (long)json_num(js, "batch", 0);
-        st->step = (long)json_num(js, "step", (double)info->step);
-        st->best_top1 = json_num(js, "best_top1", info->best_top1);
-        st->best_epoch = (int)json_num(js, "best_epoch", -1);
-        st->seed = json_u64(js, "seed", info->n_rng > 0 ? info->rng[0] : 0);
-        st->counter = json_u64(js, "counter", info->n_rng > 1 ? info->rng[1] : 0);
-    }
+    if (rc == 0) *st = parsed;
     free_groups(g, ng);
     free(info);
     return rc;

@@ -23,5 +23,10 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
                     const float *mean, const float *std, int nchan, char *err, size_t errn);
 /* Strict load into an already built model of the checkpoint's config; the
  * optimizer's states must be present when opt != NULL; EMA loaded when present
- * (else reset from the weights). st filled from the attributes. */
-int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, TrainState *st, char *err, size_t errn);
+ * (else reset from the weights). st filled from the attributes: train_state is
+ * parsed strictly (a flat JSON object of known keys) and every field range-checked
+ * (epoch, step >= 0 and equal to the root attributes, batch below batches_per_epoch
+ * when > 0, best_top1 -1 or in [0,1], best_epoch in -1..epoch); errors name the
+ * file and the field. */
+int train_ckpt_load(const char *path, Model *m, Optimizer *opt, Ema *ema, long batches_per_epoch, TrainState *st,
+                    char *err, size_t errn);

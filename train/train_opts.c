@@ -99,6 +99,8 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->clip_grad = (float)args_float_range(a, "--clip-grad", NULL, 0, 0, 1e6, "gradient clipping threshold (0 = off)");
     o->clip_mode = args_choice(a, "--clip-mode", NULL, "norm", "norm|value", "clip the global norm or each value");
     o->grad_accum = (int)args_int_range(a, "--grad-accum-steps", NULL, 1, 1, 1000000, "batches per optimizer step");
+    o->bucket_mb = args_float_range(a, "--bucket-mb", NULL, 0, 0, 4096,
+                                    "MPI: gradient bucket size in MB (0: env MIXTAPE_BUCKET_MB, else 4)");
     o->opt.freeze = args_string(a, "--freeze", NULL, NULL, "parameter name patterns to freeze, comma separated");
     o->opt.lr_mult = args_string(a, "--lr-mult", NULL, NULL, "PATTERN=MULT,... lr multipliers (first match wins)");
     o->opt.no_wd = args_string(a, "--no-wd", NULL, NULL, "extra no-weight-decay name patterns");

@@ -22,6 +22,7 @@ typedef struct TrainOpts {
     float clip_grad;
     const char *clip_mode;    /* "norm" | "value" */
     int grad_accum;
+    double bucket_mb;         /* MPI gradient buckets; 0 = MIXTAPE_BUCKET_MB or 4 */
     int precision;            /* MT_FP32 | MT_BF16 (core/gemm.h) */
     int model_ema;
     float model_ema_decay;
