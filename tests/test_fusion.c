@@ -15,6 +15,7 @@
 #include "core/fuse.h"
 #include "core/gemm.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,7 @@ static int is_hier(const char *preset) {
 }
 
 int main(void) {
+    mt_set_threads(1); /* the op tests cover the threaded splits; here two runs must agree */
     /* the environment switch reaches new contexts; the default is fused */
     Ctx c;
     setenv("MIXTAPE_FUSION", "0", 1);
