@@ -6,6 +6,9 @@
  * called in sequence, each recording its own node when a tape is on. mt_fuse_ok is the only
  * place that chooses; the entry points keep only the preconditions a kernel has on its
  * arguments (sizes that fit mt_gemm_chain, a layer scale the node cannot take).
+ * mt_pool_residual takes its norm already folded into raw scales, so its caller (the pool
+ * mixer's norm_branch hook) asks MT_FUSE_POOL_RESIDUAL and otherwise lets the block run the
+ * norm layer and the mixer's plain forward.
  *
  * Reference mode: c->fuse = 0 (MIXTAPE_FUSION=0 in the environment at mt_ctx_init) makes every
  * rule say no, so the same model code builds the unfused graph in training and evaluation;

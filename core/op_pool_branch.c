@@ -230,10 +230,9 @@ static float sample_bb(const Geo *q, const double *St, int nb, float rs) {
 static void pool_branch_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *gamma = n->in[3];
     const Geo *q = n->saved;
-    const float *mean = q->mean;
-    Bw k = {.q = q, .x = x->data, .dy = n->out->grad, .mean = mean, .rstd = q->rstd};
+    Bw k = {.q = q, .x = x->data, .dy = n->out->grad, .mean = q->mean, .rstd = q->rstd};
     int want_g = gamma && gamma->requires_grad, want_w = w && w->requires_grad, want_dx = x->requires_grad;
-    int gn = mean != NULL, want_S = want_g || want_w || (gn && want_dx);
+    int gn = q->kind == MT_NORM_GROUP1, want_S = want_g || want_w || (gn && want_dx);
     if (want_dx) {
         k.dx = x->grad;
         k.acc = mt_grad_accumulate(x); /* the node overwrites */
