@@ -1,5 +1,6 @@
 /* AugConfig: timm's defaults, the --aa RandAugment string parser and a
  * flag-name setter for the command line. */
+#include "data/source_util.h"
 #include "data/augment.h"
 #include <ctype.h>
 #include <math.h>
@@ -7,16 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void aug_config_default(AugConfig *c) {
     memset(c, 0, sizeof *c);
@@ -81,50 +72,50 @@ int aug_config_parse_aa(AugConfig *c, const char *aa, char *err, size_t n) {
         c->aa[0] = 0;
         return 0;
     }
-    if (strlen(aa) >= sizeof c->aa) return fail(err, n, "--aa '%s': string too long", aa);
+    if (strlen(aa) >= sizeof c->aa) return src_seterr(err, n, "--aa '%s': string too long", aa);
     char buf[sizeof c->aa];
     strcpy(buf, aa);
     char *save = NULL, *tok = strtok_r(buf, "-", &save);
     if (!tok || strcmp(tok, "rand"))
-        return fail(err, n, "--aa '%s': unsupported policy '%s' (only 'rand-...' RandAugment strings, or 'none')",
+        return src_seterr(err, n, "--aa '%s': unsupported policy '%s' (only 'rand-...' RandAugment strings, or 'none')",
                     aa, tok ? tok : "");
     /* sections are split on '-', so "rand--m9" / trailing '-' just give empty
      * tokens, which strtok skips; reject them explicitly for clarity */
     if (strstr(aa, "--") || aa[strlen(aa) - 1] == '-')
-        return fail(err, n, "--aa '%s': empty field", aa);
+        return src_seterr(err, n, "--aa '%s': empty field", aa);
     while ((tok = strtok_r(NULL, "-", &save))) {
         size_t k = 0;
         while (tok[k] && !isdigit((unsigned char)tok[k]) && tok[k] != '.') k++;
         char key[32];
-        if (k >= sizeof key) return fail(err, n, "--aa '%s': unknown field '%s'", aa, tok);
+        if (k >= sizeof key) return src_seterr(err, n, "--aa '%s': unknown field '%s'", aa, tok);
         memcpy(key, tok, k);
         key[k] = 0;
         const char *val = tok + k;
         int known = !strcmp(key, "m") || !strcmp(key, "n") || !strcmp(key, "mstd") || !strcmp(key, "mmax") ||
                     !strcmp(key, "inc") || !strcmp(key, "w") || !strcmp(key, "p");
-        if (!known) return fail(err, n, "--aa '%s': unknown field '%s' (expected m, n, mstd, mmax, inc, p, w)", aa, tok);
+        if (!known) return src_seterr(err, n, "--aa '%s': unknown field '%s' (expected m, n, mstd, mmax, inc, p, w)", aa, tok);
         double v;
-        if (!*val) return fail(err, n, "--aa '%s': field '%s' needs a number (e.g. %s%s)", aa, key, key,
+        if (!*val) return src_seterr(err, n, "--aa '%s': field '%s' needs a number (e.g. %s%s)", aa, key, key,
                                !strcmp(key, "mstd") ? "0.5" : !strcmp(key, "p") ? "0.5" : "1");
         if (parse_num(val, &v) || v < 0)
-            return fail(err, n, "--aa '%s': bad value '%s' for field '%s'", aa, val, key);
+            return src_seterr(err, n, "--aa '%s': bad value '%s' for field '%s'", aa, val, key);
         if (!strcmp(key, "m")) ra.magnitude = (float)v;
         else if (!strcmp(key, "n")) {
-            if (v != floor(v) || v > 64) return fail(err, n, "--aa '%s': n must be an integer 0..64, got '%s'", aa, val);
+            if (v != floor(v) || v > 64) return src_seterr(err, n, "--aa '%s': n must be an integer 0..64, got '%s'", aa, val);
             ra.num_ops = (int)v;
         } else if (!strcmp(key, "mstd")) ra.mstd = v > 100 ? INFINITY : (float)v;
         else if (!strcmp(key, "mmax")) ra.mmax = (float)v;
         else if (!strcmp(key, "inc")) ra.increasing = v != 0;
         else if (!strcmp(key, "p")) {
-            if (v > 1) return fail(err, n, "--aa '%s': p must be in [0,1], got '%s'", aa, val);
+            if (v > 1) return src_seterr(err, n, "--aa '%s': p must be in [0,1], got '%s'", aa, val);
             ra.prob = (float)v;
         } else if (!strcmp(key, "w")) {
-            if (v != 0) return fail(err, n, "--aa '%s': only choice weights w0 exist, got '%s'", aa, val);
+            if (v != 0) return src_seterr(err, n, "--aa '%s': only choice weights w0 exist, got '%s'", aa, val);
             ra.weighted = 1;
         }
     }
     if (ra.weighted && ra.num_ops > AUG_NUM_OPS - 2)
-        return fail(err, n, "--aa '%s': w0 picks ops without replacement from 13 weighted ops; n=%d too large", aa, ra.num_ops);
+        return src_seterr(err, n, "--aa '%s': w0 picks ops without replacement from 13 weighted ops; n=%d too large", aa, ra.num_ops);
     ra.enabled = 1;
     c->ra = ra;
     strcpy(c->aa, aa);
@@ -168,20 +159,20 @@ int aug_config_set(AugConfig *c, const char *flag, const char *value, char *err,
     do {                                                                                         \
         k = parse_list(v, l, 1);                                                                 \
         if (k != 1 || l[0] < (lo) || l[0] > (hi))                                                \
-            return fail(err, n, "--%s '%s': expected one number in [%g, %g]", f, v, (double)(lo), (double)(hi)); \
+            return src_seterr(err, n, "--%s '%s': expected one number in [%g, %g]", f, v, (double)(lo), (double)(hi)); \
     } while (0)
     if (IS("img-size")) {
         ONE(1, 8192);
-        if (l[0] != floorf(l[0])) return fail(err, n, "--img-size '%s': expected an integer", v);
+        if (l[0] != floorf(l[0])) return src_seterr(err, n, "--img-size '%s': expected an integer", v);
         c->img_size = (int)l[0];
     } else if (IS("in-chans")) {
         ONE(1, 3);
-        if (l[0] != 1 && l[0] != 3) return fail(err, n, "--in-chans '%s': 1 or 3", v);
+        if (l[0] != 1 && l[0] != 3) return src_seterr(err, n, "--in-chans '%s': 1 or 3", v);
         c->in_chans = (int)l[0];
     } else if (IS("scale") || IS("ratio")) {
         k = parse_list(v, l, 2);
         if (k != 2 || l[0] <= 0 || l[1] < l[0] || (IS("scale") && l[1] > 1))
-            return fail(err, n, "--%s '%s': expected two numbers lo hi with 0 < lo <= hi%s", f, v,
+            return src_seterr(err, n, "--%s '%s': expected two numbers lo hi with 0 < lo <= hi%s", f, v,
                         IS("scale") ? " <= 1" : "");
         float *d = IS("scale") ? c->scale : c->ratio;
         d[0] = l[0]; d[1] = l[1];
@@ -193,14 +184,14 @@ int aug_config_set(AugConfig *c, const char *flag, const char *value, char *err,
         k = parse_list(v, l, 4);
         if (k == 4 && l[3] == 0) k = 3;
         if ((k != 1 && k != 3) || l[0] < 0 || (k == 3 && (l[1] < 0 || l[2] < 0)))
-            return fail(err, n, "--color-jitter '%s': expected one value or three (brightness contrast saturation) >= 0; hue is not supported", v);
+            return src_seterr(err, n, "--color-jitter '%s': expected one value or three (brightness contrast saturation) >= 0; hue is not supported", v);
         for (int i = 0; i < 3; i++) c->color_jitter[i] = l[k == 1 ? 0 : i];
     } else if (IS("reprob")) { ONE(0, 1); c->reprob = l[0]; }
     else if (IS("remode")) {
         if (!strcmp(v, "pixel")) c->remode = AUG_REMODE_PIXEL;
         else if (!strcmp(v, "rand")) c->remode = AUG_REMODE_RAND;
         else if (!strcmp(v, "const")) c->remode = AUG_REMODE_CONST;
-        else return fail(err, n, "--remode '%s': expected pixel, rand or const", v);
+        else return src_seterr(err, n, "--remode '%s': expected pixel, rand or const", v);
     } else if (IS("recount")) {
         ONE(1, 64);
         c->recount = (int)l[0];
@@ -210,36 +201,36 @@ int aug_config_set(AugConfig *c, const char *flag, const char *value, char *err,
         if (!*v || !strcmp(v, "none") || !strcmp(v, "None")) { c->has_cutmix_minmax = 0; return 0; }
         k = parse_list(v, l, 2);
         if (k != 2 || l[0] <= 0 || l[1] > 1 || l[1] <= l[0])
-            return fail(err, n, "--cutmix-minmax '%s': expected two numbers 0 < min < max <= 1", v);
+            return src_seterr(err, n, "--cutmix-minmax '%s': expected two numbers 0 < min < max <= 1", v);
         c->cutmix_minmax[0] = l[0]; c->cutmix_minmax[1] = l[1];
         c->has_cutmix_minmax = 1;
     } else if (IS("mixup-prob")) { ONE(0, 1); c->mixup_prob = l[0]; }
     else if (IS("mixup-switch-prob")) { ONE(0, 1); c->mixup_switch_prob = l[0]; }
     else if (IS("mixup-mode")) {
-        if (strcmp(v, "batch")) return fail(err, n, "--mixup-mode '%s': only 'batch' is supported", v);
+        if (strcmp(v, "batch")) return src_seterr(err, n, "--mixup-mode '%s': only 'batch' is supported", v);
     } else if (IS("smoothing")) {
         k = parse_list(v, l, 1);
-        if (k != 1 || l[0] < 0 || l[0] >= 1) return fail(err, n, "--smoothing '%s': expected a number in [0, 1)", v);
+        if (k != 1 || l[0] < 0 || l[0] >= 1) return src_seterr(err, n, "--smoothing '%s': expected a number in [0, 1)", v);
         c->smoothing = l[0];
     } else if (IS("interpolation") || IS("train-interpolation")) {
         AugInterp ip;
         if (!*v) return 0; /* timm: '' = keep the default */
         if (parse_interp(v, &ip) || (IS("interpolation") && ip == AUG_INTERP_RANDOM))
-            return fail(err, n, "--%s '%s': expected bilinear or bicubic%s", f, v,
+            return src_seterr(err, n, "--%s '%s': expected bilinear or bicubic%s", f, v,
                         IS("interpolation") ? "" : " or random");
         if (IS("interpolation")) c->interpolation = ip; else c->train_interpolation = ip;
     } else if (IS("crop-pct")) {
         k = parse_list(v, l, 1);
-        if (k != 1 || l[0] <= 0 || l[0] > 4) return fail(err, n, "--crop-pct '%s': expected a number in (0, 4]", v);
+        if (k != 1 || l[0] <= 0 || l[0] > 4) return src_seterr(err, n, "--crop-pct '%s': expected a number in (0, 4]", v);
         c->crop_pct = l[0];
     } else if (IS("mean") || IS("std")) {
         k = parse_list(v, l, 3);
-        if (k != 1 && k != 3) return fail(err, n, "--%s '%s': expected 1 or 3 numbers", f, v);
+        if (k != 1 && k != 3) return src_seterr(err, n, "--%s '%s': expected 1 or 3 numbers", f, v);
         float *d = IS("mean") ? c->mean : c->std;
         for (int i = 0; i < 3; i++) d[i] = l[k == 1 ? 0 : i];
         if (IS("std"))
             for (int i = 0; i < 3; i++)
-                if (!(d[i] > 0)) return fail(err, n, "--std '%s': values must be > 0", v);
+                if (!(d[i] > 0)) return src_seterr(err, n, "--std '%s': values must be > 0", v);
         if (IS("mean")) c->n_mean = k; else c->n_std = k;
     } else {
         return 1;
@@ -306,20 +297,20 @@ int aug_config_get(const AugConfig *c, const char *flag, char *b, size_t n) {
 }
 
 int aug_config_check(const AugConfig *c, char *err, size_t n) {
-    if (c->img_size < 1 || c->img_size > 8192) return fail(err, n, "augment: img_size %d out of range", c->img_size);
-    if (c->in_chans != 1 && c->in_chans != 3) return fail(err, n, "augment: in_chans %d (1 or 3)", c->in_chans);
+    if (c->img_size < 1 || c->img_size > 8192) return src_seterr(err, n, "augment: img_size %d out of range", c->img_size);
+    if (c->in_chans != 1 && c->in_chans != 3) return src_seterr(err, n, "augment: in_chans %d (1 or 3)", c->in_chans);
     if (!(c->scale[0] > 0 && c->scale[0] <= c->scale[1] && c->scale[1] <= 1))
-        return fail(err, n, "augment: scale (%g, %g) not in 0 < lo <= hi <= 1", c->scale[0], c->scale[1]);
+        return src_seterr(err, n, "augment: scale (%g, %g) not in 0 < lo <= hi <= 1", c->scale[0], c->scale[1]);
     if (!(c->ratio[0] > 0 && c->ratio[0] <= c->ratio[1]))
-        return fail(err, n, "augment: ratio (%g, %g) not 0 < lo <= hi", c->ratio[0], c->ratio[1]);
-    if (!(c->crop_pct > 0)) return fail(err, n, "augment: crop_pct %g must be > 0", c->crop_pct);
-    if (c->n_mean != 1 && c->n_mean != 3) return fail(err, n, "augment: %d mean values (1 or 3)", c->n_mean);
-    if (c->n_std != 1 && c->n_std != 3) return fail(err, n, "augment: %d std values (1 or 3)", c->n_std);
+        return src_seterr(err, n, "augment: ratio (%g, %g) not 0 < lo <= hi", c->ratio[0], c->ratio[1]);
+    if (!(c->crop_pct > 0)) return src_seterr(err, n, "augment: crop_pct %g must be > 0", c->crop_pct);
+    if (c->n_mean != 1 && c->n_mean != 3) return src_seterr(err, n, "augment: %d mean values (1 or 3)", c->n_mean);
+    if (c->n_std != 1 && c->n_std != 3) return src_seterr(err, n, "augment: %d std values (1 or 3)", c->n_std);
     for (int i = 0; i < 3; i++)
-        if (!(c->std[i] > 0) && (i < c->n_std)) return fail(err, n, "augment: std[%d] = %g must be > 0", i, c->std[i]);
-    if (c->recount < 1) return fail(err, n, "augment: recount %d must be >= 1", c->recount);
+        if (!(c->std[i] > 0) && (i < c->n_std)) return src_seterr(err, n, "augment: std[%d] = %g must be > 0", i, c->std[i]);
+    if (c->recount < 1) return src_seterr(err, n, "augment: recount %d must be >= 1", c->recount);
     if (c->has_cutmix_minmax && !(c->cutmix_minmax[0] > 0 && c->cutmix_minmax[0] < c->cutmix_minmax[1] && c->cutmix_minmax[1] <= 1))
-        return fail(err, n, "augment: cutmix_minmax (%g, %g) invalid", c->cutmix_minmax[0], c->cutmix_minmax[1]);
-    if (c->smoothing < 0 || c->smoothing >= 1) return fail(err, n, "augment: smoothing %g not in [0,1)", c->smoothing);
+        return src_seterr(err, n, "augment: cutmix_minmax (%g, %g) invalid", c->cutmix_minmax[0], c->cutmix_minmax[1]);
+    if (c->smoothing < 0 || c->smoothing >= 1) return src_seterr(err, n, "augment: smoothing %g not in [0,1)", c->smoothing);
     return 0;
 }

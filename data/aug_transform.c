@@ -1,22 +1,13 @@
 /* The per-sample pipelines: aug_train (RandomResizedCrop, flips, RandAugment
  * or ColorJitter, normalise, RandomErasing) and aug_eval (resize shorter side,
  * centre crop, normalise). */
+#include "data/source_util.h"
 #include "data/augment.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void aug_rrc_params(int width, int height, const float scale[2], const float ratio[2], AugRng *r, int *ox,
                     int *oy, int *ow, int *oh) {
@@ -110,7 +101,7 @@ int aug_random_erase(const AugConfig *cfg, float *img, int c, int h, int w, AugR
 
 static int check_image(const Image *in, char *err, size_t n, const char *who) {
     if (!in || !in->px || in->w <= 0 || in->h <= 0 || (in->c != 1 && in->c != 3))
-        return fail(err, n, "%s: bad input image (%dx%dx%d)", who, in ? in->w : 0, in ? in->h : 0, in ? in->c : 0);
+        return src_seterr(err, n, "%s: bad input image (%dx%dx%d)", who, in ? in->w : 0, in ? in->h : 0, in ? in->c : 0);
     return 0;
 }
 
@@ -149,20 +140,20 @@ int aug_train(const AugConfig *cfg, const Image *in, AugRng *r, float *out, char
     int bx, by, bw, bh;
     aug_rrc_params(in->w, in->h, cfg->scale, cfg->ratio, r, &bx, &by, &bw, &bh);
     Image im;
-    if (image_alloc(&im, S, S, in->c)) return fail(err, n, "aug_train: out of memory (%dx%dx%d)", S, S, in->c);
+    if (image_alloc(&im, S, S, in->c)) return src_seterr(err, n, "aug_train: out of memory (%dx%dx%d)", S, S, in->c);
     if (aug_resize_box(in, bx, by, bw, bh, &im, ip)) {
         image_free(&im);
-        return fail(err, n, "aug_train: resize of box (%d,%d %dx%d) of %dx%d failed", bx, by, bw, bh, in->w, in->h);
+        return src_seterr(err, n, "aug_train: resize of box (%d,%d %dx%d) of %dx%d failed", bx, by, bw, bh, in->w, in->h);
     }
     if (cfg->hflip > 0 && aug_rng_uniform(r) < cfg->hflip) aug_hflip(&im);
     if (cfg->vflip > 0 && aug_rng_uniform(r) < cfg->vflip) aug_vflip(&im);
-    if (convert_channels(&im, cfg->in_chans)) { image_free(&im); return fail(err, n, "aug_train: out of memory"); }
+    if (convert_channels(&im, cfg->in_chans)) { image_free(&im); return src_seterr(err, n, "aug_train: out of memory"); }
     if (cfg->ra.enabled) {
         uint8_t fill[3];
         fill_mean(cfg, im.c, fill);
         if (aug_randaugment(&cfg->ra, &im, fill, cfg->translate_pct, cfg->train_interpolation, r)) {
             image_free(&im);
-            return fail(err, n, "aug_train: RandAugment out of memory");
+            return src_seterr(err, n, "aug_train: RandAugment out of memory");
         }
     } else if (cfg->color_jitter[0] > 0 || cfg->color_jitter[1] > 0 || cfg->color_jitter[2] > 0) {
         aug_color_jitter(&im, cfg->color_jitter, r);
@@ -190,13 +181,13 @@ int aug_eval(const AugConfig *cfg, const Image *in, float *out, char *err, size_
     int ox = S > rw ? -((S - rw) / 2) : (int)rint((rw - S) / 2.0);
     int oy = S > rh ? -((S - rh) / 2) : (int)rint((rh - S) / 2.0);
     Image im;
-    if (image_alloc(&im, S, S, in->c)) return fail(err, n, "aug_eval: out of memory (%dx%dx%d)", S, S, in->c);
+    if (image_alloc(&im, S, S, in->c)) return src_seterr(err, n, "aug_eval: out of memory (%dx%dx%d)", S, S, in->c);
     AugInterp ip = cfg->interpolation == AUG_INTERP_RANDOM ? AUG_INTERP_BICUBIC : cfg->interpolation;
     if (aug_resize_window(in, rw, rh, ox, oy, &im, ip)) {
         image_free(&im);
-        return fail(err, n, "aug_eval: resize %dx%d -> %dx%d failed", in->w, in->h, rw, rh);
+        return src_seterr(err, n, "aug_eval: resize %dx%d -> %dx%d failed", in->w, in->h, rw, rh);
     }
-    if (convert_channels(&im, cfg->in_chans)) { image_free(&im); return fail(err, n, "aug_eval: out of memory"); }
+    if (convert_channels(&im, cfg->in_chans)) { image_free(&im); return src_seterr(err, n, "aug_eval: out of memory"); }
     aug_normalize(cfg, &im, out);
     image_free(&im);
     return 0;

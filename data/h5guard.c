@@ -1,5 +1,6 @@
 /* See h5guard.h: HDF5 objects are followed only inside their own file. */
 #include "data/h5guard.h"
+#include "data/h5crash.h"
 #include <H5PLpublic.h>
 #include <errno.h>
 #include <pthread.h>
@@ -75,6 +76,7 @@ hid_t h5g_open_file(const char *path, const char *who, char *err, size_t errn) {
     if (!path || !path[0]) return fail(err, errn, "%s: empty path", who);
     if (stat(path, &st) < 0) return fail(err, errn, "%s: %s", who, strerror(errno));
     if (!S_ISREG(st.st_mode)) return fail(err, errn, "%s: not a regular file", who);
+    h5crash_guard(path);
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) return fail(err, errn, "%s: not an HDF5 file", who);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

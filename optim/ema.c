@@ -1,4 +1,5 @@
 #include "optim/ema.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,18 @@ void ema_reset(Ema *e) {
     }
 }
 
-int ema_update(Ema *e) {
+double ema_decay_at(const Ema *e, long n) {
+    if (!e->warmup) return e->decay;
+    long t = n - 1;
+    if (t <= 0) return 0.0;
+    double d = 1.0 - pow(1.0 + (double)t, -2.0 / 3.0);
+    return d < e->decay ? d : e->decay;
+}
+
+int ema_update(Ema *e, long n) {
     if (e->swapped) return -1;
-    const float d = (float)e->decay, a = (float)(1.0 - e->decay); /* as timm: scalars rounded once */
+    const double dd = ema_decay_at(e, n);
+    const float d = (float)dd, a = (float)(1.0 - dd); /* as timm: scalars rounded once */
     for (int i = 0; i < e->n; i++) {
         const float *w = e->params->t[i]->data;
         float *s = e->shadow[i];

@@ -644,7 +644,7 @@ static void test_ema(void) {
         if (k) {
             for (int i = 0; i < p.n; i++)
                 for (size_t j = 0; j < p.t[i]->numel; j++) p.t[i]->data[j] += 0.1f * urand();
-            ema_update(&e);
+            ema_update(&e, 0);
         }
         hist[k] = malloc(tot * sizeof(double));
         size_t o = 0;
@@ -667,14 +667,29 @@ static void test_ema(void) {
     float w0 = p.t[4]->data[7], s0 = ema_buf(&e, 4)[7];
     float *ptr = p.t[4]->data;
     ema_swap(&e);
-    ok = p.t[4]->data == ptr && p.t[4]->data[7] == s0 && ema_buf(&e, 4)[7] == s0 && ema_update(&e) == -1;
+    ok = p.t[4]->data == ptr && p.t[4]->data[7] == s0 && ema_buf(&e, 4)[7] == s0 && ema_update(&e, 0) == -1;
     ema_swap(&e);
-    ok &= p.t[4]->data[7] == w0 && ema_buf(&e, 4)[7] == s0 && ema_update(&e) == 0 && !ema_buf(&e, NSPEC);
+    ok &= p.t[4]->data[7] == w0 && ema_buf(&e, 4)[7] == s0 && ema_update(&e, 0) == 0 && !ema_buf(&e, NSPEC);
     ema_swap(&e);
     ema_free(&e); /* frees while swapped: the model gets its weights back */
     ok &= p.t[4]->data[7] == w0;
     check(ok, "EMA swap for eval and back", "");
     for (int k = 0; k <= n; k++) free(hist[k]);
+    /* ModelEmaV3 warmup: d(n) = 0 for n <= 1, min(decay, 1 - n^(-2/3)) after (t = n - 1) */
+    ok = ema_create(&e, &p, 0.999, err, sizeof err) == 0;
+    e.warmup = 1;
+    double d1 = ema_decay_at(&e, 1), d2 = ema_decay_at(&e, 2), d9 = ema_decay_at(&e, 9), dbig = ema_decay_at(&e, 1000000);
+    ok &= d1 == 0 && fabs(d2 - (1 - pow(2, -2.0 / 3))) < 1e-12 && fabs(d9 - (1 - pow(9, -2.0 / 3))) < 1e-12 &&
+          dbig == 0.999;
+    float before = p.t[2]->data[3];
+    p.t[2]->data[3] += 1;
+    ema_update(&e, 1); /* d = 0: the EMA becomes the weights */
+    ok &= ema_buf(&e, 2)[3] == p.t[2]->data[3];
+    p.t[2]->data[3] = before;
+    e.warmup = 0;
+    ok &= ema_decay_at(&e, 1) == 0.999;
+    ema_free(&e);
+    check(ok, "EMA warmup decay (timm ModelEmaV3)", "d1 %g d2 %g d9 %g dbig %g", d1, d2, d9, dbig);
     ok = ema_create(&e, &p, 1.5f, err, sizeof err) == -1 && strstr(err, "decay must be in [0, 1], got 1.5");
     check(ok, "EMA rejects decay 1.5", "err '%s'", err);
     mt_params_free(&p);

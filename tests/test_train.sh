@@ -82,7 +82,7 @@ assert not bad, bad[:5]
 EOF
 }
 check "resume mid-run (step 16 of 32) gives bit-identical weights, EMA and optimizer state" "cmp_ck $T/s/last.h5 $T/r/last.h5"
-check "resume says where it continues" "grep -q 'resuming .* at epoch 1, batch 0, step 16' $T/r.log"
+check "resume says where it continues" "grep -q 'resuming .* after step 16: epoch 2 of 2, batch 0' $T/r.log"
 # mid-epoch resume: stop at step 10 (epoch 0, batch 10 of 16)
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --max-steps 10 --output "$T/m" > /dev/null
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --resume "$T/m/last.h5" > /dev/null
@@ -121,16 +121,22 @@ check "SIGINT prints how to resume" "grep -q 'resume with' $T/i.log"
 "$M" train "${MODEL[@]}" "${COMMON[@]}" --epochs 1000 --max-steps 1 --resume "$T/i" > "$T/i2.log" 2>&1 || true
 check "the interrupted run resumes" "grep -q 'resuming' $T/i2.log"
 
-# 7. NaN loss stops with the step number and keeps the last good checkpoint
-cp "$T/a/last.h5" "$T/good.h5"
-mkdir -p "$T/n" && cp "$T/a/last.h5" "$T/n/last.h5"
+# 7. NaN loss stops with the step number and keeps the last good checkpoint (written every step)
 set +e
-"$M" train "${MODEL[@]}" "${COMMON[@]}" --epochs 3 --lr 1e30 --opt sgd --output "$T/n" > "$T/n.log" 2>&1
+"$M" train "${MODEL[@]}" "${COMMON[@]}" --epochs 3 --lr 1e30 --opt sgd --checkpoint-every 1 --output "$T/n" > "$T/n.log" 2>&1
 rc=$?
 set -e
+nan_step=$(grep -Eo 'loss is (NaN|not finite) at step [0-9]+' "$T/n.log" | grep -Eo '[0-9]+$' || echo -1)
 check "NaN loss exits 1 (got $rc)" "[ $rc -eq 1 ]"
-check "NaN message names the step" "grep -Eq 'loss is (NaN|not finite) at step [0-9]+' $T/n.log"
-check "the previous checkpoint is intact" "cmp -s $T/good.h5 $T/n/last.h5"
+check "NaN message names the step ($nan_step)" "[ $nan_step -ge 1 ]"
+check "the checkpoint before the NaN step is intact" "$PY -c \"import h5py,sys; f=h5py.File('$T/n/last.h5','r'); sys.exit(0 if int(f.attrs['step']) == $nan_step else 1)\""
+# an existing run directory is not overwritten by another run
+cp "$T/n/last.h5" "$T/good.h5"
+set +e
+"$M" train "${MODEL[@]}" "${COMMON[@]}" --epochs 1 --output "$T/n" > "$T/n2.log" 2>&1; rc=$?
+set -e
+check "a second run into $T/n is refused (rc $rc) and last.h5 is untouched" \
+  "[ $rc -eq 2 ] && grep -q 'already holds a run' $T/n2.log && cmp -s $T/good.h5 $T/n/last.h5"
 
 # 8. bad input: exit 2 with a message naming the thing
 set +e

@@ -437,9 +437,9 @@ static const char *const TIMM_ONLY[] = {
     "start_epoch", "decay_milestones", "cooldown_epochs", "patience_epochs", "no_aug", "aug_repeats",
     "aug_splits", "jsd_loss", "bce_loss", "bce_sum", "bce_target_thresh", "bce_pos_weight", "resplit",
     "mixup_off_epoch", "drop_connect", "drop_block", "bn_momentum", "bn_eps", "model_ema_force_cpu",
-    "model_ema_warmup", "worker_seeding", "recovery_interval", "checkpoint_hist", "save_images",
-    "use_multi_epochs_loader", "log_wandb", "wandb_project", "wandb_tags", "wandb_resume_id", "experiment",
-    "eval_metric", "tta", "local_rank", "device", "device_modules", "model_dtype", "prefetcher", "distributed",
+    "worker_seeding", "recovery_interval", "save_images",
+    "use_multi_epochs_loader", "log_wandb", "wandb_project", "wandb_tags", "wandb_resume_id",
+    "tta", "local_rank", "device", "device_modules", "model_dtype", "prefetcher", "distributed",
     "world_size", "rank", NULL};
 
 static int timm_only(const char *key) {

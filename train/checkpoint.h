@@ -7,7 +7,8 @@
  *   /optimizer attributes         name, step (when an "optimizer/..." group is written)
  *   root attributes               format="mixtape", format_version, model, config (JSON),
  *                                 epoch, step, best_top1, rng_state (uint64[]), data_mean,
- *                                 data_std (float32[]), train_state (JSON, validated by train/train_ckpt.c)
+ *                                 data_std (float32[]), data_interpolation (string),
+ *                                 data_crop_pct (float32), train_state (JSON, validated by train/train_ckpt.c)
  *
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
@@ -45,6 +46,8 @@ typedef struct CkptInfo {
     int n_rng;
     float mean[CKPT_CHAN_MAX], std[CKPT_CHAN_MAX];
     int n_chan;                      /* 0: no data mean/std attributes */
+    char interpolation[16];          /* data_interpolation (eval resize: "bicubic" | "bilinear"); "" absent */
+    float crop_pct;                  /* data_crop_pct (eval resize); 0 absent */
     char optimizer[32];              /* "/optimizer" attribute name, e.g. "adamw" */
     int64_t optimizer_step;          /* "/optimizer" attribute step */
     char train_state[CKPT_JSON_MAX]; /* free-form JSON: schedule / data position */

@@ -4,6 +4,7 @@
 #include "data/source_util.h"
 #include "train/class_names.h"
 #include "train/commands.h"
+#include "train/data_check.h"
 #include "train/data_flags.h"
 #include "train/dist.h"
 #include "train/evaluate.h"
@@ -16,7 +17,8 @@
 static void help(FILE *f) {
     fprintf(f, "usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
                "Prints top-1 / top-5 / loss and per-class accuracy. The eval transform uses the\n"
-               "checkpoint's mean/std unless --mean/--std are given.\n");
+               "checkpoint's mean/std/interpolation/crop-pct unless given. The data must match the\n"
+               "checkpoint's classes, channels and size (--data-convert: allow grey<->RGB and upsampling).\n");
 }
 
 static int next_batch(void *ud, Batch *b) { return loader_next((Loader *)ud, b); }
@@ -45,7 +47,9 @@ static int eval_main(int argc, char **argv) {
     LoaderConfig lc;
     loader_config_default(&lc, 0);
     char err[2048];
-    int has_mean = args_has(&a, "--mean", NULL), has_std = args_has(&a, "--std", NULL);
+    int given[4] = {args_has(&a, "--mean", NULL), args_has(&a, "--std", NULL), args_has(&a, "--interpolation", NULL),
+                    args_has(&a, "--crop-pct", NULL)};
+    int convert = args_bool(&a, "--data-convert", 0, "allow grey<->RGB conversion and upsampling of the data");
     if (data_flags_parse(&a, &lc.aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
     int ae = args_end(&a, help);
     if (ae) { args_free(&a); return ae == 1 ? 0 : 2; }
@@ -77,10 +81,13 @@ static int eval_main(int argc, char **argv) {
             return 2;
         }
     }
-    /* The checkpoint's normalisation unless overridden. */
-    if (info->n_chan > 0) {
-        if (!has_mean) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.mean[i] = info->mean[i]; lc.aug.n_mean = info->n_chan; }
-        if (!has_std) { for (int i = 0; i < info->n_chan && i < 3; i++) lc.aug.std[i] = info->std[i]; lc.aug.n_std = info->n_chan; }
+    /* The checkpoint's normalisation and eval resize unless overridden. */
+    if (aug_from_checkpoint(info, ck, &lc.aug, given, m.cfg.in_chans, dist_is_root() ? stdout : NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "mixtape eval: %s\n", err);
+        free(info);
+        model_free(&m);
+        args_free(&a);
+        return 2;
     }
     free(info);
     lc.spec = data;
@@ -95,6 +102,16 @@ static int eval_main(int argc, char **argv) {
     Loader *L = loader_open(&lc, err, sizeof err);
     if (!L) fprintf(stderr, "mixtape eval: --data: %s\n", err);
     if (dist_any_max(!L)) { if (L) loader_close(L); model_free(&m); args_free(&a); return 2; }
+    {   /* the data against the checkpoint's model: classes, channels, size (every rank stops together) */
+        char what[1100], mdesc[1200];
+        snprintf(what, sizeof what, "--data %s", data);
+        snprintf(mdesc, sizeof mdesc, "checkpoint %s (%s)", ck, m.cfg.name);
+        DataFacts df;
+        int bad = data_facts(data, loader_kind(L), lc.rank, lc.world, &df, err, sizeof err) != 0 ||
+                  data_check_model(&df, what, mdesc, &m.cfg, convert, root ? stdout : NULL, err, sizeof err) != 0;
+        if (bad && root) fprintf(stderr, "mixtape eval: %s\n", err);
+        if (dist_any_max(bad)) { loader_close(L); model_free(&m); args_free(&a); return 2; }
+    }
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
     EvalResult r = {0};

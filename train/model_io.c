@@ -1,6 +1,9 @@
 #include "train/model_io.h"
 #include "train/outfile.h"
 #include "core/threads.h"
+#include "layers/adapt.h"
+#include "train/safetensors.h"
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -76,6 +79,207 @@ int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err,
 out:
     if (in != info) free(in);
     return rc;
+}
+
+/* ---------- fine-tuning load ---------- */
+
+typedef struct AdaptCtx {
+    Model *m;
+    FinetuneReport *rep;
+    const char *stem, *pos;   /* parameter names that may be adapted (NULL: none) */
+    int prefix;               /* pos_embed prefix tokens */
+    int oom;
+} AdaptCtx;
+
+static void shape_str(int nd, const int64_t *d, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)d[i]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+}
+
+/* Drops the "key: ..." line of a re-initialised (skipped) tensor that was adapted after all. */
+static void unskip(CkptMatch *m, const char *key) {
+    size_t L = strlen(key);
+    for (int i = 0; i < m->n_skipped; i++)
+        if (!strncmp(m->skipped[i], key, L) && m->skipped[i][L] == ':') {
+            free(m->skipped[i]);
+            memmove(m->skipped + i, m->skipped + i + 1, (size_t)(m->n_skipped - i - 1) * sizeof *m->skipped);
+            m->n_skipped--;
+            return;
+        }
+}
+
+/* Adapts parameter `key` from the checkpoint's tensor (shape, data) when a rule applies.
+ * 0 (adapted or not applicable); 1 out of memory (a->oom set). */
+static int adapt_one(AdaptCtx *a, const char *key, int nd, const int64_t *shape, const float *data) {
+    int is_stem = a->stem && !strcmp(key, a->stem), is_pos = a->pos && !strcmp(key, a->pos);
+    if (!is_stem && !is_pos) return 0;
+    Tensor *t = mt_param_find(&a->m->params, key);
+    if (!t || nd != t->ndim) return 0;
+    int same = 1;
+    for (int i = 0; i < nd; i++) same &= shape[i] == t->shape[i];
+    if (same) return 0;
+    float *out = malloc(t->numel * sizeof *out);
+    if (!out) { a->oom = 1; return 1; }
+    char how[200] = "", fs[120], ms[120];
+    int ok = 0;
+    if (is_stem && nd == 4 && shape[0] == t->shape[0] && shape[2] == t->shape[2] && shape[3] == t->shape[3] &&
+        shape[1] >= 1 && shape[1] <= 4096) {
+        const char *rule;
+        ok = adapt_input_conv(data, t->shape[0], (int)shape[1], t->shape[2], t->shape[3], t->shape[1], out, &rule) == 0;
+        if (ok) snprintf(how, sizeof how, "adapt_input_conv %lld -> %d input channels: %s", (long long)shape[1],
+                         t->shape[1], rule);
+    } else if (is_pos && nd == 3 && shape[0] == 1 && t->shape[0] == 1 && shape[2] == t->shape[2]) {
+        long g0 = (long)floor(sqrt((double)(shape[1] - a->prefix) + 0.5));
+        long g1 = (long)floor(sqrt((double)(t->shape[1] - a->prefix) + 0.5));
+        if (shape[1] > a->prefix && g0 * g0 == shape[1] - a->prefix && g1 * g1 == t->shape[1] - a->prefix) {
+            if (resample_abs_pos_embed(data, a->prefix, (int)g0, (int)g0, t->shape[2], out, (int)g1, (int)g1) != 0) {
+                free(out);
+                a->oom = 1;
+                return 1;
+            }
+            ok = 1;
+            snprintf(how, sizeof how, "grid %ldx%ld resampled to %ldx%ld (bicubic, antialiased), %d prefix token%s kept",
+                     g0, g0, g1, g1, a->prefix, a->prefix == 1 ? "" : "s");
+        }
+    }
+    if (ok) {
+        memcpy(t->data, out, t->numel * sizeof *out);
+        int64_t md[MT_MAXDIM];
+        for (int i = 0; i < t->ndim; i++) md[i] = t->shape[i];
+        shape_str(nd, shape, fs, sizeof fs);
+        shape_str(t->ndim, md, ms, sizeof ms);
+        char line[600];
+        snprintf(line, sizeof line, "%s: checkpoint %s -> model %s, %s", key, fs, ms, how);
+        char **v = realloc(a->rep->adapted, (size_t)(a->rep->n_adapted + 1) * sizeof *v);
+        if (!v || !(v[a->rep->n_adapted] = strdup(line))) {
+            if (v) a->rep->adapted = v;
+            free(out);
+            a->oom = 1;
+            return 1;
+        }
+        a->rep->adapted = v;
+        a->rep->n_adapted++;
+        unskip(&a->rep->match, key);
+    }
+    free(out);
+    return 0;
+}
+
+static int adapt_cb(const char *key, int nd, const int64_t *shape, const float *data, size_t numel, void *ud) {
+    (void)numel;
+    return adapt_one(ud, key, nd, shape, data);
+}
+
+/* safetensors: only the (at most two) tensors to adapt are read. */
+static int adapt_st(const char *path, AdaptCtx *a, char *err, size_t errn) {
+    StFile sf;
+    if (st_open(path, &sf, err, errn) != 0) return -1;
+    int rc = 0;
+    const char *keys[2] = {a->stem, a->pos};
+    for (int k = 0; k < 2 && !rc; k++) {
+        const StTensor *t = keys[k] ? st_find(&sf, keys[k]) : NULL;
+        if (!t || t->ndim > MT_MAXDIM) continue;
+        float *buf = malloc((t->numel ? t->numel : 1) * sizeof *buf);
+        if (!buf) { a->oom = 1; rc = -1; break; }
+        if (st_read_f32(&sf, t, buf, err, errn) != 0) rc = -1;
+        else if (adapt_one(a, keys[k], t->ndim, t->shape, buf)) rc = -1;
+        free(buf);
+    }
+    st_close(&sf);
+    return rc;
+}
+
+int model_load_finetune(const char *path, Model *m, FinetuneReport *rep, char *err, size_t errn) {
+    memset(rep, 0, sizeof *rep);
+    int is_st = st_probe(path);
+    if ((is_st ? st_load_matching(path, &m->params, &rep->match, err, errn)
+            : ckpt_load_matching(path, &m->params, &rep->match, err, errn)) != 0)
+        return -1;
+    AdaptCtx a = {m, rep, NULL, NULL, 0, 0};
+    const Tensor *st = model_stem_weight(m), *pe = model_pos_embed(m, &a.prefix);
+    /* Only when one of them was skipped for its shape: a second pass over /model. */
+    for (int i = 0; i < rep->match.n_skipped; i++) {
+        const char *s = rep->match.skipped[i];
+        size_t L;
+        if (st && !strncmp(s, st->name, L = strlen(st->name)) && s[L] == ':') a.stem = st->name;
+        if (pe && !strncmp(s, pe->name, L = strlen(pe->name)) && s[L] == ':') a.pos = pe->name;
+    }
+    if (!a.stem && !a.pos) return 0;
+    int found;
+    if ((is_st ? adapt_st(path, &a, err, errn) : ckpt_visit(path, "model", adapt_cb, &a, &found, err, errn)) != 0 ||
+        a.oom) {
+        if (a.oom) fail(err, errn, "checkpoint %s: out of memory adapting weights", path);
+        finetune_report_free(rep);
+        return -1;
+    }
+    return 0;
+}
+
+void finetune_report_free(FinetuneReport *r) {
+    ckpt_match_free(&r->match);
+    ckpt_names_free(r->adapted, r->n_adapted);
+    r->adapted = NULL;
+    r->n_adapted = 0;
+}
+
+void finetune_report_print(const FinetuneReport *r, const char *path, FILE *f) {
+    const CkptMatch *m = &r->match;
+    fprintf(f, "initial checkpoint %s: %d tensors loaded, %d adapted, %d re-initialised (shape differs), %d not in "
+               "the checkpoint, %d unused\n",
+            path, m->n_loaded, r->n_adapted, m->n_skipped, m->n_missing, m->n_unexpected);
+    for (int i = 0; i < r->n_adapted; i++) fprintf(f, "  adapted %s\n", r->adapted[i]);
+    for (int i = 0; i < m->n_skipped; i++) fprintf(f, "  re-initialised %s\n", m->skipped[i]);
+    for (int i = 0; i < m->n_missing; i++) fprintf(f, "  initialised (missing) %s\n", m->missing[i]);
+    for (int i = 0; i < m->n_unexpected; i++) fprintf(f, "  unused %s\n", m->unexpected[i]);
+}
+
+/* ---------- data settings recorded in a checkpoint ---------- */
+
+const char *aug_interp_name(int ip) {
+    return ip == AUG_INTERP_BILINEAR ? "bilinear" : ip == AUG_INTERP_BICUBIC ? "bicubic" : "random";
+}
+
+int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, const int given[4], int chans,
+                        FILE *out, char *err, size_t errn) {
+    char v[256], e2[300];
+    const char *src[4];
+    static const char *const flag[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};
+    static const char *const attr[4] = {"data_mean", "data_std", "data_interpolation", "data_crop_pct"};
+    int has[4] = {info && (info->n_chan == 1 || info->n_chan == 3), info && (info->n_chan == 1 || info->n_chan == 3),
+                  info && info->interpolation[0], info && info->crop_pct != 0};
+    for (int k = 0; k < 4; k++) {
+        src[k] = given[k] ? "command line" : "default";
+        if (given[k] || !has[k]) continue;
+        if (k < 2) {
+            const float *x = k == 0 ? info->mean : info->std;
+            size_t L = 0;
+            for (int i = 0; i < info->n_chan; i++) L += (size_t)snprintf(v + L, sizeof v - L, "%s%.9g", i ? " " : "", x[i]);
+        } else if (k == 2) {
+            snprintf(v, sizeof v, "%s", info->interpolation);
+        } else {
+            snprintf(v, sizeof v, "%.9g", info->crop_pct);
+        }
+        if (aug_config_set(aug, flag[k], v, e2, sizeof e2) != 0)
+            return fail(err, errn, "checkpoint %s: attribute %s: %s", path, attr[k], e2);
+        src[k] = "checkpoint";
+    }
+    if (info && info->n_chan > 0 && info->n_chan != 1 && info->n_chan != 3 && out && (!given[0] || !given[1]))
+        fprintf(out, "note: checkpoint %s records data_mean/data_std for %d channels (not images): not used\n", path,
+                info->n_chan);
+    if (out) {
+        char m[96], s[96];
+        size_t a = 0, b = 0;
+        for (int i = 0; i < chans && i < 3; i++) {
+            a += (size_t)snprintf(m + a, sizeof m - a, "%s%.4g", i ? " " : "", aug_mean(aug, chans, i));
+            b += (size_t)snprintf(s + b, sizeof s - b, "%s%.4g", i ? " " : "", aug_std(aug, chans, i));
+        }
+        fprintf(out, "normalisation: mean %s (%s), std %s (%s); eval resize: %s (%s), crop-pct %.4g (%s)%s%s\n", m,
+                src[0], s, src[1], aug_interp_name(aug->interpolation), src[2], aug->crop_pct, src[3],
+                (has[0] || has[1] || has[2] || has[3]) ? "; checkpoint " : "",
+                (has[0] || has[1] || has[2] || has[3]) ? path : "");
+    }
+    return 0;
 }
 
 int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*usage)(FILE *), IoArgs *r) {

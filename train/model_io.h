@@ -3,6 +3,7 @@
  * data source behind --data (HDF5 images/labels today; other sources slot in
  * behind the same three function pointers). */
 #pragma once
+#include "data/augment.h"
 #include "data/batch.h"
 #include "data/h5data.h"
 #include "layers/model.h"
@@ -18,6 +19,36 @@ int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn);
 /* Config from the checkpoint's attributes, build, strict load of /model.
  * info may be NULL. 0 ok; -1 with err (missing file, bad config, key or shape mismatch). */
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn);
+
+/* Fine-tuning load (train --initial-checkpoint: a mixtape checkpoint or a .safetensors file), as timm loads pretrained weights into a
+ * model built with other flags: every /model key of the same shape is loaded; a stem conv
+ * trained on other input channels is adapted (adapt_input_conv) and ViT's pos_embed of
+ * another grid is resampled (bicubic, antialiased, prefix tokens kept); every other tensor
+ * of another shape keeps its fresh init. m->params must be initialised already.
+ * rep->match lists loaded / re-initialised (skipped) / missing / unused keys, rep->adapted
+ * one line per adapted key ("pos_embed: checkpoint (1,197,192) -> model (1,17,192), ...").
+ * 0 ok; -1 with err (unreadable checkpoint). Free with finetune_report_free. */
+typedef struct FinetuneReport {
+    CkptMatch match;
+    char **adapted;
+    int n_adapted;
+} FinetuneReport;
+int model_load_finetune(const char *path, Model *m, FinetuneReport *rep, char *err, size_t errn);
+void finetune_report_free(FinetuneReport *r);
+/* Prints the report: a summary line, then one line per adapted, re-initialised, missing and
+ * unused key. */
+void finetune_report_print(const FinetuneReport *r, const char *path, FILE *f);
+
+/* The data settings a checkpoint records (root attributes data_mean, data_std,
+ * data_interpolation, data_crop_pct) applied to aug, except where the command line gave its
+ * own: given[0..3] = --mean, --std, --interpolation, --crop-pct present. Recorded values are
+ * validated as the flags are. Prints one line per setting with where it came from ("from
+ * checkpoint C.h5", "from --mean", "default") to out (may be NULL). chans: the model's input
+ * channels (a 3-value mean for 1 channel is averaged). 0 ok; -1 with err naming the attribute. */
+int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, const int given[4], int chans,
+                        FILE *out, char *err, size_t errn);
+/* "bicubic" / "bilinear" / "random". */
+const char *aug_interp_name(int interp);
 
 /* The flags predict and grads share: --checkpoint C.h5 --data D --out F.h5 -b N --threads N.
  * Returns 0 (fields set), 1 (--help / --list-flags printed, exit 0) or 2 (bad input:

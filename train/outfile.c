@@ -1,5 +1,6 @@
 /* Outputs that never destroy inputs, written atomically. See outfile.h. */
 #define _GNU_SOURCE
+#include "data/source_util.h"
 #include "train/outfile.h"
 #include "train/signals.h"
 #include <dirent.h>
@@ -12,17 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int out_tmp_name(char *buf, size_t n, const char *path) {
     int k = snprintf(buf, n, "%s.tmp.%ld", path, (long)getpid());
@@ -38,7 +28,7 @@ int out_same_file(const char *a, const char *b) {
 int out_check_not_input(const char *out_flag, const char *out, const char *in_flag, const char *in, char *err,
                         size_t errn) {
     if (!out_same_file(out, in)) return 0;
-    return fail(err, errn, "%s %s is the same file as %s %s: refusing to overwrite an input", out_flag, out, in_flag,
+    return src_seterr(err, errn, "%s %s is the same file as %s %s: refusing to overwrite an input", out_flag, out, in_flag,
                 in);
 }
 
@@ -53,15 +43,15 @@ static void dir_of(const char *path, char *dir, size_t n) {
 
 int out_write_atomic(const char *path, const void *buf, size_t n, char *err, size_t errn) {
     char tmp[4200];
-    if (!path || !path[0]) return fail(err, errn, "output: empty path");
-    if (out_tmp_name(tmp, sizeof tmp, path) < 0) return fail(err, errn, "%s: path too long", path);
+    if (!path || !path[0]) return src_seterr(err, errn, "output: empty path");
+    if (out_tmp_name(tmp, sizeof tmp, path) < 0) return src_seterr(err, errn, "%s: path too long", path);
     signals_temp_begin(tmp);
     unlink(tmp); /* a leftover of a dead process that had our pid; the name is ours */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) {
         int e = errno;
         signals_temp_end();
-        return fail(err, errn, "%s: cannot create %s: %s", path, tmp, strerror(e));
+        return src_seterr(err, errn, "%s: cannot create %s: %s", path, tmp, strerror(e));
     }
     const char *p = buf;
     size_t left = n;
@@ -80,7 +70,7 @@ int out_write_atomic(const char *path, const void *buf, size_t n, char *err, siz
     if (e) {
         unlink(tmp);
         signals_temp_end();
-        return fail(err, errn, "%s: %s %s: %s", path, what, tmp, strerror(e));
+        return src_seterr(err, errn, "%s: %s %s: %s", path, what, tmp, strerror(e));
     }
     signals_temp_end();
     char dir[4200];
@@ -106,7 +96,7 @@ int out_text_commit(OutText *t, const char *path, char *err, size_t errn) {
     int bad = !t->f || ferror(t->f);
     if (t->f && fclose(t->f) != 0) bad = 1;
     t->f = NULL;
-    int rc = bad ? fail(err, errn, "%s: out of memory assembling the file", path)
+    int rc = bad ? src_seterr(err, errn, "%s: out of memory assembling the file", path)
                  : out_write_atomic(path, t->buf, t->n, err, errn);
     out_text_abort(t);
     return rc;
@@ -184,11 +174,11 @@ int out_h5_commit(int64_t f, const char *path, char *err, size_t errn) {
                  H5Fget_info2(f, &fi) >= 0 && fi.super.version < 3; /* v3+ superblocks carry open-for-write flags */
     if (direct) img = core_img.ptr; /* flushed: the buffer is the file, byte for byte */
     else if (n <= 0 || !(copy = malloc((size_t)n)) || H5Fget_file_image(f, copy, (size_t)n) != n)
-        rc = fail(err, errn, "%s: cannot assemble the HDF5 file image (%s)", path, n > 0 && !copy ? "out of memory" : "HDF5 error");
+        rc = src_seterr(err, errn, "%s: cannot assemble the HDF5 file image (%s)", path, n > 0 && !copy ? "out of memory" : "HDF5 error");
     else img = copy;
     if (!rc) rc = out_write_atomic(path, img, (size_t)n, err, errn);
     /* Closing an in-memory file does no I/O: it cannot leave HDF5 half-closed. */
-    if (H5Fclose(f) < 0 && !rc) rc = fail(err, errn, "%s: closing the in-memory HDF5 file failed", path);
+    if (H5Fclose(f) < 0 && !rc) rc = src_seterr(err, errn, "%s: closing the in-memory HDF5 file failed", path);
     H5Eclear2(H5E_DEFAULT);
     core_img.busy = 0;
     free(copy);

@@ -6,15 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int push(char ***v, int *n, int *cap, const char *s) {
     if (*n == *cap) {
         int c = *cap ? *cap * 2 : 64;
@@ -31,7 +22,7 @@ static int push(char ***v, int *n, int *cap, const char *s) {
 /* Directory entries: *.tar count, and the regular image files directly in it. */
 static int scan_dir(const char *dir, int *ntar, char ***imgs, int *nimg, char *err, size_t errn) {
     DIR *d = opendir(dir);
-    if (!d) return fail(err, errn, "--data %s: %s", dir, strerror(errno));
+    if (!d) return src_seterr(err, errn, "--data %s: %s", dir, strerror(errno));
     int cap = 0, rc = 0;
     struct dirent *e;
     *ntar = 0;
@@ -40,8 +31,8 @@ static int scan_dir(const char *dir, int *ntar, char ***imgs, int *nimg, char *e
         if (src_ends_with_ci(e->d_name, ".tar") || src_ends_with_ci(e->d_name, ".tar.gz")) (*ntar)++;
         if (!src_is_image_name(e->d_name)) continue;
         char *p = src_join(dir, e->d_name);
-        if (!p) { rc = fail(err, errn, "out of memory"); break; }
-        if (src_path_kind(p) == 1 && push(imgs, nimg, &cap, p) < 0) rc = fail(err, errn, "out of memory");
+        if (!p) { rc = src_seterr(err, errn, "out of memory"); break; }
+        if (src_path_kind(p) == 1 && push(imgs, nimg, &cap, p) < 0) rc = src_seterr(err, errn, "out of memory");
         free(p);
     }
     closedir(d);
@@ -52,7 +43,7 @@ static int scan_dir(const char *dir, int *ntar, char ***imgs, int *nimg, char *e
 static int set_files(PredSource *p, char **v, int n, char *err, size_t errn) {
     p->files.files = v;
     p->files.n = n;
-    if (!(p->files.labels = malloc((size_t)(n ? n : 1) * sizeof(int)))) return fail(err, errn, "out of memory");
+    if (!(p->files.labels = malloc((size_t)(n ? n : 1) * sizeof(int)))) return src_seterr(err, errn, "out of memory");
     for (int i = 0; i < n; i++) p->files.labels[i] = -1;
     return 0;
 }
@@ -69,19 +60,19 @@ int pred_source_open(PredSource *p, const char *data, char **files, int nfiles, 
     int nlist = 0, cap = 0;
     /* image files named one by one */
     for (int i = 0; i < nfiles; i++) {
-        if (src_path_kind(files[i]) != 1) { fail(err, errn, "image %s: not a regular file", files[i]); goto bad; }
-        if (push(&list, &nlist, &cap, files[i]) < 0) { fail(err, errn, "out of memory"); goto bad; }
+        if (src_path_kind(files[i]) != 1) { src_seterr(err, errn, "image %s: not a regular file", files[i]); goto bad; }
+        if (push(&list, &nlist, &cap, files[i]) < 0) { src_seterr(err, errn, "out of memory"); goto bad; }
     }
     if (!data) {
-        if (!nlist) return fail(err, errn, "no input: give --data D or image files");
+        if (!nlist) return src_seterr(err, errn, "no input: give --data D or image files");
         return set_files(p, list, nlist, err, errn);
     }
-    if (nlist) { fail(err, errn, "give either --data or image files, not both"); goto bad; }
+    if (nlist) { src_seterr(err, errn, "give either --data or image files, not both"); goto bad; }
     int kind = src_path_kind(data);
     if (kind == 1 && h5data_probe(data) == 1) {
         if (h5data_open(&p->h5, data, err, errn) < 0) return -1;
         if (p->h5.c != p->c || p->h5.h != p->s || p->h5.w != p->s)
-            return fail(err, errn, "--data %s: images are (%d,%d,%d) but the model wants (%d,%d,%d)", data, p->h5.c,
+            return src_seterr(err, errn, "--data %s: images are (%d,%d,%d) but the model wants (%d,%d,%d)", data, p->h5.c,
                         p->h5.h, p->h5.w, p->c, p->s, p->s);
         p->kind = 2;
         p->has_labels = p->h5.has_labels;
@@ -106,7 +97,7 @@ int pred_source_open(PredSource *p, const char *data, char **files, int nfiles, 
                 p->has_labels = 1;
                 return 0;
             }
-            if (!nlist) return fail(err, errn, "--data %s: no jpg/jpeg/png images, class sub-directories or .tar shards", data);
+            if (!nlist) return src_seterr(err, errn, "--data %s: no jpg/jpeg/png images, class sub-directories or .tar shards", data);
             return set_files(p, list, nlist, err, errn);
         }
         for (int i = 0; i < nlist; i++) free(list[i]);
@@ -116,9 +107,9 @@ int pred_source_open(PredSource *p, const char *data, char **files, int nfiles, 
     }
     /* tar shards */
     if (shard_list_expand(data, &p->shards, &p->nshards, err, errn) < 0) return -1;
-    if (p->nshards < 1) return fail(err, errn, "--data %s: no shards", data);
+    if (p->nshards < 1) return src_seterr(err, errn, "--data %s: no shards", data);
     char *dir = src_dirname(p->shards[0]), *cpath = dir ? src_join(dir, "classes.txt") : NULL;
-    int rc = cpath ? classes_read(cpath, &p->data_classes, &p->ndata_classes, err, errn) : fail(err, errn, "out of memory");
+    int rc = cpath ? classes_read(cpath, &p->data_classes, &p->ndata_classes, err, errn) : src_seterr(err, errn, "out of memory");
     free(dir);
     free(cpath);
     if (rc < 0) return -1;
@@ -162,7 +153,7 @@ int pred_source_next(PredSource *p, Batch *b, int max, char **keys, char *err, s
         for (int i = 0; i < n; i++) {
             char k[32];
             snprintf(k, sizeof k, "#%ld", p->row + i);
-            if (!(keys[i] = strdup(k))) return fail(err, errn, "out of memory");
+            if (!(keys[i] = strdup(k))) return src_seterr(err, errn, "out of memory");
         }
         p->row += n;
         b->n = n;
@@ -200,7 +191,7 @@ int pred_source_next(PredSource *p, Batch *b, int max, char **keys, char *err, s
             label = p->raw.bad ? -1 : p->raw.label;
         }
         if (decode(p, b->images + (size_t)n * per) < 0) continue;
-        if (!(keys[n] = strdup(p->raw.key))) return fail(err, errn, "out of memory");
+        if (!(keys[n] = strdup(p->raw.key))) return src_seterr(err, errn, "out of memory");
         b->labels[n] = label;
         n++;
     }

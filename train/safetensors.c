@@ -1,3 +1,4 @@
+#include "data/source_util.h"
 #include "train/safetensors.h"
 #include "train/json_in.h"
 #include <errno.h>
@@ -12,15 +13,6 @@
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
 #endif
-
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* The format's dtypes and their sizes (F8 variants are one byte). */
 static const struct { const char *name; int size; } DTYPES[] = {
@@ -66,7 +58,7 @@ static int cmp_begin(const void *a, const void *b) {
 
 /* "__metadata__": {"k": "v", ...}; scratch holds at least the header's size. */
 static int parse_meta(StFile *s, JsonIn *in, char *scratch, size_t cap, char *err, size_t errn) {
-    if (s->meta) return fail(err, errn, "%s: safetensors header: duplicate key '__metadata__'", s->path);
+    if (s->meta) return src_seterr(err, errn, "%s: safetensors header: duplicate key '__metadata__'", s->path);
     if (json_expect(in, '{') < 0) goto bad;
     int cap_m = 0;
     if (json_accept(in, '}')) return 0;
@@ -74,28 +66,28 @@ static int parse_meta(StFile *s, JsonIn *in, char *scratch, size_t cap, char *er
         if (s->nmeta == cap_m) {
             cap_m = cap_m ? cap_m * 2 : 8;
             StMeta *nm = realloc(s->meta, (size_t)cap_m * sizeof *nm);
-            if (!nm) return fail(err, errn, "%s: out of memory", s->path);
+            if (!nm) return src_seterr(err, errn, "%s: out of memory", s->path);
             s->meta = nm;
         }
         StMeta *m = &s->meta[s->nmeta];
         m->key = m->value = NULL;
         if (json_string(in, scratch, cap, NULL) < 0) goto bad;
-        if (!(m->key = strdup(scratch))) return fail(err, errn, "%s: out of memory", s->path);
+        if (!(m->key = strdup(scratch))) return src_seterr(err, errn, "%s: out of memory", s->path);
         s->nmeta++;
         if (json_expect(in, ':') < 0) goto bad;
         if (json_peek(in) != '"')
-            return fail(err, errn, "%s: safetensors header: __metadata__ '%s' is not a string (the format allows strings only)",
+            return src_seterr(err, errn, "%s: safetensors header: __metadata__ '%s' is not a string (the format allows strings only)",
                         s->path, m->key);
         if (json_string(in, scratch, cap, NULL) < 0) goto bad;
-        if (!(m->value = strdup(scratch))) return fail(err, errn, "%s: out of memory", s->path);
+        if (!(m->value = strdup(scratch))) return src_seterr(err, errn, "%s: out of memory", s->path);
         for (int i = 0; i + 1 < s->nmeta; i++)
             if (!strcmp(s->meta[i].key, m->key))
-                return fail(err, errn, "%s: safetensors header: duplicate __metadata__ key '%s'", s->path, m->key);
+                return src_seterr(err, errn, "%s: safetensors header: duplicate __metadata__ key '%s'", s->path, m->key);
     } while (json_accept(in, ','));
     if (json_expect(in, '}') < 0) goto bad;
     return 0;
 bad:
-    return fail(err, errn, "%s: safetensors header: __metadata__: %s", s->path, in->err);
+    return src_seterr(err, errn, "%s: safetensors header: __metadata__: %s", s->path, in->err);
 }
 
 /* {"dtype": "F32", "shape": [..], "data_offsets": [b, e]} for tensor t (name set). */
@@ -107,14 +99,14 @@ static int parse_tensor(StFile *s, JsonIn *in, StTensor *t, char *err, size_t er
         if (json_string(in, key, sizeof key, NULL) < 0 || json_expect(in, ':') < 0) goto bad;
         if (!strcmp(key, "dtype")) {
             char d[16];
-            if (have_d++) return fail(err, errn, "%s: tensor '%s': duplicate 'dtype'", s->path, t->name);
+            if (have_d++) return src_seterr(err, errn, "%s: tensor '%s': duplicate 'dtype'", s->path, t->name);
             if (json_string(in, d, sizeof d, NULL) < 0)
-                return fail(err, errn, "%s: tensor '%s': bad dtype: %s", s->path, t->name, in->err);
+                return src_seterr(err, errn, "%s: tensor '%s': bad dtype: %s", s->path, t->name, in->err);
             for (size_t i = 0; i < sizeof DTYPES / sizeof *DTYPES; i++)
                 if (!strcmp(d, DTYPES[i].name)) { memcpy(t->dtype, d, strlen(d) + 1); t->esize = DTYPES[i].size; }
-            if (!t->esize) return fail(err, errn, "%s: tensor '%s': unknown dtype '%s'", s->path, t->name, d);
+            if (!t->esize) return src_seterr(err, errn, "%s: tensor '%s': unknown dtype '%s'", s->path, t->name, d);
         } else if (!strcmp(key, "shape")) {
-            if (have_s++) return fail(err, errn, "%s: tensor '%s': duplicate 'shape'", s->path, t->name);
+            if (have_s++) return src_seterr(err, errn, "%s: tensor '%s': duplicate 'shape'", s->path, t->name);
             if (json_expect(in, '[') < 0) goto bad;
             t->numel = 1;
             int ovf = 0;
@@ -122,7 +114,7 @@ static int parse_tensor(StFile *s, JsonIn *in, StTensor *t, char *err, size_t er
                 do {
                     uint64_t v;
                     if (t->ndim == ST_MAX_RANK)
-                        return fail(err, errn, "%s: tensor '%s': rank above %d", s->path, t->name, ST_MAX_RANK);
+                        return src_seterr(err, errn, "%s: tensor '%s': rank above %d", s->path, t->name, ST_MAX_RANK);
                     if (json_uint(in, (uint64_t)1 << 53, &v) < 0) goto bad;
                     t->shape[t->ndim++] = (int64_t)v;
                     if (__builtin_mul_overflow(t->numel, v, &t->numel)) ovf = 1;
@@ -130,70 +122,70 @@ static int parse_tensor(StFile *s, JsonIn *in, StTensor *t, char *err, size_t er
                 if (json_expect(in, ']') < 0) goto bad;
             }
             if (ovf || t->numel > ((uint64_t)1 << 62))
-                return fail(err, errn, "%s: tensor '%s': shape's element count overflows", s->path, t->name);
+                return src_seterr(err, errn, "%s: tensor '%s': shape's element count overflows", s->path, t->name);
         } else if (!strcmp(key, "data_offsets")) {
-            if (have_o++) return fail(err, errn, "%s: tensor '%s': duplicate 'data_offsets'", s->path, t->name);
+            if (have_o++) return src_seterr(err, errn, "%s: tensor '%s': duplicate 'data_offsets'", s->path, t->name);
             if (json_expect(in, '[') < 0 || json_uint(in, UINT64_MAX, &t->begin) < 0 || json_expect(in, ',') < 0 ||
                 json_uint(in, UINT64_MAX, &t->end) < 0 || json_expect(in, ']') < 0)
-                return fail(err, errn, "%s: tensor '%s': data_offsets must be [begin, end]: %s", s->path, t->name, in->err);
+                return src_seterr(err, errn, "%s: tensor '%s': data_offsets must be [begin, end]: %s", s->path, t->name, in->err);
         } else {
-            return fail(err, errn, "%s: tensor '%s': unknown field '%s'", s->path, t->name, key);
+            return src_seterr(err, errn, "%s: tensor '%s': unknown field '%s'", s->path, t->name, key);
         }
     } while (json_accept(in, ','));
     if (json_expect(in, '}') < 0) goto bad;
     if (!have_d || !have_s || !have_o)
-        return fail(err, errn, "%s: tensor '%s': missing '%s'", s->path, t->name,
+        return src_seterr(err, errn, "%s: tensor '%s': missing '%s'", s->path, t->name,
                     !have_d ? "dtype" : !have_s ? "shape" : "data_offsets");
     uint64_t bytes;
     if (__builtin_mul_overflow(t->numel, (uint64_t)t->esize, &bytes))
-        return fail(err, errn, "%s: tensor '%s': size overflows", s->path, t->name);
+        return src_seterr(err, errn, "%s: tensor '%s': size overflows", s->path, t->name);
     if (t->begin > t->end)
-        return fail(err, errn, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", s->path, t->name,
+        return src_seterr(err, errn, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", s->path, t->name,
                     (unsigned long long)t->begin, (unsigned long long)t->end);
     if (t->end > s->data_size)
-        return fail(err, errn, "%s: tensor '%s': data_offsets [%llu, %llu] beyond the data section (%llu bytes)",
+        return src_seterr(err, errn, "%s: tensor '%s': data_offsets [%llu, %llu] beyond the data section (%llu bytes)",
                     s->path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
                     (unsigned long long)s->data_size);
     if (t->end - t->begin != bytes)
-        return fail(err, errn, "%s: tensor '%s': %llu bytes in data_offsets but %s x %llu elements need %llu", s->path,
+        return src_seterr(err, errn, "%s: tensor '%s': %llu bytes in data_offsets but %s x %llu elements need %llu", s->path,
                     t->name, (unsigned long long)(t->end - t->begin), t->dtype, (unsigned long long)t->numel,
                     (unsigned long long)bytes);
     return 0;
 bad:
-    return fail(err, errn, "%s: tensor '%s': %s", s->path, t->name, in->err);
+    return src_seterr(err, errn, "%s: tensor '%s': %s", s->path, t->name, in->err);
 }
 
 static int parse_header(StFile *s, const char *hdr, size_t n, char *err, size_t errn) {
     JsonIn in;
     json_in_init(&in, hdr, n);
-    if (n == 0 || hdr[0] != '{') return fail(err, errn, "%s: safetensors header does not start with '{'", s->path);
-    if (!json_utf8_valid(hdr, n)) return fail(err, errn, "%s: safetensors header is not valid UTF-8", s->path);
+    if (n == 0 || hdr[0] != '{') return src_seterr(err, errn, "%s: safetensors header does not start with '{'", s->path);
+    if (!json_utf8_valid(hdr, n)) return src_seterr(err, errn, "%s: safetensors header is not valid UTF-8", s->path);
     char *scratch = malloc(n + 1);
-    if (!scratch) return fail(err, errn, "%s: out of memory", s->path);
+    if (!scratch) return src_seterr(err, errn, "%s: out of memory", s->path);
     int cap = 0, rc = -1;
     json_expect(&in, '{');
     if (!json_accept(&in, '}')) do {
-        if (json_string(&in, scratch, n + 1, NULL) < 0) { fail(err, errn, "%s: safetensors header: %s", s->path, in.err); goto out; }
-        if (json_expect(&in, ':') < 0) { fail(err, errn, "%s: safetensors header: key '%s': %s", s->path, scratch, in.err); goto out; }
+        if (json_string(&in, scratch, n + 1, NULL) < 0) { src_seterr(err, errn, "%s: safetensors header: %s", s->path, in.err); goto out; }
+        if (json_expect(&in, ':') < 0) { src_seterr(err, errn, "%s: safetensors header: key '%s': %s", s->path, scratch, in.err); goto out; }
         if (!strcmp(scratch, "__metadata__")) {
             if (parse_meta(s, &in, scratch, n + 1, err, errn) < 0) goto out;
             if (!s->meta) s->meta = calloc(1, sizeof *s->meta); /* present, empty */
             continue;
         }
-        if (strlen(scratch) >= ST_MAX_NAME) { fail(err, errn, "%s: tensor name of %zu bytes (at most %d)", s->path, strlen(scratch), ST_MAX_NAME - 1); goto out; }
+        if (strlen(scratch) >= ST_MAX_NAME) { src_seterr(err, errn, "%s: tensor name of %zu bytes (at most %d)", s->path, strlen(scratch), ST_MAX_NAME - 1); goto out; }
         if (s->n == cap) {
             cap = cap ? cap * 2 : 64;
             StTensor *nt = realloc(s->t, (size_t)cap * sizeof *nt);
-            if (!nt) { fail(err, errn, "%s: out of memory", s->path); goto out; }
+            if (!nt) { src_seterr(err, errn, "%s: out of memory", s->path); goto out; }
             s->t = nt;
         }
         StTensor *t = &s->t[s->n];
         memset(t, 0, sizeof *t);
-        if (!(t->name = strdup(scratch))) { fail(err, errn, "%s: out of memory", s->path); goto out; }
+        if (!(t->name = strdup(scratch))) { src_seterr(err, errn, "%s: out of memory", s->path); goto out; }
         s->n++;
         if (parse_tensor(s, &in, t, err, errn) < 0) goto out;
     } while (json_accept(&in, ','));
-    if (json_expect(&in, '}') < 0 || json_end(&in) < 0) { fail(err, errn, "%s: safetensors header: %s", s->path, in.err); goto out; }
+    if (json_expect(&in, '}') < 0 || json_end(&in) < 0) { src_seterr(err, errn, "%s: safetensors header: %s", s->path, in.err); goto out; }
     rc = 0;
 out:
     free(scratch);
@@ -205,28 +197,28 @@ static int check_layout(StFile *s, char *err, size_t errn) {
     s->sorted = malloc((size_t)(s->n ? s->n : 1) * sizeof *s->sorted);
     StTensor **by = malloc((size_t)(s->n ? s->n : 1) * sizeof *by);
     int rc = -1;
-    if (!s->sorted || !by) { fail(err, errn, "%s: out of memory", s->path); goto out; }
+    if (!s->sorted || !by) { src_seterr(err, errn, "%s: out of memory", s->path); goto out; }
     for (int i = 0; i < s->n; i++) s->sorted[i] = by[i] = &s->t[i];
     qsort(s->sorted, (size_t)s->n, sizeof *s->sorted, cmp_name);
     for (int i = 1; i < s->n; i++)
-        if (!strcmp(s->sorted[i]->name, s->sorted[i - 1]->name)) { fail(err, errn, "%s: duplicate tensor key '%s'", s->path, s->sorted[i]->name); goto out; }
+        if (!strcmp(s->sorted[i]->name, s->sorted[i - 1]->name)) { src_seterr(err, errn, "%s: duplicate tensor key '%s'", s->path, s->sorted[i]->name); goto out; }
     qsort(by, (size_t)s->n, sizeof *by, cmp_begin);
     uint64_t pos = 0;
     for (int i = 0; i < s->n; i++) {
         if (by[i]->begin < pos) {
-            fail(err, errn, "%s: tensor '%s' [%llu, %llu] overlaps tensor '%s' (ends at %llu)", s->path, by[i]->name,
+            src_seterr(err, errn, "%s: tensor '%s' [%llu, %llu] overlaps tensor '%s' (ends at %llu)", s->path, by[i]->name,
                  (unsigned long long)by[i]->begin, (unsigned long long)by[i]->end, by[i - 1]->name, (unsigned long long)pos);
             goto out;
         }
         if (by[i]->begin > pos) {
-            fail(err, errn, "%s: bytes [%llu, %llu) of the data section belong to no tensor (before '%s')", s->path,
+            src_seterr(err, errn, "%s: bytes [%llu, %llu) of the data section belong to no tensor (before '%s')", s->path,
                  (unsigned long long)pos, (unsigned long long)by[i]->begin, by[i]->name);
             goto out;
         }
         pos = by[i]->end;
     }
     if (pos != s->data_size) {
-        fail(err, errn, "%s: the data section has %llu bytes but the tensors cover %llu", s->path,
+        src_seterr(err, errn, "%s: the data section has %llu bytes but the tensors cover %llu", s->path,
              (unsigned long long)s->data_size, (unsigned long long)pos);
         goto out;
     }
@@ -240,22 +232,22 @@ int st_open(const char *path, StFile *s, char *err, size_t errn) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
     struct stat st;
-    if (stat(path, &st) < 0) return fail(err, errn, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return fail(err, errn, "%s: not a regular file", path);
-    if (!(s->f = fopen(path, "rb"))) return fail(err, errn, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) < 0) return src_seterr(err, errn, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return src_seterr(err, errn, "%s: not a regular file", path);
+    if (!(s->f = fopen(path, "rb"))) return src_seterr(err, errn, "%s: %s", path, strerror(errno));
     uint64_t size = (uint64_t)st.st_size;
     unsigned char b[8];
     char *hdr = NULL;
-    if (size < 8 || fread(b, 1, 8, s->f) != 8) { fail(err, errn, "%s: shorter than a safetensors header (8 bytes)", path); goto bad; }
+    if (size < 8 || fread(b, 1, 8, s->f) != 8) { src_seterr(err, errn, "%s: shorter than a safetensors header (8 bytes)", path); goto bad; }
     uint64_t n = le64(b);
-    if (n > ST_MAX_HEADER) { fail(err, errn, "%s: safetensors header length %llu exceeds 100 MB", path, (unsigned long long)n); goto bad; }
+    if (n > ST_MAX_HEADER) { src_seterr(err, errn, "%s: safetensors header length %llu exceeds 100 MB", path, (unsigned long long)n); goto bad; }
     if (n > size - 8) {
-        fail(err, errn, "%s: safetensors header length %llu beyond the file's %llu bytes", path, (unsigned long long)n,
+        src_seterr(err, errn, "%s: safetensors header length %llu beyond the file's %llu bytes", path, (unsigned long long)n,
              (unsigned long long)size);
         goto bad;
     }
-    if (!(hdr = malloc(n ? n : 1))) { fail(err, errn, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n); goto bad; }
-    if (fread(hdr, 1, n, s->f) != n) { fail(err, errn, "%s: cannot read the header: %s", path, ferror(s->f) ? strerror(errno) : "file shrank"); goto bad; }
+    if (!(hdr = malloc(n ? n : 1))) { src_seterr(err, errn, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n); goto bad; }
+    if (fread(hdr, 1, n, s->f) != n) { src_seterr(err, errn, "%s: cannot read the header: %s", path, ferror(s->f) ? strerror(errno) : "file shrank"); goto bad; }
     s->data_start = 8 + n;
     s->data_size = size - 8 - n;
     if (parse_header(s, hdr, n, err, errn) < 0 || check_layout(s, err, errn) < 0) goto bad;
@@ -298,9 +290,9 @@ static float half_to_float(uint16_t h) {
 int st_read_f32(StFile *s, const StTensor *t, float *dst, char *err, size_t errn) {
     int kind = !strcmp(t->dtype, "F32") ? 0 : !strcmp(t->dtype, "F16") ? 1 : !strcmp(t->dtype, "BF16") ? 2
              : !strcmp(t->dtype, "F64") ? 3 : -1;
-    if (kind < 0) return fail(err, errn, "%s: tensor '%s': dtype %s is not a float type (F32, F16, BF16, F64)", s->path, t->name, t->dtype);
+    if (kind < 0) return src_seterr(err, errn, "%s: tensor '%s': dtype %s is not a float type (F32, F16, BF16, F64)", s->path, t->name, t->dtype);
     if (fseeko(s->f, (off_t)(s->data_start + t->begin), SEEK_SET) < 0)
-        return fail(err, errn, "%s: tensor '%s': seek: %s", s->path, t->name, strerror(errno));
+        return src_seterr(err, errn, "%s: tensor '%s': seek: %s", s->path, t->name, strerror(errno));
     if (kind == 0) {
         if (fread(dst, 4, t->numel, s->f) != t->numel) goto short_read;
         return 0;
@@ -325,7 +317,7 @@ int st_read_f32(StFile *s, const StTensor *t, float *dst, char *err, size_t errn
     }
     return 0;
 short_read:
-    return fail(err, errn, "%s: tensor '%s': file ended inside its data", s->path, t->name);
+    return src_seterr(err, errn, "%s: tensor '%s': file ended inside its data", s->path, t->name);
 }
 
 static void shape_str(int nd, const int64_t *d, char *b, size_t n) {
@@ -346,18 +338,18 @@ int st_load_params(const char *path, ParamList *p, char *err, size_t errn) {
     if (st_open(path, &s, err, errn) < 0) return -1;
     int rc = -1;
     for (int i = 0; i < s.n; i++)
-        if (!mt_param_find(p, s.t[i].name)) { fail(err, errn, "%s: tensor '%s' is not a parameter of the model", path, s.t[i].name); goto out; }
+        if (!mt_param_find(p, s.t[i].name)) { src_seterr(err, errn, "%s: tensor '%s' is not a parameter of the model", path, s.t[i].name); goto out; }
     for (int i = 0; i < p->n; i++) {
         Tensor *t = p->t[i];
         const StTensor *x = st_find(&s, t->name);
-        if (!x) { fail(err, errn, "%s: parameter '%s' is missing", path, t->name); goto out; }
+        if (!x) { src_seterr(err, errn, "%s: parameter '%s' is missing", path, t->name); goto out; }
         if (!same_shape(x, t)) {
             char a[200], b[200];
             int64_t d[MT_MAXDIM];
             for (int k = 0; k < t->ndim; k++) d[k] = t->shape[k];
             shape_str(x->ndim, x->shape, a, sizeof a);
             shape_str(t->ndim, d, b, sizeof b);
-            fail(err, errn, "%s: tensor '%s': file %s vs model %s", path, t->name, a, b);
+            src_seterr(err, errn, "%s: tensor '%s': file %s vs model %s", path, t->name, a, b);
             goto out;
         }
         if (st_read_f32(&s, x, t->data, err, errn) < 0) goto out;
@@ -406,7 +398,7 @@ int st_load_matching(const char *path, ParamList *p, CkptMatch *m, char *err, si
         memcpy(t->data, scratch, t->numel * sizeof(float));
         oom |= push(&m->loaded, &m->n_loaded, t->name);
     }
-    if (oom) { fail(err, errn, "%s: out of memory", path); goto out; }
+    if (oom) { src_seterr(err, errn, "%s: out of memory", path); goto out; }
     rc = 0;
 out:
     if (rc) ckpt_match_free(m);
@@ -474,12 +466,12 @@ int st_write(const char *path, const StOut *t, int n, const StMeta *meta, int nm
     }
     bstr(&h, "}");
     while (!h.oom && (8 + h.n) % 8) bstr(&h, " ");
-    if (h.oom) { free(h.b); return fail(err, errn, "%s: out of memory building the header", path); }
+    if (h.oom) { free(h.b); return src_seterr(err, errn, "%s: out of memory building the header", path); }
 
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
-    if (!f) { free(h.b); return fail(err, errn, "%s: cannot create %s: %s", path, tmp, strerror(errno)); }
+    if (!f) { free(h.b); return src_seterr(err, errn, "%s: cannot create %s: %s", path, tmp, strerror(errno)); }
     unsigned char len[8];
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
     int ok = fwrite(len, 1, 8, f) == 8 && fwrite(h.b, 1, h.n, f) == h.n;
@@ -496,7 +488,7 @@ int st_write(const char *path, const StOut *t, int n, const StMeta *meta, int nm
     if (!ok || rename(tmp, path) != 0) {
         if (ok) e = errno;
         unlink(tmp);
-        return fail(err, errn, "%s: writing: %s", path, strerror(e));
+        return src_seterr(err, errn, "%s: writing: %s", path, strerror(e));
     }
     /* the rename itself durable */
     char dir[1100];

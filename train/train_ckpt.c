@@ -33,8 +33,25 @@ static void free_groups(CkptGroup *g, int ng) {
     for (int i = 0; i < ng; i++) free(g[i].buf);
 }
 
+/* The train_state attribute: everything a resumed run needs besides tensors.
+ * Doubles with 17 digits: a resumed run compares metrics exactly as the uninterrupted one. */
+static void train_state_json(const TrainState *st, char *js, size_t n) {
+    size_t k = (size_t)snprintf(js, n,
+                                "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.17g, \"best_epoch\": %d, "
+                                "\"best_metric\": %.17g, \"eval_metric\": \"%s\", \"ema\": %d, \"ema_decay\": %.17g, "
+                                "\"ema_warmup\": %d, \"seed\": %" PRIu64 ", \"counter\": %" PRIu64 ", \"loss_sum\": %.17g, "
+                                "\"loss_n\": %ld, \"log_sum\": %.17g, \"log_n\": %ld, \"hist\": [",
+                                st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->best_metric,
+                                st->eval_metric, st->ema, st->ema_decay, st->ema_warmup, st->seed, st->counter, st->loss_sum,
+                                st->loss_n, st->log_sum, st->log_n);
+    for (int i = 0; i < st->nhist && k < n; i++)
+        k += (size_t)snprintf(js + k, n - k, "%s%d, %.17g", i ? ", " : "", st->hist[i].epoch, st->hist[i].metric);
+    if (k < n) snprintf(js + k, n - k, "]}");
+}
+
 int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const TrainState *st,
-                    const float *mean, const float *std, int nchan, char *err, size_t errn) {
+                    const float *mean, const float *std, int nchan, const char *interp, float crop_pct, char *err,
+                    size_t errn) {
     CkptInfo *info = calloc(1, sizeof *info);
     if (!info) { snprintf(err, errn, "out of memory"); return -1; }
     snprintf(info->model, sizeof info->model, "%s", m->cfg.name);
@@ -48,14 +65,13 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
     info->class_names = st->class_names;
     info->n_chan = nchan < CKPT_CHAN_MAX ? nchan : CKPT_CHAN_MAX;
     for (int i = 0; i < info->n_chan; i++) { info->mean[i] = mean[i]; info->std[i] = std[i]; }
+    snprintf(info->interpolation, sizeof info->interpolation, "%s", interp ? interp : "");
+    info->crop_pct = crop_pct;
     if (opt) {
         snprintf(info->optimizer, sizeof info->optimizer, "%s", opt->name);
         info->optimizer_step = optim_get_step(opt);
     }
-    snprintf(info->train_state, sizeof info->train_state,
-             "{\"epoch\": %d, \"batch\": %ld, \"step\": %ld, \"best_top1\": %.9g, \"best_epoch\": %d, "
-             "\"seed\": %" PRIu64 ", \"counter\": %" PRIu64 "}",
-             st->epoch, st->batch, st->step, st->best_top1, st->best_epoch, st->seed, st->counter);
+    train_state_json(st, info->train_state, sizeof info->train_state);
     CkptGroup g[MAXG];
     char names[MAXG][64];
     memset(g, 0, sizeof g);
@@ -72,9 +88,22 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
 #define TS_MAX_STEP ((double)(1LL << 53))
 
 /* init_seed: written by `mixtape init`, not used for resuming */
-enum { TS_EPOCH, TS_BATCH, TS_STEP, TS_BEST, TS_BEST_EPOCH, TS_SEED, TS_COUNTER, TS_INIT_SEED, TS_N };
-static const char *const ts_keys[TS_N] = {"epoch",      "batch", "step",    "best_top1",
-                                          "best_epoch", "seed",  "counter", "init_seed"};
+/* Numbers first, then the exact unsigned integers (from TS_SEED), then eval_metric (a word)
+ * and hist (an array of epoch, metric pairs). */
+enum { TS_EPOCH, TS_BATCH, TS_STEP, TS_BEST, TS_BEST_EPOCH, TS_BEST_METRIC, TS_EMA, TS_EMA_DECAY, TS_EMA_WARMUP,
+       TS_LOSS_SUM, TS_LOSS_N, TS_LOG_SUM, TS_LOG_N, TS_SEED, TS_COUNTER, TS_INIT_SEED, TS_EVAL_METRIC, TS_HIST, TS_N };
+static const char *const ts_keys[TS_N] = {"epoch",    "batch",       "step",      "best_top1", "best_epoch",
+                                          "best_metric", "ema",      "ema_decay", "ema_warmup", "loss_sum",
+                                          "loss_n",   "log_sum",     "log_n",     "seed",      "counter",
+                                          "init_seed", "eval_metric", "hist"};
+
+/* The parts of train_state that are not plain numbers. */
+typedef struct TsExtra {
+    char eval_metric[8];
+    int nhist;
+    int hist_epoch[TRAIN_HIST_MAX];
+    double hist_metric[TRAIN_HIST_MAX];
+} TsExtra;
 
 static const char *skip_ws(const char *p) {
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
@@ -82,7 +111,7 @@ static const char *skip_ws(const char *p) {
 }
 
 /* {"key": number, ...} into num / u64 (seed, counter as exact unsigned integers); have[k] marks the keys seen. */
-static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, const char **why) {
+static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, TsExtra *x, const char **why) {
     const char *p = skip_ws(js);
     if (*p++ != '{') return *why = "not a JSON object", -1;
     p = skip_ws(p);
@@ -103,7 +132,36 @@ static int ts_parse(const char *js, double *num, uint64_t *u64, int *have, const
         if (*p++ != ':') return *why = "expected ':'", -1;
         p = skip_ws(p);
         char *end;
-        if (k >= TS_SEED) {
+        if (k == TS_EVAL_METRIC) {
+            if (*p++ != '"') return *why = "eval_metric must be a string", -1;
+            size_t n = 0;
+            while (((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) && n + 1 < sizeof x->eval_metric)
+                x->eval_metric[n++] = *p++;
+            x->eval_metric[n] = 0;
+            if (*p++ != '"' || (n && strcmp(x->eval_metric, "top1") && strcmp(x->eval_metric, "top5") &&
+                                strcmp(x->eval_metric, "loss")))
+                return *why = "eval_metric must be \"top1\", \"top5\" or \"loss\"", -1;
+            end = (char *)p;
+        } else if (k == TS_HIST) {
+            if (*p++ != '[') return *why = "hist must be an array", -1;
+            p = skip_ws(p);
+            while (*p != ']') {
+                if (x->nhist >= TRAIN_HIST_MAX) return *why = "hist has more than " TRAIN_HIST_MAX_S " entries", -1;
+                double e = strtod(p, &end);
+                if (end == p || !(e >= 1 && e <= TS_MAX_EPOCH && e == floor(e)))
+                    return *why = "hist epochs must be integers in 1..2^24", -1;
+                p = skip_ws(end);
+                if (*p++ != ',') return *why = "hist wants epoch, metric pairs", -1;
+                double v = strtod(p, &end);
+                if (end == p || !isfinite(v)) return *why = "hist metrics must be finite numbers", -1;
+                x->hist_epoch[x->nhist] = (int)e;
+                x->hist_metric[x->nhist++] = v;
+                p = skip_ws(end);
+                if (*p == ',') p = skip_ws(p + 1);
+                else if (*p != ']') return *why = "expected ',' or ']' in hist", -1;
+            }
+            end = (char *)p + 1;
+        } else if (k >= TS_SEED) {
             if (*p < '0' || *p > '9') return *why = "seed, counter and init_seed must be unsigned integers", -1;
             errno = 0;
             u64[k] = strtoull(p, &end, 10);
@@ -133,8 +191,14 @@ static int ts_read(const char *path, const CkptInfo *info, long batches_per_epoc
     double num[TS_N] = {0};
     uint64_t u64[TS_N] = {0};
     int have[TS_N] = {0};
+    static TsExtra x0;
+    TsExtra *x = calloc(1, sizeof *x);
+    if (!x) { snprintf(err, errn, "out of memory"); return -1; }
     const char *why = NULL, *js = info->train_state[0] ? info->train_state : "{}";
-    if (ts_parse(js, num, u64, have, &why) < 0) {
+    int prc = ts_parse(js, num, u64, have, x, &why);
+    TsExtra xs = prc == 0 ? *x : x0;
+    free(x);
+    if (prc < 0) {
         snprintf(err, errn, "checkpoint %s: attribute train_state is not valid: %s", path, why);
         return -1;
     }
@@ -155,7 +219,8 @@ static int ts_read(const char *path, const CkptInfo *info, long batches_per_epoc
     if (!have[TS_SEED]) u64[TS_SEED] = info->n_rng > 0 ? info->rng[0] : 0;
     if (!have[TS_COUNTER]) u64[TS_COUNTER] = info->n_rng > 1 ? info->rng[1] : 0;
     for (int k = 0; k < TS_SEED; k++)
-        if (k != TS_BEST && num[k] != floor(num[k]))
+        if (k != TS_BEST && k != TS_BEST_METRIC && k != TS_EMA_DECAY && k != TS_LOSS_SUM && k != TS_LOG_SUM &&
+            num[k] != floor(num[k]))
             return ts_fail(err, errn, path, ts_keys[k], "%g is not an integer", num[k], 0, 0);
     double bmax = batches_per_epoch > 0 ? (double)batches_per_epoch - 1 : 1e15;
     if (!(num[TS_EPOCH] >= 0 && num[TS_EPOCH] <= TS_MAX_EPOCH))
@@ -176,7 +241,34 @@ static int ts_read(const char *path, const CkptInfo *info, long batches_per_epoc
     if (num[TS_STEP] != (double)info->step)
         return ts_fail(err, errn, path, "step", "%g disagrees with the root attribute step %.0f", num[TS_STEP],
                        (double)info->step, 0);
+    if (!have[TS_BEST_METRIC]) num[TS_BEST_METRIC] = num[TS_BEST];
+    if (!(num[TS_EMA] == 0 || num[TS_EMA] == 1))
+        return ts_fail(err, errn, path, "ema", "%g is neither %g nor %g", num[TS_EMA], 0, 1);
+    if (!(num[TS_EMA_WARMUP] == 0 || num[TS_EMA_WARMUP] == 1))
+        return ts_fail(err, errn, path, "ema_warmup", "%g is neither %g nor %g", num[TS_EMA_WARMUP], 0, 1);
+    if (!(num[TS_EMA_DECAY] >= 0 && num[TS_EMA_DECAY] <= 1))
+        return ts_fail(err, errn, path, "ema_decay", "%g is outside %g..%g", num[TS_EMA_DECAY], 0, 1);
+    /* the loss sums of the epoch in progress: at most one term per consumed batch */
+    if (!(num[TS_LOSS_N] >= 0 && num[TS_LOSS_N] <= num[TS_BATCH]))
+        return ts_fail(err, errn, path, "loss_n", "%g is outside %g..%g (the batch)", num[TS_LOSS_N], 0, num[TS_BATCH]);
+    if (!(num[TS_LOG_N] >= 0 && num[TS_LOG_N] <= num[TS_BATCH]))
+        return ts_fail(err, errn, path, "log_n", "%g is outside %g..%g (the batch)", num[TS_LOG_N], 0, num[TS_BATCH]);
+    for (int i = 0; i < xs.nhist; i++)
+        if (xs.hist_epoch[i] > num[TS_EPOCH])
+            return ts_fail(err, errn, path, "hist", "epoch %g is after the checkpoint's epoch %g", xs.hist_epoch[i],
+                           num[TS_EPOCH], 0);
     memset(st, 0, sizeof *st);
+    st->best_metric = num[TS_BEST_METRIC];
+    snprintf(st->eval_metric, sizeof st->eval_metric, "%s", xs.eval_metric);
+    st->ema = (int)num[TS_EMA];
+    st->ema_decay = num[TS_EMA_DECAY];
+    st->ema_warmup = (int)num[TS_EMA_WARMUP];
+    st->loss_sum = num[TS_LOSS_SUM];
+    st->loss_n = (long)num[TS_LOSS_N];
+    st->log_sum = num[TS_LOG_SUM];
+    st->log_n = (long)num[TS_LOG_N];
+    st->nhist = xs.nhist;
+    for (int i = 0; i < xs.nhist; i++) { st->hist[i].epoch = xs.hist_epoch[i]; st->hist[i].metric = xs.hist_metric[i]; }
     st->epoch = (int)num[TS_EPOCH];
     st->batch = (long)num[TS_BATCH];
     st->step = (long)num[TS_STEP];

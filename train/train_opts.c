@@ -2,6 +2,8 @@
 #include "core/gemm.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
+#include "train/run_dir.h"
+#include "train/train_ckpt.h"
 #include "data/source_util.h"
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +41,8 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
                             "continue a run exactly (weights, optimizer, EMA, schedule, data position)");
     o->output = args_string(a, "--output", NULL, NULL, "run directory (checkpoints, args.yaml, metrics.jsonl)");
     o->initial_checkpoint = args_string(a, "--initial-checkpoint", NULL, NULL,
-                                        "fine-tune: load matching keys, re-initialise a differently shaped head");
+                                        "fine-tune: load matching keys, adapt the stem (--in-chans) and ViT "
+                                        "pos_embed (--img-size), re-initialise other shapes");
     o->epochs = (int)args_int_range(a, "--epochs", NULL, 300, 1, 1000000, "epochs");
     o->max_steps = args_int_range(a, "--max-steps", NULL, 0, 0, BIG, "stop after this many optimizer steps (0 = no limit)");
     o->seed = (uint64_t)args_int_range(a, "--seed", NULL, 42, 0, 4294967295L, "seed of init, data order and augmentation");
@@ -53,6 +56,13 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->keep_last = (int)args_int_range(a, "--keep-last", NULL, 0, 0, 1000000,
                                        "also keep epoch-N.h5 of the last K epochs (0 = none)");
     o->val_every = (int)args_int_range(a, "--val-every", NULL, 1, 1, 1000000, "epochs between validations");
+    o->checkpoint_hist = (int)args_int_range(a, "--checkpoint-hist", NULL, 0, 0, TRAIN_HIST_MAX,
+                                             "keep checkpoint-N.h5 of the K best epochs by --eval-metric (0 = none)");
+    o->eval_metric = args_choice(a, "--eval-metric", NULL, "top1", "top1|top5|loss",
+                                 "metric of best.h5 and --checkpoint-hist (of the EMA weights when on)");
+    o->experiment = args_string(a, "--experiment", NULL, NULL,
+                                "run directory --output/NAME (default ./output/train/NAME; -1, -2... when taken)");
+    o->overwrite = args_bool(a, "--overwrite", 0, "replace the run already in --output (deletes its files)");
 
     o->model_given = args_has(a, "--model", NULL);
     if (o->model_given || !o->resume || args_describing(a)) {
@@ -124,11 +134,17 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     args_group(a, "ema");
     o->model_ema = args_bool(a, "--model-ema", 0, "keep an exponential moving average of the weights");
     o->model_ema_decay = (float)args_float_range(a, "--model-ema-decay", NULL, 0.9998, 0, 1, "EMA decay per step");
+    o->model_ema_warmup = args_bool(a, "--model-ema-warmup", 0,
+                                    "EMA decay warmup (timm ModelEmaV3): min(decay, 1 - (1 + t)^(-2/3))");
 
     loader_config_default(&o->train_data, 1);
     loader_config_default(&o->val_data, 0);
     if (data_flags_parse(a, &o->train_data.aug, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
     if (data_flags_loader(a, &o->train_data, e2, sizeof e2) != 0) return fail(err, errn, "%s%s", e2, "");
+    o->data_convert = args_bool(a, "--data-convert", 0,
+                                "allow grey<->RGB conversion and upsampling of data that does not fit the model");
+    static const char *const given[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};
+    for (int i = 0; i < 4; i++) o->data_given[i] = args_has(a, given[i], NULL);
     o->smoothing = o->train_data.aug.smoothing;
     o->val_data.aug = o->train_data.aug;
     if (a->failed) return fail(err, errn, "%s%s", a->err, "");
@@ -136,8 +152,12 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
 
     if (!o->resume && !o->train_spec)
         return fail(err, errn, "mixtape train: give the training data with --train S or --data-dir D%s%s", "", "");
-    if (!o->resume && !o->output && !o->dry_run)
-        return fail(err, errn, "mixtape train: give the run directory with --output DIR%s%s", "", "");
+    if (o->experiment && !o->experiment[0]) o->experiment = NULL; /* timm's args.yaml says experiment: '' */
+    if (o->experiment && (strchr(o->experiment, '/') || !strcmp(o->experiment, ".") ||
+                          !strcmp(o->experiment, "..") || strlen(o->experiment) > 200))
+        return fail(err, errn, "mixtape train: --experiment wants a plain name (no '/'), got '%s'%s", o->experiment, "");
+    if (!o->resume && !o->output && !o->experiment && !o->dry_run)
+        return fail(err, errn, "mixtape train: give the run directory with --output DIR (or --experiment NAME)%s%s", "", "");
     return 0;
 }
 
@@ -164,9 +184,13 @@ int train_opts_early(int argc, char **argv) {
     else if (rc == 0 && !o->dry_run) rc = -1; /* --dry-run=false: a real run */
     else if (rc == 0 && !o->output) args_dump_yaml(&a, stdout);
     else if (rc == 0) {
-        char p[1200];
+        char p[1200], names[256];
         snprintf(p, sizeof p, "%s/args.yaml", o->output);
-        if (src_mkdirs(o->output, err, sizeof err) != 0 || args_save_yaml(&a, p, err, sizeof err) != 0) {
+        rundir_run_files(o->output, names, sizeof names);
+        if (names[0]) /* a run's args.yaml is its record: a dry run does not replace it */
+            printf("mixtape train: dry run: flags are valid; %s already holds a run (%s): its args.yaml is kept, "
+                   "and a run there needs --resume or --overwrite\n", o->output, names);
+        else if (src_mkdirs(o->output, err, sizeof err) != 0 || args_save_yaml(&a, p, err, sizeof err) != 0) {
             fprintf(stderr, "mixtape train: --output %s: %s\n", o->output, err);
             rc = 1;
         } else printf("mixtape train: dry run: flags are valid; wrote %s\n", p);

@@ -26,14 +26,21 @@ typedef struct TrainOpts {
     int precision;            /* MT_FP32 | MT_BF16 (core/gemm.h) */
     int model_ema;
     float model_ema_decay;
+    int model_ema_warmup;     /* timm ModelEmaV3 decay warmup */
     float smoothing;
     LoaderConfig train_data, val_data;
+    int data_convert;         /* --data-convert: allow channel conversion / upsampling of the data */
+    int data_given[4];        /* --mean, --std, --interpolation, --crop-pct were given */
     const char *output;
     const char *resume;
     const char *initial_checkpoint;
     long log_interval;
     long checkpoint_every;    /* steps; 0 = only at epoch ends */
     int keep_last;
+    int checkpoint_hist;      /* keep the K best checkpoint-<epoch>.h5 (0 = none) */
+    const char *eval_metric;  /* "top1" | "top5" | "loss": best.h5 and --checkpoint-hist */
+    const char *experiment;   /* run dir = (--output or ./output/train)/NAME[-N] */
+    int overwrite;            /* replace a run already in --output */
     int val_every;            /* epochs */
     int dry_run;              /* --dry-run: validate, write args.yaml, no training */
     char dd_train[1024], dd_val[1024];  /* --data-dir D resolved to D/train, D/val */
