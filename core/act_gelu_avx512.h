@@ -1,6 +1,6 @@
 /* GELU on 16 floats in AVX-512 registers: the erf form with act_gelu.h's rational erf,
  * 1/q by rcp14 + one Newton step. Shared by core/act_gelu.c and the GEMM epilogue
- * (core/gemm_bf16.c), so a GELU applied inside a GEMM equals mt_gelu_rows bit for bit.
+ * (core/gemm_kernel.h), so a GELU applied inside a GEMM equals mt_gelu_rows bit for bit.
  * Include only in files built for x86-64 with GCC/Clang. */
 #pragma once
 #include "core/act_gelu.h"

@@ -1,26 +1,13 @@
-/* mt_gemm: dispatch by precision and CPU. See core/gemm.h for the contract and
- * core/gemm_bf16.c for the AVX-512 kernels. */
+/* mt_gemm_run: dispatch by precision and CPU, and the portable fallbacks. See core/gemm.h
+ * for the contract and core/gemm_internal.h for the own AVX-512 kernels' files. */
 #include "core/gemm.h"
+#include "core/gemm_internal.h"
 #include <cblas.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* mode: 0 fp32, 1 bf16 (vdpbf16ps), 2 bf16 on AMX tiles (core/gemm_bf16.c). */
-/* types: MT_A_BF16 | MT_B_BF16 (core/gemm.h). */
-int mt_gemm_avx512_run(int mode, int types, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                       int lda, long sA, const float *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
-                       int batch, const MtPrologue *pro, const MtGatherA *ga, const MtEpilogue *ep);
-
-int mt_gemm_avx512_sum_nt(int mode, int types, int M, int N, int K, float alpha, const float *A, int lda, long sA,
-                          const float *B, int ldb, long sB, float beta, float *C, int ldc, int batch);
-int mt_gemm_avx512_chain_fits(int mode, int K, int N1, int N2);
-int mt_gemm_avx512_chain(int mode, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
-                         const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc,
-                         const MtEpilogue *ep2);
-int mt_gemm_avx512_amx_ok(void);
 
 static int g_force_fallback = 0, g_use_amx = 1;
 
@@ -42,7 +29,7 @@ static int cpu_has_bf16(void) {
 int mt_gemm_bf16_native(void) { return !g_force_fallback && cpu_has_bf16(); }
 int mt_gemm_fp32_native(void) { return !g_force_fallback && cpu_has_f32(); }
 void mt_gemm_force_fallback(int on) { g_force_fallback = on; }
-int mt_gemm_amx_native(void) { return g_use_amx && mt_gemm_bf16_native() && mt_gemm_avx512_amx_ok(); }
+int mt_gemm_amx_native(void) { return g_use_amx && mt_gemm_bf16_native() && mt_gemm_amx_ok(); }
 void mt_gemm_use_amx(int on) { g_use_amx = on; }
 void mt_gemm_test_path(int p) {
     mt_gemm_force_fallback(p == 2);
@@ -57,8 +44,10 @@ const char *mt_gemm_backend(int precision) {
     return "openblas";
 }
 
-/* The own kernel's mode for a precision that runs on it (see mt_gemm_avx512_run). */
-static int kmode(int precision) { return precision != MT_BF16 ? 0 : mt_gemm_amx_native() ? 2 : 1; }
+/* The own kernel's mode for a precision that runs on it (MODE_*, core/gemm_internal.h). */
+static int kmode(int precision) {
+    return precision != MT_BF16 ? MODE_F32 : mt_gemm_amx_native() ? MODE_AMX : MODE_BF16;
+}
 
 /* 1 if this precision runs on the own AVX-512 kernels on this CPU. */
 static int native_kernel(int precision) {
@@ -165,120 +154,6 @@ static void prologue_copy(float *dst, int ta, int M, int K, const float *A, int 
     }
 }
 
-void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
-                   const MtEpilogue *ep) {
-    if (M <= 0 || N <= 0) return;
-    int native = native_kernel(precision);
-    if (pro && K > 0 && alpha != 0.0f) {
-        if (native && !transA &&
-            mt_gemm_avx512_run(kmode(precision), 0, 0, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
-                               0, 1, pro, NULL, ep) == 0)
-            return;
-        float *a = operand_buffer(M, K);
-        prologue_copy(a, transA, M, K, A, lda, pro);
-        A = a, lda = K, transA = 0;
-    }
-    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
-}
-
-void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga, const float *B, int ldb,
-                    float beta, float *C, int ldc, const MtEpilogue *ep) {
-    if (M <= 0 || N <= 0) return;
-    int native = native_kernel(precision);
-    if (native && K > 0 &&
-        mt_gemm_avx512_run(kmode(precision), 0, 0, transB, M, N, K, 1.0f, NULL, K, 0, B, ldb, 0, beta, C, ldc, 0, 1,
-                           NULL, ga, ep) == 0)
-        return;
-    float *a = K > 0 ? operand_buffer(M, K) : NULL;
-#pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
-    for (int i = 0; i < M; i++)
-        if (K > 0) ga->row(ga->ctx, i, 0, K, a + (size_t)i * K);
-    mt_gemm_ep(precision, 0, transB, M, N, K, 1.0f, a, K, B, ldb, beta, C, ldc, ep);
-}
-
-int mt_gemm_chain_fits(int precision, int K, int N1, int N2) {
-    return native_kernel(precision) && mt_gemm_avx512_chain_fits(kmode(precision), K, N1, N2);
-}
-
-int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
-                  const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2) {
-    if (!mt_gemm_chain_fits(precision, K, N1, N2)) return -1;
-    return mt_gemm_avx512_chain(kmode(precision), M, K, N1, N2, A, lda, pro, B1, ep1, B2, C, ldc, ep2);
-}
-
-void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
-    if (M <= 0 || N <= 0) return;
-    if (precision != MT_BF16 && precision != MT_FP32_FAST && precision != MT_FP32) {
-        sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    } else if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
-    } else if (precision == MT_BF16) {
-        if (mt_gemm_bf16_native() &&
-            mt_gemm_avx512_run(kmode(MT_BF16), 0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0,
-                               1, NULL, NULL, ep) == 0)
-            return;
-        bf16_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    } else {
-        if (mt_gemm_fp32_native() &&
-            mt_gemm_avx512_run(0, 0, transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, NULL, NULL, ep) == 0)
-            return;
-        sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    }
-    apply_ep(M, N, C, ldc, ep);
-}
-
-void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
-    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
-}
-
-void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                        int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                        long strideC, int batch, const MtEpilogue *ep) {
-    if (M <= 0 || N <= 0 || batch <= 0) return;
-    int native = native_kernel(precision);
-    if (native && K > 0 && alpha != 0.0f &&
-        mt_gemm_avx512_run(kmode(precision), 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                           beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
-        return;
-    for (int i = 0; i < batch; i++) {
-        MtEpilogue ei;
-        if (ep) {
-            ei = *ep;
-            if (ei.residual) ei.residual += i * strideC;
-            if (ei.pre) ei.pre += i * strideC;
-        }
-        mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A ? A + i * strideA : A, lda, B ? B + i * strideB : B,
-                   ldb, beta, C + i * strideC, ldc, ep ? &ei : NULL);
-    }
-}
-
-void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                     long strideC, int batch) {
-    mt_gemm_batched_ep(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                       strideC, batch, NULL);
-}
-
-void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                         int batch) {
-    if (M <= 0 || N <= 0) return;
-    if (batch <= 0 || K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
-        return;
-    }
-    if (native_kernel(precision) && !transA && transB &&
-        mt_gemm_avx512_sum_nt(kmode(precision), 0, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                              batch) == 0)
-        return;
-    for (int i = 0; i < batch; i++)
-        mt_gemm(precision, transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb,
-                i ? 1.0f : beta, C, ldc);
-}
-
 /* ---- operands stored as bf16 ---- */
 
 /* Widened fp32 copies for the paths that cannot read bf16 (grown on demand, kept). */
@@ -302,37 +177,131 @@ static const float *widened(float **buf, size_t *cap, const void *X, int bf, int
     return w;
 }
 
-/* 1 when there is something to multiply: the operands will be read. */
-static int reads_operands(int M, int N, int K, float alpha, int batch) {
-    return M > 0 && N > 0 && K > 0 && batch > 0 && alpha != 0.0f;
+/* The own kernels on g, 0 on success (see mt_gemm_sched_run). */
+static int native_run(const MtGemm *g) {
+    return native_kernel(g->precision) ? mt_gemm_sched_run(kmode(g->precision), g) : -1;
 }
 
-void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
-                           const void *A, int lda, long strideA, const void *B, int ldb, long strideB, float beta,
-                           float *C, int ldc, long strideC, int batch, const MtEpilogue *ep) {
-    if (types && reads_operands(M, N, K, alpha, batch)) {
-        if (native_kernel(precision) &&
-            mt_gemm_avx512_run(kmode(precision), types, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb,
-                               strideB, beta, C, ldc, strideC, batch, NULL, NULL, ep) == 0)
-            return;
-        A = widened(&g_wa, &g_wa_n, A, types & MT_A_BF16, transA ? K : M, transA ? M : K, lda, strideA, batch);
-        B = widened(&g_wb, &g_wb_n, B, types & MT_B_BF16, transB ? N : K, transB ? K : N, ldb, strideB, batch);
+/* A single GEMM of fp32 operands without prologue or gather. */
+static void run_single(const MtGemm *g) {
+    int precision = g->precision, ta = g->transA, tb = g->transB, M = g->M, N = g->N, K = g->K;
+    int lda = g->lda, ldb = g->ldb, ldc = g->ldc;
+    float alpha = g->alpha, beta = g->beta, *C = g->C;
+    const float *A = g->A, *B = g->B;
+    if (precision != MT_BF16 && precision != MT_FP32_FAST && precision != MT_FP32) {
+        sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+    } else {
+        if (native_run(g) == 0) return;
+        if (precision == MT_BF16) bf16_emulated(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        else sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
-    mt_gemm_batched_ep(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                       strideC, batch, ep);
+    apply_ep(M, N, C, ldc, g->ep);
 }
 
-void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
-                               const void *A, int lda, long strideA, const void *B, int ldb, long strideB,
-                               float beta, float *C, int ldc, int batch) {
-    if (types && reads_operands(M, N, K, alpha, batch)) {
-        if (native_kernel(precision) && !transA && transB &&
-            mt_gemm_avx512_sum_nt(kmode(precision), types, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
-                                  ldc, batch) == 0)
-            return;
-        A = widened(&g_wa, &g_wa_n, A, types & MT_A_BF16, transA ? K : M, transA ? M : K, lda, strideA, batch);
-        B = widened(&g_wb, &g_wb_n, B, types & MT_B_BF16, transB ? N : K, transB ? K : N, ldb, strideB, batch);
+/* Entry i of a batch as a single GEMM (fp32 operands): operands, C and the epilogue's
+ * matrices in C's layout advanced; ei holds the epilogue. */
+static MtGemm entry(const MtGemm *g, int i, MtEpilogue *ei) {
+    MtGemm e = *g;
+    e.batch = 1;
+    e.A = g->A ? (const float *)g->A + i * g->strideA : NULL;
+    e.B = g->B ? (const float *)g->B + i * g->strideB : NULL;
+    e.C = g->C + i * g->strideC;
+    if (g->ep) {
+        *ei = *g->ep;
+        if (ei->residual) ei->residual += i * g->strideC;
+        if (ei->pre) ei->pre += i * g->strideC;
+        e.ep = ei;
     }
-    mt_gemm_batched_sum(precision, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                        batch);
+    return e;
+}
+
+/* A batch of independent GEMMs of fp32 operands. */
+static void run_batched(const MtGemm *g) {
+    if (g->K > 0 && g->alpha != 0.0f && native_run(g) == 0) return;
+    for (int i = 0; i < g->batch; i++) {
+        MtEpilogue ei;
+        MtGemm e = entry(g, i, &ei);
+        run_single(&e);
+    }
+}
+
+/* C = alpha sum_i op(A_i) op(B_i) + beta C, fp32 operands. */
+static void run_sum(const MtGemm *g) {
+    if (g->transA == 0 && g->transB == 1 && native_run(g) == 0) return;
+    for (int i = 0; i < g->batch; i++) {
+        MtGemm e = entry(g, i, NULL);
+        e.sum = 0;
+        if (i) e.beta = 1.0f;
+        run_single(&e);
+    }
+}
+
+/* The prologue: in the own kernels' packing, else on a normalised copy of op(A). */
+static void run_prologue(const MtGemm *g) {
+    MtGemm e = *g;
+    e.pro = NULL;
+    if (g->K > 0 && g->alpha != 0.0f) {
+        if (!g->transA && native_run(g) == 0) return;
+        float *a = operand_buffer(g->M, g->K);
+        prologue_copy(a, g->transA, g->M, g->K, g->A, g->lda, g->pro);
+        e.A = a, e.lda = g->K, e.transA = 0;
+    }
+    run_single(&e);
+}
+
+/* The gather: in the own kernels' packing, else into an M x K buffer. */
+static void run_gather(const MtGemm *g) {
+    int M = g->M, K = g->K;
+    if (K > 0 && g->alpha != 0.0f && native_run(g) == 0) return;
+    float *a = K > 0 ? operand_buffer(M, K) : NULL;
+#pragma omp parallel for schedule(static) if ((size_t)M * K > 65536)
+    for (int i = 0; i < M; i++)
+        if (K > 0) g->ga->row(g->ga->ctx, i, 0, K, a + (size_t)i * K);
+    MtGemm e = *g;
+    e.ga = NULL, e.A = a, e.lda = K;
+    run_single(&e);
+}
+
+static void bad_descriptor(const MtGemm *g, const char *why) {
+    fprintf(stderr, "mixtape: mt_gemm_run: %s (M %d, N %d, K %d, batch %d)\n", why, g->M, g->N, g->K, g->batch);
+    abort();
+}
+
+void mt_gemm_run(const MtGemm *gp) {
+    MtGemm g = *gp;
+    if (g.M <= 0 || g.N <= 0) return;
+    if (g.batch <= 0) g.batch = 1;
+    if (g.sum) g.strideC = 0;
+    if (g.sum && (g.pro || g.ga || g.ep)) bad_descriptor(&g, "a batched sum takes no prologue, gather or epilogue");
+    if ((g.pro || g.ga) && (g.batch > 1 || g.types)) bad_descriptor(&g, "a prologue or gather needs a single fp32 GEMM");
+    if (g.pro && g.ga) bad_descriptor(&g, "a prologue and a gather together");
+    if (g.ga && g.transA) bad_descriptor(&g, "a gathered A cannot be transposed");
+    if (g.sum && (g.K <= 0 || g.alpha == 0.0f)) { /* nothing to add: C = beta C */
+        scale_c(g.M, g.N, g.beta, g.C, g.ldc);
+        return;
+    }
+    if (g.types && g.K > 0 && g.alpha != 0.0f) { /* bf16 operands: the own kernels read them, else widen */
+        if ((!g.sum || (!g.transA && g.transB)) && native_run(&g) == 0) return;
+        int ta = g.transA, tb = g.transB, M = g.M, N = g.N, K = g.K;
+        g.A = widened(&g_wa, &g_wa_n, g.A, g.types & MT_A_BF16, ta ? K : M, ta ? M : K, g.lda, g.strideA, g.batch);
+        g.B = widened(&g_wb, &g_wb_n, g.B, g.types & MT_B_BF16, tb ? N : K, tb ? K : N, g.ldb, g.strideB, g.batch);
+    }
+    g.types = 0;
+    if (g.sum) run_sum(&g);
+    else if (g.pro) run_prologue(&g);
+    else if (g.ga) run_gather(&g);
+    else if (g.batch > 1) run_batched(&g);
+    else run_single(&g);
+}
+
+int mt_gemm_chain_fits(int precision, int K, int N1, int N2) {
+    return native_kernel(precision) && mt_gemm_chain_mode_fits(kmode(precision), K, N1, N2);
+}
+
+int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
+                  const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2) {
+    if (!mt_gemm_chain_fits(precision, K, N1, N2)) return -1;
+    return mt_gemm_chain_run(kmode(precision), M, K, N1, N2, A, lda, pro, B1, ep1, B2, C, ldc, ep2);
 }

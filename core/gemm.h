@@ -1,6 +1,9 @@
-/* One GEMM entry point for every op: row-major C = alpha * op(A) @ op(B) + beta * C,
- * with exactly cblas_sgemm's semantics (op(A) is M x K, op(B) is K x N; lda/ldb/ldc are
- * row strides of the matrices as stored, so views into wider buffers work).
+/* One GEMM entry point for every op, mt_gemm_run on a descriptor (MtGemm): row-major
+ * C = alpha * op(A) @ op(B) + beta * C, with exactly cblas_sgemm's semantics (op(A) is M x K,
+ * op(B) is K x N; lda/ldb/ldc are row strides of the matrices as stored, so views into wider
+ * buffers work). The mt_gemm* functions below are the call forms the ops use, each one
+ * descriptor. Implementation: core/gemm.c (dispatch, fallbacks), core/gemm_internal.h (the
+ * own kernels' files).
  *
  * precision
  *   MT_FP32       own AVX-512 fp32 kernel where available, else cblas_sgemm (see below).
@@ -16,7 +19,7 @@
  *
  * beta == 0 overwrites C without reading it (NaN in C does not propagate), as in BLAS.
  * alpha == 0 or K == 0 only scales C by beta.
- * Never call mt_gemm from inside an OpenMP parallel region (it opens its own).
+ * Never call a GEMM from inside an OpenMP parallel region (it opens its own).
  * Not reentrant from several threads at once (packing buffers are a per-OpenMP-thread pool). */
 #pragma once
 #include "core/bf16.h"
@@ -29,10 +32,7 @@
 enum { MT_FP32 = 0, MT_BF16 = 1, MT_FP32_FAST = 2, MT_FP32_BLAS = 3 };
 enum { MT_NOTRANS = 0, MT_TRANS = 1 };
 
-void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc);
-
-/* Epilogue fused into the GEMM:
+/* Epilogue fused into the GEMM (MtGemm.ep):
  *   C[i, j] = residual[i, j] + col_scale[j] * act(alpha op(A) op(B) + beta C + bias[j] + row_bias[i]),
  * applied to each tile of C right after its last K block, while it is still in L1 (a
  * linear layer's bias, activation and residual-with-layer-scale without extra passes over
@@ -56,10 +56,7 @@ typedef struct {
     double *colsum;
     int colsum_stride;
 } MtEpilogue;
-void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep);
-
-/* Prologue: a normalisation applied to op(A)'s rows while the GEMM packs them, so that
+/* Prologue (MtGemm.pro): a normalisation applied to op(A)'s rows while the GEMM packs them, so that
  * norm(x) @ W^T never stores the normalised x (LayerNorm: a group per row; GroupNorm(1): a
  * group per sample's rows):
  *   A'[i, k] = ((A[i, k] - mean[g]) * rstd[g]) * scale[k] + shift[k],  g = i / group_rows,
@@ -70,69 +67,140 @@ typedef struct {
     int group_rows;
     const float *scale, *shift;
 } MtPrologue;
-/* mt_gemm_ep with a prologue on A (pro may be NULL). Paths that cannot transform A while
- * packing (no AVX-512, transposed A) normalise a copy first. */
-void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc, const MtPrologue *pro,
-                   const MtEpilogue *ep);
-
 /* A given row by row instead of as a matrix (an implicit im2col): row(ctx, i, k0, kc, dst)
  * writes A[i, k0 .. k0+kc) into dst[0 .. kc). Called from several threads at once. The
  * native kernels gather while packing, so A is never stored; the other paths build it in a
- * buffer of M x K floats first. C = A @ op(B) + beta C with the epilogue. */
+ * buffer of M x K floats first (MtGemm.ga). */
 typedef struct {
     void (*row)(const void *ctx, int i, int k0, int kc, float *dst);
     const void *ctx;
 } MtGatherA;
-void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga, const float *B, int ldb,
-                    float beta, float *C, int ldc, const MtEpilogue *ep);
+/* Operands stored as bf16 (core/bf16.h) instead of fp32: MT_A_BF16 | MT_B_BF16. */
+enum { MT_A_BF16 = 1, MT_B_BF16 = 2 };
+
+/* One GEMM, a batch of them, or a sum over a batch, described field by field. Zero is the
+ * default of every field but M, N, K, alpha, the operands and their leading dimensions, so
+ * a designated initialiser names only what a call uses:
+ *   mt_gemm_run(&(MtGemm){.precision = p, .transB = MT_TRANS, .M = m, .N = n, .K = k,
+ *                         .alpha = 1.0f, .A = x, .lda = k, .B = w, .ldb = k, .C = y, .ldc = n,
+ *                         .ep = &(MtEpilogue){.bias = b}});
+ * Paths: the own kernels take every combination below directly; the portable fallbacks (no
+ * AVX-512, MT_FP32_BLAS, layouts the kernels reject) build what they need first (a widened
+ * or bf16-rounded copy, the normalised or gathered A) and apply the epilogue as a pass. */
+typedef struct {
+    int precision;      /* MT_FP32, MT_BF16, MT_FP32_FAST, MT_FP32_BLAS */
+    int transA, transB; /* MT_NOTRANS / MT_TRANS: op(X) = X or X^T */
+    int M, N, K;        /* op(A) M x K, op(B) K x N, C M x N; M or N <= 0: nothing happens */
+    float alpha, beta;  /* beta 0: C is not read; alpha 0 or K <= 0: C = beta C (+ epilogue) */
+    /* Operands: float, or uint16_t bf16 where types says so; leading dimensions and strides
+     * count elements. A is not read with a gather. */
+    const void *A;
+    int lda;
+    const void *B;
+    int ldb;
+    float *C;
+    int ldc;
+    int types; /* MT_A_BF16 | MT_B_BF16: the own kernels read bf16 while packing (in MT_BF16 the
+                * words packing the widened values gives, so results equal the fp32 call on the
+                * widened operands bit for bit); other paths widen a copy first */
+    /* batch GEMMs, X_i = X + i * strideX (0 counts as 1). Independent GEMMs (the C_i must not
+     * overlap; the epilogue's residual and pre advance with C) run in one parallel region,
+     * whole GEMMs handed to threads when batch >= threads (per-sample token mixing, attention
+     * heads, bmm), so small GEMMs do not pay a fork/join each. */
+    int batch;
+    long strideA, strideB, strideC;
+    /* 1: C = alpha * sum_i op(A_i) @ op(B_i) + beta * C over the batch (strideC unused): a
+     * weight shared by a batch of GEMMs gets its gradient in one GEMM (token mixing: dW =
+     * sum_b dY_b X_b^T). The own kernels (transA 0, transB 1, K a multiple of 32) treat it as
+     * one GEMM over K' = batch x K whose packing walks the entries, so the batch is never
+     * copied out along K; other cases loop. No prologue, gather or epilogue. */
+    int sum;
+    const MtPrologue *pro; /* or NULL; a single GEMM of fp32 A */
+    const MtGatherA *ga;   /* or NULL; a single GEMM, transA 0, A and lda unused */
+    const MtEpilogue *ep;  /* or NULL */
+} MtGemm;
+/* Runs g (see MtGemm). A combination the descriptor rules out (a sum with an epilogue, a
+ * prologue or gather with a batch, bf16 operands or, for the gather, a transposed A) is a
+ * programming error: a message and abort(). */
+void mt_gemm_run(const MtGemm *g);
+
+/* The call forms the ops use, each one descriptor. */
+static inline void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha,
+                              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                              const MtEpilogue *ep) {
+    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
+                          .ep = ep});
+}
+static inline void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+/* mt_gemm_ep with a prologue on A (pro may be NULL). */
+static inline void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha,
+                                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                                 const MtPrologue *pro, const MtEpilogue *ep) {
+    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
+                          .pro = pro, .ep = ep});
+}
+/* C = A @ op(B) + beta C with A gathered row by row. */
+static inline void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga,
+                                  const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
+    mt_gemm_run(&(MtGemm){.precision = precision, .transB = transB, .M = M, .N = N, .K = K, .alpha = 1.0f,
+                          .beta = beta, .lda = K, .B = B, .ldb = ldb, .C = C, .ldc = ldc, .ga = ga, .ep = ep});
+}
+/* batch GEMMs with the same epilogue on every C_i, operands as types says (0: fp32);
+ * batch <= 0 does nothing. */
+static inline void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K,
+                                         float alpha, const void *A, int lda, long strideA, const void *B, int ldb,
+                                         long strideB, float beta, float *C, int ldc, long strideC, int batch,
+                                         const MtEpilogue *ep) {
+    if (batch <= 0) return;
+    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
+                          .types = types, .batch = batch, .strideA = strideA, .strideB = strideB,
+                          .strideC = strideC, .ep = ep});
+}
+static inline void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha,
+                                      const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
+                                      float beta, float *C, int ldc, long strideC, int batch, const MtEpilogue *ep) {
+    mt_gemm_batched_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                          strideC, batch, ep);
+}
+static inline void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha,
+                                   const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
+                                   float beta, float *C, int ldc, long strideC, int batch) {
+    mt_gemm_batched_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                          strideC, batch, NULL);
+}
+/* C = alpha * sum_i op(A_i) @ op(B_i) + beta * C, operands as types says; batch <= 0 is an
+ * empty sum (C = beta C). */
+static inline void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K,
+                                             float alpha, const void *A, int lda, long strideA, const void *B, int ldb,
+                                             long strideB, float beta, float *C, int ldc, int batch) {
+    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                          .alpha = batch > 0 ? alpha : 0.0f, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
+                          .C = C, .ldc = ldc, .types = types, .batch = batch > 0 ? batch : 1, .strideA = strideA,
+                          .strideB = strideB, .sum = 1});
+}
+static inline void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha,
+                                       const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
+                                       float beta, float *C, int ldc, int batch) {
+    mt_gemm_batched_sum_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
+                              ldc, batch);
+}
 
 /* Two GEMMs chained, an MLP at inference: H = ep1(pro(A) @ B1^T), C = ep2(H @ B2^T), with
  * A M x K (row stride lda), B1 N1 x K and B2 N2 x N1 (linear-layer weights), C M x N2.
  * H lives only a block of rows (and 512 of its columns) at a time in a thread's cache; the
- * values equal those of mt_gemm_fused into an H followed by mt_gemm_ep. Runs on the own
+ * values equal those of two mt_gemm_run calls (prologue and ep1 into an H, then ep2). Runs on the own
  * AVX-512 kernels when K fits one K block and both packed weights fit 4 MB
  * (mt_gemm_chain_fits); returns -1 with nothing written otherwise (and if its buffers cannot
  * be allocated), and the caller runs the two GEMMs. ep1 has no residual; pro may be NULL. */
 int mt_gemm_chain_fits(int precision, int K, int N1, int N2);
 int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                   const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2);
-
-/* batch independent GEMMs, X_i = X + i * strideX (floats), in one parallel region: whole
- * GEMMs are handed to threads when batch >= threads (per-sample token mixing, attention
- * heads, bmm), so small GEMMs do not pay a fork/join each. Same semantics per entry as
- * mt_gemm; the C_i must not overlap. MT_FP32 (and the fallbacks) loop over cblas_sgemm. */
-void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                     long strideC, int batch);
-/* mt_gemm_batched with the same epilogue on every C_i. */
-void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                        int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                        long strideC, int batch, const MtEpilogue *ep);
-
-/* C = alpha * sum_i op(A_i) @ op(B_i) + beta * C over the batch (X_i = X + i * strideX): a
- * weight shared by a batch of GEMMs gets its gradient in one GEMM (token mixing: dW =
- * sum_b dY_b X_b^T). The own kernels (A_i and B_i^T k-contiguous: transA 0, transB 1, K a
- * multiple of 32) treat it as one GEMM over K' = batch x K whose packing walks the entries, so
- * the batch is never copied out along K; other cases loop over mt_gemm. */
-void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                         int lda, long strideA, const float *B, int ldb, long strideB, float beta, float *C, int ldc,
-                         int batch);
-
-/* Operands stored as bf16 (core/bf16.h) instead of fp32: MT_A_BF16 | MT_B_BF16. */
-enum { MT_A_BF16 = 1, MT_B_BF16 = 2 };
-/* mt_gemm_batched_ep, and mt_gemm_batched_sum (no epilogue), with A and/or B as the types flags
- * say: pointers to uint16_t where a flag is set, to float otherwise; leading dimensions and
- * strides count elements. Every precision and layout: the own kernels read bf16 while
- * packing (in MT_BF16 the words are the ones packing the widened fp32 values gives, so
- * results are those of the fp32 call on the widened operands, bit for bit); other paths
- * widen a copy to fp32 first. */
-void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
-                           const void *A, int lda, long strideA, const void *B, int ldb, long strideB, float beta,
-                           float *C, int ldc, long strideC, int batch, const MtEpilogue *ep);
-void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K, float alpha,
-                               const void *A, int lda, long strideA, const void *B, int ldb, long strideB,
-                               float beta, float *C, int ldc, int batch);
 
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);

@@ -240,7 +240,7 @@ check("mean 0.1 (command line), std 0.25 (checkpoint); eval resize: bilinear (ch
       in out, "flags win over the checkpoint's settings, the rest comes from it")
 out = run("train", "--resume", f"{T}/flags", "--train", f"{T}/v16.h5", "-b", "2", "--epochs", "1", "--threads", "2")
 check("mean 0.1 (checkpoint), std 0.25 (checkpoint); eval resize: bilinear (checkpoint), crop-pct 0.8 (checkpoint)"
-      in out, "a resumed run continues with the settings its checkpoint records")
+      in out, "a resumed run continues with the settings its checkpoint records (not args.yaml's defaults)")
 for attr, val, msg in (("data_crop_pct", np.float32(np.nan), "data_crop_pct"),
                        ("data_interpolation", "nearest", "data_interpolation"),
                        ("data_std", np.array([0.2, 0, 0.3], np.float32), "data_std")):

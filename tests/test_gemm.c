@@ -1,6 +1,6 @@
 /* mt_gemm: correctness of the bf16 and fp32-fast kernels against double-precision references,
  * for all transpose combinations, odd and tiny sizes, strided views, alpha/beta, NaN in C with
- * beta = 0, and the portable fallback.
+ * beta = 0, and the portable fallback; the MtGemm descriptor's defaults and rules.
  *
  *   test_gemm            correctness checks (ctest)
  *   test_gemm --bench    GFLOP/s of OpenBLAS sgemm vs the bf16 and fp32 kernels on the
@@ -12,8 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float urand(void) { /* uniform in [-1, 1) */
@@ -246,6 +249,79 @@ static int check_batched(int prec) {
     return bad;
 }
 
+/* 1 when mt_gemm_run(g) aborts with a message (run in a child process, stderr silenced). */
+static int run_aborts(const MtGemm *g) {
+    fflush(stdout), fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        mt_gemm_run(g);
+        _exit(0);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return 0;
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+/* The descriptor itself: zero-valued fields are the defaults (batch 0 is one GEMM), a batch
+ * with an epilogue advances the residual with C, empty batches, the batched sum ignores
+ * strideC, and combinations the descriptor rules out abort instead of computing something. */
+static int check_descriptor(int prec) {
+    int bad = 0, M = 45, N = 70, K = 67, batch = 3;
+    long sA = (long)M * K + 7, sC = (long)M * N;
+    float *A = malloc(sizeof(float) * sA * batch), *B = malloc(sizeof(float) * N * K);
+    float *C = malloc(sizeof(float) * sC * batch), *D = malloc(sizeof(float) * sC * batch);
+    float *R = malloc(sizeof(float) * sC * batch), *bias = malloc(sizeof(float) * N);
+    for (long i = 0; i < sA * batch; i++) A[i] = urand();
+    for (int i = 0; i < N * K; i++) B[i] = urand();
+    for (long i = 0; i < sC * batch; i++) C[i] = D[i] = urand(), R[i] = urand();
+    for (int i = 0; i < N; i++) bias[i] = urand();
+    /* one GEMM by designated initialiser against the positional form */
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 0.5f, .beta = 1.0f,
+                          .A = A, .lda = K, .B = B, .ldb = K, .C = C, .ldc = N});
+    mt_gemm(prec, 0, 1, M, N, K, 0.5f, A, K, B, K, 1.0f, D, N);
+    if (memcmp(C, D, sizeof(float) * sC)) bad++;
+    /* a batch sharing B, each entry with its own residual: C_i = R_i + (A_i B^T + bias) */
+    MtEpilogue ep = {.bias = bias, .residual = R};
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = A,
+                          .lda = K, .B = B, .ldb = K, .C = C, .ldc = N, .batch = batch, .strideA = sA,
+                          .strideC = sC, .ep = &ep});
+    for (int b = 0; b < batch; b++) {
+        MtEpilogue eb = {.bias = bias, .residual = R + b * sC};
+        mt_gemm_ep(prec, 0, 1, M, N, K, 1.0f, A + b * sA, K, B, K, 0.0f, D + b * sC, N, &eb);
+    }
+    if (memcmp(C, D, sizeof(float) * sC * batch)) bad++;
+    /* empty batches: independent GEMMs leave C alone, an empty sum scales C by beta */
+    memcpy(D, C, sizeof(float) * sC);
+    mt_gemm_batched(prec, 0, 1, M, N, K, 1.0f, A, K, sA, B, K, 0, 0.0f, C, N, sC, 0);
+    if (memcmp(C, D, sizeof(float) * sC)) bad++;
+    mt_gemm_batched_sum(prec, 0, 1, M, N, K, 1.0f, A, K, sA, B, K, 0, 2.0f, C, N, 0);
+    for (long i = 0; i < sC; i++) bad += C[i] != 2.0f * D[i];
+    /* the batched sum writes only C, whatever strideC says */
+    memcpy(D, C, sizeof(float) * sC * batch);
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = 32, .alpha = 1.0f, .A = A,
+                          .lda = K, .B = B, .ldb = K, .C = C, .ldc = N, .batch = batch, .strideA = sA,
+                          .strideC = sC, .sum = 1});
+    mt_gemm_batched_sum(prec, 0, 1, M, N, 32, 1.0f, A, K, sA, B, K, 0, 0.0f, D, N, batch);
+    if (memcmp(C, D, sizeof(float) * sC * batch)) bad++;
+    /* ruled-out combinations */
+    MtPrologue pro = {.mean = bias, .rstd = bias, .group_rows = 1};
+    MtGatherA ga = {0};
+    MtGemm g = {.precision = prec, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = A, .lda = K, .B = B, .ldb = N, .C = C,
+                .ldc = N};
+    MtGemm g1 = g, g2 = g, g3 = g, g4 = g;
+    g1.sum = 1, g1.ep = &ep;
+    g2.pro = &pro, g2.batch = 2, g2.strideC = sC;
+    g3.ga = &ga, g3.transA = MT_TRANS;
+    g4.pro = &pro, g4.types = MT_A_BF16;
+    if (!run_aborts(&g1) || !run_aborts(&g2) || !run_aborts(&g3) || !run_aborts(&g4)) bad++;
+    free(A), free(B), free(C), free(D), free(R), free(bias);
+    if (bad) fprintf(stderr, "FAIL descriptor prec=%d (%d)\n", prec, bad);
+    cases++;
+    return bad;
+}
+
 static int check_special(void) {
     int bad = 0;
     /* alpha = 0 and K = 0: C = beta * C, A and B not used (NULL is fine for K = 0) */
@@ -377,7 +453,7 @@ int main(int argc, char **argv) {
     mt_set_threads(0);
     printf("bf16 backend: %s, fp32-fast backend: %s\n", mt_gemm_backend(MT_BF16), mt_gemm_backend(MT_FP32_FAST));
     failures += check_special();
-    for (int p = 0; p < 3; p++) failures += check_batched(p);
+    for (int p = 0; p < 3; p++) failures += check_batched(p) + check_descriptor(p);
     run_suite(MT_BF16, "bf16", 300);
     run_suite(MT_FP32_FAST, "fp32fast", 100);
     run_ksplit_suite(MT_BF16, "bf16-ksplit");
@@ -394,7 +470,7 @@ int main(int argc, char **argv) {
     }
     mt_gemm_force_fallback(1);
     failures += check_special();
-    for (int p = 0; p < 3; p++) failures += check_batched(p);
+    for (int p = 0; p < 3; p++) failures += check_batched(p) + check_descriptor(p);
     run_suite(MT_BF16, "bf16-fallback", 40);
     run_suite(MT_FP32_FAST, "fp32fast-fallback", 10);
     run_ksplit_suite(MT_BF16, "bf16-fallback-ksplit");

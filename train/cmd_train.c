@@ -376,7 +376,9 @@ static int setup_model_data(Run *r, Args *a) {
                 return 2;
             }
         }
-        int rc = aug_from_checkpoint(info, from, &o->train_data.aug, o->data_given, cfg.in_chans,
+        int given[4];   /* resuming: the flags come back from args.yaml, the checkpoint has the values used */
+        for (int k = 0; k < 4; k++) given[k] = o->data_given[k] ? (o->resume ? 2 : 1) : 0;
+        int rc = aug_from_checkpoint(info, from, &o->train_data.aug, given, cfg.in_chans,
                                      r->root ? stdout : NULL, err, sizeof err);
         free(info);
         if (rc != 0) { fprintf(stderr, "mixtape train: %s: %s\n", flag, err); return 2; }

@@ -249,8 +249,10 @@ int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, 
     int has[4] = {info && (info->n_chan == 1 || info->n_chan == 3), info && (info->n_chan == 1 || info->n_chan == 3),
                   info && info->interpolation[0], info && info->crop_pct != 0};
     for (int k = 0; k < 4; k++) {
-        src[k] = given[k] ? "command line" : "default";
-        if (given[k] || !has[k]) continue;
+        /* given: 0 absent, 1 on the command line (wins), 2 replayed from a resumed run's args.yaml
+         * (the checkpoint records what the run really used, so it wins over the replay) */
+        src[k] = given[k] == 1 ? "command line" : given[k] == 2 ? "the run's args.yaml" : "default";
+        if (given[k] == 1 || !has[k]) continue;
         if (k < 2) {
             const float *x = k == 0 ? info->mean : info->std;
             size_t L = 0;

@@ -41,7 +41,8 @@ void finetune_report_print(const FinetuneReport *r, const char *path, FILE *f);
 
 /* The data settings a checkpoint records (root attributes data_mean, data_std,
  * data_interpolation, data_crop_pct) applied to aug, except where the command line gave its
- * own: given[0..3] = --mean, --std, --interpolation, --crop-pct present. Recorded values are
+ * own: given[0..3] = --mean, --std, --interpolation, --crop-pct: 1 on the command line (wins),
+ * 2 replayed from a resumed run's args.yaml (the checkpoint wins), 0 absent. Recorded values are
  * validated as the flags are. Prints one line per setting with where it came from ("from
  * checkpoint C.h5", "from --mean", "default") to out (may be NULL). chans: the model's input
  * channels (a 3-value mean for 1 channel is averaged). 0 ok; -1 with err naming the attribute. */

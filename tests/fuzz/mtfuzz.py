@@ -70,9 +70,10 @@ COMMANDS = {
         "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out"] + TRAIN + RUN,
     },
     "shard": {
-        "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "2"] + RUN,
-        "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out", "--shuffle-buffer", "4"]
-        + TRAIN + RUN,
+        # the seeds' images are RGB, the model grey: --data-convert lets them through the data check
+        "eval": ["eval", "--checkpoint", "c.h5", "--data", "IN", "-b", "2", "--data-convert"] + RUN,
+        "train": ["train"] + sd.MODEL + ["--train", "IN", "--val", "IN", "--output", "out", "--shuffle-buffer", "4",
+                                         "--data-convert"] + TRAIN + RUN,
         "predict": ["predict", "--checkpoint", "c.h5", "--data", "IN", "-b", "2", "--out", "out.h5",
                     "--out-csv", "out.csv"] + RUN,
     },
@@ -83,8 +84,8 @@ COMMANDS = {
         + TRAIN + RUN,
     },
     "imagefolder": {
-        "eval": ["eval", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2"] + RUN,
-        "train": ["train"] + sd.MODEL + ["--train", "imgs", "--output", "out"] + TRAIN + RUN,
+        "eval": ["eval", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2", "--data-convert"] + RUN,
+        "train": ["train"] + sd.MODEL + ["--train", "imgs", "--output", "out", "--data-convert"] + TRAIN + RUN,
         "shards": ["shards", "--from", "imagefolder", "imgs", "--out", "out/f", "--per-shard", "2"],
         "predict": ["predict", "--checkpoint", "c.h5", "--data", "imgs", "-b", "2", "--out-jsonl", "out.jsonl"] + RUN,
     },
