@@ -3,6 +3,7 @@
 #include "core/ops.h"
 #include "core/op_util.h"
 #include "core/gemm.h"
+#include "core/fuse.h"
 #include <string.h>
 
 
@@ -70,13 +71,22 @@ Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     return y;
 }
 
+/* res + gamma * y, or y when there is no residual: the tail of the composed references. */
+static Tensor *or_residual(Ctx *c, Tensor *res, Tensor *y, Tensor *gamma) {
+    return res ? mt_residual(c, res, y, gamma) : y;
+}
+
+/* act(x @ w^T + b) as the primitives: linear, then bias and activation as one op. */
+static Tensor *linear_act_ref(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
+    Tensor *h = mt_linear(c, x, w, NULL);
+    return b ? mt_bias_act(c, h, b, act) : mt_activation(c, h, act);
+}
+
 Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act) {
     Tensor *in[3] = {x, w, b};
     if (c->failed || !x || !w) return NULL;
-    if (mt_needs_grad(c, in, 3)) { /* backward needs the pre-activation: two recorded ops */
-        Tensor *h = mt_linear(c, x, w, NULL);
-        return b ? mt_bias_act(c, h, b, act) : mt_activation(c, h, act);
-    }
+    /* with a tape backward needs the pre-activation: the two recorded ops */
+    if (!mt_fuse_ok(c, MT_FUSE_LINEAR_EPILOGUE, mt_needs_grad(c, in, 3))) return linear_act_ref(c, x, w, b, act);
     if (!mt_act_valid(act))
         return mt_fail(c, "linear_act", "unknown activation %d", (int)act);
     Tensor *y = linear_out(c, "linear_act", x, w, b);
@@ -113,6 +123,13 @@ static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor 
  * that read it round it to bf16 anyway, so nothing changes but the bytes (half the memory,
  * half the traffic of writing it and reading it twice). */
 
+/* What an MLP-fc2 node keeps for backward. */
+typedef struct ActSaved {
+    void *a;      /* act(h + b1), or NULL when a is h itself (no bias, no activation) */
+    int bf16;     /* a is stored as bf16 (MT_BF16), else fp32 */
+    mt_act act;
+} ActSaved;
+
 /* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. */
 static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
     *bf = c->precision == MT_BF16;
@@ -124,15 +141,16 @@ static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
 }
 
 /* The kept a is dead (a node's backward is done with it). */
-static void act_drop(Ctx *c, Node *n, size_t numel) {
-    mt_recycle(c, n->saved, n->i[1] ? numel / 2 : numel); /* floats' worth */
+static void act_drop(Ctx *c, const ActSaved *st, size_t numel) {
+    mt_recycle(c, st->a, st->bf16 ? numel / 2 : numel); /* floats' worth */
 }
 
 static void act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
+    const ActSaved *st = n->saved;
     const float *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
-    const void *a = n->saved ? n->saved : h->data;
-    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), atype = n->i[1] ? MT_B_BF16 : 0;
+    const void *a = st->a ? st->a : h->data;
+    int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), atype = st->bf16 ? MT_B_BF16 : 0;
     int want_w = w->requires_grad, want_b = b && b->requires_grad, want_g = gamma && gamma->requires_grad;
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     ArenaMark mark = arena_mark(&c->arena);
@@ -170,9 +188,9 @@ static void act_linear_backward(Ctx *c, Node *n) {
         }
         int acc = want_h ? mt_grad_accumulate(h) : 0; /* the node overwrites h */
         float *dh = want_h && !acc ? h->grad : arena_alloc(&c->arena, (size_t)M * K * sizeof(float));
-        if (n->saved) {
+        if (st->a) {
             Partials p = want_b1 ? partials_new(c, 1, K) : (Partials){0};
-            MtEpilogue ep = {.dact = mt_act_grad_row_fn((mt_act)n->i[0]), .pre = h->data,
+            MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data,
                              .pre_bias = b1 ? b1->data : NULL, .colsum = p.buf, .colsum_stride = p.stride};
             mt_gemm_ep(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K, &ep);
             if (want_b1) partials_flush(&p, 0, K, b1->grad);
@@ -182,7 +200,7 @@ static void act_linear_backward(Ctx *c, Node *n) {
         if (want_h && acc) grad_add(h->grad, dh, (size_t)M * K);
     }
     arena_release(&c->arena, mark);
-    act_drop(c, n, (size_t)M * K);
+    act_drop(c, st, (size_t)M * K);
 }
 
 /* Records an MLP-fc2 node (in[0] = h, in[ires] = the residual or NULL): its backward
@@ -193,9 +211,9 @@ static void record_act_node(Ctx *c, const char *op, mt_backward_fn backward, Ten
     if (!mt_needs_grad(c, in, nin)) return;
     Node *n = mt_record(c, op, backward, y, in, nin);
     n->overwrites = 1u | (in[ires] ? 1u << ires : 0u);
-    n->saved = a;
-    n->i[0] = (int)act;
-    n->i[1] = bf;
+    ActSaved *st = arena_alloc(&c->arena, sizeof *st);
+    *st = (ActSaved){.a = a, .bf16 = bf, .act = act};
+    n->saved = st;
 }
 
 Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor *w, Tensor *b, Tensor *res,
@@ -210,11 +228,13 @@ Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor
                        mt_shape_str(h, sh, sizeof sh), mt_shape_str(b1, sb, sizeof sb), b1->name ? " for " : "",
                        b1->name ? b1->name : "", mt_last(h));
     if (gamma && !res) return mt_fail(c, op, "a layer scale needs a residual");
+    Tensor *in[6] = {h, b1, w, b, res, gamma};
+    if (!mt_fuse_ok(c, MT_FUSE_ACT_LINEAR_RESIDUAL, mt_needs_grad(c, in, 6)))
+        return or_residual(c, res, mt_linear(c, b1 ? mt_bias_act(c, h, b1, act) : mt_activation(c, h, act), w, b), gamma);
     void *a = NULL;
     int bf = 0;
     if (b1 || act != MT_ACT_NONE) a = act_keep(c, act, h, b1, &bf);
     linear_gemm_as(c, bf ? MT_A_BF16 : 0, a ? a : h->data, (int)mt_rows(h), w, b, NULL, res, gamma, y);
-    Tensor *in[6] = {h, b1, w, b, res, gamma};
     record_act_node(c, op, act_linear_backward, y, in, 6, 4, a, bf, act);
     return y;
 }
@@ -222,35 +242,56 @@ Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor
 Tensor *mt_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res, Tensor *gamma) {
     Tensor *in[5] = {x, w, b, res, gamma};
     if (c->failed || !x || !w || !res) return NULL;
-    if (mt_needs_grad(c, in, 5)) return mt_act_linear_residual(c, x, NULL, MT_ACT_NONE, w, b, res, gamma);
+    int taped = mt_needs_grad(c, in, 5);
+    if (!mt_fuse_ok(c, MT_FUSE_LINEAR_EPILOGUE, taped)) {
+        if (mt_fuse_ok(c, MT_FUSE_ACT_LINEAR_RESIDUAL, taped))
+            return mt_act_linear_residual(c, x, NULL, MT_ACT_NONE, w, b, res, gamma);
+        return mt_residual(c, res, mt_linear(c, x, w, b), gamma);
+    }
     Tensor *y = linear_out(c, "linear_residual", x, w, b);
     if (!y || check_residual(c, "linear_residual", y, res, gamma)) return NULL;
     linear_gemm(c, x, w, b, NULL, res, gamma, y);
     return y;
 }
 
-/* The GEMM prologue of a LayerNorm (groupnorm 0) or GroupNorm(1) on x: its statistics
- * (arena) and affine; 0, or -1 after recording the error. */
-static int norm_prologue(Ctx *c, const char *op, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps,
+/* The norm op of kind (LayerNorm or GroupNorm(1)) on the tape: the reference of the norm a
+ * fused op applies in a GEMM prologue. */
+static Tensor *norm_op(Ctx *c, MtNormKind kind, Tensor *x, Tensor *nw, Tensor *nb, float eps) {
+    return kind == MT_NORM_GROUP1 ? mt_groupnorm1(c, x, nw, nb, eps) : mt_layernorm(c, x, nw, nb, eps);
+}
+
+/* kind is LayerNorm or GroupNorm(1), the norms with a GEMM prologue; 0, or -1 after recording
+ * the error. */
+static int check_norm_kind(Ctx *c, const char *op, MtNormKind kind) {
+    if (kind == MT_NORM_LAYER || kind == MT_NORM_GROUP1) return 0;
+    mt_fail(c, op, "norm kind %d: need LayerNorm (%d) or GroupNorm(1) (%d)", (int)kind, MT_NORM_LAYER, MT_NORM_GROUP1);
+    return -1;
+}
+
+static const char *norm_name(MtNormKind kind) { return kind == MT_NORM_GROUP1 ? "groupnorm1" : "layernorm"; }
+
+/* The GEMM prologue of a LayerNorm or GroupNorm(1) on x: its statistics (arena) and affine;
+ * 0, or -1 after recording the error. */
+static int norm_prologue(Ctx *c, const char *op, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps,
                          MtPrologue *pro) {
-    size_t rows = mt_rows(x), groups = groupnorm ? (size_t)x->shape[0] : rows;
+    size_t rows = mt_rows(x), groups = kind == MT_NORM_GROUP1 ? (size_t)x->shape[0] : rows;
     float *mean = arena_alloc(&c->arena, 2 * groups * sizeof(float)), *rstd = mean + groups;
-    if (mt_norm_stats(c, op, x, groupnorm, nw, nb, eps, mean, rstd)) return -1;
+    if (mt_norm_stats(c, op, x, kind, nw, nb, eps, mean, rstd)) return -1;
     *pro = (MtPrologue){mean, rstd, groups ? (int)(rows / groups) : 1, nw ? nw->data : NULL, nb ? nb->data : NULL};
     return 0;
 }
 
-Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w,
+Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w,
                            Tensor *b, mt_act act) {
     Tensor *in[5] = {x, nw, nb, w, b};
-    if (c->failed || !x || !w) return NULL;
-    if (mt_needs_grad(c, in, 5))
-        return mt_linear_act(c, groupnorm ? mt_groupnorm1(c, x, nw, nb, eps) : mt_layernorm(c, x, nw, nb, eps), w, b,
-                             act);
-    const char *op = groupnorm ? "groupnorm1_linear_act" : "layernorm_linear_act";
+    const char *op = kind == MT_NORM_GROUP1 ? "groupnorm1_linear_act" : "layernorm_linear_act";
+    if (c->failed || !x || !w || check_norm_kind(c, op, kind)) return NULL;
+    /* with a tape (no node of its own here) the norm op and mt_linear_act */
+    if (mt_needs_grad(c, in, 5) || !mt_fuse_ok(c, MT_FUSE_NORM_PROLOGUE, 0))
+        return mt_linear_act(c, norm_op(c, kind, x, nw, nb, eps), w, b, act);
     if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
     MtPrologue pro;
-    if (norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
+    if (norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
     Tensor *y = linear_out(c, op, x, w, b);
     if (!y) return NULL;
     int K = mt_last(x), N = w->shape[0];
@@ -266,18 +307,25 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor 
  * (bf16 under MT_BF16, the words the GEMM would pack) and runs the norm's own backward on
  * dh @ w. Every value is the one the norm op followed by `linear` gives. */
 
+/* What a norm + fc1 node keeps: the norm's statistics (mean then rstd, one per row for
+ * LayerNorm, per sample for GroupNorm(1); mt_norm_backward reads them as one array). */
+typedef struct NormLinearSaved {
+    MtNormKind kind;
+    const float *mean, *rstd;
+} NormLinearSaved;
+
 static void norm_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *nw = n->in[1], *nb = n->in[2], *w = n->in[3];
-    const float *dh = n->out->grad, *stats = n->saved;
-    int gn = n->i[0], K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
-    size_t groups = gn ? (size_t)x->shape[0] : (size_t)M;
-    const char *norm = gn ? "groupnorm1" : "layernorm"; /* the profile line of the norm's passes */
+    const NormLinearSaved *st = n->saved;
+    const float *dh = n->out->grad;
+    int K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
+    const char *norm = norm_name(st->kind); /* the profile line of the norm's passes */
     ArenaMark mark = arena_mark(&c->arena);
     if (w->requires_grad) {
         int bf = c->precision == MT_BF16;
         void *y = arena_alloc(&c->arena, x->numel * (bf ? sizeof(uint16_t) : sizeof(float)));
         double t0 = mt_profile_clock(c);
-        mt_norm_apply(gn, x, nw, nb, stats, stats + groups, bf ? NULL : y, bf ? y : NULL);
+        mt_norm_apply(st->kind, x, nw, nb, st->mean, st->rstd, bf ? NULL : y, bf ? y : NULL);
         mt_profile_phase_bwd(c, norm, t0);
         mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
                               0, 1.0f, w->grad, K, 0, 1, NULL);
@@ -287,19 +335,19 @@ static void norm_linear_backward(Ctx *c, Node *n) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
         mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dh, N, w->data, K, 0.0f, dy, K);
         double t0 = mt_profile_clock(c);
-        mt_norm_backward(c, gn, x, nw, nb, stats, dy);
+        mt_norm_backward(c, st->kind, x, nw, nb, st->mean, dy);
         mt_profile_phase_bwd(c, norm, t0);
     }
     arena_release(&c->arena, mark);
 }
 
-/* h = norm(x) @ w^T with a tape (groupnorm 0: LayerNorm, 1: GroupNorm(1)). */
-static Tensor *norm_linear_taped(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w) {
-    const char *op = groupnorm ? "groupnorm1_linear" : "layernorm_linear";
+/* h = norm(x) @ w^T with a tape. */
+static Tensor *norm_linear_taped(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w) {
+    const char *op = kind == MT_NORM_GROUP1 ? "groupnorm1_linear" : "layernorm_linear";
     MtPrologue pro;
     Tensor *h = linear_out(c, op, x, w, NULL);
-    if (!h || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
-    mt_profile_phase(c, groupnorm ? "groupnorm1" : "layernorm"); /* the statistics pass */
+    if (!h || norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
+    mt_profile_phase(c, norm_name(kind)); /* the statistics pass */
     int K = mt_last(x), N = w->shape[0];
     mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
                   h->data, N, &pro, NULL);
@@ -307,21 +355,20 @@ static Tensor *norm_linear_taped(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, T
     if (mt_needs_grad(c, in, 4)) {
         Node *n = mt_record(c, op, norm_linear_backward, h, in, 4);
         n->overwrites = 1; /* x, through the norm's backward */
-        n->saved = (void *)pro.mean; /* mean, then rstd */
-        n->i[0] = groupnorm;
+        NormLinearSaved *st = arena_alloc(&c->arena, sizeof *st);
+        *st = (NormLinearSaved){kind, pro.mean, pro.rstd};
+        n->saved = st;
     }
     return h;
 }
 
-/* mt_norm_mlp_residual on mt_gemm_chain; NULL when the chain does not run (nothing recorded,
- * c->failed set only for a real error). */
-static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+/* mt_norm_mlp_residual on mt_gemm_chain, without a tape; NULL when the chain does not run
+ * (c->failed set only for a real error). */
+static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                                 Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
-    Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
-    if (mt_needs_grad(c, in, 9) || w1->ndim != 2 || w2->ndim != 2 ||
-        !mt_gemm_chain_fits(c->precision, mt_last(x), w1->shape[0], w2->shape[0]))
+    if (w1->ndim != 2 || w2->ndim != 2 || !mt_gemm_chain_fits(c->precision, mt_last(x), w1->shape[0], w2->shape[0]))
         return NULL;
-    const char *op = groupnorm ? "groupnorm1_mlp_residual" : "layernorm_mlp_residual";
+    const char *op = kind == MT_NORM_GROUP1 ? "groupnorm1_mlp_residual" : "layernorm_mlp_residual";
     if (!mt_act_valid(act)) return mt_fail(c, op, "unknown activation %d", (int)act);
     if (linear_check(c, op, x, w1, b1)) return NULL;
     int K = mt_last(x), N1 = w1->shape[0], N2 = w2->shape[0];
@@ -332,7 +379,7 @@ static Tensor *norm_mlp_chained(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Te
                        b2 ? mt_shape_str(b2, sb, sizeof sb) : "none", N1, w2->name ? " for " : "", w2->name ? w2->name : "");
     Tensor *y = with_last(c, x, N2);
     MtPrologue pro;
-    if (!y || check_residual(c, op, y, res, gamma) || norm_prologue(c, op, x, groupnorm, nw, nb, eps, &pro)) return NULL;
+    if (!y || check_residual(c, op, y, res, gamma) || norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
     MtEpilogue ep1 = {.bias = b1 ? b1->data : NULL, .act = mt_act_tile_fn(act)};
     MtEpilogue ep2 = {.bias = b2 ? b2->data : NULL, .col_scale = gamma ? gamma->data : NULL, .residual = res->data};
     return mt_gemm_chain(c->precision, (int)mt_rows(x), K, N1, N2, x->data, K, &pro, w1->data, &ep1, w2->data,
@@ -343,22 +390,30 @@ Tensor *mt_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, T
                         Tensor *gamma) {
     Tensor *in[7] = {x, w1, b1, w2, b2, res, gamma};
     if (c->failed || !x || !w1 || !w2) return NULL;
-    if (mt_needs_grad(c, in, 7))
+    /* with a tape fc1 without its bias, the node adding it before the activation; without one
+     * the two epilogue ops below beat the node (which would keep act(h) for nothing) */
+    if (mt_needs_grad(c, in, 7) && mt_fuse_ok(c, MT_FUSE_ACT_LINEAR_RESIDUAL, 1))
         return mt_act_linear_residual(c, mt_linear(c, x, w1, NULL), b1, act, w2, b2, res, gamma);
     Tensor *h = mt_linear_act(c, x, w1, b1, act);
     return res ? mt_linear_residual(c, h, w2, b2, res, gamma) : mt_linear(c, h, w2, b2);
 }
 
-Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                              Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma) {
     if (c->failed || !x || !w1 || !w2 || !res) return NULL;
+    if (check_norm_kind(c, kind == MT_NORM_GROUP1 ? "groupnorm1_mlp_residual" : "layernorm_mlp_residual", kind))
+        return NULL;
     Tensor *in[9] = {x, nw, nb, w1, b1, w2, b2, res, gamma};
-    if (mt_needs_grad(c, in, 9))
-        return mt_act_linear_residual(c, norm_linear_taped(c, x, groupnorm, nw, nb, eps, w1), b1, act, w2, b2, res,
-                                      gamma);
-    Tensor *y = norm_mlp_chained(c, x, groupnorm, nw, nb, eps, w1, b1, act, w2, b2, res, gamma);
-    if (y || c->failed) return y;
-    return mt_linear_residual(c, mt_norm_linear_act(c, x, groupnorm, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
+    if (mt_needs_grad(c, in, 9)) {
+        Tensor *h = mt_fuse_ok(c, MT_FUSE_NORM_PROLOGUE, 1) ? norm_linear_taped(c, x, kind, nw, nb, eps, w1)
+                                                            : mt_linear(c, norm_op(c, kind, x, nw, nb, eps), w1, NULL);
+        return mt_act_linear_residual(c, h, b1, act, w2, b2, res, gamma);
+    }
+    if (mt_fuse_ok(c, MT_FUSE_MLP_CHAIN, 0)) {
+        Tensor *y = norm_mlp_chained(c, x, kind, nw, nb, eps, w1, b1, act, w2, b2, res, gamma);
+        if (y || c->failed) return y;
+    }
+    return mt_linear_residual(c, mt_norm_linear_act(c, x, kind, nw, nb, eps, w1, b1, act), w2, b2, res, gamma);
 }
 
 /* ---- token mixing: y[b] (N2, C) = w (N2, N) @ x[b] (N, C) + bias[:, None] ---- */
@@ -434,7 +489,8 @@ Tensor *mt_token_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
 Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act act) {
     Tensor *in[3] = {x, w, bias};
     if (c->failed || !x || !w) return NULL;
-    if (mt_needs_grad(c, in, 3)) return mt_activation(c, mt_token_linear(c, x, w, bias), act);
+    if (!mt_fuse_ok(c, MT_FUSE_TOKEN_EPILOGUE, mt_needs_grad(c, in, 3)))
+        return mt_activation(c, mt_token_linear(c, x, w, bias), act);
     if (!mt_act_valid(act)) return mt_fail(c, "token_linear_act", "unknown activation %d", (int)act);
     Tensor *y = token_out(c, "token_linear_act", x, w, bias);
     if (!y) return NULL;
@@ -449,24 +505,25 @@ Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act a
  * the residual is ever stored. */
 static void token_act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *w = n->in[1], *bias = n->in[2], *res = n->in[3];
+    const ActSaved *st = n->saved;
     const float *dy = n->out->grad;
     int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     if (w->requires_grad)
-        mt_gemm_batched_sum_mixed(c->precision, n->i[1] ? MT_B_BF16 : 0, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
-                                  (long)N2 * C, n->saved, C, (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_batched_sum_mixed(c->precision, st->bf16 ? MT_B_BF16 : 0, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
+                                  (long)N2 * C, st->a, C, (long)N * C, 1.0f, w->grad, N, B);
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, dy, B, N2, C);
     if (h->requires_grad) {
         ArenaMark mark = arena_mark(&c->arena);
         int acc = mt_grad_accumulate(h); /* the node overwrites h */
         float *dh = acc ? arena_alloc(&c->arena, h->numel * sizeof(float)) : h->grad;
-        MtEpilogue ep = {.dact = mt_act_grad_row_fn((mt_act)n->i[0]), .pre = h->data};
+        MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data};
         mt_gemm_batched_ep(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, dy, C, (long)N2 * C,
                            0.0f, dh, C, (long)N * C, B, &ep);
         if (acc) grad_add(h->grad, dh, h->numel);
         arena_release(&c->arena, mark);
     }
-    act_drop(c, n, h->numel);
+    act_drop(c, st, h->numel);
 }
 
 Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, Tensor *bias, Tensor *res) {
@@ -475,10 +532,12 @@ Tensor *mt_token_act_linear_residual(Ctx *c, Tensor *h, mt_act act, Tensor *w, T
     if (!mt_act_valid(act) || act == MT_ACT_NONE) return mt_fail(c, op, "needs an activation, got %d", (int)act);
     Tensor *y = token_out(c, op, h, w, bias);
     if (!y || (res && check_residual(c, op, y, res, NULL))) return NULL;
+    Tensor *in[4] = {h, w, bias, res};
+    if (!mt_fuse_ok(c, MT_FUSE_TOKEN_ACT_LINEAR_RESIDUAL, mt_needs_grad(c, in, 4)))
+        return or_residual(c, res, mt_token_linear(c, mt_activation(c, h, act), w, bias), NULL);
     int bf;
     void *a = act_keep(c, act, h, NULL, &bf);
     token_gemm_as(c, bf ? MT_B_BF16 : 0, a, h, w, bias, NULL, res, NULL, y);
-    Tensor *in[4] = {h, w, bias, res};
     record_act_node(c, op, token_act_linear_backward, y, in, 4, 3, a, bf, act);
     return y;
 }
@@ -487,7 +546,9 @@ Tensor *mt_token_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act 
                               Tensor *res, Tensor *gamma) {
     Tensor *in[7] = {x, w1, b1, w2, b2, res, gamma};
     if (c->failed || !x || !w1 || !w2) return NULL;
-    if (mt_needs_grad(c, in, 7) && !gamma && act != MT_ACT_NONE && mt_act_valid(act))
+    /* the node takes no layer scale and needs an activation */
+    if (mt_needs_grad(c, in, 7) && !gamma && act != MT_ACT_NONE && mt_act_valid(act) &&
+        mt_fuse_ok(c, MT_FUSE_TOKEN_ACT_LINEAR_RESIDUAL, 1))
         return mt_token_act_linear_residual(c, mt_token_linear(c, x, w1, b1), act, w2, b2, res);
     Tensor *t = mt_token_linear_act(c, x, w1, b1, act);
     return res ? mt_token_linear_residual(c, t, w2, b2, res, gamma) : mt_token_linear(c, t, w2, b2);
@@ -496,7 +557,8 @@ Tensor *mt_token_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act 
 Tensor *mt_token_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, Tensor *res, Tensor *gamma) {
     Tensor *in[5] = {x, w, bias, res, gamma};
     if (c->failed || !x || !w || !res) return NULL;
-    if (mt_needs_grad(c, in, 5)) return mt_residual(c, res, mt_token_linear(c, x, w, bias), gamma);
+    if (!mt_fuse_ok(c, MT_FUSE_TOKEN_EPILOGUE, mt_needs_grad(c, in, 5)))
+        return mt_residual(c, res, mt_token_linear(c, x, w, bias), gamma);
     Tensor *y = token_out(c, "token_linear_residual", x, w, bias);
     if (!y || check_residual(c, "token_linear_residual", y, res, gamma)) return NULL;
     token_gemm(c, x, w, bias, NULL, res, gamma, y);

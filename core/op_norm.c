@@ -291,9 +291,14 @@ int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd) 
     return 0;
 }
 
-int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
+int mt_norm_stats(Ctx *c, const char *op, Tensor *x, MtNormKind kind, const Tensor *w, const Tensor *b, float eps,
                   float *mean, float *rstd) {
     if (c->failed || !x) return -1;
+    if (kind != MT_NORM_LAYER && kind != MT_NORM_GROUP1) {
+        mt_fail(c, op, "norm kind %d: only LayerNorm and GroupNorm(1) have statistics", (int)kind);
+        return -1;
+    }
+    int groupnorm = kind == MT_NORM_GROUP1;
     if (check_affine(c, op, x, w, b, 1, groupnorm ? 2 : 1) || mt_check_eps(c, op, x, eps)) return -1;
     if (groupnorm) {
         groupnorm1_stats(c, x, eps, mean, rstd);
@@ -306,8 +311,9 @@ int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor
     return 0;
 }
 
-void mt_norm_apply(int groupnorm, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
+void mt_norm_apply(MtNormKind kind, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
                    const float *rstd, float *y, uint16_t *y16) {
+    int groupnorm = kind == MT_NORM_GROUP1;
     size_t rows = mt_rows(x), rps = groupnorm ? rows / (size_t)x->shape[0] : 1;
     int C = mt_last(x);
     const float *pw = w ? w->data : NULL, *pb = b ? b->data : NULL;
@@ -328,10 +334,10 @@ void mt_norm_apply(int groupnorm, const Tensor *x, const Tensor *w, const Tensor
     }
 }
 
-void mt_norm_backward(Ctx *c, int groupnorm, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy) {
+void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy) {
     Tensor out = {.grad = (float *)dy}; /* the norm's node as it would have been recorded */
     Node n = {.in = {x, w, b}, .nin = 3, .out = &out, .saved = (void *)stats};
-    if (groupnorm) groupnorm1_backward(c, &n);
+    if (kind == MT_NORM_GROUP1) groupnorm1_backward(c, &n);
     else layernorm_backward(c, &n);
 }
 

@@ -36,6 +36,7 @@
  * band) and the tasks' sums added in order: gradients do not depend on the thread count. */
 #include "core/ops.h"
 #include "core/op_util.h"
+#include "core/fuse.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -47,11 +48,13 @@
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
-/* The shapes and per-channel vectors every kernel reads. */
+/* The shapes and per-channel vectors every kernel reads; also what the node keeps. */
 typedef struct {
     int B, H, W, C, r;
     size_t S, WC;        /* floats per sample, per image row */
     const float *w, *g;  /* (C): weight, gamma (ones when absent); the bias cancels */
+    MtNormKind kind;     /* MT_NORM_GROUP1 or MT_NORM_AFFINE */
+    float *mean, *rstd;  /* [B] each (GroupNorm(1)); NULL for the affine norm (mean 0, rstd 1) */
 } Geo;
 
 /* Work split: nb bands of rows per sample (1: whole samples). */
@@ -227,10 +230,9 @@ static float sample_bb(const Geo *q, const double *St, int nb, float rs) {
 static void pool_branch_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *gamma = n->in[3];
     const Geo *q = n->saved;
-    const float *mean = n->i[0] ? (const float *)(q + 1) : NULL;
-    Bw k = {.q = q, .x = x->data, .dy = n->out->grad, .mean = mean, .rstd = mean ? mean + q->B : NULL};
+    Bw k = {.q = q, .x = x->data, .dy = n->out->grad, .mean = q->mean, .rstd = q->rstd};
     int want_g = gamma && gamma->requires_grad, want_w = w && w->requires_grad, want_dx = x->requires_grad;
-    int gn = mean != NULL, want_S = want_g || want_w || (gn && want_dx);
+    int gn = q->kind == MT_NORM_GROUP1, want_S = want_g || want_w || (gn && want_dx);
     if (want_dx) {
         k.dx = x->grad;
         k.acc = mt_grad_accumulate(x); /* the node overwrites */
@@ -292,10 +294,30 @@ static int check_vec(Ctx *c, const char *op, const Tensor *x, const char *what, 
     return -1;
 }
 
-Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tensor *b, float eps, int k,
+/* A (C) vector of v (ones or zeros when v is NULL), as a constant for the reference. */
+static Tensor *vec_or(Ctx *c, Tensor *v, int C, float fill) {
+    if (v) return v;
+    Tensor *t = mt_new(c, 1, &C);
+    for (int j = 0; t && j < C; j++) t->data[j] = fill;
+    return t;
+}
+
+/* The reference (core/fuse.h): the norm op, avgpool2d(n) - n, the residual. */
+static Tensor *norm_pool_ref(Ctx *c, Tensor *x, MtNormKind kind, Tensor *w, Tensor *b, float eps, int k,
+                             Tensor *gamma) {
+    Tensor *n = kind == MT_NORM_GROUP1 ? mt_groupnorm1(c, x, w, b, eps)
+                                       : mt_affine(c, x, vec_or(c, w, mt_last(x), 1.0f), vec_or(c, b, mt_last(x), 0.0f));
+    return mt_residual(c, x, mt_avgpool2d(c, n, k, 1), gamma);
+}
+
+Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, MtNormKind kind, Tensor *w, Tensor *b, float eps, int k,
                               Tensor *gamma) {
     if (c->failed || !x) return NULL;
+    int groupnorm = kind == MT_NORM_GROUP1;
     const char *op = groupnorm ? "groupnorm1_pool_residual" : "affine_pool_residual";
+    if (kind != MT_NORM_GROUP1 && kind != MT_NORM_AFFINE)
+        return mt_fail(c, op, "norm kind %d: need GroupNorm(1) (%d) or the affine norm (%d)", (int)kind,
+                       MT_NORM_GROUP1, MT_NORM_AFFINE);
     char sx[96];
     if (x->ndim != 4 || k < 1 || k % 2 == 0)
         return mt_fail(c, op, "x %s, k %d: need x (B, H, W, C) and an odd pool size k >= 1 (stride 1, padding k/2)",
@@ -303,15 +325,18 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
     if (check_vec(c, op, x, "weight", w) || check_vec(c, op, x, "bias", b) || check_vec(c, op, x, "gamma", gamma))
         return NULL;
     if (groupnorm && mt_check_eps(c, op, x, eps)) return NULL;
+    Tensor *in[4] = {x, w, b, gamma};
+    int taped = mt_needs_grad(c, in, 4);
+    if (!mt_fuse_ok(c, MT_FUSE_NORM_POOL_RESIDUAL, taped)) return norm_pool_ref(c, x, kind, w, b, eps, k, gamma);
     Tensor *y = mt_new(c, 4, x->shape);
     if (!y) return NULL;
     int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     /* Saved for backward: the Geo, then mean[B], rstd[B] (GroupNorm). The vectors it points
      * to are the parameters' data or arena rows, alive until the step ends. */
     Geo *q = arena_alloc(&c->arena, sizeof(Geo) + (groupnorm ? 2 * (size_t)B * sizeof(float) : 0));
-    *q = (Geo){B, H, W, C, k / 2, (size_t)H * W * C, (size_t)W * C, mt_data_or_ones(c, w, C),
-               mt_data_or_ones(c, gamma, C)};
     float *mean = groupnorm ? (float *)(q + 1) : NULL, *rstd = groupnorm ? mean + B : NULL;
+    *q = (Geo){B, H, W, C, k / 2, (size_t)H * W * C, (size_t)W * C, mt_data_or_ones(c, w, C),
+               mt_data_or_ones(c, gamma, C), kind, mean, rstd};
     ArenaMark mark = arena_mark(&c->arena);
     int par = x->numel * (size_t)k * k >= PAR_MIN, nb = bands(q, par), ntask = B * nb;
     int nt = par ? omp_get_max_threads() : 1;
@@ -358,12 +383,10 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tenso
         }
     }
     arena_release(&c->arena, mark);
-    Tensor *in[4] = {x, w, b, gamma};
-    if (mt_needs_grad(c, in, 4)) {
+    if (taped) {
         Node *n = mt_record(c, op, pool_branch_backward, y, in, 4);
         n->overwrites = 1; /* x */
         n->saved = q;
-        n->i[0] = groupnorm != 0;
         n->f[0] = eps;
     }
     return y;

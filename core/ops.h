@@ -9,6 +9,10 @@
 #pragma once
 #include "core/tape.h"
 
+/* Fused entry points (mt_linear_act, mt_*_residual, mt_norm_*, the token and pool variants)
+ * ask core/fuse.h's rules whether to run a fused kernel; with c->fuse 0 (MIXTAPE_FUSION=0)
+ * each runs its composed reference, the primitives it stands for, taped or not. */
+
 /* ---- GEMM family (OpenBLAS sgemm with transpose flags, never a copy) ---- */
 /* y = x @ w^T + b over the last axis. x (..., in), w (out, in), b (out) or NULL. */
 Tensor *mt_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
@@ -28,6 +32,10 @@ Tensor *mt_affine(Ctx *c, Tensor *x, Tensor *alpha, Tensor *beta); /* alpha*x + 
 Tensor *mt_residual(Ctx *c, Tensor *res, Tensor *x, Tensor *gamma);
 
 /* ---- normalisation ---- */
+/* The norm a fused op applies itself (mt_norm_linear_act, mt_norm_mlp_residual,
+ * mt_norm_pool_residual): LayerNorm over the last axis, GroupNorm with one group, timm's Affine
+ * (x * w + b, no statistics; the pool branch only). */
+typedef enum MtNormKind { MT_NORM_LAYER = 0, MT_NORM_GROUP1 = 1, MT_NORM_AFFINE = 2 } MtNormKind;
 /* LayerNorm over the last axis; w, b (C) or NULL. */
 Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 /* GroupNorm with one group: statistics over every element of a sample (all axes
@@ -36,19 +44,19 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 /* GroupNorm(1)'s per-sample statistics alone: mean[B] (or NULL) and rstd[B] = 1/sqrt(var + eps).
  * 0, or -1 with the error recorded. */
 int mt_groupnorm1_stats(Ctx *c, Tensor *x, float eps, float *mean, float *rstd);
-/* The statistics of LayerNorm (groupnorm 0: mean[rows], rstd[rows]) or GroupNorm(1) (groupnorm 1:
- * mean[B], rstd[B]) after the norm op's own checks of x, its weight w and bias b (either NULL)
+/* The statistics of LayerNorm (MT_NORM_LAYER: mean[rows], rstd[rows]) or GroupNorm(1)
+ * (MT_NORM_GROUP1: mean[B], rstd[B]) after the norm op's own checks of x, its weight w and bias b (either NULL)
  * and eps, errors recorded under op's name (for ops that apply the norm elsewhere). 0 or -1. */
-int mt_norm_stats(Ctx *c, const char *op, Tensor *x, int groupnorm, const Tensor *w, const Tensor *b, float eps,
+int mt_norm_stats(Ctx *c, const char *op, Tensor *x, MtNormKind kind, const Tensor *w, const Tensor *b, float eps,
                   float *mean, float *rstd);
 /* The norm's output from those statistics into y (fp32) or, when y16 is not NULL, y16 (bf16),
  * as mt_layernorm / mt_groupnorm1 compute it (the same bits). Threaded, no tape. */
-void mt_norm_apply(int groupnorm, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
+void mt_norm_apply(MtNormKind kind, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
                    const float *rstd, float *y, uint16_t *y16);
 /* The norm's backward for an op that applied the norm itself (stats: mean then rstd, as
  * above): dy (x's shape) -> x's gradient (through mt_grad_accumulate: the calling node must
  * overwrite x) and w's, b's. */
-void mt_norm_backward(Ctx *c, int groupnorm, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy);
+void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 
@@ -92,18 +100,18 @@ Tensor *mt_act_linear_residual(Ctx *c, Tensor *h, Tensor *b1, mt_act act, Tensor
  * and mt_linear_residual (or mt_linear), the epilogues doing the rest. */
 Tensor *mt_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res,
                         Tensor *gamma);
-/* act(norm(x) @ w^T + b), norm = LayerNorm (groupnorm 0) or GroupNorm(1) (groupnorm 1) with
+/* act(norm(x) @ w^T + b), norm = LayerNorm or GroupNorm(1) (kind) with
  * weight nw and bias nb (either may be NULL). Without a tape the norm is applied while the
  * GEMM packs x (the normalised x is never stored; same result); with one, the norm op and
  * mt_linear_act are recorded as separate ops. */
-Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w,
+Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w,
                            Tensor *b, mt_act act);
 /* res + gamma * (act(norm(x) @ w1^T + b1) @ w2^T + b2): a MetaFormer block's norm2, MLP and
  * residual. Without a tape, where the sizes allow (mt_gemm_chain), the hidden layer is kept
  * a block of rows at a time in cache and never stored; same result as the composition
  * mt_linear_residual(mt_norm_linear_act(...)), which it is otherwise. With a tape the norm
  * op and mt_mlp_residual. */
-Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
+Tensor *mt_norm_mlp_residual(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tensor *nb, float eps, Tensor *w1,
                              Tensor *b1, mt_act act, Tensor *w2, Tensor *b2, Tensor *res, Tensor *gamma);
 /* [res +] w @ act(h[b]) + bias[:, None] on h (B, N, C), w (N2, N), bias (N2) or NULL, res
  * (B, N2, C) or NULL, act not MT_ACT_NONE: the token MLP's fc2 in training as one node (the
@@ -134,12 +142,12 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input);
  * mean of an affine map being the map of the mean, pool(n) - n = w * rstd_b * (pool(x) - x).
  * No backward: fails when a gradient would be needed. */
 Tensor *mt_pool_residual(Ctx *c, Tensor *x, int k, const float *chan, const float *samp);
-/* x + gamma * (avgpool2d(n) - n) with n = GroupNorm(1)(x) * w + b (groupnorm 1, eps) or
- * n = x * w + b (groupnorm 0, timm's Affine): PoolFormer's norm1 + pool token mixer + layer-scaled
+/* x + gamma * (avgpool2d(n) - n) with n = GroupNorm(1)(x) * w + b (MT_NORM_GROUP1, eps) or
+ * n = x * w + b (MT_NORM_AFFINE, timm's Affine): PoolFormer's norm1 + pool token mixer + layer-scaled
  * residual as one taped op ("groupnorm1_pool_residual" / "affine_pool_residual"). x (B, H, W, C);
  * w, b, gamma (C) or NULL (ones, zeros, ones); k odd. Saves only the per-sample mean and rstd;
  * values are the composition mt_residual(x, mt_avgpool2d(norm(x), k, 1), gamma)'s to rounding. */
-Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, int groupnorm, Tensor *w, Tensor *b, float eps, int k,
+Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, MtNormKind kind, Tensor *w, Tensor *b, float eps, int k,
                               Tensor *gamma);
 /* Mean over the token axis: (B, N, C) -> (B, C). Also global average over H x W of (B,H,W,C). */
 Tensor *mt_mean_tokens(Ctx *c, Tensor *x);

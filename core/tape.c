@@ -1,4 +1,5 @@
 #include "core/tape.h"
+#include "core/fuse.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ void mt_ctx_init(Ctx *c, size_t arena_bytes) {
     c->grad_enabled = 1;
     c->training = 1;
     c->seed = 0x6d69787461706521ull;
+    c->fuse = mt_fuse_default();
 }
 
 void mt_ctx_free(Ctx *c) {

@@ -82,6 +82,8 @@ struct Ctx {
     /* 1: layers run each block under mt_checkpoint (core/op_checkpoint.h): its activations are
      * recomputed in backward instead of kept. */
     int grad_checkpointing;
+    int fuse;           /* 1 (default): fused kernels where core/fuse.c's rules allow; 0: every fused
+                         * entry point runs its composed reference (MIXTAPE_FUSION=0) */
     int precision;      /* GEMM precision for every op: MT_FP32 (default) | MT_BF16 | MT_FP32_FAST (core/gemm.h) */
     char scope[160];    /* current layer name, used in messages */
     /* Optional hook, called by the reverse sweep after node k has run its

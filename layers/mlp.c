@@ -50,19 +50,21 @@ double chan_mlp_flops(const ModelConfig *cfg, int N, int C) {
  * A LayerNorm or GroupNorm(1) nm is folded into fc1 (applied while its GEMM packs x, when
  * nothing is recorded). With res: res + gamma * fc2(...) (gamma may be NULL), the residual
  * in fc2's epilogue; with a foldable norm too, the whole MLP is one op
- * (mt_norm_mlp_residual: fc1 and fc2 chained per block of rows). */
+ * (mt_norm_mlp_residual: fc1 and fc2 chained per block of rows). This picks entry points by
+ * the layer's shape; whether each runs fused or as its primitives is core/fuse.c's rule. */
 Tensor *mlp_forward(Ctx *c, const Mlp *mlp, const Norm *nm, Tensor *x, mt_act act, Tensor *res, Tensor *gamma) {
     Tensor *h;
     int foldable = nm && !mlp->gated && (nm->kind == NORM_LAYERNORM || nm->kind == NORM_GROUPNORM);
+    MtNormKind nk = nm && nm->kind == NORM_GROUPNORM ? MT_NORM_GROUP1 : MT_NORM_LAYER;
     if (foldable && res && !mlp->sgu)
-        return mt_norm_mlp_residual(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
+        return mt_norm_mlp_residual(c, x, nk, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
                                     mlp->fc1_b, act, mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
     /* training with drop path (no residual here) and MLPs without a norm to fold */
     if (!mlp->gated && !mlp->sgu && (!nm || (foldable && c->grad_enabled)))
         return mt_mlp_residual(c, nm ? norm_forward(c, nm, x) : x, mat_view(c, mlp->fc1_w), mlp->fc1_b, act,
                                mat_view(c, mlp->fc2_w), mlp->fc2_b, res, gamma);
     if (foldable) {
-        h = mt_norm_linear_act(c, x, nm->kind == NORM_GROUPNORM, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
+        h = mt_norm_linear_act(c, x, nk, nm->w, nm->b, nm->eps, mat_view(c, mlp->fc1_w),
                                mlp->fc1_b, act);
     } else if (nm) {
         return mlp_forward(c, mlp, NULL, norm_forward(c, nm, x), act, res, gamma);

@@ -1,6 +1,7 @@
 /* PoolFormer's token mixer: pool(x) - x, average pooling (stride 1, pad k/2, padding not
  * counted, timm's count_include_pad=False) minus the input. */
 #include "layers/layers.h"
+#include "core/fuse.h"
 
 typedef struct TokPool { int k; } TokPool;
 
@@ -19,14 +20,17 @@ static Tensor *forward(Ctx *c, const TokenMixer *tm, Tensor *x, mt_act act, Tens
 
 /* x + gamma * (pool(n) - n), n = norm(x), as one op when the norm is GroupNorm(1) or affine:
  * with a tape mt_norm_pool_residual (one node saving only the norm's statistics); without,
- * one pass of mt_pool_residual (the norm folds into per-sample and per-channel scales). */
+ * one pass of mt_pool_residual (the norm folds into per-sample and per-channel scales). NULL
+ * when the rule (core/fuse.h) says no: the block then runs the norm layer and forward. */
 static Tensor *norm_branch(Ctx *c, const TokenMixer *tm, const Norm *nm, Tensor *x, Tensor *gamma) {
     if ((nm->kind != NORM_GROUPNORM && nm->kind != NORM_AFFINE) || !x) return NULL;
     int k = ((const TokPool *)tm->state)->k;
     Tensor *in[4] = {x, nm->w, nm->b, gamma};
-    if (mt_needs_grad(c, in, 4))
-        return mt_norm_pool_residual(c, x, nm->kind == NORM_GROUPNORM, vec_view(c, nm->w), vec_view(c, nm->b), nm->eps,
-                                     k, gamma);
+    int taped = mt_needs_grad(c, in, 4);
+    if (!mt_fuse_ok(c, taped ? MT_FUSE_NORM_POOL_RESIDUAL : MT_FUSE_POOL_RESIDUAL, taped)) return NULL;
+    if (taped)
+        return mt_norm_pool_residual(c, x, nm->kind == NORM_GROUPNORM ? MT_NORM_GROUP1 : MT_NORM_AFFINE,
+                                     vec_view(c, nm->w), vec_view(c, nm->b), nm->eps, k, gamma);
     int B = x->shape[0], C = mt_last(x);
     float *chan = arena_alloc(&c->arena, (size_t)C * sizeof(float)), *samp = NULL;
     for (int j = 0; j < C; j++) chan[j] = nm->w->data[j] * (gamma ? gamma->data[j] : 1.0f);

@@ -65,7 +65,7 @@ typedef struct { int gn, k, fused, also; } BranchCfg; /* also: x consumed by a s
  * backward runs first and the branch's gradient of x accumulates). */
 static Tensor *f_branch_n(Ctx *c, Tensor **in, int nin, const BranchCfg *g) {
     Tensor *x = in[0], *w = in[1], *b = in[2], *gamma = nin > 3 ? in[3] : NULL, *y;
-    if (g->fused) y = mt_norm_pool_residual(c, x, g->gn, w, b, 1e-5f, g->k, gamma);
+    if (g->fused) y = mt_norm_pool_residual(c, x, g->gn ? MT_NORM_GROUP1 : MT_NORM_AFFINE, w, b, 1e-5f, g->k, gamma);
     else {
         Tensor *n = g->gn ? mt_groupnorm1(c, x, w, b, 1e-5f) : mt_affine(c, x, w, b);
         y = mt_residual(c, x, mt_avgpool2d(c, n, g->k, 1), gamma);
@@ -364,12 +364,12 @@ int main(void) {
             Ctx c;
             mt_ctx_init(&c, 1 << 16);
             mt_scope(&c, "stages.0.blocks.1.token_mixer");
-            Tensor *y = mt_norm_pool_residual(&c, e[i].x, e[i].gn, e[i].w, e[i].b, e[i].eps, e[i].k, e[i].g);
+            Tensor *y = mt_norm_pool_residual(&c, e[i].x, e[i].gn ? MT_NORM_GROUP1 : MT_NORM_AFFINE, e[i].w, e[i].b, e[i].eps, e[i].k, e[i].g);
             int ok = !y && c.failed;
             for (int m = 0; m < 3; m++) ok &= strstr(c.err, e[i].must[m]) != NULL;
             if (!ok) { fprintf(stderr, "[%s] bad error: '%s'\n", e[i].what, c.err); gc_failures++; }
             else printf("error: %-20s ok: %s\n", e[i].what, c.err);
-            if (mt_norm_pool_residual(&c, NULL, 1, NULL, NULL, 1e-5f, 3, NULL)) { fprintf(stderr, "NULL not propagated\n"); gc_failures++; }
+            if (mt_norm_pool_residual(&c, NULL, MT_NORM_GROUP1, NULL, NULL, 1e-5f, 3, NULL)) { fprintf(stderr, "NULL not propagated\n"); gc_failures++; }
             mt_ctx_free(&c);
         }
     }
