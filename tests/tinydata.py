@@ -1,4 +1,5 @@
-"""Tiny test data the tests generate themselves: grey PNG bytes and WebDataset tar shards."""
+"""Tiny test data the tests generate themselves: grey PNG bytes, WebDataset tar shards, and a
+small HDF5 classification set."""
 import io, struct, tarfile, zlib
 
 
@@ -22,3 +23,16 @@ def write_shard(path, items):
                 ti = tarfile.TarInfo(f"{key}.{ext}")
                 ti.size = len(data)
                 t.addfile(ti, io.BytesIO(data))
+
+
+def write_h5_bands(path, n=128, classes=4, seed=5):
+    """(n, 1, 8, 8) float32 images whose class k brightens rows 2k, 2k+1, and int64 labels."""
+    import numpy as np, h5py
+    r = np.random.default_rng(seed)
+    y = r.integers(0, classes, n)
+    x = r.normal(0, 1, (n, 1, 8, 8)).astype(np.float32)
+    for i, k in enumerate(y):
+        x[i, 0, 2 * k:2 * k + 2, :] += 1.5
+    with h5py.File(path, "w") as f:
+        f["images"] = x
+        f["labels"] = y.astype(np.int64)

@@ -9,22 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Largest label of an open HDF5 dataset file, read in chunks (labels validated by h5data). */
 static int h5_max_label(H5Data *d, int *mx, char *err, size_t errn) {
     *mx = -1;
     if (!d->has_labels) return 0;
     enum { CH = 1 << 16 };
     int64_t *buf = malloc(CH * sizeof *buf);
-    if (!buf) return fail(err, errn, "%s: out of memory", d->path);
+    if (!buf) return src_seterr(err, errn, "%s: out of memory", d->path);
     hid_t fs = H5Dget_space(d->labels);
     int rc = fs < 0 ? -1 : 0;
     for (long s = 0; s < d->n && !rc; s += CH) {
@@ -36,7 +27,7 @@ static int h5_max_label(H5Data *d, int *mx, char *err, size_t errn) {
         H5Sclose(ms);
         for (hsize_t i = 0; i < cnt && !rc; i++) {
             if (buf[i] < -1 || buf[i] > INT32_MAX) {
-                rc = fail(err, errn, "%s: labels[%ld] = %lld is not a class index", d->path, s + (long)i,
+                rc = src_seterr(err, errn, "%s: labels[%ld] = %lld is not a class index", d->path, s + (long)i,
                           (long long)buf[i]);
                 break;
             }
@@ -46,7 +37,7 @@ static int h5_max_label(H5Data *d, int *mx, char *err, size_t errn) {
     if (fs >= 0) H5Sclose(fs);
     H5Eclear2(H5E_DEFAULT);
     free(buf);
-    if (rc && !err[0]) fail(err, errn, "%s: cannot read 'labels'", d->path);
+    if (rc && !err[0]) src_seterr(err, errn, "%s: cannot read 'labels'", d->path);
     return rc;
 }
 
@@ -97,9 +88,9 @@ static int facts_shards(const char *spec, int rank, int world, DataFacts *f, cha
     RawSample s;
     memset(&s, 0, sizeof s);
     TarStream *t = NULL;
-    if (n < 1) { fail(err, errn, "%s: no shards", spec); goto out; }
+    if (n < 1) { src_seterr(err, errn, "%s: no shards", spec); goto out; }
     if (!(dir = src_dirname(paths[first])) || !(cpath = src_join(dir, "classes.txt"))) {
-        fail(err, errn, "out of memory");
+        src_seterr(err, errn, "out of memory");
         goto out;
     }
     if (classes_read(cpath, &names, &nn, err, errn) != 0) goto out;
@@ -137,7 +128,7 @@ static int list_names(const char *dir, int dirs, char ***out, int *n, char *err,
     *out = NULL;
     *n = 0;
     DIR *d = opendir(dir);
-    if (!d) return fail(err, errn, "cannot open directory %s", dir);
+    if (!d) return src_seterr(err, errn, "cannot open directory %s", dir);
     struct dirent *e;
     int cap = 0, rc = 0;
     while ((e = readdir(d)) && !rc) {
@@ -160,7 +151,7 @@ static int list_names(const char *dir, int dirs, char ***out, int *n, char *err,
         (*n)++;
     }
     closedir(d);
-    if (rc) return fail(err, errn, "out of memory listing %s", dir);
+    if (rc) return src_seterr(err, errn, "out of memory listing %s", dir);
     if (*n > 1) qsort(*out, (size_t)*n, sizeof **out, cmp_str);
     return 0;
 }
@@ -179,13 +170,13 @@ static int facts_folder(const char *spec, DataFacts *f, char *err, size_t errn) 
         char *cd = src_join(spec, cls[i]), **files = NULL;
         int nf = 0;
         char e2[300];
-        if (!cd) { rc = fail(err, errn, "out of memory"); break; }
+        if (!cd) { rc = src_seterr(err, errn, "out of memory"); break; }
         if (list_names(cd, 0, &files, &nf, e2, sizeof e2) != 0) nf = 0;
         for (int j = 0; j < nf && !f->c && !rc && tries < PROBE_TRIES; j++, tries++) {
             char *p = src_join(cd, files[j]), where[600];
             uint8_t *b = NULL;
             size_t nb = 0;
-            if (!p) { rc = fail(err, errn, "out of memory"); break; }
+            if (!p) { rc = src_seterr(err, errn, "out of memory"); break; }
             if (src_path_kind(p) == 1 && src_read_file(p, RAW_SAMPLE_MAX_MEMBER, &b, &nb, e2, sizeof e2) == 0)
                 probe_bytes(f, b, nb, src_escape(p, where, sizeof where));
             free(b);
@@ -224,7 +215,7 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
     }
     /* classes: a class list must match the head; labels seen must fit in it */
     if (f->classes >= 0 && (f->classes_exact ? f->classes != K : f->classes > K))
-        return fail(err, errn, "%s (%s) has %d classes (%s) but %s has %d outputs (--num-classes %d)%s", what, f->kind,
+        return src_seterr(err, errn, "%s (%s) has %d classes (%s) but %s has %d outputs (--num-classes %d)%s", what, f->kind,
                     f->classes, f->classes_from, model, K, K,
                     f->classes_exact ? "" : ": labels out of range");
     if (f->classes >= 0 && !f->classes_exact && f->classes < K && out)
@@ -233,7 +224,7 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
     if (!strcmp(f->kind, "hdf5")) {
         /* pre-normalised arrays: nothing to convert */
         if (f->c != C || f->h != S || f->w != S)
-            return fail(err, errn, "%s (hdf5) holds %d-channel %dx%d images but %s wants %d-channel %dx%d "
+            return src_seterr(err, errn, "%s (hdf5) holds %d-channel %dx%d images but %s wants %d-channel %dx%d "
                         "(--in-chans %d --img-size %d); HDF5 images are used as they are",
                         what, f->c, f->h, f->w, model, C, S, S, C, S);
         return 0;
@@ -246,7 +237,7 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
         if (chan) k += (size_t)snprintf(d + k, sizeof d - k, "%d-channel (%s)", f->c, chans_name(f->c));
         if (small) k += (size_t)snprintf(d + k, sizeof d - k, "%s%dx%d", k ? " " : "", f->w, f->h);
         snprintf(m, sizeof m, "%s%s", chan ? "--in-chans" : "", small ? (chan ? " / --img-size" : "--img-size") : "");
-        return fail(err, errn, "%s (%s): its first sample (%s) is a %s image but %s wants %d-channel %dx%d "
+        return src_seterr(err, errn, "%s (%s): its first sample (%s) is a %s image but %s wants %d-channel %dx%d "
                     "(--in-chans %d --img-size %d); match the model to the data with %s, or give --data-convert to %s%s",
                     what, f->kind, f->sample, d, model, C, S, S, C, S, m,
                     chan ? (f->c < C ? "replicate grey to RGB" : "convert to grey") : "",

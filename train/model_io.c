@@ -1,3 +1,4 @@
+#include "data/source_util.h"
 #include "train/model_io.h"
 #include "train/outfile.h"
 #include "core/threads.h"
@@ -13,29 +14,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* ---------- model config / checkpoint ---------- */
 
 int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
     args_group(a, "model (overrides default to the model's timm config)");
     const char *name = args_string(a, "--model", NULL, NULL, "registered model (see 'mixtape models')");
-    if (a->failed) return fail(err, errn, "%s", a->err);
+    if (a->failed) return src_seterr(err, errn, "%s", a->err);
     memset(cfg, 0, sizeof *cfg);
     int have = 0;
     if (name) {
         char e2[2048];
         if (model_config_default(name, cfg, e2, sizeof e2) < 0) /* e2 lists the known models */
-            return fail(err, errn, "mixtape %s: %s", a->cmd, e2);
+            return src_seterr(err, errn, "mixtape %s: %s", a->cmd, e2);
         have = 1;
-    } else if (!args_describing(a)) return fail(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
+    } else if (!args_describing(a)) return src_seterr(err, errn, "mixtape %s: --model is required (see 'mixtape models')", a->cmd);
     /* every override is declared (help, --list-flags, args.yaml), whether given or not */
     for (const ModelOverride *o = model_overrides(); o->key; o++) {
         char flag[64];
@@ -45,10 +37,10 @@ int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
         const char *v = args_value(a, flag, NULL, t, NULL, o->type == 'm' || o->type == 'c' ? 1 : o->lo,
                                    o->type == 'm' || o->type == 'c' ? 0 : o->hi, o->choices, o->help);
         if (o->scope != 'a') args_scope(a, flag, o->scope == 'h' ? "hierarchical" : "isotropic");
-        if (a->failed) return fail(err, errn, "%s", a->err);
+        if (a->failed) return src_seterr(err, errn, "%s", a->err);
         char e2[512];
         if (v && have && model_config_set(cfg, o->key, v, e2, sizeof e2) < 0)
-            return fail(err, errn, "mixtape %s: %s", a->cmd, e2);
+            return src_seterr(err, errn, "mixtape %s: %s", a->cmd, e2);
     }
     return 0;
 }
@@ -56,17 +48,17 @@ int model_config_from_args(Args *a, ModelConfig *cfg, char *err, size_t errn) {
 int model_from_checkpoint(const char *path, Model *m, CkptInfo *info, char *err, size_t errn) {
     memset(m, 0, sizeof *m);
     CkptInfo *in = info ? info : malloc(sizeof *in);
-    if (!in) return fail(err, errn, "out of memory");
+    if (!in) return src_seterr(err, errn, "out of memory");
     int rc = -1;
     char e2[1024];
     ModelConfig cfg;
     if (ckpt_read_info(path, in, err, errn) < 0) goto out;
     if (model_config_from_json(in->config, &cfg, e2, sizeof e2) < 0) {
-        fail(err, errn, "checkpoint %s: attribute 'config': %s", path, e2);
+        src_seterr(err, errn, "checkpoint %s: attribute 'config': %s", path, e2);
         goto out;
     }
     if (model_build(m, &cfg, e2, sizeof e2) < 0) {
-        fail(err, errn, "checkpoint %s: model %s: %s", path, in->model, e2);
+        src_seterr(err, errn, "checkpoint %s: model %s: %s", path, in->model, e2);
         memset(m, 0, sizeof *m);
         goto out;
     }
@@ -209,7 +201,7 @@ int model_load_finetune(const char *path, Model *m, FinetuneReport *rep, char *e
     int found;
     if ((is_st ? adapt_st(path, &a, err, errn) : ckpt_visit(path, "model", adapt_cb, &a, &found, err, errn)) != 0 ||
         a.oom) {
-        if (a.oom) fail(err, errn, "checkpoint %s: out of memory adapting weights", path);
+        if (a.oom) src_seterr(err, errn, "checkpoint %s: out of memory adapting weights", path);
         finetune_report_free(rep);
         return -1;
     }
@@ -264,7 +256,7 @@ int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, 
             snprintf(v, sizeof v, "%.9g", info->crop_pct);
         }
         if (aug_config_set(aug, flag[k], v, e2, sizeof e2) != 0)
-            return fail(err, errn, "checkpoint %s: attribute %s: %s", path, attr[k], e2);
+            return src_seterr(err, errn, "checkpoint %s: attribute %s: %s", path, attr[k], e2);
         src[k] = "checkpoint";
     }
     if (info && info->n_chan > 0 && info->n_chan != 1 && info->n_chan != 3 && out && (!given[0] || !given[1]))
@@ -322,10 +314,10 @@ static void h5_close(DataIn *d) { h5data_close(&d->h5); }
 int datain_open(DataIn *d, const char *spec, char *err, size_t errn) {
     memset(d, 0, sizeof *d);
     d->h5.file = d->h5.images = d->h5.labels = -1;
-    if (!spec || !spec[0]) return fail(err, errn, "--data is required");
+    if (!spec || !spec[0]) return src_seterr(err, errn, "--data is required");
     snprintf(d->desc, sizeof d->desc, "%s", spec);
     struct stat st;
-    if (stat(spec, &st) < 0) return fail(err, errn, "--data %s: %s", spec, strerror(errno));
+    if (stat(spec, &st) < 0) return src_seterr(err, errn, "--data %s: %s", spec, strerror(errno));
     if (S_ISREG(st.st_mode) && h5data_probe(spec)) {
         if (h5data_open(&d->h5, spec, err, errn) < 0) return -1;
         d->n = d->h5.n;
@@ -338,7 +330,7 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn) {
         return 0;
     }
     /* Shards / ImageFolder sources plug in here (decode + eval transform into the same interface). */
-    return fail(err, errn,
+    return src_seterr(err, errn,
                 "--data %s: not an HDF5 file with 'images' (N,C,H,W) float32 and 'labels' (N); "
                 "other --data forms are not supported by this command yet",
                 spec);
@@ -346,7 +338,7 @@ int datain_open(DataIn *d, const char *spec, char *err, size_t errn) {
 
 int datain_check_model(DataIn *d, const ModelConfig *cfg, char *err, size_t errn) {
     if (d->c != cfg->in_chans || d->h != cfg->img_size || d->w != cfg->img_size)
-        return fail(err, errn, "--data %s: images are (%d,%d,%d) but the model %s wants (%d,%d,%d)", d->desc, d->c,
+        return src_seterr(err, errn, "--data %s: images are (%d,%d,%d) but the model %s wants (%d,%d,%d)", d->desc, d->c,
                     d->h, d->w, cfg->name, cfg->in_chans, cfg->img_size, cfg->img_size);
     if (d->h5.file >= 0) return h5data_check_labels(&d->h5, cfg->num_classes, err, errn);
     return 0;
@@ -372,10 +364,10 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     ckpt_hdf5_quiet();
     memset(o, 0, sizeof *o);
     o->f = -1;
-    if (!path || !path[0]) return fail(err, errn, "--out is required");
-    if (strlen(path) >= sizeof o->path) return fail(err, errn, "--out %s: path too long", path);
+    if (!path || !path[0]) return src_seterr(err, errn, "--out is required");
+    if (strlen(path) >= sizeof o->path) return src_seterr(err, errn, "--out %s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
-    if (out_tmp_name(o->tmp, sizeof o->tmp, path) < 0) return fail(err, errn, "--out %s: path too long", path);
+    if (out_tmp_name(o->tmp, sizeof o->tmp, path) < 0) return src_seterr(err, errn, "--out %s: path too long", path);
     out_clean_stale_path(path, stderr);
     /* Assembled in memory, written atomically by outfile_commit (train/outfile.h). */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -387,7 +379,7 @@ int outfile_create(OutFile *o, const char *path, char *err, size_t errn) {
     if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) {
         out_h5_abort(-1);
-        return fail(err, errn, "%s: cannot create the file in memory: %s", path, r);
+        return src_seterr(err, errn, "%s: cannot create the file in memory: %s", path, r);
     }
     o->f = f;
     return 0;
@@ -416,7 +408,7 @@ static int create_ds(OutFile *o, const char *name, hid_t ftype, hid_t mtype, int
                      const void *data, char *err, size_t errn) {
     const char *leaf;
     hid_t g = parent_of(o, name, &leaf);
-    if (g < 0) return fail(err, errn, "%s: cannot create the group of /%s: %s", o->path, name, grab());
+    if (g < 0) return src_seterr(err, errn, "%s: cannot create the group of /%s: %s", o->path, name, grab());
     hsize_t d[8];
     size_t numel = 1;
     for (int i = 0; i < ndim && i < 8; i++) { d[i] = (hsize_t)shape[i]; numel *= (size_t)shape[i]; }
@@ -428,7 +420,7 @@ static int create_ds(OutFile *o, const char *name, hid_t ftype, hid_t mtype, int
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
     H5Gclose(g);
-    if (st < 0) return fail(err, errn, "%s: writing /%s: %s", o->path, name, r);
+    if (st < 0) return src_seterr(err, errn, "%s: writing /%s: %s", o->path, name, r);
     return 0;
 }
 
@@ -444,7 +436,7 @@ int outfile_ints(OutFile *o, const char *name, long n, const int64_t *data, char
 int outfile_rows(OutFile *o, const char *name, long start, long count, const float *data, const int64_t *ints,
                  char *err, size_t errn) {
     hid_t ds = H5Dopen2(o->f, name, H5P_DEFAULT);
-    if (ds < 0) return fail(err, errn, "%s: /%s: %s", o->path, name, grab());
+    if (ds < 0) return src_seterr(err, errn, "%s: /%s: %s", o->path, name, grab());
     hid_t fs = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(fs);
     hsize_t dims[2] = {0, 0}, off[2] = {(hsize_t)start, 0}, cnt[2] = {(hsize_t)count, 0};
@@ -458,7 +450,7 @@ int outfile_rows(OutFile *o, const char *name, long start, long count, const flo
     H5Sclose(ms);
     H5Sclose(fs);
     H5Dclose(ds);
-    if (st < 0) return fail(err, errn, "%s: writing rows of /%s: %s", o->path, name, r);
+    if (st < 0) return src_seterr(err, errn, "%s: writing rows of /%s: %s", o->path, name, r);
     return 0;
 }
 
@@ -473,7 +465,7 @@ int outfile_attr_str(OutFile *o, const char *name, const char *value, char *err,
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
-    if (st < 0) return fail(err, errn, "%s: writing attribute %s: %s", o->path, name, r);
+    if (st < 0) return src_seterr(err, errn, "%s: writing attribute %s: %s", o->path, name, r);
     return 0;
 }
 
