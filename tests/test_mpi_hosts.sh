@@ -25,6 +25,9 @@ trap cleanup EXIT
 if ! bash "$NS" up "$D" 2 > "$T/ns.log" 2>&1; then
   echo "SKIP: cannot create network namespaces here: $(tail -1 "$T/ns.log")"; exit 77
 fi
+if ! bash "$NS" run "$D" h1 true > "$T/ns.log" 2>&1; then   # entering one needs unshare (UTS, mount)
+  echo "SKIP: cannot enter a namespace host here (unshare --uts --mount): $(tail -1 "$T/ns.log")"; exit 77
+fi
 # TCP only, on the namespaces' addresses; ranks yield while they wait, so the kernel's
 # packet processing (softirq) on the same 2 cores is not starved by spinning ranks; the
 # launcher's own connections probe a silent host after 3 s (TCP keepalive), so a lost host
