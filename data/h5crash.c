@@ -56,7 +56,7 @@ void h5crash_guard(const char *path) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO;   /* the signal stays blocked in the handler: a fault there ends the process */
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &sa, &g_old[i]);
 }
