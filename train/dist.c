@@ -18,7 +18,7 @@ static char g_host[64];
 
 /* ---------------------------------------------------------------- watchdog */
 
-static double g_timeout = 300;
+static double g_timeout = 1800;   /* as torch.distributed's default: a slow validation or save on one rank is not a lost rank */
 static _Atomic(const char *) g_coll;     /* the collective being waited in, or NULL */
 static _Atomic double g_coll_t0;
 static atomic_long g_step = -1;

@@ -48,7 +48,7 @@ uint64_t dist_binary_hash(void);
  * launcher stops the job, but when a host or its link is lost nothing may ever arrive. A
  * watchdog thread stops this rank (exit 1, with a message naming the rank, host and the
  * collective) when one collective has waited longer than the timeout: env
- * MIXTAPE_DIST_TIMEOUT seconds, or dist_set_timeout (default 300; 0 = never). The
+ * MIXTAPE_DIST_TIMEOUT seconds, or dist_set_timeout (default 1800, as torch.distributed; 0 = never). The
  * collectives of dist.c and dist_buckets.c mark themselves with dist_enter / dist_leave. */
 void dist_set_timeout(double seconds);
 void dist_enter(const char *what);
