@@ -190,3 +190,17 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 void src_sort_strings(char **v, int n) {
     if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_str);
 }
+
+int src_parse_floats(const char *s, float *out, int max) {
+    int n = 0;
+    while (s && *s) {
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || n == max) return -1;
+        out[n++] = (float)v;
+        if (*end == ',') s = end + 1;
+        else if (*end == 0) break;
+        else return -1;
+    }
+    return n;
+}

@@ -41,3 +41,5 @@ int src_read_file(const char *path, size_t max, uint8_t **out, size_t *n, char *
 int src_mkdirs(const char *dir, char *err, size_t errn);
 /* Sort an array of strings with strcmp. */
 void src_sort_strings(char **v, int n);
+/* "0.5,0.25,0.125" -> out[] (at most max), the count; -1 when malformed or too many. */
+int src_parse_floats(const char *s, float *out, int max);

@@ -7,6 +7,7 @@
  * __metadata__ carries format "pt" plus mixtape's model name, config, data
  * mean/std and class names (strings only, as the format requires); import uses
  * them when no --model is given. */
+#include "data/source_util.h"
 #include "layers/model.h"
 #include "train/args.h"
 #include "train/checkpoint.h"
@@ -34,19 +35,6 @@ static void floats_str(const float *v, int n, char *out, size_t cap) {
     size_t k = 0;
     out[0] = 0;
     for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(out + k, cap - k, "%s%.9g", i ? "," : "", (double)v[i]);
-}
-static int parse_floats(const char *s, float *out, int max) {
-    int n = 0;
-    while (s && *s) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || n == max) return -1;
-        out[n++] = (float)v;
-        if (*end == ',') s = end + 1;
-        else if (*end == 0) break;
-        else return -1;
-    }
-    return n;
 }
 
 /* ---------- export ---------- */
@@ -213,7 +201,7 @@ int cmd_import(int argc, char **argv) {
     }
     const char *mm = mean ? mean : st_meta(&s, "mixtape_data_mean"), *ms = std ? std : st_meta(&s, "mixtape_data_std");
     if (mm && ms) {
-        int nm = parse_floats(mm, info->mean, 3), ns = parse_floats(ms, info->std, 3);
+        int nm = src_parse_floats(mm, info->mean, 3), ns = src_parse_floats(ms, info->std, 3);
         if (nm < 1 || nm != ns) {
             fprintf(stderr, "mixtape import: %s: mean/std want equal comma lists of up to 3 numbers\n", mean ? "--mean/--std" : in);
             goto out;

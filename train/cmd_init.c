@@ -1,5 +1,6 @@
 /* mixtape init --model M [overrides] [--seed S] --out C.h5
  * A freshly initialised checkpoint (timm's init), epoch 0. */
+#include "data/source_util.h"
 #include "layers/model.h"
 #include "train/args.h"
 #include "train/checkpoint.h"
@@ -14,20 +15,6 @@ static void usage(FILE *f) {
                "Writes a checkpoint with timm's initialisation of model M (epoch 0).\n");
 }
 
-/* "0.5,0.25,0.125" -> out[], count; -1 when malformed */
-static int parse_floats(const char *s, float *out, int max) {
-    int n = 0;
-    while (s && *s) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || n == max) return -1;
-        out[n++] = (float)v;
-        if (*end == ',') s = end + 1;
-        else if (*end == 0) break;
-        else return -1;
-    }
-    return n;
-}
 
 int cmd_init(int argc, char **argv) {
     Args a;
@@ -52,7 +39,7 @@ int cmd_init(int argc, char **argv) {
     if (!out) { fprintf(stderr, "mixtape init: --out is required\n"); goto out; }
     if (!!mean != !!std) { fprintf(stderr, "mixtape init: give both --mean and --std\n"); goto out; }
     if (mean) {
-        int nm = parse_floats(mean, info->mean, CKPT_CHAN_MAX), ns = parse_floats(std, info->std, CKPT_CHAN_MAX);
+        int nm = src_parse_floats(mean, info->mean, CKPT_CHAN_MAX), ns = src_parse_floats(std, info->std, CKPT_CHAN_MAX);
         if (nm < 1 || nm != ns) { fprintf(stderr, "mixtape init: --mean/--std want equal comma lists of numbers\n"); goto out; }
         info->n_chan = nm;
     }
