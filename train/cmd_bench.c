@@ -91,23 +91,43 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss / 1024.0;
 }
 
-static int bench(int argc, char **argv) {
+/* The flags of a model benchmark. */
+typedef struct BenchOpts {
+    ModelConfig cfg;
+    int B, steps, warmup, profile, grad_ckpt;
+    double bucket_mb;
+    const char *modes, *prec;
+} BenchOpts;
+
+/* What the measured steps run on: the model, AdamW, one random batch, the tape. */
+typedef struct Bench {
+    Model m;
+    Optimizer opt;
+    float *images;
+    int *labels;
+    int shape[4];
+    double gf;              /* forward GFLOPs per image */
+    Ctx c;
+    DistBuckets *db;
+} Bench;
+
+/* Parses argv into *bo. -1 to go on, else the exit code (0 after --help). */
+static int bench_flags(int argc, char **argv, BenchOpts *bo) {
     Args a;
     args_init(&a, "bench", argc, argv);
-    ModelConfig cfg;
     char err[2048];
-    if (model_config_from_args(&a, &cfg, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
+    if (model_config_from_args(&a, &bo->cfg, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
     args_group(&a, "bench");
     (void)args_bool(&a, "--sgemm", 0, "measure the GEMM kernel's GFLOP/s instead of a model");
-    int B = (int)args_int_range(&a, "--batch-size", "-b", 32, 1, 1 << 20, "images per step (per rank)");
-    int steps = (int)args_int_range(&a, "--steps", NULL, 10, 1, 1000000, "measured steps");
-    int warmup = (int)args_int_range(&a, "--warmup", NULL, 3, 0, 1000000, "unmeasured steps first");
-    double bucket_mb = args_float_range(&a, "--bucket-mb", NULL, 0, 0, 4096,
-                                        "MPI: gradient bucket size in MB (0: env MIXTAPE_BUCKET_MB, else 4)");
-    int profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
-    const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
-    const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
-    int grad_ckpt = args_bool(&a, "--grad-checkpointing", 0, "train mode: recompute each block's activations in backward");
+    bo->B = (int)args_int_range(&a, "--batch-size", "-b", 32, 1, 1 << 20, "images per step (per rank)");
+    bo->steps = (int)args_int_range(&a, "--steps", NULL, 10, 1, 1000000, "measured steps");
+    bo->warmup = (int)args_int_range(&a, "--warmup", NULL, 3, 0, 1000000, "unmeasured steps first");
+    bo->bucket_mb = args_float_range(&a, "--bucket-mb", NULL, 0, 0, 4096,
+                                     "MPI: gradient bucket size in MB (0: env MIXTAPE_BUCKET_MB, else 4)");
+    bo->profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
+    bo->modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
+    bo->prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
+    bo->grad_ckpt = args_bool(&a, "--grad-checkpointing", 0, "train mode: recompute each block's activations in backward");
     threads_from_args(&a);
     if (args_describing(&a)) { /* --help lists the --comm mode too */
         long bytes;
@@ -117,135 +137,183 @@ static int bench(int argc, char **argv) {
     int e = args_end(&a, help);
     args_free(&a);
     if (e) return e == 1 ? 0 : 2;
+    return -1;
+}
 
-    Model m;
-    if (model_build(&m, &cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 2; }
-    model_init(&m, 0);
+/* One batch of fixed pseudo-random images in [-1, 1) and labels cycling over the classes. */
+static void random_batch(Bench *b, const BenchOpts *bo) {
+    const ModelConfig *cfg = &bo->cfg;
+    size_t nimg = (size_t)bo->B * cfg->in_chans * cfg->img_size * cfg->img_size;
+    b->images = malloc(nimg * sizeof(float));
+    b->labels = malloc((size_t)bo->B * sizeof(int));
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < nimg; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        b->images[i] = (float)(s >> 40) / 16777216.0f * 2.0f - 1.0f;
+    }
+    for (int i = 0; i < bo->B; i++) b->labels[i] = i % cfg->num_classes;
+    int shape[4] = {bo->B, cfg->in_chans, cfg->img_size, cfg->img_size};
+    memcpy(b->shape, shape, sizeof shape);
+}
+
+/* Model, optimizer, batch, tape and gradient buckets. 0, or the exit code. */
+static int bench_build(Bench *b, const BenchOpts *bo) {
+    char err[2048];
+    if (model_build(&b->m, &bo->cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 2; }
+    model_init(&b->m, 0);
     OptimConfig oc;
     optim_config_default(&oc);
     oc.opt = "adamw";
     oc.lr = 1e-4f;
-    Optimizer opt;
-    if (optim_create(&opt, &m.params, &oc, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
-
-    size_t nimg = (size_t)B * cfg.in_chans * cfg.img_size * cfg.img_size;
-    float *images = malloc(nimg * sizeof(float));
-    int *labels = malloc((size_t)B * sizeof(int));
-    uint64_t s = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < nimg; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        images[i] = (float)(s >> 40) / 16777216.0f * 2.0f - 1.0f;
-    }
-    for (int i = 0; i < B; i++) labels[i] = i % cfg.num_classes;
-    int shape[4] = {B, cfg.in_chans, cfg.img_size, cfg.img_size};
-    double gf = model_gflops(&cfg);
-    Ctx c;
-    mt_ctx_init(&c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
-    c.recycle_activations = 1;
-    c.grad_checkpointing = grad_ckpt;
-    if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
-    else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
-    else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
-    const int world = dist_world();
-    DistBuckets *db = dist_buckets_create(&m.params, (long)(bucket_mb * 1048576.0), err, sizeof err);
-    if (!db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
-    printf("model %s  batch %d  threads %d  ranks %d  params %.2fM  %.3f GFLOPs/img forward\n", cfg.name, B,
-           mt_get_threads(), dist_world(), mt_params_count(&m.params) / 1e6, gf);
-
-    if (strstr(modes, "train")) {
-        double tstep = 0, comm0 = 0, topt = 0;
-        DistBucketStats s0;
-        memset(&s0, 0, sizeof s0);
-        for (int it = 0; it < warmup + steps; it++) {
-            if (it == warmup) {
-                tstep = now_seconds();
-                comm0 = dist_buckets_seconds(db);
-                dist_buckets_stats(db, &s0);
-                c.profile = profile;
-            }
-            mt_ctx_reset(&c);
-            c.training = 1;
-            mt_profile_mark(&c);
-            Tensor *x = mt_wrap(&c, images, 4, shape);
-            Tensor *loss = mt_cross_entropy(&c, model_forward(&c, &m, x), labels, NULL, 0);
-            dist_buckets_begin(db, &c);
-            int rc = loss ? mt_backward(&c, loss) : -1;
-            dist_buckets_finish(db, &c);
-            if (dist_any_max(rc != 0)) {
-                fprintf(stderr, "mixtape bench: %s\n", rc ? c.err : "failed on another rank");
-                dist_abort(1);
-            }
-            double t0 = now_seconds();
-            optim_step(&opt);
-            optim_zero_grad(&opt);
-            if (it >= warmup) topt += now_seconds() - t0;
-        }
-        double dt = now_seconds() - tstep;
-        c.profile = 0;
-        printf("train: %.1f img/s  %.1f GFLOP/s  (%.1f ms/step", (double)B * world * steps / dt,
-               3.0 * gf * B * world * steps / dt, 1e3 * dt / steps);
-        if (world > 1) printf(", %d ranks x %d images, %.1f img/s per rank", world, B, B * steps / dt);
-        printf(")\n");
-        if (world > 1) {
-            DistBucketStats s1;
-            dist_buckets_stats(db, &s1);
-            double comm = dist_buckets_seconds(db) - comm0, per = 1e3 / steps;
-            printf("allreduce: %.1f%% of step time  (%.2f ms/step on the critical path: pack+start %.2f, progress "
-                   "%.2f, wait %.2f, unpack %.2f; %d bucket(s), %.1f MB of gradients, %.1f bucket(s) per step started "
-                   "during backward)\n",
-                   100.0 * comm / dt, comm * per, (s1.t_launch - s0.t_launch) * per,
-                   (s1.t_progress - s0.t_progress) * per, (s1.t_wait - s0.t_wait) * per,
-                   (s1.t_unpack - s0.t_unpack) * per, s1.nbuckets, s1.floats * 4.0 / 1048576.0,
-                   (double)(s1.launched_early - s0.launched_early) / steps);
-        }
-        if (profile) {
-            double tot = print_profile(&c, steps, 1);
-            double g = 0;
-            for (int i = 0; i < c.nprof; i++)
-                if (is_gemm_op(c.prof[i].op)) g += c.prof[i].fwd + c.prof[i].bwd;
-            printf("                         %-26s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
-                   1e3 * tot / steps, 1e3 * dt / steps, 1e3 * topt / steps);
-            printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual, "
-                   "token_act_linear_residual, layernorm_linear, groupnorm1_linear; their norm passes count as the "
-                   "norm's): %.1f%% of step "
-                   "time; other ops %.1f%%; "
-                   "optimizer %.1f%%; the rest (tape, loss) %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt,
-                   100 * topt / dt, 100 * (dt - tot - topt) / dt);
-        }
-    }
-    if (strstr(modes, "forward")) {
-        c.grad_enabled = 0;
-        c.training = 0;
-        double t0 = 0;
-        for (int it = 0; it < warmup + steps; it++) {
-            if (it == warmup) {
-                t0 = now_seconds();
-                c.profile = profile;
-                c.nprof = 0;
-            }
-            mt_ctx_reset(&c);
-            mt_profile_mark(&c);
-            Tensor *x = mt_wrap(&c, images, 4, shape);
-            if (!model_forward(&c, &m, x)) { fprintf(stderr, "mixtape bench: %s\n", c.err); return 1; }
-        }
-        double dt = now_seconds() - t0;
-        c.profile = 0;
-        printf("forward: %.1f img/s  %.1f GFLOP/s  (%.1f ms/batch)\n", B * steps / dt, gf * B * steps / dt,
-               1e3 * dt / steps);
-        if (profile) {
-            double tot = print_profile(&c, steps, 0);
-            printf("                         %-28s %9.2f of %.2f ms per batch\n", "total", 1e3 * tot / steps,
-                   1e3 * dt / steps);
-        }
-    }
-    printf("peak RSS: %.1f MB  (arena %.1f MB)\n", peak_rss_mb(), c.arena.peak / 1048576.0);
-    mt_ctx_free(&c);
-    dist_buckets_free(db);
-    optim_free(&opt);
-    model_free(&m);
-    free(images);
-    free(labels);
+    if (optim_create(&b->opt, &b->m.params, &oc, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
+    random_batch(b, bo);
+    b->gf = model_gflops(&bo->cfg);
+    mt_ctx_init(&b->c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
+    b->c.recycle_activations = 1;
+    b->c.grad_checkpointing = bo->grad_ckpt;
+    if (!strcmp(bo->prec, "bf16")) b->c.precision = MT_BF16;
+    else if (!strcmp(bo->prec, "fp32-blas")) b->c.precision = MT_FP32_BLAS;
+    else if (strcmp(bo->prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
+    b->db = dist_buckets_create(&b->m.params, (long)(bo->bucket_mb * 1048576.0), err, sizeof err);
+    if (!b->db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
     return 0;
+}
+
+static void bench_free(Bench *b) {
+    if (b->c.nodes) mt_ctx_free(&b->c);
+    dist_buckets_free(b->db);
+    if (b->opt.params) optim_free(&b->opt);
+    model_free(&b->m);
+    free(b->images);
+    free(b->labels);
+}
+
+/* One train step: forward, loss, backward (gradients averaged over ranks in buckets),
+ * AdamW; *topt += the optimizer's seconds. A failure on any rank ends the process. */
+static void train_step(Bench *b, double *topt) {
+    Ctx *c = &b->c;
+    mt_ctx_reset(c);
+    c->training = 1;
+    mt_profile_mark(c);
+    Tensor *x = mt_wrap(c, b->images, 4, b->shape);
+    Tensor *loss = mt_cross_entropy(c, model_forward(c, &b->m, x), b->labels, NULL, 0);
+    dist_buckets_begin(b->db, c);
+    int rc = loss ? mt_backward(c, loss) : -1;
+    dist_buckets_finish(b->db, c);
+    if (dist_any_max(rc != 0)) {
+        fprintf(stderr, "mixtape bench: %s\n", rc ? c->err : "failed on another rank");
+        dist_abort(1);
+    }
+    double t0 = now_seconds();
+    optim_step(&b->opt);
+    optim_zero_grad(&b->opt);
+    *topt += now_seconds() - t0;
+}
+
+/* The all-reduce time left on the step's critical path between two bucket snapshots. */
+static void print_allreduce(Bench *b, const DistBucketStats *s0, double comm0, double dt, int steps) {
+    DistBucketStats s1;
+    dist_buckets_stats(b->db, &s1);
+    double comm = dist_buckets_seconds(b->db) - comm0, per = 1e3 / steps;
+    printf("allreduce: %.1f%% of step time  (%.2f ms/step on the critical path: pack+start %.2f, progress "
+           "%.2f, wait %.2f, unpack %.2f; %d bucket(s), %.1f MB of gradients, %.1f bucket(s) per step started "
+           "during backward)\n",
+           100.0 * comm / dt, comm * per, (s1.t_launch - s0->t_launch) * per,
+           (s1.t_progress - s0->t_progress) * per, (s1.t_wait - s0->t_wait) * per,
+           (s1.t_unpack - s0->t_unpack) * per, s1.nbuckets, s1.floats * 4.0 / 1048576.0,
+           (double)(s1.launched_early - s0->launched_early) / steps);
+}
+
+/* --profile of the train steps: per op, then GEMM ops against the rest of the step. */
+static void print_train_profile(Ctx *c, int steps, double dt, double topt) {
+    double tot = print_profile(c, steps, 1);
+    double g = 0;
+    for (int i = 0; i < c->nprof; i++)
+        if (is_gemm_op(c->prof[i].op)) g += c->prof[i].fwd + c->prof[i].bwd;
+    printf("                         %-26s %9.2f (ops) of %.2f ms per step; optimizer %.2f ms\n", "total",
+           1e3 * tot / steps, 1e3 * dt / steps, 1e3 * topt / steps);
+    printf("GEMM ops (linear, token_linear, conv2d, bmm, attention, act_linear_residual, "
+           "token_act_linear_residual, layernorm_linear, groupnorm1_linear; their norm passes count as the "
+           "norm's): %.1f%% of step "
+           "time; other ops %.1f%%; "
+           "optimizer %.1f%%; the rest (tape, loss) %.1f%%\n", 100 * g / dt, 100 * (tot - g) / dt,
+           100 * topt / dt, 100 * (dt - tot - topt) / dt);
+}
+
+/* --mode train: warmup steps, then the measured ones; the `train:` line and its details. */
+static void bench_train(Bench *b, const BenchOpts *bo) {
+    const int world = dist_world(), B = bo->B, steps = bo->steps;
+    double tstep = 0, comm0 = 0, topt = 0;
+    DistBucketStats s0;
+    memset(&s0, 0, sizeof s0);
+    for (int it = 0; it < bo->warmup + steps; it++) {
+        if (it == bo->warmup) {
+            tstep = now_seconds();
+            comm0 = dist_buckets_seconds(b->db);
+            dist_buckets_stats(b->db, &s0);
+            b->c.profile = bo->profile;
+            topt = 0;   /* the warmup steps' optimizer time is not measured */
+        }
+        train_step(b, &topt);
+    }
+    double dt = now_seconds() - tstep;
+    b->c.profile = 0;
+    printf("train: %.1f img/s  %.1f GFLOP/s  (%.1f ms/step", (double)B * world * steps / dt,
+           3.0 * b->gf * B * world * steps / dt, 1e3 * dt / steps);
+    if (world > 1) printf(", %d ranks x %d images, %.1f img/s per rank", world, B, B * steps / dt);
+    printf(")\n");
+    if (world > 1) print_allreduce(b, &s0, comm0, dt, steps);
+    if (bo->profile) print_train_profile(&b->c, steps, dt, topt);
+}
+
+/* --mode forward: no-grad forward passes; the `forward:` line and, with --profile, per
+ * scope. 0, or 1 (the message is printed). */
+static int bench_forward(Bench *b, const BenchOpts *bo) {
+    Ctx *c = &b->c;
+    const int B = bo->B, steps = bo->steps;
+    c->grad_enabled = 0;
+    c->training = 0;
+    double t0 = 0;
+    for (int it = 0; it < bo->warmup + steps; it++) {
+        if (it == bo->warmup) {
+            t0 = now_seconds();
+            c->profile = bo->profile;
+            c->nprof = 0;
+        }
+        mt_ctx_reset(c);
+        mt_profile_mark(c);
+        Tensor *x = mt_wrap(c, b->images, 4, b->shape);
+        if (!model_forward(c, &b->m, x)) { fprintf(stderr, "mixtape bench: %s\n", c->err); return 1; }
+    }
+    double dt = now_seconds() - t0;
+    c->profile = 0;
+    printf("forward: %.1f img/s  %.1f GFLOP/s  (%.1f ms/batch)\n", B * steps / dt, b->gf * B * steps / dt,
+           1e3 * dt / steps);
+    if (bo->profile) {
+        double tot = print_profile(c, steps, 0);
+        printf("                         %-28s %9.2f of %.2f ms per batch\n", "total", 1e3 * tot / steps,
+               1e3 * dt / steps);
+    }
+    return 0;
+}
+
+static int bench(int argc, char **argv) {
+    BenchOpts bo;
+    int rc = bench_flags(argc, argv, &bo);
+    if (rc >= 0) return rc;
+    Bench *b = calloc(1, sizeof *b);
+    if (!b) { fprintf(stderr, "mixtape bench: out of memory\n"); return 1; }
+    rc = bench_build(b, &bo);
+    if (rc == 0) {
+        printf("model %s  batch %d  threads %d  ranks %d  params %.2fM  %.3f GFLOPs/img forward\n", bo.cfg.name,
+               bo.B, mt_get_threads(), dist_world(), mt_params_count(&b->m.params) / 1e6, b->gf);
+        if (strstr(bo.modes, "train")) bench_train(b, &bo);
+        if (strstr(bo.modes, "forward")) rc = bench_forward(b, &bo);
+        if (rc == 0) printf("peak RSS: %.1f MB  (arena %.1f MB)\n", peak_rss_mb(), b->c.arena.peak / 1048576.0);
+    }
+    bench_free(b);
+    free(b);
+    return rc;
 }
 
 int cmd_bench(int argc, char **argv) {
