@@ -46,3 +46,11 @@ int h5g_check_dataset(hid_t ds, const char *who, const char *key, char *err, siz
  * file stores for it and the file's size: unfiltered data must be fully
  * stored, filtered data at most H5G_MAX_RATIO times compressed. 0 / -1 with err. */
 int h5g_check_storage(hid_t ds, const char *who, const char *key, char *err, size_t errn);
+
+/* Formats err (when given) and clears HDF5's error stack, which a refused or failed call
+ * leaves behind; returns -1, for `return h5g_fail(...)`. */
+int h5g_fail(char *err, size_t errn, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;

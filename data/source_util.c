@@ -7,13 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int src_vseterr(char *err, size_t errn, const char *fmt, va_list ap) {
+    if (err && errn) vsnprintf(err, errn, fmt, ap);
+    return -1;
+}
+
 int src_seterr(char *err, size_t errn, const char *fmt, ...) {
-    if (err && errn) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errn, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    src_vseterr(err, errn, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -11,6 +11,12 @@ int src_seterr(char *err, size_t errn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The same with a va_list, for formatters of their own (h5g_fail). */
+int src_vseterr(char *err, size_t errn, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 0)))
+#endif
+    ;
 /* Bounded copy, always NUL terminated. */
 void src_strlcpy(char *dst, const char *src, size_t n);
 /* Case-insensitive suffix test ("x.JPG" ends with ".jpg"). */

@@ -57,23 +57,11 @@ static void h5_reason(char *buf, size_t n) {
     grabbed[0] = 0;
 }
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    H5Eclear2(H5E_DEFAULT);
-    return -1;
-}
-
 /* "... : <hdf5 reason>" */
 static int fail_h5(char *err, size_t n, const char *path, const char *what) {
     char r[400];
     h5_reason(r, sizeof r);
-    return fail(err, n, "checkpoint %s: %s: %s", path, what, r);
+    return h5g_fail(err, n, "checkpoint %s: %s: %s", path, what, r);
 }
 
 static void dims_str64(int ndim, const int64_t *d, char *buf, size_t n) {
@@ -112,7 +100,7 @@ static hid_t make_groups(Writer *w, const char *prefix) {
         size_t L = e ? (size_t)(e - s) : strlen(s);
         if (L == 0 || L >= sizeof part) {
             H5Gclose(cur);
-            fail(w->err, w->errn, "checkpoint %s: bad group name '%s'", w->path, prefix);
+            h5g_fail(w->err, w->errn, "checkpoint %s: bad group name '%s'", w->path, prefix);
             return -1;
         }
         memcpy(part, s, L);
@@ -144,11 +132,11 @@ static hid_t make_groups(Writer *w, const char *prefix) {
 static int write_dataset(Writer *w, hid_t g, const char *group, const char *key, int ndim, const int *shape,
                          const float *data) {
     if (!key[0] || strchr(key, '/') || !strcmp(key, ".")) {
-        return fail(w->err, w->errn, "checkpoint %s: parameter name '%s' cannot be an HDF5 key", w->path, key);
+        return h5g_fail(w->err, w->errn, "checkpoint %s: parameter name '%s' cannot be an HDF5 key", w->path, key);
     }
     if (test_fail_after > 0 && w->ndatasets >= test_fail_after) {
         test_fail_after = 0;
-        return fail(w->err, w->errn, "checkpoint %s: writing /%s/%s: simulated write failure (test hook)", w->path,
+        return h5g_fail(w->err, w->errn, "checkpoint %s: writing /%s/%s: simulated write failure (test hook)", w->path,
                     group, key);
     }
     hsize_t dims[MT_MAXDIM];
@@ -240,7 +228,7 @@ static int write_all(Writer *w, const ParamList *p, const CkptGroup *groups, int
     for (int k = 0; k < ngroups && !rc; k++) {
         const char *pre = groups[k].prefix;
         if (!pre || !pre[0] || !strcmp(pre, "model") || !strncmp(pre, "model/", 6) || pre[0] == '/')
-            return fail(w->err, w->errn, "checkpoint %s: bad group prefix '%s'", w->path, pre ? pre : "(null)");
+            return h5g_fail(w->err, w->errn, "checkpoint %s: bad group prefix '%s'", w->path, pre ? pre : "(null)");
         g = make_groups(w, pre);
         if (g < 0) return -1;
         for (int i = 0; i < p->n && !rc; i++)
@@ -276,10 +264,10 @@ static size_t expected_bytes(const ParamList *p, const CkptGroup *groups, int ng
 int ckpt_save(const char *path, const ParamList *p, const CkptGroup *groups, int ngroups, const CkptInfo *info,
               char *err, size_t errn) {
     ckpt_hdf5_quiet();
-    if (!path || !path[0]) return fail(err, errn, "checkpoint: empty output path");
-    if (!info) return fail(err, errn, "checkpoint %s: no info given", path);
+    if (!path || !path[0]) return h5g_fail(err, errn, "checkpoint: empty output path");
+    if (!info) return h5g_fail(err, errn, "checkpoint %s: no info given", path);
     char tmp[4200];
-    if (out_tmp_name(tmp, sizeof tmp, path) < 0) return fail(err, errn, "checkpoint %s: path too long", path);
+    if (out_tmp_name(tmp, sizeof tmp, path) < 0) return h5g_fail(err, errn, "checkpoint %s: path too long", path);
 
     Writer w = {path, tmp, -1, 0, err, errn};
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -299,7 +287,7 @@ int ckpt_save(const char *path, const ParamList *p, const CkptGroup *groups, int
         return -1;
     }
     char e2[1500];
-    if (out_h5_commit(w.f, path, e2, sizeof e2) != 0) return fail(err, errn, "checkpoint %s", e2);
+    if (out_h5_commit(w.f, path, e2, sizeof e2) != 0) return h5g_fail(err, errn, "checkpoint %s", e2);
     return 0;
 }
 
@@ -316,9 +304,9 @@ static Who who_of(const char *path) {
 static hid_t open_ro(const char *path, char *err, size_t errn) {
     ckpt_hdf5_quiet();
     struct stat st;
-    if (!path || !path[0]) { fail(err, errn, "checkpoint: empty path"); return -1; }
-    if (stat(path, &st) < 0) { fail(err, errn, "checkpoint %s: %s", path, strerror(errno)); return -1; }
-    if (S_ISDIR(st.st_mode)) { fail(err, errn, "checkpoint %s: is a directory", path); return -1; }
+    if (!path || !path[0]) { h5g_fail(err, errn, "checkpoint: empty path"); return -1; }
+    if (stat(path, &st) < 0) { h5g_fail(err, errn, "checkpoint %s: %s", path, strerror(errno)); return -1; }
+    if (S_ISDIR(st.st_mode)) { h5g_fail(err, errn, "checkpoint %s: is a directory", path); return -1; }
     return h5g_open_file(path, who_of(path).s, err, errn);
 }
 
@@ -353,7 +341,7 @@ static int read_attr_str(const char *path, hid_t obj, const char *oname, const c
     if (t < 0 || sp < 0) {
         fail_h5(err, errn, path, "reading attributes");
     } else if (H5Tget_class(t) != H5T_STRING || np != 1) {
-        fail(err, errn, "checkpoint %s: attribute %s%s is not a single string", path, oname, name);
+        h5g_fail(err, errn, "checkpoint %s: attribute %s%s is not a single string", path, oname, name);
     } else if (H5Tis_variable_str(t) > 0) {
         char *s = NULL;
         mt = H5Tcopy(H5T_C_S1);
@@ -364,7 +352,7 @@ static int read_attr_str(const char *path, hid_t obj, const char *oname, const c
         } else {
             size_t L = s ? strlen(s) : 0;
             if (L >= n)
-                fail(err, errn, "checkpoint %s: attribute %s%s is too long (%zu bytes, at most %zu)", path, oname,
+                h5g_fail(err, errn, "checkpoint %s: attribute %s%s is too long (%zu bytes, at most %zu)", path, oname,
                      name, L, n - 1);
             else {
                 memcpy(buf, s ? s : "", L + 1);
@@ -375,7 +363,7 @@ static int read_attr_str(const char *path, hid_t obj, const char *oname, const c
     } else {
         size_t sz = H5Tget_size(t);
         if (sz >= n) {
-            fail(err, errn, "checkpoint %s: attribute %s%s is too long (%zu bytes, at most %zu)", path, oname, name,
+            h5g_fail(err, errn, "checkpoint %s: attribute %s%s is too long (%zu bytes, at most %zu)", path, oname, name,
                  sz, n - 1);
         } else {
             mt = H5Tcopy(H5T_C_S1);
@@ -408,9 +396,9 @@ static int read_attr_num(const char *path, hid_t obj, const char *name, hid_t mt
     hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     if (t < 0 || sp < 0) fail_h5(err, errn, path, "reading attributes");
     else if (!(cl == H5T_INTEGER || (!want_int && cl == H5T_FLOAT)))
-        fail(err, errn, "checkpoint %s: attribute '%s' should be %s", path, name, want_int ? "an integer" : "a number");
+        h5g_fail(err, errn, "checkpoint %s: attribute '%s' should be %s", path, name, want_int ? "an integer" : "a number");
     else if (np < 1 || np > maxn)
-        fail(err, errn, "checkpoint %s: attribute '%s' has %lld values, expected %s%d", path, name, (long long)np,
+        h5g_fail(err, errn, "checkpoint %s: attribute '%s' has %lld values, expected %s%d", path, name, (long long)np,
              maxn == 1 ? "" : "1 to ", maxn);
     else if (H5Aread(a, mtype, out) < 0) fail_h5(err, errn, path, "reading a numeric attribute");
     else rc = (int)np;
@@ -430,14 +418,14 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     int r = read_attr_str(path, root, "", "format", fmt, sizeof fmt, err, errn);
     if (r < 0) goto out;
     if (r == 0 || strcmp(fmt, "mixtape")) {
-        fail(err, errn, "checkpoint %s: not a mixtape checkpoint (root attribute format=\"mixtape\" missing)", path);
+        h5g_fail(err, errn, "checkpoint %s: not a mixtape checkpoint (root attribute format=\"mixtape\" missing)", path);
         goto out;
     }
     r = read_attr_num(path, root, "format_version", H5T_NATIVE_INT64, 1, &v, 1, err, errn);
     if (r < 0) goto out;
-    if (r == 0) { fail(err, errn, "checkpoint %s: attribute 'format_version' is missing", path); goto out; }
+    if (r == 0) { h5g_fail(err, errn, "checkpoint %s: attribute 'format_version' is missing", path); goto out; }
     if (v < 1 || v > MIXTAPE_FORMAT_VERSION) {
-        fail(err, errn, "checkpoint %s: format_version %lld is not supported (this mixtape reads 1..%d)", path,
+        h5g_fail(err, errn, "checkpoint %s: format_version %lld is not supported (this mixtape reads 1..%d)", path,
              (long long)v, MIXTAPE_FORMAT_VERSION);
         goto out;
     }
@@ -448,14 +436,14 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     for (int i = 0; i < 2; i++) {
         r = read_attr_str(path, root, "", req_str[i], req_buf[i], req_n[i], err, errn);
         if (r < 0) goto out;
-        if (r == 0) { fail(err, errn, "checkpoint %s: attribute '%s' is missing", path, req_str[i]); goto out; }
+        if (r == 0) { h5g_fail(err, errn, "checkpoint %s: attribute '%s' is missing", path, req_str[i]); goto out; }
     }
     static const char *req_int[] = {"epoch", "step"};
     int64_t *req_dst[] = {&in->epoch, &in->step};
     for (int i = 0; i < 2; i++) {
         r = read_attr_num(path, root, req_int[i], H5T_NATIVE_INT64, 1, req_dst[i], 1, err, errn);
         if (r < 0) goto out;
-        if (r == 0) { fail(err, errn, "checkpoint %s: attribute '%s' is missing", path, req_int[i]); goto out; }
+        if (r == 0) { h5g_fail(err, errn, "checkpoint %s: attribute '%s' is missing", path, req_int[i]); goto out; }
     }
     if (read_attr_num(path, root, "best_top1", H5T_NATIVE_DOUBLE, 0, &in->best_top1, 1, err, errn) < 0) goto out;
     r = read_attr_num(path, root, "rng_state", H5T_NATIVE_UINT64, 1, in->rng, CKPT_RNG_MAX, err, errn);
@@ -466,7 +454,7 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     int ns = read_attr_num(path, root, "data_std", H5T_NATIVE_FLOAT, 0, in->std, CKPT_CHAN_MAX, err, errn);
     if (ns < 0) goto out;
     if (nm != ns) {
-        fail(err, errn, "checkpoint %s: data_mean has %d values but data_std %d", path, nm, ns);
+        h5g_fail(err, errn, "checkpoint %s: data_mean has %d values but data_std %d", path, nm, ns);
         goto out;
     }
     in->n_chan = nm;
@@ -510,7 +498,7 @@ static int group_exists(const char *path, hid_t f, const char *g, char *err, siz
     if (o < 0) return -1;
     int is = H5Iget_type(o) == H5I_GROUP;
     H5Oclose(o);
-    if (!is) return fail(err, errn, "checkpoint %s: /%s is not a group", path, g);
+    if (!is) return h5g_fail(err, errn, "checkpoint %s: /%s is not a group", path, g);
     return 1;
 }
 
@@ -536,7 +524,7 @@ static int read_param(const char *path, hid_t g, const char *group, const Tensor
     int ex = strchr(t->name, '/') ? 0 : h5g_exists(g, t->name, who_of(path).s, key, err, errn);
     if (ex < 0) return RD_ERR;
     if (ex == 0) {
-        fail(err, errn, "checkpoint %s: /%s/%s is missing (the model has it with shape %s)", path, group, t->name, ws);
+        h5g_fail(err, errn, "checkpoint %s: /%s/%s is missing (the model has it with shape %s)", path, group, t->name, ws);
         return RD_MISSING;
     }
     hid_t o = open_obj(path, g, group, t->name, H5I_DATASET, err, errn);
@@ -548,7 +536,7 @@ static int read_param(const char *path, hid_t g, const char *group, const Tensor
     if (ty < 0 || sp < 0 || nd < 0 || nd > MAX_RANK || H5Sget_simple_extent_dims(sp, hd, NULL) < 0) {
         fail_h5(err, errn, path, "reading a dataset's type or shape");
     } else if (H5Tget_class(ty) != H5T_FLOAT) {
-        fail(err, errn, "checkpoint %s: /%s/%s is not a float dataset", path, group, t->name);
+        h5g_fail(err, errn, "checkpoint %s: /%s/%s is not a float dataset", path, group, t->name);
     } else {
         int same = nd == t->ndim;
         for (int i = 0; i < nd; i++) {
@@ -561,7 +549,7 @@ static int read_param(const char *path, hid_t g, const char *group, const Tensor
             int64_t all[MAX_RANK];
             for (int i = 0; i < nd; i++) all[i] = (int64_t)hd[i];
             dims_str64(nd, all, fs, sizeof fs);
-            fail(err, errn, "checkpoint %s: /%s/%s has shape %s but the model wants %s", path, group, t->name, fs, ws);
+            h5g_fail(err, errn, "checkpoint %s: /%s/%s has shape %s but the model wants %s", path, group, t->name, fs, ws);
             rc = RD_SHAPE;
         } else if (t->numel && check_storage(path, o, group, t->name, err, errn) < 0) {
             /* err set: the file does not hold the data its shape declares */
@@ -635,7 +623,7 @@ static int load_groups(const char *path, hid_t f, ParamList *p, CkptGroup *group
         }
         for (int j = 0; j < names.n; j++)
             if (!mt_param_find(p, names.v[j])) {
-                fail(err, errn, "checkpoint %s: /%s/%s is not a parameter of the model", path, groups[k].prefix,
+                h5g_fail(err, errn, "checkpoint %s: /%s/%s is not a parameter of the model", path, groups[k].prefix,
                      names.v[j]);
                 ckpt_names_free(names.v, names.n);
                 H5Gclose(g);
@@ -660,7 +648,7 @@ static int open_model_group(const char *path, hid_t f, CkptInfo *info, hid_t *g,
     if (read_info(path, f, info, err, errn) < 0) return -1;
     int ex = group_exists(path, f, "model", err, errn);
     if (ex <= 0) {
-        if (ex == 0) fail(err, errn, "checkpoint %s: group /model is missing", path);
+        if (ex == 0) h5g_fail(err, errn, "checkpoint %s: group /model is missing", path);
         return -1;
     }
     *g = open_obj(path, f, "model", NULL, H5I_GROUP, err, errn);
@@ -677,11 +665,11 @@ int ckpt_load(const char *path, ParamList *p, CkptGroup *groups, int ngroups, Ck
     hid_t g = -1;
     NameList names = {0};
     CkptInfo *tmp = info ? info : malloc(sizeof *tmp);
-    if (!tmp) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
+    if (!tmp) { h5g_fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
     if (open_model_group(path, f, tmp, &g, &names, err, errn) < 0) goto out;
     for (int j = 0; j < names.n; j++)
         if (!mt_param_find(p, names.v[j])) {
-            fail(err, errn, "checkpoint %s: /model/%s is not a parameter of the model (%s)", path, names.v[j],
+            h5g_fail(err, errn, "checkpoint %s: /model/%s is not a parameter of the model (%s)", path, names.v[j],
                  tmp->model);
             goto out;
         }
@@ -702,7 +690,7 @@ out:
 int ckpt_load_group(const char *path, ParamList *p, const char *prefix, int *found, char *err, size_t errn) {
     *found = 0;
     float **buf = calloc((size_t)(p->n ? p->n : 1), sizeof *buf);
-    if (!buf) return fail(err, errn, "checkpoint %s: out of memory", path);
+    if (!buf) return h5g_fail(err, errn, "checkpoint %s: out of memory", path);
     for (int i = 0; i < p->n; i++) buf[i] = p->t[i]->data;
     CkptGroup g = {prefix, buf, 0};
     hid_t f = open_ro(path, err, errn);
@@ -739,7 +727,7 @@ int ckpt_load_matching(const char *path, ParamList *p, CkptMatch *m, char *err, 
     NameList names = {0};
     float *scratch = NULL;
     CkptInfo *info = malloc(sizeof *info);
-    if (!info) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
+    if (!info) { h5g_fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
     if (open_model_group(path, f, info, &g, &names, err, errn) < 0) goto out;
     int oom = 0;
     for (int j = 0; j < names.n; j++)
@@ -773,7 +761,7 @@ int ckpt_load_matching(const char *path, ParamList *p, CkptMatch *m, char *err, 
             goto out;
         }
     }
-    if (oom) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
+    if (oom) { h5g_fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
     rc = 0;
 out:
     if (rc) ckpt_match_free(m);
@@ -815,7 +803,7 @@ int ckpt_visit(const char *path, const char *group, ckpt_visit_fn cb, void *ud, 
         if (ty < 0 || sp < 0 || nd < 0 || nd > MAX_RANK || H5Sget_simple_extent_dims(sp, hd, NULL) < 0) {
             bad = fail_h5(err, errn, path, "reading a dataset's type or shape");
         } else if (H5Tget_class(ty) != H5T_FLOAT) {
-            bad = fail(err, errn, "checkpoint %s: /%s/%s is not a float dataset", path, group, key);
+            bad = h5g_fail(err, errn, "checkpoint %s: /%s/%s is not a float dataset", path, group, key);
         } else {
             for (int i = 0; i < nd; i++) {
                 d64[i] = (int64_t)hd[i];
@@ -823,12 +811,12 @@ int ckpt_visit(const char *path, const char *group, ckpt_visit_fn cb, void *ud, 
                 else numel *= hd[i];
             }
             if (numel > MAX_READ_NUMEL)
-                bad = fail(err, errn, "checkpoint %s: /%s/%s is too large (more than %zu values)", path, group, key,
+                bad = h5g_fail(err, errn, "checkpoint %s: /%s/%s is too large (more than %zu values)", path, group, key,
                            (size_t)MAX_READ_NUMEL);
             else if (numel && check_storage(path, o, group, key, err, errn) < 0)
                 bad = -1;
             else if (!(buf = malloc((numel ? numel : 1) * sizeof(float))))
-                bad = fail(err, errn, "checkpoint %s: out of memory reading /%s/%s", path, group, key);
+                bad = h5g_fail(err, errn, "checkpoint %s: out of memory reading /%s/%s", path, group, key);
             else if (numel && H5Dread(o, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
                 char what[400];
                 snprintf(what, sizeof what, "reading /%s/%s", group, key);
@@ -871,7 +859,7 @@ int ckpt_list_groups(const char *path, const char *group, char ***out, int *n, c
         if (o < 0) goto out;
         int isg = H5Iget_type(o) == H5I_GROUP;
         H5Oclose(o);
-        if (isg && push_name(&res, names.v[j]) < 0) { fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
+        if (isg && push_name(&res, names.v[j]) < 0) { h5g_fail(err, errn, "checkpoint %s: out of memory", path); goto out; }
     }
     *out = res.v;
     *n = res.n;

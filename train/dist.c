@@ -153,19 +153,30 @@ int dist_rank(void) { return g_rank; }
 int dist_world(void) { return g_world; }
 double dist_comm_seconds(void) { return g_comm; }
 
-/* MPI counts are int: large buffers go in pieces. */
-#define CHUNK ((size_t)1 << 28)
+#ifdef MIXTAPE_HAVE_MPI
+/* The one collective every dist_ call makes: n elements of type combined in place over
+ * the ranks by op, or sent from rank 0 with MPI_OP_NULL. MPI counts are int: a large
+ * buffer goes in pieces. what names the wait for the watchdog's message. */
+static void collective(void *buf, size_t n, MPI_Datatype type, MPI_Op op, const char *what) {
+    const size_t CHUNK = (size_t)1 << 28;
+    int elem;
+    MPI_Type_size(type, &elem);
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        char *p = (char *)buf + o * (size_t)elem;
+        dist_enter(what);
+        if (op == MPI_OP_NULL) MPI_Bcast(p, (int)k, type, 0, MPI_COMM_WORLD);
+        else MPI_Allreduce(MPI_IN_PLACE, p, (int)k, type, op, MPI_COMM_WORLD);
+        dist_leave();
+    }
+}
+#endif
 
 void dist_allreduce_mean(float *buf, size_t n) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
     double t = now_seconds();
-    for (size_t o = 0; o < n; o += CHUNK) {
-        size_t k = n - o < CHUNK ? n - o : CHUNK;
-        dist_enter("the gradient all-reduce");
-        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        dist_leave();
-    }
+    collective(buf, n, MPI_FLOAT, MPI_SUM, "the gradient all-reduce");
     float s = 1.0f / (float)g_world;
     for (size_t i = 0; i < n; i++) buf[i] *= s;
     g_comm += now_seconds() - t;
@@ -173,41 +184,30 @@ void dist_allreduce_mean(float *buf, size_t n) {
 }
 
 void dist_allreduce_sum_d(double *buf, int n) {
-    if (g_world <= 1) return;
+    if (g_world <= 1 || n <= 0) return;
 #ifdef MIXTAPE_HAVE_MPI
-    dist_enter("an all-reduce of metrics");
-    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    dist_leave();
+    collective(buf, (size_t)n, MPI_DOUBLE, MPI_SUM, "an all-reduce of metrics");
 #endif
 }
 
 void dist_allreduce_sum_i64(int64_t *buf, int n) {
-    if (g_world <= 1) return;
+    if (g_world <= 1 || n <= 0) return;
 #ifdef MIXTAPE_HAVE_MPI
-    dist_enter("an all-reduce of evaluation counts");
-    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    dist_leave();
+    collective(buf, (size_t)n, MPI_INT64_T, MPI_SUM, "an all-reduce of evaluation counts");
 #endif
 }
 
 void dist_allreduce_sum_long(long *buf, size_t n) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
-    for (size_t o = 0; o < n; o += CHUNK) {
-        size_t k = n - o < CHUNK ? n - o : CHUNK;
-        dist_enter("an all-reduce of evaluation counts");
-        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-        dist_leave();
-    }
+    collective(buf, n, MPI_LONG, MPI_SUM, "an all-reduce of evaluation counts");
 #endif
 }
 
 int dist_any_max(int v) {
     if (g_world <= 1) return v;
 #ifdef MIXTAPE_HAVE_MPI
-    dist_enter("an agreement between ranks (stop / error flags)");
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    dist_leave();
+    collective(&v, 1, MPI_INT, MPI_MAX, "an agreement between ranks (stop / error flags)");
 #endif
     return v;
 }
@@ -215,9 +215,7 @@ int dist_any_max(int v) {
 long dist_all_min_long(long v) {
     if (g_world <= 1) return v;
 #ifdef MIXTAPE_HAVE_MPI
-    dist_enter("an agreement between ranks (batches per epoch)");
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
-    dist_leave();
+    collective(&v, 1, MPI_LONG, MPI_MIN, "an agreement between ranks (batches per epoch)");
 #endif
     return v;
 }
@@ -225,12 +223,7 @@ long dist_all_min_long(long v) {
 void dist_bcast(void *buf, size_t bytes) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
-    for (size_t o = 0; o < bytes; o += CHUNK) {
-        size_t k = bytes - o < CHUNK ? bytes - o : CHUNK;
-        dist_enter("a broadcast from rank 0");
-        MPI_Bcast((char *)buf + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
-        dist_leave();
-    }
+    collective(buf, bytes, MPI_BYTE, MPI_OP_NULL, "a broadcast from rank 0");
 #endif
 }
 
