@@ -183,48 +183,37 @@ void dist_allreduce_mean(float *buf, size_t n) {
 #endif
 }
 
-void dist_allreduce_sum_d(double *buf, int n) {
-    if (g_world <= 1 || n <= 0) return;
+/* A collective in the calls below; without MPI there is one rank and nothing to do. */
 #ifdef MIXTAPE_HAVE_MPI
-    collective(buf, (size_t)n, MPI_DOUBLE, MPI_SUM, "an all-reduce of metrics");
+#define COLLECTIVE(buf, n, type, op, what) collective(buf, n, type, op, what)
+#else
+#define COLLECTIVE(buf, n, type, op, what) ((void)(buf), (void)(n))
 #endif
+
+void dist_allreduce_sum_d(double *buf, int n) {
+    if (g_world > 1 && n > 0) COLLECTIVE(buf, (size_t)n, MPI_DOUBLE, MPI_SUM, "an all-reduce of metrics");
 }
 
 void dist_allreduce_sum_i64(int64_t *buf, int n) {
-    if (g_world <= 1 || n <= 0) return;
-#ifdef MIXTAPE_HAVE_MPI
-    collective(buf, (size_t)n, MPI_INT64_T, MPI_SUM, "an all-reduce of evaluation counts");
-#endif
+    if (g_world > 1 && n > 0) COLLECTIVE(buf, (size_t)n, MPI_INT64_T, MPI_SUM, "an all-reduce of evaluation counts");
 }
 
 void dist_allreduce_sum_long(long *buf, size_t n) {
-    if (g_world <= 1) return;
-#ifdef MIXTAPE_HAVE_MPI
-    collective(buf, n, MPI_LONG, MPI_SUM, "an all-reduce of evaluation counts");
-#endif
+    if (g_world > 1) COLLECTIVE(buf, n, MPI_LONG, MPI_SUM, "an all-reduce of evaluation counts");
 }
 
 int dist_any_max(int v) {
-    if (g_world <= 1) return v;
-#ifdef MIXTAPE_HAVE_MPI
-    collective(&v, 1, MPI_INT, MPI_MAX, "an agreement between ranks (stop / error flags)");
-#endif
+    if (g_world > 1) COLLECTIVE(&v, 1, MPI_INT, MPI_MAX, "an agreement between ranks (stop / error flags)");
     return v;
 }
 
 long dist_all_min_long(long v) {
-    if (g_world <= 1) return v;
-#ifdef MIXTAPE_HAVE_MPI
-    collective(&v, 1, MPI_LONG, MPI_MIN, "an agreement between ranks (batches per epoch)");
-#endif
+    if (g_world > 1) COLLECTIVE(&v, 1, MPI_LONG, MPI_MIN, "an agreement between ranks (batches per epoch)");
     return v;
 }
 
 void dist_bcast(void *buf, size_t bytes) {
-    if (g_world <= 1) return;
-#ifdef MIXTAPE_HAVE_MPI
-    collective(buf, bytes, MPI_BYTE, MPI_OP_NULL, "a broadcast from rank 0");
-#endif
+    if (g_world > 1) COLLECTIVE(buf, bytes, MPI_BYTE, MPI_OP_NULL, "a broadcast from rank 0");
 }
 
 void dist_abort(int code) {
