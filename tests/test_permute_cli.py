@@ -90,6 +90,28 @@ try:
         with h5py.File(os.path.join(T, "pred0.h5"), "r") as f, h5py.File(pout, "r") as g:
             check(not np.array_equal(f["logits"][...], g["logits"][...]), "predict --permute none: other logits")
 
+    # an image source (ImageFolder of PNGs): eval's loader and predict's source apply the same table
+    fold = os.path.join(T, "folder")
+    with h5py.File(va, "r") as f:
+        xs, ys = f["images"][...], f["labels"][...]
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        d = os.path.join(fold, str(int(y)))
+        os.makedirs(d, exist_ok=True)
+        img = np.clip(x[0] * 40 + 110, 0, 255).astype(np.uint8)
+        open(os.path.join(d, f"{i:04d}.png"), "wb").write(tinydata.png_gray(img))
+    rc, out = mt("eval", "--checkpoint", ck, "--data", fold)
+    ef = eval_numbers(out)
+    rc2, out2 = mt("eval", "--checkpoint", ck, "--data", fold, "--permute", "none")
+    nf = eval_numbers(out2)
+    pf = os.path.join(T, "predf.h5")
+    rc3, out3 = mt("predict", "--checkpoint", ck, "--data", fold, "--out", pf)
+    check(rc == 0 and rc2 == 0 and rc3 == 0 and ef and nf and ef[1] != nf[1],
+          f"ImageFolder: eval with the permutation {ef}, without {nf} (rc {rc} {rc2} {rc3})")
+    if rc3 == 0 and ef:
+        with h5py.File(pf, "r") as f:
+            top1 = float((f["logits"][...].argmax(1) == f["labels"][...]).mean())
+        check(abs(100 * top1 - ef[0]) <= 0.0051, f"ImageFolder: predict's top-1 {100 * top1}% equals eval's {ef}")
+
     # --resume keeps the permutation and refuses another
     rc, out = mt("train", "--resume", run, "--epochs", "3")
     check(rc == 0, f"--resume runs (rc {rc}) {out[-300:]}")
