@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "check.h"
 
 /* Corrupt headers can make libhdf5 ask malloc for absurd sizes; a plain malloc
  * returns NULL and HDF5 reports an error, ASan would abort instead. Give the
@@ -22,16 +23,6 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
-    } while (0)
 
 static char dir[256];
 static char *pth(const char *name) {
@@ -465,7 +456,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' && rm -rf '%s'", dir, dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("test_checkpoint: all passed\n");
-    return 0;
+    return check_summary("test_checkpoint");
 }

@@ -15,18 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "check.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        checks++;                                                                 \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fputc('\n', stderr);                                                  \
-        }                                                                         \
-    } while (0)
 
 static char TMP[256];
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -755,6 +745,5 @@ int main(void) {
     } else {
         fprintf(stderr, "files kept in %s\n", TMP);
     }
-    printf("test_data_formats: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_data_formats");
 }

@@ -15,19 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "check.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            if (failures++ < 30) {                                          \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                fprintf(stderr, __VA_ARGS__);                               \
-                fputc('\n', stderr);                                        \
-            }                                                               \
-        }                                                                   \
-    } while (0)
 
 static uint64_t rng;
 static uint32_t rnd(void) {
@@ -330,6 +319,6 @@ int main(void) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", TMP);
-    printf("test_data_fuzz: %d checks, %d failures, %.1f s cpu\n", checks, failures, (double)(clock() - t0) / CLOCKS_PER_SEC);
-    return failures ? 1 : 0;
+    printf("test_data_fuzz: %.1f s cpu\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    return check_summary("test_data_fuzz");
 }

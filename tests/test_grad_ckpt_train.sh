@@ -4,13 +4,9 @@
 # (weights and optimizer state, compared exactly with h5py); args.yaml records the flag;
 # `bench` takes it.
 set -euo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-"$PY" -c "import h5py, numpy" 2>/dev/null || exit 77
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy
+tmpdir grad_ckpt_train
 
 "$PY" - "$T" <<'EOF'
 import sys, numpy as np, h5py
@@ -81,5 +77,4 @@ if [[ "$(ldd "$M" 2>/dev/null)" == *libmpi* ]] && command -v mpirun > /dev/null;
   check "mpi: the same with --grad-checkpointing" "same ref ovl_ck"
 fi
 
-[ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
-echo "all ok"
+finish

@@ -15,8 +15,7 @@
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
 MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+tmpdir mpi
 TO="timeout -k 5 40"
 
 "$PY" - "$T" <<'EOF'

@@ -16,17 +16,17 @@
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
 NS="$SRC/scripts/netns_hosts.sh"
-[ "$(id -u)" = 0 ] || { echo "SKIP: network namespaces need root"; exit 77; }
-command -v ip > /dev/null && command -v unshare > /dev/null || { echo "SKIP: needs iproute2 and unshare"; exit 77; }
-T=$(mktemp -d)
+[ "$(id -u)" = 0 ] || skip "network namespaces need root"
+command -v ip > /dev/null && command -v unshare > /dev/null || skip "needs iproute2 and unshare"
+tmpdir mpi_hosts
 D="$T/net"
 cleanup() { bash "$NS" down "$D" > /dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 if ! bash "$NS" up "$D" 2 > "$T/ns.log" 2>&1; then
-  echo "SKIP: cannot create network namespaces here: $(tail -1 "$T/ns.log")"; exit 77
+  skip "cannot create network namespaces here: $(tail -1 "$T/ns.log")"
 fi
 if ! bash "$NS" run "$D" h1 true > "$T/ns.log" 2>&1; then   # entering one needs unshare (UTS, mount)
-  echo "SKIP: cannot enter a namespace host here (unshare --uts --mount): $(tail -1 "$T/ns.log")"; exit 77
+  skip "cannot enter a namespace host here (unshare --uts --mount): $(tail -1 "$T/ns.log")"
 fi
 # TCP only, on the namespaces' addresses; ranks yield while they wait, so the kernel's
 # packet processing (softirq) on the same 2 cores is not starved by spinning ranks; the

@@ -7,14 +7,10 @@
 # EMA update (with and without --model-ema-warmup) against a numpy reference, and the
 # warning for a warmup longer than the run.
 set -euo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-"$PY" -c "import h5py, numpy, PIL" 2>/dev/null || { echo "needs h5py, numpy, PIL"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy PIL
+tmpdir resume
 run() { set +e; "$@"; rc=$?; set -e; }
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 
 # Tiny PNG shards (grayscale 20x20, 4 classes: a bright band per class), so that the
 # augmentation flags (--scale, --mean, --std) change what the model sees.
@@ -239,5 +235,4 @@ EOF"
 done
 check "warmup changes the EMA (d_2 = 0.37 instead of 0.9)" "! cmp_ck $T/ema0-5.h5 $T/ema1-5.h5 2>/dev/null"
 
-if [ $fails -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish

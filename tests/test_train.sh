@@ -3,12 +3,9 @@
 # fine-tuning with a new head and freezing, SIGINT checkpoints, NaN stop,
 # bad flags, and h5py-readable checkpoints.
 set -euo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy
+tmpdir train
 
 # Generated data: 4 classes of 1x16x16 images, class k = a bright horizontal bar
 # in band k plus noise. Learnable quickly, far from trivial for chance (25%).
@@ -150,5 +147,4 @@ check "unknown flag -> 2 naming it" "[ $r2 -eq 2 ] && grep -q -- '--lrr' $T/e2"
 check "checkpoint of another model -> 2" "[ $r3 -eq 2 ] && grep -q 'mixer_tiny' $T/e3"
 check "missing data -> 2 naming the file" "[ $r4 -eq 2 ] && grep -q nothere.h5 $T/e4"
 
-if [ $fails -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish
