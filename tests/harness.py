@@ -1,17 +1,18 @@
 """What every Python test shares: where the binary and the sources are, running mixtape with a
 timeout, counted checks, skipping, temporary directories and snapshots of a directory.
 
-    import harness as h
-    T = h.tempdir("mytest")                      # removed at exit
-    rc, out = h.run(["eval", "--checkpoint", ck, "--data", d], 60)
-    h.check(rc == 2 and "labels" in out, "eval names the bad key", out)
-    h.expect("bad key refused", ["eval", ...], 2, "labels", "[3]")
-    h.finish()                                   # exit 1 if a check failed, else 0
+    import harness
+    from harness import check
+    T = harness.tempdir("mytest")                 # removed at exit
+    rc, out = harness.run(["eval", "--checkpoint", ck, "--data", d], 60)
+    check(rc == 2 and "labels" in out, "eval names the bad key", out)
+    harness.expect("bad key refused", ["eval", ...], 2, "labels", "[3]")
+    harness.finish()                              # exit 1 if a check failed, else 0
 
 Environment (ctest sets all three): MIXTAPE, the binary (default <source>/build/mixtape);
 MIXTAPE_SRC, the source tree (default: the parent of tests/); MIXTAPE_PYTHON, the python
 with torch / h5py / numpy (default: this one). A test that cannot run here calls
-h.skip(reason) or h.require(module, ...): one line "SKIP: reason", exit 77, which ctest
+harness.skip(reason) or harness.require(module, ...): one line "SKIP: reason", exit 77, which ctest
 reports as skipped. A missing or non-executable binary is a failure, not a skip.
 """
 import atexit

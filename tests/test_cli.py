@@ -6,12 +6,12 @@ import os
 import struct
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 
 
 def run(args, env=None, timeout=120):
-    r = h.run(args, timeout, env=env)
+    r = harness.run(args, timeout, env=env)
     return r.rc, r.out, r.err
 
 
@@ -270,7 +270,7 @@ def main():
         conventions(T)
         config_files(T)
         shards_message(T)
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

@@ -14,16 +14,16 @@ import os
 import shutil
 import struct
 
-import harness as h
+import harness
 from harness import check
 from tinydata import png
 
-h5py, np = h.require("h5py", "numpy")
-T = h.tempdir("dstats")
+h5py, np = harness.require("h5py", "numpy")
+T = harness.tempdir("dstats")
 
 
 def run(*args, timeout=60):
-    return h.run(args, timeout, env={"OMP_NUM_THREADS": "1"}, cwd=T)
+    return harness.run(args, timeout, env={"OMP_NUM_THREADS": "1"}, cwd=T)
 
 
 def P(*a):
@@ -254,4 +254,4 @@ open(P("fm_src", "bad-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 0x801,
 rc, out = run("shards", "--from", "idx", P("fm_src", "bad-images-idx3-ubyte"), "--out", P("fm", "bad"))
 check(rc == 1 and open(P("fm", "dataset.json")).read() == before, "failed conversion: dataset.json unchanged", out)
 
-h.finish()
+harness.finish()

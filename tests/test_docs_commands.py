@@ -12,10 +12,10 @@ import re
 import shlex
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 
-SRC = h.SRC
+SRC = harness.SRC
 COMMANDS = ["models", "init", "train", "eval", "predict", "grads", "bench", "bench-data", "shards", "inspect", "reparam"]
 
 
@@ -38,9 +38,9 @@ def code_lines(path):
 
 
 def flags_of(cmd):
-    p = h.run([cmd, "--list-flags"], 60)
+    p = harness.run([cmd, "--list-flags"], 60)
     if p.rc != 0:
-        h.die(f"{cmd} --list-flags -> exit {p.rc}: {p.err}")
+        harness.die(f"{cmd} --list-flags -> exit {p.rc}: {p.err}")
     return {f["name"]: f for f in map(json.loads, p.out.splitlines())}
 
 
@@ -58,7 +58,7 @@ def main():
                 if "..." in cmd or "\u2026" in cmd:
                     continue  # an elided example, not a full command line
                 argv = [t.strip("[]") for t in shlex.split(cmd)[1:]]  # `[--no-params]`: an optional flag
-                p = h.run(argv + ["--dry-run"], 60, cwd=T)
+                p = harness.run(argv + ["--dry-run"], 60, cwd=T)
                 check(p.rc == 0, "%s:%d parses: %s (%s %s)" % (doc, line, cmd[:90], p.rc, p.err.strip()[:200]))
                 n += 1
     check(n >= 15, "%d documented command lines checked" % n)
@@ -94,7 +94,7 @@ def main():
             check(same, "usage.md %s: %s [%s] is the code's default (%s)" % (name, flag, val, d))
             seen += 1
     check(seen >= 20, "%d bracketed defaults checked" % seen)
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

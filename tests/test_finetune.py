@@ -13,18 +13,18 @@ Env: MIXTAPE (binary). Data and checkpoints are made here.
 """
 import io, os, re
 
-import harness as h
+import harness
 from harness import check
 from tinydata import write_shard
 
-h5py, np, torch, Image = h.require("h5py", "numpy", "torch", "PIL.Image")
+h5py, np, torch, Image = harness.require("h5py", "numpy", "torch", "PIL.Image")
 import torch.nn.functional as F  # noqa: E402
 
-T = h.tempdir("ft")
+T = harness.tempdir("ft")
 
 
 def run(*args, code=0, want=()):
-    r = h.run(args, 300, env={"OMP_NUM_THREADS": "2"})
+    r = harness.run(args, 300, env={"OMP_NUM_THREADS": "2"})
     out = r.text
     good = r.rc == code and all(w in out for w in want)
     check(good, f"{' '.join(map(str, args[:3]))} ... -> {r.rc} (want {code}, {list(want)})", out[-3000:])
@@ -228,4 +228,4 @@ for attr, val, msg in (("data_crop_pct", np.float32(np.nan), "data_crop_pct"),
         f"{T}/v16.h5", *base, "--output", f"{T}/b_{attr}", code=2, want=(bad, msg))
     run("eval", "--checkpoint", bad, "--data", f"{T}/v16.h5", code=2, want=(msg,))
 
-h.finish()
+harness.finish()

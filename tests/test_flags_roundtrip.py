@@ -11,12 +11,12 @@ import os
 import struct
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 
 
 def run(args):
-    r = h.run(args, 60)
+    r = harness.run(args, 60)
     return r.rc, r.out, r.err
 
 
@@ -148,7 +148,7 @@ def main():
             check(y.get("scale") == "0.5,0.75" and y.get("mean") == "0.5,0.25,0.125" and y.get("color_jitter") == "0.3,0.3,0.3",
                   "args.yaml records --scale --mean --color-jitter: %s %s %s"
                   % (y.get("scale"), y.get("mean"), y.get("color_jitter")))
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ import os
 import shutil
 import sys
 
-import harness as h
+import harness
 
-h.require("h5py", "numpy", "PIL")
+harness.require("h5py", "numpy", "PIL")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
 import mtfuzz  # noqa: E402
 
-mixtape = h.MIXTAPE
+mixtape = harness.MIXTAPE
 # ---- the classifier itself must be able to fail
 class _Case:
     kind, cmd, argv, root = "ckpt", "predict", ["predict"], "."

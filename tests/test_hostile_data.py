@@ -16,24 +16,24 @@ import subprocess
 import tarfile
 import time
 
-import harness as h
+import harness
 from harness import check
 from tinydata import png_bytes, write_shard
 
 if not hasattr(os, "mkfifo"):
-    h.skip("no os.mkfifo on this platform")
-M = h.MIXTAPE
-T = h.tempdir("hostile")
-ENV = dict(h.BASE_ENV, OMP_NUM_THREADS="1")
+    harness.skip("no os.mkfifo on this platform")
+M = harness.MIXTAPE
+T = harness.tempdir("hostile")
+ENV = dict(harness.BASE_ENV, OMP_NUM_THREADS="1")
 
 
 def run(args, timeout=40):
     """(exit code, stdout+stderr); exit code None on a hang."""
-    return h.run(args, timeout, env=ENV, cwd=T)
+    return harness.run(args, timeout, env=ENV, cwd=T)
 
 
 def expect(name, args, code, *needles, timeout=40, absent=()):
-    return h.expect(name, args, code, *needles, timeout=timeout, absent=absent, env=ENV, cwd=T)
+    return harness.expect(name, args, code, *needles, timeout=timeout, absent=absent, env=ENV, cwd=T)
 
 
 def png(w=28, h=28, seed=0):
@@ -47,11 +47,11 @@ def good_samples(n, ncls=3):
 def snapshot(root):
     """Every entry under root (FIFOs by type only). An ImageFolder's statistics cache
     (.mixtape-dataset.json, written by train on first use) is not an input."""
-    return h.snapshot(root, ignore=(".mixtape-dataset.json",))
+    return harness.snapshot(root, ignore=(".mixtape-dataset.json",))
 
 
 def stray(root):
-    return h.temporaries(root)
+    return harness.temporaries(root)
 
 
 def make_imagefolder(root, classes, per_class=2):
@@ -69,13 +69,13 @@ def tar_members(path):
 
 try:
     CK = os.path.join(T, "c.h5")
-    h.must(["init", "--model", "mixer_tiny", "--seed", "1", "--threads", "1", "--out", CK], env=ENV, cwd=T)
+    harness.must(["init", "--model", "mixer_tiny", "--seed", "1", "--threads", "1", "--out", CK], env=ENV, cwd=T)
     EVAL = ["eval", "--checkpoint", CK, "-b", "4", "-j", "1", "--data"]
     # data with 2 / 3 classes needs a head of that size (train and eval refuse other class counts)
     EVALK = {}
     for k in (2, 3):
         ck = os.path.join(T, f"c{k}.h5")
-        h.must(["init", "--model", "mixer_tiny", "--num-classes", str(k), "--seed", "1", "--threads", "1",
+        harness.must(["init", "--model", "mixer_tiny", "--num-classes", str(k), "--seed", "1", "--threads", "1",
                 "--out", ck], env=ENV, cwd=T)
         EVALK[k] = ["eval", "--checkpoint", ck, "-b", "4", "-j", "1", "--data"]
 
@@ -290,4 +290,4 @@ try:
           str(prefix_files(sd, "v")))
 finally:
     shutil.rmtree(T, ignore_errors=True)
-h.finish()
+harness.finish()

@@ -22,12 +22,12 @@ import signal
 import subprocess
 import time
 
-import harness as h
+import harness
 
-h5py, np = h.require("h5py", "numpy")
-M = h.MIXTAPE
+h5py, np = harness.require("h5py", "numpy")
+M = harness.MIXTAPE
 ENV = {"OMP_NUM_THREADS": "2"}
-T = h.tempdir("faults")
+T = harness.tempdir("faults")
 MODEL = ["--model", "mixer_tiny", "--img-size", "16", "--in-chans", "1", "--num-classes", "4",
          "--patch-size", "4", "--embed-dim", "32", "--depth", "2"]
 
@@ -37,25 +37,25 @@ def p(*a):
 
 
 def check(name, cond, detail=""):  # this file's order: the name first
-    h.check(cond, name, detail)
+    harness.check(cond, name, detail)
 
 
 def run(args, timeout=60, preexec=None):
-    return h.run(args, timeout, env=ENV, preexec=preexec)
+    return harness.run(args, timeout, env=ENV, preexec=preexec)
 
 
 def temps(d):
-    return h.temporaries(d, recursive=False)
+    return harness.temporaries(d, recursive=False)
 
 
 def expect(name, args, code, needles, unchanged=(), timeout=60, preexec=None):
     if unchanged and os.path.exists(p("pristine", "c.h5")):
         restore()
-    before = {f: h.sha256(f) for f in unchanged}
+    before = {f: harness.sha256(f) for f in unchanged}
     rc, out = run(args, timeout, preexec)
     ok = rc == code and rc >= 0 and rc != 139
     missing = [n for n in needles if n not in out]
-    changed = [f for f in unchanged if h.sha256(f) != before[f]]
+    changed = [f for f in unchanged if harness.sha256(f) != before[f]]
     check(name, ok and not missing and not changed,
           f"exit {rc} (want {code}), missing {missing}, changed {changed}: {out[-600:]}")
     return rc, out
@@ -87,7 +87,7 @@ def dead_pid():
 make_data(p("d.h5"), 64, 1)
 make_data(p("nan.h5"), 64, 2, nan_rows=(3, 17))
 make_data(p("nolabels.h5"), 8, 3, labels=False)
-h.must(["init"] + MODEL + ["--seed", "3", "--out", p("c.h5")], env=ENV)
+harness.must(["init"] + MODEL + ["--seed", "3", "--out", p("c.h5")], env=ENV)
 shutil.copy(p("c.h5"), p("nanw.h5"))
 with h5py.File(p("nanw.h5"), "r+") as f:
     w = f["model/stem.proj.weight"]
@@ -199,7 +199,7 @@ if mounted:
     finally:
         subprocess.run(["umount", mnt])
 else:
-    h.part_skipped("full tmpfs cases: mount not permitted")
+    harness.part_skipped("full tmpfs cases: mount not permitted")
 
 
 def fsize_limit(nbytes):
@@ -246,7 +246,7 @@ make_data(p("many.h5"), 2048, 5)
 d2 = p("sig")
 q = subprocess.Popen([M] + ["train"] + MODEL + ["--train", p("many.h5"), "-b", "16", "--epochs", "50",
                             "--threads", "2", "-j", "1", "--checkpoint-every", "1", "--output", d2],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(h.BASE_ENV, **ENV))
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(harness.BASE_ENV, **ENV))
 t0 = time.time()
 while time.time() - t0 < 30 and not os.path.exists(os.path.join(d2, "last.h5")):
     time.sleep(0.05)
@@ -260,4 +260,4 @@ except subprocess.TimeoutExpired:
 check("double SIGTERM: exit 143 or a clean stop, no crash", q.returncode in (143, 1, 0), f"exit {q.returncode}: {err[-300:]}")
 check("double SIGTERM: no temporary left", temps(d2) == [], str(temps(d2)))
 
-h.finish()
+harness.finish()

@@ -20,10 +20,10 @@ import json
 import os
 import shutil
 
-import harness as h
+import harness
 
-h5py, np = h.require("h5py", "numpy")
-T = h.tempdir("hostile_h5")
+h5py, np = harness.require("h5py", "numpy")
+T = harness.tempdir("hostile_h5")
 P = lambda *a: os.path.join(T, *a)
 MODEL = ["--model", "mixer_tiny", "--embed-dim", "16", "--depth", "1"]
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -31,15 +31,15 @@ ENV = {"OMP_NUM_THREADS": "1"}
 
 def run(args, timeout=30):
     """A Proc: rc (None on a timeout), text, rss_mib (the child's peak RSS), secs."""
-    return h.run(args, timeout, env=ENV, cwd=T)
+    return harness.run(args, timeout, env=ENV, cwd=T)
 
 
 def must_run(args, timeout=120):
-    return h.must(args, timeout, env=ENV, cwd=T).text
+    return harness.must(args, timeout, env=ENV, cwd=T).text
 
 
 def snapshot():
-    return h.snapshot(T)
+    return harness.snapshot(T)
 
 
 def refused(name, args, must, timeout=30, max_rss_mib=None):
@@ -67,7 +67,7 @@ def refused(name, args, must, timeout=30, max_rss_mib=None):
         why.append(f"left behind: {added}")
     if max_rss_mib is not None and rss > max_rss_mib:
         why.append(f"peak memory {rss:.0f} MiB > {max_rss_mib} MiB")
-    h.check(not why, f"{name}: {'; '.join(why) or 'refused'}",
+    harness.check(not why, f"{name}: {'; '.join(why) or 'refused'}",
             f"$ mixtape {' '.join(args)}\n" + out.strip()[:1500])
     # remove whatever a failing build left, so later cases start clean
     for k in sorted(set(after) - set(before), reverse=True):
@@ -224,7 +224,7 @@ for key, value in [("in_chans", 2 ** 20), ("depth", 100000), ("embed_dim", 10000
 
 # deep models build in linear time (parameter names are hashed)
 r = run(["init", "--model", "mixer_tiny", "--embed-dim", "4", "--depth", "1024", "--out", "deep.h5"], 60)
-h.check(r.rc == 0 and r.secs <= 20, f"init --depth 1024: exit {r.rc} in {r.secs:.1f} s (at most 20)", r.text)
+harness.check(r.rc == 0 and r.secs <= 20, f"init --depth 1024: exit {r.rc} in {r.secs:.1f} s (at most 20)", r.text)
 if os.path.exists(P("deep.h5")):
     os.unlink(P("deep.h5"))
 
@@ -328,4 +328,4 @@ for name, state, attrs, need in STATES:
     refused(f"train --resume train_state {name}", resume_args(ck), [ck] + need)
     shutil.rmtree(P("bad", "ts"))
 
-h.finish()
+harness.finish()

@@ -15,11 +15,11 @@ import fnmatch
 import os
 import tempfile
 
-import harness as h
+import harness
 
-np, torch = h.require("numpy", "torch")
+np, torch = harness.require("numpy", "torch")
 torch.set_num_threads(1)
-DRIVER = os.path.join(h.BUILD, "test_optim")
+DRIVER = os.path.join(harness.BUILD, "test_optim")
 RTOL, ATOL = 1e-6, 1e-7
 
 SPECS = [
@@ -82,9 +82,9 @@ def run_case(label, cfg, nsteps=5, seed=0):
             for gs in grads:
                 for g in gs:
                     f.write(g.tobytes())
-        r = h.run(["--driver", fin, fout], exe=DRIVER)
+        r = harness.run(["--driver", fin, fout], exe=DRIVER)
         if r.rc != 0:
-            return h.check(False, f"[{label}] driver ran", r.err)
+            return harness.check(False, f"[{label}] driver ran", r.err)
         out = np.fromfile(fout, dtype=np.float32)
     tot = sum(a.size for a in init)
     states = r.out.split("\n")[0].split()[1:]
@@ -163,12 +163,12 @@ def run_case(label, cfg, nsteps=5, seed=0):
         if i not in [g[0] for g in gl] and not np.array_equal(c_steps[-1][i], init[i]):
             print(f"[{label}] frozen {name} changed")
             ok = False
-    return h.check(ok, f"{label:<48} (worst err/tol {worst:.3f}, state {sworst:.3f})")
+    return harness.check(ok, f"{label:<48} (worst err/tol {worst:.3f}, state {sworst:.3f})")
 
 
 def main():
     if not os.path.exists(DRIVER):
-        h.die(f"test_optim not found at {DRIVER} (set MIXTAPE to a binary in the build directory)")
+        harness.die(f"test_optim not found at {DRIVER} (set MIXTAPE to a binary in the build directory)")
     adam = dict(lr=1e-2, wd=0.05, eps=1e-8, beta1=0.9, beta2=0.999)
     cases = [
         ("adamw", dict(opt="adamw", **adam)),
@@ -184,7 +184,7 @@ def main():
     ]
     for label, cfg in cases:
         run_case(label, cfg)
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

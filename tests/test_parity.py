@@ -11,9 +11,9 @@ import json
 import os
 import tempfile
 
-import harness as h
+import harness
 
-h5py, np, torch = h.require("h5py", "numpy", "torch")
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
 import torch.nn.functional as F  # noqa: E402
 import torch_models  # noqa: E402
 
@@ -54,7 +54,7 @@ CASES = [
 
 
 def run(args):
-    h.must(args)
+    harness.must(args)
 
 
 def rel(a, b, floor=1e-30):
@@ -119,7 +119,7 @@ def check_case(i, model, over, tmp):
         got = set(f["grads"].keys())
         want = {k for k, p in net.named_parameters() if p.requires_grad}
         if got != want:
-            h.die(f"{model} {over}: gradient keys differ: mixtape-only {sorted(got - want)}, "
+            harness.die(f"{model} {over}: gradient keys differ: mixtape-only {sorted(got - want)}, "
                   f"torch-only {sorted(want - got)}")
         # Some gradients are exactly zero in exact arithmetic (a bias right before
         # pool(x) - x, or a per-token constant that every following LayerNorm
@@ -138,7 +138,7 @@ def check_case(i, model, over, tmp):
         errs["grads(max)"] = worst
     ok = all(v <= TOL for v in errs.values())
     desc = " ".join(over)
-    return h.check(ok, f"{model} {desc}: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items())
+    return harness.check(ok, f"{model} {desc}: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items())
                    + f" (worst grad {worst_key})")
 
 
@@ -147,7 +147,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model, over) in enumerate(CASES):
             check_case(i, model, over, tmp)
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

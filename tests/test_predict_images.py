@@ -9,11 +9,11 @@ import os
 import shutil
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 from tinydata import png as png_bytes
 
-h5py, np = h.require("h5py", "numpy")
+h5py, np = harness.require("h5py", "numpy")
 try:
     from PIL import Image
 except ImportError:
@@ -21,7 +21,7 @@ except ImportError:
 
 
 def mt(*args, timeout=180):
-    return h.run(args, timeout)
+    return harness.run(args, timeout)
 
 
 def save(path, a, jpeg):
@@ -184,4 +184,4 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out = mt("predict", "--checkpoint", ck, "--data", P("nowhere"), "--out-csv", P("n.csv"))
     check(rc == 2 and "nowhere" in out, f"missing --data named: {out.strip()[:120]}")
 
-h.finish()
+harness.finish()

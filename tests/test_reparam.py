@@ -6,9 +6,9 @@ import json
 import os
 import tempfile
 
-import harness as h
+import harness
 
-h5py, np, torch = h.require("h5py", "numpy", "torch")
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
 import torch_models  # noqa: E402
 
 CASES = [
@@ -19,7 +19,7 @@ CASES = [
 
 
 def run(args):
-    return h.must(args).out
+    return harness.must(args).out
 
 
 def main():
@@ -56,9 +56,9 @@ def main():
             terr = float(np.abs(tl - la).max() / np.abs(la).max())
             ok = (err <= 1e-4 and terr <= 1e-4 and dcfg["rep_deploy"] == 1
                   and not any("repconv" in k for k in keys))
-            h.check(ok, f"{model} {' '.join(over)}: deploy vs train logits {err:.2e}, "
+            harness.check(ok, f"{model} {' '.join(over)}: deploy vs train logits {err:.2e}, "
                     f"torch deploy vs mixtape train {terr:.2e}; {out.strip()}")
-    h.finish()
+    harness.finish()
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ import os
 import struct
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 
-h5py, np = h.require("h5py", "numpy")
+h5py, np = harness.require("h5py", "numpy")
 
 
 def mt(*args, timeout=120):
-    return h.run(args, timeout)
+    return harness.run(args, timeout)
 
 
 # ---- an independent reader and writer (the format, nothing from mixtape) ----
@@ -136,7 +136,7 @@ with tempfile.TemporaryDirectory() as tmp:
             tl = net(x).numpy()
         check(np.allclose(lg, tl, rtol=1e-3, atol=1e-4), "torch model loaded from the exported file agrees with mixtape's logits")
     except ImportError as e:
-        h.part_skipped(f"the torch check needs torch ({e})")
+        harness.part_skipped(f"the torch check needs torch ({e})")
 
     # ---- import: export round trip, own writer F32/F16/BF16 ----
     rc, out = mt("import", P("w.safetensors"), "--out", P("b.h5"))
@@ -228,4 +228,4 @@ with tempfile.TemporaryDirectory() as tmp:
                  "--initial-checkpoint", P("bad_overlapping.safetensors"), "--output", P("run2"))
     check(rc == 2 and "overlap" in out, f"train --initial-checkpoint refuses a hostile file: {out.strip()[:160]}")
 
-h.finish()
+harness.finish()

@@ -10,19 +10,19 @@ import runpy
 import sys
 import tempfile
 
-import harness as h
+import harness
 from harness import check
 
-h5py, np, torch = h.require("h5py", "numpy", "torch")
-MIXTAPE = h.MIXTAPE
-TO_MT = os.path.join(h.SRC, "scripts", "timm_to_mixtape.py")
-TO_TIMM = os.path.join(h.SRC, "scripts", "mixtape_to_timm.py")
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
+MIXTAPE = harness.MIXTAPE
+TO_MT = os.path.join(harness.SRC, "scripts", "timm_to_mixtape.py")
+TO_TIMM = os.path.join(harness.SRC, "scripts", "mixtape_to_timm.py")
 
 
 def run(*cmd):
     """A python script (with this interpreter) or a binary."""
     py = cmd[0].endswith(".py")
-    return h.run(cmd if py else cmd[1:], exe=sys.executable if py else cmd[0], env={"MIXTAPE": MIXTAPE})
+    return harness.run(cmd if py else cmd[1:], exe=sys.executable if py else cmd[0], env={"MIXTAPE": MIXTAPE})
 
 
 def run_inproc(script, *args):
@@ -229,4 +229,4 @@ with tempfile.TemporaryDirectory() as td:
         ok, why = False, str(e)[-200:]
     check(ok, f"--wrap state_dict loads with weights_only=True {why}")
 
-h.finish()
+harness.finish()
