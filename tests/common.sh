@@ -8,6 +8,7 @@
 #   ok TEXT / bad TEXT     print "ok   TEXT" / "FAIL TEXT" (bad counts a failure in $fails)
 #   check NAME EXPR        evaluates EXPR: ok NAME or bad NAME
 #   expect CODE TEXT -- CMD...  runs CMD (output in $T/out): it must exit CODE and print TEXT
+#   h5_identical A B [GROUP...]  same datasets in two HDF5 files, bit for bit (each GROUP present)
 #   finish [DIR]           exit 1 if a check failed (showing the tails of DIR/*.log), else 0
 M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
 M=$(readlink -f "$M")
@@ -42,6 +43,23 @@ expect() {
   if [ "$rc" != "$code" ]; then bad "'$*' exited $rc, wanted $code: $(head -c 600 "$T/out")"; return; fi
   if [ -n "$pat" ] && ! grep -qF -- "$pat" "$T/out"; then bad "'$*' output lacks '$pat': $(head -c 600 "$T/out")"; return; fi
   ok "$* -> $code"
+}
+
+h5_identical() {
+  "$PY" - "$@" <<'EOF'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')
+def walk(g, p=''):
+    for k, v in g.items():
+        if isinstance(v, h5py.Dataset): yield p + k, v[...]
+        else: yield from walk(v, p + k + '/')
+da, db = dict(walk(a)), dict(walk(b))
+for g in sys.argv[3:]:
+    assert any(k.startswith(g + '/') for k in da), 'no /' + g
+assert da.keys() == db.keys(), set(da) ^ set(db)
+bad = [k for k in da if not np.array_equal(da[k], db[k])]
+assert not bad, bad[:5]
+EOF
 }
 
 finish() {

@@ -1,6 +1,9 @@
 # Shared by the MPI tests (sourced, not run): tests/common.sh (binary, checks, skip, tmpdir,
 # finish) and the MPI environment.
-#   mpi_require        exits 77 (skipped) when the binary has no MPI, 1 when mpirun is missing
+#   mpi_require        exits 77 (skipped) when the binary has no MPI, 1 when mpirun is missing;
+#                      sets MPI=(mpirun ... ) for ranks on this machine
+#   mpi_same_run_setup $T/train.h5 and MODEL, NOAUG, COMMON: a run whose result must not depend
+#                      on the number of ranks (1 rank x batch 8 == 2 ranks x batch 4)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -17,4 +20,17 @@ mpi_require() {
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # CI runs as root
   export OMPI_MCA_btl_vader_single_copy_mechanism=none              # containers without CMA/ptrace
   export OMPI_MCA_rmaps_base_oversubscribe=1
+  MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+}
+
+mpi_same_run_setup() {
+  "$PY" -c "import tinydata; tinydata.write_h5_bands('$T/train.h5')"
+  MODEL=(--model mixer_tiny --img-size 8 --in-chans 1 --num-classes 4 --patch-size 4 --embed-dim 32 --depth 2
+         --drop 0 --drop-path 0)
+  NOAUG=(--aa none --reprob 0 --hflip 0 --smoothing 0 --mixup 0 --cutmix 0)
+  # SGD: AdamW would turn the rounding noise of gradients that are exactly zero in exact
+  # arithmetic (e.g. the token-MLP fc2 bias, which every LayerNorm downstream cancels) into
+  # lr-sized steps of random sign, so its weights cannot be compared to 1e-5.
+  COMMON=(--train "$T/train.h5" --seed 3 --warmup-epochs 0 --threads 1 -j 1 --log-interval 1 --opt sgd --momentum 0.9
+          --lr-base 0.05 --lr-base-size 8)
 }

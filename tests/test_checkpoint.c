@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
+#include "testfiles.h"
 
 /* Corrupt headers can make libhdf5 ask malloc for absurd sizes; a plain malloc
  * returns NULL and HDF5 reports an error, ASan would abort instead. Give the
@@ -25,13 +26,7 @@ const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
 
 
 static char dir[256];
-static char *pth(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static char *pth(const char *name) { return tf_path(dir, name); }
 
 static uint64_t rs = 88172645463325252ull;
 static float frand(void) {

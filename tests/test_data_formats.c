@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
+#include "testfiles.h"
 
 
 static char TMP[256];
@@ -25,13 +26,7 @@ static uint32_t rnd(void) {
     return (uint32_t)((rng * 2685821657736338717ull) >> 32);
 }
 
-static char *path_of(const char *rel) {
-    static char buf[8][600];
-    static int k = 0;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", TMP, rel);
-    return buf[k];
-}
+static char *path_of(const char *rel) { return tf_path(TMP, rel); }
 
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -51,19 +46,6 @@ static void mkdir_p(const char *p) {
     char cmd[800];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
     if (system(cmd) != 0) exit(1);
-}
-
-static uint8_t *read_all(const char *path, size_t *n) {
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
 }
 
 /* ---- a sample set read back from shards ---- */
@@ -468,7 +450,7 @@ static void test_tar_grouping(void) {
     CHECK(tar_writer_close(w, err, sizeof err) == 0, "close");
     /* gzip'd copy */
     size_t n = 0;
-    uint8_t *b = read_all(path_of("group.tar"), &n);
+    uint8_t *b = tf_read_all(path_of("group.tar"), &n);
     write_gz(path_of("group.tar.gz"), b, n);
     free(b);
     for (int gz = 0; gz < 2; gz++) {
@@ -545,7 +527,7 @@ static uint8_t *write_png_raw(int w, int h, int ctype, int depth, int interlace,
     png_destroy_write_struct(&png, &info);
     fclose(f);
     free(rows);
-    return read_all(path, len);
+    return tf_read_all(path, len);
 }
 
 static void test_png_types(void) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
+#include "testfiles.h"
 
 
 static uint64_t rng;
@@ -41,18 +42,6 @@ static void write_file(const char *path, const void *data, size_t n) {
     if (n) fwrite(data, 1, n, f);
     fclose(f);
 }
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); exit(1); }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 #define NS 16
 typedef struct { char key[32]; uint8_t *img; size_t n; int label; } Orig;
 static Orig orig[NS];
@@ -160,7 +149,8 @@ static void fuzz_shards(void) {
     snprintf(gz, sizeof gz, "%s/base.tar.gz", TMP);
     build_shard(plain);
     size_t n, ngz;
-    uint8_t *base = read_all(plain, &n);
+    uint8_t *base = tf_read_all(plain, &n);
+    if (!base) { perror(plain); exit(1); }
     uint8_t *basegz = gzip_mem(base, n, &ngz);
     write_file(gz, basegz, ngz);
     /* sanity: the undamaged shards read completely */

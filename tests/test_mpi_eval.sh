@@ -8,7 +8,6 @@
 # Skipped (exit 77) when the binary has no MPI.
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
-MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 tmpdir mpi_eval
 TO="timeout -k 5 60"
 

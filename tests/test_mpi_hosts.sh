@@ -54,12 +54,7 @@ quiet "$T/bench.log" | grep -E '^(train|allreduce):' | sed 's/^/   /'
 check "bench across 2 hosts with --bucket-mb 0.02: several buckets, some started during backward (rc $rc)" \
   "[ $rc = 0 ] && awk '/^allreduce:/{for(i=1;i<=NF;i++) if(\$i ~ /^bucket/){n=\$(i-1)}; if(match(\$0,/MB of gradients, [0-9.]+ bucket/)){e=substr(\$0,RSTART+17,RLENGTH-24)+0}} END{exit !(n+0 >= 3 && e > 0)}' $T/bench.log"
 
-"$PY" -c "import tinydata; tinydata.write_h5_bands('$T/train.h5')"
-MODEL=(--model mixer_tiny --img-size 8 --in-chans 1 --num-classes 4 --patch-size 4 --embed-dim 32 --depth 2
-       --drop 0 --drop-path 0)
-NOAUG=(--aa none --reprob 0 --hflip 0 --smoothing 0 --mixup 0 --cutmix 0)
-COMMON=(--train "$T/train.h5" --seed 3 --warmup-epochs 0 --threads 1 -j 1 --log-interval 1 --opt sgd --momentum 0.9
-        --lr-base 0.05 --lr-base-size 8)
+mpi_same_run_setup
 
 # 2. 2 hosts x 4 == 1 x 8
 $TO "$M" train "${MODEL[@]}" "${NOAUG[@]}" "${COMMON[@]}" -b 8 --epochs 2 --max-steps 12 --output "$T/one" \
