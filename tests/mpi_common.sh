@@ -1,5 +1,7 @@
 # Shared by the MPI tests (sourced, not run): tests/common.sh (binary, checks, skip, tmpdir,
 # finish) and the MPI environment.
+#   mpi_available      true when the binary has MPI and mpirun is there (then exports the
+#                      Open MPI settings below and sets MPI)
 #   mpi_require        exits 77 (skipped) when the binary has no MPI, 1 when mpirun is missing;
 #                      sets MPI=(mpirun ... ) for ranks on this machine
 #   mpi_same_run_setup $T/train.h5 and MODEL, NOAUG, COMMON: a run whose result must not depend
@@ -7,20 +9,26 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-mpi_require() {
+mpi_linked() {
   local libs
   libs=$(ldd "$M" 2>/dev/null)   # (not `ldd | grep -q`: with pipefail, grep's early exit can fail ldd)
-  if [[ "$libs" != *libmpi* ]]; then
-    skip "$M was built without MPI (cmake -DMIXTAPE_MPI=OFF or no MPI found); nothing to test"
-  fi
-  if ! command -v mpirun > /dev/null; then
-    echo "FAIL: $M is built with MPI but mpirun is not on PATH (scripts/install-deps.sh installs openmpi-bin)"
-    exit 1
-  fi
+  [[ "$libs" == *libmpi* ]]
+}
+
+mpi_available() {
+  mpi_linked && command -v mpirun > /dev/null || return 1
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # CI runs as root
   export OMPI_MCA_btl_vader_single_copy_mechanism=none              # containers without CMA/ptrace
   export OMPI_MCA_rmaps_base_oversubscribe=1
   MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+}
+
+mpi_require() {
+  mpi_linked || skip "$M was built without MPI (cmake -DMIXTAPE_MPI=OFF or no MPI found); nothing to test"
+  if ! mpi_available; then
+    echo "FAIL: $M is built with MPI but mpirun is not on PATH (scripts/install-deps.sh installs openmpi-bin)"
+    exit 1
+  fi
 }
 
 mpi_same_run_setup() {
