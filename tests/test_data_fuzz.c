@@ -36,12 +36,6 @@ static void on_alarm(int sig) {
     _exit(3);
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(1); }
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
 #define NS 16
 typedef struct { char key[32]; uint8_t *img; size_t n; int label; } Orig;
 static Orig orig[NS];
@@ -152,7 +146,7 @@ static void fuzz_shards(void) {
     uint8_t *base = tf_read_all(plain, &n);
     if (!base) { perror(plain); exit(1); }
     uint8_t *basegz = gzip_mem(base, n, &ngz);
-    write_file(gz, basegz, ngz);
+    tf_write_file(gz, basegz, ngz);
     /* sanity: the undamaged shards read completely */
     samples_ok = 0;
     read_damaged(plain, 1, "plain");
@@ -171,7 +165,7 @@ static void fuzz_shards(void) {
         CHECK(at > 0, "header of s0005.jpg not found");
         buf[at + 2] ^= 0x21;
         snprintf(dam, sizeof dam, "%s/onehdr.tar", TMP);
-        write_file(dam, buf, n);
+        tf_write_file(dam, buf, n);
         char err[256];
         TarStream *t = tar_stream_open(dam, err, sizeof err);
         RawSample s = {0};
@@ -214,7 +208,7 @@ static void fuzz_shards(void) {
             }
         }
         snprintf(dam, sizeof dam, "%s/damaged%s", TMP, use_gz ? ".tar.gz" : ".tar");
-        write_file(dam, buf, cut);
+        tf_write_file(dam, buf, cut);
         snprintf(what, sizeof what, "variant %d (%s, cut %zu of %zu, %d flips)", v, use_gz ? "gz" : "tar", cut, len, flips);
         current = what;
         read_damaged(dam, mode == 0, what);
@@ -276,7 +270,7 @@ static void fuzz_text(void) {
         rng = 0x7e47ull + (uint64_t)v * 0x9e3779b97f4a7c15ull;
         size_t len = rnd() % sizeof b;
         for (size_t k = 0; k < len; k++) b[k] = (uint8_t)(v % 2 ? rnd() : (rnd() % 10 ? 'a' + rnd() % 26 : '\n'));
-        write_file(path, b, len);
+        tf_write_file(path, b, len);
         char **names;
         int n;
         if (classes_read(path, &names, &n, err, sizeof err) == 0) classes_free(names, n);

@@ -19,6 +19,14 @@ static inline uint8_t *tf_read_all(const char *path, size_t *n) {
     return b;
 }
 
+/* Writes n bytes to path; exits naming the file if it cannot (the test's own setup failed). */
+static inline void tf_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(1); }
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
 /* "dir/name" in one of 8 rotating static buffers: up to 8 paths can be live in one call. */
 static inline char *tf_path(const char *dir, const char *name) {
     static char buf[8][640];
