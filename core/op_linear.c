@@ -14,11 +14,12 @@ static void linear_backward(Ctx *c, Node *n) {
     int K = mt_last(x), N = mt_last(y);
     int M = (int)mt_rows(x);
     if (x->requires_grad) /* the node overwrites: beta 0 for a fresh buffer */
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, y->grad, N, w->data, K,
-                mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = y->grad,
+                              .lda = N, .B = w->data, .ldb = K, .beta = mt_grad_accumulate(x) ? 1.0f : 0.0f,
+                              .C = x->grad, .ldc = K});
     if (w->requires_grad)
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, y->grad, N, x->data, K,
-                    1.0f, w->grad, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = K, .K = M, .alpha = 1.0f,
+                              .A = y->grad, .lda = N, .B = x->data, .ldb = K, .beta = 1.0f, .C = w->grad, .ldc = K});
     if (b && b->requires_grad) colsum_add(b->grad, y->grad, (size_t)M, N);
 }
 
@@ -53,8 +54,8 @@ static void linear_gemm_as(Ctx *c, int types, const void *x, int M, Tensor *w, T
     int K = w->shape[1], N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x, K, 0, w->data, K, 0, 0.0f,
-                          y->data, N, 0, 1, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .types = types, .transB = MT_TRANS, .M = M, .N = N, .K = K,
+                          .alpha = 1.0f, .A = x, .lda = K, .B = w->data, .ldb = K, .C = y->data, .ldc = N, .ep = &ep});
 }
 
 static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *res, Tensor *gamma,
@@ -156,13 +157,14 @@ static void act_linear_backward(Ctx *c, Node *n) {
     ArenaMark mark = arena_mark(&c->arena);
     float *s = want_b || want_g ? arena_calloc(&c->arena, (size_t)N * sizeof(float)) : NULL;
     if (s) colsum_add(s, dy, (size_t)M, N);
-    if (!g && want_w)
-        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 1.0f, w->grad,
-                              K, 0, 1, NULL);
+    /* dW += dy^T a (no layer scale), or G = dy^T a */
+    MtGemm dw = {.precision = c->precision, .types = atype, .transA = MT_TRANS, .M = N, .N = K, .K = M,
+                 .alpha = 1.0f, .A = dy, .lda = N, .B = a, .ldb = K, .beta = 1.0f, .C = w->grad, .ldc = K};
+    if (!g && want_w) mt_gemm_run(&dw);
     if (g && (want_w || want_g)) {
         float *G = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
-        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 0.0f, G, K, 0,
-                              1, NULL);
+        dw.beta = 0.0f, dw.C = G;
+        mt_gemm_run(&dw);
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= MT_PAR_MIN)
         for (int j = 0; j < N; j++) {
             const float *Gj = G + (size_t)j * K, *wj = w->data + (size_t)j * K;
@@ -192,10 +194,12 @@ static void act_linear_backward(Ctx *c, Node *n) {
             Partials p = want_b1 ? partials_new(c, 1, K) : (Partials){0};
             MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data,
                              .pre_bias = b1 ? b1->data : NULL, .colsum = p.buf, .colsum_stride = p.stride};
-            mt_gemm_ep(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K, &ep);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = wd, .ldb = K, .C = dh, .ldc = K, .ep = &ep});
             if (want_b1) partials_flush(&p, 0, K, b1->grad);
         } else {
-            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = wd, .ldb = K, .C = dh, .ldc = K});
         }
         if (want_h && acc) grad_add(h->grad, dh, (size_t)M * K);
     }
@@ -296,8 +300,9 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tenso
     if (!y) return NULL;
     int K = mt_last(x), N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = mt_act_tile_fn(act)};
-    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
-                  y->data, N, &pro, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = (int)mt_rows(x), .N = N, .K = K,
+                          .alpha = 1.0f, .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = y->data, .ldc = N,
+                          .pro = &pro, .ep = &ep});
     return y;
 }
 
@@ -327,13 +332,15 @@ static void norm_linear_backward(Ctx *c, Node *n) {
         double t0 = mt_profile_clock(c);
         mt_norm_apply(st->kind, x, nw, nb, st->mean, st->rstd, bf ? NULL : y, bf ? y : NULL);
         mt_profile_phase_bwd(c, norm, t0);
-        mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
-                              0, 1.0f, w->grad, K, 0, 1, NULL);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .types = bf ? MT_B_BF16 : 0, .transA = MT_TRANS, .M = N,
+                              .N = K, .K = M, .alpha = 1.0f, .A = dh, .lda = N, .B = y, .ldb = K, .beta = 1.0f,
+                              .C = w->grad, .ldc = K});
         arena_release(&c->arena, mark); /* dy below reuses the space */
     }
     if (x->requires_grad || (nw && nw->requires_grad) || (nb && nb->requires_grad)) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dh, N, w->data, K, 0.0f, dy, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dh, .lda = N,
+                              .B = w->data, .ldb = K, .C = dy, .ldc = K});
         double t0 = mt_profile_clock(c);
         mt_norm_backward(c, st->kind, x, nw, nb, st->mean, dy);
         mt_profile_phase_bwd(c, norm, t0);
@@ -349,8 +356,9 @@ static Tensor *norm_linear_taped(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw,
     if (!h || norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
     mt_profile_phase(c, norm_name(kind)); /* the statistics pass */
     int K = mt_last(x), N = w->shape[0];
-    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
-                  h->data, N, &pro, NULL);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = (int)mt_rows(x), .N = N, .K = K,
+                          .alpha = 1.0f, .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = h->data, .ldc = N,
+                          .pro = &pro});
     Tensor *in[4] = {x, nw, nb, w};
     if (mt_needs_grad(c, in, 4)) {
         Node *n = mt_record(c, op, norm_linear_backward, h, in, 4);
@@ -436,14 +444,17 @@ static void token_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     if (x->requires_grad)
-        mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
-                        mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, C, (long)N * C, B); /* overwrites */
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = C, .K = N2, .alpha = 1.0f,
+                              .A = w->data, .lda = N, .B = y->grad, .ldb = C, .strideB = (long)N2 * C,
+                              .beta = mt_grad_accumulate(x) ? 1.0f : 0.0f, /* overwrites */
+                              .C = x->grad, .ldc = C, .strideC = (long)N * C, .batch = B});
     /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N): one GEMM over K = B * C that reads the samples
      * where they are (B small GEMMs into the same buffer would each pay a fork/join, and
      * copying the batch out along K cost as much as the GEMM). */
     if (w->requires_grad)
-        mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, y->grad, C, (long)N2 * C, x->data, C,
-                            (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = N2, .N = N, .K = C, .alpha = 1.0f,
+                              .A = y->grad, .lda = C, .strideA = (long)N2 * C, .B = x->data, .ldb = C,
+                              .strideB = (long)N * C, .beta = 1.0f, .C = w->grad, .ldc = N, .batch = B, .sum = 1});
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, y->grad, B, N2, C);
 }
 
@@ -468,8 +479,9 @@ static void token_gemm_as(Ctx *c, int types, const void *xd, Tensor *x, Tensor *
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     MtEpilogue ep = {.row_bias = bias ? bias->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, xd, C,
-                          (long)N * C, 0.0f, y->data, C, (long)N2 * C, B, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .types = types, .M = N2, .N = C, .K = N, .alpha = 1.0f,
+                          .A = w->data, .lda = N, .B = xd, .ldb = C, .strideB = (long)N * C, .C = y->data, .ldc = C,
+                          .strideC = (long)N2 * C, .batch = B, .ep = &ep});
 }
 
 static void token_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act, Tensor *res, Tensor *gamma,
@@ -510,16 +522,19 @@ static void token_act_linear_backward(Ctx *c, Node *n) {
     int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     if (w->requires_grad)
-        mt_gemm_batched_sum_mixed(c->precision, st->bf16 ? MT_B_BF16 : 0, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
-                                  (long)N2 * C, st->a, C, (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .types = st->bf16 ? MT_B_BF16 : 0, .transB = MT_TRANS,
+                              .M = N2, .N = N, .K = C, .alpha = 1.0f, .A = dy, .lda = C, .strideA = (long)N2 * C,
+                              .B = st->a, .ldb = C, .strideB = (long)N * C, .beta = 1.0f, .C = w->grad, .ldc = N,
+                              .batch = B, .sum = 1});
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, dy, B, N2, C);
     if (h->requires_grad) {
         ArenaMark mark = arena_mark(&c->arena);
         int acc = mt_grad_accumulate(h); /* the node overwrites h */
         float *dh = acc ? arena_alloc(&c->arena, h->numel * sizeof(float)) : h->grad;
         MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data};
-        mt_gemm_batched_ep(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, dy, C, (long)N2 * C,
-                           0.0f, dh, C, (long)N * C, B, &ep);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = C, .K = N2, .alpha = 1.0f,
+                              .A = w->data, .lda = N, .B = dy, .ldb = C, .strideB = (long)N2 * C, .C = dh, .ldc = C,
+                              .strideC = (long)N * C, .batch = B, .ep = &ep});
         if (acc) grad_add(h->grad, dh, h->numel);
         arena_release(&c->arena, mark);
     }
