@@ -78,7 +78,8 @@ Tensor *mt_bmm(Ctx *c, Tensor *a, Tensor *b, int ta, int tb) {
     for (size_t i = 0; i < batch; i++)
         mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = TR(ta), .transB = TR(tb), .M = M, .N = N, .K = K,
                               .alpha = 1.0f, .A = a->data + i * (size_t)M * K, .lda = lda,
-                              .B = b->data + i * (size_t)K * N, .ldb = ldb, .C = y->data + i * (size_t)M * N, .ldc = N});
+                              .B = b->data + i * (size_t)K * N, .ldb = ldb, .C = y->data + i * (size_t)M * N,
+                              .ldc = N});
     Tensor *in[2] = {a, b};
     if (mt_needs_grad(c, in, 2)) {
         Node *nd = mt_record(c, "bmm", bmm_backward, y, in, 2);

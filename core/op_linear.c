@@ -131,13 +131,28 @@ typedef struct ActSaved {
     mt_act act;
 } ActSaved;
 
-/* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. */
+/* The bias-and-activation pass of act_keep, a part of the node's forward. */
+typedef struct BiasActPass {
+    mt_act act;
+    void *a;
+    int bf;
+    const Tensor *h, *b1;
+} BiasActPass;
+
+static void bias_act_pass(Ctx *c, void *arg) {
+    (void)c;
+    const BiasActPass *p = arg;
+    const float *b1 = p->b1 ? p->b1->data : NULL;
+    if (p->bf) mt_bias_act_rows_bf16(p->act, p->a, p->h->data, b1, mt_rows(p->h), mt_last(p->h));
+    else mt_bias_act_rows(p->act, p->a, p->h->data, b1, mt_rows(p->h), mt_last(p->h));
+}
+
+/* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. The pass
+ * is a part of its own: the profile shows it as what it is, "bias_act". */
 static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
     *bf = c->precision == MT_BF16;
     void *a = arena_alloc(&c->arena, h->numel * (*bf ? sizeof(uint16_t) : sizeof(float)));
-    if (*bf) mt_bias_act_rows_bf16(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
-    else mt_bias_act_rows(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
-    mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
+    mt_part(c, MT_FORWARD, "bias_act", bias_act_pass, &(BiasActPass){act, a, *bf, h, b1});
     return a;
 }
 
@@ -319,19 +334,39 @@ typedef struct NormLinearSaved {
     const float *mean, *rstd;
 } NormLinearSaved;
 
+/* The norm's passes inside a norm + fc1 node (parts of its own in a profile, the norm's line):
+ * norm(x) again into y (bf16 when bf), or the norm's backward from dy. */
+typedef struct NormPass {
+    const NormLinearSaved *st;
+    Tensor *x, *nw, *nb;
+    void *y;
+    int bf;
+    float *dy;
+} NormPass;
+
+static void norm_apply_pass(Ctx *c, void *arg) {
+    (void)c;
+    const NormPass *p = arg;
+    mt_norm_apply(p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->st->rstd, p->bf ? NULL : p->y, p->bf ? p->y : NULL);
+}
+
+static void norm_backward_pass(Ctx *c, void *arg) {
+    const NormPass *p = arg;
+    mt_norm_backward(c, p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->dy);
+}
+
 static void norm_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *nw = n->in[1], *nb = n->in[2], *w = n->in[3];
     const NormLinearSaved *st = n->saved;
     const float *dh = n->out->grad;
     int K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
-    const char *norm = norm_name(st->kind); /* the profile line of the norm's passes */
+    const char *norm = norm_name(st->kind);
     ArenaMark mark = arena_mark(&c->arena);
     if (w->requires_grad) {
         int bf = c->precision == MT_BF16;
         void *y = arena_alloc(&c->arena, x->numel * (bf ? sizeof(uint16_t) : sizeof(float)));
-        double t0 = mt_profile_clock(c);
-        mt_norm_apply(st->kind, x, nw, nb, st->mean, st->rstd, bf ? NULL : y, bf ? y : NULL);
-        mt_profile_phase_bwd(c, norm, t0);
+        mt_part(c, MT_BACKWARD, norm, norm_apply_pass,
+                &(NormPass){.st = st, .x = x, .nw = nw, .nb = nb, .y = y, .bf = bf});
         mt_gemm_run(&(MtGemm){.precision = c->precision, .types = bf ? MT_B_BF16 : 0, .transA = MT_TRANS, .M = N,
                               .N = K, .K = M, .alpha = 1.0f, .A = dh, .lda = N, .B = y, .ldb = K, .beta = 1.0f,
                               .C = w->grad, .ldc = K});
@@ -341,11 +376,25 @@ static void norm_linear_backward(Ctx *c, Node *n) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
         mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dh, .lda = N,
                               .B = w->data, .ldb = K, .C = dy, .ldc = K});
-        double t0 = mt_profile_clock(c);
-        mt_norm_backward(c, st->kind, x, nw, nb, st->mean, dy);
-        mt_profile_phase_bwd(c, norm, t0);
+        mt_part(c, MT_BACKWARD, norm, norm_backward_pass,
+                &(NormPass){.st = st, .x = x, .nw = nw, .nb = nb, .dy = dy});
     }
     arena_release(&c->arena, mark);
+}
+
+/* norm_prologue as a part of a node's forward: the statistics pass shows on the norm's line. */
+typedef struct NormStatsPass {
+    const char *op;
+    Tensor *x, *nw, *nb;
+    MtNormKind kind;
+    float eps;
+    MtPrologue *pro;
+    int rc;
+} NormStatsPass;
+
+static void norm_stats_pass(Ctx *c, void *arg) {
+    NormStatsPass *p = arg;
+    p->rc = norm_prologue(c, p->op, p->x, p->kind, p->nw, p->nb, p->eps, p->pro);
 }
 
 /* h = norm(x) @ w^T with a tape. */
@@ -353,8 +402,10 @@ static Tensor *norm_linear_taped(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw,
     const char *op = kind == MT_NORM_GROUP1 ? "groupnorm1_linear" : "layernorm_linear";
     MtPrologue pro;
     Tensor *h = linear_out(c, op, x, w, NULL);
-    if (!h || norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
-    mt_profile_phase(c, norm_name(kind)); /* the statistics pass */
+    if (!h) return NULL;
+    NormStatsPass stats = {op, x, nw, nb, kind, eps, &pro, 0};
+    mt_part(c, MT_FORWARD, norm_name(kind), norm_stats_pass, &stats);
+    if (stats.rc) return NULL;
     int K = mt_last(x), N = w->shape[0];
     mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = (int)mt_rows(x), .N = N, .K = K,
                           .alpha = 1.0f, .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = h->data, .ldc = N,
