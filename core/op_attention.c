@@ -15,13 +15,21 @@
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
 #define PAR_MIN 32768
 
+/* What an attention node keeps: the softmax probabilities (B * heads, N, N), heads, scale. */
+typedef struct AttentionSaved {
+    const float *probs;
+    int heads;
+    float scale;
+} AttentionSaved;
+
 static void attention_backward(Ctx *c, Node *n) {
     Tensor *qkv = n->in[0], *y = n->out;
     if (!qkv->requires_grad) return;
-    int heads = n->i[0];
+    const AttentionSaved *s = n->saved;
+    int heads = s->heads;
     int B = qkv->shape[0], N = qkv->shape[1], C3 = qkv->shape[2], C = C3 / 3, D = C / heads;
-    float scale = n->f[0];
-    const float *P = n->saved;
+    float scale = s->scale;
+    const float *P = s->probs;
     size_t NN = (size_t)N * N;
     size_t nmat = (size_t)B * heads;
     ArenaMark mark = arena_mark(&c->arena);
@@ -100,9 +108,7 @@ Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {
     }
     if (mt_needs_grad(c, &qkv, 1)) {
         Node *n = mt_record(c, "attention", attention_backward, y, &qkv, 1);
-        n->i[0] = heads;
-        n->f[0] = scale;
-        n->saved = P;
+        mt_save(c, n, &(AttentionSaved){.probs = P, .heads = heads, .scale = scale}, sizeof(AttentionSaved));
     }
     return y;
 }

@@ -16,9 +16,15 @@ static void bmm_dims(const Tensor *a, const Tensor *b, int ta, int tb, int *M, i
     *batch = a->numel / ((size_t)a->shape[nd - 1] * a->shape[nd - 2]);
 }
 
+/* What a bmm node keeps: whether a and b enter transposed. */
+typedef struct BmmSaved {
+    int ta, tb;
+} BmmSaved;
+
 static void bmm_backward(Ctx *c, Node *n) {
     Tensor *a = n->in[0], *b = n->in[1], *y = n->out;
-    int ta = n->i[0], tb = n->i[1];
+    const BmmSaved *s = n->saved;
+    int ta = s->ta, tb = s->tb;
     int M, N, K;
     size_t batch;
     bmm_dims(a, b, ta, tb, &M, &N, &K, &batch);
@@ -83,8 +89,7 @@ Tensor *mt_bmm(Ctx *c, Tensor *a, Tensor *b, int ta, int tb) {
     Tensor *in[2] = {a, b};
     if (mt_needs_grad(c, in, 2)) {
         Node *nd = mt_record(c, "bmm", bmm_backward, y, in, 2);
-        nd->i[0] = ta;
-        nd->i[1] = tb;
+        mt_save(c, nd, &(BmmSaved){.ta = ta, .tb = tb}, sizeof(BmmSaved));
     }
     return y;
 }

@@ -240,9 +240,15 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
 }
 
 
+/* What a conv2d node keeps: stride, padding and layout (1: NCHW input, 0: NHWC). */
+typedef struct ConvSaved {
+    int stride, pad, nchw;
+} ConvSaved;
+
 static void conv2d_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    ConvDims d = conv_dims(x, n->i[2], w, n->i[0], n->i[1]);
+    const ConvSaved *s = n->saved;
+    ConvDims d = conv_dims(x, s->nchw, w, s->stride, s->pad);
     const float *dy = y->grad;
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     /* The columns are rebuilt rather than kept from the forward pass: im2col is cheap next
@@ -322,9 +328,7 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "conv2d", conv2d_backward, y, in, 3);
-        n->i[0] = stride;
-        n->i[1] = pad;
-        n->i[2] = nchw;
+        mt_save(c, n, &(ConvSaved){.stride = stride, .pad = pad, .nchw = nchw}, sizeof(ConvSaved));
     }
     return y;
 }

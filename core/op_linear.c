@@ -125,11 +125,11 @@ static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor 
  * half the traffic of writing it and reading it twice). */
 
 /* What an MLP-fc2 node keeps for backward. */
-typedef struct ActSaved {
+typedef struct ActLinearSaved {
     void *a;      /* act(h + b1), or NULL when a is h itself (no bias, no activation) */
     int bf16;     /* a is stored as bf16 (MT_BF16), else fp32 */
     mt_act act;
-} ActSaved;
+} ActLinearSaved;
 
 /* The bias-and-activation pass of act_keep, a part of the node's forward. */
 typedef struct BiasActPass {
@@ -157,13 +157,13 @@ static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
 }
 
 /* The kept a is dead (a node's backward is done with it). */
-static void act_drop(Ctx *c, const ActSaved *st, size_t numel) {
+static void act_drop(Ctx *c, const ActLinearSaved *st, size_t numel) {
     mt_recycle(c, st->a, st->bf16 ? numel / 2 : numel); /* floats' worth */
 }
 
 static void act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
-    const ActSaved *st = n->saved;
+    const ActLinearSaved *st = n->saved;
     const float *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
     const void *a = st->a ? st->a : h->data;
     int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), atype = st->bf16 ? MT_B_BF16 : 0;
@@ -230,8 +230,8 @@ static void record_act_node(Ctx *c, const char *op, mt_backward_fn backward, Ten
     if (!mt_needs_grad(c, in, nin)) return;
     Node *n = mt_record(c, op, backward, y, in, nin);
     n->overwrites = 1u | (in[ires] ? 1u << ires : 0u);
-    ActSaved *st = arena_alloc(&c->arena, sizeof *st);
-    *st = (ActSaved){.a = a, .bf16 = bf, .act = act};
+    ActLinearSaved *st = arena_alloc(&c->arena, sizeof *st);
+    *st = (ActLinearSaved){.a = a, .bf16 = bf, .act = act};
     n->saved = st;
 }
 
@@ -327,8 +327,8 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tenso
  * (bf16 under MT_BF16, the words the GEMM would pack) and runs the norm's own backward on
  * dh @ w. Every value is the one the norm op followed by `linear` gives. */
 
-/* What a norm + fc1 node keeps: the norm's statistics (mean then rstd, one per row for
- * LayerNorm, per sample for GroupNorm(1); mt_norm_backward reads them as one array). */
+/* What a norm + fc1 node keeps: the norm's kind and statistics (one per row for LayerNorm,
+ * per sample for GroupNorm(1)). */
 typedef struct NormLinearSaved {
     MtNormKind kind;
     const float *mean, *rstd;
@@ -352,7 +352,7 @@ static void norm_apply_pass(Ctx *c, void *arg) {
 
 static void norm_backward_pass(Ctx *c, void *arg) {
     const NormPass *p = arg;
-    mt_norm_backward(c, p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->dy);
+    mt_norm_backward(c, p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->st->rstd, p->dy);
 }
 
 static void norm_linear_backward(Ctx *c, Node *n) {
@@ -568,7 +568,7 @@ Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act a
  * the residual is ever stored. */
 static void token_act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *w = n->in[1], *bias = n->in[2], *res = n->in[3];
-    const ActSaved *st = n->saved;
+    const ActLinearSaved *st = n->saved;
     const float *dy = n->out->grad;
     int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */

@@ -254,6 +254,12 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
     return n;
 }
 
+void *mt_save(Ctx *c, Node *n, const void *st, size_t bytes) {
+    n->saved = arena_alloc(&c->arena, bytes);
+    memcpy(n->saved, st, bytes);
+    return n->saved;
+}
+
 /* The node's output data after its backward: dead unless it is a view of an input. */
 static void release_data(Ctx *c, Node *n) {
     Tensor *t = n->out;

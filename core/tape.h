@@ -26,10 +26,10 @@ struct Node {
     Tensor *out;
     Tensor *in[MT_NODE_MAXIN];
     int nin;
-    void *saved;        /* op-specific, arena-allocated */
+    /* What the op keeps for backward: the op's own typed struct, arena-allocated (mt_save), or
+     * NULL; the backward reads it through that type (e.g. const ConvSaved *s = n->saved). */
+    void *saved;
     unsigned overwrites; /* bit i: backward writes input i's fresh gradient (mt_grad_accumulate) */
-    float f[4];         /* small scalar arguments (eps, p, ...) */
-    int i[4];           /* small integer arguments (stride, k, ...) */
     /* Parameters whose gradients this node's backward writes besides in[] (a checkpoint's
      * block parameters, core/op_checkpoint.c), arena-allocated; the sweep gives them no
      * buffers (parameters' are persistent), data-parallel buckets read their first use here. */
@@ -131,6 +131,10 @@ static inline int mt_grad_accumulate(Tensor *t) {
  * worth) is dead: with c->recycle_activations it joins the free list later gradient buffers
  * come from, as outputs' data do. */
 void mt_recycle(Ctx *c, float *buf, size_t numel);
+
+/* n->saved = an arena copy of the op's typed state *st (bytes); returns the copy:
+ *   mt_save(c, n, &(ConvSaved){.stride = stride, .pad = pad}, sizeof(ConvSaved)); */
+void *mt_save(Ctx *c, Node *n, const void *st, size_t bytes);
 
 /* Does an op with these inputs need a tape node? (grad on and some input requires grad) */
 int mt_needs_grad(Ctx *c, Tensor *const *in, int nin);
