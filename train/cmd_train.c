@@ -803,6 +803,12 @@ static int train_loop(Run *r) {
         double ls = loss_sum, n = (double)nb;
         double agg[2] = {ls, n};
         dist_allreduce_sum_d(agg, 2);
+        char nerr[1400]; /* no step this epoch: skipped samples left no full batch */
+        if (data_check_epoch_trained(agg[1], o->train_spec, loader_epoch_size(r->train), loader_skipped_epoch(r->train),
+                                     o->batch_size, nerr, sizeof nerr) != 0) {
+            if (r->root) fprintf(stderr, "mixtape train: %s\n", nerr);
+            return 1;
+        }
         int val_now = r->val && (((epoch + 1) % (o->val_every > 0 ? o->val_every : 1)) == 0 || epoch + 1 == o->epochs);
         if (val_now || !r->val) {
             Loader *keep = r->val;
