@@ -13,7 +13,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
 minutes=10 build="" seed="" out="" extra=()
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes=${2:?--minutes needs a value}; shift 2 ;;
