@@ -264,6 +264,7 @@ int cmd_bench(int argc, char **argv) {
     int describe = 0;
     for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
         describe |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--list-flags");
+    if (!describe && bench_contend_requested(argc, argv)) return bench_contend(argc, argv);
     for (int i = 0; i < argc && !describe; i++)
         if (!strcmp(argv[i], "--sgemm")) {
             Args t;
@@ -292,7 +293,6 @@ int cmd_bench(int argc, char **argv) {
             return rc;
         }
     if (describe) return bench(argc, argv); /* prints the declared flags, runs nothing */
-    if (bench_contend_requested(argc, argv)) return bench_contend(argc, argv);
     dist_init(NULL, NULL);
     /* Under mpirun every rank runs the benchmark; rank 0 reports. */
     if (!dist_is_root() && !freopen("/dev/null", "w", stdout)) fprintf(stderr, "mixtape bench: cannot silence rank %d\n", dist_rank());
