@@ -2,6 +2,8 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 void openblas_set_num_threads(int);
@@ -53,6 +55,11 @@ void mt_wait_policy_apply(char **argv) {
     const char *mark = getenv(MT_WAIT_MARK), *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
     if (mark) {
         unsetenv(MT_WAIT_MARK); /* GOMP_SPINCOUNT stays: child processes wait the same way */
+        /* exec of /proc/self/exe named the process "exe": give back the name ps, top and
+         * pkill know it by (the command's file name, as the first exec set it) */
+        const char *base = argv[0] && *argv[0] ? strrchr(argv[0], '/') : NULL;
+        base = base ? base + 1 : argv[0];
+        if (base && *base) prctl(PR_SET_NAME, base, 0, 0, 0);
         snprintf(g_policy, sizeof g_policy, "GOMP_SPINCOUNT=%.40s (mixtape default)", sc ? sc : "?");
         return;
     }

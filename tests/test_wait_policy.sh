@@ -2,7 +2,8 @@
 # The OpenMP wait policy and `bench --contend`:
 #   - with neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, a compute command re-executes itself
 #     once so that libgomp (which reads them when it loads) starts with GOMP_SPINCOUNT=10000: the
-#     running process's initial environment (/proc/PID/environ, same PID) carries it;
+#     running process's initial environment (/proc/PID/environ, same PID) carries it, and its
+#     name (/proc/PID/comm) is still the binary's, not "exe";
 #   - a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins: no re-exec, nothing added;
 #   - `bench --contend N` reports the policy, runs 1 thread and all cores (or --threads T) for
 #     --rounds R with medians and their ratio, leaves no competitor behind (also when the
@@ -26,6 +27,7 @@ environ_of() {
   PIDS+=("$pid")
   for i in $(seq 30); do
     tr '\0' '\n' < "/proc/$pid/environ" > "$T/env" 2>/dev/null || true
+    cat "/proc/$pid/comm" > "$T/comm" 2>/dev/null || true
     grep -q '^MIXTAPE_WAIT_POLICY_APPLIED=' "$T/env" && break
     sleep 0.1
   done
@@ -35,6 +37,7 @@ environ_of() {
 environ_of
 check "re-exec with GOMP_SPINCOUNT=10000 when the user set nothing" \
   'grep -qx "GOMP_SPINCOUNT=10000" "$T/env" && grep -q "^MIXTAPE_WAIT_POLICY_APPLIED=1" "$T/env"'
+check "the re-executed process keeps its name for ps / pkill ($(cat "$T/comm"))" '[ "$(cat "$T/comm")" = "$(basename "$M" | cut -c1-15)" ]'
 environ_of OMP_WAIT_POLICY=passive
 check "OMP_WAIT_POLICY=passive wins: no re-exec, no GOMP_SPINCOUNT" \
   'grep -qx "OMP_WAIT_POLICY=passive" "$T/env" && ! grep -q "^GOMP_SPINCOUNT=\|^MIXTAPE_WAIT" "$T/env"'
