@@ -27,10 +27,11 @@ environ_of() {
   PIDS+=("$pid")
   for i in $(seq 30); do
     tr '\0' '\n' < "/proc/$pid/environ" > "$T/env" 2>/dev/null || true
-    cat "/proc/$pid/comm" > "$T/comm" 2>/dev/null || true
     grep -q '^MIXTAPE_WAIT_POLICY_APPLIED=' "$T/env" && break
     sleep 0.1
   done
+  sleep 1 # past main()'s first lines (the name is set there) and into the benchmark
+  cat "/proc/$pid/comm" > "$T/comm" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }

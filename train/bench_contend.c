@@ -85,8 +85,8 @@ static int run_child(char **argv, char *buf, size_t cap) {
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        execv("/proc/self/exe", argv);
-        fprintf(stderr, "mixtape bench: cannot run /proc/self/exe: %s\n", strerror(errno));
+        execv(argv[0][0] == '/' ? argv[0] : "/proc/self/exe", argv);
+        fprintf(stderr, "mixtape bench: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(1);
     }
     close(fd[1]);
@@ -160,12 +160,17 @@ int bench_contend(int argc, char **argv) {
     int tcount[2] = {1, cores}, nt = cores > 1 ? 2 : 1;
     if (tfix) { tcount[0] = (int)tfix; nt = 1; }
 
-    /* The child's command line: ours without --contend, --repeat and --threads, plus --threads T. */
+    /* The child's command line: ours without --contend, --rounds and --threads, plus --threads T. */
+    /* the binary's own path, so that the children are named like it (exec of /proc/self/exe
+     * would name them "exe" in ps); /proc/self/exe when it cannot be read */
+    static char self_path[4096];
+    ssize_t sl = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path[sl > 0 ? sl : 0] = 0;
     char **cv = calloc((size_t)argc + 6, sizeof *cv);
     char tbuf[16];
     if (!cv) { fprintf(stderr, "mixtape bench: out of memory\n"); return 1; }
     int k = 0;
-    cv[k++] = "mixtape";
+    cv[k++] = self_path[0] ? self_path : "mixtape";
     cv[k++] = "bench";
     cv[k++] = "--threads";
     cv[k++] = tbuf;
