@@ -8,11 +8,9 @@
 # Env: MIXTAPE (binary), MIXTAPE_SRC (source root), MIXTAPE_PYTHON (python with h5py,
 # numpy, matplotlib).
 set -u
-M=${MIXTAPE:?set MIXTAPE to the mixtape binary}
-SRC=${MIXTAPE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d /tmp/mixtape_repro.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy matplotlib
+tmpdir repro
 export MIXTAPE=$M MIXTAPE_PYTHON=$PY MIXTAPE_CACHE=$T/cache OMP_NUM_THREADS=1  # tiny batches: one thread is fastest (and robust on a loaded machine)
 FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 
@@ -41,23 +39,21 @@ if ! bash "$SRC/scripts/reproduce/finetune.sh" --smoke --out "$T/out" "${args[@]
     echo "FAIL finetune.sh --smoke exited non-zero:"; tail -n 40 "$T/log"; exit 1
 fi
 echo "finetune.sh --smoke took $(( $(date +%s) - start )) s"
-fails=0
 table=$T/out/finetune.md
 if [ ! -s "$table" ]; then echo "FAIL no table $table"; tail -n 40 "$T/log"; exit 1; fi
 cat "$table"
 # every data row (| label | params | top-1 | ...) must carry a number in the top-1 column
 rows=$(grep -cE '^\| [^-]' "$table" || true)
 numeric=$(awk -F'|' '/^\| / && $4 ~ /^ *[0-9]+\.[0-9]+ *$/ {n++} END {print n+0}' "$table")
-[ "$numeric" -eq 4 ] || { echo "FAIL $numeric of 4 rows have a numeric top-1 ($rows table rows)"; fails=$((fails + 1)); }
+[ "$numeric" -eq 4 ] || bad "$numeric of 4 rows have a numeric top-1 ($rows table rows)"
 for p in metrics.png val_top1.png train_loss.png lr.png; do
-    [ -s "$T/out/$p" ] || { echo "FAIL no plot $p"; fails=$((fails + 1)); }
+    [ -s "$T/out/$p" ] || bad "no plot $p"
 done
 grep -q "initialised (missing) head" "$T/out/runs/full_finetune/train.log" ||
-    { echo "FAIL fine-tuning did not start from a fresh head"; fails=$((fails + 1)); }
+    bad "fine-tuning did not start from a fresh head"
 grep -Eq "\([0-9]{1,5} trainable after freezing\)" "$T/out/runs/linear_probe/train.log" ||
-    { echo "FAIL linear probe did not freeze the body"; fails=$((fails + 1)); }
+    bad "linear probe did not freeze the body"
 # the plot script by itself: default output is the run dir
 "$PY" "$SRC/scripts/plot_metrics.py" "$T/out/runs/scratch" >/dev/null &&
-    [ -s "$T/out/runs/scratch/val_top1.png" ] || { echo "FAIL plot_metrics.py RUN_DIR"; fails=$((fails + 1)); }
-if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
-echo "ok"
+    [ -s "$T/out/runs/scratch/val_top1.png" ] || bad "plot_metrics.py RUN_DIR"
+finish
