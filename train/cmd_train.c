@@ -14,6 +14,7 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
+#include "train/precision_auto.h"
 #include "train/outfile.h"
 #include "train/progress.h"
 #include "train/resume_args.h"
@@ -353,6 +354,9 @@ static int setup_model_data(Run *r, Args *a) {
             return 2;
         }
     }
+    if (o->precision_auto && (rc = precision_auto_train(a, &cfg, o->batch_size, o->grad_checkpointing,
+                                                        o->resume != NULL, r->root, &o->precision)))
+        return rc; /* timed on a copy, before this run's state exists */
     if (model_build(&r->m, &cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: %s\n", err); return 2; }
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {
