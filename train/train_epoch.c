@@ -3,6 +3,7 @@
  * ranks), then clip, lr from the schedule, optimizer step, EMA; at the end of the epoch,
  * validation and checkpoints (train_epoch_end.c). Every rank goes on only together. */
 #include "optim/clip.h"
+#include "train/data_check.h"
 #include "train/dist.h"
 #include "train/progress.h"
 #include "train/signals.h"
@@ -191,6 +192,12 @@ static int end_epoch(TrainRun *r, EpochTally *t, int epoch) {
     r->st.loss_n = r->st.log_n = 0;
     double agg[2] = {t->loss_sum, (double)t->nb};
     dist_allreduce_sum_d(agg, 2);
+    char nerr[1400]; /* no step this epoch: skipped samples left no full batch */
+    if (data_check_epoch_trained(agg[1], o->train_spec, loader_epoch_size(r->train), loader_skipped_epoch(r->train),
+                                 o->batch_size, nerr, sizeof nerr) != 0) {
+        if (r->root) fprintf(stderr, "mixtape train: %s\n", nerr);
+        return 1;
+    }
     int val_now = r->val && (((epoch + 1) % (o->val_every > 0 ? o->val_every : 1)) == 0 || epoch + 1 == o->epochs);
     if (val_now || !r->val) {
         Loader *keep = r->val;

@@ -6,6 +6,7 @@
 #include "train/dataset_json.h"
 #include "train/dist.h"
 #include "train/model_io.h"
+#include "train/precision_auto.h"
 #include "train/safetensors.h"
 #include "train/train_run.h"
 #include <stdio.h>
@@ -45,13 +46,14 @@ static int resume_config(TrainRun *r, ModelConfig *cfg) {
     return 0;
 }
 
-int train_setup_model(TrainRun *r, ModelConfig *cfg) {
-    const TrainOpts *o = &r->o;
+int train_setup_model(TrainRun *r, Args *a, ModelConfig *cfg) {
+    TrainOpts *o = &r->o;
     char err[2048];
-    if (o->resume) {
-        int rc = resume_config(r, cfg);
-        if (rc) return rc;
-    }
+    int rc;
+    if (o->resume && (rc = resume_config(r, cfg))) return rc;
+    if (o->precision_auto && (rc = precision_auto_train(a, cfg, o->batch_size, o->grad_checkpointing,
+                                                        o->resume != NULL, r->root, &o->precision)))
+        return rc; /* timed on a copy, before this run's state exists */
     if (model_build(&r->m, cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: %s\n", err); return 2; }
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {

@@ -52,8 +52,9 @@ int train_agree(TrainRun *r, int rc, const char *when);
 void train_teardown(TrainRun *r);
 
 /* train_model_data.c: the model of cfg (from the flags, or the resumed checkpoint's
- * config), then the data settings and loaders checked against it. 0, or the exit code. */
-int train_setup_model(TrainRun *r, ModelConfig *cfg);
+ * config; --precision auto resolved first), then the data settings and loaders checked
+ * against it. 0, or the exit code. */
+int train_setup_model(TrainRun *r, Args *a, ModelConfig *cfg);
 int train_setup_data(TrainRun *r, const ModelConfig *cfg);
 
 /* train_epoch.c: the epochs from r->st on. 0, or the exit code. */

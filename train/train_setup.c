@@ -69,7 +69,7 @@ static int setup_model_data(TrainRun *r, Args *a) {
     if (!rc) rc = choose_run_dir(r);
     if (rc) return rc;
     ModelConfig cfg = r->o.model;   /* the checkpoint's config instead when resuming */
-    rc = train_setup_model(r, &cfg);
+    rc = train_setup_model(r, a, &cfg);
     return rc ? rc : train_setup_data(r, &cfg);
 }
 
