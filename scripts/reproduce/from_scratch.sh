@@ -29,5 +29,5 @@ for m in "${models[@]}"; do
     train_run "$m" --model "$m" --train "$TRAIN" --val "$VAL"
     runs+=("$m=$m")
 done
-NOTE="$DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, seed 42, no augmentation. img/s is the logged training throughput (machine-load dependent)."
+NOTE="$DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, $SEED_DESC, no augmentation. img/s is the logged training throughput (machine-load dependent)."
 finish "From scratch, same budget ($SIZE)" "${runs[@]}"

@@ -34,5 +34,5 @@ for v in "${variants[@]}"; do
     train_run "$norm-$act" --model "$MODEL" --norm "$norm" --act "$act" --train "$TRAIN" --val "$VAL"
     runs+=("$norm + $act=$norm-$act")
 done
-NOTE="$MODEL, $DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, seed 42. The norm applies to norm1/norm2 of every block (PoolFormer's head norm stays a LayerNorm)."
+NOTE="$MODEL, $DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, $SEED_DESC. The norm applies to norm1/norm2 of every block (PoolFormer's head norm stays a LayerNorm)."
 finish "Norm / activation on $MODEL ($SIZE)" "${runs[@]}"

@@ -33,5 +33,5 @@ for mx in "${mixer_list[@]}"; do
     train_run "$name" --model "$MODEL" --token-mixer "$mx" --train "$TRAIN" --val "$VAL"
     runs+=("$mx=$name")
 done
-NOTE="$MODEL, $DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, seed 42. img/s is the logged training throughput (machine-load dependent)."
+NOTE="$MODEL, $DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, $SEED_DESC. img/s is the logged training throughput (machine-load dependent)."
 finish "Token mixers on $MODEL ($SIZE)" "${runs[@]}"
