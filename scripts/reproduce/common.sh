@@ -16,6 +16,8 @@
 #   --seeds N | --seeds S,S,...   train every configuration once per seed: seeds 1..N, or
 #                           the list given (default: 1 seed for --smoke/--quick, 3 for --full);
 #                           the table pairs configurations by seed
+#   --precision fp32|bf16   GEMM precision of every run (default: bf16 for --full, the
+#                           faster on AVX-512-BF16 CPUs; fp32 for --smoke/--quick)
 #   --redo                  retrain runs that already finished (default: a finished
 #                           configuration+seed is skipped, so an interrupted study continues
 #                           where it stopped; a run killed mid-way resumes from its last.h5)
@@ -35,7 +37,7 @@ die() { echo "$STUDY: $*" >&2; exit 1; }
 SIZE=quick OUT="" RUNS="" CACHE=${MIXTAPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mixtape}
 USER_TRAIN="" USER_VAL="" NUM_CLASSES="" IMG_SIZE="" IN_CHANS="" MEAN="" STD=""
 EPOCHS="" BATCH="" LR="" EXTRA=() STUDY_ARGS=() OVR_N_TRAIN="" OVR_N_VAL=""
-SEEDS_ARG="" SEEDS=() REDO=0 BASELINE=""
+SEEDS_ARG="" SEEDS=() REDO=0 BASELINE="" PRECISION=""
 
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
@@ -67,6 +69,7 @@ parse_args() {
             --n-val) OVR_N_VAL=$2; shift ;;
             --seeds) SEEDS_ARG=$2; shift ;;
             --redo) REDO=1 ;;
+            --precision) PRECISION=$2; shift ;;
             -h|--help) usage 0 ;;
             --) shift; EXTRA=("$@"); break ;;
             *) STUDY_ARGS+=("$1") ;;   # left for the study to interpret
@@ -82,6 +85,8 @@ parse_args() {
         die "$PY lacks matplotlib/numpy/h5py (set MIXTAPE_PYTHON)"
     if [ -n "$USER_TRAIN" ] && [ -z "$USER_VAL" ]; then die "--train needs --val"; fi
     parse_seeds
+    PRECISION=${PRECISION:-$( [ "$SIZE" = full ] && echo bf16 || echo fp32)}
+    case "$PRECISION" in fp32|bf16) ;; *) die "--precision '$PRECISION': want fp32 or bf16" ;; esac
 }
 
 # SEEDS=(...) from --seeds N (1..N) or --seeds S,S,... (default by size: 3 for --full, else 1).
@@ -113,6 +118,11 @@ set_budget() {   # set_budget SMOKE QUICK FULL, each "ntrain,nval,epochs,batch,w
     EPOCHS=${EPOCHS:-$B_EPOCHS}
     BATCH=${BATCH:-$B_BATCH}
     LR=${LR:-2e-3}
+}
+
+# One line on the training recipe of the runs, for the study's NOTE.
+recipe_desc() {
+    echo "$EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1, $PRECISION GEMMs, $SEED_DESC"
 }
 
 # fm_subset NAME SPLIT ARGS... : an HDF5 subset of Fashion-MNIST in the cache (made once).
@@ -175,7 +185,7 @@ train_one() {
     local name=$1 seed=$2; shift 2
     local dir="$RUNS/$name/seed-$seed" a args=()
     for a in "$@"; do args+=("${a//\{seed\}/$seed}"); done
-    local cmd=(--epochs "$EPOCHS" -b "$BATCH" --lr "$LR" --seed "$seed" --log-interval 10
+    local cmd=(--epochs "$EPOCHS" -b "$BATCH" --lr "$LR" --seed "$seed" --precision "$PRECISION" --log-interval 10
                --warmup-epochs 0 --warmup-steps "$WARMUP" "${DATA_FLAGS[@]}" "${args[@]}" "${EXTRA[@]}")
     local want; want=$(printf '%q ' "${cmd[@]}")
     local have=""; [ -f "$dir/study_cmd" ] && have=$(cat "$dir/study_cmd")

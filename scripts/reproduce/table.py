@@ -240,6 +240,8 @@ def fmt_diff(iv):
     if lo is None:
         return f"{m:+.2f} (1 seed)", "n/a"
     mark = "yes ↑" if lo > 0 else "yes ↓" if hi < 0 else "no"
+    if lo == hi and mark != "no":
+        mark += " (zero spread)"   # every seed's difference equal: a degenerate interval
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]", mark
 
 
@@ -310,7 +312,8 @@ def matrix_table(cfgs, labels, row_header, base_col):
     out.append("")
     for k in others:
         desc = {"yes ↑": "above 0", "yes ↓": "below 0", "no": "contains 0", "n/a": "n/a (1 seed)"}
-        out.append(f"- {k} − {base_col}: " + "; ".join(f"{row_header} {r}: {desc[m]}" for r, m in verdict[k]))
+        out.append(f"- {k} − {base_col}: " + "; ".join(
+            f"{row_header} {r}: {desc.get(m.split(' (')[0], m)}" for r, m in verdict[k]))
     return out
 
 
