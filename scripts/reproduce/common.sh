@@ -13,9 +13,10 @@
 #   --num-classes K --img-size N --in-chans C --mean M.. --std S..   for your own data
 #   --epochs N --batch-size N --lr LR   override the size's budget
 #   --n-train N --n-val N   Fashion-MNIST samples used (0 = all) instead of the size's
-#   --seeds N | --seeds S,S,...   train every configuration once per seed: seeds 1..N, or
-#                           the list given (default: 1 seed for --smoke/--quick, 3 for --full);
-#                           the table pairs configurations by seed
+#   --seeds N               train every configuration once per seed, seeds 1..N (default:
+#                           1 for --smoke/--quick, 3 for --full); the table pairs
+#                           configurations by seed
+#   --seed-list S,S,...     these seeds instead (e.g. --seed-list 42)
 #   --precision fp32|bf16   GEMM precision of every run (default: bf16 for --full, the
 #                           faster on AVX-512-BF16 CPUs; fp32 for --smoke/--quick)
 #   --redo                  retrain runs that already finished (default: a finished
@@ -67,7 +68,10 @@ parse_args() {
             --lr) LR=$2; shift ;;
             --n-train) OVR_N_TRAIN=$2; shift ;;
             --n-val) OVR_N_VAL=$2; shift ;;
-            --seeds) SEEDS_ARG=$2; shift ;;
+            --seeds) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--seeds '${2:-}': want a count N (seeds 1..N)"
+                      SEEDS_ARG=$2; shift ;;
+            --seed-list) [[ "${2:-}" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seed-list '${2:-}': want S,S,..."
+                      SEEDS_ARG=list:$2; shift ;;
             --redo) REDO=1 ;;
             --precision) PRECISION=$2; shift ;;
             -h|--help) usage 0 ;;
@@ -89,21 +93,25 @@ parse_args() {
     case "$PRECISION" in fp32|bf16) ;; *) die "--precision '$PRECISION': want fp32 or bf16" ;; esac
 }
 
-# SEEDS=(...) from --seeds N (1..N) or --seeds S,S,... (default by size: 3 for --full, else 1).
+# SEEDS=(...) from --seeds N (1..N) or --seed-list S,S,... (default by size: 3 for --full, else 1).
 parse_seeds() {
-    local spec=${SEEDS_ARG:-$( [ "$SIZE" = full ] && echo 3 || echo 1)} s
+    local spec=${SEEDS_ARG:-$( [ "$SIZE" = full ] && echo 3 || echo 1)} s i
     SEEDS=()
     if [[ "$spec" =~ ^[0-9]+$ ]]; then
-        [ "$spec" -ge 1 ] && [ "$spec" -le 1000 ] || die "--seeds $spec: want 1..1000 seeds or a list S,S,..."
+        [ "${#spec}" -le 4 ] && [ "$((10#$spec))" -ge 1 ] && [ "$((10#$spec))" -le 1000 ] ||
+            die "--seeds $spec: want 1..1000 seeds"
+        spec=$((10#$spec))
         for ((s = 1; s <= spec; s++)); do SEEDS+=("$s"); done
-    elif [[ "$spec" =~ ^[0-9]+(,[0-9]+)+$ ]]; then
-        IFS=, read -r -a SEEDS <<<"$spec"
-        for s in "${SEEDS[@]}"; do
-            [ "${#s}" -le 10 ] && [ "$s" -le 4294967295 ] || die "--seeds $spec: seed $s out of range 0..4294967295"
+    elif [[ "$spec" =~ ^list:[0-9]+(,[0-9]+)*$ ]]; then
+        IFS=, read -r -a SEEDS <<<"${spec#list:}"
+        for i in "${!SEEDS[@]}"; do
+            s=${SEEDS[$i]}
+            [ "${#s}" -le 10 ] && [ "$((10#$s))" -le 4294967295 ] || die "--seed-list: seed $s out of range 0..4294967295"
+            SEEDS[$i]=$((10#$s))
         done
-        [ "$(printf '%s\n' "${SEEDS[@]}" | sort -u | wc -l)" -eq "${#SEEDS[@]}" ] || die "--seeds $spec: a seed is repeated"
+        [ "$(printf '%s\n' "${SEEDS[@]}" | sort -u | wc -l)" -eq "${#SEEDS[@]}" ] || die "--seed-list ${spec#list:}: a seed is repeated"
     else
-        die "--seeds '$spec': want a count N (seeds 1..N) or a comma-separated list of seeds"
+        die "--seeds/--seed-list '$spec': want a count N or a list S,S,..."
     fi
     SEED_DESC="$( [ "${#SEEDS[@]}" = 1 ] && echo "seed ${SEEDS[0]}" || echo "${#SEEDS[@]} seeds ($(IFS=,; echo "${SEEDS[*]}"))")"
 }
@@ -230,13 +238,14 @@ finish_run() {
 
 # finish TITLE LABEL=NAME... : the Markdown table (mean ± std over the seeds, paired 95%
 # intervals of each difference to the baseline: $BASELINE, a label or run name, default the
-# first), the plots (mean with min-max band over seeds), and the table on stdout.
+# first; with $MATRIX set, labels are ROW|COLUMN and $BASELINE a column: see table.py), the plots (mean with min-max band over seeds), and the table on stdout.
 finish() {
     local title=$1; shift
     local table="$OUT/$STUDY.md"
     local dirs=() labels=() base=()
     for lr in "$@"; do labels+=(--label "${lr%%=*}"); dirs+=("$RUNS/${lr#*=}"); done
     [ -n "$BASELINE" ] && base=(--baseline "$BASELINE")
+    [ -n "${MATRIX:-}" ] && base+=(--matrix "$MATRIX")
     "$PY" "$REPO/scripts/reproduce/table.py" --title "$title" --note "$NOTE" \
         --seeds "$(IFS=,; echo "${SEEDS[*]}")" "${base[@]}" \
         "${labels[@]}" "${dirs[@]}" >"$table.tmp" || die "cannot write the table"
