@@ -180,7 +180,8 @@ prepare_data() {
 # --initial-checkpoint). A seed whose run finished with the same flags (marker seed-S/done,
 # written only after success; seed-S/study_cmd holds the flags) is skipped unless --redo;
 # a run killed mid-way continues from its last.h5 (`mixtape train --resume`, exact), or
-# restarts when there is none.
+# restarts when there is none. A run whose flags name a file in another run dir of the
+# study (e.g. a pre-trained checkpoint) is retrained when that run is.
 train_run() {
     local name=$1; shift
     local seed
@@ -196,6 +197,13 @@ train_one() {
     local cmd=(--epochs "$EPOCHS" -b "$BATCH" --lr "$LR" --seed "$seed" --precision "$PRECISION" --log-interval 10
                --warmup-epochs 0 --warmup-steps "$WARMUP" "${DATA_FLAGS[@]}" "${args[@]}" "${EXTRA[@]}")
     local want; want=$(printf '%q ' "${cmd[@]}")
+    # a flag naming a file of another run of this study (a pre-trained --initial-checkpoint)
+    # ties this run to that run's completion: retraining it retrains this one
+    for a in "${args[@]}"; do
+        if [[ "$a" == "$RUNS"/* ]] && [ -f "$(dirname "$a")/done" ]; then
+            want+="# after $(dirname "$a") $(cat "$(dirname "$a")/done") "
+        fi
+    done
     local have=""; [ -f "$dir/study_cmd" ] && have=$(cat "$dir/study_cmd")
     if [ "$REDO" = 0 ] && [ "$have" = "$want" ]; then
         if [ -f "$dir/done" ] && [ -s "$dir/summary.csv" ]; then
@@ -233,7 +241,7 @@ finish_run() {
     local dir=$1
     [ -s "$dir/summary.csv" ] || die "run $dir ended without a summary.csv (log: $dir/train.log)"
     grep -E "^done|^epoch .*top-1" "$dir/train.log" | tail -n 1 >&2
-    date -u +%FT%TZ >"$dir/done.tmp" && mv "$dir/done.tmp" "$dir/done"
+    date -u +%FT%T.%NZ >"$dir/done.tmp" && mv "$dir/done.tmp" "$dir/done"
 }
 
 # finish TITLE LABEL=NAME... : the Markdown table (mean ± std over the seeds, paired 95%

@@ -4,6 +4,7 @@
     table.py CONFIG_DIR... [--label L]... [--seeds S,S,...] [--baseline L]
              [--title T] [--note TEXT] [--matrix ROW_HEADER] [--json FILE]
     table.py --t-quantile P DF        print Student's t quantile (e.g. 0.975 4 -> 2.776)
+    table.py --stat [--seeds S,...] CONFIG_DIR   print "mean ± std % (n seeds)" of its final top-1
 
 A configuration dir holds one run per seed in seed-S/ (scripts/reproduce/common.sh
 `train_run`), or is itself a single run (metrics.jsonl in it; seed "-"). --seeds picks the
@@ -328,6 +329,7 @@ def main():
     ap.add_argument("--matrix", metavar="ROW_HEADER")
     ap.add_argument("--json", help="also write the per-seed numbers as JSON")
     ap.add_argument("--t-quantile", nargs=2, type=float, metavar=("P", "DF"))
+    ap.add_argument("--stat", action="store_true", help="one line: mean ± std of the final top-1")
     a = ap.parse_args()
     if a.t_quantile:
         print(f"{t_quantile(a.t_quantile[0], a.t_quantile[1]):.6f}")
@@ -341,6 +343,10 @@ def main():
     if any(not s.isdigit() for s in seeds):
         ap.error(f"--seeds {a.seeds}: want comma-separated non-negative integers")
     cfgs = [load_config(r, seeds) for r in a.runs]
+    if a.stat:
+        for c in cfgs:
+            print(f"{fmt_ms(c['top1'].values())} % ({len(c['top1'])} seed{'s' if len(c['top1']) != 1 else ''})")
+        return 0
     seeds_shown = seeds or sorted({s for c in cfgs for s in c["top1"]}, key=lambda s: (s == "-", s.zfill(12)))
     out = []
     if a.title:
