@@ -244,7 +244,7 @@ finish_run() {
     date -u +%FT%T.%NZ >"$dir/done.tmp" && mv "$dir/done.tmp" "$dir/done"
 }
 
-# finish TITLE LABEL=NAME... : the Markdown table (mean ± std over the seeds, paired 95%
+# finish TITLE LABEL=NAME... : the Markdown table ($OUT/$STUDY.md; per-seed numbers in $STUDY.json) (mean ± std over the seeds, paired 95%
 # intervals of each difference to the baseline: $BASELINE, a label or run name, default the
 # first; with $MATRIX set, labels are ROW|COLUMN and $BASELINE a column: see table.py), the plots (mean with min-max band over seeds), and the table on stdout.
 finish() {
@@ -256,7 +256,7 @@ finish() {
     [ -n "${MATRIX:-}" ] && base+=(--matrix "$MATRIX")
     "$PY" "$REPO/scripts/reproduce/table.py" --title "$title" --note "$NOTE" \
         --seeds "$(IFS=,; echo "${SEEDS[*]}")" "${base[@]}" \
-        "${labels[@]}" "${dirs[@]}" >"$table.tmp" || die "cannot write the table"
+        --json "$OUT/$STUDY.json" "${labels[@]}" "${dirs[@]}" >"$table.tmp" || die "cannot write the table"
     mv "$table.tmp" "$table"
     "$PY" "$REPO/scripts/plot_metrics.py" "${dirs[@]}" "${labels[@]}" \
         --seeds "$(IFS=,; echo "${SEEDS[*]}")" \
