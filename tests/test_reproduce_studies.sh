@@ -63,7 +63,7 @@ sys.exit(any('ls1' in x or 'norm' in x for x in k) or not any(x.startswith('bloc
     fail "resmlp_depth none/off: norm or layer scale present, or depth not 2"
 
 # ---- a run killed after its first epoch resumes to the uninterrupted numbers ----------------
-args=(--smoke --models mixer_tiny --n-train 384 --epochs 3 --seeds 1)
+args=(--smoke --models mixer_tiny --n-train 256 --epochs 3 --seeds 1)
 bash "$R/from_scratch.sh" "${args[@]}" --out "$T/ref" >"$T/ref.log" 2>&1 || fail "reference run"
 bash "$R/from_scratch.sh" "${args[@]}" --out "$T/cut" >"$T/cut.log" 2>&1 &
 study_pid=$!

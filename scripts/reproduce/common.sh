@@ -4,7 +4,8 @@
 #   --quick | --full        size of the study (default --quick); --smoke is a hidden
 #                           seconds-sized budget used by tests/test_reproduce.sh
 #   --out DIR               results dir (default results/<study>/ under the repo root):
-#                           <study>.md (the table), PNG plots, and the runs in DIR/runs/
+#                           <study>.md (the table), <study>.json (per-seed numbers), PNG
+#                           plots, and the runs in DIR/runs/
 #   --runs DIR              where the training runs go instead (checkpoints, logs)
 #   --cache DIR             where Fashion-MNIST is converted once
 #                           (default $MIXTAPE_CACHE or ~/.cache/mixtape)
