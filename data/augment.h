@@ -24,6 +24,7 @@
 #include "data/aug_rng.h"
 #include "data/batch.h"
 #include "data/image.h"
+#include "data/permute.h"
 
 typedef enum { AUG_INTERP_BILINEAR = 0, AUG_INTERP_BICUBIC = 1, AUG_INTERP_RANDOM = 2 } AugInterp;
 typedef enum { AUG_REMODE_CONST = 0, AUG_REMODE_RAND = 1, AUG_REMODE_PIXEL = 2 } AugReMode;
@@ -69,6 +70,8 @@ typedef struct AugConfig {
     const char *norm_src;  /* for messages: where mean/std came from when neither flags nor a
                               checkpoint gave them (the data's dataset.json); NULL: the defaults */
     float translate_pct;   /* RandAugment TranslateRel range, timm hparam 0.45 */
+    PermuteConfig permute; /* --permute: fixed pixel permutation after the transform (data/permute.h);
+                              applied by the loader to every source, not by aug_train / aug_eval */
 } AugConfig;
 
 /* timm's defaults (train.py + the model's default data config). */

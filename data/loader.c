@@ -81,6 +81,8 @@ struct Loader {
     long skip_batches, skip_samples;
     long last_batch;
 
+    int32_t *perm;               /* --permute table (S*S), NULL when off */
+
     unsigned char *eof_warned;   /* per shard: missing end-of-archive marker already reported */
 
     /* stats */
@@ -453,7 +455,9 @@ static void *assembler_main(void *arg) {
                         if (!b) return NULL;          /* stopping */
                         b->n = 0;
                     }
-                    memcpy(b->images + (size_t)b->n * L->sample_floats, s->out, L->sample_floats * sizeof(float));
+                    float *dst = b->images + (size_t)b->n * L->sample_floats;
+                    if (L->perm) permute_apply(L->perm, L->C, L->S * L->S, s->out, dst);
+                    else memcpy(dst, s->out, L->sample_floats * sizeof(float));
                     b->labels[b->n++] = s->label;
                 }
                 valid++;
@@ -760,6 +764,10 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
         goto fail;
     }
     L->sample_floats = (size_t)L->C * L->S * L->S;
+    if (c->aug.permute.mode != PERMUTE_NONE && !(L->perm = permute_table(&c->aug.permute, L->S, aerr, sizeof aerr))) {
+        seterr(err, errn, "data '%s': %s", s, aerr);
+        goto fail;
+    }
     L->mix = c->train && aug_mixup_active(&c->aug) && L->num_classes > 0;
     if (c->fast_decode) {
         float cp = c->aug.crop_pct > 0 ? c->aug.crop_pct : 0.875f;
@@ -806,6 +814,7 @@ void loader_close(Loader *L) {
     if (L->shards) shard_list_free(L->shards, L->nshards);
     free(L->mine);
     free(L->eof_warned);
+    free(L->perm);
     if (L->kind == SRC_FOLDER) imagefolder_free(&L->folder);
     if (L->kind == SRC_H5) h5src_close(&L->h5);
     free(L->order);

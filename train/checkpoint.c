@@ -224,6 +224,11 @@ static int write_all(Writer *w, const ParamList *p, const CkptGroup *groups, int
     if (!rc && in->interpolation[0]) rc |= attr_str(w, root, "data_interpolation", in->interpolation);
     if (!rc && in->crop_pct > 0)
         rc |= attr_write(w, root, "data_crop_pct", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, -1, &in->crop_pct);
+    if (!rc && in->permute[0]) {
+        rc |= attr_str(w, root, "data_permute", in->permute);
+        if (!rc) rc |= attr_i64(w, root, "data_permute_seed", in->permute_seed);
+        if (!rc) rc |= attr_i64(w, root, "data_permute_patch", in->permute_patch);
+    }
     if (!rc) rc |= attr_str(w, root, "train_state", in->train_state[0] ? in->train_state : "{}");
     if (!rc && in->class_names) rc |= attr_str(w, root, "class_names", in->class_names);
     H5Gclose(root);
@@ -474,6 +479,11 @@ static int read_info(const char *path, hid_t f, CkptInfo *in, char *err, size_t 
     if (read_attr_str(path, root, "", "data_interpolation", in->interpolation, sizeof in->interpolation, err, errn) < 0)
         goto out;
     if (read_attr_num(path, root, "data_crop_pct", H5T_NATIVE_FLOAT, 0, &in->crop_pct, 1, err, errn) < 0) goto out;
+    /* input permutation (values checked by the caller, as flags are) */
+    if (read_attr_str(path, root, "", "data_permute", in->permute, sizeof in->permute, err, errn) < 0) goto out;
+    if (read_attr_num(path, root, "data_permute_seed", H5T_NATIVE_INT64, 1, &in->permute_seed, 1, err, errn) < 0) goto out;
+    if (read_attr_num(path, root, "data_permute_patch", H5T_NATIVE_INT64, 1, &in->permute_patch, 1, err, errn) < 0)
+        goto out;
     if (read_attr_str(path, root, "", "train_state", in->train_state, sizeof in->train_state, err, errn) < 0) goto out;
     int ex = h5g_exists(f, "optimizer", who_of(path).s, "/optimizer", err, errn);
     if (ex > 0) {

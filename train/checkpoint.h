@@ -8,7 +8,8 @@
  *   root attributes               format="mixtape", format_version, model, config (JSON),
  *                                 epoch, step, best_top1, rng_state (uint64[]), data_mean,
  *                                 data_std (float32[]), data_interpolation (string),
- *                                 data_crop_pct (float32), train_state (JSON, validated by train/train_ckpt.c)
+ *                                 data_crop_pct (float32), data_permute (string), data_permute_seed,
+ *                                 data_permute_patch (int64; only with a permutation), train_state (JSON, validated by train/train_ckpt.c)
  *
  * Datasets of a group are written in ParamList order with link creation order
  * tracked, so readers (h5py) list them in timm's state_dict order.
@@ -48,6 +49,9 @@ typedef struct CkptInfo {
     int n_chan;                      /* 0: no data mean/std attributes */
     char interpolation[16];          /* data_interpolation (eval resize: "bicubic" | "bilinear"); "" absent */
     float crop_pct;                  /* data_crop_pct (eval resize); 0 absent */
+    char permute[16];                /* data_permute ("patches" | "global"; --permute); "" absent = none */
+    int64_t permute_seed;            /* data_permute_seed */
+    int64_t permute_patch;           /* data_permute_patch (patches: the patch side) */
     char optimizer[32];              /* "/optimizer" attribute name, e.g. "adamw" */
     int64_t optimizer_step;          /* "/optimizer" attribute step */
     char train_state[CKPT_JSON_MAX]; /* free-form JSON: schedule / data position */

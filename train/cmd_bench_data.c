@@ -55,6 +55,7 @@ int cmd_bench_data(int argc, char **argv) {
     }
     if (!c.spec) { fprintf(stderr, "mixtape bench-data: --data is required (see --help)\n"); return 2; }
 
+    data_flags_permute_patch(&c.aug.permute, &(ModelConfig){0});   /* no model: patch 4 */
     Loader *L = loader_open(&c, err, sizeof err);
     if (!L) { fprintf(stderr, "mixtape bench-data: --data: %s\n", err); return 2; }
     long ncores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -93,6 +93,7 @@ static int eval_main(int argc, char **argv) {
         args_free(&a);
         return 2;
     }
+    data_flags_permute_patch(&lc.aug.permute, &m.cfg);
     if (aug_from_checkpoint(info, ck, &lc.aug, given, m.cfg.in_chans, dist_is_root() ? stdout : NULL, err, sizeof err) != 0) {
         fprintf(stderr, "mixtape eval: %s\n", err);
         free(info);

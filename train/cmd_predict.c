@@ -193,6 +193,8 @@ int cmd_predict(int argc, char **argv) {
         }
         if (dflt) norm_print(stdout, &aug, m.cfg.in_chans, nsrc);
     }
+    data_flags_permute_patch(&aug.permute, &m.cfg);
+    if (permute_from_checkpoint(info, ckpt, &aug.permute, stdout, err, sizeof err) != 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     if (aug_config_check(&aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     if (pred_source_open(&src, data, files, nfiles, &aug, err, sizeof err) < 0) { fprintf(stderr, "mixtape predict: %s\n", err); goto out; }
     have_src = 1;

@@ -65,6 +65,7 @@ static int save(Run *r, const char *name) {
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     r->st.counter = r->c.counter;
     r->st.class_names = r->class_json;
+    r->st.permute = &r->o.train_data.aug.permute;
     struct stat prev;
     int had = stat(path, &prev) == 0;
     if (train_ckpt_save(path, &r->m, &r->opt, r->has_ema ? &r->ema : NULL, &r->st, r->mean, r->std, r->nchan, r->interp,

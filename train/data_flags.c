@@ -52,7 +52,37 @@ int data_flags_parse(Args *a, AugConfig *aug, char *err, size_t errn) {
         aug_config_get(aug, f, buf, sizeof buf); /* recorded: the resolved value, canonical */
         args_record(a, f, buf);
     }
+    return data_flags_permute(a, &aug->permute, err, errn);
+}
+
+int data_flags_permute(Args *a, PermuteConfig *p, char *err, size_t errn) {
+    args_group(a, "input permutation (MLP-Mixer invariance test)");
+    const char *mode = args_choice(a, "--permute", NULL, permute_mode_name(p->mode), "none|patches|global",
+                                   "fixed pixel permutation of every image: patches (patch order + pixels "
+                                   "within a patch) or global (all pixels)");
+    long seed = args_int_range(a, "--permute-seed", NULL, (long)p->seed, 0, (long)PERMUTE_SEED_MAX,
+                               "seed of the --permute permutation");
+    const char *patch = args_value(a, "--permute-patch", NULL, ARG_INT, NULL, 1, PERMUTE_PATCH_MAX, NULL,
+                                   "patch side for --permute patches (default: the model's patch size, or its "
+                                   "stem stride, else 4); must divide the image side");
+    if (a->failed) { snprintf(err, errn, "%s", a->err); return -1; }
+    int has_mode = args_has(a, "--permute", NULL);
+    if (!has_mode && (args_has(a, "--permute-seed", NULL) || patch) && !args_describing(a)) {
+        snprintf(err, errn, "mixtape %s: --permute-seed / --permute-patch need --permute patches|global", a->cmd);
+        return -1;
+    }
+    if (!has_mode) return 0;   /* unset: a checkpoint's recorded permutation may apply */
+    p->mode = permute_mode_parse(mode);
+    p->seed = (uint64_t)seed;
+    p->patch = patch ? atoi(patch) : 0;
+    p->given = 1;
     return 0;
+}
+
+int data_flags_permute_patch(PermuteConfig *p, const ModelConfig *m) {
+    if (p->mode == PERMUTE_PATCHES && p->patch <= 0)
+        p->patch = m->patch_size > 0 ? m->patch_size : m->stem_stride > 0 ? m->stem_stride : 4;
+    return p->patch;
 }
 
 int data_flags_loader(Args *a, LoaderConfig *c, char *err, size_t errn) {

@@ -232,8 +232,41 @@ const char *aug_interp_name(int ip) {
     return ip == AUG_INTERP_BILINEAR ? "bilinear" : ip == AUG_INTERP_BICUBIC ? "bicubic" : "random";
 }
 
+int permute_from_checkpoint(const CkptInfo *info, const char *path, PermuteConfig *p, FILE *out, char *err,
+                            size_t errn) {
+    if (!p->given && info && info->permute[0]) {
+        int mode = permute_mode_parse(info->permute);
+        if (mode < 0)
+            return src_seterr(err, errn, "checkpoint %s: attribute data_permute '%.15s': want none, patches or global",
+                              path, info->permute);
+        if (info->permute_seed < 0 || (uint64_t)info->permute_seed > PERMUTE_SEED_MAX)
+            return src_seterr(err, errn, "checkpoint %s: attribute data_permute_seed %lld: must be in [0, %llu]", path,
+                              (long long)info->permute_seed, PERMUTE_SEED_MAX);
+        if (mode == PERMUTE_PATCHES && (info->permute_patch < 1 || info->permute_patch > PERMUTE_PATCH_MAX))
+            return src_seterr(err, errn, "checkpoint %s: attribute data_permute_patch %lld: must be in [1, %d]", path,
+                              (long long)info->permute_patch, PERMUTE_PATCH_MAX);
+        p->mode = mode;
+        p->seed = (uint64_t)info->permute_seed;
+        p->patch = mode == PERMUTE_PATCHES ? (int)info->permute_patch : 0;
+    }
+    if (out && p->mode != PERMUTE_NONE) {
+        fprintf(out, "input permutation: %s, seed %llu", permute_mode_name(p->mode), (unsigned long long)p->seed);
+        if (p->mode == PERMUTE_PATCHES && p->patch > 0) fprintf(out, ", patch %d", p->patch);
+        fprintf(out, " (%s%s)\n", p->given ? "--permute" : "checkpoint ", p->given ? "" : path);
+    }
+    return 0;
+}
+
+void permute_to_checkpoint(const PermuteConfig *p, CkptInfo *info) {
+    if (!p || p->mode == PERMUTE_NONE) return;
+    snprintf(info->permute, sizeof info->permute, "%s", permute_mode_name(p->mode));
+    info->permute_seed = (int64_t)p->seed;
+    info->permute_patch = p->mode == PERMUTE_PATCHES ? p->patch : 0;
+}
+
 int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, const int given[4], int chans,
                         FILE *out, char *err, size_t errn) {
+    if (permute_from_checkpoint(info, path, &aug->permute, out, err, errn) != 0) return -1;
     char v[256], e2[300];
     const char *src[4];
     static const char *const flag[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};

@@ -48,6 +48,14 @@ void finetune_report_print(const FinetuneReport *r, const char *path, FILE *f);
  * channels (a 3-value mean for 1 channel is averaged). 0 ok; -1 with err naming the attribute. */
 int aug_from_checkpoint(const CkptInfo *info, const char *path, AugConfig *aug, const int given[4], int chans,
                         FILE *out, char *err, size_t errn);
+/* The input permutation a checkpoint records (data_permute, data_permute_seed, data_permute_patch)
+ * into *p unless p->given (the command line wins); values validated as the flags are (-1 with err
+ * naming the attribute). Prints the permutation in use and its origin to out (may be NULL) when
+ * there is one. Called by aug_from_checkpoint. */
+int permute_from_checkpoint(const CkptInfo *info, const char *path, PermuteConfig *p, FILE *out, char *err,
+                            size_t errn);
+/* Record p (nothing for none) in info's data_permute* fields. */
+void permute_to_checkpoint(const PermuteConfig *p, CkptInfo *info);
 /* "bicubic" / "bilinear" / "random". */
 const char *aug_interp_name(int interp);
 

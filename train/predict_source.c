@@ -56,6 +56,7 @@ int pred_source_open(PredSource *p, const char *data, char **files, int nfiles, 
     p->c = aug->in_chans;
     p->s = aug->img_size;
     p->desc = data ? data : nfiles ? files[0] : "";
+    if (permute_check(&aug->permute, p->s, err, errn) != 0) return -1;   /* its table is built on first use */
     char **list = NULL;
     int nlist = 0, cap = 0;
     /* image files named one by one */
@@ -142,7 +143,22 @@ static int decode(PredSource *p, float *out) {
     return 0;
 }
 
+static int next_samples(PredSource *p, Batch *b, int max, char **keys, char *err, size_t errn);
+
+/* The samples, then --permute on each (the same table as the training loader's). */
 int pred_source_next(PredSource *p, Batch *b, int max, char **keys, char *err, size_t errn) {
+    int n = next_samples(p, b, max, keys, err, errn);
+    if (n <= 0 || p->aug.permute.mode == PERMUTE_NONE) return n;
+    int hw = p->s * p->s;
+    if (!p->perm) {
+        if (!(p->perm = permute_table(&p->aug.permute, p->s, err, errn))) return -1;
+        if (!(p->perm_scratch = malloc((size_t)hw * sizeof *p->perm_scratch))) return src_seterr(err, errn, "out of memory");
+    }
+    for (int i = 0; i < n; i++) permute_apply_inplace(p->perm, p->c, hw, b->images + (size_t)i * p->c * hw, p->perm_scratch);
+    return n;
+}
+
+static int next_samples(PredSource *p, Batch *b, int max, char **keys, char *err, size_t errn) {
     size_t per = (size_t)p->c * p->s * p->s;
     int n = 0;
     if (p->kind == 2) {
@@ -213,5 +229,7 @@ void pred_source_close(PredSource *p) {
         free(p->files.labels);
     }
     raw_sample_free(&p->raw);
+    free(p->perm);
+    free(p->perm_scratch);
     memset(p, 0, sizeof *p);
 }

@@ -32,6 +32,8 @@ typedef struct PredSource {
     RawSample raw;
     long skipped;
     int has_labels;
+    int32_t *perm;               /* aug.permute table (s*s), built on first use; NULL when off */
+    float *perm_scratch;         /* s*s floats */
 } PredSource;
 
 /* data may be NULL when only image files are given; files[0..nfiles) are image paths.

@@ -1,5 +1,6 @@
 #include "train/train_ckpt.h"
 #include "train/checkpoint.h"
+#include "train/model_io.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -67,6 +68,7 @@ int train_ckpt_save(const char *path, Model *m, Optimizer *opt, Ema *ema, const 
     for (int i = 0; i < info->n_chan; i++) { info->mean[i] = mean[i]; info->std[i] = std[i]; }
     snprintf(info->interpolation, sizeof info->interpolation, "%s", interp ? interp : "");
     info->crop_pct = crop_pct;
+    permute_to_checkpoint(st->permute, info);
     if (opt) {
         snprintf(info->optimizer, sizeof info->optimizer, "%s", opt->name);
         info->optimizer_step = optim_get_step(opt);

@@ -2,6 +2,7 @@
  * state, EMA, position (epoch, batch within it, optimizer step), best top-1,
  * the dropout RNG counter and the data mean/std — enough to continue exactly. */
 #pragma once
+#include "data/permute.h"
 #include "layers/model.h"
 #include "optim/ema.h"
 #include "optim/optimizer.h"
@@ -28,6 +29,7 @@ typedef struct TrainState {
     uint64_t seed;        /* run seed */
     uint64_t counter;     /* dropout / drop-path stream position (Ctx.counter) */
     const char *class_names; /* JSON list stored as the class_names attribute, or NULL (not owned) */
+    const PermuteConfig *permute; /* --permute of the data, stored as data_permute*, or NULL (not owned) */
 } TrainState;
 
 /* Atomic write (see train/checkpoint.h). opt / ema may be NULL. mean/std/nchan, interp

@@ -147,6 +147,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
                                 "allow grey<->RGB conversion and upsampling of data that does not fit the model");
     static const char *const given[4] = {"--mean", "--std", "--interpolation", "--crop-pct"};
     for (int i = 0; i < 4; i++) o->data_given[i] = args_has(a, given[i], NULL);
+    data_flags_permute_patch(&o->train_data.aug.permute, &o->model);
     o->smoothing = o->train_data.aug.smoothing;
     o->val_data.aug = o->train_data.aug;
     if (a->failed) return fail(err, errn, "%s%s", a->err, "");
