@@ -1,9 +1,9 @@
 /* One GEMM entry point for every op, mt_gemm_run on a descriptor (MtGemm): row-major
  * C = alpha * op(A) @ op(B) + beta * C, with exactly cblas_sgemm's semantics (op(A) is M x K,
  * op(B) is K x N; lda/ldb/ldc are row strides of the matrices as stored, so views into wider
- * buffers work). The mt_gemm* functions below are the call forms the ops use, each one
- * descriptor. Implementation: core/gemm.c (dispatch, fallbacks), core/gemm_internal.h (the
- * own kernels' files).
+ * buffers work). Every caller names the fields it uses in a designated initialiser; there
+ * are no positional variants. Implementation: core/gemm.c (dispatch, fallbacks),
+ * core/gemm_internal.h (the own kernels' files).
  *
  * precision
  *   MT_FP32       own AVX-512 fp32 kernel where available, else cblas_sgemm (see below).
@@ -123,73 +123,6 @@ typedef struct {
  * prologue or gather with a batch, bf16 operands or, for the gather, a transposed A) is a
  * programming error: a message and abort(). */
 void mt_gemm_run(const MtGemm *g);
-
-/* The call forms the ops use, each one descriptor. */
-static inline void mt_gemm_ep(int precision, int transA, int transB, int M, int N, int K, float alpha,
-                              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                              const MtEpilogue *ep) {
-    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
-                          .ep = ep});
-}
-static inline void mt_gemm(int precision, int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    mt_gemm_ep(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
-}
-/* mt_gemm_ep with a prologue on A (pro may be NULL). */
-static inline void mt_gemm_fused(int precision, int transA, int transB, int M, int N, int K, float alpha,
-                                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                                 const MtPrologue *pro, const MtEpilogue *ep) {
-    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
-                          .pro = pro, .ep = ep});
-}
-/* C = A @ op(B) + beta C with A gathered row by row. */
-static inline void mt_gemm_gather(int precision, int transB, int M, int N, int K, const MtGatherA *ga,
-                                  const float *B, int ldb, float beta, float *C, int ldc, const MtEpilogue *ep) {
-    mt_gemm_run(&(MtGemm){.precision = precision, .transB = transB, .M = M, .N = N, .K = K, .alpha = 1.0f,
-                          .beta = beta, .lda = K, .B = B, .ldb = ldb, .C = C, .ldc = ldc, .ga = ga, .ep = ep});
-}
-/* batch GEMMs with the same epilogue on every C_i, operands as types says (0: fp32);
- * batch <= 0 does nothing. */
-static inline void mt_gemm_batched_mixed(int precision, int types, int transA, int transB, int M, int N, int K,
-                                         float alpha, const void *A, int lda, long strideA, const void *B, int ldb,
-                                         long strideB, float beta, float *C, int ldc, long strideC, int batch,
-                                         const MtEpilogue *ep) {
-    if (batch <= 0) return;
-    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                          .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
-                          .types = types, .batch = batch, .strideA = strideA, .strideB = strideB,
-                          .strideC = strideC, .ep = ep});
-}
-static inline void mt_gemm_batched_ep(int precision, int transA, int transB, int M, int N, int K, float alpha,
-                                      const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                                      float beta, float *C, int ldc, long strideC, int batch, const MtEpilogue *ep) {
-    mt_gemm_batched_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                          strideC, batch, ep);
-}
-static inline void mt_gemm_batched(int precision, int transA, int transB, int M, int N, int K, float alpha,
-                                   const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                                   float beta, float *C, int ldc, long strideC, int batch) {
-    mt_gemm_batched_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                          strideC, batch, NULL);
-}
-/* C = alpha * sum_i op(A_i) @ op(B_i) + beta * C, operands as types says; batch <= 0 is an
- * empty sum (C = beta C). */
-static inline void mt_gemm_batched_sum_mixed(int precision, int types, int transA, int transB, int M, int N, int K,
-                                             float alpha, const void *A, int lda, long strideA, const void *B, int ldb,
-                                             long strideB, float beta, float *C, int ldc, int batch) {
-    mt_gemm_run(&(MtGemm){.precision = precision, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                          .alpha = batch > 0 ? alpha : 0.0f, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
-                          .C = C, .ldc = ldc, .types = types, .batch = batch > 0 ? batch : 1, .strideA = strideA,
-                          .strideB = strideB, .sum = 1});
-}
-static inline void mt_gemm_batched_sum(int precision, int transA, int transB, int M, int N, int K, float alpha,
-                                       const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                                       float beta, float *C, int ldc, int batch) {
-    mt_gemm_batched_sum_mixed(precision, 0, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
-                              ldc, batch);
-}
 
 /* Two GEMMs chained, an MLP at inference: H = ep1(pro(A) @ B1^T), C = ep2(H @ B2^T), with
  * A M x K (row stride lda), B1 N1 x K and B2 N2 x N1 (linear-layer weights), C M x N2.

@@ -135,13 +135,18 @@ static void act_forward(mt_act a, float *restrict y, const float *x, size_t N) {
     }
 }
 
+/* What an activation or bias_act node keeps: which activation. */
+typedef struct ActSaved {
+    mt_act act;
+} ActSaved;
+
 static void act_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0];
     if (!x->requires_grad) return;
     const float *dy = n->out->grad, *px = x->data;
     float *gx = x->grad;
     size_t N = x->numel;
-    switch ((mt_act)n->i[0]) {
+    switch (((const ActSaved *)n->saved)->act) {
     case MT_ACT_GELU: { /* the node overwrites (see mt_activation) */
         int acc = mt_grad_accumulate(x);
         const size_t CH = 4096; /* chunks of the vector kernel */
@@ -175,7 +180,7 @@ Tensor *mt_activation(Ctx *c, Tensor *x, mt_act act) {
     Tensor *in[1] = {x};
     if (mt_needs_grad(c, in, 1)) {
         Node *n = mt_record(c, act_name(act), act_backward, y, in, 1);
-        n->i[0] = (int)act;
+        mt_save(c, n, &(ActSaved){act}, sizeof(ActSaved));
         n->overwrites = act == MT_ACT_GELU; /* x */
     }
     return y;
@@ -193,7 +198,7 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
  * a fresh buffer, see mt_bias_act; the others add); the thread's partial db += g. */
 static void bias_act_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *bias = n->in[1];
-    mt_act act = (mt_act)n->i[0];
+    mt_act act = ((const ActSaved *)n->saved)->act;
     size_t rows = mt_rows(x);
     int C = mt_last(x);
     int want_dx = x->requires_grad, want_db = bias->requires_grad;
@@ -289,7 +294,7 @@ Tensor *mt_bias_act(Ctx *c, Tensor *x, Tensor *bias, mt_act act) {
     Tensor *in[2] = {x, bias};
     if (mt_needs_grad(c, in, 2)) {
         Node *n = mt_record(c, "bias_act", bias_act_backward, y, in, 2);
-        n->i[0] = (int)act;
+        mt_save(c, n, &(ActSaved){act}, sizeof(ActSaved));
         n->overwrites = act == MT_ACT_GELU; /* x */
     }
     return y;

@@ -15,13 +15,21 @@
 /* Below this many elements of work a loop runs on one thread: waking the team costs more. */
 #define PAR_MIN 32768
 
+/* What an attention node keeps: the softmax probabilities (B * heads, N, N), heads, scale. */
+typedef struct AttentionSaved {
+    const float *probs;
+    int heads;
+    float scale;
+} AttentionSaved;
+
 static void attention_backward(Ctx *c, Node *n) {
     Tensor *qkv = n->in[0], *y = n->out;
     if (!qkv->requires_grad) return;
-    int heads = n->i[0];
+    const AttentionSaved *s = n->saved;
+    int heads = s->heads;
     int B = qkv->shape[0], N = qkv->shape[1], C3 = qkv->shape[2], C = C3 / 3, D = C / heads;
-    float scale = n->f[0];
-    const float *P = n->saved;
+    float scale = s->scale;
+    const float *P = s->probs;
     size_t NN = (size_t)N * N;
     size_t nmat = (size_t)B * heads;
     ArenaMark mark = arena_mark(&c->arena);
@@ -32,8 +40,10 @@ static void attention_backward(Ctx *c, Node *n) {
         const float *dO = y->grad + b * N * C + h * D;
         const float *v = qkv->data + b * N * C3 + 2 * C + h * D;
         float *dv = qkv->grad + b * N * C3 + 2 * C + h * D;
-        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N, N, D, 1.0f, dO, C, v, C3, 0.0f, dS + m * NN, N);
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, D, N, 1.0f, P + m * NN, N, dO, C, 1.0f, dv, C3);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = N, .N = N, .K = D, .alpha = 1.0f,
+                              .A = dO, .lda = C, .B = v, .ldb = C3, .C = dS + m * NN, .ldc = N});
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = D, .K = N, .alpha = 1.0f,
+                              .A = P + m * NN, .lda = N, .B = dO, .ldb = C, .beta = 1.0f, .C = dv, .ldc = C3});
     }
     /* softmax backward in place: dS = P * (dP - sum(dP * P)) */
     size_t rows = nmat * N;
@@ -50,8 +60,10 @@ static void attention_backward(Ctx *c, Node *n) {
         size_t b = m / heads, h = m % heads;
         const float *q = qkv->data + b * N * C3 + h * D, *k = q + C;
         float *dq = qkv->grad + b * N * C3 + h * D, *dk = dq + C;
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, k, C3, 1.0f, dq, C3);
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, D, N, scale, dS + m * NN, N, q, C3, 1.0f, dk, C3);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = N, .N = D, .K = N, .alpha = scale, .A = dS + m * NN,
+                              .lda = N, .B = k, .ldb = C3, .beta = 1.0f, .C = dq, .ldc = C3});
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = D, .K = N, .alpha = scale,
+                              .A = dS + m * NN, .lda = N, .B = q, .ldb = C3, .beta = 1.0f, .C = dk, .ldc = C3});
     }
     arena_release(&c->arena, mark);
 }
@@ -71,7 +83,8 @@ Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {
     for (size_t m = 0; m < nmat; m++) {
         size_t b = m / heads, h = m % heads;
         const float *q = qkv->data + b * N * C3 + h * D, *k = q + C;
-        mt_gemm(c->precision, MT_NOTRANS, MT_TRANS, N, N, D, scale, q, C3, k, C3, 0.0f, P + m * NN, N);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = N, .N = N, .K = D, .alpha = scale,
+                              .A = q, .lda = C3, .B = k, .ldb = C3, .C = P + m * NN, .ldc = N});
     }
     size_t rows = nmat * N;
 #pragma omp parallel for schedule(static) if ((size_t)(rows * N) >= PAR_MIN)
@@ -90,14 +103,12 @@ Tensor *mt_attention(Ctx *c, Tensor *qkv, int heads) {
     for (size_t m = 0; m < nmat; m++) {
         size_t b = m / heads, h = m % heads;
         const float *v = qkv->data + b * N * C3 + 2 * C + h * D;
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, N, D, N, 1.0f, P + m * NN, N, v, C3, 0.0f,
-                    y->data + b * N * C + h * D, C);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = N, .N = D, .K = N, .alpha = 1.0f, .A = P + m * NN,
+                              .lda = N, .B = v, .ldb = C3, .C = y->data + b * N * C + h * D, .ldc = C});
     }
     if (mt_needs_grad(c, &qkv, 1)) {
         Node *n = mt_record(c, "attention", attention_backward, y, &qkv, 1);
-        n->i[0] = heads;
-        n->f[0] = scale;
-        n->saved = P;
+        mt_save(c, n, &(AttentionSaved){.probs = P, .heads = heads, .scale = scale}, sizeof(AttentionSaved));
     }
     return y;
 }

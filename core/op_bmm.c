@@ -16,9 +16,15 @@ static void bmm_dims(const Tensor *a, const Tensor *b, int ta, int tb, int *M, i
     *batch = a->numel / ((size_t)a->shape[nd - 1] * a->shape[nd - 2]);
 }
 
+/* What a bmm node keeps: whether a and b enter transposed. */
+typedef struct BmmSaved {
+    int ta, tb;
+} BmmSaved;
+
 static void bmm_backward(Ctx *c, Node *n) {
     Tensor *a = n->in[0], *b = n->in[1], *y = n->out;
-    int ta = n->i[0], tb = n->i[1];
+    const BmmSaved *s = n->saved;
+    int ta = s->ta, tb = s->tb;
     int M, N, K;
     size_t batch;
     bmm_dims(a, b, ta, tb, &M, &N, &K, &batch);
@@ -29,20 +35,24 @@ static void bmm_backward(Ctx *c, Node *n) {
         if (a->requires_grad) {
             float *da = a->grad + i * sa;
             if (!ta) /* dA (M,K) = dY op(B)^T */
-                mt_gemm(c->precision, MT_NOTRANS, TR(!tb), M, K, N, 1.0f, dy, N, b->data + i * sb, ldb, 1.0f,
-                            da, K);
+                mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = TR(!tb), .M = M, .N = K, .K = N,
+                                      .alpha = 1.0f, .A = dy, .lda = N, .B = b->data + i * sb, .ldb = ldb,
+                                      .beta = 1.0f, .C = da, .ldc = K});
             else /* dA stored (K,M) = op(B) dY^T */
-                mt_gemm(c->precision, TR(tb), MT_TRANS, K, M, N, 1.0f, b->data + i * sb, ldb, dy, N, 1.0f,
-                            da, M);
+                mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = TR(tb), .transB = MT_TRANS, .M = K,
+                                      .N = M, .K = N, .alpha = 1.0f, .A = b->data + i * sb, .lda = ldb, .B = dy,
+                                      .ldb = N, .beta = 1.0f, .C = da, .ldc = M});
         }
         if (b->requires_grad) {
             float *db = b->grad + i * sb;
             if (!tb) /* dB (K,N) = op(A)^T dY */
-                mt_gemm(c->precision, TR(!ta), MT_NOTRANS, K, N, M, 1.0f, a->data + i * sa, lda, dy, N, 1.0f,
-                            db, N);
+                mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = TR(!ta), .M = K, .N = N, .K = M,
+                                      .alpha = 1.0f, .A = a->data + i * sa, .lda = lda, .B = dy, .ldb = N,
+                                      .beta = 1.0f, .C = db, .ldc = N});
             else /* dB stored (N,K) = dY^T op(A) */
-                mt_gemm(c->precision, MT_TRANS, TR(ta), N, K, M, 1.0f, dy, N, a->data + i * sa, lda, 1.0f,
-                            db, K);
+                mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .transB = TR(ta), .M = N,
+                                      .N = K, .K = M, .alpha = 1.0f, .A = dy, .lda = N, .B = a->data + i * sa,
+                                      .ldb = lda, .beta = 1.0f, .C = db, .ldc = K});
         }
     }
 }
@@ -72,13 +82,14 @@ Tensor *mt_bmm(Ctx *c, Tensor *a, Tensor *b, int ta, int tb) {
     if (!y) return NULL;
     int lda = ta ? M : K, ldb = tb ? K : N;
     for (size_t i = 0; i < batch; i++)
-        mt_gemm(c->precision, TR(ta), TR(tb), M, N, K, 1.0f, a->data + i * (size_t)M * K, lda,
-                    b->data + i * (size_t)K * N, ldb, 0.0f, y->data + i * (size_t)M * N, N);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = TR(ta), .transB = TR(tb), .M = M, .N = N, .K = K,
+                              .alpha = 1.0f, .A = a->data + i * (size_t)M * K, .lda = lda,
+                              .B = b->data + i * (size_t)K * N, .ldb = ldb, .C = y->data + i * (size_t)M * N,
+                              .ldc = N});
     Tensor *in[2] = {a, b};
     if (mt_needs_grad(c, in, 2)) {
         Node *nd = mt_record(c, "bmm", bmm_backward, y, in, 2);
-        nd->i[0] = ta;
-        nd->i[1] = tb;
+        mt_save(c, nd, &(BmmSaved){.ta = ta, .tb = tb}, sizeof(BmmSaved));
     }
     return y;
 }

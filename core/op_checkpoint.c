@@ -7,7 +7,9 @@
  * arena above the copy are dropped. Backward: the dropout counter is set back, fn runs again
  * recording at the tape's end (into the arena above everything alive), its output's gradient
  * is the node's, mt_backward_range sweeps those nodes (their backward adds into x's gradient
- * and the parameters' persistent ones), and the tape and arena rewind to where they were. */
+ * and the parameters' persistent ones), and the tape and arena rewind to where they were.
+ * In a profile the recomputed nodes' forward and backward show on their own lines (the tape
+ * times nested nodes) and the checkpoint line keeps the bookkeeping. */
 #include "core/ops.h"
 #include <string.h>
 
@@ -32,10 +34,6 @@ static void checkpoint_backward(Ctx *c, Node *n) {
     /* The free list holds buffers below the arena mark; the recompute's buffers lie above it
      * and die with it, so the recompute starts an empty list of its own. */
     c->grad_pool = NULL;
-    /* profile: the recomputed nodes' forward and backward go to their own lines, the checkpoint
-     * line keeps only its bookkeeping */
-    double t0 = mt_profile_clock(c);
-    if (c->profile) mt_profile_mark(c);
     c->counter = s->counter;
     c->training = s->training;
     c->grad_enabled = 1;
@@ -67,7 +65,6 @@ static void checkpoint_backward(Ctx *c, Node *n) {
     c->training = training;
     c->grad_enabled = grad_enabled;
     memcpy(c->scope, scope, sizeof scope);
-    if (c->profile) c->prof_moved = mt_profile_clock(c) - t0;
 }
 
 /* The owner's parameter whose data t shares (t itself or a view of it), or NULL. */

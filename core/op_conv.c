@@ -240,9 +240,15 @@ static void col2im_nhwc_add(const ConvDims *d, const float *dcols, float *dx) {
 }
 
 
+/* What a conv2d node keeps: stride, padding and layout (1: NCHW input, 0: NHWC). */
+typedef struct ConvSaved {
+    int stride, pad, nchw;
+} ConvSaved;
+
 static void conv2d_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    ConvDims d = conv_dims(x, n->i[2], w, n->i[0], n->i[1]);
+    const ConvSaved *s = n->saved;
+    ConvDims d = conv_dims(x, s->nchw, w, s->stride, s->pad);
     const float *dy = y->grad;
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     /* The columns are rebuilt rather than kept from the forward pass: im2col is cheap next
@@ -256,16 +262,17 @@ static void conv2d_backward(Ctx *c, Node *n) {
         cols = cc;
     }
     if (w->requires_grad) /* dW (Cout, K) += dy^T (Cout, M) @ cols (M, K) */
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, cols, K, 1.0f, w->grad, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = K, .K = M, .alpha = 1.0f,
+                              .A = dy, .lda = N, .B = cols, .ldb = K, .beta = 1.0f, .C = w->grad, .ldc = K});
     if (b && b->requires_grad) colsum_add(b->grad, dy, d.M, N);
     if (x->requires_grad) {
         if (is_direct(&d)) { /* dx (M, Cin) += dy @ W */
-            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, w->data, K, 1.0f, x->grad,
-                        K);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = w->data, .ldb = K, .beta = 1.0f, .C = x->grad, .ldc = K});
         } else {
             float *dcols = arena_alloc(&c->arena, d.M * d.K * sizeof(float));
-            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, w->data, K, 0.0f, dcols,
-                        K);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = w->data, .ldb = K, .C = dcols, .ldc = K});
             if (d.nchw) col2im_nchw_add(&d, dcols, x->grad);
             else col2im_nhwc_add(&d, dcols, x->grad);
         }
@@ -297,7 +304,8 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
     int M = (int)d.M, K = (int)d.K, N = d.Cout;
     MtEpilogue ep = {.bias = b ? b->data : NULL}; /* the bias joins each tile as it is stored */
     if (is_direct(&d)) {
-        mt_gemm_ep(c->precision, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x->data, K, w->data, K, 0.0f, y->data, N, &ep);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 1.0f,
+                              .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = y->data, .ldc = N, .ep = &ep});
     } else {
         ArenaMark mark = arena_mark(&c->arena);
         const float *wk = w->data;
@@ -313,15 +321,14 @@ Tensor *mt_conv2d(Ctx *c, Tensor *x, mt_layout layout, Tensor *w, Tensor *b, int
         }
         ConvGather g = {&d, x->data};
         MtGatherA ga = {nchw ? gather_nchw : gather_nhwc, &g};
-        mt_gemm_gather(c->precision, MT_TRANS, M, N, K, &ga, wk, K, 0.0f, y->data, N, &ep);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 1.0f,
+                              .ga = &ga, .lda = K, .B = wk, .ldb = K, .C = y->data, .ldc = N, .ep = &ep});
         arena_release(&c->arena, mark);
     }
     Tensor *in[3] = {x, w, b};
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "conv2d", conv2d_backward, y, in, 3);
-        n->i[0] = stride;
-        n->i[1] = pad;
-        n->i[2] = nchw;
+        mt_save(c, n, &(ConvSaved){.stride = stride, .pad = pad, .nchw = nchw}, sizeof(ConvSaved));
     }
     return y;
 }

@@ -7,12 +7,19 @@
 #include "core/ops.h"
 #include <math.h>
 
+/* What a double_norm node keeps: a (B, N, S) in the arena and eps. */
+typedef struct DoubleNormSaved {
+    const float *a;
+    float eps;
+} DoubleNormSaved;
+
 static void double_norm_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
     int B = x->shape[0], N = x->shape[1], S = x->shape[2];
-    float eps = n->f[0];
-    const float *A = n->saved;
+    const DoubleNormSaved *s = n->saved;
+    float eps = s->eps;
+    const float *A = s->a;
     float *da = arena_alloc(&c->arena, x->numel * sizeof(float));
 #pragma omp parallel for schedule(static) if (x->numel >= 32768)
     for (size_t r = 0; r < (size_t)B * N; r++) {
@@ -67,8 +74,7 @@ Tensor *mt_double_norm(Ctx *c, Tensor *x, float eps) {
     }
     if (mt_needs_grad(c, &x, 1)) {
         Node *nd = mt_record(c, "double_norm", double_norm_backward, y, &x, 1);
-        nd->saved = A;
-        nd->f[0] = eps;
+        mt_save(c, nd, &(DoubleNormSaved){.a = A, .eps = eps}, sizeof(DoubleNormSaved));
     }
     return y;
 }

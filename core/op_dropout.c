@@ -17,14 +17,22 @@ static int check_p(Ctx *c, const char *op, const Tensor *x, float p) {
     return -1;
 }
 
+/* What a dropout or drop_path node keeps: the keep mask (per element, per sample) and the
+ * scale 1 / (1 - p) of kept values. */
+typedef struct DropSaved {
+    const uint8_t *keep;
+    float scale;
+} DropSaved;
+
 /* ---- dropout: y = x * keep / (1 - p), element-wise mask ---- */
 
 static void dropout_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0];
     if (!x->requires_grad) return;
-    const uint8_t *keep = n->saved;
+    const DropSaved *st = n->saved;
+    const uint8_t *keep = st->keep;
     const float *dy = n->out->grad;
-    float *gx = x->grad, s = n->f[1];
+    float *gx = x->grad, s = st->scale;
     size_t N = x->numel;
 #pragma omp parallel for simd if (N >= PAR_MIN) schedule(static)
     for (size_t i = 0; i < N; i++) gx[i] += keep[i] ? dy[i] * s : 0.0f;
@@ -54,9 +62,7 @@ Tensor *mt_dropout(Ctx *c, Tensor *x, float p) {
     }
     if (rec) {
         Node *n = mt_record(c, "dropout", dropout_backward, y, in, 1);
-        n->saved = keep;
-        n->f[0] = p;
-        n->f[1] = s;
+        mt_save(c, n, &(DropSaved){.keep = keep, .scale = s}, sizeof(DropSaved));
     }
     return y;
 }
@@ -66,9 +72,10 @@ Tensor *mt_dropout(Ctx *c, Tensor *x, float p) {
 static void drop_path_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0];
     if (!x->requires_grad) return;
-    const uint8_t *keep = n->saved;
+    const DropSaved *st = n->saved;
+    const uint8_t *keep = st->keep;
     const float *dy = n->out->grad;
-    float *gx = x->grad, kp = n->f[1];
+    float *gx = x->grad, kp = st->scale;
     int B = x->shape[0];
     size_t S = x->numel / (size_t)B;
 #pragma omp parallel for if (x->numel >= PAR_MIN) schedule(static)
@@ -111,9 +118,7 @@ Tensor *mt_drop_path(Ctx *c, Tensor *x, float p) {
     Tensor *in[1] = {x};
     if (mt_needs_grad(c, in, 1)) {
         Node *n = mt_record(c, "drop_path", drop_path_backward, y, in, 1);
-        n->saved = keep;
-        n->f[0] = p;
-        n->f[1] = kp;
+        mt_save(c, n, &(DropSaved){.keep = keep, .scale = kp}, sizeof(DropSaved));
     }
     return y;
 }

@@ -28,10 +28,15 @@ static inline float gate_f(int act, float g, float *d) {
     }
 }
 
+/* What a glu node keeps: the gate's activation. */
+typedef struct GluSaved {
+    int act;
+} GluSaved;
+
 static void glu_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
-    int h = mt_last(y), act = n->i[0];
+    int h = mt_last(y), act = ((const GluSaved *)n->saved)->act;
     size_t rows = mt_rows(y);
 #pragma omp parallel for schedule(static) if (y->numel >= 16384)
     for (size_t r = 0; r < rows; r++) {
@@ -63,6 +68,6 @@ Tensor *mt_glu(Ctx *c, Tensor *x, mt_gate act) {
         float *yr = y->data + r * h, d;
         for (int j = 0; j < h; j++) yr[j] = xa[j] * gate_f(act, xg[j], &d);
     }
-    if (mt_needs_grad(c, &x, 1)) mt_record(c, "glu", glu_backward, y, &x, 1)->i[0] = act;
+    if (mt_needs_grad(c, &x, 1)) mt_save(c, mt_record(c, "glu", glu_backward, y, &x, 1), &(GluSaved){act}, sizeof(GluSaved));
     return y;
 }

@@ -14,11 +14,12 @@ static void linear_backward(Ctx *c, Node *n) {
     int K = mt_last(x), N = mt_last(y);
     int M = (int)mt_rows(x);
     if (x->requires_grad) /* the node overwrites: beta 0 for a fresh buffer */
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, y->grad, N, w->data, K,
-                mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = y->grad,
+                              .lda = N, .B = w->data, .ldb = K, .beta = mt_grad_accumulate(x) ? 1.0f : 0.0f,
+                              .C = x->grad, .ldc = K});
     if (w->requires_grad)
-        mt_gemm(c->precision, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, y->grad, N, x->data, K,
-                    1.0f, w->grad, K);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = K, .K = M, .alpha = 1.0f,
+                              .A = y->grad, .lda = N, .B = x->data, .ldb = K, .beta = 1.0f, .C = w->grad, .ldc = K});
     if (b && b->requires_grad) colsum_add(b->grad, y->grad, (size_t)M, N);
 }
 
@@ -53,8 +54,8 @@ static void linear_gemm_as(Ctx *c, int types, const void *x, int M, Tensor *w, T
     int K = w->shape[1], N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_TRANS, M, N, K, 1.0f, x, K, 0, w->data, K, 0, 0.0f,
-                          y->data, N, 0, 1, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .types = types, .transB = MT_TRANS, .M = M, .N = N, .K = K,
+                          .alpha = 1.0f, .A = x, .lda = K, .B = w->data, .ldb = K, .C = y->data, .ldc = N, .ep = &ep});
 }
 
 static void linear_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act_tile act, Tensor *res, Tensor *gamma,
@@ -124,30 +125,45 @@ static int check_residual(Ctx *c, const char *op, const Tensor *y, const Tensor 
  * half the traffic of writing it and reading it twice). */
 
 /* What an MLP-fc2 node keeps for backward. */
-typedef struct ActSaved {
+typedef struct ActLinearSaved {
     void *a;      /* act(h + b1), or NULL when a is h itself (no bias, no activation) */
     int bf16;     /* a is stored as bf16 (MT_BF16), else fp32 */
     mt_act act;
-} ActSaved;
+} ActLinearSaved;
 
-/* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. */
+/* The bias-and-activation pass of act_keep, a part of the node's forward. */
+typedef struct BiasActPass {
+    mt_act act;
+    void *a;
+    int bf;
+    const Tensor *h, *b1;
+} BiasActPass;
+
+static void bias_act_pass(Ctx *c, void *arg) {
+    (void)c;
+    const BiasActPass *p = arg;
+    const float *b1 = p->b1 ? p->b1->data : NULL;
+    if (p->bf) mt_bias_act_rows_bf16(p->act, p->a, p->h->data, b1, mt_rows(p->h), mt_last(p->h));
+    else mt_bias_act_rows(p->act, p->a, p->h->data, b1, mt_rows(p->h), mt_last(p->h));
+}
+
+/* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. The pass
+ * is a part of its own: the profile shows it as what it is, "bias_act". */
 static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
     *bf = c->precision == MT_BF16;
     void *a = arena_alloc(&c->arena, h->numel * (*bf ? sizeof(uint16_t) : sizeof(float)));
-    if (*bf) mt_bias_act_rows_bf16(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
-    else mt_bias_act_rows(act, a, h->data, b1 ? b1->data : NULL, mt_rows(h), mt_last(h));
-    mt_profile_phase(c, "bias_act"); /* the profile shows this pass as what it is */
+    mt_part(c, MT_FORWARD, "bias_act", bias_act_pass, &(BiasActPass){act, a, *bf, h, b1});
     return a;
 }
 
 /* The kept a is dead (a node's backward is done with it). */
-static void act_drop(Ctx *c, const ActSaved *st, size_t numel) {
+static void act_drop(Ctx *c, const ActLinearSaved *st, size_t numel) {
     mt_recycle(c, st->a, st->bf16 ? numel / 2 : numel); /* floats' worth */
 }
 
 static void act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *b1 = n->in[1], *w = n->in[2], *b = n->in[3], *res = n->in[4], *gamma = n->in[5];
-    const ActSaved *st = n->saved;
+    const ActLinearSaved *st = n->saved;
     const float *dy = n->out->grad, *g = gamma ? gamma->data : NULL;
     const void *a = st->a ? st->a : h->data;
     int K = w->shape[1], N = w->shape[0], M = (int)mt_rows(h), atype = st->bf16 ? MT_B_BF16 : 0;
@@ -156,13 +172,14 @@ static void act_linear_backward(Ctx *c, Node *n) {
     ArenaMark mark = arena_mark(&c->arena);
     float *s = want_b || want_g ? arena_calloc(&c->arena, (size_t)N * sizeof(float)) : NULL;
     if (s) colsum_add(s, dy, (size_t)M, N);
-    if (!g && want_w)
-        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 1.0f, w->grad,
-                              K, 0, 1, NULL);
+    /* dW += dy^T a (no layer scale), or G = dy^T a */
+    MtGemm dw = {.precision = c->precision, .types = atype, .transA = MT_TRANS, .M = N, .N = K, .K = M,
+                 .alpha = 1.0f, .A = dy, .lda = N, .B = a, .ldb = K, .beta = 1.0f, .C = w->grad, .ldc = K};
+    if (!g && want_w) mt_gemm_run(&dw);
     if (g && (want_w || want_g)) {
         float *G = arena_alloc(&c->arena, (size_t)N * K * sizeof(float));
-        mt_gemm_batched_mixed(c->precision, atype, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dy, N, 0, a, K, 0, 0.0f, G, K, 0,
-                              1, NULL);
+        dw.beta = 0.0f, dw.C = G;
+        mt_gemm_run(&dw);
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= MT_PAR_MIN)
         for (int j = 0; j < N; j++) {
             const float *Gj = G + (size_t)j * K, *wj = w->data + (size_t)j * K;
@@ -192,10 +209,12 @@ static void act_linear_backward(Ctx *c, Node *n) {
             Partials p = want_b1 ? partials_new(c, 1, K) : (Partials){0};
             MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data,
                              .pre_bias = b1 ? b1->data : NULL, .colsum = p.buf, .colsum_stride = p.stride};
-            mt_gemm_ep(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K, &ep);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = wd, .ldb = K, .C = dh, .ldc = K, .ep = &ep});
             if (want_b1) partials_flush(&p, 0, K, b1->grad);
         } else {
-            mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, wd, K, 0.0f, dh, K);
+            mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                  .B = wd, .ldb = K, .C = dh, .ldc = K});
         }
         if (want_h && acc) grad_add(h->grad, dh, (size_t)M * K);
     }
@@ -211,8 +230,8 @@ static void record_act_node(Ctx *c, const char *op, mt_backward_fn backward, Ten
     if (!mt_needs_grad(c, in, nin)) return;
     Node *n = mt_record(c, op, backward, y, in, nin);
     n->overwrites = 1u | (in[ires] ? 1u << ires : 0u);
-    ActSaved *st = arena_alloc(&c->arena, sizeof *st);
-    *st = (ActSaved){.a = a, .bf16 = bf, .act = act};
+    ActLinearSaved *st = arena_alloc(&c->arena, sizeof *st);
+    *st = (ActLinearSaved){.a = a, .bf16 = bf, .act = act};
     n->saved = st;
 }
 
@@ -296,8 +315,9 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tenso
     if (!y) return NULL;
     int K = mt_last(x), N = w->shape[0];
     MtEpilogue ep = {.bias = b ? b->data : NULL, .act = mt_act_tile_fn(act)};
-    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
-                  y->data, N, &pro, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = (int)mt_rows(x), .N = N, .K = K,
+                          .alpha = 1.0f, .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = y->data, .ldc = N,
+                          .pro = &pro, .ep = &ep});
     return y;
 }
 
@@ -307,38 +327,74 @@ Tensor *mt_norm_linear_act(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw, Tenso
  * (bf16 under MT_BF16, the words the GEMM would pack) and runs the norm's own backward on
  * dh @ w. Every value is the one the norm op followed by `linear` gives. */
 
-/* What a norm + fc1 node keeps: the norm's statistics (mean then rstd, one per row for
- * LayerNorm, per sample for GroupNorm(1); mt_norm_backward reads them as one array). */
+/* What a norm + fc1 node keeps: the norm's kind and statistics (one per row for LayerNorm,
+ * per sample for GroupNorm(1)). */
 typedef struct NormLinearSaved {
     MtNormKind kind;
     const float *mean, *rstd;
 } NormLinearSaved;
+
+/* The norm's passes inside a norm + fc1 node (parts of its own in a profile, the norm's line):
+ * norm(x) again into y (bf16 when bf), or the norm's backward from dy. */
+typedef struct NormPass {
+    const NormLinearSaved *st;
+    Tensor *x, *nw, *nb;
+    void *y;
+    int bf;
+    float *dy;
+} NormPass;
+
+static void norm_apply_pass(Ctx *c, void *arg) {
+    (void)c;
+    const NormPass *p = arg;
+    mt_norm_apply(p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->st->rstd, p->bf ? NULL : p->y, p->bf ? p->y : NULL);
+}
+
+static void norm_backward_pass(Ctx *c, void *arg) {
+    const NormPass *p = arg;
+    mt_norm_backward(c, p->st->kind, p->x, p->nw, p->nb, p->st->mean, p->st->rstd, p->dy);
+}
 
 static void norm_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *nw = n->in[1], *nb = n->in[2], *w = n->in[3];
     const NormLinearSaved *st = n->saved;
     const float *dh = n->out->grad;
     int K = mt_last(x), N = w->shape[0], M = (int)mt_rows(x);
-    const char *norm = norm_name(st->kind); /* the profile line of the norm's passes */
+    const char *norm = norm_name(st->kind);
     ArenaMark mark = arena_mark(&c->arena);
     if (w->requires_grad) {
         int bf = c->precision == MT_BF16;
         void *y = arena_alloc(&c->arena, x->numel * (bf ? sizeof(uint16_t) : sizeof(float)));
-        double t0 = mt_profile_clock(c);
-        mt_norm_apply(st->kind, x, nw, nb, st->mean, st->rstd, bf ? NULL : y, bf ? y : NULL);
-        mt_profile_phase_bwd(c, norm, t0);
-        mt_gemm_batched_mixed(c->precision, bf ? MT_B_BF16 : 0, MT_TRANS, MT_NOTRANS, N, K, M, 1.0f, dh, N, 0, y, K,
-                              0, 1.0f, w->grad, K, 0, 1, NULL);
+        mt_part(c, MT_BACKWARD, norm, norm_apply_pass,
+                &(NormPass){.st = st, .x = x, .nw = nw, .nb = nb, .y = y, .bf = bf});
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .types = bf ? MT_B_BF16 : 0, .transA = MT_TRANS, .M = N,
+                              .N = K, .K = M, .alpha = 1.0f, .A = dh, .lda = N, .B = y, .ldb = K, .beta = 1.0f,
+                              .C = w->grad, .ldc = K});
         arena_release(&c->arena, mark); /* dy below reuses the space */
     }
     if (x->requires_grad || (nw && nw->requires_grad) || (nb && nb->requires_grad)) {
         float *dy = arena_alloc(&c->arena, x->numel * sizeof(float));
-        mt_gemm(c->precision, MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dh, N, w->data, K, 0.0f, dy, K);
-        double t0 = mt_profile_clock(c);
-        mt_norm_backward(c, st->kind, x, nw, nb, st->mean, dy);
-        mt_profile_phase_bwd(c, norm, t0);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dh, .lda = N,
+                              .B = w->data, .ldb = K, .C = dy, .ldc = K});
+        mt_part(c, MT_BACKWARD, norm, norm_backward_pass,
+                &(NormPass){.st = st, .x = x, .nw = nw, .nb = nb, .dy = dy});
     }
     arena_release(&c->arena, mark);
+}
+
+/* norm_prologue as a part of a node's forward: the statistics pass shows on the norm's line. */
+typedef struct NormStatsPass {
+    const char *op;
+    Tensor *x, *nw, *nb;
+    MtNormKind kind;
+    float eps;
+    MtPrologue *pro;
+    int rc;
+} NormStatsPass;
+
+static void norm_stats_pass(Ctx *c, void *arg) {
+    NormStatsPass *p = arg;
+    p->rc = norm_prologue(c, p->op, p->x, p->kind, p->nw, p->nb, p->eps, p->pro);
 }
 
 /* h = norm(x) @ w^T with a tape. */
@@ -346,11 +402,14 @@ static Tensor *norm_linear_taped(Ctx *c, Tensor *x, MtNormKind kind, Tensor *nw,
     const char *op = kind == MT_NORM_GROUP1 ? "groupnorm1_linear" : "layernorm_linear";
     MtPrologue pro;
     Tensor *h = linear_out(c, op, x, w, NULL);
-    if (!h || norm_prologue(c, op, x, kind, nw, nb, eps, &pro)) return NULL;
-    mt_profile_phase(c, norm_name(kind)); /* the statistics pass */
+    if (!h) return NULL;
+    NormStatsPass stats = {op, x, nw, nb, kind, eps, &pro, 0};
+    mt_part(c, MT_FORWARD, norm_name(kind), norm_stats_pass, &stats);
+    if (stats.rc) return NULL;
     int K = mt_last(x), N = w->shape[0];
-    mt_gemm_fused(c->precision, MT_NOTRANS, MT_TRANS, (int)mt_rows(x), N, K, 1.0f, x->data, K, w->data, K, 0.0f,
-                  h->data, N, &pro, NULL);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = (int)mt_rows(x), .N = N, .K = K,
+                          .alpha = 1.0f, .A = x->data, .lda = K, .B = w->data, .ldb = K, .C = h->data, .ldc = N,
+                          .pro = &pro});
     Tensor *in[4] = {x, nw, nb, w};
     if (mt_needs_grad(c, in, 4)) {
         Node *n = mt_record(c, op, norm_linear_backward, h, in, 4);
@@ -436,14 +495,17 @@ static void token_linear_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     if (x->requires_grad)
-        mt_gemm_batched(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, y->grad, C, (long)N2 * C,
-                        mt_grad_accumulate(x) ? 1.0f : 0.0f, x->grad, C, (long)N * C, B); /* overwrites */
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = C, .K = N2, .alpha = 1.0f,
+                              .A = w->data, .lda = N, .B = y->grad, .ldb = C, .strideB = (long)N2 * C,
+                              .beta = mt_grad_accumulate(x) ? 1.0f : 0.0f, /* overwrites */
+                              .C = x->grad, .ldc = C, .strideC = (long)N * C, .batch = B});
     /* dW = sum_b dY_b (N2, C) @ X_b^T (C, N): one GEMM over K = B * C that reads the samples
      * where they are (B small GEMMs into the same buffer would each pay a fork/join, and
      * copying the batch out along K cost as much as the GEMM). */
     if (w->requires_grad)
-        mt_gemm_batched_sum(c->precision, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, y->grad, C, (long)N2 * C, x->data, C,
-                            (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transB = MT_TRANS, .M = N2, .N = N, .K = C, .alpha = 1.0f,
+                              .A = y->grad, .lda = C, .strideA = (long)N2 * C, .B = x->data, .ldb = C,
+                              .strideB = (long)N * C, .beta = 1.0f, .C = w->grad, .ldc = N, .batch = B, .sum = 1});
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, y->grad, B, N2, C);
 }
 
@@ -468,8 +530,9 @@ static void token_gemm_as(Ctx *c, int types, const void *xd, Tensor *x, Tensor *
     int B = x->shape[0], N = x->shape[1], C = x->shape[2], N2 = w->shape[0];
     MtEpilogue ep = {.row_bias = bias ? bias->data : NULL, .act = act, .col_scale = gamma ? gamma->data : NULL,
                      .residual = res ? res->data : NULL};
-    mt_gemm_batched_mixed(c->precision, types, MT_NOTRANS, MT_NOTRANS, N2, C, N, 1.0f, w->data, N, 0, xd, C,
-                          (long)N * C, 0.0f, y->data, C, (long)N2 * C, B, &ep);
+    mt_gemm_run(&(MtGemm){.precision = c->precision, .types = types, .M = N2, .N = C, .K = N, .alpha = 1.0f,
+                          .A = w->data, .lda = N, .B = xd, .ldb = C, .strideB = (long)N * C, .C = y->data, .ldc = C,
+                          .strideC = (long)N2 * C, .batch = B, .ep = &ep});
 }
 
 static void token_gemm(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act_tile act, Tensor *res, Tensor *gamma,
@@ -505,21 +568,24 @@ Tensor *mt_token_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, mt_act a
  * the residual is ever stored. */
 static void token_act_linear_backward(Ctx *c, Node *n) {
     Tensor *h = n->in[0], *w = n->in[1], *bias = n->in[2], *res = n->in[3];
-    const ActSaved *st = n->saved;
+    const ActLinearSaved *st = n->saved;
     const float *dy = n->out->grad;
     int B = h->shape[0], N = h->shape[1], C = h->shape[2], N2 = w->shape[0];
     if (res && res->requires_grad) grad_pass_through(c, n, res); /* dy keeps its address */
     if (w->requires_grad)
-        mt_gemm_batched_sum_mixed(c->precision, st->bf16 ? MT_B_BF16 : 0, MT_NOTRANS, MT_TRANS, N2, N, C, 1.0f, dy, C,
-                                  (long)N2 * C, st->a, C, (long)N * C, 1.0f, w->grad, N, B);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .types = st->bf16 ? MT_B_BF16 : 0, .transB = MT_TRANS,
+                              .M = N2, .N = N, .K = C, .alpha = 1.0f, .A = dy, .lda = C, .strideA = (long)N2 * C,
+                              .B = st->a, .ldb = C, .strideB = (long)N * C, .beta = 1.0f, .C = w->grad, .ldc = N,
+                              .batch = B, .sum = 1});
     if (bias && bias->requires_grad) token_bias_grad(bias->grad, dy, B, N2, C);
     if (h->requires_grad) {
         ArenaMark mark = arena_mark(&c->arena);
         int acc = mt_grad_accumulate(h); /* the node overwrites h */
         float *dh = acc ? arena_alloc(&c->arena, h->numel * sizeof(float)) : h->grad;
         MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data};
-        mt_gemm_batched_ep(c->precision, MT_TRANS, MT_NOTRANS, N, C, N2, 1.0f, w->data, N, 0, dy, C, (long)N2 * C,
-                           0.0f, dh, C, (long)N * C, B, &ep);
+        mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = C, .K = N2, .alpha = 1.0f,
+                              .A = w->data, .lda = N, .B = dy, .ldb = C, .strideB = (long)N2 * C, .C = dh, .ldc = C,
+                              .strideC = (long)N * C, .batch = B, .ep = &ep});
         if (acc) grad_add(h->grad, dh, h->numel);
         arena_release(&c->arena, mark);
     }

@@ -10,10 +10,16 @@ static void dims3(const Tensor *x, int axis, size_t *outer, size_t *inner) {
     for (int i = axis + 1; i < x->ndim; i++) *inner *= (size_t)x->shape[i];
 }
 
+/* What a narrow node keeps: the slice [start, start + len) of axis. */
+typedef struct NarrowSaved {
+    int axis, start, len;
+} NarrowSaved;
+
 static void narrow_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
-    int axis = n->i[0], start = n->i[1], len = n->i[2], D = x->shape[axis];
+    const NarrowSaved *s = n->saved;
+    int axis = s->axis, start = s->start, len = s->len, D = x->shape[axis];
     size_t outer, inner;
     dims3(x, axis, &outer, &inner);
     size_t run = (size_t)len * inner;
@@ -44,7 +50,7 @@ Tensor *mt_narrow(Ctx *c, Tensor *x, int axis, int start, int len) {
     for (size_t o = 0; o < outer; o++) memcpy(y->data + o * run, x->data + (o * D + start) * inner, run * sizeof(float));
     if (mt_needs_grad(c, &x, 1)) {
         Node *nd = mt_record(c, "narrow", narrow_backward, y, &x, 1);
-        nd->i[0] = ax, nd->i[1] = start, nd->i[2] = len;
+        mt_save(c, nd, &(NarrowSaved){.axis = ax, .start = start, .len = len}, sizeof(NarrowSaved));
     }
     return y;
 }

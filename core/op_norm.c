@@ -102,11 +102,16 @@ static inline void norm_row_dx(float *dx, int acc, const float *xr, const float 
     for (int j = 0; j < C; j++) GRAD_PUT(acc, dx[j], rs * (g[j] * pw[j] - a - (xr[j] - m) * rs * bb));
 }
 
-static void layernorm_backward(Ctx *c, Node *n) {
-    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    const float *dy = n->out->grad, *mean = n->saved;
+/* What a layernorm or groupnorm1 node keeps: the statistics, one per row (LayerNorm) or per
+ * sample (GroupNorm(1)). */
+typedef struct NormSaved {
+    const float *mean, *rstd;
+} NormSaved;
+
+/* LayerNorm's gradients from dy: into x's (the caller's node overwrites it), w's and b's. */
+static void layernorm_grad(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const float *mean, const float *rstd,
+                           const float *dy) {
     size_t rows = mt_rows(x);
-    const float *rstd = mean + rows;
     int C = mt_last(x);
     const float *pw = mt_data_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
@@ -130,6 +135,11 @@ static void layernorm_backward(Ctx *c, Node *n) {
     partials_flush(&p, 1, C, want_b ? b->grad : NULL);
 }
 
+static void layernorm_backward(Ctx *c, Node *n) {
+    const NormSaved *s = n->saved;
+    layernorm_grad(c, n->in[0], n->in[1], n->in[2], s->mean, s->rstd, n->out->grad);
+}
+
 Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (c->failed || !x) return NULL;
     if (check_affine(c, "layernorm", x, w, b, 1, 1)) return NULL;
@@ -150,8 +160,7 @@ Tensor *mt_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "layernorm", layernorm_backward, y, in, 3);
         n->overwrites = 1; /* x */
-        n->saved = mean;
-        n->f[0] = eps;
+        mt_save(c, n, &(NormSaved){mean, rstd}, sizeof(NormSaved));
     }
     return y;
 }
@@ -167,11 +176,9 @@ static int gn1_by_sample(const Tensor *x) {
 }
 
 /* Backward with whole samples per thread: pass 1 then pass 2 on a sample back to back. */
-static void groupnorm1_backward_samples(Ctx *c, Node *n, const float *pw, Partials *p) {
-    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    const float *dy = n->out->grad, *mean = n->saved;
+static void groupnorm1_grad_samples(Tensor *x, Tensor *w, Tensor *b, const float *mean, const float *rstd,
+                                    const float *dy, const float *pw, Partials *p) {
     int B = x->shape[0], C = mt_last(x);
-    const float *rstd = mean + B;
     size_t rps = mt_rows(x) / B;
     double S = (double)(x->numel / B);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
@@ -199,18 +206,17 @@ static void groupnorm1_backward_samples(Ctx *c, Node *n, const float *pw, Partia
     }
 }
 
-static void groupnorm1_backward(Ctx *c, Node *n) {
-    Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    const float *dy = n->out->grad, *mean = n->saved;
+/* GroupNorm(1)'s gradients from dy: into x's (the caller's node overwrites it), w's and b's. */
+static void groupnorm1_grad(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const float *mean, const float *rstd,
+                            const float *dy) {
     int B = x->shape[0], C = mt_last(x);
-    const float *rstd = mean + B;
     size_t rows = mt_rows(x), rps = rows / B; /* rows per sample */
     double S = (double)(x->numel / B);
     const float *pw = mt_data_or_ones(c, w, C);
     int want_dx = x->requires_grad, want_w = w && w->requires_grad, want_b = b && b->requires_grad;
     Partials p = partials_new(c, 2, C);
     if (gn1_by_sample(x)) {
-        groupnorm1_backward_samples(c, n, pw, &p);
+        groupnorm1_grad_samples(x, w, b, mean, rstd, dy, pw, &p);
         partials_flush(&p, 0, C, want_w ? w->grad : NULL);
         partials_flush(&p, 1, C, want_b ? b->grad : NULL);
         return;
@@ -334,11 +340,15 @@ void mt_norm_apply(MtNormKind kind, const Tensor *x, const Tensor *w, const Tens
     }
 }
 
-void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy) {
-    Tensor out = {.grad = (float *)dy}; /* the norm's node as it would have been recorded */
-    Node n = {.in = {x, w, b}, .nin = 3, .out = &out, .saved = (void *)stats};
-    if (kind == MT_NORM_GROUP1) groupnorm1_backward(c, &n);
-    else layernorm_backward(c, &n);
+static void groupnorm1_backward(Ctx *c, Node *n) {
+    const NormSaved *s = n->saved;
+    groupnorm1_grad(c, n->in[0], n->in[1], n->in[2], s->mean, s->rstd, n->out->grad);
+}
+
+void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *mean, const float *rstd,
+                      const float *dy) {
+    if (kind == MT_NORM_GROUP1) groupnorm1_grad(c, x, w, b, mean, rstd, dy);
+    else layernorm_grad(c, x, w, b, mean, rstd, dy);
 }
 
 Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
@@ -371,17 +381,21 @@ Tensor *mt_groupnorm1(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (mt_needs_grad(c, in, 3)) {
         Node *n = mt_record(c, "groupnorm1", groupnorm1_backward, y, in, 3);
         n->overwrites = 1; /* x */
-        n->saved = mean;
-        n->f[0] = eps;
+        mt_save(c, n, &(NormSaved){mean, rstd}, sizeof(NormSaved));
     }
     return y;
 }
 
 /* ---- RMSNorm over the last axis: y = x * rsqrt(mean(x^2) + eps) * w ---- */
 
+/* What an rmsnorm node keeps: 1 / rms per row. */
+typedef struct RmsNormSaved {
+    const float *rstd;
+} RmsNormSaved;
+
 static void rmsnorm_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *w = n->in[1];
-    const float *dy = n->out->grad, *rstd = n->saved;
+    const float *dy = n->out->grad, *rstd = ((const RmsNormSaved *)n->saved)->rstd;
     size_t rows = mt_rows(x);
     int C = mt_last(x);
     const float *pw = mt_data_or_ones(c, w, C);
@@ -434,8 +448,7 @@ Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps) {
     Tensor *in[2] = {x, w};
     if (mt_needs_grad(c, in, 2)) {
         Node *n = mt_record(c, "rmsnorm", rmsnorm_backward, y, in, 2);
-        n->saved = rstd;
-        n->f[0] = eps;
+        mt_save(c, n, &(RmsNormSaved){rstd}, sizeof(RmsNormSaved));
     }
     return y;
 }

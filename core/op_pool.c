@@ -34,10 +34,16 @@ static inline void window_mean(const float *xd, float *restrict o, int b, int i,
     for (int ch = 0; ch < C; ch++) o[ch] *= inv;
 }
 
+/* What an avgpool2d node keeps: the window side and whether the input is subtracted. */
+typedef struct PoolSaved {
+    int k, subtract_input;
+} PoolSaved;
+
 static void avgpool_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!x->requires_grad) return;
-    int k = n->i[0], sub = n->i[1], r = k / 2;
+    const PoolSaved *s = n->saved;
+    int k = s->k, sub = s->subtract_input, r = k / 2;
     int B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     const float *dy = y->grad;
     float *dx = x->grad;
@@ -94,8 +100,7 @@ Tensor *mt_avgpool2d(Ctx *c, Tensor *x, int k, int subtract_input) {
     if (mt_needs_grad(c, &x, 1)) {
         Node *n = mt_record(c, "avgpool2d", avgpool_backward, y, &x, 1);
         n->overwrites = 1; /* x */
-        n->i[0] = k;
-        n->i[1] = subtract_input != 0;
+        mt_save(c, n, &(PoolSaved){.k = k, .subtract_input = subtract_input != 0}, sizeof(PoolSaved));
     }
     return y;
 }

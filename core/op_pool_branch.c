@@ -386,8 +386,7 @@ Tensor *mt_norm_pool_residual(Ctx *c, Tensor *x, MtNormKind kind, Tensor *w, Ten
     if (taped) {
         Node *n = mt_record(c, op, pool_branch_backward, y, in, 4);
         n->overwrites = 1; /* x */
-        n->saved = q;
-        n->f[0] = eps;
+        n->saved = q; /* the geometry and statistics (Geo), arena-allocated above */
     }
     return y;
 }

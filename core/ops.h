@@ -53,10 +53,11 @@ int mt_norm_stats(Ctx *c, const char *op, Tensor *x, MtNormKind kind, const Tens
  * as mt_layernorm / mt_groupnorm1 compute it (the same bits). Threaded, no tape. */
 void mt_norm_apply(MtNormKind kind, const Tensor *x, const Tensor *w, const Tensor *b, const float *mean,
                    const float *rstd, float *y, uint16_t *y16);
-/* The norm's backward for an op that applied the norm itself (stats: mean then rstd, as
- * above): dy (x's shape) -> x's gradient (through mt_grad_accumulate: the calling node must
- * overwrite x) and w's, b's. */
-void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *stats, const float *dy);
+/* The norm's backward for an op that applied the norm itself (mean and rstd as above): dy
+ * (x's shape) -> x's gradient (through mt_grad_accumulate: the calling node must overwrite x)
+ * and w's, b's; the norm ops' own backward runs the same code. */
+void mt_norm_backward(Ctx *c, MtNormKind kind, Tensor *x, Tensor *w, Tensor *b, const float *mean, const float *rstd,
+                      const float *dy);
 /* RMSNorm over the last axis; w (C) or NULL. */
 Tensor *mt_rmsnorm(Ctx *c, Tensor *x, Tensor *w, float eps);
 

@@ -23,25 +23,37 @@ static OpProfile *prof_slot(Ctx *c, const char *op) {
     return p;
 }
 
-void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
-
-double mt_profile_clock(Ctx *c) { return c->profile ? seconds() : 0.0; }
-
-void mt_profile_phase_bwd(Ctx *c, const char *op, double t0) {
-    if (!c->profile) return;
-    double dt = seconds() - t0;
-    OpProfile *p = prof_slot(c, op);
-    if (!p) return; /* no line left for it: the node keeps the time */
-    p->bwd += dt;
-    c->prof_moved += dt;
+/* Puts fwd and bwd seconds (and calls) on line's profile entry. Everything put anywhere also
+ * counts in c->prof_total, so a node's backward keeps on its own line only what its parts and
+ * nested nodes (a checkpoint's recompute and inner sweep) did not take; with no line left the
+ * time stays with the node. */
+static void prof_put(Ctx *c, const char *line, double fwd, double bwd, long calls) {
+    OpProfile *p = prof_slot(c, line);
+    if (!p) return;
+    p->fwd += fwd;
+    p->bwd += bwd;
+    p->calls += calls;
+    c->prof_total += fwd + bwd;
 }
 
-void mt_profile_phase(Ctx *c, const char *op) {
-    if (!c->profile) return;
+/* A forward event at time t: the span since the previous one goes to line. */
+static void prof_forward(Ctx *c, const char *line, long calls) {
     double t = seconds();
-    OpProfile *p = prof_slot(c, op);
-    if (p) p->fwd += t - c->prof_t;
+    prof_put(c, line, t - c->prof_t, 0, calls);
     c->prof_t = t;
+}
+
+void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
+
+void mt_part(Ctx *c, int pass, const char *line, mt_part_fn fn, void *arg) {
+    if (!c->profile) {
+        fn(c, arg);
+        return;
+    }
+    double t0 = seconds();
+    fn(c, arg);
+    if (pass == MT_BACKWARD) prof_put(c, line, 0, seconds() - t0, 0);
+    else prof_forward(c, line, 0); /* with the op's checks before it, as the node's span would */
 }
 
 void mt_ctx_init(Ctx *c, size_t arena_bytes) {
@@ -87,12 +99,9 @@ static void scope_key(const char *scope, char *key, size_t n) {
 
 void mt_scope(Ctx *c, const char *fmt, ...) {
     if (c->profile && !c->grad_enabled) {
-        double t = seconds();
         char key[sizeof c->prof[0].op];
         scope_key(c->scope[0] ? c->scope : "(outside scopes)", key, sizeof key);
-        OpProfile *p = prof_slot(c, key);
-        if (p) { p->fwd += t - c->prof_t; p->calls++; }
-        c->prof_t = t;
+        prof_forward(c, key, 1);
     }
     va_list ap;
     va_start(ap, fmt);
@@ -232,12 +241,7 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
         c->nodes = n;
         c->cap = cap;
     }
-    if (c->profile) {
-        double t = seconds();
-        OpProfile *p = prof_slot(c, op);
-        if (p) { p->fwd += t - c->prof_t; p->calls++; }
-        c->prof_t = t;
-    }
+    if (c->profile) prof_forward(c, op, 1);
     Node *n = &c->nodes[c->nnodes++];
     memset(n, 0, sizeof *n);
     n->op = op;
@@ -248,6 +252,12 @@ Node *mt_record(Ctx *c, const char *op, mt_backward_fn bw, Tensor *out, Tensor *
     out->requires_grad = 1;
     if (!out->name) out->name = op;
     return n;
+}
+
+void *mt_save(Ctx *c, Node *n, const void *st, size_t bytes) {
+    n->saved = arena_alloc(&c->arena, bytes);
+    memcpy(n->saved, st, bytes);
+    return n->saved;
 }
 
 /* The node's output data after its backward: dead unless it is a view of an input. */
@@ -277,20 +287,21 @@ static void sweep_range(Ctx *c, int from, int to, int hook) {
             if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
             continue;
         }
-        double t0 = c->profile ? seconds() : 0, t1 = 0, t2 = 0;
+        double t0 = c->profile ? seconds() : 0, t1 = 0, t2 = 0, taken = 0;
         for (int i = 0; i < n->nin; i++)
             if (n->in[i] && n->in[i]->requires_grad) input_grad(c, n, i);
-        if (c->profile) t1 = seconds();
+        if (c->profile) {
+            t1 = c->prof_t = seconds(); /* a recompute's first node measures its forward from here */
+            taken = c->prof_total;
+        }
         n->backward(c, n);
         n = &c->nodes[k]; /* a checkpoint's backward records at the tape's end: it may have moved */
         if (c->profile) t2 = seconds();
         for (int i = 0; i < n->nin; i++) /* what the backward did not write reads as zero */
             if (n->in[i] && n->in[i]->grad) settle(n->in[i]);
         if (c->profile) { /* zeroing gradient buffers is its own line: it is no op's work */
-            OpProfile *p = prof_slot(c, n->op), *z = prof_slot(c, "(zeroing gradients)");
-            if (p) p->bwd += t2 - t1 - c->prof_moved;
-            c->prof_moved = 0;
-            if (z) z->bwd += (t1 - t0) + (seconds() - t2);
+            prof_put(c, n->op, 0, t2 - t1 - (c->prof_total - taken), 0);
+            prof_put(c, "(zeroing gradients)", 0, (t1 - t0) + (seconds() - t2), 0);
         }
         if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
         release_grad(c, n->out);

@@ -26,10 +26,10 @@ struct Node {
     Tensor *out;
     Tensor *in[MT_NODE_MAXIN];
     int nin;
-    void *saved;        /* op-specific, arena-allocated */
+    /* What the op keeps for backward: the op's own typed struct, arena-allocated (mt_save), or
+     * NULL; the backward reads it through that type (e.g. const ConvSaved *s = n->saved). */
+    void *saved;
     unsigned overwrites; /* bit i: backward writes input i's fresh gradient (mt_grad_accumulate) */
-    float f[4];         /* small scalar arguments (eps, p, ...) */
-    int i[4];           /* small integer arguments (stride, k, ...) */
     /* Parameters whose gradients this node's backward writes besides in[] (a checkpoint's
      * block parameters, core/op_checkpoint.c), arena-allocated; the sweep gives them no
      * buffers (parameters' are persistent), data-parallel buckets read their first use here. */
@@ -37,11 +37,12 @@ struct Node {
     int nparams;
 };
 
-/* Per-op time for `mixtape bench --profile`: forward time is the span between
- * one recorded node and the next (an op computes, then records), backward is
- * timed around each node's backward call. Without a tape (no-grad forward) the
- * span between one mt_scope and the next goes to the earlier scope, with a
- * block's index dropped ("stages.2.blocks.4.norm2+mlp" -> "stages.2 norm2+mlp"). */
+/* Per-op time for `mixtape bench --profile`, kept by the tape itself (core/tape.c): forward
+ * time is the span between one recorded node and the next (an op computes, then records),
+ * backward is timed around each node's backward call, and an op's parts (mt_part) go to lines
+ * of their own. Without a tape (no-grad forward) the span between one mt_scope and the next
+ * goes to the earlier scope, with a block's index dropped ("stages.2.blocks.4.norm2+mlp" ->
+ * "stages.2 norm2+mlp"). */
 #define MT_PROF_MAX 48
 typedef struct OpProfile {
     char op[48];
@@ -52,8 +53,9 @@ typedef struct OpProfile {
 struct Ctx {
     Arena arena;
     int profile;        /* 1: fill prof[] */
-    double prof_t;      /* time of the last recorded node */
-    double prof_moved;  /* backward time a node's backward gave to other lines (mt_profile_phase_bwd) */
+    double prof_t;      /* time of the last forward event (a node recorded, a part done) */
+    double prof_total;  /* seconds put on any line so far: a backward keeps what its parts and
+                         * nested nodes did not take */
     OpProfile prof[MT_PROF_MAX];
     int nprof;
     Node *nodes;
@@ -130,6 +132,10 @@ static inline int mt_grad_accumulate(Tensor *t) {
  * come from, as outputs' data do. */
 void mt_recycle(Ctx *c, float *buf, size_t numel);
 
+/* n->saved = an arena copy of the op's typed state *st (bytes); returns the copy:
+ *   mt_save(c, n, &(ConvSaved){.stride = stride, .pad = pad}, sizeof(ConvSaved)); */
+void *mt_save(Ctx *c, Node *n, const void *st, size_t bytes);
+
 /* Does an op with these inputs need a tape node? (grad on and some input requires grad) */
 int mt_needs_grad(Ctx *c, Tensor *const *in, int nin);
 /* Append a node for out = op(in...). Marks out->requires_grad. Returns the node to fill. */
@@ -162,14 +168,15 @@ Tensor *mt_checkpoint(Ctx *c, mt_checkpoint_fn fn, const void *arg, size_t arg_b
 
 /* Start the forward clock of a profiled step (call right before the forward). */
 void mt_profile_mark(Ctx *c);
-/* Inside an op's forward, before it records its node: the time since the last node goes to
- * op's line instead (an element-wise pass that a GEMM-backed op runs shows as that pass). */
-void mt_profile_phase(Ctx *c, const char *op);
 
-/* In a backward: the time since t0 (mt_profile_clock) goes to op's backward line, not the
- * node's (the norm's backward inside a GEMM-backed node shows as the norm's). */
-double mt_profile_clock(Ctx *c);
-void mt_profile_phase_bwd(Ctx *c, const char *op, double t0);
+/* A part of an op's work that `bench --profile` shows on a line of its own (the element-wise
+ * pass a GEMM-backed fused op runs shows as that pass): the tape runs fn(c, arg) and, when
+ * profiling, puts its time on line instead of the op's node. pass MT_FORWARD: in a forward,
+ * before the op records its node (the span since the previous node goes to line);
+ * MT_BACKWARD: inside a node's backward (the node's line keeps the rest). */
+enum { MT_FORWARD, MT_BACKWARD };
+typedef void (*mt_part_fn)(Ctx *c, void *arg);
+void mt_part(Ctx *c, int pass, const char *line, mt_part_fn fn, void *arg);
 
 /* Deterministic uniform [0,1) for dropout: element i of the current draw. */
 float mt_rand_uniform(uint64_t seed, uint64_t counter, uint64_t i);

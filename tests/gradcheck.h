@@ -196,6 +196,18 @@ static __attribute__((unused)) int gc_threads_agree(const char *name, gc_forward
     return bad;
 }
 
+/* An op call that must be refused: ok when it returned NULL with c->failed set and its message
+ * holds the first n needles (a NULL needle ends them early). Prints the message either way. */
+static inline void gc_expect_error(const Ctx *c, const Tensor *got, const char *what, const char *const *needles, int n) {
+    int ok = got == NULL && c->failed;
+    for (int i = 0; ok && i < n && needles[i]; i++)
+        if (!strstr(c->err, needles[i])) ok = 0;
+    if (!ok) {
+        fprintf(stderr, "[%s] bad error: '%s'\n", what, c->err);
+        gc_failures++;
+    } else printf("error: %-21s ok: %s\n", what, c->err);
+}
+
 static int gc_report(void) {
     if (gc_failures) { fprintf(stderr, "%d check(s) failed\n", gc_failures); return 1; }
     printf("all checks passed\n");

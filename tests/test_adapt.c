@@ -9,10 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int fails;
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
 
 static float frand(unsigned *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / (float)(1 << 24) - 0.5f; }
 
@@ -89,7 +87,5 @@ int main(void) {
     test_conv();
     test_resize();
     test_pos_embed();
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("test_adapt: ok\n");
-    return 0;
+    return check_summary("test_adapt");
 }

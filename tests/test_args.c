@@ -4,9 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int fails = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
 
 int main(void) {
     char *argv1[] = {"--model", "mixer_tiny", "-b", "64", "--lr=0.002", "--model-ema", "--epochs", "3", "data.h5"};
@@ -137,7 +136,5 @@ int main(void) {
     args_free(&a);
     remove(path);
     remove("test_args_out.yaml");
-    if (fails) { fprintf(stderr, "%d check(s) failed\n", fails); return 1; }
-    printf("all checks passed\n");
-    return 0;
+    return check_summary("test_args");
 }

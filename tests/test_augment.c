@@ -8,18 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "check.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            printf(__VA_ARGS__);                                                \
-            printf("\n");                                                       \
-        }                                                                       \
-    } while (0)
 
 static uint64_t tstate = 0x9e3779b97f4a7c15ull;
 static uint32_t trand(void) {
@@ -562,6 +552,5 @@ int main(void) {
     test_erase();
     test_mix();
     bench();
-    printf("test_augment: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_augment");
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "check.h"
+#include "testfiles.h"
 
 /* Corrupt headers can make libhdf5 ask malloc for absurd sizes; a plain malloc
  * returns NULL and HDF5 reports an error, ASan would abort instead. Give the
@@ -22,25 +24,9 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5"; }
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
-    } while (0)
 
 static char dir[256];
-static char *pth(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static char *pth(const char *name) { return tf_path(dir, name); }
 
 static uint64_t rs = 88172645463325252ull;
 static float frand(void) {
@@ -80,22 +66,6 @@ static void free_bufs(float **b, int n) {
     free(b);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long L = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)L + 1);
-    *n = fread(b, 1, (size_t)L, f);
-    fclose(f);
-    return b;
-}
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    fwrite(b, 1, n, f);
-    fclose(f);
-}
 
 static int count_tmp_files(void) {
     DIR *d = opendir(dir);
@@ -270,7 +240,7 @@ int main(void) {
 
     /* ---- atomic writes ---- */
     size_t na = 0, nb = 0;
-    unsigned char *before = slurp(A, &na);
+    unsigned char *before = tf_read_all(A, &na);
     rc = ckpt_save(pth("no/such/dir/x.h5"), &p, NULL, 0, info, err, sizeof err);
     CHECK(rc == -1 && strstr(err, "no/such/dir/x.h5"), "bad dir: %s", err);
     printf("bad dir: %s\n", err);
@@ -279,7 +249,7 @@ int main(void) {
         ckpt_test_fail_after(k);
         rc = ckpt_save(A, &p, groups, 3, info, err, sizeof err);
         CHECK(rc == -1 && strstr(err, "simulated"), "hook %d: rc %d %s", k, rc, err);
-        unsigned char *after = slurp(A, &nb);
+        unsigned char *after = tf_read_all(A, &nb);
         CHECK(after && na == nb && !memcmp(before, after, na), "checkpoint changed by a failed write (k=%d)", k);
         free(after);
         CHECK(count_tmp_files() == 0, "temp file left after failure k=%d", k);
@@ -307,7 +277,7 @@ int main(void) {
     size_t cuts[] = {0, 1, 8, 100, 512, 800, 1500, 2048, 4096, na / 2, na - 100, na - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
         if (cuts[k] >= na) continue;
-        spit(pth("trunc.h5"), before, cuts[k]);
+        tf_write_file(pth("trunc.h5"), before, cuts[k]);
         err[0] = 0;
         rc = ckpt_load(pth("trunc.h5"), &q, rg, 4, got, err, sizeof err);
         CHECK(rc == -1 && strstr(err, "trunc.h5"), "truncated at %zu: rc %d '%s'", cuts[k], rc, err);
@@ -321,11 +291,11 @@ int main(void) {
     /* garbage: random bytes, and an HDF5 signature followed by random bytes */
     unsigned char junk[8192];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)(frand() * 127 + 128);
-    spit(pth("junk.h5"), junk, sizeof junk);
+    tf_write_file(pth("junk.h5"), junk, sizeof junk);
     rc = ckpt_load(pth("junk.h5"), &q, NULL, 0, NULL, err, sizeof err);
     CHECK(rc == -1 && strstr(err, "not an HDF5 file"), "junk: %s", err);
     memcpy(junk, before, 96);
-    spit(pth("junk2.h5"), junk, sizeof junk);
+    tf_write_file(pth("junk2.h5"), junk, sizeof junk);
     rc = ckpt_load(pth("junk2.h5"), &q, NULL, 0, NULL, err, sizeof err);
     CHECK(rc == -1, "junk2 loaded");
     printf("junk after signature: %s\n", err);
@@ -334,7 +304,7 @@ int main(void) {
         unsigned char *c = malloc(na);
         memcpy(c, before, na);
         for (int j = 0; j < 16; j++) c[(size_t)((frand() * 0.5f + 0.5f) * (float)(na - 1))] ^= 0x5a;
-        spit(pth("corrupt.h5"), c, na);
+        tf_write_file(pth("corrupt.h5"), c, na);
         free(c);
         if (ckpt_load(pth("corrupt.h5"), &q, rg, 4, got, err, sizeof err) == 0) { /* may survive: data bytes */ }
         Visit vv = {0};
@@ -348,7 +318,7 @@ int main(void) {
     /* ---- hand-made bad files: wrong dtype, long attribute, not mixtape ---- */
     {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        spit(pth("dt.h5"), before, na);
+        tf_write_file(pth("dt.h5"), before, na);
         hid_t f = H5Fopen(pth("dt.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
         H5Ldelete(f, "model/head.weight", H5P_DEFAULT);
         hsize_t d2[2] = {10, 4};
@@ -360,7 +330,7 @@ int main(void) {
         rc = ckpt_load(pth("dt.h5"), &q, NULL, 0, NULL, err, sizeof err);
         CHECK(rc == -1 && strstr(err, "/model/head.weight") && strstr(err, "float"), "dtype: %s", err);
 
-        spit(pth("long.h5"), before, na);
+        tf_write_file(pth("long.h5"), before, na);
         f = H5Fopen(pth("long.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
         H5Adelete(f, "config");
         char *big = malloc(CKPT_JSON_MAX + 100);
@@ -465,7 +435,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' && rm -rf '%s'", dir, dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("test_checkpoint: all passed\n");
-    return 0;
+    return check_summary("test_checkpoint");
 }

@@ -4,28 +4,15 @@ attached short values, `--`, flags in place of positionals, config-file errors w
 file and line, timm args.yaml keys, thread limits and a few messages."""
 import os
 import struct
-import subprocess
-import sys
 import tempfile
 
-M = os.environ.get("MIXTAPE", "build/mixtape")
-fails = 0
-
-
-def check(ok, msg):
-    global fails
-    print(("ok   " if ok else "FAIL ") + msg)
-    if not ok:
-        fails += 1
+import harness
+from harness import check
 
 
 def run(args, env=None, timeout=120):
-    e = dict(os.environ)
-    e.setdefault("OMP_NUM_THREADS", "2")
-    if env:
-        e.update(env)
-    p = subprocess.run([M] + args, capture_output=True, text=True, timeout=timeout, env=e)
-    return p.returncode, p.stdout, p.stderr
+    r = harness.run(args, timeout, env=env)
+    return r.rc, r.out, r.err
 
 
 TRAIN = ["train", "--dry-run", "--model", "mixer_tiny", "--train", "x"]
@@ -283,9 +270,8 @@ def main():
         conventions(T)
         config_files(T)
         shards_message(T)
-    print("%d check(s) failed" % fails if fails else "all checks passed")
-    return 1 if fails else 0
+    harness.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,24 +3,9 @@
 # command-line error contract (exit code 2 with a message naming the culprit).
 # Env: MIXTAPE (binary), MIXTAPE_PYTHON (python with h5py + numpy).
 set -u
-M=${MIXTAPE:?set MIXTAPE to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d /tmp/mixtape_cmds.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-fails=0
-ok()   { echo "ok   $*"; }
-bad()  { echo "FAIL $*"; fails=$((fails + 1)); }
-
-# expect CODE PATTERN -- command...: exit code and a stderr/stdout substring
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" >"$T/out" 2>&1
-    local rc=$?
-    if [ "$rc" != "$code" ]; then bad "'$*' exited $rc, wanted $code: $(head -c 600 "$T/out")"; return; fi
-    if [ -n "$pat" ] && ! grep -qF -- "$pat" "$T/out"; then bad "'$*' output lacks '$pat': $(head -c 600 "$T/out")"; return; fi
-    ok "$* -> $code"
-}
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy
+tmpdir cmds
 
 # ---- a small dataset: 6 grayscale 28x28 images, int8 labels; and a 3-channel one ----
 "$PY" - "$T" <<'PYEOF' || { echo "FAIL cannot make the test data with $PY"; exit 1; }
@@ -130,5 +115,4 @@ head -c 3000 "$T/c.h5" > "$T/trunc.h5"
 expect 2 "trunc.h5" -- "$M" predict --checkpoint "$T/trunc.h5" --data "$T/d.h5" --out "$T/x.h5"
 expect 2 "trunc.h5" -- "$M" inspect "$T/trunc.h5"
 
-if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
-echo "test_commands: all passed"
+finish

@@ -15,18 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "check.h"
+#include "testfiles.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        checks++;                                                                 \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fputc('\n', stderr);                                                  \
-        }                                                                         \
-    } while (0)
 
 static char TMP[256];
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -35,20 +26,7 @@ static uint32_t rnd(void) {
     return (uint32_t)((rng * 2685821657736338717ull) >> 32);
 }
 
-static char *path_of(const char *rel) {
-    static char buf[8][600];
-    static int k = 0;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", TMP, rel);
-    return buf[k];
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
+static char *path_of(const char *rel) { return tf_path(TMP, rel); }
 
 static void write_gz(const char *path, const void *data, size_t n) {
     gzFile f = gzopen(path, "wb");
@@ -61,19 +39,6 @@ static void mkdir_p(const char *p) {
     char cmd[800];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
     if (system(cmd) != 0) exit(1);
-}
-
-static uint8_t *read_all(const char *path, size_t *n) {
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
 }
 
 /* ---- a sample set read back from shards ---- */
@@ -145,8 +110,8 @@ static void test_idx(void) {
     make_idx(N, R, C, &img, &nimg, &lab, &nlab);
     mkdir_p(path_of("idx_raw"));
     mkdir_p(path_of("fashion_gz"));
-    write_file(path_of("idx_raw/train-images-idx3-ubyte"), img, nimg);
-    write_file(path_of("idx_raw/train-labels-idx1-ubyte"), lab, nlab);
+    tf_write_file(path_of("idx_raw/train-images-idx3-ubyte"), img, nimg);
+    tf_write_file(path_of("idx_raw/train-labels-idx1-ubyte"), lab, nlab);
     write_gz(path_of("fashion_gz/t10k-images-idx3-ubyte.gz"), img, nimg);
     write_gz(path_of("fashion_gz/t10k-labels-idx1-ubyte.gz"), lab, nlab);
     for (int gz = 0; gz < 2; gz++) {
@@ -195,25 +160,25 @@ static void test_idx(void) {
         uint8_t *b = malloc(nimg);
         memcpy(b, img, nimg);
         b[3] = 0x02; /* 2 dims */
-        write_file(path_of("idx_raw/bad1-images-idx3-ubyte"), b, nimg);
-        write_file(path_of("idx_raw/bad1-labels-idx1-ubyte"), lab, nlab);
+        tf_write_file(path_of("idx_raw/bad1-images-idx3-ubyte"), b, nimg);
+        tf_write_file(path_of("idx_raw/bad1-labels-idx1-ubyte"), lab, nlab);
         CHECK(convert_idx(path_of("idx_raw/bad1-images-idx3-ubyte"), &o, &r, err, sizeof err) == -1 && strstr(err, "dimensions"),
               "bad dims: %s", err);
         memcpy(b, img, nimg);
         be32(b + 4, 1000000); /* more images than the file holds */
-        write_file(path_of("idx_raw/bad2-images-idx3-ubyte"), b, nimg);
-        write_file(path_of("idx_raw/bad2-labels-idx1-ubyte"), lab, nlab);
+        tf_write_file(path_of("idx_raw/bad2-images-idx3-ubyte"), b, nimg);
+        tf_write_file(path_of("idx_raw/bad2-labels-idx1-ubyte"), lab, nlab);
         CHECK(convert_idx(path_of("idx_raw/bad2-images-idx3-ubyte"), &o, &r, err, sizeof err) == -1 && strstr(err, "bytes"),
               "count vs size: %s", err);
         write_gz(path_of("idx_raw/bad3-images-idx3-ubyte.gz"), b, nimg); /* same, gzip'd: caught while reading */
-        write_file(path_of("idx_raw/bad3-labels-idx1-ubyte"), lab, nlab);
+        tf_write_file(path_of("idx_raw/bad3-labels-idx1-ubyte"), lab, nlab);
         CHECK(convert_idx(path_of("idx_raw/bad3-images-idx3-ubyte.gz"), &o, &r, err, sizeof err) == -1, "gz count vs size");
         memcpy(b, img, nimg);
         b[2] = 0x0d; /* float elements */
-        write_file(path_of("idx_raw/bad4-images-idx3-ubyte"), b, nimg);
+        tf_write_file(path_of("idx_raw/bad4-images-idx3-ubyte"), b, nimg);
         CHECK(convert_idx(path_of("idx_raw/bad4-images-idx3-ubyte"), &o, &r, err, sizeof err) == -1 && strstr(err, "type"),
               "type: %s", err);
-        write_file(path_of("idx_raw/lonely-images-idx3-ubyte"), img, nimg);
+        tf_write_file(path_of("idx_raw/lonely-images-idx3-ubyte"), img, nimg);
         CHECK(convert_idx(path_of("idx_raw/lonely-images-idx3-ubyte"), &o, &r, err, sizeof err) == -1 && strstr(err, "labels"),
               "no labels: %s", err);
         o.labels = path_of("idx_raw/train-labels-idx1-ubyte");
@@ -223,8 +188,8 @@ static void test_idx(void) {
         uint8_t *l2 = malloc(nlab);
         memcpy(l2, lab, nlab);
         be32(l2 + 4, N - 1);
-        write_file(path_of("idx_raw/bad5-images-idx3-ubyte"), img, nimg);
-        write_file(path_of("idx_raw/bad5-labels-idx1-ubyte"), l2, nlab - 1);
+        tf_write_file(path_of("idx_raw/bad5-images-idx3-ubyte"), img, nimg);
+        tf_write_file(path_of("idx_raw/bad5-labels-idx1-ubyte"), l2, nlab - 1);
         CHECK(convert_idx(path_of("idx_raw/bad5-images-idx3-ubyte"), &o, &r, err, sizeof err) == -1 && strstr(err, "labels"),
               "label count: %s", err);
         free(l2);
@@ -264,10 +229,10 @@ static void test_cifar(void) {
     uint8_t *b100 = make_cifar(6, 1, &l100);
     mkdir_p(path_of("cifar10"));
     mkdir_p(path_of("cifar100"));
-    write_file(path_of("cifar10/data_batch_2.bin"), b2, l2);
-    write_file(path_of("cifar10/data_batch_1.bin"), b1, l1);
-    write_file(path_of("cifar10/test_batch.bin"), bt, lt);
-    write_file(path_of("cifar100/train.bin"), b100, l100);
+    tf_write_file(path_of("cifar10/data_batch_2.bin"), b2, l2);
+    tf_write_file(path_of("cifar10/data_batch_1.bin"), b1, l1);
+    tf_write_file(path_of("cifar10/test_batch.bin"), bt, lt);
+    tf_write_file(path_of("cifar100/train.bin"), b100, l100);
     ConvertOpts o = {0};
     ConvertResult r;
     char err[512] = "";
@@ -305,7 +270,7 @@ static void test_cifar(void) {
     CHECK(nc == 100 && !strcmp(names[0], "apple") && !strcmp(names[99], "worm"), "c100 classes %d", nc);
     classes_free(names, nc);
     /* a file that is not whole records */
-    write_file(path_of("cifar10/data_batch_9.bin"), b1, l1 - 5);
+    tf_write_file(path_of("cifar10/data_batch_9.bin"), b1, l1 - 5);
     o.out_prefix = path_of("out_cbad/x");
     CHECK(convert_cifar(path_of("cifar10"), &o, &r, err, sizeof err) == -1 && strstr(err, "data_batch_9"), "bad size: %s", err);
     free(b1); free(b2); free(bt); free(b100);
@@ -328,8 +293,8 @@ static void test_imagefolder(void) {
     mkdir_p(path_of("if/b_dogs"));
     mkdir_p(path_of("if/c"));
     mkdir_p(path_of("if/c/nested_dir")); /* ignored */
-    write_file(path_of("if/c/readme.txt"), "x", 1);
-    write_file(path_of("if/.hidden.png"), "x", 1);
+    tf_write_file(path_of("if/c/readme.txt"), "x", 1);
+    tf_write_file(path_of("if/.hidden.png"), "x", 1);
     for (int i = 0; i < 9; i++) {
         int c = i % 3;
         int jpeg = i % 2;
@@ -340,7 +305,7 @@ static void test_imagefolder(void) {
         if (jpeg) CHECK(image_encode_jpeg(&src[i], 95, &enc, &n) == 0, "jpeg encode");
         else CHECK(image_encode_png(&src[i], &enc, &n) == 0, "png encode");
         snprintf(rel[i], sizeof rel[i], "if/%s/img%d.%s", cls[c], i, jpeg ? (i == 3 ? "JPEG" : "jpg") : (i == 6 ? "PNG" : "png"));
-        write_file(path_of(rel[i]), enc, n);
+        tf_write_file(path_of(rel[i]), enc, n);
         free(enc);
         label_of[i] = c == 0 ? 1 : c == 1 ? 0 : 2; /* sorted: a_cats=0, b_dogs=1, c=2 */
     }
@@ -423,7 +388,7 @@ static void test_shard_lists(void) {
         tar_writer_add(w, "a.cls", "1", 1, err, sizeof err);
         tar_writer_close(w, err, sizeof err);
     }
-    write_file(path_of("sl/notes.txt"), "x", 1);
+    tf_write_file(path_of("sl/notes.txt"), "x", 1);
     char spec[700];
     snprintf(spec, sizeof spec, "%s", path_of("sl/part-{000..002}.tar"));
     CHECK(shard_list_expand(spec, &p, &n, err, sizeof err) == 0 && n == 3, "brace: %s", err);
@@ -439,11 +404,11 @@ static void test_shard_lists(void) {
     CHECK(shard_list_expand(path_of("sl"), &p, &n, err, sizeof err) == 0 && n == 3, "dir: %s", err);
     if (n == 3) CHECK(strstr(p[0], "part-000.tar") && strstr(p[1], "part-001.tar"), "dir sorted");
     shard_list_free(p, n);
-    { const char *t = "part-001.tar\n\n  part-000.tar  \r\n"; write_file(path_of("sl/list.txt"), t, strlen(t)); }
+    { const char *t = "part-001.tar\n\n  part-000.tar  \r\n"; tf_write_file(path_of("sl/list.txt"), t, strlen(t)); }
     CHECK(shard_list_expand(path_of("sl/list.txt"), &p, &n, err, sizeof err) == 0 && n == 2, "list: %s", err);
     if (n == 2) CHECK(strstr(p[0], "sl/part-001.tar") && strstr(p[1], "sl/part-000.tar"), "list relative %s", p[0]);
     shard_list_free(p, n);
-    { const char *t = "part-001.tar\nnope.tar\n"; write_file(path_of("sl/list2.txt"), t, strlen(t)); }
+    { const char *t = "part-001.tar\nnope.tar\n"; tf_write_file(path_of("sl/list2.txt"), t, strlen(t)); }
     CHECK(shard_list_expand(path_of("sl/list2.txt"), &p, &n, err, sizeof err) == -1 && strstr(err, "nope.tar"), "list missing: %s", err);
     CHECK(shard_list_expand(path_of("sl/part-001.tar"), &p, &n, err, sizeof err) == 0 && n == 1, "single: %s", err);
     shard_list_free(p, n);
@@ -478,7 +443,7 @@ static void test_tar_grouping(void) {
     CHECK(tar_writer_close(w, err, sizeof err) == 0, "close");
     /* gzip'd copy */
     size_t n = 0;
-    uint8_t *b = read_all(path_of("group.tar"), &n);
+    uint8_t *b = tf_read_all(path_of("group.tar"), &n);
     write_gz(path_of("group.tar.gz"), b, n);
     free(b);
     for (int gz = 0; gz < 2; gz++) {
@@ -555,7 +520,7 @@ static uint8_t *write_png_raw(int w, int h, int ctype, int depth, int interlace,
     png_destroy_write_struct(&png, &info);
     fclose(f);
     free(rows);
-    return read_all(path, len);
+    return tf_read_all(path, len);
 }
 
 static void test_png_types(void) {
@@ -755,6 +720,5 @@ int main(void) {
     } else {
         fprintf(stderr, "files kept in %s\n", TMP);
     }
-    printf("test_data_formats: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_data_formats");
 }

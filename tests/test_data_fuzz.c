@@ -15,19 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "check.h"
+#include "testfiles.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            if (failures++ < 30) {                                          \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                fprintf(stderr, __VA_ARGS__);                               \
-                fputc('\n', stderr);                                        \
-            }                                                               \
-        }                                                                   \
-    } while (0)
 
 static uint64_t rng;
 static uint32_t rnd(void) {
@@ -44,24 +34,6 @@ static void on_alarm(int sig) {
     if (write(2, current, strlen(current)) < 0) {}
     if (write(2, "\n", 1) < 0) {}
     _exit(3);
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(1); }
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); exit(1); }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
 }
 
 #define NS 16
@@ -171,9 +143,10 @@ static void fuzz_shards(void) {
     snprintf(gz, sizeof gz, "%s/base.tar.gz", TMP);
     build_shard(plain);
     size_t n, ngz;
-    uint8_t *base = read_all(plain, &n);
+    uint8_t *base = tf_read_all(plain, &n);
+    if (!base) { perror(plain); exit(1); }
     uint8_t *basegz = gzip_mem(base, n, &ngz);
-    write_file(gz, basegz, ngz);
+    tf_write_file(gz, basegz, ngz);
     /* sanity: the undamaged shards read completely */
     samples_ok = 0;
     read_damaged(plain, 1, "plain");
@@ -192,7 +165,7 @@ static void fuzz_shards(void) {
         CHECK(at > 0, "header of s0005.jpg not found");
         buf[at + 2] ^= 0x21;
         snprintf(dam, sizeof dam, "%s/onehdr.tar", TMP);
-        write_file(dam, buf, n);
+        tf_write_file(dam, buf, n);
         char err[256];
         TarStream *t = tar_stream_open(dam, err, sizeof err);
         RawSample s = {0};
@@ -235,7 +208,7 @@ static void fuzz_shards(void) {
             }
         }
         snprintf(dam, sizeof dam, "%s/damaged%s", TMP, use_gz ? ".tar.gz" : ".tar");
-        write_file(dam, buf, cut);
+        tf_write_file(dam, buf, cut);
         snprintf(what, sizeof what, "variant %d (%s, cut %zu of %zu, %d flips)", v, use_gz ? "gz" : "tar", cut, len, flips);
         current = what;
         read_damaged(dam, mode == 0, what);
@@ -297,7 +270,7 @@ static void fuzz_text(void) {
         rng = 0x7e47ull + (uint64_t)v * 0x9e3779b97f4a7c15ull;
         size_t len = rnd() % sizeof b;
         for (size_t k = 0; k < len; k++) b[k] = (uint8_t)(v % 2 ? rnd() : (rnd() % 10 ? 'a' + rnd() % 26 : '\n'));
-        write_file(path, b, len);
+        tf_write_file(path, b, len);
         char **names;
         int n;
         if (classes_read(path, &names, &n, err, sizeof err) == 0) classes_free(names, n);
@@ -330,6 +303,6 @@ int main(void) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", TMP);
-    printf("test_data_fuzz: %d checks, %d failures, %.1f s cpu\n", checks, failures, (double)(clock() - t0) / CLOCKS_PER_SEC);
-    return failures ? 1 : 0;
+    printf("test_data_fuzz: %.1f s cpu\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    return check_summary("test_data_fuzz");
 }

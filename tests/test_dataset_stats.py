@@ -6,68 +6,28 @@ neither --mean/--std nor a checkpoint give the values, and say so. Every input i
 IDX bytes, CIFAR records, PNG bytes via zlib+struct); values are checked against numpy; hostile
 dataset.json files must fail with a message naming the file and the key.
 
-Env: MIXTAPE (the binary). Exit 77 without it, numpy or h5py.
+Env: MIXTAPE (the binary). Exit 77 without numpy or h5py.
 """
 import gzip
 import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
-import tempfile
-import zlib
 
-M = os.environ.get("MIXTAPE")
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("numpy/h5py missing: skipped")
-    sys.exit(77)
-if not M or not os.path.exists(M):
-    print("MIXTAPE not set: skipped")
-    sys.exit(77)
+import harness
+from harness import check
+from tinydata import png
 
-T = tempfile.mkdtemp(prefix="mixtape_dstats.")
-FAILS = []
-ENV = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-def check(cond, what, out=""):
-    print("ok  " if cond else "FAIL", what)
-    if not cond:
-        FAILS.append(what)
-        if out:
-            print("     " + out[-2000:].replace("\n", "\n     "))
+h5py, np = harness.require("h5py", "numpy")
+T = harness.tempdir("dstats")
 
 
 def run(*args, timeout=60):
-    try:
-        p = subprocess.run([M, *args], capture_output=True, timeout=timeout, env=ENV, cwd=T)
-    except subprocess.TimeoutExpired:
-        return "hang", ""
-    out = (p.stdout + p.stderr).decode("utf-8", "replace")
-    if "Sanitizer" in out or "runtime error:" in out:
-        check(False, f"sanitizer report from {args[:2]}", out)
-    return p.returncode, out
+    return harness.run(args, timeout, env={"OMP_NUM_THREADS": "1"}, cwd=T)
 
 
 def P(*a):
     return os.path.join(T, *a)
-
-
-def png(a):
-    """PNG bytes of a uint8 HxW (gray) or HxWx3 (RGB) array."""
-    h, w = a.shape[:2]
-    ct = 0 if a.ndim == 2 else 2
-    raw = b"".join(b"\0" + a[i].tobytes() for i in range(h))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ct, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def luma(rgb):  # PIL's convert('L'), as the decoder does for a 1-channel model
@@ -294,8 +254,4 @@ open(P("fm_src", "bad-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 0x801,
 rc, out = run("shards", "--from", "idx", P("fm_src", "bad-images-idx3-ubyte"), "--out", P("fm", "bad"))
 check(rc == 1 and open(P("fm", "dataset.json")).read() == before, "failed conversion: dataset.json unchanged", out)
 
-shutil.rmtree(T, ignore_errors=True)
-if FAILS:
-    print(f"{len(FAILS)} failure(s)")
-    sys.exit(1)
-print("all passed")
+harness.finish()

@@ -10,21 +10,13 @@ import json
 import os
 import re
 import shlex
-import subprocess
-import sys
 import tempfile
 
-M = os.path.abspath(os.environ.get("MIXTAPE", "build/mixtape"))
-SRC = os.environ.get("MIXTAPE_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import harness
+from harness import check
+
+SRC = harness.SRC
 COMMANDS = ["models", "init", "train", "eval", "predict", "grads", "bench", "bench-data", "shards", "inspect", "reparam"]
-fails = 0
-
-
-def check(ok, msg):
-    global fails
-    print(("ok   " if ok else "FAIL ") + msg)
-    if not ok:
-        fails += 1
 
 
 def code_lines(path):
@@ -46,9 +38,10 @@ def code_lines(path):
 
 
 def flags_of(cmd):
-    p = subprocess.run([M, cmd, "--list-flags"], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, (cmd, p.stderr)
-    return {f["name"]: f for f in map(json.loads, p.stdout.splitlines())}
+    p = harness.run([cmd, "--list-flags"], 60)
+    if p.rc != 0:
+        harness.die(f"{cmd} --list-flags -> exit {p.rc}: {p.err}")
+    return {f["name"]: f for f in map(json.loads, p.out.splitlines())}
 
 
 def main():
@@ -65,8 +58,8 @@ def main():
                 if "..." in cmd or "\u2026" in cmd:
                     continue  # an elided example, not a full command line
                 argv = [t.strip("[]") for t in shlex.split(cmd)[1:]]  # `[--no-params]`: an optional flag
-                p = subprocess.run([M] + argv + ["--dry-run"], capture_output=True, text=True, timeout=60, cwd=T)
-                check(p.returncode == 0, "%s:%d parses: %s (%d %s)" % (doc, line, cmd[:90], p.returncode, p.stderr.strip()[:200]))
+                p = harness.run(argv + ["--dry-run"], 60, cwd=T)
+                check(p.rc == 0, "%s:%d parses: %s (%s %s)" % (doc, line, cmd[:90], p.rc, p.err.strip()[:200]))
                 n += 1
     check(n >= 15, "%d documented command lines checked" % n)
 
@@ -101,9 +94,8 @@ def main():
             check(same, "usage.md %s: %s [%s] is the code's default (%s)" % (name, flag, val, d))
             seen += 1
     check(seen >= 20, "%d bracketed defaults checked" % seen)
-    print("%d check(s) failed" % fails if fails else "all checks passed")
-    return 1 if fails else 0
+    harness.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

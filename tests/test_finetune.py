@@ -11,42 +11,23 @@
   train and eval: a clear error (exit 2) naming both values, or notices with --data-convert.
 Env: MIXTAPE (binary). Data and checkpoints are made here.
 """
-import io, os, re, subprocess, sys, tarfile, tempfile
+import io, os, re
 
-import h5py
-import numpy as np
+import harness
+from harness import check
+from tinydata import write_shard
 
-try:
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image
-except ImportError as e:  # pragma: no cover
-    print(f"SKIP: {e}")
-    sys.exit(77)
+h5py, np, torch, Image = harness.require("h5py", "numpy", "torch", "PIL.Image")
+import torch.nn.functional as F  # noqa: E402
 
-M = os.environ.get("MIXTAPE")
-if not M:
-    print("SKIP: MIXTAPE not set")
-    sys.exit(77)
-T = tempfile.mkdtemp(prefix="mixtape_ft.")
-fails = 0
-
-
-def check(cond, what):
-    global fails
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        fails += 1
+T = harness.tempdir("ft")
 
 
 def run(*args, code=0, want=()):
-    p = subprocess.run([M, *map(str, args)], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, OMP_NUM_THREADS="2"))
-    out = p.stdout + p.stderr
-    good = p.returncode == code and all(w in out for w in want)
-    check(good, f"{' '.join(map(str, args[:3]))} ... -> {p.returncode} (want {code}, {list(want)})")
-    if not good:
-        print(out[-3000:])
+    r = harness.run(args, 300, env={"OMP_NUM_THREADS": "2"})
+    out = r.text
+    good = r.rc == code and all(w in out for w in want)
+    check(good, f"{' '.join(map(str, args[:3]))} ... -> {r.rc} (want {code}, {list(want)})", out[-3000:])
     return out
 
 
@@ -60,14 +41,8 @@ def shards(path, n, side, chans, classes, seed):
     """One tar shard of n PNG images (side x side, chans 1 or 3), labels < classes, and classes.txt."""
     r = np.random.default_rng(seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tarfile.open(path, "w") as tf:
-        for i in range(n):
-            shape = (side, side) if chans == 1 else (side, side, 3)
-            for name, data in ((f"{i:06d}.png", png(r.integers(0, 256, shape, dtype=np.uint8))),
-                               (f"{i:06d}.cls", str(i % classes).encode())):
-                ti = tarfile.TarInfo(name)
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
+    shape = (side, side) if chans == 1 else (side, side, 3)
+    write_shard(path, [(f"{i:06d}", png(r.integers(0, 256, shape, dtype=np.uint8)), i % classes) for i in range(n)])
     with open(os.path.join(os.path.dirname(path), "classes.txt"), "w") as f:
         f.write("".join(f"class{k}\n" for k in range(classes)))
 
@@ -253,6 +228,4 @@ for attr, val, msg in (("data_crop_pct", np.float32(np.nan), "data_crop_pct"),
         f"{T}/v16.h5", *base, "--output", f"{T}/b_{attr}", code=2, want=(bad, msg))
     run("eval", "--checkpoint", bad, "--data", f"{T}/v16.h5", code=2, want=(msg,))
 
-subprocess.run(["rm", "-rf", T])
-print(f"{fails} failure(s)")
-sys.exit(1 if fails else 0)
+harness.finish()

@@ -9,24 +9,15 @@ import json
 import math
 import os
 import struct
-import subprocess
-import sys
 import tempfile
 
-M = os.environ.get("MIXTAPE", "build/mixtape")
-fails = 0
-
-
-def check(ok, msg):
-    global fails
-    print(("ok   " if ok else "FAIL ") + msg)
-    if not ok:
-        fails += 1
+import harness
+from harness import check
 
 
 def run(args):
-    p = subprocess.run([M] + args, capture_output=True, text=True, timeout=60)
-    return p.returncode, p.stdout, p.stderr
+    r = harness.run(args, 60)
+    return r.rc, r.out, r.err
 
 
 def load_yaml(path):
@@ -157,9 +148,8 @@ def main():
             check(y.get("scale") == "0.5,0.75" and y.get("mean") == "0.5,0.25,0.125" and y.get("color_jitter") == "0.3,0.3,0.3",
                   "args.yaml records --scale --mean --color-jitter: %s %s %s"
                   % (y.get("scale"), y.get("mean"), y.get("color_jitter")))
-    print("%d check(s) failed" % fails if fails else "all checks passed")
-    return 1 if fails else 0
+    harness.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,15 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
+#include "testmodel.h"
 
 /* [fp32, bf16][outputs (logits, loss), gradients] */
 static const double tol[2][2] = {{1e-5, 1e-4}, {5e-3, 5e-2}};
 #define GRAD_FLOOR 1e-2
 
-static int failures = 0, cases = 0, nseen = 0;
+static int cases = 0, nseen = 0;
 static ModelConfig seen[256]; /* configs already checked (name cleared): each runs once */
 static double worst[2][3]; /* [fp32, bf16][eval, train outputs, gradients] */
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL: " __VA_ARGS__); fprintf(stderr, "\n"); failures++; } } while (0)
 
 static double max_abs(const float *b, size_t n) {
     double m = 0;
@@ -115,23 +116,11 @@ static void check_case(const char *base, const char *const *over, const char *la
         if (!memcmp(&seen[i], &key, sizeof key)) { printf("same %s (an earlier case)\n", what); return; }
     if (nseen < (int)(sizeof seen / sizeof seen[0])) seen[nseen++] = key;
     Model m;
-    if (model_build(&m, &cfg, err, sizeof err)) { CHECK(0, "%s: build: %s", what, err); return; }
-    model_init(&m, 7);
-    /* non-zero head and layer scales, so every parameter reaches the loss */
-    uint64_t st = 99;
-    for (int i = 0; i < m.params.n; i++) {
-        Tensor *t = m.params.t[i];
-        for (size_t k = 0; k < t->numel; k++) {
-            st = st * 6364136223846793005ull + 1442695040888963407ull;
-            float u = (float)(st >> 40) / 16777216.0f - 0.5f;
-            if (strstr(t->name, "head") || strstr(t->name, "ls") || strstr(t->name, "scale")) t->data[k] = 0.5f * u;
-            else t->data[k] += 0.05f * u;
-        }
-    }
+    if (testmodel_build(&m, &cfg, err, sizeof err)) { CHECK(0, "%s: build: %s", what, err); return; }
     int B = 2, C = cfg.in_chans, S = cfg.img_size, shape[4] = {B, C, S, S}, labels[2];
     size_t npix = (size_t)B * C * S * S;
     float *img = malloc(npix * sizeof(float));
-    for (size_t i = 0; i < npix; i++) img[i] = sinf(0.37f * (float)i) + 0.3f * cosf(1.7f * (float)i);
+    testmodel_input(img, npix);
     for (int b = 0; b < B; b++) labels[b] = (3 * b + 1) % cfg.num_classes;
     size_t nlog = (size_t)B * cfg.num_classes, npar = mt_params_count(&m.params);
     Ctx c;
@@ -267,6 +256,5 @@ int main(void) {
     for (int p = 0; p < 2; p++)
         printf("  %s: eval %.2e, train %.2e (tolerance %.0e); gradients %.2e (tolerance %.0e)\n", p ? "bf16" : "fp32",
                worst[p][0], worst[p][1], tol[p][0], worst[p][2], tol[p][1]);
-    if (failures) { fprintf(stderr, "%d check(s) failed\n", failures); return 1; }
-    return 0;
+    return check_summary("test_fusion");
 }

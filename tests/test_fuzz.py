@@ -14,21 +14,13 @@ import os
 import shutil
 import sys
 
-try:
-    import h5py  # noqa: F401
-    import numpy  # noqa: F401
-    import PIL  # noqa: F401
-except ImportError as e:
-    print("skip: the fuzzer needs h5py, numpy and PIL (%s)" % e)
-    sys.exit(77)
+import harness
 
+harness.require("h5py", "numpy", "PIL")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
 import mtfuzz  # noqa: E402
 
-mixtape = os.environ.get("MIXTAPE")
-if not mixtape or not os.access(mixtape, os.X_OK):
-    print("FAIL: set MIXTAPE to the mixtape binary")
-    sys.exit(1)
+mixtape = harness.MIXTAPE
 # ---- the classifier itself must be able to fail
 class _Case:
     kind, cmd, argv, root = "ckpt", "predict", ["predict"], "."

@@ -28,8 +28,8 @@ static int irand(int n) { return (int)(((urand() + 1.0f) * 0.5f) * n) % n; }
 static int failures = 0, cases = 0;
 
 /* One case: op(A_b) M x K, op(B_b) K x N for b < batch (entries a few floats apart), padded
- * leading dimensions, C with a sentinel in the padding. sum = 0: mt_gemm (batch 1); sum = 1:
- * mt_gemm_batched_sum. Checked against a double-precision reference (inputs rounded to bf16
+ * leading dimensions, C with a sentinel in the padding. sum = 0: one GEMM (batch 1); sum = 1:
+ * a batched sum (MtGemm.sum). Checked against a double-precision reference (inputs rounded to bf16
  * for MT_BF16) and, loosely, against OpenBLAS. */
 static void check_sum(int prec, int ta, int tb, int M, int N, int K, int batch, int pa, int pb, int pc,
                       float alpha, float beta, int nan_c, int sum, const char *tag) {
@@ -48,10 +48,14 @@ static void check_sum(int prec, int ta, int tb, int M, int N, int K, int batch, 
         for (int j = N; j < ldc; j++) C0[(size_t)i * ldc + j] = 12345.0f;
     memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
     memcpy(Cs, C0, sizeof(float) * (size_t)M * ldc);
-    if (sum) mt_gemm_batched_sum(prec, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, batch);
-    else mt_gemm(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    MtGemm g = {.precision = prec, .transA = ta, .transB = tb, .M = M, .N = N, .K = K, .alpha = alpha, .A = A,
+                .lda = lda, .B = B, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
+    if (sum) g.batch = batch, g.strideA = sA, g.strideB = sB, g.sum = 1;
+    mt_gemm_run(&g);
     for (int b = 0; b < batch; b++)
-        mt_gemm(MT_FP32_BLAS, ta, tb, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, b ? 1.0f : beta, Cs, ldc);
+        mt_gemm_run(&(MtGemm){.precision = MT_FP32_BLAS, .transA = ta, .transB = tb, .M = M, .N = N, .K = K,
+                              .alpha = alpha, .A = A + b * sA, .lda = lda, .B = B + b * sB, .ldb = ldb,
+                              .beta = b ? 1.0f : beta, .C = Cs, .ldc = ldc});
     int round = prec == MT_BF16;
     double worst = 0, worst_s = 0;
     int bad = 0;
@@ -103,8 +107,8 @@ static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, in
 }
 
 /* A long K (a weight gradient's batch x tokens) splits across threads into partial Cs added
- * at the end; mt_gemm_batched_sum walks the entries while packing (K a multiple of 32, NT)
- * or loops over mt_gemm. Two threads at least, so the K split runs. */
+ * at the end; a batched sum walks the entries while packing (K a multiple of 32, NT)
+ * or loops over single GEMMs. Two threads at least, so the K split runs. */
 static void run_ksplit_suite(int prec, const char *tag) {
     int threads = mt_get_threads();
     mt_set_threads(threads < 2 ? 2 : threads);
@@ -122,7 +126,7 @@ static void run_ksplit_suite(int prec, const char *tag) {
     mt_set_threads(threads);
 }
 
-/* Operands stored as bf16 (mt_gemm_batched_mixed, mt_gemm_batched_sum_mixed): C must equal, bit
+/* Operands stored as bf16 (MtGemm.types), batched and summed: C must equal, bit
  * for bit, the fp32 call on the same values widened (inputs are drawn bf16-representable).
  * Padded leading dimensions and entry strides; ep adds a bias, a row bias and a residual. */
 static void check_mixed(int prec, int types, int ta, int tb, int M, int N, int K, int batch, int sum, int shareA,
@@ -146,15 +150,16 @@ static void check_mixed(int prec, int types, int ta, int tb, int M, int N, int K
     MtEpilogue ep = {.bias = bias, .row_bias = rbias, .residual = R};
     const void *a = types & MT_A_BF16 ? (const void *)A16 : A, *b = types & MT_B_BF16 ? (const void *)B16 : B;
     float beta = with_ep ? 0.0f : 0.5f;
-    if (sum) {
-        mt_gemm_batched_sum_mixed(prec, types, ta, tb, M, N, K, 0.75f, a, lda, sA, b, ldb, sB, beta, C1, ldc, batch);
-        mt_gemm_batched_sum(prec, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, beta, C2, ldc, batch);
-    } else {
-        mt_gemm_batched_mixed(prec, types, ta, tb, M, N, K, 0.75f, a, lda, sA, b, ldb, sB, beta, C1, ldc, sC, batch,
-                              with_ep ? &ep : NULL);
-        mt_gemm_batched_ep(prec, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, beta, C2, ldc, sC, batch,
-                           with_ep ? &ep : NULL);
-    }
+    /* the same descriptor on bf16 and on fp32 operands */
+    MtGemm g1 = {.precision = prec, .types = types, .transA = ta, .transB = tb, .M = M, .N = N, .K = K,
+                 .alpha = 0.75f, .A = a, .lda = lda, .strideA = sA, .B = b, .ldb = ldb, .strideB = sB, .beta = beta,
+                 .C = C1, .ldc = ldc, .batch = batch};
+    if (sum) g1.sum = 1;
+    else g1.strideC = sC, g1.ep = with_ep ? &ep : NULL;
+    MtGemm g2 = g1;
+    g2.types = 0, g2.A = A, g2.B = B, g2.C = C2;
+    mt_gemm_run(&g1);
+    mt_gemm_run(&g2);
     int bad = memcmp(C1, C2, sizeof(float) * nc) != 0;
     for (size_t i = 0; i < na && !bad; i++) { /* A holds bf16 values: A16 is their upper halves */
         uint32_t u;
@@ -219,7 +224,7 @@ static void run_suite(int prec, const char *tag, int n_random) {
     }
 }
 
-/* mt_gemm_batched == a loop of mt_gemm (bit for bit: the k order per element does not depend
+/* a batch (MtGemm.batch) == a loop of single GEMMs (bit for bit: the k order per element does not depend
  * on the thread split): attention-like strided heads inside a (N, 3C) buffer, and a shared A. */
 static int check_batched(int prec) {
     int bad = 0;
@@ -228,9 +233,13 @@ static int check_batched(int prec) {
           *Q = malloc(sizeof(float) * H * Nt * Nt);
     for (int i = 0; i < Nt * C3; i++) qkv[i] = urand();
     for (int i = 0; i < H * Nt * Nt; i++) P[i] = Q[i] = urand();
-    mt_gemm_batched(prec, 0, 1, Nt, Nt, D, 0.5f, qkv, C3, D, qkv + H * D, C3, D, 1.0f, P, Nt, (long)Nt * Nt, H);
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = Nt, .N = Nt, .K = D, .alpha = 0.5f, .A = qkv,
+                          .lda = C3, .strideA = D, .B = qkv + H * D, .ldb = C3, .strideB = D, .beta = 1.0f, .C = P,
+                          .ldc = Nt, .strideC = (long)Nt * Nt, .batch = H});
     for (int h = 0; h < H; h++)
-        mt_gemm(prec, 0, 1, Nt, Nt, D, 0.5f, qkv + h * D, C3, qkv + H * D + h * D, C3, 1.0f, Q + h * Nt * Nt, Nt);
+        mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = Nt, .N = Nt, .K = D, .alpha = 0.5f,
+                              .A = qkv + h * D, .lda = C3, .B = qkv + H * D + h * D, .ldb = C3, .beta = 1.0f,
+                              .C = Q + h * Nt * Nt, .ldc = Nt});
     if (memcmp(P, Q, sizeof(float) * H * Nt * Nt)) bad++;
     free(qkv), free(P), free(Q);
     /* token mixing: one weight (strideA = 0), 9 samples, big enough for threads */
@@ -240,9 +249,11 @@ static int check_batched(int prec) {
     for (int i = 0; i < N2 * N; i++) w[i] = urand();
     for (int i = 0; i < B * N * Cc; i++) x[i] = urand();
     for (int i = 0; i < B * N2 * Cc; i++) y[i] = z[i] = NAN;
-    mt_gemm_batched(prec, 0, 0, N2, Cc, N, 1.0f, w, N, 0, x, Cc, (long)N * Cc, 0.0f, y, Cc, (long)N2 * Cc, B);
+    mt_gemm_run(&(MtGemm){.precision = prec, .M = N2, .N = Cc, .K = N, .alpha = 1.0f, .A = w, .lda = N, .B = x,
+                          .ldb = Cc, .strideB = (long)N * Cc, .C = y, .ldc = Cc, .strideC = (long)N2 * Cc, .batch = B});
     for (int b = 0; b < B; b++)
-        mt_gemm(prec, 0, 0, N2, Cc, N, 1.0f, w, N, x + (size_t)b * N * Cc, Cc, 0.0f, z + (size_t)b * N2 * Cc, Cc);
+        mt_gemm_run(&(MtGemm){.precision = prec, .M = N2, .N = Cc, .K = N, .alpha = 1.0f, .A = w, .lda = N,
+                              .B = x + (size_t)b * N * Cc, .ldb = Cc, .C = z + (size_t)b * N2 * Cc, .ldc = Cc});
     if (memcmp(y, z, sizeof(float) * B * N2 * Cc)) bad++;
     free(w), free(x), free(y), free(z);
     if (bad) fprintf(stderr, "FAIL batched prec=%d (%d)\n", prec, bad);
@@ -277,10 +288,12 @@ static int check_descriptor(int prec) {
     for (int i = 0; i < N * K; i++) B[i] = urand();
     for (long i = 0; i < sC * batch; i++) C[i] = D[i] = urand(), R[i] = urand();
     for (int i = 0; i < N; i++) bias[i] = urand();
-    /* one GEMM by designated initialiser against the positional form */
+    /* batch 0 (the zero default) is one GEMM, as batch 1 */
     mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 0.5f, .beta = 1.0f,
                           .A = A, .lda = K, .B = B, .ldb = K, .C = C, .ldc = N});
-    mt_gemm(prec, 0, 1, M, N, K, 0.5f, A, K, B, K, 1.0f, D, N);
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 0.5f, .beta = 1.0f,
+                          .A = A, .lda = K, .B = B, .ldb = K, .C = D, .ldc = N, .batch = 1, .strideA = sA,
+                          .strideC = sC});
     if (memcmp(C, D, sizeof(float) * sC)) bad++;
     /* a batch sharing B, each entry with its own residual: C_i = R_i + (A_i B^T + bias) */
     MtEpilogue ep = {.bias = bias, .residual = R};
@@ -289,21 +302,22 @@ static int check_descriptor(int prec) {
                           .strideC = sC, .ep = &ep});
     for (int b = 0; b < batch; b++) {
         MtEpilogue eb = {.bias = bias, .residual = R + b * sC};
-        mt_gemm_ep(prec, 0, 1, M, N, K, 1.0f, A + b * sA, K, B, K, 0.0f, D + b * sC, N, &eb);
+        mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 1.0f,
+                              .A = A + b * sA, .lda = K, .B = B, .ldb = K, .C = D + b * sC, .ldc = N, .ep = &eb});
     }
     if (memcmp(C, D, sizeof(float) * sC * batch)) bad++;
-    /* empty batches: independent GEMMs leave C alone, an empty sum scales C by beta */
+    /* alpha 0 on a batched sum: C = beta C, the operands not read */
     memcpy(D, C, sizeof(float) * sC);
-    mt_gemm_batched(prec, 0, 1, M, N, K, 1.0f, A, K, sA, B, K, 0, 0.0f, C, N, sC, 0);
-    if (memcmp(C, D, sizeof(float) * sC)) bad++;
-    mt_gemm_batched_sum(prec, 0, 1, M, N, K, 1.0f, A, K, sA, B, K, 0, 2.0f, C, N, 0);
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = K, .beta = 2.0f, .C = C,
+                          .lda = K, .ldb = K, .ldc = N, .batch = batch, .strideA = sA, .sum = 1});
     for (long i = 0; i < sC; i++) bad += C[i] != 2.0f * D[i];
     /* the batched sum writes only C, whatever strideC says */
     memcpy(D, C, sizeof(float) * sC * batch);
     mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = 32, .alpha = 1.0f, .A = A,
                           .lda = K, .B = B, .ldb = K, .C = C, .ldc = N, .batch = batch, .strideA = sA,
                           .strideC = sC, .sum = 1});
-    mt_gemm_batched_sum(prec, 0, 1, M, N, 32, 1.0f, A, K, sA, B, K, 0, 0.0f, D, N, batch);
+    mt_gemm_run(&(MtGemm){.precision = prec, .transB = MT_TRANS, .M = M, .N = N, .K = 32, .alpha = 1.0f, .A = A,
+                          .lda = K, .B = B, .ldb = K, .C = D, .ldc = N, .batch = batch, .strideA = sA, .sum = 1});
     if (memcmp(C, D, sizeof(float) * sC * batch)) bad++;
     /* ruled-out combinations */
     MtPrologue pro = {.mean = bias, .rstd = bias, .group_rows = 1};
@@ -326,20 +340,24 @@ static int check_special(void) {
     int bad = 0;
     /* alpha = 0 and K = 0: C = beta * C, A and B not used (NULL is fine for K = 0) */
     float C[6] = {1, 2, 3, 4, NAN, 6};
-    mt_gemm(MT_BF16, 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 2.0f, C, 3);
+    mt_gemm_run(&(MtGemm){.precision = MT_BF16, .M = 2, .N = 2, .alpha = 1.0f, .lda = 1, .ldb = 2, .beta = 2.0f,
+                          .C = C, .ldc = 3});
     if (C[0] != 2 || C[1] != 4 || C[3] != 8 || C[2] != 3 || !isnan(C[4])) bad++;
     float A[4] = {1, 2, 3, 4}, B[4] = {INFINITY, 1, 1, 1};
     float D[4] = {NAN, NAN, NAN, NAN};
-    mt_gemm(MT_BF16, 0, 0, 2, 2, 2, 1.0f, A, 2, B, 2, 0.0f, D, 2);
+    mt_gemm_run(&(MtGemm){.precision = MT_BF16, .M = 2, .N = 2, .K = 2, .alpha = 1.0f, .A = A, .lda = 2, .B = B,
+                          .ldb = 2, .C = D, .ldc = 2});
     if (!isinf(D[0]) || D[1] != 3 || D[3] != 7) bad++;
     /* NaN in an input propagates (not silently dropped) */
     float An[4] = {NAN, 1, 1, 1}, E[4];
-    mt_gemm(MT_BF16, 0, 0, 2, 2, 2, 1.0f, An, 2, A, 2, 0.0f, E, 2);
+    mt_gemm_run(&(MtGemm){.precision = MT_BF16, .M = 2, .N = 2, .K = 2, .alpha = 1.0f, .A = An, .lda = 2, .B = A,
+                          .ldb = 2, .C = E, .ldc = 2});
     if (!isnan(E[0]) || !isnan(E[1]) || isnan(E[2])) bad++;
     /* rounding: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 in bf16 -> even (1) */
     if (mt_bf16_round(1.0f + 1.0f / 256) != 1.0f || mt_bf16_round(1.0f + 3.0f / 256) != 1.0f + 4.0f / 256) bad++;
     float one = 1.0f + 1.0f / 256, x[2] = {one, 0}, y[1] = {0};
-    mt_gemm(MT_BF16, 0, 0, 1, 1, 1, 1.0f, x, 1, x, 1, 0.0f, y, 1);
+    mt_gemm_run(&(MtGemm){.precision = MT_BF16, .M = 1, .N = 1, .K = 1, .alpha = 1.0f, .A = x, .lda = 1, .B = x,
+                          .ldb = 1, .C = y, .ldc = 1});
     if (y[0] != 1.0f) bad++;
     /* bf16 storage: the same rounding as mt_bf16_round (ties to even, NaN kept, infinities),
      * over a run that is not a whole number of vectors; widening back is exact */
@@ -368,10 +386,10 @@ static double now(void) {
 static double bench_one(int prec, int ta, int tb, int M, int N, int K, int batch, int reps, float *A, float *B,
                         float *C) {
     int lda = ta ? M : K, ldb = tb ? K : N;
-#define RUN()                                                                                                   \
-    (batch > 1 ? mt_gemm_batched(prec, ta, tb, M, N, K, 1.0f, A, lda, 0, B, ldb, (long)K * N, 0.0f, C, N,        \
-                                 (long)M * N, batch)                                                            \
-               : mt_gemm(prec, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N))
+    MtGemm g = {.precision = prec, .transA = ta, .transB = tb, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = A,
+                .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = N};
+    if (batch > 1) g.batch = batch, g.strideB = (long)K * N, g.strideC = (long)M * N;
+#define RUN() mt_gemm_run(&g)
     RUN(); /* warm up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {

@@ -14,17 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 #define B 3
 
@@ -219,7 +210,5 @@ int main(void) {
     for (size_t i = 0; i < ncases; i++) family(cases[i].name, cases[i].over, MT_FP32);
     for (size_t i = 0; i < 6; i++) family(cases[i].name, cases[i].over, MT_BF16); /* the families */
     refuse_shape_change();
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("ok\n");
-    return 0;
+    return check_summary("test_grad_ckpt");
 }

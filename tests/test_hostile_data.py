@@ -5,80 +5,39 @@ a temporary directory; every case runs with a timeout and checks the exit code, 
 killed the process, that the message names the culprit, that inputs are unchanged and that no
 stray file is left.
 
-Env: MIXTAPE (the binary). Exit 77 (skipped) without it or without mkfifo.
+Env: MIXTAPE (the binary). Exit 77 (skipped) without mkfifo.
 """
 import gzip
-import hashlib
-import io
 import os
 import shutil
 import signal
 import struct
 import subprocess
-import sys
 import tarfile
-import tempfile
 import time
-import zlib
 
-M = os.environ.get("MIXTAPE")
-if not M or not os.path.exists(M) or not hasattr(os, "mkfifo"):
-    print("MIXTAPE not set or no mkfifo: skipped")
-    sys.exit(77)
+import harness
+from harness import check
+from tinydata import png_bytes, write_shard
 
-T = tempfile.mkdtemp(prefix="mixtape_hostile.")
-FAILS = []
-ENV = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-def check(cond, what, out=""):
-    if cond:
-        print("ok  ", what)
-    else:
-        FAILS.append(what)
-        print("FAIL", what, ("\n     " + out[-1500:].replace("\n", "\n     ")) if out else "")
+if not hasattr(os, "mkfifo"):
+    harness.skip("no os.mkfifo on this platform")
+M = harness.MIXTAPE
+T = harness.tempdir("hostile")
+ENV = dict(harness.BASE_ENV, OMP_NUM_THREADS="1")
 
 
 def run(args, timeout=40):
-    """(exit code, stdout+stderr). A hang is a failure of the case: code 'hang'."""
-    try:
-        p = subprocess.run([M] + args, capture_output=True, timeout=timeout, env=ENV, cwd=T)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"") + (e.stderr or b"")
-        return "hang", out.decode("utf-8", "replace")
-    out = (p.stdout + p.stderr).decode("utf-8", "replace")
-    if "Sanitizer" in out or "runtime error:" in out:  # an ASan / UBSan build reports here
-        check(False, f"sanitizer report from {args[:2]}", out)
-    return p.returncode, out
+    """(exit code, stdout+stderr); exit code None on a hang."""
+    return harness.run(args, timeout, env=ENV, cwd=T)
 
 
 def expect(name, args, code, *needles, timeout=40, absent=()):
-    rc, out = run(args, timeout)
-    ok = rc == code and all(n in out for n in needles) and not any(a in out for a in absent)
-    check(ok, f"{name}: exit {rc} (want {code}), names {needles}", out)
-    return rc, out
+    return harness.expect(name, args, code, *needles, timeout=timeout, absent=absent, env=ENV, cwd=T)
 
 
 def png(w=28, h=28, seed=0):
-    raw = b"".join(b"\x00" + bytes((x * 31 + y * 7 + seed * 50) & 255 for x in range(w)) for y in range(h))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def write_shard(path, samples):
-    """samples: (key, image bytes or None, cls bytes or None)."""
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
-        for key, img, cls in samples:
-            for ext, data in (("png", img), ("cls", cls)):
-                if data is None:
-                    continue
-                ti = tarfile.TarInfo(f"{key}.{ext}")
-                ti.size = len(data)
-                t.addfile(ti, io.BytesIO(data))
+    return png_bytes(w, h, 0, (bytes((x * 31 + y * 7 + seed * 50) & 255 for x in range(w)) for y in range(h)))
 
 
 def good_samples(n, ncls=3):
@@ -86,24 +45,13 @@ def good_samples(n, ncls=3):
 
 
 def snapshot(root):
-    """Every entry under root: type and content hash (FIFOs by type only). An ImageFolder's
-    statistics cache (.mixtape-dataset.json, written by train on first use) is not an input."""
-    snap = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            if n == ".mixtape-dataset.json":
-                continue
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            if os.path.isfile(p) and not os.path.islink(p):
-                snap[os.path.relpath(p, root)] = ("f", hashlib.sha256(open(p, "rb").read()).hexdigest())
-            else:
-                snap[os.path.relpath(p, root)] = ("o", st.st_mode & 0o170000)
-    return snap
+    """Every entry under root (FIFOs by type only). An ImageFolder's statistics cache
+    (.mixtape-dataset.json, written by train on first use) is not an input."""
+    return harness.snapshot(root, ignore=(".mixtape-dataset.json",))
 
 
 def stray(root):
-    return [n for _, _, fs in os.walk(root) for n in fs if ".tmp" in n]
+    return harness.temporaries(root)
 
 
 def make_imagefolder(root, classes, per_class=2):
@@ -121,20 +69,14 @@ def tar_members(path):
 
 try:
     CK = os.path.join(T, "c.h5")
-    rc, out = run(["init", "--model", "mixer_tiny", "--seed", "1", "--threads", "1", "--out", CK])
-    if rc != 0:
-        print("cannot make a checkpoint:", out)
-        sys.exit(1)
+    harness.must(["init", "--model", "mixer_tiny", "--seed", "1", "--threads", "1", "--out", CK], env=ENV, cwd=T)
     EVAL = ["eval", "--checkpoint", CK, "-b", "4", "-j", "1", "--data"]
     # data with 2 / 3 classes needs a head of that size (train and eval refuse other class counts)
     EVALK = {}
     for k in (2, 3):
         ck = os.path.join(T, f"c{k}.h5")
-        rc, out = run(["init", "--model", "mixer_tiny", "--num-classes", str(k), "--seed", "1", "--threads", "1",
-                       "--out", ck])
-        if rc != 0:
-            print("cannot make a checkpoint:", out)
-            sys.exit(1)
+        harness.must(["init", "--model", "mixer_tiny", "--num-classes", str(k), "--seed", "1", "--threads", "1",
+                "--out", ck], env=ENV, cwd=T)
         EVALK[k] = ["eval", "--checkpoint", ck, "-b", "4", "-j", "1", "--data"]
 
     # ---- 1. labels: huge, negative, non-numeric, overlong cls are bad samples, never a class count ----
@@ -348,6 +290,4 @@ try:
           str(prefix_files(sd, "v")))
 finally:
     shutil.rmtree(T, ignore_errors=True)
-
-print(f"{len(FAILS)} failure(s)")
-sys.exit(1 if FAILS else 0)
+harness.finish()

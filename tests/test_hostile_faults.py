@@ -15,26 +15,19 @@ A part that cannot be set up here (tmpfs mount refused) is reported; the
 test then exits 77 (skipped) unless something failed.
 """
 import glob
-import hashlib
 import os
 import resource
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
-import h5py
-import numpy as np
+import harness
 
-M = os.environ.get("MIXTAPE")
-if not M:
-    sys.exit("set MIXTAPE to the mixtape binary")
-ENV = dict(os.environ, OMP_NUM_THREADS="2")
-T = tempfile.mkdtemp(prefix="mixtape_faults.")
-fails = []
-skipped = []
+h5py, np = harness.require("h5py", "numpy")
+M = harness.MIXTAPE
+ENV = {"OMP_NUM_THREADS": "2"}
+T = harness.tempdir("faults")
 MODEL = ["--model", "mixer_tiny", "--img-size", "16", "--in-chans", "1", "--num-classes", "4",
          "--patch-size", "4", "--embed-dim", "32", "--depth", "2"]
 
@@ -43,36 +36,26 @@ def p(*a):
     return os.path.join(T, *a)
 
 
-def check(name, cond, detail=""):
-    if cond:
-        print("ok   " + name)
-    else:
-        print("FAIL " + name + (": " + detail if detail else ""))
-        fails.append(name)
+def check(name, cond, detail=""):  # this file's order: the name first
+    harness.check(cond, name, detail)
 
 
 def run(args, timeout=60, preexec=None):
-    r = subprocess.run([M] + args, capture_output=True, text=True, timeout=timeout, env=ENV,
-                       preexec_fn=preexec)
-    return r.returncode, r.stdout + r.stderr
-
-
-def sha(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return harness.run(args, timeout, env=ENV, preexec=preexec)
 
 
 def temps(d):
-    return sorted(glob.glob(os.path.join(d, "*.tmp.*")))
+    return harness.temporaries(d, recursive=False)
 
 
 def expect(name, args, code, needles, unchanged=(), timeout=60, preexec=None):
     if unchanged and os.path.exists(p("pristine", "c.h5")):
         restore()
-    before = {f: sha(f) for f in unchanged}
+    before = {f: harness.sha256(f) for f in unchanged}
     rc, out = run(args, timeout, preexec)
     ok = rc == code and rc >= 0 and rc != 139
     missing = [n for n in needles if n not in out]
-    changed = [f for f in unchanged if sha(f) != before[f]]
+    changed = [f for f in unchanged if harness.sha256(f) != before[f]]
     check(name, ok and not missing and not changed,
           f"exit {rc} (want {code}), missing {missing}, changed {changed}: {out[-600:]}")
     return rc, out
@@ -104,10 +87,7 @@ def dead_pid():
 make_data(p("d.h5"), 64, 1)
 make_data(p("nan.h5"), 64, 2, nan_rows=(3, 17))
 make_data(p("nolabels.h5"), 8, 3, labels=False)
-rc, out = run(["init"] + MODEL + ["--seed", "3", "--out", p("c.h5")])
-if rc != 0:
-    print("FAIL init: " + out)
-    sys.exit(1)
+harness.must(["init"] + MODEL + ["--seed", "3", "--out", p("c.h5")], env=ENV)
 shutil.copy(p("c.h5"), p("nanw.h5"))
 with h5py.File(p("nanw.h5"), "r+") as f:
     w = f["model/stem.proj.weight"]
@@ -219,8 +199,7 @@ if mounted:
     finally:
         subprocess.run(["umount", mnt])
 else:
-    skipped.append("tmpfs (mount not permitted)")
-    print("skip full tmpfs cases: mount not permitted")
+    harness.part_skipped("full tmpfs cases: mount not permitted")
 
 
 def fsize_limit(nbytes):
@@ -267,7 +246,7 @@ make_data(p("many.h5"), 2048, 5)
 d2 = p("sig")
 q = subprocess.Popen([M] + ["train"] + MODEL + ["--train", p("many.h5"), "-b", "16", "--epochs", "50",
                             "--threads", "2", "-j", "1", "--checkpoint-every", "1", "--output", d2],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(harness.BASE_ENV, **ENV))
 t0 = time.time()
 while time.time() - t0 < 30 and not os.path.exists(os.path.join(d2, "last.h5")):
     time.sleep(0.05)
@@ -281,11 +260,4 @@ except subprocess.TimeoutExpired:
 check("double SIGTERM: exit 143 or a clean stop, no crash", q.returncode in (143, 1, 0), f"exit {q.returncode}: {err[-300:]}")
 check("double SIGTERM: no temporary left", temps(d2) == [], str(temps(d2)))
 
-shutil.rmtree(T, ignore_errors=True)
-if fails:
-    print("%d failed: %s" % (len(fails), ", ".join(fails)))
-    sys.exit(1)
-if skipped:
-    print("skipped parts: " + ", ".join(skipped))
-    sys.exit(77)
-print("all passed")
+harness.finish()

@@ -16,93 +16,38 @@ Classes covered:
   - /ema missing keys or wrong shapes; labels outside the model's classes;
   - train_state that is not valid JSON or out of range on --resume.
 """
-import atexit
-import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 
-import h5py
-import numpy as np
+import harness
 
-MIXTAPE = os.path.abspath(os.environ.get("MIXTAPE", "build/mixtape"))
-if not os.path.exists(MIXTAPE):
-    print(f"no mixtape binary at {MIXTAPE}")
-    sys.exit(77)
-
-T = tempfile.mkdtemp(prefix="hostile_h5_")
-atexit.register(shutil.rmtree, T, True)
+h5py, np = harness.require("h5py", "numpy")
+T = harness.tempdir("hostile_h5")
 P = lambda *a: os.path.join(T, *a)
 MODEL = ["--model", "mixer_tiny", "--embed-dim", "16", "--depth", "1"]
-failures = []
-ncases = 0
-
-
-def env():
-    e = dict(os.environ)
-    e.setdefault("OMP_WAIT_POLICY", "passive")
-    e["OMP_NUM_THREADS"] = "1"
-    return e
+ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def run(args, timeout=30):
-    """(returncode, output, peak RSS of this child in MiB, seconds); returncode None on timeout."""
-    t0 = time.time()
-    killed = []
-    with tempfile.TemporaryFile() as out:
-        p = subprocess.Popen([MIXTAPE] + args, cwd=T, env=env(), stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-
-        def kill():
-            killed.append(1)
-            os.killpg(p.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, ru = os.wait4(p.pid, 0)
-        timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    return (None if killed else p.returncode), text, ru.ru_maxrss / 1024, time.time() - t0
+    """A Proc: rc (None on a timeout), text, rss_mib (the child's peak RSS), secs."""
+    return harness.run(args, timeout, env=ENV, cwd=T)
 
 
 def must_run(args, timeout=120):
-    rc, out, _, _ = run(args, timeout)
-    if rc != 0 or "Sanitizer" in out or "runtime error:" in out:
-        sys.exit(f"FAIL (setup): mixtape {' '.join(args)} -> {rc}\n{out}")
-    return out
+    return harness.must(args, timeout, env=ENV, cwd=T).text
 
 
 def snapshot():
-    h = {}
-    for root, dirs, files in os.walk(T):
-        for name in dirs:
-            h[os.path.join(root, name)] = "dir"
-        for name in files:
-            q = os.path.join(root, name)
-            st = os.stat(q)
-            if st.st_size > 64 << 20:  # only a failing run leaves such a file: size and time tell
-                h[q] = (st.st_size, st.st_mtime_ns)
-                continue
-            with open(q, "rb") as f:
-                h[q] = hashlib.sha256(f.read()).hexdigest()
-    return h
+    return harness.snapshot(T)
 
 
 def refused(name, args, must, timeout=30, max_rss_mib=None):
     """The command must fail cleanly: exit 1/2, message naming every string in must,
     nothing in the work directory changed or added."""
-    global ncases
-    ncases += 1
     before = snapshot()
-    rc, out, rss, secs = run(args, timeout)
+    r = run(args, timeout)
+    rc, out, rss = r.rc, r.text, r.rss_mib
     after = snapshot()
     why = []
     if rc is None:
@@ -120,13 +65,10 @@ def refused(name, args, must, timeout=30, max_rss_mib=None):
         why.append(f"changed or removed: {changed}")
     if added:
         why.append(f"left behind: {added}")
-    if "Sanitizer" in out or "runtime error:" in out:  # an ASan/UBSan build exits 1 on a finding
-        why.append("sanitizer report")
     if max_rss_mib is not None and rss > max_rss_mib:
         why.append(f"peak memory {rss:.0f} MiB > {max_rss_mib} MiB")
-    if why:
-        failures.append(f"{name}: {'; '.join(why)}\n    $ mixtape {' '.join(args)}\n    "
-                        + out.strip().replace("\n", "\n    ")[:1500])
+    harness.check(not why, f"{name}: {'; '.join(why) or 'refused'}",
+            f"$ mixtape {' '.join(args)}\n" + out.strip()[:1500])
     # remove whatever a failing build left, so later cases start clean
     for k in sorted(set(after) - set(before), reverse=True):
         if os.path.isdir(k):
@@ -281,13 +223,8 @@ for key, value in [("in_chans", 2 ** 20), ("depth", 100000), ("embed_dim", 10000
     shutil.rmtree(P(os.path.dirname(ck)))
 
 # deep models build in linear time (parameter names are hashed)
-t0 = time.time()
-rc, out, _, _ = run(["init", "--model", "mixer_tiny", "--embed-dim", "4", "--depth", "1024", "--out", "deep.h5"], 60)
-ncases += 1
-if rc != 0:
-    failures.append(f"init --depth 1024: exit {rc}\n{out}")
-elif time.time() - t0 > 20:
-    failures.append(f"init --depth 1024 took {time.time() - t0:.1f} s")
+r = run(["init", "--model", "mixer_tiny", "--embed-dim", "4", "--depth", "1024", "--out", "deep.h5"], 60)
+harness.check(r.rc == 0 and r.secs <= 20, f"init --depth 1024: exit {r.rc} in {r.secs:.1f} s (at most 20)", r.text)
 if os.path.exists(P("deep.h5")):
     os.unlink(P("deep.h5"))
 
@@ -391,8 +328,4 @@ for name, state, attrs, need in STATES:
     refused(f"train --resume train_state {name}", resume_args(ck), [ck] + need)
     shutil.rmtree(P("bad", "ts"))
 
-if failures:
-    print(f"{len(failures)} of {ncases} cases failed:\n")
-    print("\n\n".join(failures))
-    sys.exit(1)
-print(f"all {ncases} hostile HDF5 cases refused cleanly")
+harness.finish()

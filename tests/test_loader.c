@@ -14,17 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(c, ...)                                                             \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);          \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
-    } while (0)
 
 #define NSHARDS 4
 #define PER_SHARD 25
@@ -548,7 +539,5 @@ int main(void) {
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", root);
-    if (failures) { fprintf(stderr, "test_loader: %d failure(s)\n", failures); return 1; }
-    printf("test_loader: ok\n");
-    return 0;
+    return check_summary("test_loader");
 }

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
+#include "testmodel.h"
 
-static int failures = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL: " __VA_ARGS__); fprintf(stderr, "\n"); failures++; } } while (0)
 
 static double loss_of(Model *m, Ctx *c, Tensor *x, const float *R, int grad) {
     mt_ctx_reset(c);
@@ -36,22 +36,10 @@ static void check_model(const char *base, const MixerDef *def, const char *const
     for (int i = 0; over[i]; i += 2)
         if (model_config_set(&cfg, over[i], over[i + 1], err, sizeof err)) { CHECK(0, "%s: %s", what, err); return; }
     Model m;
-    if (model_build(&m, &cfg, err, sizeof err)) { CHECK(0, "%s: build: %s", what, err); return; }
-    model_init(&m, 7);
-    /* non-zero head and layer scales, so every parameter reaches the loss */
-    uint64_t st = 99;
-    for (int i = 0; i < m.params.n; i++) {
-        Tensor *t = m.params.t[i];
-        for (size_t k = 0; k < t->numel; k++) {
-            st = st * 6364136223846793005ull + 1442695040888963407ull;
-            float u = (float)(st >> 40) / 16777216.0f - 0.5f;
-            if (strstr(t->name, "head") || strstr(t->name, "ls") || strstr(t->name, "scale")) t->data[k] = 0.5f * u;
-            else t->data[k] += 0.05f * u;
-        }
-    }
+    if (testmodel_build(&m, &cfg, err, sizeof err)) { CHECK(0, "%s: build: %s", what, err); return; }
     int B = 2, C = cfg.in_chans, S = cfg.img_size;
     float *img = malloc(sizeof(float) * (size_t)B * C * S * S), *R = malloc(sizeof(float) * (size_t)B * cfg.num_classes);
-    for (int i = 0; i < B * C * S * S; i++) img[i] = sinf(0.37f * (float)i) + 0.3f * cosf(1.7f * (float)i);
+    testmodel_input(img, (size_t)B * C * S * S);
     for (int i = 0; i < B * cfg.num_classes; i++) R[i] = cosf(0.9f * (float)i + 0.2f);
     Ctx c;
     mt_ctx_init(&c, 1 << 22);
@@ -119,7 +107,5 @@ int main(void) {
         check_model("mixer_tiny", d, iso);
         check_model("poolformer_tiny", d, hier);
     }
-    if (failures) { fprintf(stderr, "%d check(s) failed\n", failures); return 1; }
-    printf("all token mixers pass\n");
-    return 0;
+    return check_summary("test_mixers");
 }

@@ -5,17 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 /* timm (1000 classes): sum(p.numel() for p in timm.create_model(name).parameters()). */
 static const struct { const char *name; size_t params; int keys; double gflops; } timm_counts[] = {
@@ -377,10 +368,5 @@ int main(void) {
     test_json();
     test_init();
     test_forward();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all model checks passed\n");
-    return 0;
+    return check_summary("test_model_params");
 }

@@ -14,15 +14,12 @@
 # mpirun is missing (scripts/install-deps.sh installs Open MPI).
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
-MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+tmpdir mpi
 TO="timeout -k 5 40"
 
 "$PY" - "$T" <<'EOF'
-import sys, tarfile, io, tinydata
+import sys, tarfile, io
 d = sys.argv[1]
-tinydata.write_h5_bands(f"{d}/train.h5")
 # one tar shard (its members are never decoded: opening it for 2 ranks must fail)
 with tarfile.open(f"{d}/one-000000.tar", "w") as t:
     for i in range(4):
@@ -32,14 +29,7 @@ with tarfile.open(f"{d}/one-000000.tar", "w") as t:
             t.addfile(ti, io.BytesIO(data))
 EOF
 
-MODEL=(--model mixer_tiny --img-size 8 --in-chans 1 --num-classes 4 --patch-size 4 --embed-dim 32 --depth 2
-       --drop 0 --drop-path 0)
-NOAUG=(--aa none --reprob 0 --hflip 0 --smoothing 0 --mixup 0 --cutmix 0)
-# SGD: AdamW would turn the rounding noise of gradients that are exactly zero in exact
-# arithmetic (e.g. the token-MLP fc2 bias, which every LayerNorm downstream cancels) into
-# lr-sized steps of random sign, so its weights cannot be compared to 1e-5.
-COMMON=(--train "$T/train.h5" --seed 3 --warmup-epochs 0 --threads 1 -j 1 --log-interval 1 --opt sgd --momentum 0.9
-        --lr-base 0.05 --lr-base-size 8)
+mpi_same_run_setup
 
 # 1 + 2. 1 rank x 8 vs 2 ranks x 4
 $TO "$M" train "${MODEL[@]}" "${NOAUG[@]}" "${COMMON[@]}" -b 8 --epochs 2 --max-steps 20 --output "$T/one" \

@@ -8,9 +8,7 @@
 # Skipped (exit 77) when the binary has no MPI.
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
-MPI=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+tmpdir mpi_eval
 TO="timeout -k 5 60"
 
 # Tiny 8x8 grey PNG shards: 64 training samples in 2 shards, 17 validation samples (one

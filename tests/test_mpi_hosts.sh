@@ -16,17 +16,17 @@
 source "$(dirname "$0")/mpi_common.sh"
 mpi_require
 NS="$SRC/scripts/netns_hosts.sh"
-[ "$(id -u)" = 0 ] || { echo "SKIP: network namespaces need root"; exit 77; }
-command -v ip > /dev/null && command -v unshare > /dev/null || { echo "SKIP: needs iproute2 and unshare"; exit 77; }
-T=$(mktemp -d)
+[ "$(id -u)" = 0 ] || skip "network namespaces need root"
+command -v ip > /dev/null && command -v unshare > /dev/null || skip "needs iproute2 and unshare"
+tmpdir mpi_hosts
 D="$T/net"
 cleanup() { bash "$NS" down "$D" > /dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 if ! bash "$NS" up "$D" 2 > "$T/ns.log" 2>&1; then
-  echo "SKIP: cannot create network namespaces here: $(tail -1 "$T/ns.log")"; exit 77
+  skip "cannot create network namespaces here: $(tail -1 "$T/ns.log")"
 fi
 if ! bash "$NS" run "$D" h1 true > "$T/ns.log" 2>&1; then   # entering one needs unshare (UTS, mount)
-  echo "SKIP: cannot enter a namespace host here (unshare --uts --mount): $(tail -1 "$T/ns.log")"; exit 77
+  skip "cannot enter a namespace host here (unshare --uts --mount): $(tail -1 "$T/ns.log")"
 fi
 # TCP only, on the namespaces' addresses; ranks yield while they wait, so the kernel's
 # packet processing (softirq) on the same 2 cores is not starved by spinning ranks; the
@@ -54,12 +54,7 @@ quiet "$T/bench.log" | grep -E '^(train|allreduce):' | sed 's/^/   /'
 check "bench across 2 hosts with --bucket-mb 0.02: several buckets, some started during backward (rc $rc)" \
   "[ $rc = 0 ] && awk '/^allreduce:/{for(i=1;i<=NF;i++) if(\$i ~ /^bucket/){n=\$(i-1)}; if(match(\$0,/MB of gradients, [0-9.]+ bucket/)){e=substr(\$0,RSTART+17,RLENGTH-24)+0}} END{exit !(n+0 >= 3 && e > 0)}' $T/bench.log"
 
-"$PY" -c "import tinydata; tinydata.write_h5_bands('$T/train.h5')"
-MODEL=(--model mixer_tiny --img-size 8 --in-chans 1 --num-classes 4 --patch-size 4 --embed-dim 32 --depth 2
-       --drop 0 --drop-path 0)
-NOAUG=(--aa none --reprob 0 --hflip 0 --smoothing 0 --mixup 0 --cutmix 0)
-COMMON=(--train "$T/train.h5" --seed 3 --warmup-epochs 0 --threads 1 -j 1 --log-interval 1 --opt sgd --momentum 0.9
-        --lr-base 0.05 --lr-base-size 8)
+mpi_same_run_setup
 
 # 2. 2 hosts x 4 == 1 x 8
 $TO "$M" train "${MODEL[@]}" "${NOAUG[@]}" "${COMMON[@]}" -b 8 --epochs 2 --max-steps 12 --output "$T/one" \

@@ -32,16 +32,18 @@ static void check_epilogue(void) {
                     mt_gemm_test_path(fb);
                     int nb = bt ? batch : 1;
                     mt_act_grad_row d = mt_act_grad_row_fn(acts[ai]);
-                    mt_gemm_batched(precs[pi], MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, (long)M * N, W, K, 0,
-                                    0.0f, want, K, (long)M * K, nb);
+                    MtGemm g = {.precision = precs[pi], .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
+                                .strideA = (long)M * N, .B = W, .ldb = K, .C = want, .ldc = K,
+                                .strideC = (long)M * K, .batch = nb};
+                    mt_gemm_run(&g);
                     memset(ref, 0, (size_t)K * 8);
                     for (size_t r = 0; r < (size_t)M * nb; r++)
                         d(want + r * K, want + r * K, pre + r * K, b, ref, K, 0);
                     memset(part, 0, (size_t)nt * K * 8);
                     for (size_t i = 0; i < mk; i++) got[i] = NAN; /* beta 0: C is not read */
                     MtEpilogue ep = {.dact = d, .pre = pre, .pre_bias = b, .colsum = part, .colsum_stride = K};
-                    mt_gemm_batched_ep(precs[pi], MT_NOTRANS, MT_NOTRANS, M, K, N, 1.0f, dy, N, (long)M * N, W, K, 0,
-                                       0.0f, got, K, (long)M * K, nb, &ep);
+                    g.C = got, g.ep = &ep;
+                    mt_gemm_run(&g);
                     float sums[2][200];
                     for (int j = 0; j < K; j++) {
                         double s = 0;

@@ -31,10 +31,7 @@ int main(void) {
     }
     mt_ctx_reset(&c);
     Tensor *odd = gc_input(&p, "odd", 2, (int[]){2, 5}, -1, 1);
-    if (mt_glu(&c, odd, MT_GATE_SILU) || !strstr(c.err, "even")) {
-        fprintf(stderr, "bad error: '%s'\n", c.err);
-        gc_failures++;
-    } else printf("%-28s ok: %s\n", "odd width error", c.err);
+    gc_expect_error(&c, mt_glu(&c, odd, MT_GATE_SILU), "odd width error", (const char *[]){"even"}, 1);
     mt_ctx_free(&c);
     mt_params_free(&p);
     return gc_report();

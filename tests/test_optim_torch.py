@@ -13,16 +13,13 @@ the absolute error of its operands (torch fuses some multiply-adds, we may fuse
 others)."""
 import fnmatch
 import os
-import subprocess
-import sys
 import tempfile
 
-import numpy as np
-import torch
+import harness
 
+np, torch = harness.require("numpy", "torch")
 torch.set_num_threads(1)
-BUILD = os.path.dirname(os.environ.get("MIXTAPE", os.path.join(os.getcwd(), "mixtape")))
-DRIVER = os.path.join(BUILD, "test_optim")
+DRIVER = os.path.join(harness.BUILD, "test_optim")
 RTOL, ATOL = 1e-6, 1e-7
 
 SPECS = [
@@ -85,13 +82,12 @@ def run_case(label, cfg, nsteps=5, seed=0):
             for gs in grads:
                 for g in gs:
                     f.write(g.tobytes())
-        r = subprocess.run([DRIVER, "--driver", fin, fout], capture_output=True, text=True)
-        if r.returncode != 0:
-            print(f"[{label}] driver failed: {r.stderr}")
-            return False
+        r = harness.run(["--driver", fin, fout], exe=DRIVER)
+        if r.rc != 0:
+            return harness.check(False, f"[{label}] driver ran", r.err)
         out = np.fromfile(fout, dtype=np.float32)
     tot = sum(a.size for a in init)
-    states = r.stdout.split("\n")[0].split()[1:]
+    states = r.out.split("\n")[0].split()[1:]
 
     def split(flat):
         res, o = [], 0
@@ -167,14 +163,12 @@ def run_case(label, cfg, nsteps=5, seed=0):
         if i not in [g[0] for g in gl] and not np.array_equal(c_steps[-1][i], init[i]):
             print(f"[{label}] frozen {name} changed")
             ok = False
-    print(f"{label:<48} {'ok' if ok else 'FAIL'} (worst err/tol {worst:.3f}, state {sworst:.3f})")
-    return ok
+    return harness.check(ok, f"{label:<48} (worst err/tol {worst:.3f}, state {sworst:.3f})")
 
 
 def main():
     if not os.path.exists(DRIVER):
-        print(f"test_optim not found at {DRIVER} (set MIXTAPE to a binary in the build directory)")
-        return 1
+        harness.die(f"test_optim not found at {DRIVER} (set MIXTAPE to a binary in the build directory)")
     adam = dict(lr=1e-2, wd=0.05, eps=1e-8, beta1=0.9, beta2=0.999)
     cases = [
         ("adamw", dict(opt="adamw", **adam)),
@@ -188,12 +182,10 @@ def main():
                                        lr_mult="head.*=2,*.bias=0.5")),
         ("sgd plain", dict(opt="sgd", lr=0.1, wd=1e-3, momentum=0.0, nesterov=0)),
     ]
-    ok = True
     for label, cfg in cases:
-        ok &= run_case(label, cfg)
-    print("all checks passed" if ok else "some checks failed")
-    return 0 if ok else 1
+        run_case(label, cfg)
+    harness.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -9,18 +9,14 @@ Error of a tensor = max|mixtape - torch| / max|torch| (<= 1e-4).
 """
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
-import h5py
-import numpy as np
-import torch
-import torch.nn.functional as F
+import harness
 
-import torch_models
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
+import torch.nn.functional as F  # noqa: E402
+import torch_models  # noqa: E402
 
-MIXTAPE = os.environ.get("MIXTAPE", "build/mixtape")
 TOL = 1e-4
 B = 6
 
@@ -58,11 +54,7 @@ CASES = [
 
 
 def run(args):
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "passive")  # the test machine's cores are shared
-    r = subprocess.run([MIXTAPE] + args, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"FAIL: mixtape {' '.join(args)}\n{r.stdout}{r.stderr}")
+    harness.must(args)
 
 
 def rel(a, b, floor=1e-30):
@@ -127,8 +119,8 @@ def check_case(i, model, over, tmp):
         got = set(f["grads"].keys())
         want = {k for k, p in net.named_parameters() if p.requires_grad}
         if got != want:
-            sys.exit(f"FAIL {model} {over}: gradient keys differ: mixtape-only {sorted(got - want)}, "
-                     f"torch-only {sorted(want - got)}")
+            harness.die(f"{model} {over}: gradient keys differ: mixtape-only {sorted(got - want)}, "
+                  f"torch-only {sorted(want - got)}")
         # Some gradients are exactly zero in exact arithmetic (a bias right before
         # pool(x) - x, or a per-token constant that every following LayerNorm
         # removes); float32 leaves rounding noise there. Their error is measured
@@ -146,20 +138,16 @@ def check_case(i, model, over, tmp):
         errs["grads(max)"] = worst
     ok = all(v <= TOL for v in errs.values())
     desc = " ".join(over)
-    print(f"{'ok  ' if ok else 'FAIL'} {model} {desc}: " +
-          ", ".join(f"{k} {v:.2e}" for k, v in errs.items()) + f" (worst grad {worst_key})")
-    return ok
+    return harness.check(ok, f"{model} {desc}: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items())
+                   + f" (worst grad {worst_key})")
 
 
 def main():
     torch.set_num_threads(2)
-    fails = 0
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model, over) in enumerate(CASES):
-            fails += not check_case(i, model, over, tmp)
-    if fails:
-        sys.exit(f"{fails} parity case(s) failed")
-    print("all parity cases passed")
+            check_case(i, model, over, tmp)
+    harness.finish()
 
 
 if __name__ == "__main__":

@@ -8,18 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "check.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            printf(__VA_ARGS__);                                                \
-            printf("\n");                                                       \
-        }                                                                       \
-    } while (0)
 
 static int32_t *table(int mode, uint64_t seed, int side, int patch) {
     PermuteConfig c = {.mode = mode, .seed = seed, .patch = patch};
@@ -196,6 +186,5 @@ int main(void) {
         printf("permute_apply global 3x224x224: %.1f us per image (%.2f ns per value; y[0] %g)\n", us, us * 1e3 / (3.0 * hw), y[0]);
         free(x); free(y); free(t);
     }
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_permute");
 }

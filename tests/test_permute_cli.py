@@ -4,29 +4,17 @@ checkpoint (and args.yaml); `eval` of that checkpoint applies it without flags a
 run's validation numbers exactly, while `--permute none` / another seed give different ones;
 `predict` (its own data path) applies the same table; `--resume` keeps it and refuses a change;
 hostile flag values and checkpoint attributes are refused with messages naming them."""
-import json, os, re, shutil, subprocess, sys, tempfile
+import json, os, re, shutil
 
-MIXTAPE = os.environ.get("MIXTAPE", "build/mixtape")
-sys.path.insert(0, os.path.join(os.environ.get("MIXTAPE_SRC", "."), "tests"))
-try:
-    import numpy as np, h5py
-    import tinydata
-except ImportError:
-    sys.exit(77)
+import harness
+from harness import check
 
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures += 1
+np, h5py = harness.require("numpy", "h5py")
+import tinydata  # noqa: E402
 
 
 def mt(*args, timeout=120):
-    r = subprocess.run([MIXTAPE, *args], capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
+    return harness.run(args, timeout)
 
 
 def eval_numbers(out):
@@ -34,7 +22,7 @@ def eval_numbers(out):
     return (float(m.group(1)), float(m.group(2))) if m else None
 
 
-T = tempfile.mkdtemp(prefix="mt_permute_")
+T = harness.tempdir("permute")
 try:
     tr, va = os.path.join(T, "train.h5"), os.path.join(T, "val.h5")
     tinydata.write_h5_bands(tr, n=256, seed=1)
@@ -166,6 +154,4 @@ try:
           "train --help lists the permute flags")
 finally:
     shutil.rmtree(T, ignore_errors=True)
-
-print(f"{failures} failures")
-sys.exit(1 if failures else 0)
+harness.finish()

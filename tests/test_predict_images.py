@@ -7,44 +7,21 @@ import csv
 import json
 import os
 import shutil
-import struct
-import subprocess
-import sys
 import tempfile
-import zlib
 
-import h5py
-import numpy as np
+import harness
+from harness import check
+from tinydata import png as png_bytes
 
-MIXTAPE = os.environ["MIXTAPE"]
-failures = 0
+h5py, np = harness.require("h5py", "numpy")
 try:
     from PIL import Image
 except ImportError:
     Image = None
 
 
-def check(cond, msg):
-    global failures
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures += 1
-
-
 def mt(*args, timeout=180):
-    r = subprocess.run([MIXTAPE, *args], capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
-
-
-def png_bytes(a):
-    """RGB uint8 (H, W, 3) as a PNG, written by hand (no PIL needed)."""
-    h, w, _ = a.shape
-    raw = b"".join(b"\0" + a[y].tobytes() for y in range(h))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return harness.run(args, timeout)
 
 
 def save(path, a, jpeg):
@@ -207,4 +184,4 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out = mt("predict", "--checkpoint", ck, "--data", P("nowhere"), "--out-csv", P("n.csv"))
     check(rc == 2 and "nowhere" in out, f"missing --data named: {out.strip()[:120]}")
 
-sys.exit(1 if failures else 0)
+harness.finish()

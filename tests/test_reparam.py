@@ -4,17 +4,13 @@ mixer's conv branches into fc3; the deploy checkpoint must give the same logits
 repconv keys, and load strictly into the torch reference built with deploy = 1."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
-import h5py
-import numpy as np
-import torch
+import harness
 
-import torch_models
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
+import torch_models  # noqa: E402
 
-MIXTAPE = os.environ.get("MIXTAPE", "build/mixtape")
 CASES = [
     ("repmlp_tiny", ["--depth", "2"]),
     ("repmlp_tiny_32", ["--depth", "1", "--rep-kernels", "1,3,5,7", "--mlp", "swiglu"]),
@@ -23,16 +19,10 @@ CASES = [
 
 
 def run(args):
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "passive")
-    r = subprocess.run([MIXTAPE] + args, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"FAIL: mixtape {' '.join(args)}\n{r.stdout}{r.stderr}")
-    return r.stdout
+    return harness.must(args).out
 
 
 def main():
-    fails = 0
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model, over) in enumerate(CASES):
             ck, dep = os.path.join(tmp, f"ck{i}.h5"), os.path.join(tmp, f"dep{i}.h5")
@@ -66,12 +56,9 @@ def main():
             terr = float(np.abs(tl - la).max() / np.abs(la).max())
             ok = (err <= 1e-4 and terr <= 1e-4 and dcfg["rep_deploy"] == 1
                   and not any("repconv" in k for k in keys))
-            fails += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {model} {' '.join(over)}: deploy vs train logits {err:.2e}, "
-                  f"torch deploy vs mixtape train {terr:.2e}; {out.strip()}")
-    if fails:
-        sys.exit(f"{fails} reparam case(s) failed")
-    print("all reparam cases passed")
+            harness.check(ok, f"{model} {' '.join(over)}: deploy vs train logits {err:.2e}, "
+                    f"torch deploy vs mixtape train {terr:.2e}; {out.strip()}")
+    harness.finish()
 
 
 if __name__ == "__main__":

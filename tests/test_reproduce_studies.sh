@@ -11,35 +11,31 @@
 # Env: MIXTAPE (binary), MIXTAPE_SRC (source root), MIXTAPE_PYTHON (python with h5py,
 # numpy, matplotlib), FASHION_MNIST.
 set -u
-M=${MIXTAPE:?set MIXTAPE to the mixtape binary}
-SRC=${MIXTAPE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy matplotlib
 FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 if [ ! -f "$FM/train-images-idx3-ubyte.gz" ] || [ ! -f "$FM/t10k-labels-idx1-ubyte.gz" ]; then
-    echo "no Fashion-MNIST in $FM: skipped"; exit 77
+    skip "no Fashion-MNIST in $FM"
 fi
-T=$(mktemp -d /tmp/mixtape_repro_studies.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+tmpdir repro_studies
 export MIXTAPE=$M MIXTAPE_PYTHON=$PY MIXTAPE_CACHE=$T/cache OMP_NUM_THREADS=1
 R=$SRC/scripts/reproduce
-fails=0
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 study() {   # study OUT ROWS SEEDS SCRIPT ARGS...
     local out=$T/$1 rows=$2 seeds=$3 script=$4; shift 4
     local t0; t0=$(date +%s)
     if ! bash "$R/$script" --smoke --out "$out" "$@" >"$out.log" 2>&1; then
-        fail "$script $* exited non-zero"; tail -n 20 "$out.log"; return 1
+        bad "$script $* exited non-zero"; tail -n 20 "$out.log"; return 1
     fi
     local md; md=$(ls "$out"/*.md)
     echo "$script $* took $(( $(date +%s) - t0 )) s"
-    "$PY" "$R/check_table.py" "$md" "$rows" "$seeds" || { cat "$md"; fails=$((fails + 1)); }
-    [ -s "$out/val_top1.png" ] && [ -s "$out/metrics.png" ] || fail "$script: no plots in $out"
+    "$PY" "$R/check_table.py" "$md" "$rows" "$seeds" || { cat "$md"; bad "$script table"; }
+    [ -s "$out/val_top1.png" ] && [ -s "$out/metrics.png" ] || bad "$script: no plots in $out"
 }
 
 study iso 2 2 token_mixer.sh --layout isotropic --seeds 2 --mixers "pool;identity"
-[ -s "$T/iso/token_mixer_iso.md" ] && grep -q "isotropic layout" "$T/iso/token_mixer_iso.md" || fail "isotropic table title"
-"$PY" - "$T/iso/runs/identity/seed-1/last.h5" <<'PYEOF' || fail "the isotropic model is not one stage without downsampling"
+[ -s "$T/iso/token_mixer_iso.md" ] && grep -q "isotropic layout" "$T/iso/token_mixer_iso.md" || bad "isotropic table title"
+"$PY" - "$T/iso/runs/identity/seed-1/last.h5" <<'PYEOF' || bad "the isotropic model is not one stage without downsampling"
 import sys, h5py, json
 with h5py.File(sys.argv[1], "r") as f:
     keys = list(f["model"])
@@ -52,19 +48,19 @@ with h5py.File(sys.argv[1], "r") as f:
 print("isotropic model: stem 4x4/4 -> 7x7 tokens, stages.0 only")
 PYEOF
 study pool 2 1 token_mixer.sh --mixers "pool;identity"
-grep -q "(1 seed)" "$T/pool/token_mixer.md" || fail "one seed: no '(1 seed)' difference"
+grep -q "(1 seed)" "$T/pool/token_mixer.md" || bad "one seed: no '(1 seed)' difference"
 study norm 2 2 norm_act.sh --seeds 2 --variants "groupnorm/gelu;none/gelu"
 study depth 2 2 resmlp_depth.sh --seeds 2 --depth 2 --variants "affine/on;none/off"
-grep -q "^| none, layer scale off | 2 |" "$T/depth/resmlp_depth.md" || fail "resmlp_depth row labels"
+grep -q "^| none, layer scale off | 2 |" "$T/depth/resmlp_depth.md" || bad "resmlp_depth row labels"
 "$PY" -c "
 import h5py, sys
 k = list(h5py.File('$T/depth/runs/none-ls-off/seed-1/last.h5', 'r')['model'])
 sys.exit(any('ls1' in x or 'norm' in x for x in k) or not any(x.startswith('blocks.1.') for x in k) or any(x.startswith('blocks.2.') for x in k))" ||
-    fail "resmlp_depth none/off: norm or layer scale present, or depth not 2"
+    bad "resmlp_depth none/off: norm or layer scale present, or depth not 2"
 
 # ---- a run killed after its first epoch resumes to the uninterrupted numbers ----------------
 args=(--smoke --models mixer_tiny --n-train 256 --epochs 3 --seeds 1)
-bash "$R/from_scratch.sh" "${args[@]}" --out "$T/ref" >"$T/ref.log" 2>&1 || fail "reference run"
+bash "$R/from_scratch.sh" "${args[@]}" --out "$T/ref" >"$T/ref.log" 2>&1 || bad "reference run"
 bash "$R/from_scratch.sh" "${args[@]}" --out "$T/cut" >"$T/cut.log" 2>&1 &
 study_pid=$!
 run=$T/cut/runs/mixer_tiny/seed-1
@@ -81,10 +77,10 @@ for _ in $(seq 1 1200); do   # up to 60 s
 done
 wait "$study_pid" 2>/dev/null
 if [ "$killed" = 1 ]; then
-    [ -f "$run/done" ] && fail "a killed run has a success marker"
-    bash "$R/from_scratch.sh" "${args[@]}" --out "$T/cut" >"$T/cut2.log" 2>&1 || fail "resuming the killed study"
-    grep -q "resuming the interrupted run" "$T/cut2.log" || fail "the killed run was not resumed: $(grep '^==' "$T/cut2.log")"
-    "$PY" - "$T/ref/runs/mixer_tiny/seed-1" "$run" <<'PYEOF' || fail "the resumed run differs from the uninterrupted one"
+    [ -f "$run/done" ] && bad "a killed run has a success marker"
+    bash "$R/from_scratch.sh" "${args[@]}" --out "$T/cut" >"$T/cut2.log" 2>&1 || bad "resuming the killed study"
+    grep -q "resuming the interrupted run" "$T/cut2.log" || bad "the killed run was not resumed: $(grep '^==' "$T/cut2.log")"
+    "$PY" - "$T/ref/runs/mixer_tiny/seed-1" "$run" <<'PYEOF' || bad "the resumed run differs from the uninterrupted one"
 import json, sys
 def val(d):
     rows = {}
@@ -97,10 +93,9 @@ a, b = val(sys.argv[1]), val(sys.argv[2])
 print("uninterrupted:", a[3], "\nkilled+resumed:", b[3])
 sys.exit(not (a == b and len(a) == 3))
 PYEOF
-    grep -q "(resumed)" "$T/cut/from_scratch.md" || fail "the table does not mark the resumed run's wall time"
+    grep -q "(resumed)" "$T/cut/from_scratch.md" || bad "the table does not mark the resumed run's wall time"
 else
     echo "note: the run finished before it could be killed; resume not exercised"
 fi
 
-if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
-echo "ok"
+finish

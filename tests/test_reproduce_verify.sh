@@ -6,43 +6,39 @@
 # Needs Fashion-MNIST (exit 77 without it).
 # Env: MIXTAPE (binary), MIXTAPE_SRC (source root), MIXTAPE_PYTHON, FASHION_MNIST.
 set -u
-M=${MIXTAPE:?set MIXTAPE to the mixtape binary}
-SRC=${MIXTAPE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy matplotlib
 FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 if [ ! -f "$FM/train-images-idx3-ubyte.gz" ] || [ ! -f "$FM/t10k-labels-idx1-ubyte.gz" ]; then
-    echo "no Fashion-MNIST in $FM: skipped"; exit 77
+    skip "no Fashion-MNIST in $FM"
 fi
-T=$(mktemp -d /tmp/mixtape_verify_test.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+tmpdir verify_test
 export MIXTAPE=$M MIXTAPE_PYTHON=$PY MIXTAPE_CACHE=$T/cache
 V=$SRC/scripts/reproduce/verify.sh
 DOC=$SRC/docs/results.md
-fails=0
 
 bash "$V" --doc "$DOC" --out "$T/out" >"$T/log" 2>&1
 rc=$?
 cat "$T/log"
-[ "$rc" -eq 0 ] || { echo "FAIL verify.sh exit $rc: the documented verification run no longer gives its numbers"; fails=$((fails + 1)); }
+[ "$rc" -eq 0 ] || bad "verify.sh exit $rc: the documented verification run no longer gives its numbers"
 
 # the same page with the first per-seed top-1 raised by 0.01: must fail
 awk '/<!-- verify:begin -->/ { on = 1 } on && !done && /^\| [^r-]/ && match($0, /[0-9]+\.[0-9][0-9] \//) {
         v = substr($0, RSTART, RLENGTH - 2) + 0.01
         $0 = substr($0, 1, RSTART - 1) sprintf("%.2f /", v) substr($0, RSTART + RLENGTH); done = 1 }
      { print }' "$DOC" >"$T/tampered.md"
-cmp -s "$DOC" "$T/tampered.md" && { echo "FAIL could not tamper with the verification table"; exit 1; }
+cmp -s "$DOC" "$T/tampered.md" && { bad "could not tamper with the verification table"; finish; }
 bash "$V" --doc "$T/tampered.md" --out "$T/out" >"$T/log2" 2>&1
 rc=$?
-[ "$rc" -eq 1 ] || { echo "FAIL verify.sh against a changed number: exit $rc, want 1"; cat "$T/log2"; fails=$((fails + 1)); }
-grep -q "FAILED" "$T/log2" && grep -q "^+++ this run" "$T/log2" || { echo "FAIL verify.sh did not print both tables"; fails=$((fails + 1)); }
-grep -q ": mixtape train" "$T/out/verify.log" && { echo "FAIL the second verify.sh retrained finished runs"; fails=$((fails + 1)); }
+[ "$rc" -eq 1 ] || { bad "verify.sh against a changed number: exit $rc, want 1"; cat "$T/log2"; }
+grep -q "FAILED" "$T/log2" && grep -q "^+++ this run" "$T/log2" || bad "verify.sh did not print both tables"
+grep -q ": mixtape train" "$T/out/verify.log" && bad "the second verify.sh retrained finished runs"
 
-# a page without the section, and one with two commands: clear errors
+# a page without the section, and one whose command is verify.sh itself: clear errors
 printf '# results\n' >"$T/empty.md"
-bash "$V" --doc "$T/empty.md" >"$T/log3" 2>&1 && { echo "FAIL verify.sh accepted a page without the section"; fails=$((fails + 1)); }
-grep -q "no <!-- verify:begin -->" "$T/log3" || { echo "FAIL message: $(cat "$T/log3")"; fails=$((fails + 1)); }
+bash "$V" --doc "$T/empty.md" >"$T/log3" 2>&1 && bad "verify.sh accepted a page without the section"
+grep -q "no <!-- verify:begin -->" "$T/log3" || bad "message: $(cat "$T/log3")"
 printf '<!-- verify:begin -->\n    scripts/reproduce/verify.sh\n| a |\n<!-- verify:end -->\n' >"$T/self.md"
-bash "$V" --doc "$T/self.md" >"$T/log4" 2>&1 && { echo "FAIL verify.sh ran itself"; fails=$((fails + 1)); }
+bash "$V" --doc "$T/self.md" >"$T/log4" 2>&1 && bad "verify.sh ran itself"
 
-if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
-echo "ok"
+finish

@@ -7,14 +7,10 @@
 # EMA update (with and without --model-ema-warmup) against a numpy reference, and the
 # warning for a warmup longer than the run.
 set -euo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-"$PY" -c "import h5py, numpy, PIL" 2>/dev/null || { echo "needs h5py, numpy, PIL"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy PIL
+tmpdir resume
 run() { set +e; "$@"; rc=$?; set -e; }
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 
 # Tiny PNG shards (grayscale 20x20, 4 classes: a bright band per class), so that the
 # augmentation flags (--scale, --mean, --std) change what the model sees.
@@ -44,21 +40,7 @@ RUN=("${MODEL[@]}" --train "$T/train-000000.tar" --val "$T/val-000000.tar" -b 16
      --scale 0.5 1 --mean 0.3 --std 0.35
      --model-ema --model-ema-decay 0.95 --model-ema-warmup --checkpoint-hist 2 --keep-last 1 --epochs 3)
 
-cmp_ck() {  # same /model, /ema and optimizer state, bit for bit
-  "$PY" - "$1" "$2" <<'EOF'
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')
-def walk(g, p=''):
-    for k, v in g.items():
-        if isinstance(v, h5py.Dataset): yield p + k, v[...]
-        else: yield from walk(v, p + k + '/')
-da, db = dict(walk(a)), dict(walk(b))
-assert any(k.startswith('ema/') for k in da), 'no /ema'
-assert da.keys() == db.keys(), set(da) ^ set(db)
-bad = [k for k in da if not np.array_equal(da[k], db[k])]
-assert not bad, bad[:5]
-EOF
-}
+cmp_ck() { h5_identical "$1" "$2" ema; }  # same /model, /ema and optimizer state, bit for bit
 
 # 1. uninterrupted vs stopped mid-epoch 2 (step 8 of 18) and resumed by `--resume DIR` alone
 run "$M" train "${RUN[@]}" --output "$T/u" > "$T/u.log" 2>&1
@@ -239,5 +221,4 @@ EOF"
 done
 check "warmup changes the EMA (d_2 = 0.37 instead of 0.9)" "! cmp_ck $T/ema0-5.h5 $T/ema1-5.h5 2>/dev/null"
 
-if [ $fails -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish

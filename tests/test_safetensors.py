@@ -6,29 +6,16 @@ with a message naming the file and the key, never a crash."""
 import json
 import os
 import struct
-import subprocess
-import sys
 import tempfile
 
-import h5py
-import numpy as np
+import harness
+from harness import check
 
-MIXTAPE = os.environ["MIXTAPE"]
-SRC = os.environ.get("MIXTAPE_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(SRC, "tests"))
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures += 1
+h5py, np = harness.require("h5py", "numpy")
 
 
 def mt(*args, timeout=120):
-    r = subprocess.run([MIXTAPE, *args], capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
+    return harness.run(args, timeout)
 
 
 # ---- an independent reader and writer (the format, nothing from mixtape) ----
@@ -149,7 +136,7 @@ with tempfile.TemporaryDirectory() as tmp:
             tl = net(x).numpy()
         check(np.allclose(lg, tl, rtol=1e-3, atol=1e-4), "torch model loaded from the exported file agrees with mixtape's logits")
     except ImportError as e:
-        print(f"skip torch check: {e}")
+        harness.part_skipped(f"the torch check needs torch ({e})")
 
     # ---- import: export round trip, own writer F32/F16/BF16 ----
     rc, out = mt("import", P("w.safetensors"), "--out", P("b.h5"))
@@ -241,4 +228,4 @@ with tempfile.TemporaryDirectory() as tmp:
                  "--initial-checkpoint", P("bad_overlapping.safetensors"), "--output", P("run2"))
     check(rc == 2 and "overlap" in out, f"train --initial-checkpoint refuses a hostile file: {out.strip()[:160]}")
 
-sys.exit(1 if failures else 0)
+harness.finish()

@@ -2,8 +2,11 @@
  * nothing, the arena stops spilling after the first step and its use is the
  * same every step, a second backward on one tape is an error, gradients
  * accumulate exactly across backward passes until zeroed, and a non-scalar
- * loss is an error naming its shape. */
+ * loss is an error naming its shape. The profile: no-grad time goes to scopes; with a tape an
+ * op's parts (mt_part) get their own lines in forward and backward, and a checkpoint's line
+ * keeps none of its recompute's time. */
 #include "gradcheck.h"
+#include <time.h>
 
 static void check(int ok, const char *what, const char *detail) {
     if (!ok) {
@@ -42,6 +45,42 @@ static Tensor *net_loss(Ctx *c, const Net *n, Tensor *x) {
     h = mt_gelu(c, h);
     h = mt_token_linear(c, h, n->wt, n->bt); /* (1, 1, 7) */
     return mt_linear(c, h, n->wo, n->bo);   /* (1, 1, 1) */
+}
+
+/* ---- a profiled op: forward and backward each spin in a 50 ms part and 2 ms of its own ---- */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static void spin(double s) {
+    for (double t = now_s(); now_s() - t < s;) {
+    }
+}
+static void spin_part(Ctx *c, void *arg) {
+    (void)c;
+    spin(*(const double *)arg);
+}
+static void spin_backward(Ctx *c, Node *n) {
+    double part = 0.050;
+    mt_part(c, MT_BACKWARD, "spin.part", spin_part, &part);
+    spin(0.002);
+    for (size_t i = 0; i < n->out->numel; i++) n->in[0]->grad[i] += n->out->grad[i];
+}
+static Tensor *spin_op(Ctx *c, const void *arg, Tensor *x) {
+    (void)arg;
+    Tensor *y = mt_new(c, x->ndim, x->shape);
+    double part = 0.050;
+    mt_part(c, MT_FORWARD, "spin.part", spin_part, &part);
+    spin(0.002);
+    memcpy(y->data, x->data, x->numel * sizeof(float));
+    if (mt_needs_grad(c, &x, 1)) mt_record(c, "spin", spin_backward, y, &x, 1);
+    return y;
+}
+static const OpProfile *prof_line(const Ctx *c, const char *op) {
+    for (int i = 0; i < c->nprof; i++)
+        if (!strcmp(c->prof[i].op, op)) return &c->prof[i];
+    return NULL;
 }
 
 int main(void) {
@@ -231,6 +270,35 @@ int main(void) {
         char msg[160];
         snprintf(msg, sizeof msg, "%d entries, [2] = '%s' x%ld", q.nprof, q.nprof > 2 ? q.prof[2].op : "", q.nprof > 2 ? q.prof[2].calls : 0);
         check(ok, "no-grad profile keys by scope", msg);
+        mt_ctx_free(&q);
+    }
+
+    /* ---- taped profile: parts on their own lines, a checkpoint keeps only its bookkeeping ----
+     * spin once plainly and once under a checkpoint (forward, its first run; backward, the
+     * recompute and the inner sweep): 3 forward and 2 backward runs of 50 ms parts and 2 ms
+     * of the op's own; a part's time leaking onto the op's line, or the recompute's onto the
+     * checkpoint's, would add 50 ms or more (the bounds leave room for a loaded machine). */
+    {
+        Ctx q;
+        mt_ctx_init(&q, 1 << 16);
+        q.profile = 1;
+        float one = 1.0f;
+        Tensor *x = mt_wrap(&q, &one, 1, (int[]){1});
+        x->requires_grad = 1;
+        mt_profile_mark(&q);
+        Tensor *y = mt_checkpoint(&q, spin_op, NULL, 0, spin_op(&q, NULL, x), NULL);
+        int rc = y ? mt_backward(&q, y) : -1;
+        const OpProfile *part = prof_line(&q, "spin.part"), *op = prof_line(&q, "spin"),
+                        *ck = prof_line(&q, "checkpoint");
+        int ok = rc == 0 && part && op && ck && x->grad && x->grad[0] == 1.0f;
+        char msg[200];
+        snprintf(msg, sizeof msg, "part %.1f/%.1f ms, spin %.1f/%.1f ms, checkpoint %.1f/%.1f ms (fwd/bwd)",
+                 part ? 1e3 * part->fwd : -1, part ? 1e3 * part->bwd : -1, op ? 1e3 * op->fwd : -1,
+                 op ? 1e3 * op->bwd : -1, ck ? 1e3 * ck->fwd : -1, ck ? 1e3 * ck->bwd : -1);
+        ok = ok && part->fwd >= 0.150 && part->bwd >= 0.100 && part->calls == 0;
+        ok = ok && op->fwd >= 0.006 && op->fwd < 0.075 && op->bwd >= 0.004 && op->bwd < 0.050 && op->calls == 3;
+        ok = ok && ck->fwd < 0.050 && ck->bwd < 0.050 && ck->calls == 1;
+        check(ok, "taped profile: parts and nesting", msg);
         mt_ctx_free(&q);
     }
 

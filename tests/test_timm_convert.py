@@ -7,34 +7,22 @@ import io
 import json
 import os
 import runpy
-import subprocess
 import sys
 import tempfile
 
-import h5py
-import numpy as np
-import torch
+import harness
+from harness import check
 
-MIXTAPE = os.environ["MIXTAPE"]
-SRC = os.environ.get("MIXTAPE_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-TO_MT = os.path.join(SRC, "scripts", "timm_to_mixtape.py")
-TO_TIMM = os.path.join(SRC, "scripts", "mixtape_to_timm.py")
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if cond:
-        print(f"ok   {msg}")
-    else:
-        failures += 1
-        print(f"FAIL {msg}")
+h5py, np, torch = harness.require("h5py", "numpy", "torch")
+MIXTAPE = harness.MIXTAPE
+TO_MT = os.path.join(harness.SRC, "scripts", "timm_to_mixtape.py")
+TO_TIMM = os.path.join(harness.SRC, "scripts", "mixtape_to_timm.py")
 
 
 def run(*cmd):
-    r = subprocess.run([sys.executable, *cmd] if cmd[0].endswith(".py") else list(cmd),
-                       capture_output=True, text=True, env=dict(os.environ, MIXTAPE=MIXTAPE))
-    return r.returncode, r.stdout + r.stderr
+    """A python script (with this interpreter) or a binary."""
+    py = cmd[0].endswith(".py")
+    return harness.run(cmd if py else cmd[1:], exe=sys.executable if py else cmd[0], env={"MIXTAPE": MIXTAPE})
 
 
 def run_inproc(script, *args):
@@ -241,4 +229,4 @@ with tempfile.TemporaryDirectory() as td:
         ok, why = False, str(e)[-200:]
     check(ok, f"--wrap state_dict loads with weights_only=True {why}")
 
-sys.exit(1 if failures else 0)
+harness.finish()

@@ -3,12 +3,9 @@
 # fine-tuning with a new head and freezing, SIGINT checkpoints, NaN stop,
 # bad flags, and h5py-readable checkpoints.
 set -euo pipefail
-M=${MIXTAPE:?MIXTAPE must point to the mixtape binary}
-PY=${MIXTAPE_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/common.sh"
+require_py h5py numpy
+tmpdir train
 
 # Generated data: 4 classes of 1x16x16 images, class k = a bright horizontal bar
 # in band k plus noise. Learnable quickly, far from trivial for chance (25%).
@@ -67,20 +64,7 @@ EXTRA=(--drop-path 0.1 --model-ema --model-ema-decay 0.9)
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --output "$T/s" > /dev/null
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --max-steps 16 --output "$T/r" > /dev/null
 "$M" train "${MODEL[@]}" "${COMMON[@]}" "${EXTRA[@]}" --epochs 2 --resume "$T/r" > "$T/r.log"
-cmp_ck() {  # same /model, /ema and optimizer state, bit for bit
-  "$PY" - "$1" "$2" <<'EOF'
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')
-def walk(g, p=''):
-    for k, v in g.items():
-        if isinstance(v, h5py.Dataset): yield p + k, v[...]
-        else: yield from walk(v, p + k + '/')
-da, db = dict(walk(a)), dict(walk(b))
-assert da.keys() == db.keys(), set(da) ^ set(db)
-bad = [k for k in da if not np.array_equal(da[k], db[k])]
-assert not bad, bad[:5]
-EOF
-}
+cmp_ck() { h5_identical "$1" "$2"; }  # same /model, /ema and optimizer state, bit for bit
 check "resume mid-run (step 16 of 32) gives bit-identical weights, EMA and optimizer state" "cmp_ck $T/s/last.h5 $T/r/last.h5"
 check "resume says where it continues" "grep -q 'resuming .* after step 16: epoch 2 of 2, batch 0' $T/r.log"
 # mid-epoch resume: stop at step 10 (epoch 0, batch 10 of 16)
@@ -150,5 +134,4 @@ check "unknown flag -> 2 naming it" "[ $r2 -eq 2 ] && grep -q -- '--lrr' $T/e2"
 check "checkpoint of another model -> 2" "[ $r3 -eq 2 ] && grep -q 'mixer_tiny' $T/e3"
 check "missing data -> 2 naming the file" "[ $r4 -eq 2 ] && grep -q nothere.h5 $T/e4"
 
-if [ $fails -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish

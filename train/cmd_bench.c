@@ -23,9 +23,11 @@ static void sgemm_rate(int threads) {
     double rate[3];
     int precs[3] = {MT_FP32_BLAS, MT_BF16, MT_FP32};
     for (int p = 0; p < 3; p++) {
-        mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        MtGemm g = {.precision = precs[p], .M = n, .N = n, .K = n, .alpha = 1.0f, .A = a, .lda = n, .B = b, .ldb = n,
+                    .C = c, .ldc = n};
+        mt_gemm_run(&g);
         double t = now_seconds();
-        for (int it = 0; it < 3; it++) mt_gemm(precs[p], 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        for (int it = 0; it < 3; it++) mt_gemm_run(&g);
         rate[p] = 3 * 2.0 * n * n * n / (now_seconds() - t) / 1e9;
     }
     printf("sgemm: %.1f GFLOP/s (OpenBLAS fp32, %d threads)  bf16 gemm: %.1f GFLOP/s (%s)  fp32 gemm: %.1f GFLOP/s (%s)\n",
