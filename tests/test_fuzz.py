@@ -57,9 +57,93 @@ got, _ = mtfuzz.classify(ev, 0, "c.h5 on d.h5: 4 samples  top-1 25.00%  loss nan
 if got != "nan-ok":
     print("FAIL classifier: eval exit 0 with loss nan -> %s" % got)
     bad += 1
+# a renamed run directory in a mutated train config is the run's output, not debris
+yc = _Case()
+yc.kind, yc.cmd, yc.argv = "yaml", "train", ["train", "--config", "args.yaml"]
+yc.out_dirs = mtfuzz.config_output_dirs(b"model: mixer_tiny\noutput: './o\xfft/' # moved\nexperiment: e1\n")
+after = dict(snap, **{"o\udcfft/": "dir", "o\udcfft/last.h5": "c", "output/train/e1/args.yaml": "d"})
+got, why = mtfuzz.classify(yc, 0, "", "", False, snap, after, [])
+if got != "ok":
+    print("FAIL classifier: run dir named by the mutated config -> %s (%s)" % (got, why))
+    bad += 1
+got, why = mtfuzz.classify(yc, 1, "", "x", False, snap, dict(snap, **{"elsewhere/x": "c"}), [])
+if got != "debris" or "elsewhere" not in mtfuzz.printable(why):
+    print("FAIL classifier: a file outside the config's run dir -> %s (%s)" % (got, why))
+    bad += 1
+try:  # file names from mutations need not be UTF-8: what the fuzzer prints or saves must encode
+    mtfuzz.printable("left behind: o\udcfft/").encode("utf-8")
+except UnicodeEncodeError as e:
+    print("FAIL printable: %r" % e)
+    bad += 1
 if bad:
     sys.exit(1)
-print("ok   classifier: %d synthetic outcomes classified as expected" % (len(checks) + 1))
+print("ok   classifier: %d synthetic outcomes classified as expected" % (len(checks) + 4))
+
+# ---- mutations write bounded amounts whatever the input declares (the work dir is tmpfs)
+import random  # noqa: E402
+import tempfile  # noqa: E402
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import mutate as mu  # noqa: E402
+
+
+class _Op:  # a random.Random whose randrange picks the mutation op
+    def __init__(self, op):
+        self.op, self.r = op, random.Random(1)
+
+    def randrange(self, n, *a):
+        return self.op if not a and n == 14 else self.r.randrange(n, *a)
+
+    def __getattr__(self, k):
+        return getattr(self.r, k)
+
+
+tmp = tempfile.mkdtemp(prefix="test_fuzz.")
+try:
+    h5 = os.path.join(tmp, "c.h5")
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("w", shape=(2 ** 31, 4), dtype="f4", chunks=(64, 4), maxshape=(2 ** 31, 4))
+    import resource  # noqa: E402
+    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)
+    for op in (0, 1, 5, 6, 7, 8, 12):
+        # a runaway write fails at 64 MiB here (EFBIG: Python ignores SIGXFSZ) instead of filling RAM
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, fsize[1]))
+        with h5py.File(h5, "r+") as f:
+            try:
+                mu.mutate_h5_dataset(_Op(op), f, "w", os.path.join(tmp, "outside"))
+            except (ValueError, TypeError, KeyError):
+                pass  # h5py refusing a mutation is fine (the fuzzer falls back to bytes)
+            except OSError as e:
+                print("FAIL mutation op %d on a 2^31 x 4 dataset: %r (a write over 64 MiB?)" % (op, e))
+                sys.exit(1)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, fsize)
+        used = mtfuzz.disk_bytes(tmp)
+        if used > 4 * mu.MAX_WRITE:
+            print("FAIL mutation op %d on a 2^31 x 4 dataset wrote %d bytes" % (op, used))
+            sys.exit(1)
+        with h5py.File(h5, "w") as f:  # the next op starts from the huge declared shape again
+            f.create_dataset("w", shape=(2 ** 31, 4), dtype="f4", chunks=(64, 4), maxshape=(2 ** 31, 4))
+    sparse = os.path.join(tmp, "img.png")
+    with open(sparse, "wb") as f:
+        f.write(b"\x89PNG")
+        f.truncate(1 << 30)
+    os.makedirs(os.path.join(tmp, "case"))
+    os.replace(sparse, os.path.join(tmp, "case", "img.png"))
+    mtfuzz.copy_case(os.path.join(tmp, "case"), os.path.join(tmp, "copy"))
+    st = os.stat(os.path.join(tmp, "copy", "img.png"))
+    if st.st_size != 1 << 30 or st.st_blocks * 512 > (8 << 20):
+        print("FAIL copy_case of a 1 GiB sparse file: size %d, %d bytes allocated" % (st.st_size, st.st_blocks * 512))
+        sys.exit(1)
+    # stacked tar mutations re-read headers earlier ones damaged (size fields in base-256 etc.)
+    tar = mtfuzz.sd.tar_bytes(mtfuzz.sd.shard_members(np.random.default_rng(1)))
+    for i in range(3000):
+        r, d = random.Random(i), tar
+        for _ in range(3):
+            d, _ = mu.mutate_tar(r, d)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+print("ok   mutations: bounded writes on huge declared shapes, sparse copies, stacked tar mutations")
 
 asan = mtfuzz.is_asan(mixtape)
 budget = int(os.environ.get("MIXTAPE_FUZZ_BUDGET", "0")) or (600 if asan else 2000)

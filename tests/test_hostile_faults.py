@@ -260,4 +260,40 @@ except subprocess.TimeoutExpired:
 check("double SIGTERM: exit 143 or a clean stop, no crash", q.returncode in (143, 1, 0), f"exit {q.returncode}: {err[-300:]}")
 check("double SIGTERM: no temporary left", temps(d2) == [], str(temps(d2)))
 
+# ---------------------------------------------------------------- limits
+# a config file is a few KB: a huge one is refused by its size before it is read, naming it
+big_cfg = p("big.yaml")
+with open(big_cfg, "w") as f:
+    f.write("model: mixer_tiny\n" + "# padding\n" * 600000)  # 6 MB of comments
+expect("--config of 6 MB is refused naming the file and the limit", ["train", "--config", big_cfg, "--output",
+       p("runbig")], 2, [big_cfg, "4 MiB"], [big_cfg])
+check("  ... no run directory made", not os.path.exists(p("runbig")))
+os.mkdir(p("resbig"))
+shutil.copy(p("c.h5"), p("resbig", "last.h5"))
+shutil.copy(big_cfg, p("resbig", "args.yaml"))
+expect("--resume beside a 6 MB args.yaml is refused naming it", ["train", "--resume", p("resbig", "last.h5")], 2,
+       [p("resbig", "args.yaml"), "4 MiB"], [p("resbig", "last.h5")])
+# skipped samples leaving no full batch: an error before anything is saved, not "train loss nan"
+try:
+    import io
+    import tarfile
+    from PIL import Image
+    shard = p("two.tar")
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as t:
+        for i, (cls, px) in enumerate(((b"1", 40), (b"9", 200))):  # sample 1's label is outside 4 classes
+            b = io.BytesIO()
+            Image.fromarray(np.full((16, 16), px, np.uint8), "L").save(b, format="PNG")
+            for ext, data in (("png", b.getvalue()), ("cls", cls)):
+                ti = tarfile.TarInfo("s%04d.%s" % (i, ext))
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+    rc, out = expect("train: 2 samples, 1 skipped, -b 2 -> exit 1 naming count and batch size",
+                     ["train"] + MODEL + ["--train", shard, "-b", "2", "--epochs", "2", "--threads", "1", "-j", "1",
+                                          "--output", p("runskip")], 1,
+                     [shard, "2 samples", "1 of them skipped", "batch of 2"], [shard])
+    check("  ... no 'train loss nan' and no checkpoint", "loss nan" not in out and
+          not os.path.exists(p("runskip", "last.h5")), out[-400:])
+except ImportError:
+    harness.part_skipped("limits/no full batch (needs PIL)")
+
 harness.finish()

@@ -19,6 +19,7 @@ Classes covered:
 import json
 import os
 import shutil
+import time
 
 import harness
 
@@ -327,5 +328,35 @@ for name, state, attrs, need in STATES:
     ck = os.path.relpath(mutate(LAST, P("bad", "ts", "last.h5"), with_state(state, **attrs)), T)
     refused(f"train --resume train_state {name}", resume_args(ck), [ck] + need)
     shutil.rmtree(P("bad", "ts"))
+
+# ---------------------------------------------------------------- damaged global heap
+# mixtape stores string attributes as variable-length strings, kept in the file's global heap
+# collection ("GCOL"). libhdf5 1.10 trusts its object headers: a free-space object of size 0
+# makes it loop forever while loading the collection, and a huge object size makes H5HG_read
+# copy far past the collection. Both must end with exit 1 naming the file, in bounded time (a
+# wall-clock limit around string-attribute reads, set short here).
+def gheap_damaged(dst, idx, size):
+    b = bytearray(open(P("base.h5"), "rb").read())
+    g = b.find(b"GCOL")
+    if g < 0:
+        harness.die("base.h5 has no global heap collection (no variable-length string attributes?)")
+    b[g + 16:g + 18] = idx.to_bytes(2, "little")   # first object: heap index, refs, reserved, size
+    b[g + 24:g + 32] = size.to_bytes(8, "little")
+    with open(P(dst), "wb") as f:
+        f.write(b)
+
+
+gheap_damaged("gheap_loop.h5", 0, 0)
+gheap_damaged("gheap_huge.h5", 1, 0xFF0000000007)
+ENV["MIXTAPE_H5_READ_LIMIT"] = "3"
+for name in ("gheap_loop.h5", "gheap_huge.h5"):
+    for args in (["inspect", name], ["eval", "--checkpoint", name, "--data", "data.h5", "--threads", "1"]):
+        t0 = time.time()
+        refused(f"{args[0]} on a damaged global heap ({name})", args, [name], timeout=45)
+        harness.check(time.time() - t0 < 40, f"{args[0]} {name}: ends well within 40 s with a 3 s read limit",
+                      f"took {time.time() - t0:.0f} s")
+del ENV["MIXTAPE_H5_READ_LIMIT"]
+r = run(["inspect", "base.h5"], 60)  # a sane file under the default limit
+harness.check(r.rc == 0 and "did not finish" not in r.text, "inspect base.h5 with the read limit in place", r.text)
 
 harness.finish()

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void args_init(Args *a, const char *cmd, int argc, char **argv) {
@@ -499,6 +500,14 @@ int args_load_yaml(Args *a, const char *path) {
     if (a->argv_owned) { fail(a, "only one config file is supported (got a second: '%s')", path); return -1; }
     FILE *f = fopen(path, "r");
     if (!f) { fail(a, "cannot open config file '%s': %s", path, strerror(errno)); return -1; }
+    struct stat st; /* a config is a few KB: refuse a huge file before reading it (a pipe is counted below) */
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (long long)st.st_size > ARGS_YAML_MAX_BYTES) {
+        fail(a, "config file '%s' is %lld bytes, more than a config may have (%lld MiB)", path,
+             (long long)st.st_size, ARGS_YAML_MAX_BYTES >> 20);
+        fclose(f);
+        return -1;
+    }
+    long long nread = 0;
     YamlLoad y = {.cap = 512};
     y.extra = calloc((size_t)y.cap + 1, sizeof *y.extra);
     y.lines = calloc((size_t)y.cap + 1, sizeof *y.lines);
@@ -508,6 +517,7 @@ int args_load_yaml(Args *a, const char *path) {
     while (!bad && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) { bad = "line longer than 4095 bytes"; break; }
+        if ((nread += (long long)strlen(line)) > ARGS_YAML_MAX_BYTES) { bad = "more bytes than a config may have (4 MiB)"; break; }
         strip_comment(line);
         char *t = strip(line);
         if (!*t) continue;

@@ -109,6 +109,7 @@ const char *args_positional(Args *a);
  * train.py knows (amp, pin_mem, ...) are skipped with one warning on stderr;
  * other unknown keys fail in args_finish naming the file and line.
  * -1 with a.err naming the file/line. */
+#define ARGS_YAML_MAX_BYTES ((long long)4 << 20) /* a config file (args.yaml) may hold at most this much */
 int args_load_yaml(Args *a, const char *path);
 /* Write every recorded flag as `key: value` (args.yaml); list flags as `- item` lines. */
 void args_dump_yaml(const Args *a, FILE *f);

@@ -1,6 +1,7 @@
 /* HDF5 checkpoint writer / reader. See checkpoint.h for the layout and the
  * guarantees (atomic write, untrusted read). */
 #include "train/checkpoint.h"
+#include "data/h5crash.h"
 #include "data/h5guard.h"
 #include "layers/model.h"
 #include "train/outfile.h"
@@ -364,7 +365,12 @@ static int read_attr_str(const char *path, hid_t obj, const char *oname, const c
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
-        if (H5Aread(a, mt, &s) < 0) {
+        char key[300];
+        snprintf(key, sizeof key, "attribute '%s%s'", oname, name);
+        h5crash_watch_begin(path, key); /* libhdf5 can loop forever on a damaged global heap */
+        herr_t r = H5Aread(a, mt, &s);
+        h5crash_watch_end();
+        if (r < 0) {
             fail_h5(err, errn, path, "reading a string attribute");
         } else {
             size_t L = s ? strlen(s) : 0;

@@ -2,6 +2,7 @@
 #include "train/class_names.h"
 #include "train/checkpoint.h"
 #include "train/json_in.h"
+#include "data/h5crash.h"
 #include "data/h5guard.h"
 #include <hdf5.h>
 #include <stdarg.h>
@@ -110,7 +111,10 @@ int class_names_read(const char *path, int num_classes, char ***names, int *n, c
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
         char *vs = NULL;
-        if (H5Aread(a, mt, &vs) < 0 || !vs) { src_seterr(err, errn, "%s cannot be read", what); goto out; }
+        h5crash_watch_begin(path, "attribute 'class_names'"); /* a damaged global heap can loop libhdf5 */
+        herr_t r = H5Aread(a, mt, &vs);
+        h5crash_watch_end();
+        if (r < 0 || !vs) { src_seterr(err, errn, "%s cannot be read", what); goto out; }
         len = strnlen(vs, CLASS_NAMES_JSON_MAX + 1);
         if (len <= CLASS_NAMES_JSON_MAX) s = strdup(vs);
         H5free_memory(vs);

@@ -4,10 +4,12 @@
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "optim/optimizer.h"
+#include "train/bench_contend.h"
 #include "train/commands.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
 #include "train/model_io.h"
+#include "train/precision_auto.h"
 #include "train/progress.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +45,9 @@ static int is_gemm_op(const char *op) {
 
 static void help(FILE *f) {
     fprintf(f, "usage: mixtape bench --model M [-b 32] [--steps 10] [--warmup N] [--threads N] [--profile]\n"
-               "                     [--precision fp32|bf16|fp32-blas] [--mode train,forward] [model overrides]\n"
+               "                     [--precision fp32|bf16|fp32-blas|auto] [--mode train,forward] [model overrides]\n"
+               "       mixtape bench --model M -b N --contend K [--threads N] [--rounds 3]   (next to K busy\n"
+               "                     processes; without --threads: 1 thread vs all cores, medians and ratio)\n"
                "       mixtape bench --sgemm [--threads N]\n"
                "       mpirun -np N mixtape bench --comm [--bytes B] [--repeat R]   (link latency, all-reduce rates)\n"
                "Prints one line per mode: `train: X img/s  Y GFLOP/s` (forward + backward + AdamW step)\n"
@@ -108,13 +112,15 @@ static int bench(int argc, char **argv) {
                                         "MPI: gradient bucket size in MB (0: env MIXTAPE_BUCKET_MB, else 4)");
     int profile = args_bool(&a, "--profile", 0, "per-op / per-scope time breakdown");
     const char *modes = args_string(&a, "--mode", NULL, "train,forward", "comma list of train, forward");
-    const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas", "GEMM precision / kernel");
+    const char *prec = args_choice(&a, "--precision", NULL, "fp32", "fp32|bf16|fp32-blas|auto",
+                                   "GEMM precision / kernel (auto: the faster of fp32 and bf16, timed first)");
     int grad_ckpt = args_bool(&a, "--grad-checkpointing", 0, "train mode: recompute each block's activations in backward");
     threads_from_args(&a);
     if (args_describing(&a)) { /* --help lists the --comm mode too */
         long bytes;
         int reps;
         comm_flags(&a, &bytes, &reps);
+        bench_contend_flags(&a);
     }
     int e = args_end(&a, help);
     args_free(&a);
@@ -147,7 +153,13 @@ static int bench(int argc, char **argv) {
     c.grad_checkpointing = grad_ckpt;
     if (!strcmp(prec, "bf16")) c.precision = MT_BF16;
     else if (!strcmp(prec, "fp32-blas")) c.precision = MT_FP32_BLAS;
-    else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
+    else if (!strcmp(prec, "auto")) {
+        PrecisionPick pp;
+        if (precision_auto_pick(&cfg, B, grad_ckpt, &pp, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
+        c.precision = precision_auto_agree(pp.precision);
+        precision_auto_describe(&pp, err, sizeof err);
+        printf("%s\n", err);
+    } else if (strcmp(prec, "fp32")) { fprintf(stderr, "mixtape bench: --precision must be fp32, bf16 or fp32-blas\n"); return 2; }
     const int world = dist_world();
     DistBuckets *db = dist_buckets_create(&m.params, (long)(bucket_mb * 1048576.0), err, sizeof err);
     if (!db) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
@@ -254,6 +266,7 @@ int cmd_bench(int argc, char **argv) {
     int describe = 0;
     for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
         describe |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--list-flags");
+    if (!describe && bench_contend_requested(argc, argv)) return bench_contend(argc, argv);
     for (int i = 0; i < argc && !describe; i++)
         if (!strcmp(argv[i], "--sgemm")) {
             Args t;

@@ -14,6 +14,7 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/model_io.h"
+#include "train/precision_auto.h"
 #include "train/outfile.h"
 #include "train/progress.h"
 #include "train/resume_args.h"
@@ -353,6 +354,9 @@ static int setup_model_data(Run *r, Args *a) {
             return 2;
         }
     }
+    if (o->precision_auto && (rc = precision_auto_train(a, &cfg, o->batch_size, o->grad_checkpointing,
+                                                        o->resume != NULL, r->root, &o->precision)))
+        return rc; /* timed on a copy, before this run's state exists */
     if (model_build(&r->m, &cfg, err, sizeof err) != 0) { fprintf(stderr, "mixtape train: %s\n", err); return 2; }
     model_init(&r->m, o->seed);
     if (o->initial_checkpoint && !o->resume) {
@@ -804,6 +808,12 @@ static int train_loop(Run *r) {
         double ls = loss_sum, n = (double)nb;
         double agg[2] = {ls, n};
         dist_allreduce_sum_d(agg, 2);
+        char nerr[1400]; /* no step this epoch: skipped samples left no full batch */
+        if (data_check_epoch_trained(agg[1], o->train_spec, loader_epoch_size(r->train), loader_skipped_epoch(r->train),
+                                     o->batch_size, nerr, sizeof nerr) != 0) {
+            if (r->root) fprintf(stderr, "mixtape train: %s\n", nerr);
+            return 1;
+        }
         int val_now = r->val && (((epoch + 1) % (o->val_every > 0 ? o->val_every : 1)) == 0 || epoch + 1 == o->epochs);
         if (val_now || !r->val) {
             Loader *keep = r->val;

@@ -251,3 +251,13 @@ int data_check_model(const DataFacts *f, const char *what, const char *model, co
     }
     return 0;
 }
+
+int data_check_epoch_trained(double steps, const char *spec, long samples, long skipped, int batch_size, char *err,
+                             size_t errn) {
+    if (steps > 0) return 0;
+    snprintf(err, errn,
+             "--train %s: %ld samples, %ld of them skipped as unusable: fewer usable samples than one batch of %d, "
+             "so the epoch trained nothing (fix or remove the bad samples, or lower -b)",
+             spec, samples, skipped, batch_size);
+    return -1;
+}

@@ -29,3 +29,10 @@ int data_facts(const char *spec, const char *kind, int rank, int world, DataFact
  * the model and both values. */
 int data_check_model(const DataFacts *f, const char *what, const char *model, const ModelConfig *cfg, int convert,
                      FILE *out, char *err, size_t errn);
+
+/* After an epoch: steps is the number of full batches it trained on (summed over ranks). When
+ * skipped samples (bad images, out-of-range labels) left fewer usable samples than one batch,
+ * nothing was trained and the loss is undefined: -1 with err naming the data, its sample count,
+ * the skipped ones and the batch size. 0 otherwise. */
+int data_check_epoch_trained(double steps, const char *spec, long samples, long skipped, int batch_size, char *err,
+                             size_t errn);

@@ -47,9 +47,11 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->max_steps = args_int_range(a, "--max-steps", NULL, 0, 0, BIG, "stop after this many optimizer steps (0 = no limit)");
     o->seed = (uint64_t)args_int_range(a, "--seed", NULL, 42, 0, 4294967295L, "seed of init, data order and augmentation");
     o->threads = (int)args_int_range(a, "--threads", NULL, 0, 0, 1024, "threads (0: OMP_NUM_THREADS or all cores)");
-    const char *prec = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16",
-                                   "bf16: GEMM inputs rounded to bf16, fp32 accumulation and master weights");
+    const char *prec = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16|auto",
+                                   "bf16: GEMM inputs rounded to bf16, fp32 accumulation and master weights; auto: "
+                                   "the faster for this CPU and model, timed first and recorded in args.yaml");
     o->precision = !strcmp(prec, "bf16") ? MT_BF16 : MT_FP32;
+    o->precision_auto = !strcmp(prec, "auto");
     o->grad_checkpointing = args_bool(a, "--grad-checkpointing", 0,
                                       "recompute each block's activations in backward (less memory, ~1/3 more compute)");
     o->log_interval = args_int_range(a, "--log-interval", NULL, 50, 0, BIG, "steps between log lines (0 = none)");

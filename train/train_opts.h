@@ -24,6 +24,7 @@ typedef struct TrainOpts {
     int grad_accum;
     double bucket_mb;         /* MPI gradient buckets; 0 = MIXTAPE_BUCKET_MB or 4 */
     int precision;            /* MT_FP32 | MT_BF16 (core/gemm.h) */
+    int precision_auto;       /* --precision auto: resolved into precision before the run starts */
     int grad_checkpointing;   /* recompute each block's activations in backward */
     int model_ema;
     float model_ema_decay;

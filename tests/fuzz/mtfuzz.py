@@ -45,6 +45,7 @@ KINDS = ("ckpt", "h5data", "shard", "imagefolder", "convert", "yaml", "safetenso
 # get most of the budget
 KIND_CYCLE = ("ckpt", "h5data", "shard", "ckpt", "h5data", "shard", "ckpt", "imagefolder", "convert", "yaml",
               "safetensors")
+ASAN_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asan.supp")
 FAIL_CLASSES = ("crash", "hang", "debris", "escape", "nan-ok", "silent")
 RUN = ["--threads", "1"]
 TRAIN = ["-b", "2", "--epochs", "1", "--max-steps", "2", "--warmup-epochs", "0", "-j", "1", "--log-interval", "1"]
@@ -104,6 +105,12 @@ COMMANDS = {
 # output files of a command: allowed after exit 0, debris after a failure
 OUTPUTS = {"predict": ("out.h5", "out.csv", "out.jsonl"), "grads": ("out.h5",), "export": ("out.safetensors",),
            "import": ("out.h5",), "import-model": ("out.h5",)}
+# The work directory is on tmpfs (RAM): bounds on what one input and one run may occupy, and the
+# free space below which the fuzzer stops instead of starting more runs.
+MAX_CASE_BYTES = 64 << 20
+MAX_RUN_BYTES = 256 << 20
+MIN_FREE_BYTES = 1 << 30
+FSIZE_LIMIT = 1 << 30  # RLIMIT_FSIZE of the fuzzer and its children (a mutation truncates to 1 GiB)
 LAST_STATS = {}  # kind -> class -> count of the last main() call (for tests/test_fuzz.py)
 LAST_FAILURES = []  # (class, kind, command, signature, count, reproducer dir) of the last main() call
 SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runtime error:",
@@ -112,8 +119,42 @@ SAN_MARKERS = ("ERROR: AddressSanitizer", "AddressSanitizer:DEADLYSIGNAL", "runt
 
 # ------------------------------------------------------------------ input generation
 class Case:
-    def __init__(self, index, kind, cmd, desc, root, argv):
+    def __init__(self, index, kind, cmd, desc, root, argv, out_dirs=("out",)):
         self.index, self.kind, self.cmd, self.desc, self.root, self.argv = index, kind, cmd, desc, root, argv
+        self.out_dirs = tuple(out_dirs)  # run directories the command may create (relative to its cwd)
+
+
+def config_output_dirs(text):
+    """Run directories a (mutated) train config names: every `output:` value, and the default
+    parent of `experiment:` runs, as mixtape's YAML reader would see them (key with '-' or '_',
+    value up to a ' #' comment, quotes stripped). A renamed output is the run's, not debris."""
+    dirs = ["out"]
+    for line in text.split(b"\n"):
+        key, sep, val = line.partition(b":")
+        key = key.strip().replace(b"-", b"_")
+        if not sep or key not in (b"output", b"experiment"):
+            continue
+        val = val.split(b" #", 1)[0].strip().strip(b"'\"").strip()
+        if key == b"experiment":
+            dirs.append("output")
+        if key == b"output" and val:
+            v = os.fsdecode(val)
+            while v.startswith("./"):
+                v = v[2:]
+            v = v.rstrip("/")
+            if v and v not in (".", "..") and not v.startswith(("/", "../")):
+                dirs.append(v)
+    return dirs
+
+
+def _in_dirs(rel, dirs):
+    return any(rel == d + "/" or rel.startswith(d + "/") for d in dirs)
+
+
+def printable(s):
+    """A path or message with undecodable file-name bytes (surrogate escapes) shown as \\xNN, so
+    printing it or writing it to a UTF-8 file cannot raise."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _h5_mutation(rng, path, kind, outside):
@@ -233,7 +274,8 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
             text, d = mu.mutate_yaml(rng, text)
             descs.append(d)
         _write(os.path.join(stage, "args.yaml"), text)
-        arg = None
+        argv = list(COMMANDS[kind][cmd])
+        return Case(index, kind, cmd, " | ".join(d for d in descs if d), stage, argv, config_output_dirs(text))
     else:
         shutil.copy(src + "c.h5", stage)
         os.makedirs(os.path.join(stage, "shards"))
@@ -379,11 +421,49 @@ def stack_top(err, binary_name="mixtape"):
         not ext or own != ext[0][0]) else "")
 
 
+def _copy_sparse(src, dst, size):
+    """Copies only the data extents of a sparse file (a mutation may truncate an image up to
+    1 GiB; copying the holes as zeros would fill the tmpfs work directory with them)."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        fd, off = fi.fileno(), 0
+        while off < size:
+            try:
+                off = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            end = os.lseek(fd, off, os.SEEK_HOLE)
+            fi.seek(off)
+            fo.seek(off)
+            while off < end:
+                chunk = fi.read(min(1 << 20, end - off))
+                if not chunk:
+                    break
+                fo.write(chunk)
+                off += len(chunk)
+        fo.truncate(size)
+    shutil.copystat(src, dst)
+
+
 def _copy_entry(src, dst):
-    if stat.S_ISFIFO(os.lstat(src).st_mode):
+    st = os.lstat(src)
+    if stat.S_ISFIFO(st.st_mode):
         os.mkfifo(dst)
+    elif stat.S_ISREG(st.st_mode) and st.st_size > (1 << 20) and st.st_blocks * 512 < st.st_size:
+        _copy_sparse(src, dst, st.st_size)
     else:
         shutil.copy2(src, dst)
+
+
+def disk_bytes(root):
+    """Bytes really allocated under root (sparse holes not counted); links not followed."""
+    n = 0
+    for dp, dns, fns in os.walk(root):
+        for x in fns + dns:
+            try:
+                n += os.lstat(os.path.join(dp, x)).st_blocks * 512
+            except OSError:
+                pass
+    return n
 
 
 def copy_case(src, dst):
@@ -470,7 +550,7 @@ def classify(case, rc, out, err, timed_out, before, after, escaped):
     for k in sorted(set(after) - set(before)):
         if ".tmp" in k or "tmp" in os.path.basename(k.rstrip("/")).lower():
             extra.append(k)
-        elif k.startswith("out/") or k == "out/" or k in allowed:
+        elif _in_dirs(k, getattr(case, "out_dirs", ("out",))) or k in allowed:
             continue
         elif os.path.basename(k) == ".mixtape-dataset.json":
             continue  # an ImageFolder's statistics, cached on first use (docs/data.md)
@@ -523,7 +603,11 @@ class Runner:
         escaped = [os.path.basename(o) for o in outside if os.path.exists(o) and os.stat(o).st_atime > 1]
         after = snapshot(work)
         cls, why = classify(case, rc, out, err, timed_out, before, after, escaped)
+        used = disk_bytes(work)
         shutil.rmtree(work, ignore_errors=True)
+        if used > MAX_RUN_BYTES and cls in ("ok", "error"):  # a tiny input must not make big files
+            cls, why = "debris", "the run left %d MiB in its directory" % (used >> 20)
+        why = printable(why)
         if timed_out and hang_bt:
             err += "\n---- gdb backtrace at the timeout ----\n" + hang_bt + "\n"
             why = "timeout in %s" % stack_top(hang_bt).split(" at ", 1)[1]
@@ -554,9 +638,10 @@ def child_env(asan):
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", LC_ALL="C")
     # allocator_may_return_null: a huge size read from a file must be refused by the reader, not
     # by ASan; leaks on error paths are reported separately with --leaks.
+    # suppressions: libhdf5's own copies on damaged files (tests/fuzz/asan.supp says why)
     env["ASAN_OPTIONS"] = ("detect_leaks=%d:allocator_may_return_null=1:max_allocation_size_mb=3072:"
-                           "hard_rss_limit_mb=3072:abort_on_error=0:handle_abort=1:detect_stack_use_after_return=0"
-                           % (1 if os.environ.get("MIXTAPE_FUZZ_LEAKS") else 0))
+                           "hard_rss_limit_mb=3072:abort_on_error=0:handle_abort=1:detect_stack_use_after_return=0:"
+                           "suppressions=%s" % (1 if os.environ.get("MIXTAPE_FUZZ_LEAKS") else 0, ASAN_SUPP))
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     return env
 
@@ -566,23 +651,24 @@ def save_case(case, cls, why, rc, out, err, results, mixtape, seed, kinds):
     dest = os.path.join(results, "%s-%s-%s-%06d" % (cls, case.kind, case.cmd, case.index))
     shutil.rmtree(dest, ignore_errors=True)
     copy_case(case.root, dest)
-    with open(os.path.join(dest, "cmd.sh"), "w") as f:
+    with open(os.path.join(dest, "cmd.sh"), "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write("#!/bin/sh\n# replay: %s %s (input %d, seed %s): %s\n"
                 "# regenerate: %s --mixtape BIN --seed %s --kinds %s --only %d\n"
                 "cd \"$(dirname \"$0\")\" || exit 1\n"
                 "export ASAN_OPTIONS=\"${ASAN_OPTIONS:-%s}\" UBSAN_OPTIONS=\"${UBSAN_OPTIONS:-%s}\"\n"
                 "OMP_NUM_THREADS=1 exec \"${MIXTAPE:-%s}\" %s\n"
-                % (cls, why.replace("\n", " "), case.index, seed, case.desc.replace("\n", " ")[:300],
+                % (cls, printable(why).replace("\n", " "), case.index, seed, printable(case.desc).replace("\n", " ")[:300],
                    os.path.abspath(__file__), seed, ",".join(kinds), case.index,
                    child_env(True)["ASAN_OPTIONS"], child_env(True)["UBSAN_OPTIONS"],
                    os.path.abspath(mixtape), " ".join("'%s'" % a for a in case.argv)))
     os.chmod(os.path.join(dest, "cmd.sh"), 0o755)
-    with open(os.path.join(dest, "stderr.txt"), "w") as f:
+    with open(os.path.join(dest, "stderr.txt"), "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(err[-20000:])
         f.write("\n---- stdout ----\n" + out[-4000:])
     with open(os.path.join(dest, "meta.json"), "w") as f:
         json.dump({"index": case.index, "seed": seed, "kinds": ",".join(kinds), "kind": case.kind, "command": case.cmd, "class": cls,
-                   "why": why, "exit": rc, "mutation": case.desc, "argv": case.argv}, f, indent=1)
+                   "why": printable(why), "exit": rc, "mutation": printable(case.desc),
+                   "argv": [printable(x) for x in case.argv]}, f, indent=1)
     return dest
 
 
@@ -611,6 +697,12 @@ def main(argv=None):
     asan = is_asan(a.mixtape)
     timeout = a.timeout or (30 if asan else 10)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)  # inherited: a runaway write gets SIGXFSZ
+    if hard == resource.RLIM_INFINITY or hard > FSIZE_LIMIT:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, hard))
+    for stream in (sys.stdout, sys.stderr):  # file names from mutations need not be UTF-8
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if not asan:  # ASan reserves terabytes of address space; it has its own limits (child_env)
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         lim = 6 << 30
@@ -672,7 +764,7 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
                     dest = save_case(case, cls, why, rc, out, err, results, a.mixtape, a.seed, kinds)
                     ent[1] = ent[1] or dest
                     print("%s %s via %s: %s\n    input %d: %s\n    reproducer: %s/cmd.sh" % (
-                        cls.upper(), case.kind, case.cmd, why, case.index, case.desc[:200], dest), flush=True)
+                        cls.upper(), case.kind, case.cmd, why, case.index, printable(case.desc)[:200], dest), flush=True)
         shutil.rmtree(case.root, ignore_errors=True)
 
     def job(case):
@@ -684,6 +776,8 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
             with lock:
                 stats[case.kind]["driver-error"] += 1
         finally:
+            shutil.rmtree(case.root + ".run", ignore_errors=True)
+            shutil.rmtree(case.root, ignore_errors=True)
             slots.release()
 
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
@@ -691,11 +785,23 @@ def _loop(a, kinds, seed_files, work, results, env, timeout, asan):
             if deadline and time.time() > deadline:
                 break
             slots.acquire()
+            free = shutil.disk_usage(work).free
+            if free < MIN_FREE_BYTES:
+                print("fuzz driver: stopping at input %d: %d MiB free in %s (under %d MiB)" % (
+                    i, free >> 20, work, MIN_FREE_BYTES >> 20), file=sys.stderr, flush=True)
+                with lock:
+                    stats["driver"]["driver-error"] += 1
+                slots.release()
+                break
             stage = os.path.join(work, "case%d" % i)
             try:
                 case = make_case(i, a.seed, os.path.join(work, "seeds"), seed_files, kinds, stage)
+                size = disk_bytes(stage)
+                if size > MAX_CASE_BYTES:
+                    raise RuntimeError("input %d occupies %d MiB (over %d MiB): a mutation wrote too much" % (
+                        i, size >> 20, MAX_CASE_BYTES >> 20))
             except Exception as e:  # noqa: BLE001 - a mutator bug is reported, not fatal
-                print("fuzz driver error generating input %d: %r" % (i, e), file=sys.stderr, flush=True)
+                print("fuzz driver error generating input %d: %s" % (i, printable(repr(e))), file=sys.stderr, flush=True)
                 with lock:
                     stats["driver"]["driver-error"] += 1
                 shutil.rmtree(stage, ignore_errors=True)

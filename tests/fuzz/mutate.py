@@ -13,6 +13,7 @@
 import gzip
 import json
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -28,6 +29,12 @@ JSON_BOUNDARY = [0, -1, 1, 2, 3, 255, 1024, 1025, 4097, 65536, 100000, 2**31 - 1
 JSON_RAW = ["NaN", "Infinity", "-Infinity", "1e999", "-0", "0x10", "01", "1.", ".5", "+1",
             "\"\\u0000\"", "\"\\ud800\"", "\"\\", "[" * 100000, "{" * 50000, "[1," * 3000 + "1" + "]" * 3000,
             "\"" + "\\u1234" * 4000 + "\""]
+
+
+# What a mutation may write or hold in memory: inputs may *declare* any size (that is the point),
+# but the fuzzer's work directory is on tmpfs (RAM), so the bytes really written stay small.
+MAX_WRITE = 1 << 20     # bytes of one file written by a mutation (external storage, ...)
+MAX_ELEMS = 1 << 20     # elements of a dataset read or written with data by a mutation
 
 
 def _pick(rng, seq):
@@ -179,9 +186,11 @@ def _replace_dataset(f, name, shape=None, dtype=None, fill=None, **kw):
     dtype = old.dtype if dtype is None else dtype
     n = int(np.prod(shape)) if shape else 1
     data = None
-    if "maxshape" not in kw and n <= 1 << 20:
+    if "maxshape" not in kw and n <= MAX_ELEMS:
         try:
-            src = old[()].astype(np.float64).ravel() if old.size else np.zeros(0)
+            with warnings.catch_warnings():  # complex -> real drops the imaginary part, as intended
+                warnings.simplefilter("ignore")
+                src = old[()].astype(np.float64).ravel() if 0 < old.size <= MAX_ELEMS else np.zeros(0)
         except Exception:
             src = np.zeros(0)
         flat = np.resize(src, n) if src.size else np.zeros(n)
@@ -227,7 +236,7 @@ def mutate_h5_dataset(rng, f, name, outside):
         del f[name]
         f.create_group(name)
         return "%s -> group" % name
-    if op == 5:
+    if op == 5 and ds.size <= MAX_ELEMS:  # (a huge declared shape is never read into memory)
         v = _pick(rng, [np.nan, np.inf, -np.inf, 3.4e38, -0.0, 1e-45])
         if ds.dtype.kind in "iu":
             v = _pick(rng, [-1, 3, 2**31 - 1, -2**31, 2**63 - 1, -2**63, 255, 2**64 - 1])
@@ -251,8 +260,8 @@ def mutate_h5_dataset(rng, f, name, outside):
     if op == 7:  # external raw storage in a file beside it
         shape, dt = ds.shape, ds.dtype
         nbytes = int(np.prod(shape)) * dt.itemsize if shape else dt.itemsize
-        with open(outside, "wb") as o:
-            o.write(b"\x3f" * max(nbytes, 1))
+        with open(outside, "wb") as o:  # the declared extent may be huge; what is written is not
+            o.write(b"\x3f" * min(max(nbytes, 1), MAX_WRITE))
         del f[name]
         f.create_dataset(name, shape=shape, dtype=dt, external=[(outside.split("/")[-1], 0, max(nbytes, 1))])
         return "%s external storage -> %s" % (name, outside.split("/")[-1])
@@ -340,14 +349,20 @@ def tar_split(data):
         h = data[o:o + 512]
         if h == b"\0" * 512:
             break
-        try:
-            size = int(h[124:136].split(b"\0")[0].strip() or b"0", 8)
-        except ValueError:
-            size = 0
+        size = _size_field(h)
         end = o + 512 + (size + 511) // 512 * 512
         out.append((bytearray(h), data[o + 512:end]))
         o = end
     return out, data[o:]
+
+
+def _size_field(h):
+    """A header's octal size field; 0 when an earlier mutation made it unreadable (base-256,
+    non-octal digits, empty): stacked mutations re-read headers they damaged themselves."""
+    try:
+        return max(0, int(bytes(h[124:136]).split(b"\0")[0].strip() or b"0", 8))
+    except ValueError:
+        return 0
 
 
 def tar_checksum(h):
@@ -461,8 +476,8 @@ def mutate_tar(rng, data, others=()):
         members[k] = _with_payload(h, t)
         d = "%s = %r" % (name, t[:20])
     elif op == 6 and name.rsplit(".", 1)[-1] in ("png", "jpg", "jpeg"):
-        size = int(bytes(h[124:136]).split(b"\0")[0] or b"0", 8)
-        img = payload[:size]
+        size = _size_field(h)
+        img = payload[:size] if 0 < size <= len(payload) else payload
         if img[:4] == b"\x89PNG":
             m, d = png_with_chunk_field(rng, img)
         elif rng.random() < 0.6:

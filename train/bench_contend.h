@@ -1,0 +1,10 @@
+/* `mixtape bench --contend N`: the benchmark next to N busy processes (train/bench_contend.c). */
+#pragma once
+#include "train/args.h"
+
+/* --contend is on the command line. */
+int bench_contend_requested(int argc, char **argv);
+/* Declares --contend and --rounds (for --help / --list-flags). */
+void bench_contend_flags(Args *a);
+/* Runs the benchmark in child processes while N competitors spin; the exit code. */
+int bench_contend(int argc, char **argv);
