@@ -2,6 +2,7 @@
 """Plot the metrics.jsonl of one or more `mixtape train` runs.
 
     scripts/plot_metrics.py RUN_DIR [RUN_DIR ...] [--out DIR] [--labels a,b,...] [--title T]
+                            [--seeds S,S,...]
 
 Writes PNGs into DIR (default: the run dir when one run is given, else the
 current directory):
@@ -14,6 +15,9 @@ current directory):
     metrics.png      the four main panels (train loss, val top-1, val top-5, lr) in one figure
 
 Several runs are overlaid, each labelled by its directory name (or --labels).
+A RUN_DIR holding seed-S/ subdirectories (scripts/reproduce/ studies: one run per
+seed) is one configuration: its curve is the mean over the seeds (those of --seeds,
+default every seed-* dir) with a shaded band from the lowest to the highest seed.
 Rows of metrics.jsonl: interval rows {epoch, step, lr, loss, ...} and
 per-epoch rows that additionally carry val_loss / val_top1 / val_top5
 (fractions in [0, 1]). A resumed run may repeat steps; the last value wins.
@@ -58,6 +62,27 @@ def load_run(run_dir):
     return path, steps, val
 
 
+def seed_runs(run_dir, seeds):
+    """Run dirs of one configuration: RUN_DIR/seed-S for each seed, else RUN_DIR itself."""
+    if not os.path.isdir(run_dir) or os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+        return [run_dir]
+    if seeds:
+        return [os.path.join(run_dir, f"seed-{s}") for s in seeds]
+    found = sorted((int(e[5:]), e) for e in os.listdir(run_dir)
+                   if e.startswith("seed-") and e[5:].isdigit() and os.path.isdir(os.path.join(run_dir, e)))
+    return [os.path.join(run_dir, e) for _, e in found] or [run_dir]
+
+
+def aggregate(curves):
+    """[(x, y)] of several seeds -> x, mean, min, max over the x every seed has."""
+    curves = [dict(zip(x, y)) for x, y in curves if y and len(x) == len(y)]
+    if not curves:
+        return [], [], [], []
+    xs = sorted(set(curves[0]).intersection(*curves[1:]))
+    ys = [[c[x] for c in curves] for x in xs]
+    return xs, [sum(v) / len(v) for v in ys], [min(v) for v in ys], [max(v) for v in ys]
+
+
 def steps_per_epoch(steps, val):
     """Steps per epoch from the per-epoch rows (epoch e ends at step s)."""
     for r in val:
@@ -74,6 +99,7 @@ def main():
     ap.add_argument("--label", action="append", help="label of the next run (repeatable; for labels with commas)")
     ap.add_argument("--title", default="", help="title prefix for the figures")
     ap.add_argument("--dpi", type=int, default=80, help="PNG resolution (default 80: small files)")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds: RUN_DIR/seed-S of each (default: all)")
     a = ap.parse_args()
 
     out = a.out or (a.runs[0] if len(a.runs) == 1 and os.path.isdir(a.runs[0]) else ".")
@@ -84,16 +110,20 @@ def main():
     if len(labels) != len(a.runs):
         ap.error(f"--labels has {len(labels)} entries for {len(a.runs)} runs")
 
-    runs = []
+    seeds = [x for x in a.seeds.split(",") if x]
+    runs = []   # (label, [(steps, val) per seed])
     for r, lab in zip(a.runs, labels):
-        try:
-            path, steps, val = load_run(r)
-        except OSError as e:
-            print(f"plot_metrics: cannot read {r}: {e}", file=sys.stderr)
-            return 1
-        if not steps and not val:
-            print(f"plot_metrics: {path}: no metric rows", file=sys.stderr)
-        runs.append((lab, steps, val))
+        per_seed = []
+        for d in seed_runs(r, seeds):
+            try:
+                path, steps, val = load_run(d)
+            except OSError as e:
+                print(f"plot_metrics: cannot read {d}: {e}", file=sys.stderr)
+                return 1
+            if not steps and not val:
+                print(f"plot_metrics: {path}: no metric rows", file=sys.stderr)
+            per_seed.append((steps, val))
+        runs.append((lab, per_seed))
 
     def xs_of(steps, val):
         spe = steps_per_epoch(steps, val)
@@ -113,14 +143,17 @@ def main():
         ylabel, get, per_epoch = panels[key]
         any_data = False
         xlabel = "epoch"
-        for lab, steps, val in runs:
-            x, y = get(steps, val)
-            if not y or len(x) != len(y):
+        for lab, per_seed in runs:
+            x, y, lo, hi = aggregate([get(steps, val) for steps, val in per_seed])
+            if not y:
                 continue
             if not per_epoch:
-                xlabel = xs_of(steps, val)[1]
-            ax.plot(x, y, marker="o" if per_epoch and len(x) < 30 else None,
-                    markersize=3, linewidth=1.2, label=lab)
+                xlabel = xs_of(*per_seed[0])[1]
+            n = len(per_seed)
+            line, = ax.plot(x, y, marker="o" if per_epoch and len(x) < 30 else None, markersize=3,
+                            linewidth=1.2, label=lab + (f" (mean of {n} seeds)" if n > 1 else ""))
+            if n > 1:
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
             any_data = True
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

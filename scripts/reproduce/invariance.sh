@@ -34,18 +34,16 @@ done
 #            smoke             quick              full
 set_budget "128,128,1,32,0" "2000,1000,3,64,10" "0,0,2,128,200"
 prepare_data
-PREC=()
-[ "$SIZE" = full ] && PREC=(--precision bf16)
-
 runs=()
 for model in mixer_tiny poolformer_tiny; do
     for perm in none patches global; do
         name=$model-$perm
-        label="$model, $( [ "$perm" = none ] && echo original || echo "--permute $perm")"
+        col=$( [ "$perm" = none ] && echo original || echo "--permute $perm")
         train_run "$name" --model "$model" --permute "$perm" --permute-seed "$PSEED" --permute-patch 4 \
-            "${PREC[@]+"${PREC[@]}"}" --train "$TRAIN" --val "$VAL"
-        runs+=("$label=$name")
+            --train "$TRAIN" --val "$VAL"
+        runs+=("$model|$col=$name")
     done
 done
-NOTE="$DATA_DESC; $EPOCHS epochs, batch $BATCH, AdamW lr $LR (cosine, warmup $WARMUP steps), weight decay 0.05, label smoothing 0.1${PREC[*]+, ${PREC[*]}}. patches: one fixed permutation of the 7x7 grid of 4x4 patches and one of the 16 pixels inside a patch; global: one fixed permutation of the 28x28 pixels; permutation seed $PSEED, the same for every run. img/s is the logged training throughput (machine-load dependent)."
+NOTE="$DATA_DESC; $(recipe_desc). patches: one fixed permutation of the 7x7 grid of 4x4 patches and one of the 16 pixels inside a patch; global: one fixed permutation of the 28x28 pixels; permutation seed $PSEED, the same for every run. img/s is the logged training throughput (machine-load dependent)."
+MATRIX="model" BASELINE="original"
 finish "Invariance to input permutations ($SIZE)" "${runs[@]}"
