@@ -45,7 +45,7 @@ int mt_get_threads(void) { return g_threads ? g_threads : mt_set_threads(0); }
  * burns its time slice waiting for the descheduled one. A short spin keeps back-to-back parallel
  * regions fast on a quiet machine and yields the core quickly on a shared one
  * (docs/performance.md, "Threads"). */
-#define MT_SPINCOUNT "10000"
+#define MT_SPINCOUNT "1000"
 /* Set in the environment of the re-executed program only; removed at once. */
 #define MT_WAIT_MARK "MIXTAPE_WAIT_POLICY_APPLIED"
 

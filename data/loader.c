@@ -9,7 +9,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,16 +96,6 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int seterr(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
 }
 
 static int ends_ci(const char *s, const char *suf) {
@@ -622,30 +611,30 @@ static int open_shards(Loader *L, char *err, size_t errn) {
     if (shard_list_expand_rank(L->spec, split ? L->cfg.rank : 0, split ? L->cfg.world : 1, &L->shards, &L->nshards,
                                err, errn))
         return -1;
-    if (L->nshards <= 0) return seterr(err, errn, "data '%s': no shards", L->spec);
+    if (L->nshards <= 0) return src_seterr(err, errn, "data '%s': no shards", L->spec);
     int w = L->cfg.world, r = L->cfg.rank;
     /* Evaluation is a fixed set, often one shard: split it by sample, not by shard, so any
      * number of ranks can share it and each sample is counted exactly once. */
     L->by_sample = !L->cfg.train && w > 1;
     if (L->by_sample) { L->cfg.shuffle = 0; w = 1; r = 0; }   /* every rank walks every shard in order */
     if (L->nshards < w)
-        return seterr(err, errn, "data '%s': %d shard%s for %d ranks; every rank needs at least one shard "
+        return src_seterr(err, errn, "data '%s': %d shard%s for %d ranks; every rank needs at least one shard "
                       "(write more, smaller shards)", L->spec, L->nshards, L->nshards == 1 ? "" : "s", w);
     L->mine = malloc((size_t)L->nshards * sizeof *L->mine);
-    if (!L->mine) return seterr(err, errn, "out of memory");
+    if (!L->mine) return src_seterr(err, errn, "out of memory");
     for (int i = r; i < L->nshards; i += w) L->mine[L->nmine++] = i;
     /* classes.txt beside the (first) shard */
     const char *p0 = L->shards[0];
     const char *sl = strrchr(p0, '/');
     size_t dl = sl ? (size_t)(sl - p0) : 0;
     char *cpath = malloc(dl + 16);
-    if (!cpath) return seterr(err, errn, "out of memory");
+    if (!cpath) return src_seterr(err, errn, "out of memory");
     if (sl) { memcpy(cpath, p0, dl); strcpy(cpath + dl, "/classes.txt"); }
     else strcpy(cpath, "classes.txt");
     int rc = classes_read(cpath, &L->class_names, &L->nclass_names, err, errn);
     free(cpath);
     if (rc) return -1;
-    if (!(L->eof_warned = calloc((size_t)L->nshards, 1))) return seterr(err, errn, "out of memory");
+    if (!(L->eof_warned = calloc((size_t)L->nshards, 1))) return src_seterr(err, errn, "out of memory");
     if (L->cfg.num_classes > 0 && L->nclass_names > L->cfg.num_classes && !L->cfg.quiet && L->cfg.rank == 0)
         fprintf(stderr, "mixtape: warning: classes.txt beside '%s' lists %d classes, %d are used: samples of the "
                         "others are skipped\n", L->spec, L->nclass_names, L->cfg.num_classes);
@@ -658,7 +647,7 @@ static int open_shards(Loader *L, char *err, size_t errn) {
                 long c = shard_count(L->shards[i], &mx);
                 char ep[300];
                 if (c < 0)
-                    return seterr(err, errn, "shard '%s': cannot read%s", src_escape(L->shards[i], ep, sizeof ep),
+                    return src_seterr(err, errn, "shard '%s': cannot read%s", src_escape(L->shards[i], ep, sizeof ep),
                                   split ? " (every rank reads every shard's headers to count the classes: with "
                                           "shards on some hosts only, put classes.txt beside them or pass "
                                           "--num-classes)" : "");
@@ -674,8 +663,8 @@ static int open_shards(Loader *L, char *err, size_t errn) {
 static int open_folder(Loader *L, char *err, size_t errn) {
     char e2[512];
     if (imagefolder_scan(L->spec, &L->folder, e2, sizeof e2))
-        return seterr(err, errn, "data '%s': a directory without .tar shards, read as an ImageFolder: %s", L->spec, e2);
-    if (L->folder.n <= 0) return seterr(err, errn, "data '%s': no images found", L->spec);
+        return src_seterr(err, errn, "data '%s': a directory without .tar shards, read as an ImageFolder: %s", L->spec, e2);
+    if (L->folder.n <= 0) return src_seterr(err, errn, "data '%s': no images found", L->spec);
     L->nsamples_all = L->folder.n;
     if (L->cfg.num_classes <= 0) L->num_classes = L->folder.nclasses;
     L->class_names = L->folder.classes;   /* borrowed; freed with the folder */
@@ -685,13 +674,13 @@ static int open_folder(Loader *L, char *err, size_t errn) {
 
 static int open_h5(Loader *L, char *err, size_t errn) {
     if (h5src_open(&L->h5, L->spec, L->cfg.num_classes, err, errn)) return -1;
-    if (L->h5.n <= 0) return seterr(err, errn, "data '%s': no samples", L->spec);
+    if (L->h5.n <= 0) return src_seterr(err, errn, "data '%s': no samples", L->spec);
     if (L->cfg.img_size > 0 && (L->h5.h != L->cfg.img_size || L->h5.w != L->cfg.img_size))
-        return seterr(err, errn, "data '%s': images are %dx%d, --img-size is %d", L->spec, L->h5.h, L->h5.w,
+        return src_seterr(err, errn, "data '%s': images are %dx%d, --img-size is %d", L->spec, L->h5.h, L->h5.w,
                       L->cfg.img_size);
-    if (L->h5.h != L->h5.w) return seterr(err, errn, "data '%s': images are %dx%d, not square", L->spec, L->h5.h, L->h5.w);
+    if (L->h5.h != L->h5.w) return src_seterr(err, errn, "data '%s': images are %dx%d, not square", L->spec, L->h5.h, L->h5.w);
     if (L->cfg.in_chans > 0 && L->h5.c != L->cfg.in_chans)
-        return seterr(err, errn, "data '%s': images have %d channels, --in-chans is %d", L->spec, L->h5.c,
+        return src_seterr(err, errn, "data '%s': images have %d channels, --in-chans is %d", L->spec, L->h5.c,
                       L->cfg.in_chans);
     L->nsamples_all = L->h5.n;
     if (L->cfg.num_classes <= 0) L->num_classes = L->h5.max_label + 1;
@@ -699,16 +688,16 @@ static int open_h5(Loader *L, char *err, size_t errn) {
 }
 
 Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
-    if (!cfg || !cfg->spec || !*cfg->spec) { seterr(err, errn, "no data given"); return NULL; }
-    if (cfg->batch_size < 1) { seterr(err, errn, "batch size %d: must be >= 1", cfg->batch_size); return NULL; }
+    if (!cfg || !cfg->spec || !*cfg->spec) { src_seterr(err, errn, "no data given"); return NULL; }
+    if (cfg->batch_size < 1) { src_seterr(err, errn, "batch size %d: must be >= 1", cfg->batch_size); return NULL; }
     int world = cfg->world < 1 ? 1 : cfg->world;
-    if (cfg->rank < 0 || cfg->rank >= world) { seterr(err, errn, "rank %d outside world size %d", cfg->rank, world); return NULL; }
+    if (cfg->rank < 0 || cfg->rank >= world) { src_seterr(err, errn, "rank %d outside world size %d", cfg->rank, world); return NULL; }
     if (cfg->num_classes > DATA_MAX_CLASSES) {
-        seterr(err, errn, "%d classes: at most %d", cfg->num_classes, DATA_MAX_CLASSES);
+        src_seterr(err, errn, "%d classes: at most %d", cfg->num_classes, DATA_MAX_CLASSES);
         return NULL;
     }
     Loader *L = calloc(1, sizeof *L);
-    if (!L) { seterr(err, errn, "out of memory"); return NULL; }
+    if (!L) { src_seterr(err, errn, "out of memory"); return NULL; }
     L->cfg = *cfg;
     LoaderConfig *c = &L->cfg;
     c->world = world;
@@ -727,13 +716,13 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     pthread_cond_init(&L->cv_reader, NULL);
     pthread_cond_init(&L->cv_work, NULL);
     pthread_cond_init(&L->cv_asm, NULL);
-    if (!L->spec) { seterr(err, errn, "out of memory"); goto fail; }
+    if (!L->spec) { src_seterr(err, errn, "out of memory"); goto fail; }
 
     const char *s = L->spec;
     int rc;
     if (((ends_ci(s, ".h5") || ends_ci(s, ".hdf5")) && !is_dir(s)) || (is_file(s) && h5data_probe(s) == 1)) {
         L->kind = SRC_H5;
-        if (!is_file(s)) { seterr(err, errn, "data '%s': no such file", s); goto fail; }
+        if (!is_file(s)) { src_seterr(err, errn, "data '%s': no such file", s); goto fail; }
         rc = open_h5(L, err, errn);
     } else if (is_dir(s) && !dir_has_tars(s)) {
         L->kind = SRC_FOLDER;
@@ -744,7 +733,7 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     }
     if (rc) goto fail;
     if (L->kind != SRC_SHARDS && L->nsamples_all < world) {
-        seterr(err, errn, "data '%s': %ld samples for %d ranks", s, L->nsamples_all, world);
+        src_seterr(err, errn, "data '%s': %ld samples for %d ranks", s, L->nsamples_all, world);
         goto fail;
     }
 
@@ -752,7 +741,7 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     else {
         L->C = c->in_chans > 0 ? c->in_chans : 3;
         L->S = c->img_size > 0 ? c->img_size : 224;
-        if (L->C != 1 && L->C != 3) { seterr(err, errn, "in_chans %d: must be 1 or 3", L->C); goto fail; }
+        if (L->C != 1 && L->C != 3) { src_seterr(err, errn, "in_chans %d: must be 1 or 3", L->C); goto fail; }
     }
     c->img_size = L->S;
     c->in_chans = L->C;
@@ -760,12 +749,12 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     c->aug.in_chans = L->C;
     char aerr[256];
     if (L->kind != SRC_H5 && aug_config_check(&c->aug, aerr, sizeof aerr)) {
-        seterr(err, errn, "augmentation: %s", aerr);
+        src_seterr(err, errn, "augmentation: %s", aerr);
         goto fail;
     }
     L->sample_floats = (size_t)L->C * L->S * L->S;
     if (c->aug.permute.mode != PERMUTE_NONE && !(L->perm = permute_table(&c->aug.permute, L->S, aerr, sizeof aerr))) {
-        seterr(err, errn, "data '%s': %s", s, aerr);
+        src_seterr(err, errn, "data '%s': %s", s, aerr);
         goto fail;
     }
     L->mix = c->train && aug_mixup_active(&c->aug) && L->num_classes > 0;
@@ -780,15 +769,15 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errn) {
     L->nslots = 4 * L->nworkers + 16;
     L->slots = calloc((size_t)L->nslots, sizeof *L->slots);
     L->worker_th = calloc((size_t)L->nworkers, sizeof *L->worker_th);
-    if (!L->slots || !L->worker_th) { seterr(err, errn, "out of memory"); goto fail; }
+    if (!L->slots || !L->worker_th) { src_seterr(err, errn, "out of memory"); goto fail; }
     for (int i = 0; i < L->nslots; i++)
-        if (!(L->slots[i].out = malloc(L->sample_floats * sizeof(float)))) { seterr(err, errn, "out of memory"); goto fail; }
+        if (!(L->slots[i].out = malloc(L->sample_floats * sizeof(float)))) { src_seterr(err, errn, "out of memory"); goto fail; }
     if (L->kind == SRC_SHARDS && c->shuffle && c->shuffle_buffer > 1) {
         L->sbuf_n = c->shuffle_buffer;
-        if (!(L->sbuf = calloc((size_t)L->sbuf_n, sizeof *L->sbuf))) { seterr(err, errn, "out of memory"); goto fail; }
+        if (!(L->sbuf = calloc((size_t)L->sbuf_n, sizeof *L->sbuf))) { src_seterr(err, errn, "out of memory"); goto fail; }
     }
     if (ring_init(&L->ring, c->prefetch + 1, c->batch_size, L->C, L->S, L->S, L->num_classes, L->mix)) {
-        seterr(err, errn, "out of memory for %d batches of %d x %d x %d x %d", c->prefetch + 1, c->batch_size, L->C,
+        src_seterr(err, errn, "out of memory for %d batches of %d x %d x %d x %d", c->prefetch + 1, c->batch_size, L->C,
                L->S, L->S);
         goto fail;
     }

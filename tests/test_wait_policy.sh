@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The OpenMP wait policy and `bench --contend`:
 #   - with neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, a compute command re-executes itself
-#     once so that libgomp (which reads them when it loads) starts with GOMP_SPINCOUNT=10000: the
+#     once so that libgomp (which reads them when it loads) starts with GOMP_SPINCOUNT=1000: the
 #     running process's initial environment (/proc/PID/environ, same PID) carries it, and its
 #     name (/proc/PID/comm) is still the binary's, not "exe";
 #   - a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins: no re-exec, nothing added;
@@ -36,8 +36,8 @@ environ_of() {
   wait "$pid" 2>/dev/null || true
 }
 environ_of
-check "re-exec with GOMP_SPINCOUNT=10000 when the user set nothing" \
-  'grep -qx "GOMP_SPINCOUNT=10000" "$T/env" && grep -q "^MIXTAPE_WAIT_POLICY_APPLIED=1" "$T/env"'
+check "re-exec with GOMP_SPINCOUNT=1000 when the user set nothing" \
+  'grep -qx "GOMP_SPINCOUNT=1000" "$T/env" && grep -q "^MIXTAPE_WAIT_POLICY_APPLIED=1" "$T/env"'
 check "the re-executed process keeps its name for ps / pkill ($(cat "$T/comm"))" '[ "$(cat "$T/comm")" = "$(basename "$M" | cut -c1-15)" ]'
 environ_of OMP_WAIT_POLICY=passive
 check "OMP_WAIT_POLICY=passive wins: no re-exec, no GOMP_SPINCOUNT" \
@@ -53,7 +53,7 @@ run env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "${B[@]}" --contend 1 --rounds 3 > 
 cores=$(grep -c ^processor /proc/cpuinfo)
 check "summary exits 0" '[ $rc = 0 ]'
 check "header: competitors, cores, load, the mixtape default policy" \
-  'grep -q "^contend: 1 busy process(es), [0-9]* core(s) available, load average before [0-9.]* [0-9.]* [0-9.]*; OpenMP wait: GOMP_SPINCOUNT=10000 (mixtape default)" "$T/s.out"'
+  'grep -q "^contend: 1 busy process(es), [0-9]* core(s) available, load average before [0-9.]* [0-9.]* [0-9.]*; OpenMP wait: GOMP_SPINCOUNT=1000 (mixtape default)" "$T/s.out"'
 check "3 rounds per thread count" '[ "$(grep -c "^round [123]  threads 1: train [0-9.]* img/s" "$T/s.out")" = 3 ]'
 check "median line for 1 thread" 'grep -q "^threads 1: train: [0-9.]* img/s  (medians of 3 round(s), 1 busy process(es))" "$T/s.out"'
 med() { grep "^round .*  threads $1: train" "$T/s.out" | awk '{print $6}' | sort -g | sed -n 2p; }
