@@ -28,6 +28,14 @@ require_py() {
   done
 }
 
+# FM: Debian's Fashion-MNIST (or $FASHION_MNIST); skips the test when it is not there.
+require_fashion_mnist() {
+  FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+  if [ ! -f "$FM/train-images-idx3-ubyte.gz" ] || [ ! -f "$FM/t10k-labels-idx1-ubyte.gz" ]; then
+    skip "no Fashion-MNIST in $FM"
+  fi
+}
+
 tmpdir() {
   T=$(mktemp -d "${TMPDIR:-/tmp}/mixtape_$1.XXXXXX")
   trap 'rm -rf "$T"' EXIT

@@ -13,10 +13,7 @@
 set -u
 source "$(dirname "$0")/common.sh"
 require_py h5py numpy matplotlib
-FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$FM/train-images-idx3-ubyte.gz" ] || [ ! -f "$FM/t10k-labels-idx1-ubyte.gz" ]; then
-    skip "no Fashion-MNIST in $FM"
-fi
+require_fashion_mnist
 tmpdir repro_studies
 export MIXTAPE=$M MIXTAPE_PYTHON=$PY MIXTAPE_CACHE=$T/cache OMP_NUM_THREADS=1
 R=$SRC/scripts/reproduce

@@ -8,10 +8,7 @@
 set -u
 source "$(dirname "$0")/common.sh"
 require_py h5py numpy matplotlib
-FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$FM/train-images-idx3-ubyte.gz" ] || [ ! -f "$FM/t10k-labels-idx1-ubyte.gz" ]; then
-    skip "no Fashion-MNIST in $FM"
-fi
+require_fashion_mnist
 tmpdir verify_test
 export MIXTAPE=$M MIXTAPE_PYTHON=$PY MIXTAPE_CACHE=$T/cache
 V=$SRC/scripts/reproduce/verify.sh
