@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, build, convert Fashion-MNIST (Debian's
 # dataset-fashion-mnist) to tar shards, train a small PoolFormer (MetaFormer with a pooling
-# token mixer) from scratch and report its test accuracy: ~91.8% top-1 in about 8.5 minutes
+# token mixer) from scratch and report its test accuracy: ~91.8% top-1 in about 8 minutes
 # on 2 cores of an AVX512-BF16 CPU (docs/results.md, "The main job").
 # The recipe (README.md, "What a run looks like"): crops that keep most of a 28-px image
 # (--scale 0.75 1 --ratio 0.9 1.1); mean/std from the shards' dataset.json.
