@@ -208,34 +208,12 @@ def make_case(index, seed, seed_dir, seed_files, kinds, stage):
     if kind == "ckpt":
         shutil.copy(src + "d.h5", stage)
         base = "t.h5" if cmd in ("resume", "eval-ema") or rng.random() < 0.5 else "c.h5"
-        inp = os.path.join(stage, "in.h5")
-        if rng.random() < 0.35:
-            data = open(src + base, "rb").read()
-            others = [open(src + s, "rb").read() for s in seed_files["ckpt"]]
-            for _ in range(rng.choice((1, 1, 2, 3))):
-                data, d = mu.mutate_bytes(rng, data, others)
-                descs.append(d)
-            _write(inp, data)
-        else:
-            shutil.copy(src + base, inp)
-            descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
-        descs.insert(0, base)
+        _h5_input(rng, kind, src, base, seed_files["ckpt"], stage, 0.35, (1, 1, 2, 3), descs)
         arg = "in.h5"
     elif kind == "h5data":
         shutil.copy(src + "c.h5", stage)
         base = rng.choice(seed_files["h5data"])
-        inp = os.path.join(stage, "in.h5")
-        if rng.random() < 0.3:
-            data = open(src + base, "rb").read()
-            others = [open(src + s, "rb").read() for s in seed_files["h5data"]]
-            for _ in range(rng.choice((1, 1, 2))):
-                data, d = mu.mutate_bytes(rng, data, others)
-                descs.append(d)
-            _write(inp, data)
-        else:
-            shutil.copy(src + base, inp)
-            descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
-        descs.insert(0, base)
+        _h5_input(rng, kind, src, base, seed_files["h5data"], stage, 0.3, (1, 1, 2), descs)
         arg = "in.h5"
     elif kind == "imagefolder":
         shutil.copy(src + "c.h5", stage)
@@ -319,6 +297,23 @@ def make_control(kind, cmd, seed_dir, stage):
         shutil.copytree(src + "imgs", os.path.join(stage, "imgs"))
     arg = {"ckpt": "in.h5", "h5data": "in.h5", "shard": "shards/s-000000.tar", "safetensors": "w.safetensors"}.get(kind)
     return Case(-1, kind, cmd, "control (unmutated seed)", stage, [arg if x == "IN" else x for x in COMMANDS[kind][cmd]])
+
+
+def _h5_input(rng, kind, src, base, seeds, stage, p_bytes, rounds, descs):
+    """stage/in.h5 from seed `base` of `kind`: with probability p_bytes byte-level mutations
+    (a count drawn from rounds, splicing from the kind's seeds), else one HDF5-level one."""
+    inp = os.path.join(stage, "in.h5")
+    if rng.random() < p_bytes:
+        data = open(src + base, "rb").read()
+        others = [open(src + s, "rb").read() for s in seeds]
+        for _ in range(rng.choice(rounds)):
+            data, d = mu.mutate_bytes(rng, data, others)
+            descs.append(d)
+        _write(inp, data)
+    else:
+        shutil.copy(src + base, inp)
+        descs.append(_try_h5(rng, inp, kind, os.path.join(stage, "outside"), src + base))
+    descs.insert(0, base)
 
 
 def _try_h5(rng, path, kind, outside, seed_path):
