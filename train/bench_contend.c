@@ -7,6 +7,7 @@
 #include "train/bench_contend.h"
 #include "core/threads.h"
 #include "train/args.h"
+#include "train/progress.h"
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -116,16 +117,6 @@ static double rate_of(const char *out, const char *key) {
     return -1;
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* " train: X img/s  forward: Y img/s" for the modes measured (rate >= 0); sep ":" or "". */
 static void print_rates(double train, double fwd, const char *sep) {
     if (train >= 0) printf(" train%s %.1f img/s", sep, train);
@@ -230,8 +221,8 @@ int bench_contend(int argc, char **argv) {
     if (rc == 0) {
         double mt[2], mf[2];
         for (int t = 0; t < nt; t++) {
-            mt[t] = median(tr + t * rounds, (int)rounds);
-            mf[t] = median(fw + t * rounds, (int)rounds);
+            mt[t] = median_sorted(tr + t * rounds, (int)rounds);
+            mf[t] = median_sorted(fw + t * rounds, (int)rounds);
             printf("threads %d:", tcount[t]);
             print_rates(mt[t], mf[t], ":");
             printf("  (medians of %ld round(s), %ld busy process(es))\n", rounds, ncomp);

@@ -12,16 +12,6 @@
 #ifdef MIXTAPE_HAVE_MPI
 #include <mpi.h>
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int bench_comm(long max_bytes, int reps) {
     int rank = dist_rank(), world = dist_world();
     if (world < 2) {
@@ -58,7 +48,7 @@ int bench_comm(long max_bytes, int reps) {
         if (i >= 20) t[i - 20] = (now_seconds() - t0) / 2;
     }
     if (rank == 0) printf("latency: %.1f us (half round trip of 8 bytes, rank 0 <-> 1, median of %d)\n",
-                          1e6 * median(t, nping), nping);
+                          1e6 * median_sorted(t, nping), nping);
 
     /* all-reduce at growing sizes */
     size_t maxf = (size_t)(max_bytes / 4);
@@ -74,7 +64,7 @@ int bench_comm(long max_bytes, int reps) {
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);   /* the slowest rank's */
             if (i > 0) t[i - 1] = dt;
         }
-        double m = median(t, reps), bytes = 4.0 * (double)n;
+        double m = median_sorted(t, reps), bytes = 4.0 * (double)n;
         if (rank == 0)
             printf("allreduce %.2f MB: %.3f ms  %.3f GB/s bus bandwidth (median of %d)\n", bytes / 1048576.0, 1e3 * m,
                    2.0 * (world - 1) / world * bytes / m / 1e9, reps);

@@ -15,6 +15,8 @@ typedef struct Progress {
 } Progress;
 
 double now_seconds(void);
+/* The median of v[0..n-1] (n >= 1), e.g. of repeated timings; sorts v in place. */
+double median_sorted(double *v, int n);
 /* 1 when out is a terminal a person watches (not TERM=dumb, not under an MPI launcher). */
 int progress_is_terminal(FILE *out);
 void progress_start(Progress *p, FILE *out, int epoch, int epochs, long total, long log_every);
