@@ -5,6 +5,7 @@
 #include "core/threads.h"
 #include "optim/optimizer.h"
 #include "train/bench_contend.h"
+#include "train/synthetic_batch.h"
 #include "train/commands.h"
 #include "train/dist.h"
 #include "train/dist_buckets.h"
@@ -109,9 +110,7 @@ typedef struct BenchOpts {
 typedef struct Bench {
     Model m;
     Optimizer opt;
-    float *images;
-    int *labels;
-    int shape[4];
+    SyntheticBatch batch;
     double gf;              /* forward GFLOPs per image */
     Ctx c;
     DistBuckets *db;
@@ -148,22 +147,6 @@ static int bench_flags(int argc, char **argv, BenchOpts *bo) {
     return -1;
 }
 
-/* One batch of fixed pseudo-random images in [-1, 1) and labels cycling over the classes. */
-static void random_batch(Bench *b, const BenchOpts *bo) {
-    const ModelConfig *cfg = &bo->cfg;
-    size_t nimg = (size_t)bo->B * cfg->in_chans * cfg->img_size * cfg->img_size;
-    b->images = malloc(nimg * sizeof(float));
-    b->labels = malloc((size_t)bo->B * sizeof(int));
-    uint64_t s = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < nimg; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        b->images[i] = (float)(s >> 40) / 16777216.0f * 2.0f - 1.0f;
-    }
-    for (int i = 0; i < bo->B; i++) b->labels[i] = i % cfg->num_classes;
-    int shape[4] = {bo->B, cfg->in_chans, cfg->img_size, cfg->img_size};
-    memcpy(b->shape, shape, sizeof shape);
-}
-
 /* Model, optimizer, batch, tape and gradient buckets. 0, or the exit code. */
 static int bench_build(Bench *b, const BenchOpts *bo) {
     char err[2048];
@@ -174,7 +157,10 @@ static int bench_build(Bench *b, const BenchOpts *bo) {
     oc.opt = "adamw";
     oc.lr = 1e-4f;
     if (optim_create(&b->opt, &b->m.params, &oc, err, sizeof err) != 0) { fprintf(stderr, "mixtape bench: %s\n", err); return 1; }
-    random_batch(b, bo);
+    if (synthetic_batch(&b->batch, &bo->cfg, bo->B, 0x9e3779b97f4a7c15ull) != 0) {
+        fprintf(stderr, "mixtape bench: out of memory for a batch of %d\n", bo->B);
+        return 1;
+    }
     b->gf = model_gflops(&bo->cfg);
     mt_ctx_init(&b->c, (size_t)1 << 20); /* grows to the step's high-water mark after the first step */
     b->c.recycle_activations = 1;
@@ -201,8 +187,7 @@ static void bench_free(Bench *b) {
     dist_buckets_free(b->db);
     if (b->opt.params) optim_free(&b->opt);
     model_free(&b->m);
-    free(b->images);
-    free(b->labels);
+    synthetic_batch_free(&b->batch);
 }
 
 /* One train step: forward, loss, backward (gradients averaged over ranks in buckets),
@@ -212,8 +197,8 @@ static void train_step(Bench *b, double *topt) {
     mt_ctx_reset(c);
     c->training = 1;
     mt_profile_mark(c);
-    Tensor *x = mt_wrap(c, b->images, 4, b->shape);
-    Tensor *loss = mt_cross_entropy(c, model_forward(c, &b->m, x), b->labels, NULL, 0);
+    Tensor *x = mt_wrap(c, b->batch.images, 4, b->batch.shape);
+    Tensor *loss = mt_cross_entropy(c, model_forward(c, &b->m, x), b->batch.labels, NULL, 0);
     dist_buckets_begin(b->db, c);
     int rc = loss ? mt_backward(c, loss) : -1;
     dist_buckets_finish(b->db, c);
@@ -299,7 +284,7 @@ static int bench_forward(Bench *b, const BenchOpts *bo) {
         }
         mt_ctx_reset(c);
         mt_profile_mark(c);
-        Tensor *x = mt_wrap(c, b->images, 4, b->shape);
+        Tensor *x = mt_wrap(c, b->batch.images, 4, b->batch.shape);
         if (!model_forward(c, &b->m, x)) { fprintf(stderr, "mixtape bench: %s\n", c->err); return 1; }
     }
     double dt = now_seconds() - t0;

@@ -8,6 +8,7 @@
 #include "optim/optimizer.h"
 #include "train/dist.h"
 #include "train/progress.h"
+#include "train/synthetic_batch.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +22,13 @@
 #define AUTO_MARGIN 1.05
 
 /* One training step (forward, cross-entropy, backward, AdamW) in precision p; seconds, or -1. */
-static double timed_step(Ctx *c, Model *m, Optimizer *opt, float *images, const int *labels, const int shape[4],
-                         int p) {
+static double timed_step(Ctx *c, Model *m, Optimizer *opt, const SyntheticBatch *sb, int p) {
     double t0 = now_seconds();
     c->precision = p;
     mt_ctx_reset(c);
     c->training = 1;
-    Tensor *x = mt_wrap(c, images, 4, shape);
-    Tensor *loss = mt_cross_entropy(c, model_forward(c, m, x), labels, NULL, 0);
+    Tensor *x = mt_wrap(c, sb->images, 4, sb->shape);
+    Tensor *loss = mt_cross_entropy(c, model_forward(c, m, x), sb->labels, NULL, 0);
     if (!loss || mt_backward(c, loss) != 0) return -1;
     optim_step(opt);
     optim_zero_grad(opt);
@@ -49,18 +49,10 @@ int precision_auto_pick(const ModelConfig *cfg, int batch, int grad_ckpt, Precis
     oc.lr = 1e-6f;
     Optimizer opt;
     if (optim_create(&opt, &m.params, &oc, err, errn) != 0) { model_free(&m); return -1; }
-    size_t nimg = (size_t)batch * cfg->in_chans * cfg->img_size * cfg->img_size;
-    float *images = malloc(nimg * sizeof(float));
-    int *labels = malloc((size_t)batch * sizeof(int));
-    int rc = 0;
-    if (!images || !labels) { snprintf(err, errn, "--precision auto: out of memory for a batch of %d", batch); rc = -1; }
-    uint64_t s = 0x2545f4914f6cdd1dull;
-    for (size_t i = 0; rc == 0 && i < nimg; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        images[i] = (float)(s >> 40) / 16777216.0f * 2.0f - 1.0f;
-    }
-    for (int i = 0; rc == 0 && i < batch; i++) labels[i] = i % cfg->num_classes;
-    int shape[4] = {batch, cfg->in_chans, cfg->img_size, cfg->img_size};
+    SyntheticBatch sb;
+    int rc = synthetic_batch(&sb, cfg, batch, 0x2545f4914f6cdd1dull);
+    int oom = rc != 0;
+    if (oom) snprintf(err, errn, "--precision auto: out of memory for a batch of %d", batch);
     Ctx c;
     mt_ctx_init(&c, (size_t)1 << 20);
     c.recycle_activations = 1;
@@ -68,10 +60,10 @@ int precision_auto_pick(const ModelConfig *cfg, int batch, int grad_ckpt, Precis
     const int precs[2] = {MT_FP32, MT_BF16};
     double best[2] = {1e300, 1e300}, spent = 0;
     for (int p = 0; rc == 0 && p < 2; p++) /* warm-up: the arena grows, pages are touched */
-        if (timed_step(&c, &m, &opt, images, labels, shape, precs[p]) < 0) rc = -1;
+        if (timed_step(&c, &m, &opt, &sb, precs[p]) < 0) rc = -1;
     for (int pair = 0; rc == 0 && pair < AUTO_PAIRS && (pair == 0 || spent < AUTO_BUDGET_S); pair++)
         for (int p = 0; rc == 0 && p < 2; p++) {
-            double t = timed_step(&c, &m, &opt, images, labels, shape, precs[p]);
+            double t = timed_step(&c, &m, &opt, &sb, precs[p]);
             if (t < 0) rc = -1;
             else {
                 spent += t;
@@ -79,7 +71,7 @@ int precision_auto_pick(const ModelConfig *cfg, int batch, int grad_ckpt, Precis
                 pick->steps++;
             }
         }
-    if (rc != 0 && !(!images || !labels)) snprintf(err, errn, "--precision auto: timing step failed: %s", c.err);
+    if (rc != 0 && !oom) snprintf(err, errn, "--precision auto: timing step failed: %s", c.err);
     if (rc == 0) {
         pick->timed = 1;
         pick->rate_fp32 = batch / best[0];
@@ -90,8 +82,7 @@ int precision_auto_pick(const ModelConfig *cfg, int batch, int grad_ckpt, Precis
     mt_ctx_free(&c);
     optim_free(&opt);
     model_free(&m);
-    free(images);
-    free(labels);
+    synthetic_batch_free(&sb);
     return rc;
 }
 
