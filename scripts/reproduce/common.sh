@@ -27,7 +27,9 @@
 # Env: MIXTAPE (binary; default ./build/mixtape), MIXTAPE_PYTHON (python with
 # matplotlib, numpy, h5py; default /usr/bin/python3), FASHION_MNIST (directory
 # with the four IDX .gz files; default /usr/share/datasets/fashion-mnist),
-# OMP_NUM_THREADS (threads per run).
+# OMP_NUM_THREADS (threads per run), MIXTAPE_STUDY_PAUSE (a file path: while that file
+# exists, the study waits before starting its next run, so a benchmark can have the machine
+# without disturbing the wall time of a run in progress).
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MIXTAPE=${MIXTAPE:-$REPO/build/mixtape}
@@ -212,6 +214,7 @@ train_one() {
             return 0
         fi
         if [ -s "$dir/last.h5" ] && [ -s "$dir/args.yaml" ]; then
+            wait_unpaused
             echo "== $STUDY/$name seed $seed: resuming the interrupted run from $dir/last.h5" >&2
             local t0; t0=$(date +%s)
             if "$MIXTAPE" train --resume "$dir" >>"$dir/train.log" 2>&1; then
@@ -225,6 +228,7 @@ train_one() {
     elif [ -n "$have" ] && [ "$REDO" = 0 ]; then
         echo "== $STUDY/$name seed $seed: flags changed since the run in $dir: training again" >&2
     fi
+    wait_unpaused
     rm -rf "$dir"; mkdir -p "$dir"
     printf '%s' "$want" >"$dir/study_cmd"
     local t0; t0=$(date +%s)
@@ -235,6 +239,12 @@ train_one() {
     fi
     echo $(( $(date +%s) - t0 )) >"$dir/wall_seconds"
     finish_run "$dir"
+}
+
+wait_unpaused() {
+    [ -n "${MIXTAPE_STUDY_PAUSE:-}" ] && [ -e "$MIXTAPE_STUDY_PAUSE" ] || return 0
+    echo "== $STUDY: paused while $MIXTAPE_STUDY_PAUSE exists" >&2
+    while [ -e "$MIXTAPE_STUDY_PAUSE" ]; do sleep 5; done
 }
 
 # the success marker, written last (temp + rename): only a complete run is ever skipped
