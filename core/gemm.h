@@ -135,6 +135,11 @@ int mt_gemm_chain_fits(int precision, int K, int N1, int N2);
 int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, int lda, const MtPrologue *pro,
                   const float *B1, const MtEpilogue *ep1, const float *B2, float *C, int ldc, const MtEpilogue *ep2);
 
+/* The register peak in GFLOP/s over all OpenMP threads of the own kernels' multiply-add
+ * (MT_BF16: vdpbf16ps, MT_FP32: vfmadd), measured (~0.3 s): the ceiling of any GEMM on
+ * this CPU. 0 where that kernel does not run (core/gemm_peak.c). */
+double mt_gemm_peak(int precision);
+
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */
 int mt_gemm_bf16_native(void);
 /* 1 if this CPU runs the own fp32 AVX-512 kernel for MT_FP32_FAST. */

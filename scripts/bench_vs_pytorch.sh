@@ -2,9 +2,12 @@
 # mixtape vs PyTorch (Debian's python3-torch) on the same CPU, in one run: the same model, batch,
 # thread count and AdamW step on random in-memory data, so only compute is timed. Each row compares
 # mixtape's faster precision with PyTorch's faster mode — plain fp32 or torch.autocast(bfloat16)
-# (oneDNN's bf16 kernels, AMX where the CPU has it) — and gives the whole-step efficiency: mixtape's
-# train GFLOP/s over the bf16 GEMM rate that `mixtape bench --sgemm` measures in the same run (the
-# fp32 rate when bf16 is not measured). Prints Markdown tables: training, forward, peak RSS.
+# (oneDNN's bf16 kernels, AMX where the CPU has it) — and reads mixtape's GFLOP/s against the
+# hardware measured by `mixtape bench --sgemm` in the same run: the bf16 GEMM rate on a model-sized
+# problem (6272x2048x512) and the register peak of vdpbf16ps on all threads (fp32 rates and the
+# vfmadd peak when bf16 is not measured). "ceiling vs PyTorch" is that peak over PyTorch's best
+# achieved GFLOP/s: no implementation can be faster than PyTorch by more on this CPU.
+# Prints Markdown tables: training, forward, peak RSS.
 # On a shared machine one run of either side can move by 2x; --repeat R alternates R runs of each
 # and reports medians.
 #   scripts/bench_vs_pytorch.sh [--threads 2] [--steps 10] [--repeat 1] [--precision fp32,bf16]
@@ -39,11 +42,14 @@ col() { grep "^$1" "$2" | awk -v k="$3" '{print $k}' | median; } # median of fie
 # "name value" pairs on stdin -> "value name" of the largest value
 best() { sort -k2 -g | tail -1; }
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $THREADS; $STEPS timed steps$([ "$REPEAT" -gt 1 ] && echo ", medians of $REPEAT alternating runs"); $(date -u +%Y-%m-%d); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-SG=$("$M" bench --sgemm --threads "$THREADS" | head -1)
+cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'; }
+echo "machine: $(cpuinfo 'model name') (family $(cpuinfo 'cpu family') model $(cpuinfo model)), $(nproc) cores; threads $THREADS; $STEPS timed steps$([ "$REPEAT" -gt 1 ] && echo ", medians of $REPEAT alternating runs"); $(date -u +%Y-%m-%d); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+SG=$("$M" bench --sgemm --threads "$THREADS")
 echo "$SG"
-GEMM_BF16=$(sed -n 's/.*bf16 gemm: \([0-9.]*\) GFLOP.*/\1/p' <<< "$SG")
 GEMM_FP32=$(sed -n 's/.*fp32 gemm: \([0-9.]*\) GFLOP.*/\1/p' <<< "$SG")
+GEMM_MODEL=$(sed -n 's/^bf16 gemm [0-9x]*: \([0-9.]*\) GFLOP.*/\1/p' <<< "$SG")
+PEAK_BF16=$(sed -n 's/.*register peak: bf16 \([0-9.]*\) GFLOP.*/\1/p' <<< "$SG")
+PEAK_FP32=$(sed -n 's/.*register peak: .*fp32 \([0-9.]*\) GFLOP.*/\1/p' <<< "$SG")
 
 # Measure: per model, R rounds of every mixtape precision and both PyTorch modes, one after the other.
 for mb in $MODELS; do
@@ -62,14 +68,14 @@ done
 label() { case "$1" in m.*) echo "${1#m.}" ;; t.fp32) echo "fp32" ;; t.bf16) echo "autocast" ;; esac; }
 # One table of img/s for `key` (train: / forward:), with the ratio of the two sides' best.
 table() {
-  local key=$1 what=$2 eff=$3
+  local key=$1 what=$2
   echo
   echo "### $what (img/s, $THREADS threads)"
   echo
   local h="| model | batch |" s="|---|---|"
   for p in $MODES; do h="$h mixtape $p |"; s="$s---|"; done
   h="$h PyTorch fp32 | PyTorch autocast bf16 | mixtape best vs PyTorch best |"; s="$s---|---|---|"
-  [ "$eff" = 1 ] && { h="$h mixtape GFLOP/s | whole step / GEMM rate |"; s="$s---|---|"; }
+  h="$h mixtape GFLOP/s | % of GEMM rate | % of register peak | ceiling vs PyTorch |"; s="$s---|---|---|---|"
   echo "$h"; echo "$s"
   for mb in $MODELS; do
     model=${mb%%:*}; b=${mb##*:}
@@ -83,18 +89,19 @@ table() {
     read -r mn mv <<< "$(printf '%s' "$mine" | best)"
     read -r tn tv <<< "$(printf '%s' "$theirs" | best)"
     row="$row $(awk -v a="$mv" -v b="$tv" 'BEGIN{printf "%.2fx", a/b}') ($(label "$mn") vs $(label "$tn")) |"
-    if [ "$eff" = 1 ]; then
-      # the whole step's GFLOP/s against the GEMM kernel's rate of the same precision
-      local ep=bf16 rate=$GEMM_BF16
-      case " $MODES " in *" bf16 "*) ;; *) ep=fp32; rate=$GEMM_FP32 ;; esac
-      gf=$(col "$key" "$T/$model.m.$ep" 4)
-      row="$row $gf ($ep) | $(awk -v a="$gf" -v b="$rate" 'BEGIN{printf "%.0f%%", 100*a/b}') of $rate |"
-    fi
+    # the GFLOP/s against the GEMM rate and the register peak of the same precision; the
+    # ceiling: that peak over PyTorch's best rate (FLOPs per image from mixtape's own count)
+    local ep=bf16 rate=$GEMM_MODEL peak=$PEAK_BF16
+    case " $MODES " in *" bf16 "*) ;; *) ep=fp32; rate=$GEMM_FP32; peak=$PEAK_FP32 ;; esac
+    gf=$(col "$key" "$T/$model.m.$ep" 4); ips=$(col "$key" "$T/$model.m.$ep" 2)
+    row="$row $gf ($ep) | $(awk -v a="$gf" -v b="$rate" 'BEGIN{printf "%.0f%% of %s", 100*a/b, b}') |"
+    row="$row $(awk -v a="$gf" -v b="$peak" 'BEGIN{if (b > 0) printf "%.0f%% of %s", 100*a/b, b; else print "n/a"}') |"
+    row="$row $(awk -v p="$peak" -v g="$gf" -v i="$ips" -v t="$tv" 'BEGIN{if (p > 0 && g > 0) printf "%.2fx", p/(t*g/i); else print "n/a"}') |"
     echo "$row"
   done
 }
-table train: "Training: forward + backward + AdamW step" 1
-table forward: "Forward (inference)" 0
+table train: "Training: forward + backward + AdamW step"
+table forward: "Forward (inference)"
 
 echo
 echo "### Peak RSS (MB)"

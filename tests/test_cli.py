@@ -262,7 +262,23 @@ def shards_message(T):
     check(rc == 0, "shards --src SRC in place of the positional (%s)" % err.strip())
 
 
+def sgemm_lines():
+    # scripts/bench_vs_pytorch.sh reads these two lines: GEMM rates, then the model-sized rate and the peaks
+    import re
+    rc, out, err = run(["bench", "--sgemm", "--threads", "1"])
+    lines = out.splitlines()
+    ok = rc == 0 and len(lines) >= 2
+    first = ok and re.match(r"sgemm: [0-9.]+ GFLOP/s .* bf16 gemm: [0-9.]+ GFLOP/s .* fp32 gemm: [0-9.]+ GFLOP/s", lines[0])
+    second = ok and re.match(r"bf16 gemm [0-9]+x[0-9]+x[0-9]+: ([0-9.]+) GFLOP/s  register peak: bf16 ([0-9.]+) GFLOP/s, "
+                             r"fp32 ([0-9.]+) GFLOP/s", lines[1])
+    check(bool(first and second), "bench --sgemm prints the rate line and the model-size/peak line (%s %s)" % (out, err))
+    if second:
+        check(all(float(v) >= 0 for v in second.groups()) and float(second.group(1)) > 0,
+              "bench --sgemm: a positive model-size rate, peaks >= 0 (%s)" % lines[1])
+
+
 def main():
+    sgemm_lines()
     ranges()
     threads_env()
     help_and_version()

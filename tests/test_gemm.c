@@ -462,6 +462,27 @@ static int bench(int reps) {
     return 0;
 }
 
+/* The register peak (bench --sgemm's ceiling): positive where the kernel is native, a bf16 dot
+ * product worth 1.3-4.5 fp32 FMAs (2 on the CPUs we know: twice the flops per instruction at
+ * the same rate), and 0 when the kernel would not run. */
+static int check_peak(void) {
+    int bad = 0;
+    double b = 0, f = 0; /* alternated, best of each: a busy neighbour slows both alike */
+    for (int r = 0; r < 3; r++) {
+        double x = mt_gemm_peak(MT_BF16), y = mt_gemm_peak(MT_FP32);
+        if (x > b) b = x;
+        if (y > f) f = y;
+    }
+    printf("register peak: bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s\n", b, f);
+    if (mt_gemm_fp32_native() && !(f > 1.0)) bad++, printf("FAIL fp32 peak %.3f on a native CPU\n", f);
+    if (mt_gemm_bf16_native() && mt_gemm_fp32_native() && !(b > 1.3 * f && b < 4.5 * f))
+        bad++, printf("FAIL bf16 peak %.1f not in (1.3, 4.5) x fp32 peak %.1f\n", b, f);
+    mt_gemm_force_fallback(1);
+    if (mt_gemm_peak(MT_BF16) != 0.0 || mt_gemm_peak(MT_FP32) != 0.0) bad++, printf("FAIL peak not 0 under fallback\n");
+    mt_gemm_force_fallback(0);
+    return bad;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         const char *e = getenv("OMP_NUM_THREADS");
@@ -470,7 +491,7 @@ int main(int argc, char **argv) {
     }
     mt_set_threads(0);
     printf("bf16 backend: %s, fp32-fast backend: %s\n", mt_gemm_backend(MT_BF16), mt_gemm_backend(MT_FP32_FAST));
-    failures += check_special();
+    failures += check_special() + check_peak();
     for (int p = 0; p < 3; p++) failures += check_batched(p) + check_descriptor(p);
     run_suite(MT_BF16, "bf16", 300);
     run_suite(MT_FP32_FAST, "fp32fast", 100);
