@@ -432,6 +432,12 @@ static int bench(int reps) {
         {"poolformer down1 3x3 s2 im2col NT", 0, 1, 25088, 128, 576, 1},
         {"poolformer down2 3x3 s2 im2col NT", 0, 1, 6272, 320, 1152, 1},
         {"poolformer down3 3x3 s2 im2col NT", 0, 1, 1568, 512, 2880, 1},
+        {"resmlp_tiny b128 fc1 NT", 0, 1, 6272, 512, 128, 1},
+        {"resmlp_tiny b128 fc2 NT", 0, 1, 6272, 128, 512, 1},
+        {"resmlp_tiny fc2 bwd dx NN", 0, 0, 6272, 512, 128, 1},
+        {"resmlp_tiny fc1 bwd dx NN", 0, 0, 6272, 128, 512, 1},
+        {"resmlp_tiny fc2 bwd dw TN", 1, 0, 128, 512, 6272, 1},
+        {"resmlp_tiny fc1 bwd dw TN", 1, 0, 512, 128, 6272, 1},
     };
     int ns = (int)(sizeof sh / sizeof sh[0]);
     size_t maxa = 0, maxb = 0, maxc = 0;
