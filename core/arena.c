@@ -18,8 +18,12 @@ static void *xaligned(size_t bytes) {
     void *p = NULL;
     size_t align = bytes >= HUGE_MIN ? HUGE_ALIGN : ALIGN;
     if (posix_memalign(&p, align, bytes ? bytes : ALIGN) != 0 || !p) {
-        fprintf(stderr, "mixtape: out of memory allocating %zu bytes for the arena\n", bytes);
-        abort();
+        /* a batch too large for the machine, not a bug: a message and exit 1, no core dump */
+        fprintf(stderr,
+                "mixtape: out of memory allocating %zu MB for the step's activations (arena); a smaller "
+                "--batch-size or --grad-checkpointing needs less\n",
+                (bytes + (1 << 20) - 1) >> 20);
+        exit(1);
     }
 #ifdef MADV_HUGEPAGE
     if (bytes >= HUGE_MIN) madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */

@@ -52,6 +52,16 @@ check "bench --grad-checkpointing runs a train step" \
   "'$M' bench --model mixer_tiny -b 2 --steps 1 --warmup 0 --mode train --threads 2 --grad-checkpointing | grep -q 'peak RSS'"
 check "a value after the flag is refused" \
   "! '$M' bench --model mixer_tiny -b 2 --steps 1 --warmup 0 --mode train --grad-checkpointing=2 >/dev/null 2>&1"
+# A batch whose activations do not fit: a message naming the remedies and exit 1 (no abort).
+# Address-space limits do not apply to sanitizer builds (their shadow memory is reserved up front).
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+  rc=0; (ulimit -v 1500000; exec "$M" bench --model mixer_s16_224 -b 64 --steps 1 --warmup 0 --mode train \
+    --threads 1) > "$T/oom.log" 2>&1 || rc=$?
+  check "a batch beyond memory: exit 1 with a message naming --grad-checkpointing" \
+    "[ $rc = 1 ] && grep -q 'out of memory.*--grad-checkpointing' $T/oom.log"
+else
+  echo "note: the out-of-memory check needs an address-space limit, which sanitizer builds do not take; not run"
+fi
 
 # Data parallel (when built with MPI): gradients are reduced in buckets while backward runs, each
 # once its parameters are final. With many small buckets, overlapped runs (plain, whose 1x1-conv
