@@ -137,7 +137,8 @@ int mt_gemm_chain(int precision, int M, int K, int N1, int N2, const float *A, i
 
 /* The register peak in GFLOP/s over all OpenMP threads of the own kernels' multiply-add
  * (MT_BF16: vdpbf16ps, MT_FP32: vfmadd), measured (~0.3 s): the ceiling of any GEMM on
- * this CPU. 0 where that kernel does not run (core/gemm_peak.c). */
+ * this CPU. 0 where that kernel does not run, and for MT_BF16 where AMX runs it
+ * (core/gemm_peak.c). */
 double mt_gemm_peak(int precision);
 
 /* 1 if this CPU runs the native bf16 kernel (AVX512_BF16), 0 if MT_BF16 uses the fallback. */

@@ -30,14 +30,14 @@ static double gemm_rate(int precision, int transB, int m, int n, int k, const fl
 /* The machine's GEMM rates, for reading a model's achieved GFLOP/s against: a large square
  * problem, a model-sized one (mixer_s16_224's channel-MLP fc1 at batch 32: 6272 tokens,
  * 512 -> 2048, x @ W^T as the layer runs it) and the register peak (core/gemm_peak.c). */
-static void sgemm_rate(int threads) {
+static int sgemm_rate(int threads) {
     const int n = 1536, mm = 32 * 196, mn = 2048, mk = 512;
     size_t big = (size_t)mm * mn; /* the largest of the operands below */
     float *a = malloc(big * sizeof(float)), *b = malloc(big * sizeof(float)), *c = malloc(big * sizeof(float));
     if (!a || !b || !c) {
         fprintf(stderr, "bench --sgemm: cannot allocate 3 x %.0f MB\n", big * sizeof(float) / 1e6);
         free(a); free(b); free(c);
-        return;
+        return 1;
     }
     for (size_t i = 0; i < big; i++) { a[i] = (float)(i % 13) * 0.01f; b[i] = (float)(i % 7) * 0.01f; }
     double blas = gemm_rate(MT_FP32_BLAS, MT_NOTRANS, n, n, n, a, b, c),
@@ -45,10 +45,11 @@ static void sgemm_rate(int threads) {
            model = gemm_rate(MT_BF16, MT_TRANS, mm, mn, mk, a, b, c);
     printf("sgemm: %.1f GFLOP/s (OpenBLAS fp32, %d threads)  bf16 gemm: %.1f GFLOP/s (%s)  fp32 gemm: %.1f GFLOP/s (%s)\n",
            blas, threads, bf, mt_gemm_backend(MT_BF16), f32, mt_gemm_backend(MT_FP32));
-    printf("bf16 gemm %dx%dx%d: %.1f GFLOP/s  register peak: bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s (0: kernel not "
-           "native here)\n",
+    printf("bf16 gemm %dx%dx%d: %.1f GFLOP/s  register peak: bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s (0: no "
+           "bound here: no native kernel, or AMX)\n",
            mm, mn, mk, model, mt_gemm_peak(MT_BF16), mt_gemm_peak(MT_FP32));
     free(a); free(b); free(c);
+    return 0;
 }
 
 static int is_gemm_op(const char *op) {
@@ -345,8 +346,7 @@ int cmd_bench(int argc, char **argv) {
             int e = args_end(&t, help);
             args_free(&t);
             if (e) return e == 1 ? 0 : 2;
-            sgemm_rate(mt_get_threads());
-            return 0;
+            return sgemm_rate(mt_get_threads());
         }
     for (int i = 0; i < argc && !describe; i++)
         if (!strcmp(argv[i], "--comm")) {
