@@ -23,7 +23,8 @@
 #   poolformer layout 3 epochs, isotropic 4 epochs. Estimated from `mixtape bench -b 128
 #   --precision bf16 --mode train` on 2 quiet cores (≈1,400 img/s for pool, identity and
 #   random; mlp ≈0.5x, attention ≈0.35x that on the poolformer layout, ≈0.75x / 0.6x on the
-#   isotropic one): ≈55 min (poolformer) and ≈45 min (isotropic).
+#   isotropic one): ≈55 min (poolformer); isotropic measured: 83 min of runs (pool, identity,
+#   random ≈4 min a run, mlp ≈5, attention ≈8.5).
 set -euo pipefail
 LAYOUT=poolformer
 for ((i = 1; i <= $#; i++)); do
