@@ -3,16 +3,10 @@
  * registers only, so neither memory nor latency limits it. This is the ceiling no GEMM on
  * this CPU can pass (a GEMM also loads and packs); `mixtape bench --sgemm` prints it next to
  * the measured GEMM rates so a whole step's GFLOP/s can be read against the hardware. */
+#include "core/clock.h"
 #include "core/gemm.h"
 #include <immintrin.h>
 #include <omp.h>
-#include <time.h>
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* 12 named accumulators (not an array) so the compiler keeps every chain in a register */
 #define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -43,7 +37,7 @@ double mt_gemm_peak(int precision) {
     for (int round = 0; round < 3; round++) {
         int threads = 1;
         volatile float sink = 0.0f;
-        double t0 = seconds();
+        double t0 = mt_seconds();
 #pragma omp parallel
         {
             float s = chains(bf16, iters);
@@ -52,7 +46,7 @@ double mt_gemm_peak(int precision) {
 #pragma omp single
             threads = omp_get_num_threads();
         }
-        double rate = (double)iters * 12 * per_op * threads / (seconds() - t0) / 1e9;
+        double rate = (double)iters * 12 * per_op * threads / (mt_seconds() - t0) / 1e9;
         if (rate > best) best = rate;
         (void)sink;
     }

@@ -1,17 +1,12 @@
 #include "core/tape.h"
+#include "core/clock.h"
 #include "core/fuse.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static OpProfile *prof_slot(Ctx *c, const char *op) {
     for (int i = 0; i < c->nprof; i++)
@@ -38,21 +33,21 @@ static void prof_put(Ctx *c, const char *line, double fwd, double bwd, long call
 
 /* A forward event at time t: the span since the previous one goes to line. */
 static void prof_forward(Ctx *c, const char *line, long calls) {
-    double t = seconds();
+    double t = mt_seconds();
     prof_put(c, line, t - c->prof_t, 0, calls);
     c->prof_t = t;
 }
 
-void mt_profile_mark(Ctx *c) { c->prof_t = seconds(); }
+void mt_profile_mark(Ctx *c) { c->prof_t = mt_seconds(); }
 
 void mt_part(Ctx *c, int pass, const char *line, mt_part_fn fn, void *arg) {
     if (!c->profile) {
         fn(c, arg);
         return;
     }
-    double t0 = seconds();
+    double t0 = mt_seconds();
     fn(c, arg);
-    if (pass == MT_BACKWARD) prof_put(c, line, 0, seconds() - t0, 0);
+    if (pass == MT_BACKWARD) prof_put(c, line, 0, mt_seconds() - t0, 0);
     else prof_forward(c, line, 0); /* with the op's checks before it, as the node's span would */
 }
 
@@ -287,21 +282,21 @@ static void sweep_range(Ctx *c, int from, int to, int hook) {
             if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
             continue;
         }
-        double t0 = c->profile ? seconds() : 0, t1 = 0, t2 = 0, taken = 0;
+        double t0 = c->profile ? mt_seconds() : 0, t1 = 0, t2 = 0, taken = 0;
         for (int i = 0; i < n->nin; i++)
             if (n->in[i] && n->in[i]->requires_grad) input_grad(c, n, i);
         if (c->profile) {
-            t1 = c->prof_t = seconds(); /* a recompute's first node measures its forward from here */
+            t1 = c->prof_t = mt_seconds(); /* a recompute's first node measures its forward from here */
             taken = c->prof_total;
         }
         n->backward(c, n);
         n = &c->nodes[k]; /* a checkpoint's backward records at the tape's end: it may have moved */
-        if (c->profile) t2 = seconds();
+        if (c->profile) t2 = mt_seconds();
         for (int i = 0; i < n->nin; i++) /* what the backward did not write reads as zero */
             if (n->in[i] && n->in[i]->grad) settle(n->in[i]);
         if (c->profile) { /* zeroing gradient buffers is its own line: it is no op's work */
             prof_put(c, n->op, 0, t2 - t1 - (c->prof_total - taken), 0);
-            prof_put(c, "(zeroing gradients)", 0, (t1 - t0) + (seconds() - t2), 0);
+            prof_put(c, "(zeroing gradients)", 0, (t1 - t0) + (mt_seconds() - t2), 0);
         }
         if (hook && c->on_node_done) c->on_node_done(c, k, c->on_node_done_ud);
         release_grad(c, n->out);

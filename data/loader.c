@@ -1,5 +1,6 @@
 /* The batching pipeline (see loader.h for the design and the guarantees). */
 #include "data/loader.h"
+#include "core/clock.h"
 #include "data/loader_h5.h"
 #include "data/queue.h"
 #include "data/shard_count.h"
@@ -92,11 +93,6 @@ struct Loader {
     long images;
 };
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int ends_ci(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -536,10 +532,10 @@ int loader_next(Loader *L, Batch *out) {
         if (!L->failed) snprintf(L->errmsg, sizeof L->errmsg, "loader_next before loader_start_epoch");
         return -1;
     }
-    double t0 = now_s();
+    double t0 = mt_seconds();
     int rc;
     Batch *b = ring_next(&L->ring, &rc);
-    L->wait_s += now_s() - t0;
+    L->wait_s += mt_seconds() - t0;
     pthread_mutex_lock(&L->mu);
     int failed = L->failed;
     pthread_mutex_unlock(&L->mu);

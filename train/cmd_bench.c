@@ -22,9 +22,9 @@ static double gemm_rate(int precision, int transB, int m, int n, int k, const fl
     MtGemm g = {.precision = precision, .transB = transB, .M = m, .N = n, .K = k, .alpha = 1.0f, .A = a,
                 .lda = k, .B = b, .ldb = transB ? k : n, .C = c, .ldc = n};
     mt_gemm_run(&g);
-    double t = now_seconds();
+    double t = mt_seconds();
     for (int it = 0; it < 3; it++) mt_gemm_run(&g);
-    return 3 * 2.0 * m * n * (double)k / (now_seconds() - t) / 1e9;
+    return 3 * 2.0 * m * n * (double)k / (mt_seconds() - t) / 1e9;
 }
 
 /* The machine's GEMM rates, for reading a model's achieved GFLOP/s against: a large square
@@ -220,10 +220,10 @@ static void train_step(Bench *b, double *topt) {
         fprintf(stderr, "mixtape bench: %s\n", rc ? c->err : "failed on another rank");
         dist_abort(1);
     }
-    double t0 = now_seconds();
+    double t0 = mt_seconds();
     optim_step(&b->opt);
     optim_zero_grad(&b->opt);
-    *topt += now_seconds() - t0;
+    *topt += mt_seconds() - t0;
 }
 
 /* The all-reduce time left on the step's critical path between two bucket snapshots. */
@@ -264,7 +264,7 @@ static void bench_train(Bench *b, const BenchOpts *bo) {
     memset(&s0, 0, sizeof s0);
     for (int it = 0; it < bo->warmup + steps; it++) {
         if (it == bo->warmup) {
-            tstep = now_seconds();
+            tstep = mt_seconds();
             comm0 = dist_buckets_seconds(b->db);
             dist_buckets_stats(b->db, &s0);
             b->c.profile = bo->profile;
@@ -272,7 +272,7 @@ static void bench_train(Bench *b, const BenchOpts *bo) {
         }
         train_step(b, &topt);
     }
-    double dt = now_seconds() - tstep;
+    double dt = mt_seconds() - tstep;
     b->c.profile = 0;
     printf("train: %.1f img/s  %.1f GFLOP/s  (%.1f ms/step", (double)B * world * steps / dt,
            3.0 * b->gf * B * world * steps / dt, 1e3 * dt / steps);
@@ -292,7 +292,7 @@ static int bench_forward(Bench *b, const BenchOpts *bo) {
     double t0 = 0;
     for (int it = 0; it < bo->warmup + steps; it++) {
         if (it == bo->warmup) {
-            t0 = now_seconds();
+            t0 = mt_seconds();
             c->profile = bo->profile;
             c->nprof = 0;
         }
@@ -301,7 +301,7 @@ static int bench_forward(Bench *b, const BenchOpts *bo) {
         Tensor *x = mt_wrap(c, b->batch.images, 4, b->batch.shape);
         if (!model_forward(c, &b->m, x)) { fprintf(stderr, "mixtape bench: %s\n", c->err); return 1; }
     }
-    double dt = now_seconds() - t0;
+    double dt = mt_seconds() - t0;
     c->profile = 0;
     printf("forward: %.1f img/s  %.1f GFLOP/s  (%.1f ms/batch)\n", B * steps / dt, b->gf * B * steps / dt,
            1e3 * dt / steps);

@@ -37,7 +37,7 @@ int bench_comm(long max_bytes, int reps) {
     int nping = 200;
     for (int i = 0; i < nping + 20; i++) {
         MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now_seconds();
+        double t0 = mt_seconds();
         if (rank == 0) {
             MPI_Send(&v, 1, MPI_DOUBLE, 1, 7, MPI_COMM_WORLD);
             MPI_Recv(&v, 1, MPI_DOUBLE, 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -45,7 +45,7 @@ int bench_comm(long max_bytes, int reps) {
             MPI_Recv(&v, 1, MPI_DOUBLE, 0, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             MPI_Send(&v, 1, MPI_DOUBLE, 0, 7, MPI_COMM_WORLD);
         }
-        if (i >= 20) t[i - 20] = (now_seconds() - t0) / 2;
+        if (i >= 20) t[i - 20] = (mt_seconds() - t0) / 2;
     }
     if (rank == 0) printf("latency: %.1f us (half round trip of 8 bytes, rank 0 <-> 1, median of %d)\n",
                           1e6 * median_sorted(t, nping), nping);
@@ -58,9 +58,9 @@ int bench_comm(long max_bytes, int reps) {
     for (size_t n = 16384; n <= maxf; n = n * 4 <= maxf || n == maxf ? n * 4 : maxf) {
         for (int i = 0; i < reps + 1; i++) {
             MPI_Barrier(MPI_COMM_WORLD);
-            double t0 = now_seconds();
+            double t0 = mt_seconds();
             MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            double dt = now_seconds() - t0;
+            double dt = mt_seconds() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);   /* the slowest rank's */
             if (i > 0) t[i - 1] = dt;
         }

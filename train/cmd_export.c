@@ -7,6 +7,7 @@
  * __metadata__ carries format "pt" plus mixtape's model name, config, data
  * mean/std and class names (strings only, as the format requires); import uses
  * them when no --model is given. */
+#include "core/clock.h"
 #include "data/source_util.h"
 #include "layers/model.h"
 #include "train/args.h"
@@ -20,15 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* Outputs never replace an input: same device and inode. */
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* "a,b,c" of n floats */
 static void floats_str(const float *v, int n, char *out, size_t cap) {
@@ -91,7 +86,7 @@ int cmd_export(int argc, char **argv) {
     if (strcmp(fmt, "safetensors")) { fprintf(stderr, "mixtape export: --format '%s': only safetensors is supported\n", fmt); return 2; }
     if (out_same_file(ck, out)) { fprintf(stderr, "mixtape export: --out %s is the input checkpoint\n", out); return 2; }
 
-    double t0 = now();
+    double t0 = mt_seconds();
     char err[2048];
     int rc = 2, found = 0;
     CkptInfo *info = calloc(1, sizeof *info);
@@ -140,7 +135,7 @@ int cmd_export(int argc, char **argv) {
     struct stat st;
     long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
     printf("wrote %s: %d tensors (/%s of %s), %.3fM parameters, %lld bytes, %.2f s\n", out, c.n, group, info->model,
-           (double)numel / 1e6, bytes, now() - t0);
+           (double)numel / 1e6, bytes, mt_seconds() - t0);
     rc = 0;
 out:
     for (int i = 0; i < c.n; i++) { free((char *)c.t[i].name); free((float *)c.t[i].data); }
@@ -186,7 +181,7 @@ int cmd_import(int argc, char **argv) {
     if (!in || !out) { fprintf(stderr, "mixtape import: give the safetensors file and --out (see --help)\n"); goto out; }
     if (out_same_file(in, out)) { fprintf(stderr, "mixtape import: --out %s is the input file\n", out); goto out; }
     if (!!mean != !!std) { fprintf(stderr, "mixtape import: give both --mean and --std\n"); goto out; }
-    double t0 = now();
+    double t0 = mt_seconds();
     if (st_open(in, &s, err, sizeof err) < 0) { fprintf(stderr, "mixtape import: %s\n", err); rc = 1; goto out; }
     opened = 1;
     if (!has_model) {
@@ -230,7 +225,7 @@ int cmd_import(int argc, char **argv) {
     snprintf(info->train_state, sizeof info->train_state, "{\"imported_from\":\"safetensors\"}");
     if (ckpt_save(out, &m.params, NULL, 0, info, err, sizeof err) < 0) { fprintf(stderr, "mixtape import: %s\n", err); rc = 1; goto out; }
     printf("wrote %s: %s, %.3fM parameters from %s, %.2f s\n", out, cfg.name, (double)mt_params_count(&m.params) / 1e6, in,
-           now() - t0);
+           mt_seconds() - t0);
     rc = 0;
 out:
     if (names) class_names_free(names, cfg.num_classes);

@@ -27,7 +27,7 @@ void dist_set_timeout(double s) { g_timeout = s >= 0 ? s : 0; }
 void dist_set_phase(long step) { atomic_store(&g_step, step); }
 
 void dist_enter(const char *what) {
-    atomic_store(&g_coll_t0, now_seconds());
+    atomic_store(&g_coll_t0, mt_seconds());
     atomic_store(&g_coll, what);
 }
 
@@ -40,7 +40,7 @@ static void *watchdog(void *arg) {
         usleep(250000);
         const char *what = atomic_load(&g_coll);
         if (!what || g_timeout <= 0) continue;
-        double waited = now_seconds() - atomic_load(&g_coll_t0);
+        double waited = mt_seconds() - atomic_load(&g_coll_t0);
         if (waited < g_timeout) continue;
         long step = atomic_load(&g_step);
         char at[48] = "";
@@ -175,11 +175,11 @@ static void collective(void *buf, size_t n, MPI_Datatype type, MPI_Op op, const 
 void dist_allreduce_mean(float *buf, size_t n) {
     if (g_world <= 1) return;
 #ifdef MIXTAPE_HAVE_MPI
-    double t = now_seconds();
+    double t = mt_seconds();
     collective(buf, n, MPI_FLOAT, MPI_SUM, "the gradient all-reduce");
     float s = 1.0f / (float)g_world;
     for (size_t i = 0; i < n; i++) buf[i] *= s;
-    g_comm += now_seconds() - t;
+    g_comm += mt_seconds() - t;
 #endif
 }
 

@@ -231,27 +231,27 @@ static void on_node_done(Ctx *c, int k, void *ud) {
     (void)c;
     DistBuckets *b = ud;
     int before = b->next;
-    double t0 = now_seconds();
+    double t0 = mt_seconds();
     while (b->cursor < b->nuse && b->use[b->cursor].first >= k) {
         b->pending[b->bucket_of[b->use[b->cursor].idx]]--;
         b->cursor++;
     }
     launch_ready(b, 0);
-    double t1 = now_seconds();
+    double t1 = mt_seconds();
     b->st.t_launch += t1 - t0;
     b->st.launched_early += b->next - before;
 #ifdef MIXTAPE_HAVE_MPI
     if (b->next > 0) {   /* drive the reductions in flight */
         int nr = b->breq0[b->next - 1] + b->bnreq[b->next - 1], done;
         MPI_Testall(nr, b->req, &done, MPI_STATUSES_IGNORE);
-        b->st.t_progress += now_seconds() - t1;
+        b->st.t_progress += mt_seconds() - t1;
     }
 #endif
 }
 
 void dist_buckets_begin(DistBuckets *b, Ctx *c) {
     if (!b || b->world <= 1) return;
-    double t0 = now_seconds();
+    double t0 = mt_seconds();
     scan_tape(b, c);
     if (!b->laid_out && build_layout(b) != 0) {
         fprintf(stderr, "mixtape: out of memory (gradient buckets)\n");
@@ -267,7 +267,7 @@ void dist_buckets_begin(DistBuckets *b, Ctx *c) {
         c->on_node_done_ud = b;
         launch_ready(b, 0);   /* buckets of parameters this tape does not use */
     }
-    b->st.t_launch += now_seconds() - t0;
+    b->st.t_launch += mt_seconds() - t0;
 }
 
 void dist_buckets_finish(DistBuckets *b, Ctx *c) {
@@ -276,15 +276,15 @@ void dist_buckets_finish(DistBuckets *b, Ctx *c) {
         c->on_node_done = NULL;
         c->on_node_done_ud = NULL;
     }
-    double t0 = now_seconds();
+    double t0 = mt_seconds();
     launch_ready(b, 1);
-    double t1 = now_seconds();
+    double t1 = mt_seconds();
 #ifdef MIXTAPE_HAVE_MPI
     dist_enter("the gradient all-reduce");
     MPI_Waitall(b->nreq, b->req, MPI_STATUSES_IGNORE);
     dist_leave();
 #endif
-    double t2 = now_seconds();
+    double t2 = mt_seconds();
     const float s = 1.0f / (float)b->world;
     for (int i = 0; i < b->np; i++) {
         float *g = b->p[i]->grad;
@@ -293,7 +293,7 @@ void dist_buckets_finish(DistBuckets *b, Ctx *c) {
 #pragma omp parallel for schedule(static) if (n >= 65536)
         for (long j = 0; j < n; j++) g[j] = src[j] * s;
     }
-    double t3 = now_seconds();
+    double t3 = mt_seconds();
     b->st.t_launch += t1 - t0;
     b->st.t_wait += t2 - t1;
     b->st.t_unpack += t3 - t2;

@@ -23,7 +23,7 @@
 
 /* One training step (forward, cross-entropy, backward, AdamW) in precision p; seconds, or -1. */
 static double timed_step(Ctx *c, Model *m, Optimizer *opt, const SyntheticBatch *sb, int p) {
-    double t0 = now_seconds();
+    double t0 = mt_seconds();
     c->precision = p;
     mt_ctx_reset(c);
     c->training = 1;
@@ -32,7 +32,7 @@ static double timed_step(Ctx *c, Model *m, Optimizer *opt, const SyntheticBatch 
     if (!loss || mt_backward(c, loss) != 0) return -1;
     optim_step(opt);
     optim_zero_grad(opt);
-    return now_seconds() - t0;
+    return mt_seconds() - t0;
 }
 
 int precision_auto_pick(const ModelConfig *cfg, int batch, int grad_ckpt, PrecisionPick *pick, char *err,

@@ -1,14 +1,7 @@
 #include "train/progress.h"
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -46,12 +39,12 @@ void progress_start(Progress *p, FILE *out, int epoch, int epochs, long total, l
     p->epoch = epoch;
     p->epochs = epochs;
     p->total = total;
-    p->t0 = now_seconds();
+    p->t0 = mt_seconds();
     p->log_every = log_every > 0 ? log_every : 50;
 }
 
 void progress_update(Progress *p, long step, double loss, double lr, double ips) {
-    double t = now_seconds();
+    double t = mt_seconds();
     char eta[32] = "?";
     if (p->total > 0 && step > 0) format_duration((t - p->t0) / (double)step * (double)(p->total - step), eta, sizeof eta);
     if (p->tty) {

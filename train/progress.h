@@ -2,6 +2,7 @@
  * place (bar, step/total, loss, lr, img/s, ETA); otherwise a plain log line per
  * interval, so logs piped to a file stay readable. */
 #pragma once
+#include "core/clock.h"
 #include <stdio.h>
 
 typedef struct Progress {
@@ -14,7 +15,6 @@ typedef struct Progress {
     long log_every;      /* non-terminal: one line every this many steps */
 } Progress;
 
-double now_seconds(void);
 /* The median of v[0..n-1] (n >= 1), e.g. of repeated timings; sorts v in place. */
 double median_sorted(double *v, int n);
 /* 1 when out is a terminal a person watches (not TERM=dumb, not under an MPI launcher). */

@@ -28,7 +28,7 @@ enum { EPOCH_DONE, EPOCH_EXIT };
 static void tally_start(TrainRun *r, EpochTally *t, int epoch) {
     memset(t, 0, sizeof *t);
     if (r->root) progress_start(&t->pr, stdout, epoch, r->o.epochs, r->steps_per_epoch, r->o.log_interval);
-    t->t0 = now_seconds();
+    t->t0 = mt_seconds();
     t->wait_log = loader_wait_seconds(r->train);
     t->tlog = t->t0;
     /* the loss sums of an epoch resumed mid-way come from the checkpoint, so that its
@@ -116,7 +116,7 @@ static void optimizer_step(TrainRun *r) {
  * a mid-epoch checkpoint, --checkpoint-every. */
 static void after_step(TrainRun *r, EpochTally *t, int last) {
     const TrainOpts *o = &r->o;
-    double now = now_seconds();
+    double now = mt_seconds();
     if (r->root) progress_update(&t->pr, (r->st.batch + o->grad_accum - 1) / o->grad_accum, t->loss_sum / t->nb,
                                  r->opt.lr, t->imgs * dist_world() / (now - t->t0));
     if (o->log_interval > 0 && r->st.step % o->log_interval == 0) {
@@ -184,7 +184,7 @@ static int epoch_batches(TrainRun *r, EpochTally *t, int epoch, int *stopping, i
  * validation when due (--val-every, the last epoch), last.h5 and --keep-last. 0, or 1. */
 static int end_epoch(TrainRun *r, EpochTally *t, int epoch) {
     const TrainOpts *o = &r->o;
-    double dt = now_seconds() - t->t0;
+    double dt = mt_seconds() - t->t0;
     if (r->root) progress_end(&t->pr, NULL);
     r->st.epoch = epoch + 1;
     r->st.batch = 0;
