@@ -97,8 +97,20 @@ parse_args() {
 }
 
 # SEEDS=(...) from --seeds N (1..N) or --seed-list S,S,... (default by size: 3 for --full, else 1).
+# to_uints ARRAY FLAG MIN MAX: ARRAY's entries (decimal digits) become numbers without leading
+# zeros; one outside MIN..MAX (or longer than MAX's digits) stops the study naming FLAG
+to_uints() {
+    local -n _arr=$1
+    local i v
+    for i in "${!_arr[@]}"; do
+        v=${_arr[$i]}
+        [ "${#v}" -le "${#4}" ] && [ "$((10#$v))" -ge "$3" ] && [ "$((10#$v))" -le "$4" ] || die "$2: $v out of range $3..$4"
+        _arr[$i]=$((10#$v))
+    done
+}
+
 parse_seeds() {
-    local spec=${SEEDS_ARG:-$( [ "$SIZE" = full ] && echo 3 || echo 1)} s i
+    local spec=${SEEDS_ARG:-$( [ "$SIZE" = full ] && echo 3 || echo 1)} s
     SEEDS=()
     if [[ "$spec" =~ ^[0-9]+$ ]]; then
         [ "${#spec}" -le 4 ] && [ "$((10#$spec))" -ge 1 ] && [ "$((10#$spec))" -le 1000 ] ||
@@ -107,11 +119,7 @@ parse_seeds() {
         for ((s = 1; s <= spec; s++)); do SEEDS+=("$s"); done
     elif [[ "$spec" =~ ^list:[0-9]+(,[0-9]+)*$ ]]; then
         IFS=, read -r -a SEEDS <<<"${spec#list:}"
-        for i in "${!SEEDS[@]}"; do
-            s=${SEEDS[$i]}
-            [ "${#s}" -le 10 ] && [ "$((10#$s))" -le 4294967295 ] || die "--seed-list: seed $s out of range 0..4294967295"
-            SEEDS[$i]=$((10#$s))
-        done
+        to_uints SEEDS --seed-list 0 4294967295
         [ "$(printf '%s\n' "${SEEDS[@]}" | sort -u | wc -l)" -eq "${#SEEDS[@]}" ] || die "--seed-list ${spec#list:}: a seed is repeated"
     else
         die "--seeds/--seed-list '$spec': want a count N or a list S,S,..."

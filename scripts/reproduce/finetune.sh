@@ -57,11 +57,7 @@ esac
 [[ "$FT_STEPS" =~ ^[0-9]{1,7}$ ]] || die "--ft-steps '$FT_STEPS': want 0..9999999"
 FT_BATCH=32
 IFS=, read -r -a sizes <<<"$PER_CLASS"
-for i in "${!sizes[@]}"; do
-    n=${sizes[$i]}
-    [ "${#n}" -le 5 ] && [ "$((10#$n))" -ge 1 ] || die "--per-class: $n images per class"
-    sizes[$i]=$((10#$n))
-done
+to_uints sizes --per-class 1 99999
 
 DATA_FLAGS=()
 if [ -n "$USER_TRAIN" ]; then
