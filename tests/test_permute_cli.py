@@ -78,6 +78,17 @@ try:
         with h5py.File(os.path.join(T, "pred0.h5"), "r") as f, h5py.File(pout, "r") as g:
             check(not np.array_equal(f["logits"][...], g["logits"][...]), "predict --permute none: other logits")
 
+    # grads (the parity command) applies the recorded permutation too: its logits are predict's
+    gout = os.path.join(T, "grads.h5")
+    rc, out = mt("grads", "--checkpoint", ck, "--data", va, "-b", "16", "--out", gout)
+    check(rc == 0 and "input permutation: patches, seed 3, patch 4 (checkpoint " in out,
+          f"grads runs and names the checkpoint's permutation (rc {rc}) {out[-200:]}")
+    if rc == 0 and os.path.exists(pout):
+        with h5py.File(gout, "r") as f, h5py.File(pout, "r") as g:
+            gl, pl = f["logits"][...], g["logits"][:16]
+        check(np.allclose(gl, pl, rtol=1e-4, atol=1e-5),
+              f"grads' logits equal predict's under the permutation (max diff {np.abs(gl - pl).max():.2e})")
+
     # an image source (ImageFolder of PNGs): eval's loader and predict's source apply the same table
     fold = os.path.join(T, "folder")
     with h5py.File(va, "r") as f:
@@ -148,6 +159,8 @@ try:
         check(rc in (1, 2) and want in out, f"checkpoint {attr}={val!r}: exit {rc}, names '{want}': {out.strip()[-160:]}")
         rc, out = mt("predict", "--checkpoint", bad, "--data", va, "--out", os.path.join(T, "p.h5"))
         check(rc in (1, 2) and want in out, f"predict, checkpoint {attr}={val!r}: exit {rc}: {out.strip()[-120:]}")
+        rc, out = mt("grads", "--checkpoint", bad, "--data", va, "-b", "4", "--out", os.path.join(T, "g.h5"))
+        check(rc in (1, 2) and want in out, f"grads, checkpoint {attr}={val!r}: exit {rc}: {out.strip()[-120:]}")
 
     rc, out = mt("train", "--help")
     check(rc == 0 and "--permute none|patches|global" in out and "--permute-seed" in out and "--permute-patch" in out,

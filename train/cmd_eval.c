@@ -16,7 +16,8 @@
 #include <string.h>
 
 static void help(FILE *f) {
-    fprintf(f, "usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--confusion out.csv]\n"
+    fprintf(f, "usage: mixtape eval --checkpoint C.h5 --data S [-b 256] [-j W] [--ema] [--precision fp32|bf16]\n"
+               "                   [--confusion out.csv]\n"
                "Prints top-1 / top-5 / loss and per-class accuracy. The eval transform uses the\n"
                "checkpoint's mean/std/interpolation/crop-pct unless given. The data must match the\n"
                "checkpoint's classes, channels and size (--data-convert: allow grey<->RGB and upsampling).\n");
@@ -45,6 +46,7 @@ static int eval_main(int argc, char **argv) {
     int use_ema = args_bool(&a, "--ema", 0, "evaluate the /ema weights");
     const char *confusion = args_string(&a, "--confusion", NULL, NULL, "write the confusion matrix as CSV");
     threads_from_args(&a);
+    int precision = precision_from_args(&a);
     LoaderConfig lc;
     loader_config_default(&lc, 0);
     char err[2048];
@@ -126,6 +128,7 @@ static int eval_main(int argc, char **argv) {
     }
     Ctx c;
     mt_ctx_init(&c, (size_t)64 << 20);
+    c.precision = precision;
     EvalResult r = {0};
     int rc = 0, failed = 0;
     if (loader_start_epoch(L, 0) != 0 ||

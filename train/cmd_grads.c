@@ -2,8 +2,10 @@
  * Loss and parameter gradients of the first batch, for parity tests against
  * PyTorch: training-mode graph with grad enabled but dropout / drop path off.
  * Writes /loss (scalar, mean cross-entropy), /logits (N, classes), /labels (N)
- * and /grads/<timm key> for every parameter that requires grad. */
+ * and /grads/<timm key> for every parameter that requires grad. A permutation the checkpoint
+ * records (--permute) is applied to the images first, as train / eval / predict do. */
 #include "core/ops.h"
+#include "train/data_flags.h"
 #include "train/args.h"
 #include "train/commands.h"
 #include "train/model_io.h"
@@ -16,7 +18,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: mixtape grads --checkpoint C.h5 --data D -b N --out G.h5\n\n"
                "Loss and gradients of the first N samples (dropout and drop path off).\n"
                "Writes /loss (scalar), /logits (N, classes), /labels (N), /grads/<key>.\n"
-               "The batch is capped at the data size.\n");
+               "The batch is capped at the data size. The checkpoint's input permutation\n"
+               "(data_permute, from training with --permute) is applied to the images.\n");
 }
 
 int cmd_grads(int argc, char **argv) {
@@ -39,7 +42,11 @@ int cmd_grads(int argc, char **argv) {
     Ctx c;
     int have_ctx = 0, have_model = 0, have_data = 0, rc = 2;
     int64_t *labels = NULL;
-    if (model_from_checkpoint(ckpt, &m, NULL, err, sizeof err) < 0) { fprintf(stderr, "mixtape grads: %s\n", err); goto out; }
+    int32_t *perm = NULL;
+    float *perm_scratch = NULL;
+    CkptInfo *info = calloc(1, sizeof *info);
+    if (!info) { fprintf(stderr, "mixtape grads: out of memory\n"); return 1; }
+    if (model_from_checkpoint(ckpt, &m, info, err, sizeof err) < 0) { fprintf(stderr, "mixtape grads: %s\n", err); goto out; }
     have_model = 1;
     if (datain_open(&d, data, err, sizeof err) < 0) { fprintf(stderr, "mixtape grads: %s\n", err); goto out; }
     have_data = 1;
@@ -54,6 +61,28 @@ int cmd_grads(int argc, char **argv) {
             fprintf(stderr, "mixtape grads: --data %s: label %d of sample %d is outside 0..%d\n", data, b.labels[i], i, K - 1);
             goto out;
         }
+    {   /* the checkpoint's --permute, the same table the training loader built */
+        PermuteConfig pc = {0};
+        if (permute_from_checkpoint(info, ckpt, &pc, stdout, err, sizeof err) != 0) { fprintf(stderr, "mixtape grads: %s\n", err); goto out; }
+        data_flags_permute_patch(&pc, &m.cfg);
+        if (pc.mode != PERMUTE_NONE && d.h != d.w) {
+            fprintf(stderr, "mixtape grads: checkpoint %s: --permute needs square images, --data %s has %dx%d\n", ckpt,
+                    data, d.h, d.w);
+            goto out;
+        }
+        if (pc.mode != PERMUTE_NONE && (permute_check(&pc, d.h, err, sizeof err) != 0 ||
+                                        !(perm = permute_table(&pc, d.h, err, sizeof err)))) {
+            fprintf(stderr, "mixtape grads: checkpoint %s: %s\n", ckpt, err);
+            goto out;
+        }
+        if (perm && !(perm_scratch = malloc((size_t)d.h * d.w * sizeof *perm_scratch))) {
+            fprintf(stderr, "mixtape grads: out of memory\n");
+            rc = 1;
+            goto out;
+        }
+        for (int i = 0; perm && i < n; i++)
+            permute_apply_inplace(perm, d.c, d.h * d.w, b.images + (size_t)i * d.c * d.h * d.w, perm_scratch);
+    }
     rc = 1;
     mt_ctx_init(&c, (size_t)64 << 20);
     c.poison_fresh = 1; /* the parity tests' command: an op that reads a gradient buffer before
@@ -97,6 +126,9 @@ int cmd_grads(int argc, char **argv) {
 out:
     if (o.f >= 0) outfile_abort(&o);
     free(labels);
+    free(perm);
+    free(perm_scratch);
+    free(info);
     batch_free(&b);
     if (have_ctx) mt_ctx_free(&c);
     if (have_data) d.close(&d);

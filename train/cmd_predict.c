@@ -27,6 +27,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mixtape predict --checkpoint C.h5 (--data D | IMAGE...) [--topk 5] [-b N]\n"
+               "                       [--precision fp32|bf16]\n"
                "                       [--out P.h5] [--out-csv P.csv] [--out-jsonl P.jsonl]\n\n"
                "Runs the model on every sample with the checkpoint's eval transform (mean/std stored in it,\n"
                "resize + center crop as 'eval') and writes at least one of:\n"
@@ -119,6 +120,7 @@ int cmd_predict(int argc, char **argv) {
     AugConfig aug;
     aug_config_default(&aug);
     threads_from_args(&a);
+    int precision = precision_from_args(&a);
     if (data_flags_parse(&a, &aug, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); args_free(&a); return 2; }
     char **files = NULL;
     int nfiles = 0;
@@ -236,6 +238,7 @@ int cmd_predict(int argc, char **argv) {
         fprintf(tc.f, "\n");
     }
     mt_ctx_init(&c, (size_t)64 << 20);
+    c.precision = precision;
     have_ctx = 1;
     int all_labelled = 1;
     for (;;) {

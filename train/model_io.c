@@ -1,6 +1,7 @@
 #include "data/source_util.h"
 #include "train/model_io.h"
 #include "train/outfile.h"
+#include "core/gemm.h"
 #include "core/threads.h"
 #include "layers/adapt.h"
 #include "train/safetensors.h"
@@ -335,6 +336,12 @@ int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*us
 void threads_from_args(Args *a) {
     long t = args_int_range(a, "--threads", NULL, 0, 0, MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
     if (!a->failed && !args_describing(a)) mt_set_threads((int)t);
+}
+
+int precision_from_args(Args *a) {
+    const char *p = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16",
+                                "GEMM precision (bf16: a bf16 run's logged val figures exactly)");
+    return p && !strcmp(p, "bf16") ? MT_BF16 : MT_FP32;
 }
 
 /* ---------- data source ---------- */

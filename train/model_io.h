@@ -71,6 +71,8 @@ int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*us
 /* --threads N in [0, 1024] (0 / absent: OMP_NUM_THREADS or all cores), applied unless
  * the flag was bad or this is a describe pass. */
 void threads_from_args(Args *a);
+/* --precision fp32|bf16 [fp32] for the inference commands: MT_FP32 or MT_BF16 (core/gemm.h). */
+int precision_from_args(Args *a);
 
 /* Samples by index, for predict / grads / eval-like commands. */
 typedef struct DataIn DataIn;
