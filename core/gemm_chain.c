@@ -87,9 +87,9 @@ int mt_gemm_chain_run(int mode, int M, int K, int N1, int N2, const float *A, in
         (ep2 && ep2->dact))
         return -1;
     Job j1 = {mode, 0, 1, M, N1, K, 1.0f, 0.0f, A, B1, NULL, lda, K, KCW_F32, pro, NULL, ep1, NULL, tile_gelu(ep1), NULL,
-              0, K, 0, 0, 0, 0, 0};
+              0, K, 0, 0, 0, 0, 0, 0};
     Job j2 = {mode, 0, 1, M, N2, N1, 1.0f, 0.0f, NULL, B2, C, KCW_F32, N1, ldc, NULL, NULL, ep2,
-              ep2 ? ep2->residual : NULL, tile_gelu(ep2), NULL, 0, N1, 0, 0, 0, 0, 0};
+              ep2 ? ep2->residual : NULL, tile_gelu(ep2), NULL, 0, N1, 0, 0, 0, 0, 0, 0};
     int T = mt_gemm_team_size((double)M * N1 * (K + N2));
     int step = row_step(mode, M), nblk = (M + step - 1) / step;
     if (T > nblk) T = nblk;
@@ -111,6 +111,7 @@ int mt_gemm_chain_run(int mode, int M, int K, int N1, int N2, const float *A, in
     { /* the team may be smaller than asked: panels go by the actual size, row blocks are stolen */
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         uint32_t *hb = mode != MODE_F32 ? (uint32_t *)(g_hbuf[t] + (size_t)MC * KCW_F32) : NULL;
+        mt_gemm_bufs[t].a_call = 0; /* its A buffer no longer holds a shared block */
         chain_run(mode, &j1, &j2, mt_gemm_bufs[t].a, g_hbuf[t], hb, g_wbuf, &sc, t, nt);
     }
     return 0;

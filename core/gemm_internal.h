@@ -85,6 +85,9 @@ typedef struct {
     /* A / B stored as bf16 (uint16_t, an fp32's upper half: an activation kept rounded, see
      * MtGemm.types) behind the float pointer; lda, ldb, strides count elements */
     int abf, bbf;
+    /* nonzero: A is the same matrix for every entry of this call's batch (stride 0, a shared
+     * weight), and a thread's packed A block carries over from one entry to the next */
+    uint64_t a_shared;
 } Job;
 
 static INL int imin(int a, int b) { return a < b ? a : b; }
@@ -163,9 +166,12 @@ static inline int claim(const Sched *sc, int phase, int t) {
     return -1;
 }
 
-/* Per-thread packing buffers (an A block, a B block), allocated on first use and kept. */
+/* Per-thread packing buffers (an A block, a B block), allocated on first use and kept, and
+ * which block of a shared A (Job.a_shared) the A buffer holds. */
 typedef struct {
     uint32_t *a, *b;
+    uint64_t a_call;        /* Job.a_shared of the call that packed it; 0: nothing reusable */
+    int a_ic, a_mc, a_pc, a_kc;
 } MtGemmBufs;
 extern MtGemmBufs mt_gemm_bufs[MAXT];
 /* Allocates buffers for threads 0 .. T-1; 0 when out of memory. */

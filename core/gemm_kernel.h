@@ -8,11 +8,12 @@
 #include "core/gemm_internal.h"
 #include <immintrin.h>
 
-/* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read).
+/* C[0..mr, 0..nr) = alpha * (A panel @ B panel) + beta * C (beta == 0: C not read); the
+ * AVX-512 kernels multiply `rows` (a constant, >= mr) of the panel's MR rows, the AMX one all.
  * ep (only on the last K block): then C = res + scale[col] * act(C + bias[col] + rbias[row]),
  * bias, scale, rbias and res already offset to this tile; the tile is still in L1 when act
  * and the residual run over it. pa holds MRM(mode) rows (zero-padded), pb one panel. */
-TGT static INL void ukernel(int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
+TGT static INL void ukernel(int rows, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
                             float alpha, float beta, const MtEpilogue *ep, int gelu, const float *bias,
                             const float *rbias, const float *scale, const float *res);
 
@@ -121,7 +122,14 @@ TGT static INL void panel(int mode, const Job *j, int kw, const uint32_t *pa, co
         const float *rbias = ep && ep->row_bias ? ep->row_bias + ic + ir : NULL;
         const float *scale = ep && ep->col_scale ? ep->col_scale + col : NULL;
         const float *res = ep && R ? R + (size_t)ir * ldc : NULL;
-        ukernel(kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
+        /* a block's last rows (token mixing: M = 49 or 64, 12-row tiles) multiply 4 or 8 rows,
+         * not 12 with zeros */
+        if (mode != MODE_AMX && mr <= 4)
+            ukernel(4, kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
+        else if (mode != MODE_AMX && mr <= 8)
+            ukernel(8, kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
+        else
+            ukernel(MRM(mode), kw, a, bp, c, ldc, mr, nr, j->alpha, beta, ep, gelu, bias, rbias, scale, res);
     }
 }
 

@@ -14,7 +14,7 @@
  * already in the pair-interleaved layout tdpbf16ps multiplies). kw is a multiple of 16.
  * The tile configuration is loaded by the caller (mt_gemm_amx_config). The accumulators go through
  * a 4 KB buffer in L1 to the epilogue. */
-TGT static INL void ukernel(int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
+TGT static INL void ukernel(int rows, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
                             float alpha, float beta, const MtEpilogue *ep, int gelu, const float *bias,
                             const float *rbias, const float *scale, const float *res) {
     prefetch_tile(C, res, ldc, mr);

@@ -5,16 +5,16 @@
  * driver (core/gemm_sched.c) once per block. */
 #include "core/gemm_kernel.h"
 
-TGT static INL void ukernel(int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
+TGT static INL void ukernel(int rows, int kw, const uint32_t *pa, const uint32_t *pb, float *C, int ldc, int mr, int nr,
                             float alpha, float beta, const MtEpilogue *ep, int gelu, const float *bias,
                             const float *rbias, const float *scale, const float *res) {
     __m512 c[MR][2];
-    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     prefetch_tile(C, res, ldc, mr);
     for (int w = 0; w < kw; w++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb), b1 = (__m512bh)_mm512_loadu_si512(pb + 16);
         pb += NR;
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < rows; r++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)pa[r * KCW_BF16 + w]);
             c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
             c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);

@@ -31,7 +31,20 @@ static void act_grad_block(const MtEpilogue *ep, float *C, int ldc, const float 
 /* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
  * threads call this for the whole of C, each packs B per phase, claims row blocks, and
  * waits for the others before the next K block accumulates onto the same rows. */
-static void run_block(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa, uint32_t *pb, const Sched *sc) {
+/* Packs A's block into the thread's buffer unless it already holds it: with a shared A (token
+ * mixing's weight, 64-512 samples a call) each thread packs it once a call instead of once a
+ * sample. */
+static void pack_a_block(const Job *j, MtGemmBufs *buf, int ic, int mc, int pc, int kc) {
+    if (j->a_shared && buf->a_call == j->a_shared && buf->a_ic == ic && buf->a_mc == mc && buf->a_pc == pc &&
+        buf->a_kc == kc)
+        return;
+    mt_gemm_pack_a(j->mode, j, ic, mc, pc, kc, buf->a);
+    buf->a_call = j->a_shared;
+    buf->a_ic = ic, buf->a_mc = mc, buf->a_pc = pc, buf->a_kc = kc;
+}
+
+static void run_block(const Job *j, int m0, int m1, int n0, int n1, MtGemmBufs *buf, const Sched *sc) {
+    uint32_t *pa = buf->a, *pb = buf->b;
     int mode = j->mode, kpw = KPW(mode), kc_max = KCW(mode) * kpw;
     int mc_step = row_step(mode, m1 - m0), nblk = (m1 - m0 + mc_step - 1) / mc_step, phase = 0;
     if (mode == MODE_AMX) mt_gemm_amx_config();
@@ -48,7 +61,7 @@ static void run_block(const Job *j, int m0, int m1, int n0, int n1, uint32_t *pa
             int t = sc ? omp_get_thread_num() : 0;
             for (int b = sc ? claim(sc, phase, t) : 0; b >= 0 && b < nblk; b = sc ? claim(sc, phase, t) : b + 1) {
                 int ic = m0 + b * mc_step, mc = imin(mc_step, m1 - ic);
-                mt_gemm_pack_a(mode, j, ic, mc, pc, kc, pa);
+                pack_a_block(j, buf, ic, mc, pc, kc);
                 size_t at = (size_t)ic * j->ldc + jc;
                 mt_gemm_tiles(mode, j, kw, pa, pb, j->C + at, j->ldc, j->R ? j->R + at : NULL, ic, mc, jc, nc, beta,
                               ep);
@@ -95,7 +108,7 @@ static void choose_grid(int T, int M, int N, int K, int *tm_out, int *tn_out) {
 }
 
 static void run_one(const Job *j, int m0, int m1, int n0, int n1, int t, const Sched *sc) {
-    run_block(j, m0, m1, n0, n1, mt_gemm_bufs[t].a, mt_gemm_bufs[t].b, sc);
+    run_block(j, m0, m1, n0, n1, &mt_gemm_bufs[t], sc);
 }
 
 /* Entry i of a batch: its operands, and the epilogue's matrices in C's layout. */
@@ -188,6 +201,8 @@ static int run_jobs(const Job *jp, int batch, long sA, long sB, long sC) {
     double work = (double)M * N * K;
     int T = mt_gemm_team_size(work * batch);
     if (!mt_gemm_bufs_get(T)) return -1;
+    static uint64_t calls; /* a fresh key a call: between calls the weight may have changed */
+    if (batch > 1 && sA == 0) j.a_shared = ++calls;
     if (batch >= T && (batch >= 2 * T || work < 4e7)) { /* whole GEMMs per thread */
         if (T == 1) {
             for (int i = 0; i < batch; i++) {
@@ -261,7 +276,7 @@ int mt_gemm_sched_run(int mode, const MtGemm *g) {
             return -1;
         int K = g->K * g->batch;
         Job j = {mode, 0, 1, g->M, g->N, K, g->alpha, g->beta, g->A, g->B, g->C, g->lda, g->ldb, g->ldc, NULL, NULL,
-                 NULL, NULL, 0, NULL, 0, K, g->K, g->strideA, g->strideB, abf, bbf};
+                 NULL, NULL, 0, NULL, 0, K, g->K, g->strideA, g->strideB, abf, bbf, 0};
         return run_jobs(&j, 1, 0, 0, 0);
     }
     if ((g->pro || g->ga) && g->transA) return -1; /* the prologue and the gather run in the row-wise packing only */
@@ -269,6 +284,6 @@ int mt_gemm_sched_run(int mode, const MtGemm *g) {
     const MtEpilogue *ep = g->ep;
     if (ep && ep->dact && !ep->pre) return -1;
     Job j = {mode, g->transA, g->transB, g->M, g->N, g->K, g->alpha, g->beta, g->A, g->B, g->C, g->lda, g->ldb,
-             g->ldc, g->pro, g->ga, ep, NULL, tile_gelu(ep), NULL, 0, g->K, 0, 0, 0, abf, bbf};
+             g->ldc, g->pro, g->ga, ep, NULL, tile_gelu(ep), NULL, 0, g->K, 0, 0, 0, abf, bbf, 0};
     return run_jobs(&j, g->batch, g->strideA, g->strideB, g->strideC);
 }
