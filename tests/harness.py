@@ -19,6 +19,7 @@ import atexit
 import hashlib
 import importlib
 import os
+import re
 import shutil
 import signal
 import stat
@@ -155,6 +156,12 @@ def run(args, timeout=120, env=None, cwd=None, preexec=None, exe=None):
     if sanitizer_report(r.text):
         check(False, f"sanitizer report from mixtape {' '.join(argv[1:3])}", r.text)
     return r
+
+
+def eval_figures(out):
+    """(top-1 %, loss) from `mixtape eval`'s summary line, or None."""
+    m = re.search(r"top-1 ([0-9.]+)%.*loss ([0-9.]+)", out)
+    return (float(m.group(1)), float(m.group(2))) if m else None
 
 
 def must(args, timeout=300, **kw):

@@ -2,7 +2,7 @@
 `eval --precision bf16` (top-1 to 0.01%, loss to 1e-4, as eval prints them); fp32 (the default, as
 timm's validate.py without --amp) and bf16 give different logits; a bad value is refused naming the
 flag."""
-import json, os, re, shutil
+import json, os, shutil
 
 import harness
 from harness import check
@@ -15,9 +15,7 @@ def mt(*args, timeout=120):
     return harness.run(args, timeout)
 
 
-def eval_numbers(out):
-    m = re.search(r"top-1 ([0-9.]+)%.*loss ([0-9.]+)", out)
-    return (float(m.group(1)), float(m.group(2))) if m else None
+eval_numbers = harness.eval_figures
 
 
 T = harness.tempdir("evalprec")

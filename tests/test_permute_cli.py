@@ -4,7 +4,7 @@ checkpoint (and args.yaml); `eval` of that checkpoint applies it without flags a
 run's validation numbers exactly, while `--permute none` / another seed give different ones;
 `predict` (its own data path) applies the same table; `--resume` keeps it and refuses a change;
 hostile flag values and checkpoint attributes are refused with messages naming them."""
-import json, os, re, shutil
+import json, os, shutil
 
 import harness
 from harness import check
@@ -17,9 +17,7 @@ def mt(*args, timeout=120):
     return harness.run(args, timeout)
 
 
-def eval_numbers(out):
-    m = re.search(r"top-1 ([0-9.]+)%.*loss ([0-9.]+)", out)
-    return (float(m.group(1)), float(m.group(2))) if m else None
+eval_numbers = harness.eval_figures
 
 
 T = harness.tempdir("permute")
