@@ -162,28 +162,63 @@ static int part_get(int T, size_t n) {
     return 1;
 }
 
-static void run_ksplit(const Job *j, int T) {
+/* C's rows [i0, i1) = beta C + the partials, added in thread order. A swapped job's partials
+ * hold C transposed (N x M): read in 32 x 32 squares; otherwise row by row. */
+static void ksplit_add_rows(const Job *j, int swap, int nt, int i0, int i1) {
     int M = j->M, N = j->N;
-#pragma omp parallel num_threads(T)
-    { /* the team may be smaller than asked: shares go by its actual size */
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        Job jt = *j;
-        /* equal shares of K, cut at multiples of 32 (whole vectors, and k pairs for bf16) */
-        jt.k0 = imin(j->K, roundup((int)((long)j->K * t / nt), 32));
-        jt.k1 = imin(j->K, roundup((int)((long)j->K * (t + 1) / nt), 32));
-        jt.beta = 0.0f, jt.C = g_part[t], jt.ldc = N;
-        if (jt.k0 < jt.k1) run_one(&jt, 0, M, 0, N, t, NULL);
-        else memset(g_part[t], 0, (size_t)M * N * sizeof(float));
-#pragma omp barrier
-        for (int i = M * t / nt; i < M * (t + 1) / nt; i++) {
+    float beta = j->beta;
+    if (!swap) {
+        for (int i = i0; i < i1; i++) {
             float *c = j->C + (size_t)i * j->ldc;
             const float *p0 = g_part[0] + (size_t)i * N;
             for (int n = 0; n < N; n++) {
                 float v = p0[n];
                 for (int u = 1; u < nt; u++) v += g_part[u][(size_t)i * N + n];
-                c[n] = j->beta == 0.0f ? v : v + j->beta * c[n];
+                c[n] = beta == 0.0f ? v : v + beta * c[n];
             }
         }
+        return;
+    }
+    for (int ib = i0; ib < i1; ib += 32)
+        for (int nb = 0; nb < N; nb += 32)
+            for (int i = ib; i < imin(ib + 32, i1); i++) {
+                float *c = j->C + (size_t)i * j->ldc;
+                for (int n = nb; n < imin(nb + 32, N); n++) {
+                    size_t e = (size_t)n * M + i;
+                    float v = g_part[0][e];
+                    for (int u = 1; u < nt; u++) v += g_part[u][e];
+                    c[n] = beta == 0.0f ? v : v + beta * c[n];
+                }
+            }
+}
+
+/* swap: the partials are computed as C^T = op(B)^T op(A)^T. A weight gradient dW = dY^T X
+ * packs its transposed operand (a 16 x 16 transpose per block of words) and the other one
+ * row-wise (one shuffle per 16 words); swapped, the transpose falls on the narrower of dY
+ * and X. Only while C^T's columns fit one column block: past NC the narrow operand would be
+ * packed again for every block. 2 threads, bf16, GFLOP/s: 512 x 128 x 6272 (resmlp_tiny's
+ * fc1) 278-290 -> 284-339, 256 x 64 x 100352 (poolformer_s12's stage 1) 156-157 -> 193-207,
+ * but 2048 x 512 x 6272 350 -> 285-323 had it swapped. Every element is the same sum in the same
+ * k order either way, so C is the same to the bit. */
+static void run_ksplit(const Job *j, int T) {
+    int swap = j->ta && !j->tb && j->M > j->N && j->M <= NC(j->mode) && !j->kseg;
+#pragma omp parallel num_threads(T)
+    { /* the team may be smaller than asked: shares go by its actual size */
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        Job jt = *j;
+        if (swap) {
+            jt.A = j->B, jt.lda = j->ldb, jt.abf = j->bbf;
+            jt.B = j->A, jt.ldb = j->lda, jt.bbf = j->abf;
+            jt.M = j->N, jt.N = j->M;
+        }
+        /* equal shares of K, cut at multiples of 32 (whole vectors, and k pairs for bf16) */
+        jt.k0 = imin(j->K, roundup((int)((long)j->K * t / nt), 32));
+        jt.k1 = imin(j->K, roundup((int)((long)j->K * (t + 1) / nt), 32));
+        jt.beta = 0.0f, jt.C = g_part[t], jt.ldc = jt.N;
+        if (jt.k0 < jt.k1) run_one(&jt, 0, jt.M, 0, jt.N, t, NULL);
+        else memset(g_part[t], 0, (size_t)jt.M * jt.N * sizeof(float));
+#pragma omp barrier
+        ksplit_add_rows(j, swap, nt, j->M * t / nt, j->M * (t + 1) / nt);
     }
 }
 

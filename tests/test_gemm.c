@@ -106,6 +106,29 @@ static void check_case(int prec, int ta, int tb, int M, int N, int K, int pa, in
     check_sum(prec, ta, tb, M, N, K, 1, pa, pb, pc, alpha, beta, nan_c, 0, tag);
 }
 
+/* A K-split weight gradient dW = A^T B with more rows than columns is computed as (B^T A)^T
+ * (core/gemm_sched.c): it must equal, bit for bit, the transposed problem run as it is. */
+static void check_ksplit_swap(int prec, const char *tag) {
+    int M = 300, N = 70, K = 4608;
+    float *A = malloc(sizeof(float) * K * M), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *D = malloc(sizeof(float) * N * M);
+    for (int i = 0; i < K * M; i++) A[i] = urand();
+    for (int i = 0; i < K * N; i++) B[i] = urand();
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) C[i * N + n] = D[n * M + i] = urand();
+    mt_gemm_run(&(MtGemm){.precision = prec, .transA = MT_TRANS, .M = M, .N = N, .K = K, .alpha = 0.75f, .A = A,
+                          .lda = M, .B = B, .ldb = N, .beta = 0.5f, .C = C, .ldc = N});
+    mt_gemm_run(&(MtGemm){.precision = prec, .transA = MT_TRANS, .M = N, .N = M, .K = K, .alpha = 0.75f, .A = B,
+                          .lda = N, .B = A, .ldb = M, .beta = 0.5f, .C = D, .ldc = M});
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) bad += memcmp(&C[i * N + n], &D[n * M + i], sizeof(float)) != 0;
+    if (bad) fprintf(stderr, "FAIL %s K-split swap: %d of %d elements differ from the transposed problem\n", tag, bad, M * N);
+    failures += bad != 0;
+    cases++;
+    free(A), free(B), free(C), free(D);
+}
+
 /* A long K (a weight gradient's batch x tokens) splits across threads into partial Cs added
  * at the end; a batched sum walks the entries while packing (K a multiple of 32, NT)
  * or loops over single GEMMs. Two threads at least, so the K split runs. */
@@ -117,6 +140,7 @@ static void run_ksplit_suite(int prec, const char *tag) {
         check_case(prec, t & 1, t >> 1, 64, 147, 5000, 0, 0, 0, 1.0f, 0.0f, 1, tag);
     }
     check_case(prec, 1, 0, 300, 70, 4608, 1, 2, 3, -1.0f, 1.0f, 0, tag); /* more rows than a block */
+    check_ksplit_swap(prec, tag);
     check_sum(prec, 0, 1, 40, 49, 64, 9, 3, 1, 2, 1.0f, 1.0f, 0, 1, tag);     /* segments, one K block */
     check_sum(prec, 0, 1, 33, 20, 128, 40, 0, 5, 1, 0.5f, 0.0f, 1, 1, tag);   /* segments and K split */
     check_sum(prec, 0, 1, 70, 65, 96, 1, 2, 0, 0, 1.0f, -0.5f, 0, 1, tag);   /* one entry */
@@ -180,6 +204,7 @@ static void run_mixed_suite(int prec, const char *tag) {
             check_mixed(prec, types, t & 1, t >> 1, 37, 45, 67, 1, 0, 0, t == 1, tag);  /* odd sizes */
             check_mixed(prec, types, t & 1, t >> 1, 300, 70, 600, 1, 0, 0, 0, tag);    /* blocks, K blocks */
             check_mixed(prec, types, t & 1, t >> 1, 64, 147, 5000, 1, 0, 0, 0, tag);   /* K split */
+            check_mixed(prec, types, t & 1, t >> 1, 147, 64, 5000, 1, 0, 0, 0, tag);   /* K split, swapped when TN */
         }
     check_mixed(prec, MT_B_BF16, 0, 0, 40, 70, 49, 9, 0, 1, 1, tag);  /* token mixing: shared w, bf16 x */
     check_mixed(prec, MT_B_BF16, 0, 1, 33, 20, 128, 40, 1, 0, 0, tag); /* batched sum, segments, K split */
