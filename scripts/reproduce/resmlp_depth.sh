@@ -11,8 +11,8 @@
 #   --variants LIST  semicolon-separated NORM/LAYER_SCALE pairs, the first the baseline
 #                    (default "affine/on;layernorm/on;none/on;affine/off;layernorm/off;none/off")
 # Budget --full: all 60,000 training / 10,000 test images, 2 epochs, batch 128, bf16,
-#   3 seeds: 18 runs, ≈50 min on 2 quiet cores (a 12-block resmlp_tiny trains at ≈0.55x
-#   the ≈1,400 img/s of the 4-block one).
+#   3 seeds: 18 runs, 77 min of runs measured on 2 cores (a 12-block resmlp_tiny trains at
+#   ≈490 img/s; 4 min 15 s a run).
 set -euo pipefail
 STUDY=resmlp_depth
 source "$(dirname "$0")/common.sh"
