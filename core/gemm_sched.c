@@ -28,9 +28,6 @@ static void act_grad_block(const MtEpilogue *ep, float *C, int ldc, const float 
         ep->dact(C + (size_t)r * ldc, C + (size_t)r * ldc, P + (size_t)r * ldc, pb, cs, cols, 0);
 }
 
-/* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
- * threads call this for the whole of C, each packs B per phase, claims row blocks, and
- * waits for the others before the next K block accumulates onto the same rows. */
 /* Packs A's block into the thread's buffer unless it already holds it: with a shared A (token
  * mixing's weight, 64-512 samples a call) each thread packs it once a call instead of once a
  * sample. */
@@ -43,6 +40,9 @@ static void pack_a_block(const Job *j, MtGemmBufs *buf, int ic, int mc, int pc, 
     buf->a_ic = ic, buf->a_mc = mc, buf->a_pc = pc, buf->a_kc = kc;
 }
 
+/* One thread's rectangle of C: rows [m0, m1), columns [n0, n1). With a shared schedule all
+ * threads call this for the whole of C, each packs B per phase, claims row blocks, and
+ * waits for the others before the next K block accumulates onto the same rows. */
 static void run_block(const Job *j, int m0, int m1, int n0, int n1, MtGemmBufs *buf, const Sched *sc) {
     uint32_t *pa = buf->a, *pb = buf->b;
     int mode = j->mode, kpw = KPW(mode), kc_max = KCW(mode) * kpw;
