@@ -20,11 +20,9 @@
 #   --mixers LIST         semicolon-separated mixers (the first is the baseline)
 #   --model M             another MetaFormer model for the poolformer layout
 # Budget --full: all 60,000 training / 10,000 test images, 3 seeds, bf16, batch 128;
-#   poolformer layout 3 epochs, isotropic 4 epochs. Estimated from `mixtape bench -b 128
-#   --precision bf16 --mode train` on 2 quiet cores (≈1,400 img/s for pool, identity and
-#   random; mlp ≈0.5x, attention ≈0.35x that on the poolformer layout, ≈0.75x / 0.6x on the
-#   isotropic one): ≈55 min (poolformer); isotropic measured: 83 min of runs (pool, identity,
-#   random ≈4 min a run, mlp ≈5, attention ≈8.5).
+#   poolformer layout 3 epochs, isotropic 4 epochs. Measured on 2 cores: poolformer 46 min
+#   of runs (pool and identity ≈2 min a run, random 2.3, mlp 3.3, attention 5.6); isotropic
+#   83 min (pool, identity, random ≈4 min a run, mlp ≈6.4, attention ≈8.9).
 set -euo pipefail
 LAYOUT=poolformer
 for ((i = 1; i <= $#; i++)); do
