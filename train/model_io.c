@@ -340,7 +340,7 @@ void threads_from_args(Args *a) {
 
 int precision_from_args(Args *a) {
     const char *p = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16",
-                                "GEMM precision (bf16: a bf16 run's logged val figures exactly)");
+                                "GEMM precision (bf16 gives a bf16 run's logged validation figures exactly)");
     return p && !strcmp(p, "bf16") ? MT_BF16 : MT_FP32;
 }
 
