@@ -61,17 +61,12 @@ int cmd_grads(int argc, char **argv) {
             fprintf(stderr, "mixtape grads: --data %s: label %d of sample %d is outside 0..%d\n", data, b.labels[i], i, K - 1);
             goto out;
         }
-    {   /* the checkpoint's --permute, the same table the training loader built */
+    {   /* the checkpoint's --permute, the same table the training loader built (permute_table
+         * checks it against the image side; the data has the model's square size) */
         PermuteConfig pc = {0};
         if (permute_from_checkpoint(info, ckpt, &pc, stdout, err, sizeof err) != 0) { fprintf(stderr, "mixtape grads: %s\n", err); goto out; }
         data_flags_permute_patch(&pc, &m.cfg);
-        if (pc.mode != PERMUTE_NONE && d.h != d.w) {
-            fprintf(stderr, "mixtape grads: checkpoint %s: --permute needs square images, --data %s has %dx%d\n", ckpt,
-                    data, d.h, d.w);
-            goto out;
-        }
-        if (pc.mode != PERMUTE_NONE && (permute_check(&pc, d.h, err, sizeof err) != 0 ||
-                                        !(perm = permute_table(&pc, d.h, err, sizeof err)))) {
+        if (pc.mode != PERMUTE_NONE && !(perm = permute_table(&pc, d.h, err, sizeof err))) {
             fprintf(stderr, "mixtape grads: checkpoint %s: %s\n", ckpt, err);
             goto out;
         }
