@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static OpProfile *prof_slot(Ctx *c, const char *op) {
     for (int i = 0; i < c->nprof; i++)
         if (strcmp(c->prof[i].op, op) == 0) return &c->prof[i];

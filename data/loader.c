@@ -93,7 +93,6 @@ struct Loader {
     long images;
 };
 
-
 static int ends_ci(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     if (a < b) return 0;

@@ -1,6 +1,7 @@
 /* mixtape bench: throughput of one model on random in-memory data — a full
  * train step (forward, cross-entropy, backward, AdamW) and a no-grad forward —
  * with achieved GFLOP/s, peak RSS and, with --profile, time per op. */
+#include "core/clock.h"
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "optim/optimizer.h"
@@ -11,7 +12,6 @@
 #include "train/dist_buckets.h"
 #include "train/model_io.h"
 #include "train/precision_auto.h"
-#include "train/progress.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

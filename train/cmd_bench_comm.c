@@ -3,6 +3,7 @@
  * rank 1 (half a round trip), and the time of an all-reduce (sum of floats, as the
  * gradient buckets do) at sizes from 64 KB up to --bytes, with the bus bandwidth
  * 2 (N - 1) / N x bytes / time that a ring all-reduce moves over each link. */
+#include "core/clock.h"
 #include "train/commands.h"
 #include "train/dist.h"
 #include "train/progress.h"

@@ -22,9 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Outputs never replace an input: same device and inode. */
-
-
 /* "a,b,c" of n floats */
 static void floats_str(const float *v, int n, char *out, size_t cap) {
     size_t k = 0;

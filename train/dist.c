@@ -1,5 +1,5 @@
+#include "core/clock.h"
 #include "train/dist.h"
-#include "train/progress.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

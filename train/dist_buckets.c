@@ -1,7 +1,7 @@
 /* Bucketed gradient averaging overlapped with backward (see dist_buckets.h). */
+#include "core/clock.h"
 #include "train/dist_buckets.h"
 #include "train/dist.h"
-#include "train/progress.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,12 +2,12 @@
  * keeps the faster. The steps run on a model, optimizer and context of their own (random
  * weights and images), all freed before the run builds its state, so the run's weights,
  * optimizer state and random streams are exactly those of `--precision <choice>`. */
+#include "core/clock.h"
 #include "train/precision_auto.h"
 #include "core/gemm.h"
 #include "core/params.h"
 #include "optim/optimizer.h"
 #include "train/dist.h"
-#include "train/progress.h"
 #include "train/synthetic_batch.h"
 #include <stdint.h>
 #include <stdio.h>

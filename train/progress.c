@@ -1,4 +1,5 @@
 #include "train/progress.h"
+#include "core/clock.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

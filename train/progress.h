@@ -2,7 +2,6 @@
  * place (bar, step/total, loss, lr, img/s, ETA); otherwise a plain log line per
  * interval, so logs piped to a file stay readable. */
 #pragma once
-#include "core/clock.h"
 #include <stdio.h>
 
 typedef struct Progress {

@@ -2,6 +2,7 @@
  * backward (accumulated over --grad-accum-steps micro-batches, gradients averaged over
  * ranks), then clip, lr from the schedule, optimizer step, EMA; at the end of the epoch,
  * validation and checkpoints (train_epoch_end.c). Every rank goes on only together. */
+#include "core/clock.h"
 #include "optim/clip.h"
 #include "train/data_check.h"
 #include "train/dist.h"
