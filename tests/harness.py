@@ -5,6 +5,7 @@ timeout, counted checks, skipping, temporary directories and snapshots of a dire
     from harness import check
     T = harness.tempdir("mytest")                 # removed at exit
     rc, out = harness.run(["eval", "--checkpoint", ck, "--data", d], 60)
+    rc, out = harness.mt("eval", "--checkpoint", ck)   # the same, 120 s
     check(rc == 2 and "labels" in out, "eval names the bad key", out)
     harness.expect("bad key refused", ["eval", ...], 2, "labels", "[3]")
     harness.finish()                              # exit 1 if a check failed, else 0
@@ -156,6 +157,11 @@ def run(args, timeout=120, env=None, cwd=None, preexec=None, exe=None):
     if sanitizer_report(r.text):
         check(False, f"sanitizer report from mixtape {' '.join(argv[1:3])}", r.text)
     return r
+
+
+def mt(*args, timeout=120):
+    """run() with the arguments spelled inline: rc, out = mt("eval", "--checkpoint", ck)."""
+    return run(args, timeout)
 
 
 def eval_figures(out):

@@ -11,8 +11,7 @@ np, h5py = harness.require("numpy", "h5py")
 import tinydata  # noqa: E402
 
 
-def mt(*args, timeout=120):
-    return harness.run(args, timeout)
+mt = harness.mt
 
 
 eval_numbers = harness.eval_figures

@@ -20,8 +20,8 @@ except ImportError:
     Image = None
 
 
-def mt(*args, timeout=180):
-    return harness.run(args, timeout)
+def mt(*args):
+    return harness.mt(*args, timeout=180)
 
 
 def save(path, a, jpeg):

@@ -14,8 +14,7 @@ from harness import check
 h5py, np = harness.require("h5py", "numpy")
 
 
-def mt(*args, timeout=120):
-    return harness.run(args, timeout)
+mt = harness.mt
 
 
 # ---- an independent reader and writer (the format, nothing from mixtape) ----

@@ -22,38 +22,19 @@
 #define MAX_ROUNDS 100
 #define CHILD_OUT_MAX (1 << 20)
 
-/* The value of --name in argv (`--name V` or `--name=V`), or NULL; *at = its index. */
-static const char *flag_value(int argc, char **argv, const char *name, int *at) {
-    size_t n = strlen(name);
-    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++) {
-        if (!strcmp(argv[i], name)) { *at = i; return i + 1 < argc ? argv[i + 1] : ""; }
-        if (!strncmp(argv[i], name, n) && argv[i][n] == '=') { *at = i; return argv[i] + n + 1; }
-    }
-    return NULL;
-}
-
 int bench_contend_requested(int argc, char **argv) {
-    int at;
-    return flag_value(argc, argv, "--contend", &at) != NULL;
+    Args a;
+    args_init(&a, "bench", argc, argv);
+    int r = args_has(&a, "--contend", NULL);
+    args_free(&a);
+    return r;
 }
 
-void bench_contend_flags(Args *a) {
+void bench_contend_flags(Args *a, long *ncomp, long *rounds) {
     args_group(a, "contention (--contend)");
-    (void)args_int_range(a, "--contend", NULL, 0, 0, MAX_COMPETITORS,
-                         "run N busy processes meanwhile; without --threads, compare 1 thread with all cores");
-    (void)args_int_range(a, "--rounds", NULL, 3, 1, MAX_ROUNDS, "with --contend: alternating rounds (medians)");
-}
-
-static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long x = v && *v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "mixtape bench: %s '%s': want a whole number in [%ld, %ld]\n", flag, v ? v : "", lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    *ncomp = args_int_range(a, "--contend", NULL, 0, 0, MAX_COMPETITORS,
+                            "run N busy processes meanwhile; without --threads, compare 1 thread with all cores");
+    *rounds = args_int_range(a, "--rounds", NULL, 3, 1, MAX_ROUNDS, "with --contend: alternating rounds (medians)");
 }
 
 /* A competitor: spins until killed, and dies with its parent. */
@@ -131,20 +112,26 @@ static int cores_available(void) {
 }
 
 int bench_contend(int argc, char **argv) {
-    long ncomp = 0, rounds = 3, tfix = 0;
-    int at_c = -1, at_r = -1, at_t = -1;
-    const char *v = flag_value(argc, argv, "--contend", &at_c);
-    if (parse_int("--contend", v, 0, MAX_COMPETITORS, &ncomp) != 0) return 2;
-    if ((v = flag_value(argc, argv, "--rounds", &at_r)) && parse_int("--rounds", v, 1, MAX_ROUNDS, &rounds) != 0)
-        return 2;
-    if ((v = flag_value(argc, argv, "--threads", &at_t)) && parse_int("--threads", v, 0, 1024, &tfix) != 0) return 2;
-    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
-        if (!strcmp(argv[i], "--sgemm") || !strcmp(argv[i], "--comm")) {
-            fprintf(stderr, "mixtape bench: --contend measures a model; it does not combine with %s\n", argv[i]);
-            return 2;
-        }
+    /* --contend, --rounds and --threads are ours: ours[i] marks the arguments our getters
+     * consume; the child gets every other one and checks it */
+    Args a;
+    args_init(&a, "bench", argc, argv);
+    unsigned char *ours = malloc((size_t)argc + 1);
+    if (!ours) { fprintf(stderr, "mixtape bench: out of memory\n"); args_free(&a); return 1; }
+    memcpy(ours, a.used, (size_t)argc + 1); /* what args_init took ("--") stays the child's */
+    long ncomp, rounds;
+    bench_contend_flags(&a, &ncomp, &rounds);
+    long tfix = args_int_range(&a, "--threads", NULL, 0, 0, 1024, NULL);
+    for (int i = 0; i < argc; i++) ours[i] = a.used[i] && !ours[i];
+    const char *other = args_has(&a, "--sgemm", NULL) ? "--sgemm" : args_has(&a, "--comm", NULL) ? "--comm" : NULL;
+    int bad = a.err[0] != 0;
+    if (bad) fprintf(stderr, "%s\n", a.err);
+    else if (other) fprintf(stderr, "mixtape bench: --contend measures a model; it does not combine with %s\n", other);
+    args_free(&a);
+    if (bad || other) { free(ours); return 2; }
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
         fprintf(stderr, "mixtape bench: --contend runs on one machine, not under mpirun\n");
+        free(ours);
         return 2;
     }
     int cores = cores_available();
@@ -159,21 +146,16 @@ int bench_contend(int argc, char **argv) {
     self_path[sl > 0 ? sl : 0] = 0;
     char **cv = calloc((size_t)argc + 6, sizeof *cv);
     char tbuf[16];
-    if (!cv) { fprintf(stderr, "mixtape bench: out of memory\n"); return 1; }
+    if (!cv) { fprintf(stderr, "mixtape bench: out of memory\n"); free(ours); return 1; }
     int k = 0;
     cv[k++] = self_path[0] ? self_path : "mixtape";
     cv[k++] = "bench";
     cv[k++] = "--threads";
     cv[k++] = tbuf;
-    for (int i = 0; i < argc; i++) {
-        int skip = i == at_c || i == at_r || i == at_t;
-        if (skip) {
-            if (!strchr(argv[i], '=')) i++; /* and its value */
-            continue;
-        }
-        cv[k++] = argv[i];
-    }
+    for (int i = 0; i < argc; i++)
+        if (!ours[i]) cv[k++] = argv[i];
     cv[k] = NULL;
+    free(ours);
 
     char load[128] = "?";
     FILE *lf = fopen("/proc/loadavg", "r");

@@ -4,7 +4,7 @@
 
 /* --contend is on the command line. */
 int bench_contend_requested(int argc, char **argv);
-/* Declares --contend and --rounds (for --help / --list-flags). */
-void bench_contend_flags(Args *a);
+/* Declares and reads --contend (N competitors) and --rounds. */
+void bench_contend_flags(Args *a, long *ncomp, long *rounds);
 /* Runs the benchmark in child processes while N competitors spin; the exit code. */
 int bench_contend(int argc, char **argv);

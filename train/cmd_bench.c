@@ -153,7 +153,8 @@ static int bench_flags(int argc, char **argv, BenchOpts *bo) {
         long bytes;
         int reps;
         comm_flags(&a, &bytes, &reps);
-        bench_contend_flags(&a);
+        long ncomp, rounds;
+        bench_contend_flags(&a, &ncomp, &rounds);
     }
     int e = args_end(&a, help);
     args_free(&a);
