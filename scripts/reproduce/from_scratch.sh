@@ -8,8 +8,8 @@
 # results/from_scratch/.
 #   --models LIST   comma-separated models (default mixer_tiny,resmlp_tiny,poolformer_tiny)
 # Budget --full: all 60,000 training / 10,000 test images, 6 epochs, batch 128, bf16,
-#   3 seeds: 9 runs, ≈50 min on 2 quiet cores (mixer_tiny ≈1,150 img/s with validation,
-#   resmlp_tiny ≈1.4x and poolformer_tiny ≈0.75x that).
+#   3 seeds: 9 runs, 43 min of runs measured on 2 cores (≈4-5 min per run: 1,150-1,520
+#   img/s with validation).
 set -euo pipefail
 STUDY=from_scratch
 source "$(dirname "$0")/common.sh"
