@@ -25,7 +25,8 @@
 # Budget --full: pre-training on all 30,000 training images of classes 0-4, 10 epochs,
 #   batch 128, bf16, one run per seed (3); fine-tuning 36 runs on 50-500 images (batch 32,
 #   200-480 steps) validated on the 5,000 test images of classes 5-9: 22 min of runs
-#   measured on 2 cores (pre-training ≈4 min per seed, a fine-tuning run 7-19 s).
+#   measured on 2 cores (pre-training ≈4 min per seed, a fine-tuning run 7-19 s); the
+#   published table runs --seeds 10 (the smallest sets need them): 65 min.
 set -euo pipefail
 STUDY=finetune
 source "$(dirname "$0")/common.sh"
