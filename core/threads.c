@@ -10,10 +10,6 @@ void openblas_set_num_threads(int);
 
 static int g_threads = 0;
 
-/* libgomp fails (segfaults) creating tens of thousands of threads; nothing here gains
- * from more than this. */
-#define MT_MAX_THREADS 1024
-
 int mt_set_threads(int n) {
     if (n <= 0) {
         const char *e = getenv("OMP_NUM_THREADS");

@@ -2,6 +2,11 @@
  * for GEMMs. GEMMs are only ever called from serial code, so OpenBLAS's own
  * threads never run inside an OpenMP parallel region (no oversubscription). */
 #pragma once
+
+/* The most threads any --threads or OMP_NUM_THREADS may ask for: libgomp fails (segfaults)
+ * creating tens of thousands, and nothing here gains from more than this. */
+#define MT_MAX_THREADS 1024
+
 /* n <= 0: OMP_NUM_THREADS if set, else the core count. Returns the count used. */
 int mt_set_threads(int n);
 int mt_get_threads(void);

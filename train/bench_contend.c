@@ -121,7 +121,7 @@ int bench_contend(int argc, char **argv) {
     memcpy(ours, a.used, (size_t)argc + 1); /* what args_init took ("--") stays the child's */
     long ncomp, rounds;
     bench_contend_flags(&a, &ncomp, &rounds);
-    long tfix = args_int_range(&a, "--threads", NULL, 0, 0, 1024, NULL);
+    long tfix = args_int_range(&a, "--threads", NULL, 0, 0, MT_MAX_THREADS, NULL);
     for (int i = 0; i < argc; i++) ours[i] = a.used[i] && !ours[i];
     const char *other = args_has(&a, "--sgemm", NULL) ? "--sgemm" : args_has(&a, "--comm", NULL) ? "--comm" : NULL;
     int bad = a.err[0] != 0;

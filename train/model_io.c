@@ -330,11 +330,8 @@ int io_args_parse(const char *cmd, int argc, char **argv, long def_bs, void (*us
     return 0;
 }
 
-/* More threads than this is never useful here and libgomp fails creating 100000. */
-#define MAX_THREADS 1024
-
 void threads_from_args(Args *a) {
-    long t = args_int_range(a, "--threads", NULL, 0, 0, MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
+    long t = args_int_range(a, "--threads", NULL, 0, 0, MT_MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
     if (!a->failed && !args_describing(a)) mt_set_threads((int)t);
 }
 

@@ -1,5 +1,6 @@
 #include "train/train_opts.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "train/data_flags.h"
 #include "train/model_io.h"
 #include "train/run_dir.h"
@@ -46,7 +47,7 @@ int train_opts_parse(Args *a, TrainOpts *o, char *err, size_t errn) {
     o->epochs = (int)args_int_range(a, "--epochs", NULL, 300, 1, 1000000, "epochs");
     o->max_steps = args_int_range(a, "--max-steps", NULL, 0, 0, BIG, "stop after this many optimizer steps (0 = no limit)");
     o->seed = (uint64_t)args_int_range(a, "--seed", NULL, 42, 0, 4294967295L, "seed of init, data order and augmentation");
-    o->threads = (int)args_int_range(a, "--threads", NULL, 0, 0, 1024, "threads (0: OMP_NUM_THREADS or all cores)");
+    o->threads = (int)args_int_range(a, "--threads", NULL, 0, 0, MT_MAX_THREADS, "threads (0: OMP_NUM_THREADS or all cores)");
     const char *prec = args_choice(a, "--precision", NULL, "fp32", "fp32|bf16|auto",
                                    "bf16: GEMM inputs rounded to bf16, fp32 accumulation and master weights; auto: "
                                    "the faster for this CPU and model, timed first and recorded in args.yaml");
