@@ -1,6 +1,7 @@
 /* GELU, erf form, for the activation ops and the GEMM epilogue:
  *   gelu(x) = x/2 (1 + erf(x / sqrt 2)),
- * its derivative, and the branch-free float exp that the other activations share.
+ * its derivative (a piecewise polynomial, core/act_gelu.c), and the branch-free float exp
+ * that the other activations share.
  *
  * erf(u) = u P(u^2) / Q(u^2) on |u| <= 4, P and Q of degree 5 in u^2 (our own fit:
  * least squares reweighted towards minimax against double-precision erf), clamped to
@@ -65,12 +66,6 @@ static inline float mt_gelu_scalar(float x) {
     return h + h * mt_erf_fast(x * 0.70710678118654752440f);
 }
 
-/* d gelu / dx = Phi(x) + x phi(x), Phi from the same erf as the forward. */
-static inline float mt_gelu_grad_scalar(float x) {
-    return 0.5f + 0.5f * mt_erf_fast(x * 0.70710678118654752440f) +
-           x * 0.39894228040143267794f * mt_exp_fast(-0.5f * x * x);
-}
-
 /* y[r*ldy + j] = gelu(x[r*ldx + j] + bias[j]) for r < rows, j < cols; bias may be NULL;
  * y may be x (in place, same ld). Serial: callers split rows over threads. AVX-512 where
  * the CPU has it (reciprocal by rcp14 + one Newton step), else the scalar form. */
@@ -82,9 +77,11 @@ void mt_gelu_rows_bf16(uint16_t *y, size_t ldy, const float *x, size_t ldx, cons
  * in registers before storing it, when mt_gelu_vector() says the vector form is in use. */
 void mt_gelu_tile(float *x, int rows, int cols, int ld);
 int mt_gelu_vector(void);
-/* Backward over one row of n: g = dy[j] * gelu'(x[j] + bias[j]); dx[j] += g, or dx[j] = g when
- * acc is 0 (dx not read; dx may be NULL), and dbias[j] += g in double (dbias may be NULL; bias
- * may be NULL). Serial, same dispatch. */
-void mt_gelu_grad_row(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n, int acc);
+/* Backward over rows x n (dx, dy and x rows ld apart): g = dy[j] * gelu'(x[j] + bias[j]);
+ * dx[j] += g, or dx[j] = g when acc is 0 (dx not read; dx may be NULL, or dy), and dbias[j] += g
+ * (dbias may be NULL; bias may be NULL), summed in float over at most 16 rows, then in double.
+ * Serial, same dispatch. */
+void mt_gelu_grad_rows(float *dx, const float *dy, const float *x, size_t ld, const float *bias, double *dbias,
+                       int rows, int n, int acc);
 /* Tests: 1 forces the scalar form on every CPU, 0 goes back to the CPU check. */
 void mt_gelu_force_scalar(int on);

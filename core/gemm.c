@@ -114,7 +114,7 @@ static void apply_ep(int M, int N, float *C, int ldc, const MtEpilogue *ep) {
         float *c = C + (size_t)i * ldc;
         if (ep->dact) { /* alone (see gemm.h) */
             double *cs = ep->colsum ? ep->colsum + (size_t)omp_get_thread_num() * ep->colsum_stride : NULL;
-            ep->dact(c, c, ep->pre + (size_t)i * ldc, ep->pre_bias, cs, N, 0);
+            ep->dact(c, c, ep->pre + (size_t)i * ldc, (size_t)ldc, ep->pre_bias, cs, 1, N, 0);
             continue;
         }
         if (ep->bias)

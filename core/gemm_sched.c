@@ -24,8 +24,7 @@ MtGemmBufs mt_gemm_bufs[MAXT];
 static void act_grad_block(const MtEpilogue *ep, float *C, int ldc, const float *P, int col, int rows, int cols) {
     const float *pb = ep->pre_bias ? ep->pre_bias + col : NULL;
     double *cs = ep->colsum ? ep->colsum + (size_t)omp_get_thread_num() * ep->colsum_stride + col : NULL;
-    for (int r = 0; r < rows; r++)
-        ep->dact(C + (size_t)r * ldc, C + (size_t)r * ldc, P + (size_t)r * ldc, pb, cs, cols, 0);
+    ep->dact(C, C, P, (size_t)ldc, pb, cs, rows, cols, 0);
 }
 
 /* Packs A's block into the thread's buffer unless it already holds it: with a shared A (token

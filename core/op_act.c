@@ -77,16 +77,18 @@ mt_act_tile mt_act_tile_fn(mt_act a) {
     return NULL;
 }
 
-/* ---- row kernels of the backward, for the GEMM epilogue (mt_act_grad_row_fn) ---- */
+/* ---- rows kernels of the backward, for the GEMM epilogue (mt_act_grad_rows_fn) ---- */
 
 /* g = dy * act'(x + bias); dx = g (acc 0) or dx += g; dbias += g. In place (dx == dy) is fine. */
 #define ACT_GRAD_ROW(NAME, D)                                                                                  \
-    static void NAME(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n,       \
-                     int acc) {                                                                                \
-        _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
-            float g = dy[j] * D(x[j] + (bias ? bias[j] : 0.0f));                                               \
-            if (dx) dx[j] = acc ? dx[j] + g : g;                                                               \
-            if (dbias) dbias[j] += g;                                                                          \
+    static void NAME(float *dx, const float *dy, const float *x, size_t ld, const float *bias, double *dbias,  \
+                     int rows, int n, int acc) {                                                               \
+        for (int r = 0; r < rows; r++, dy += ld, x += ld, dx = dx ? dx + ld : NULL) {                          \
+            _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                  \
+                float g = dy[j] * D(x[j] + (bias ? bias[j] : 0.0f));                                           \
+                if (dx) dx[j] = acc ? dx[j] + g : g;                                                           \
+                if (dbias) dbias[j] += g;                                                                      \
+            }                                                                                                  \
         }                                                                                                      \
     }
 ACT_GRAD_ROW(gelu_tanh_grad_row, gelu_tanh_d)
@@ -94,9 +96,9 @@ ACT_GRAD_ROW(relu_grad_row, relu_d)
 ACT_GRAD_ROW(silu_grad_row, silu_d)
 ACT_GRAD_ROW(none_grad_row, none_d)
 
-mt_act_grad_row mt_act_grad_row_fn(mt_act a) {
+mt_act_grad_rows mt_act_grad_rows_fn(mt_act a) {
     switch (a) {
-    case MT_ACT_GELU: return mt_gelu_grad_row;
+    case MT_ACT_GELU: return mt_gelu_grad_rows;
     case MT_ACT_GELU_TANH: return gelu_tanh_grad_row;
     case MT_ACT_RELU: return relu_grad_row;
     case MT_ACT_SILU: return silu_grad_row;
@@ -154,7 +156,7 @@ static void act_backward(Ctx *c, Node *n) {
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN)
         for (size_t k = 0; k < nch; k++) {
             size_t i = k * CH;
-            mt_gelu_grad_row(gx + i, dy + i, px + i, NULL, NULL, (int)(N - i < CH ? N - i : CH), acc);
+            mt_gelu_grad_rows(gx + i, dy + i, px + i, CH, NULL, NULL, 1, (int)(N - i < CH ? N - i : CH), acc);
         }
         break;
     }
@@ -205,13 +207,19 @@ static void bias_act_backward(Ctx *c, Node *n) {
     const float *dy = n->out->grad, *px = x->data, *pb = bias->data; /* bias is never NULL here */
     float *gx = want_dx ? x->grad : NULL;
     int acc = act == MT_ACT_GELU && want_dx ? mt_grad_accumulate(x) : 1; /* GELU overwrites (mt_bias_act) */
-    mt_act_grad_row row = mt_act_grad_row_fn(act);
+    mt_act_grad_rows grad = mt_act_grad_rows_fn(act);
     Partials p = want_db ? partials_new(c, 1, C) : (Partials){0};
+    enum { RB = 64 }; /* rows per call */
+    size_t nb = (rows + RB - 1) / RB;
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
         double *pdb = p.buf ? p.buf + (size_t)omp_get_thread_num() * p.stride : NULL;
 #pragma omp for schedule(static)
-        for (size_t r = 0; r < rows; r++) row(gx ? gx + r * C : NULL, dy + r * C, px + r * C, pb, pdb, C, acc);
+        for (size_t k = 0; k < nb; k++) {
+            size_t r = k * RB;
+            grad(gx ? gx + r * C : NULL, dy + r * C, px + r * C, (size_t)C, pb, pdb, (int)(rows - r < RB ? rows - r : RB),
+                 C, acc);
+        }
     }
     if (want_db) partials_flush(&p, 0, C, bias->grad);
 }

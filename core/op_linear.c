@@ -207,7 +207,7 @@ static void act_linear_backward(Ctx *c, Node *n) {
         float *dh = want_h && !acc ? h->grad : arena_alloc(&c->arena, (size_t)M * K * sizeof(float));
         if (st->a) {
             Partials p = want_b1 ? partials_new(c, 1, K) : (Partials){0};
-            MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data,
+            MtEpilogue ep = {.dact = mt_act_grad_rows_fn(st->act), .pre = h->data,
                              .pre_bias = b1 ? b1->data : NULL, .colsum = p.buf, .colsum_stride = p.stride};
             mt_gemm_run(&(MtGemm){.precision = c->precision, .M = M, .N = K, .K = N, .alpha = 1.0f, .A = dy, .lda = N,
                                   .B = wd, .ldb = K, .C = dh, .ldc = K, .ep = &ep});
@@ -582,7 +582,7 @@ static void token_act_linear_backward(Ctx *c, Node *n) {
         ArenaMark mark = arena_mark(&c->arena);
         int acc = mt_grad_accumulate(h); /* the node overwrites h */
         float *dh = acc ? arena_alloc(&c->arena, h->numel * sizeof(float)) : h->grad;
-        MtEpilogue ep = {.dact = mt_act_grad_row_fn(st->act), .pre = h->data};
+        MtEpilogue ep = {.dact = mt_act_grad_rows_fn(st->act), .pre = h->data};
         mt_gemm_run(&(MtGemm){.precision = c->precision, .transA = MT_TRANS, .M = N, .N = C, .K = N2, .alpha = 1.0f,
                               .A = w->data, .lda = N, .B = dy, .ldb = C, .strideB = (long)N2 * C, .C = dh, .ldc = C,
                               .strideC = (long)N * C, .batch = B, .ep = &ep});

@@ -78,11 +78,12 @@ Tensor *mt_linear_act(Ctx *c, Tensor *x, Tensor *w, Tensor *b, mt_act act);
  * GEMM epilogues. */
 typedef void (*mt_act_tile)(float *x, int rows, int cols, int ld);
 mt_act_tile mt_act_tile_fn(mt_act a);
-/* The activation's backward over a row (MtEpilogue.dact): g = dy * act'(x + bias), dx = g
- * (acc 0) or dx += g, dbias += g in double; bias, dbias may be NULL, dx may be dy. */
-typedef void (*mt_act_grad_row)(float *dx, const float *dy, const float *x, const float *bias, double *dbias, int n,
-                                int acc);
-mt_act_grad_row mt_act_grad_row_fn(mt_act a);
+/* The activation's backward over rows x n, rows ld apart (MtEpilogue.dact): g = dy * act'(x +
+ * bias), dx = g (acc 0) or dx += g, dbias += g (column sums, double); bias, dbias may be NULL,
+ * dx may be dy. */
+typedef void (*mt_act_grad_rows)(float *dx, const float *dy, const float *x, size_t ld, const float *bias,
+                                 double *dbias, int rows, int n, int acc);
+mt_act_grad_rows mt_act_grad_rows_fn(mt_act a);
 /* y = act(x + bias) over rows x C floats (bias (C) or NULL), threaded; no tape. */
 void mt_bias_act_rows(mt_act act, float *y, const float *x, const float *bias, size_t rows, int C);
 /* The same with y stored as bf16 (core/bf16.h): an activation only MT_BF16 GEMMs read. */

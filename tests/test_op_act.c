@@ -210,9 +210,11 @@ int main(void) {
             dyg[i] = 0.5f + (float)(i % 7) * 0.25f;
             dxv[i] = dxs[i] = i < R / 2 * N ? 0.125f : NAN;
         }
-        for (int r = 0; r < R; r++) mt_gelu_grad_row(dxv + r * N, dyg + r * N, xg + r * N, bias, dbv, N, r < R / 2);
+        mt_gelu_grad_rows(dxv, dyg, xg, N, bias, dbv, R / 2, N, 1);
+        mt_gelu_grad_rows(dxv + R / 2 * N, dyg + R / 2 * N, xg + R / 2 * N, N, bias, dbv, R / 2, N, 0);
         mt_gelu_force_scalar(1);
-        for (int r = 0; r < R; r++) mt_gelu_grad_row(dxs + r * N, dyg + r * N, xg + r * N, bias, dbs, N, r < R / 2);
+        for (int r = 0; r < R; r++) /* row by row: the one-row calls */
+            mt_gelu_grad_rows(dxs + r * N, dyg + r * N, xg + r * N, N, bias, dbs, 1, N, r < R / 2);
         mt_gelu_force_scalar(0);
         double worst = 0, worst_db = 0;
         for (int i = 0; i < R * N; i++) {
