@@ -2,7 +2,8 @@
  * layer scale, ResMLP's affine, and the fused residual res + gamma * x.
  *
  * Per-channel parameter gradients are sums over all rows. Each thread sums its
- * own block of rows into a private double accumulator (arena memory); the
+ * own block of rows into a private accumulator (float over runs of 16 rows, then
+ * double: Partials, arena memory); the
  * partials are added in thread order, so results are deterministic for a given
  * thread count and each parameter gradient element receives a single +=. */
 #include "core/ops.h"
@@ -25,19 +26,22 @@ static void chan_reduce(Ctx *c, const float *dy, const float *x, size_t rows, in
     int want_x = sum_dyx != NULL, want_1 = sum_dy != NULL;
 #pragma omp parallel if (rows * (size_t)C >= PAR_MIN)
     {
-        double *px = p.buf + (size_t)omp_get_thread_num() * p.stride, *p1 = px + C;
+        int t = omp_get_thread_num(), run = 0;
+        float *px = partials_stage(&p, t), *p1 = px + C;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
             const float *g = dy + r * C, *xr = x ? x + r * C : NULL;
             if (want_x) {
 #pragma omp simd
-                for (int j = 0; j < C; j++) px[j] += (double)g[j] * xr[j];
+                for (int j = 0; j < C; j++) px[j] += g[j] * xr[j];
             }
             if (want_1) {
 #pragma omp simd
                 for (int j = 0; j < C; j++) p1[j] += g[j];
             }
+            partials_commit(&p, t, &run, 0);
         }
+        partials_commit(&p, t, &run, 1);
     }
     partials_flush(&p, 0, C, sum_dyx);
     partials_flush(&p, 1, C, sum_dy);

@@ -4,7 +4,8 @@
  * Statistics are two-pass (mean, then mean of squared deviations) with double
  * accumulators; mean and rstd are saved in the arena for backward, which
  * recomputes x_hat from the kept input. Weight/bias gradients are summed per
- * thread in double and added once, in thread order (deterministic). */
+ * thread (float over runs of 16 rows, then double: Partials) and added once, in
+ * thread order (deterministic). */
 #include "core/ops.h"
 #include "core/bf16.h"
 #include "core/op_util.h"
@@ -69,27 +70,28 @@ static inline void row_stats(const float *xr, int C, float eps, float *mean, flo
     *rstd = (float)(1.0 / sqrt(v / C + eps));
 }
 
-/* A norm's backward pass 1 on one row: adds to the dw, db partials (when not NULL); *sg_out,
- * *sgx_out = the row's sums of g and g x_hat with g = dy w, in double (sg_out NULL: dx not
- * wanted). LayerNorm takes their means over the row; GroupNorm(1)'s two paths add them into the
- * sample's sums in row order, so its dx does not depend on the path. */
+/* A norm's backward pass 1 on one row: adds to the dw, db staging rows (when not NULL; see
+ * Partials); *sg_out, *sgx_out = the row's sums of g and g x_hat with g = dy w, in float
+ * (sg_out NULL: dx not wanted). LayerNorm takes their means over the row; GroupNorm(1)'s two
+ * paths add them into the sample's double sums in row order, so its dx does not depend on the
+ * path. */
 static inline void norm_row_sums(const float *xr, const float *g, float m, float rs, const float *pw, int C,
-                                double *pdw, double *pdb, double *sg_out, double *sgx_out) {
+                                float *pdw, float *pdb, double *sg_out, double *sgx_out) {
     if (pdw) {
 #pragma omp simd
-        for (int j = 0; j < C; j++) pdw[j] += (double)g[j] * ((xr[j] - m) * rs);
+        for (int j = 0; j < C; j++) pdw[j] += g[j] * ((xr[j] - m) * rs);
     }
     if (pdb) {
 #pragma omp simd
         for (int j = 0; j < C; j++) pdb[j] += g[j];
     }
     if (!sg_out) return;
-    double sg = 0, sgx = 0;
+    float sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
     for (int j = 0; j < C; j++) {
         float gw = g[j] * pw[j];
         sg += gw;
-        sgx += (double)gw * ((xr[j] - m) * rs);
+        sgx += gw * ((xr[j] - m) * rs);
     }
     *sg_out = sg, *sgx_out = sgx;
 }
@@ -120,16 +122,19 @@ static void layernorm_grad(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const float 
     int acc = want_dx ? mt_grad_accumulate(x) : 1; /* the node overwrites */
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
-        double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
+        int t = omp_get_thread_num(), run = 0;
+        float *pdw = partials_stage(&p, t), *pdb = pdw + C;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
             const float *xr = x->data + r * C, *g = dy + r * C;
             double sg, sgx;
             norm_row_sums(xr, g, mean[r], rstd[r], pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
                           want_dx ? &sg : NULL, &sgx);
+            partials_commit(&p, t, &run, 0);
             if (want_dx)
                 norm_row_dx(gx + r * C, acc, xr, g, mean[r], rstd[r], (float)(sg / C), (float)(sgx / C), pw, C);
         }
+        partials_commit(&p, t, &run, 1);
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
     partials_flush(&p, 1, C, want_b ? b->grad : NULL);
@@ -186,7 +191,8 @@ static void groupnorm1_grad_samples(Tensor *x, Tensor *w, Tensor *b, const float
     int acc = want_dx ? mt_grad_accumulate(x) : 1;
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
-        double *pdw = p->buf + (size_t)omp_get_thread_num() * p->stride, *pdb = pdw + C;
+        int t = omp_get_thread_num(), run = 0;
+        float *pdw = partials_stage(p, t), *pdb = pdw + C;
 #pragma omp for schedule(static)
         for (int s = 0; s < B; s++) {
             size_t r0 = (size_t)s * rps;
@@ -196,6 +202,7 @@ static void groupnorm1_grad_samples(Tensor *x, Tensor *w, Tensor *b, const float
                 double sg, sgx;
                 norm_row_sums(x->data + r * C, dy + r * C, m, rs, pw, C, want_w ? pdw : NULL, want_b ? pdb : NULL,
                              want_dx ? &sg : NULL, &sgx);
+                partials_commit(p, t, &run, 0);
                 if (want_dx) a += sg, bb += sgx;
             }
             if (!want_dx) continue;
@@ -203,6 +210,7 @@ static void groupnorm1_grad_samples(Tensor *x, Tensor *w, Tensor *b, const float
             for (size_t r = r0; r < r0 + rps; r++)
                 norm_row_dx(gx + r * C, acc, x->data + r * C, dy + r * C, m, rs, mg, mgx, pw, C);
         }
+        partials_commit(p, t, &run, 1);
     }
 }
 
@@ -225,11 +233,15 @@ static void groupnorm1_grad(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const float
     double *rsum = arena_alloc(&c->arena, 2 * rows * sizeof(double));
 #pragma omp parallel if (x->numel >= PAR_MIN)
     {
-        double *pdw = p.buf + (size_t)omp_get_thread_num() * p.stride, *pdb = pdw + C;
+        int t = omp_get_thread_num(), run = 0;
+        float *pdw = partials_stage(&p, t), *pdb = pdw + C;
 #pragma omp for schedule(static)
-        for (size_t r = 0; r < rows; r++)
+        for (size_t r = 0; r < rows; r++) {
             norm_row_sums(x->data + r * C, dy + r * C, mean[r / rps], rstd[r / rps], pw, C, want_w ? pdw : NULL,
                          want_b ? pdb : NULL, want_dx ? &rsum[2 * r] : NULL, &rsum[2 * r + 1]);
+            partials_commit(&p, t, &run, 0);
+        }
+        partials_commit(&p, t, &run, 1);
     }
     partials_flush(&p, 0, C, want_w ? w->grad : NULL);
     partials_flush(&p, 1, C, want_b ? b->grad : NULL);

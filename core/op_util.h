@@ -93,18 +93,40 @@ static inline void stats_finish(double sum, double sq, double n, float eps, floa
 
 /* Per-thread partial sums for reductions over rows into per-channel gradients:
  * one row of doubles per thread, padded to a cache line so threads never share
- * one; flushed in thread order, so results do not depend on scheduling. */
+ * one; flushed in thread order, so results do not depend on scheduling.
+ * A row loop may add into a thread's float staging row instead (16 lanes a vector, no
+ * conversions: a double load-add-store per row and channel cost as much as the rest of a
+ * norm's backward) and commit it into the doubles every PARTIALS_RUN rows and at its end:
+ * float sums over at most 16 rows, then double. */
 typedef struct {
     double *buf;
+    float *stage;
     int nt, stride;
 } Partials;
+
+#define PARTIALS_RUN 16
 
 static inline Partials partials_new(Ctx *c, int nsum, int C) {
     Partials p;
     p.nt = omp_get_max_threads();
-    p.stride = ((nsum * C + 7) / 8) * 8;
+    p.stride = ((nsum * C + 15) / 16) * 16;
     p.buf = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(double));
+    p.stage = arena_calloc(&c->arena, (size_t)p.nt * p.stride * sizeof(float));
     return p;
+}
+
+/* Thread t's staging row: sum k of nsum at stage + k * C. */
+static inline float *partials_stage(const Partials *p, int t) { return p->stage + (size_t)t * p->stride; }
+
+/* Thread t's staging row added into its doubles and zeroed; *run (rows since the last
+ * commit) reset. Call with force 0 after each row, 1 after the last. */
+static inline void partials_commit(const Partials *p, int t, int *run, int force) {
+    if (!force && ++*run < PARTIALS_RUN) return;
+    double *d = p->buf + (size_t)t * p->stride;
+    float *s = p->stage + (size_t)t * p->stride;
+#pragma omp simd
+    for (int j = 0; j < p->stride; j++) d[j] += s[j], s[j] = 0.0f;
+    *run = 0;
 }
 
 /* dst[j] += sum over threads of partial k (k-th sum of nsum) at channel j. */

@@ -34,7 +34,7 @@ static void fail_msg(const char *what, const char *msg) {
 /* groupnorm1 with at least as many samples as threads takes whole samples per thread (both
  * passes on a sample back to back); one sample takes the row split. A (4, 20, 18, 48) batch on
  * 2 threads against its samples run one at a time (each >= 16384 elements, so parallel): the
- * output bit for bit, dx, dw and db within 1e-6 relative. x is an activation (its fresh
+ * output bit for bit, dx within 1e-6 relative, dw and db within 1e-5. x is an activation (its fresh
  * gradient buffer NaN-poisoned) as in a model. */
 static void check_gn_samples_vs_rows(ParamList *p, NormArg *a) {
     enum { B = 4, H = 20, W = 18, C = 48 };
@@ -82,7 +82,9 @@ static void check_gn_samples_vs_rows(ParamList *p, NormArg *a) {
     double worst = 0;
     for (int k = 0; k < 4; k++) {
         size_t n = k < 2 ? N : (size_t)(a->use_w ? C : 0);
-        double tol = k == 0 ? 0 : 1e-6; /* the forward is bit-identical */
+        /* the forward is bit-identical; dw and db are float sums over runs of 16 rows, then
+         * double (Partials), split differently in the two runs */
+        double tol = k == 0 ? 0 : k == 1 ? 1e-6 : 1e-5;
         for (size_t i = 0; i < n && !bad; i++) {
             double d = fabs((double)res[0][k][i] - res[1][k][i]), lim = tol * (1 + fabs((double)res[1][k][i]));
             if (k) worst = fmax(worst, d / lim);
