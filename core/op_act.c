@@ -217,8 +217,8 @@ static void bias_act_backward(Ctx *c, Node *n) {
 #pragma omp for schedule(static)
         for (size_t k = 0; k < nb; k++) {
             size_t r = k * RB;
-            grad(gx ? gx + r * C : NULL, dy + r * C, px + r * C, (size_t)C, pb, pdb, (int)(rows - r < RB ? rows - r : RB),
-                 C, acc);
+            int nr = (int)(rows - r < RB ? rows - r : RB);
+            grad(gx ? gx + r * C : NULL, dy + r * C, px + r * C, (size_t)C, pb, pdb, nr, C, acc);
         }
     }
     if (want_db) partials_flush(&p, 0, C, bias->grad);

@@ -62,7 +62,9 @@ def main():
     print(f"/* fit: {PIECES} pieces on [{LO}, {-LO}], degree {DEG}, max |error| {worst:.2e} (double) */")
     print(f"static const float MT_GELU_D[{DEG + 1}][{PIECES}] = {{")
     for k in range(DEG + 1):
-        print("    {" + ", ".join(f"{coef[i][k]:.9e}f" for i in range(PIECES)) + "},")
+        vals = [f"{coef[i][k]:.9e}f" for i in range(PIECES)]
+        rows = [", ".join(vals[i:i + 4]) for i in range(0, PIECES, 4)]
+        print("    {" + ",\n     ".join(rows) + "},")
     print("};")
 
 
