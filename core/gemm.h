@@ -48,10 +48,9 @@ typedef struct {
     /* The backward of y = act(pre + pre_bias), applied last (use it alone, beta 0): every row
      * of C becomes C * act'(pre + pre_bias), pre in C's layout, pre_bias N floats or NULL, by
      * dact(C, C, pre, ldc, pre_bias, partial, rows, cols, 0) over blocks of rows
-     * (mt_act_grad_rows_fn); partial is
-     * NULL or thread t's row of column sums, colsum + t * colsum_stride doubles (t <
-     * omp_get_max_threads(); rows split over threads in a fixed way when it is set, so the
-     * sums do not depend on scheduling). Not for mt_gemm_chain. */
+     * (mt_act_grad_rows_fn); partial is NULL or thread t's row of column sums, colsum + t *
+     * colsum_stride doubles (t < omp_get_max_threads(); rows split over threads in a fixed
+     * way when it is set, so the sums do not depend on scheduling). Not for mt_gemm_chain. */
     void (*dact)(float *dx, const float *dy, const float *x, size_t ld, const float *bias, double *dbias, int rows,
                  int n, int acc);
     const float *pre, *pre_bias;

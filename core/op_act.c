@@ -196,8 +196,8 @@ Tensor *mt_silu(Ctx *c, Tensor *x) { return mt_activation(c, x, MT_ACT_SILU); }
 /* ---- fused y = act(x + bias), bias (C) per last-axis channel or NULL ---- */
 
 
-/* Per row, by the activation's row kernel: g = dy * act'(x + b); dx gets g (GELU overwrites
- * a fresh buffer, see mt_bias_act; the others add); the thread's partial db += g. */
+/* By the activation's rows kernel, 64 rows a call: g = dy * act'(x + b); dx gets g (GELU
+ * overwrites a fresh buffer, see mt_bias_act; the others add); the thread's partial db += g. */
 static void bias_act_backward(Ctx *c, Node *n) {
     Tensor *x = n->in[0], *bias = n->in[1];
     mt_act act = ((const ActSaved *)n->saved)->act;
