@@ -150,8 +150,9 @@ static void bias_act_pass(Ctx *c, void *arg) {
 /* Keeps a = act(h + b1) for the MLP-fc2 nodes: bf16 in MT_BF16 (*bf set), else fp32. The pass
  * is a part of its own: the profile shows it as what it is, "bias_act". It stays a pass: made
  * in fc1's GEMM epilogue beside h instead (the activation in registers), it lengthened each
- * of fc1's short-K tiles by more than the pass costs (mixer_tiny, bf16: fc1 +0.9 ms per
- * block against a 0.9 ms pass), and so did keeping act' there for backward. */
+ * of fc1's short-K tiles by as much as the pass costs (mixer_tiny, bf16: fc1 +0.9 ms per
+ * block against a 0.9 ms pass); keeping act' there as well cost fc1 about what backward
+ * saved. */
 static void *act_keep(Ctx *c, mt_act act, Tensor *h, Tensor *b1, int *bf) {
     *bf = c->precision == MT_BF16;
     void *a = arena_alloc(&c->arena, h->numel * (*bf ? sizeof(uint16_t) : sizeof(float)));
