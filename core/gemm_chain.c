@@ -104,8 +104,8 @@ int mt_gemm_chain_run(int mode, int M, int K, int N1, int N2, const float *A, in
         if (!g_hbuf[t]) g_hbuf[t] = aligned_alloc(64, (size_t)MC * (KCW_F32 + KCW_BF16) * sizeof(float));
         if (!g_hbuf[t]) return -1;
     }
-    uint64_t ranges[MAXT];
-    for (int t = 0; t < T; t++) ranges[t] = pack_range(nblk * t / T, nblk * (t + 1) / T);
+    uint64_t ranges[MAXT * SCHED_PAD] __attribute__((aligned(64)));
+    for (int t = 0; t < T; t++) ranges[t * SCHED_PAD] = pack_range(nblk * t / T, nblk * (t + 1) / T);
     Sched sc = {ranges, T};
 #pragma omp parallel num_threads(T)
     { /* the team may be smaller than asked: panels go by the actual size, row blocks are stolen */

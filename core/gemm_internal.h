@@ -139,21 +139,23 @@ int mt_gemm_amx_ok(void);
 
 /* ---- scheduling (gemm_sched.c) ----
  * Row blocks of one (jc, pc) phase shared by work stealing. Thread t owns the contiguous
- * range of blocks [lo, hi) packed into ranges[phase * T + t] (lo in the low 32 bits); it
+ * range of blocks [lo, hi) packed into ranges[(phase * T + t) * SCHED_PAD] (lo in the low 32 bits); it
  * takes blocks from the front, and once its range is empty it takes them from the back of
  * the others' ranges. The common case keeps the static split's long sequential streams (an
  * interleaved split measured 8-15% slower on 100352-row GEMMs), and a thread slowed down by
  * another process on a shared machine, or by a heavier epilogue, does not hold the others
  * back at the end. */
 typedef struct {
-    uint64_t *ranges; /* [phase * T + t] */
+    uint64_t *ranges; /* [(phase * T + t) * SCHED_PAD] */
     int T;
 } Sched;
+/* Each range on a cache line of its own: the threads' claims do not contend for one line. */
+#define SCHED_PAD 8
 static inline uint64_t pack_range(uint32_t lo, uint32_t hi) { return (uint64_t)hi << 32 | lo; }
 /* Next block for thread t in this phase, or -1 when every range is empty. */
 static inline int claim(const Sched *sc, int phase, int t) {
     for (int v = 0; v < sc->T; v++) {
-        uint64_t *r = &sc->ranges[(size_t)phase * sc->T + (t + v) % sc->T];
+        uint64_t *r = &sc->ranges[((size_t)phase * sc->T + (t + v) % sc->T) * SCHED_PAD];
         uint64_t cur = __atomic_load_n(r, __ATOMIC_RELAXED);
         for (;;) {
             uint32_t lo = (uint32_t)cur, hi = (uint32_t)(cur >> 32);
