@@ -12,6 +12,10 @@
 /* pack_a fetches the row PFA rows ahead: the packing loop otherwise waits on each row of A
  * (rows are lda apart, one K block of each; 2-7% on the models' MLP GEMMs). */
 #define PFA 2
+/* The transposed pack_b fetches each column's k run PFB groups of 16 words ahead. */
+#ifndef PFB
+#define PFB 2
+#endif
 
 /* 16 bf16 values widened to fp32 (exact: the low half of each float is zero). */
 TGT static INL __m512i widen16(__m256i h) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16); }
@@ -203,6 +207,13 @@ TGT static INL void pack_b_as(int mode, int bf, const Job *j, int j0, int nc, in
             int jj = p * NR + h * 16; /* first column of this half panel, relative to j0 */
             int ncol = nc - jj;
             for (int w0 = 0; w0 < kw; w0 += 16) { /* B stored N x K: k contiguous per column */
+                int kn = (w0 + 16 * PFB) * kpw; /* fetch the columns' k run PFB groups ahead */
+                if (kn < kc)
+                    for (int t = 0; t < imin(16, ncol); t++) {
+                        const char *q = elem(j->B, bf, (size_t)(j0 + jj + t) * j->ldb + kseg_off(k0 + kn, j->kseg, j->sBk));
+                        _mm_prefetch(q, _MM_HINT_T0);
+                        if (!bf && mode != MODE_F32) _mm_prefetch(q + 64, _MM_HINT_T0);
+                    }
                 __m512i v[16];
                 for (int t = 0; t < 16; t++)
                     v[t] = t < ncol ? load_words_k(mode,
