@@ -3,7 +3,9 @@
  *   Adam:  g += wd*p                           (L2 decay coupled into the gradient)
  *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
  *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
- * Scalars are formed in double as torch does in Python, then applied in fp32. */
+ * Scalars are formed in double as torch does in Python, then applied in fp32. The file is built
+ * with -ffp-contract=off (CMakeLists.txt): the multiply-adds fused are the fmaf written here, so
+ * the vectorised loop rounds every element as the scalar one does. */
 #include "optim/optimizer.h"
 #include <math.h>
 
@@ -24,8 +26,8 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, double 
         for (long j = 0; j < N; j++) {
             float pj = wd != 0.0f ? p[j] * decay : p[j];
             float gj = g[j];
-            float mj = m[j] * b1 + a1 * gj;
-            float vj = v[j] * b2 + a2 * gj * gj;
+            float mj = fmaf(m[j], b1, a1 * gj);
+            float vj = fmaf(v[j], b2, a2 * gj * gj);
             float denom = sqrtf(vj) / bc2_sqrt + eps;
             m[j] = mj;
             v[j] = vj;
@@ -35,9 +37,9 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, double 
 #pragma omp parallel for schedule(static) if (N >= OMP_MIN)
         for (long j = 0; j < N; j++) {
             float pj = p[j];
-            float gj = wd != 0.0f ? g[j] + wd * pj : g[j];
-            float mj = m[j] * b1 + a1 * gj;
-            float vj = v[j] * b2 + a2 * gj * gj;
+            float gj = wd != 0.0f ? fmaf(wd, pj, g[j]) : g[j];
+            float mj = fmaf(m[j], b1, a1 * gj);
+            float vj = fmaf(v[j], b2, a2 * gj * gj);
             float denom = sqrtf(vj) / bc2_sqrt + eps;
             m[j] = mj;
             v[j] = vj;
