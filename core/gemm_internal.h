@@ -139,9 +139,9 @@ int mt_gemm_amx_ok(void);
 
 /* ---- scheduling (gemm_sched.c) ----
  * Row blocks of one (jc, pc) phase shared by work stealing. Thread t owns the contiguous
- * range of blocks [lo, hi) packed into ranges[(phase * T + t) * SCHED_PAD] (lo in the low 32 bits); it
- * takes blocks from the front, and once its range is empty it takes them from the back of
- * the others' ranges. The common case keeps the static split's long sequential streams (an
+ * range of blocks [lo, hi) packed into ranges[(phase * T + t) * SCHED_PAD] (lo in the low 32
+ * bits); it takes blocks from the front, and once its range is empty it takes them from the
+ * back of the others' ranges. The common case keeps the static split's long sequential streams (an
  * interleaved split measured 8-15% slower on 100352-row GEMMs), and a thread slowed down by
  * another process on a shared machine, or by a heavier epilogue, does not hold the others
  * back at the end. */

@@ -249,8 +249,8 @@ static int run_jobs(const Job *jp, int batch, long sA, long sB, long sC) {
          * depend on scheduling, steals from the back of the others' runs once its own is
          * done). Entries handed out one at a time in turn (schedule(dynamic, 1)) put
          * neighbouring entries on different cores: mixer_tiny's token fc2, 128 entries of
-         * 49 x 128 x 64 bf16 on two threads, took 0.43-0.45 ms that way, and 0.81-0.83 ms in
-         * some processes, slower than one thread (0.73); contiguous runs took 0.37. */
+         * 49 x 128 x 64 bf16 on two threads, took 0.43-0.45 ms that way, and 0.71-0.83 ms in
+         * some processes, slower than one thread (0.73); contiguous runs take 0.37. */
         if (fixed) {
 #pragma omp parallel num_threads(T)
             { /* the team may be smaller than asked: shares go by its actual size */

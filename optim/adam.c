@@ -4,10 +4,18 @@
  *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
  *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  * Scalars are formed in double as torch does in Python, then applied in fp32. The file is built
- * with -ffp-contract=off (CMakeLists.txt): the multiply-adds fused are the fmaf written here, so
+ * with -ffp-contract=off (CMakeLists.txt): the multiply-adds fused are the MADDs written here, so
  * the vectorised loop rounds every element as the scalar one does. */
 #include "optim/optimizer.h"
 #include <math.h>
+
+/* x * y + z, fused where the CPU has a fast fma (as the compiler contracted these terms in the
+ * scalar loop), two roundings where it has none (a library fma per element would be slow). */
+#ifdef FP_FAST_FMAF
+#define MADD(x, y, z) fmaf(x, y, z)
+#else
+#define MADD(x, y, z) ((x) * (y) + (z))
+#endif
 
 #define OMP_MIN 32768
 
@@ -26,8 +34,8 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, double 
         for (long j = 0; j < N; j++) {
             float pj = wd != 0.0f ? p[j] * decay : p[j];
             float gj = g[j];
-            float mj = fmaf(m[j], b1, a1 * gj);
-            float vj = fmaf(v[j], b2, a2 * gj * gj);
+            float mj = MADD(m[j], b1, a1 * gj);
+            float vj = MADD(v[j], b2, a2 * gj * gj);
             float denom = sqrtf(vj) / bc2_sqrt + eps;
             m[j] = mj;
             v[j] = vj;
@@ -37,9 +45,9 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, double 
 #pragma omp parallel for schedule(static) if (N >= OMP_MIN)
         for (long j = 0; j < N; j++) {
             float pj = p[j];
-            float gj = wd != 0.0f ? fmaf(wd, pj, g[j]) : g[j];
-            float mj = fmaf(m[j], b1, a1 * gj);
-            float vj = fmaf(v[j], b2, a2 * gj * gj);
+            float gj = wd != 0.0f ? MADD(wd, pj, g[j]) : g[j];
+            float mj = MADD(m[j], b1, a1 * gj);
+            float vj = MADD(v[j], b2, a2 * gj * gj);
             float denom = sqrtf(vj) / bc2_sqrt + eps;
             m[j] = mj;
             v[j] = vj;
