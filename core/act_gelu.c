@@ -156,12 +156,12 @@ TGT static inline void grad_row(const GeluGradTable *t, float *dx, const float *
 }
 
 /* The rows kernel (mt_gelu_grad_rows), row by row. The column sums go into a float run in L1
- * and reach the doubles once per 16 rows (a double load-add-store per row and vector cost a
- * third of the kernel); columns in runs of 1024 for that buffer. */
+ * and reach the doubles once per MT_FLOAT_SUM_ROWS rows (a double load-add-store per row and
+ * vector cost a third of the kernel); columns in runs of 1024 for that buffer. */
 TGT static void gelu_grad_rows_avx512(float *dx, const float *dy, const float *x, size_t ld, const float *bias,
                                       double *dbias, int rows, int n, int acc) {
     GeluGradTable t = gelu_grad_table();
-    enum { RUN = 16, COLS = 1024 };
+    enum { RUN = MT_FLOAT_SUM_ROWS, COLS = 1024 };
     float s[COLS];
     for (int j0 = 0; j0 < n; j0 += COLS) {
         int nc = n - j0 < COLS ? n - j0 : COLS;

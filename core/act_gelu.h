@@ -77,10 +77,14 @@ void mt_gelu_rows_bf16(uint16_t *y, size_t ldy, const float *x, size_t ldx, cons
  * in registers before storing it, when mt_gelu_vector() says the vector form is in use. */
 void mt_gelu_tile(float *x, int rows, int cols, int ld);
 int mt_gelu_vector(void);
+/* Column sums of gradients over many rows (a bias's, a norm's weight's) add in float over at
+ * most this many rows, then in double: this kernel's and the norms' (core/op_util.h,
+ * Partials). Tests' tolerances on those sums assume it. */
+#define MT_FLOAT_SUM_ROWS 16
 /* Backward over rows x n (dx, dy and x rows ld apart): g = dy[j] * gelu'(x[j] + bias[j]);
  * dx[j] += g, or dx[j] = g when acc is 0 (dx not read; dx may be NULL, or dy), and dbias[j] += g
- * (dbias may be NULL; bias may be NULL): the AVX-512 form sums in float over at most 16 rows,
- * then in double, the scalar form in double. Serial, same dispatch. */
+ * (dbias may be NULL; bias may be NULL): the AVX-512 form sums in float over at most
+ * MT_FLOAT_SUM_ROWS rows, then in double, the scalar form in double. Serial, same dispatch. */
 void mt_gelu_grad_rows(float *dx, const float *dy, const float *x, size_t ld, const float *bias, double *dbias,
                        int rows, int n, int acc);
 /* Tests: 1 forces the scalar form on every CPU, 0 goes back to the CPU check. */

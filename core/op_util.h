@@ -1,5 +1,6 @@
 /* Small helpers shared by the op files (internal to core/). */
 #pragma once
+#include "core/act_gelu.h"
 #include "core/tape.h"
 #include <math.h>
 #include <omp.h>
@@ -104,7 +105,7 @@ typedef struct {
     int nt, stride;
 } Partials;
 
-#define PARTIALS_RUN 16
+#define PARTIALS_RUN MT_FLOAT_SUM_ROWS
 
 static inline Partials partials_new(Ctx *c, int nsum, int C) {
     Partials p;
